@@ -1,0 +1,1 @@
+"""What the engine learns: the multi-task model, its training, snapshots and serving-time scoring."""

@@ -1,0 +1,59 @@
+"""A non-learned model: popularity within the user's interests, and a tiny sentiment lexicon.
+
+PLACEHOLDER until the multi-task network is served: it makes the engine run end to end with
+sensible output, and it stays as a baseline. Its version is 0 on every message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from model.candidates import admissible
+from model.serving import Recommendations
+from state.catalog import Catalog
+from state.user import UserState
+
+_POSITIVE = ("good", "great", "love", "perfect", "comfortable", "nice", "excellent", "beautiful",
+             "好", "喜欢", "满意", "不错", "舒服", "漂亮", "值得", "快")
+_NEGATIVE = ("bad", "poor", "terrible", "cheap", "return", "broken", "disappoint", "small",
+             "差", "不好", "失望", "退", "坏", "慢", "垃圾", "不")
+
+
+class PlaceholderModel:
+    version = 0
+
+    def __init__(self, catalog: Catalog, half_life_s: float, interests_shown: int = 5) -> None:
+        self._catalog = catalog
+        self._half_life = half_life_s
+        self._interests_shown = interests_shown
+
+    def observe_click(
+        self, user: UserState, item_id: str, action: str, ts: float, category: str
+    ) -> None:
+        """Nothing to learn."""
+
+    def recommend_many(
+        self, users: Sequence[UserState], now: float, k: int
+    ) -> list[Recommendations]:
+        return [self._recommend(u, now, k) for u in users]
+
+    def _recommend(self, user: UserState, now: float, k: int) -> Recommendations:
+        interests = user.interest_weights(now, self._half_life, self._interests_shown)
+        pool = 2 * k + len(user.bought)
+        candidates: list[tuple[str, float]] = []
+        for category, weight in interests:
+            ranked = self._catalog.popular(pool, category)
+            candidates += [(i, weight / (1 + r)) for r, i in enumerate(ranked)]
+        ranked = self._catalog.popular(pool)
+        candidates += [(i, 0.01 / (1 + r)) for r, i in enumerate(ranked)]
+        candidates.sort(key=lambda c: c[1], reverse=True)
+        return Recommendations(admissible(candidates, user, self._catalog, k), interests)
+
+    def sentiment_many(self, texts: Sequence[str]) -> list[float]:
+        out = []
+        for text in texts:
+            lowered = text.lower()
+            pos = sum(lowered.count(w) for w in _POSITIVE)
+            neg = sum(lowered.count(w) for w in _NEGATIVE)
+            out.append((1 + pos) / (2 + pos + neg))
+        return out

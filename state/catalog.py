@@ -1,0 +1,110 @@
+"""Every worker's read-only, in-memory view of all items: category, stock and popularity.
+
+Recommendations need facts about items a worker does not own (the item table is partitioned by
+item), so each worker follows the item table's changelog into this view. Popularity is stored as a
+log-score that orders items correctly at any common time without decaying every entry on read:
+``log2(weighted decayed activity at t) + t / half_life`` is the same for every ``t``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from state.item import ItemState
+
+_NO_ACTIVITY = float("-inf")
+
+
+@dataclass(slots=True)
+class CatalogEntry:
+    category: str
+    in_stock: bool
+    in_catalog: bool
+    pop_log: float
+    positive_ratio: float
+    reviews: int
+
+
+class Catalog:
+    def __init__(
+        self,
+        popularity_half_life_s: float,
+        refresh_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._half_life = popularity_half_life_s
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._items: dict[str, CatalogEntry] = {}
+        self._by_category: dict[str, set[str]] = {}
+        self._top: dict[str, tuple[float, list[str]]] = {}  # category ("" = all) -> (when, ids)
+        self._dirty: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._items
+
+    def get(self, item_id: str) -> CatalogEntry | None:
+        return self._items.get(item_id)
+
+    def category_of(self, item_id: str) -> str:
+        entry = self._items.get(item_id)
+        return entry.category if entry is not None else ""
+
+    def available(self, item_id: str) -> bool:
+        """False only for items the catalog says are out of stock."""
+        entry = self._items.get(item_id)
+        return entry is None or entry.in_stock
+
+    def upsert(self, item_id: str, item: ItemState) -> None:
+        score = item.popularity_score(item.popularity.ts, self._half_life)
+        pop_log = (
+            math.log2(score) + item.popularity.ts / self._half_life if score > 0 else _NO_ACTIVITY
+        )
+        f = item.figures()
+        entry = CatalogEntry(
+            item.category, item.in_stock, item.in_catalog, pop_log, f.positive_ratio, f.reviews
+        )
+        old = self._items.get(item_id)
+        if old is not None and old.category != entry.category:
+            self._by_category.get(old.category, set()).discard(item_id)
+            self._dirty.add(old.category)
+        self._items[item_id] = entry
+        self._by_category.setdefault(entry.category, set()).add(item_id)
+        self._dirty.update((entry.category, ""))
+
+    def remove(self, item_id: str) -> None:
+        old = self._items.pop(item_id, None)
+        if old is not None:
+            self._by_category.get(old.category, set()).discard(item_id)
+            self._dirty.update((old.category, ""))
+
+    def popular(self, n: int, category: str | None = None) -> list[str]:
+        """The ``n`` most popular in-stock items, overall or in one category; recomputed at most
+        once per ``refresh_s`` so that a burst of updates costs one ranking, not one per read."""
+        key = "" if category is None else category
+        now = self._clock()
+        cached = self._top.get(key)
+        if cached is not None and len(cached[1]) >= n:
+            when, ids = cached
+            if key not in self._dirty or now - when < self._refresh_s:
+                return ids[:n]
+        pool = self._items.keys() if category is None else self._by_category.get(category, ())
+        items = self._items
+        ranked = heapq.nlargest(
+            max(n, 50),
+            (i for i in pool if items[i].in_stock and items[i].pop_log != _NO_ACTIVITY),
+            key=lambda i: items[i].pop_log,
+        )
+        self._top[key] = (now, ranked)
+        self._dirty.discard(key)
+        return ranked[:n]
+
+    def categories(self) -> list[str]:
+        return [c for c, ids in self._by_category.items() if c and ids]

@@ -1,0 +1,55 @@
+"""Exponentially decayed weights: recent behaviour counts more than old behaviour.
+
+Weights are stored at one reference time and halve every ``half_life`` seconds after it. Events may
+arrive slightly out of order; an older event adds its amount already decayed to the reference time,
+so the result does not depend on arrival order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+def decay_factor(elapsed_s: float, half_life_s: float) -> float:
+    if elapsed_s <= 0.0:
+        return 1.0
+    return math.exp2(-elapsed_s / half_life_s)
+
+
+@dataclass(slots=True)
+class DecayedWeights:
+    weights: dict[str, float] = field(default_factory=dict)
+    ts: float = 0.0
+
+    def add(self, key: str, amount: float, ts: float, half_life_s: float) -> None:
+        if ts > self.ts:
+            if self.weights:
+                factor = decay_factor(ts - self.ts, half_life_s)
+                for k in self.weights:
+                    self.weights[k] *= factor
+            self.ts = ts
+        else:
+            amount *= decay_factor(self.ts - ts, half_life_s)
+        self.weights[key] = self.weights.get(key, 0.0) + amount
+
+    def at(self, now: float, half_life_s: float) -> dict[str, float]:
+        """The weights as they stand at ``now``."""
+        factor = decay_factor(now - self.ts, half_life_s)
+        return {k: w * factor for k, w in self.weights.items()}
+
+    def total(self) -> float:
+        return sum(self.weights.values())
+
+    def keep_largest(self, n: int) -> None:
+        if len(self.weights) > n:
+            kept = sorted(self.weights.items(), key=lambda kv: kv[1], reverse=True)[:n]
+            self.weights = dict(kept)
+
+    def to_fields(self) -> list[object]:
+        return [self.weights, self.ts]
+
+    @classmethod
+    def from_fields(cls, fields: list[object]) -> DecayedWeights:
+        weights, ts = fields
+        return cls(weights=dict(weights), ts=float(ts))  # type: ignore[call-overload,arg-type]

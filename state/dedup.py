@@ -1,0 +1,58 @@
+"""Marks of what a state already reflects, so that a redelivered event changes nothing.
+
+Kafka delivers at least once: after a crash a worker re-reads from its last committed offset, and a
+producer that retried may have written one event twice. Two bounded marks make the effect of each
+event on a state exactly-once:
+
+* the highest ``(partition, offset)`` applied per source topic. All events of one key come from one
+  partition, in order, so an offset at or below the mark has been applied: exact, and O(1) however
+  long the replay.
+* the hashes of the last ``ids_kept`` event ids, for a duplicate that a producer wrote twice (at a
+  new offset). A duplicate arriving more than ``ids_kept`` events of the same key after its twin is
+  applied again; the bound is what keeps a state small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+IDS_KEPT = 16
+
+
+def event_hash(event_id: str) -> int:
+    """A stable 64-bit hash (Python's own ``hash`` is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+
+
+@dataclass(slots=True)
+class AppliedLog:
+    marks: dict[str, list[int]] = field(default_factory=dict)  # source -> [partition, offset]
+    ids: list[int] = field(default_factory=list)  # event-id hashes, newest last
+    ids_kept: int = IDS_KEPT
+
+    def seen(self, source: str, partition: int, offset: int, event_id: str) -> bool:
+        return self.seen_offset(source, partition, offset) or event_hash(event_id) in self.ids
+
+    def seen_offset(self, source: str, partition: int, offset: int) -> bool:
+        mark = self.marks.get(source)
+        return mark is not None and mark[0] == partition and offset <= mark[1]
+
+    def record(self, source: str, partition: int, offset: int, event_id: str) -> None:
+        self.record_offset(source, partition, offset)
+        self.ids.append(event_hash(event_id))
+        if len(self.ids) > self.ids_kept:
+            del self.ids[: len(self.ids) - self.ids_kept]
+
+    def record_offset(self, source: str, partition: int, offset: int) -> None:
+        mark = self.marks.get(source)
+        if mark is None or mark[0] != partition or offset > mark[1]:
+            self.marks[source] = [partition, offset]
+
+    def to_fields(self) -> list[object]:
+        return [self.marks, self.ids]
+
+    @classmethod
+    def from_fields(cls, fields: list[object]) -> AppliedLog:
+        marks, ids = fields
+        return cls(marks=dict(marks), ids=list(ids))  # type: ignore[arg-type,call-overload]

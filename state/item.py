@@ -1,0 +1,161 @@
+"""Per-item state: catalog facts, decayed popularity and review sentiment, bounded in size.
+
+The item table is keyed by item id and fed by three item-keyed streams: the catalog, the activity
+counts that click-processing workers send in batches, and reviews re-keyed by item. Every worker
+follows the table's changelog to keep a read-only view of all items (``state.catalog``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from state.codec import decode, encode
+from state.decay import DecayedWeights
+from state.dedup import AppliedLog
+from state.user import ACTION_WEIGHT
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    """When an item's recent reviews turn negative enough to tell someone."""
+
+    window: int = 20
+    min_reviews: int = 5
+    negative_ratio: float = 0.5
+    jump: float = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentFigures:
+    positive_ratio: float
+    reviews: int
+    recent_negative_ratio: float
+    recent_reviews: int
+    baseline_negative_ratio: float  # over the reviews before the recent window
+    mean_rating: float | None
+
+
+@dataclass(slots=True)
+class ItemState:
+    category: str = ""
+    title: str = ""
+    price: float | None = None
+    in_stock: bool = True
+    catalog_ts: float = float("-inf")  # ts of the catalog record applied; -inf: none yet
+    popularity: DecayedWeights = field(default_factory=DecayedWeights)  # action -> count
+    reviews: int = 0
+    positive: int = 0
+    rating_sum: float = 0.0
+    rating_n: int = 0
+    recent: list[int] = field(default_factory=list)  # 1 positive, 0 negative; oldest first
+    alerting: bool = False
+    applied: AppliedLog = field(default_factory=AppliedLog)
+
+    @property
+    def in_catalog(self) -> bool:
+        return self.catalog_ts != float("-inf")
+
+    def apply_catalog(
+        self, category: str, title: str, price: float | None, in_stock: bool, ts: float
+    ) -> bool:
+        """Apply a catalog record unless an equally new or newer one was applied; True if applied."""
+        if ts < self.catalog_ts:
+            return False
+        self.category, self.title, self.price, self.in_stock = category, title, price, in_stock
+        self.catalog_ts = ts
+        return True
+
+    def apply_activity(
+        self, counts: dict[str, float], ts: float, half_life_s: float, category: str = ""
+    ) -> None:
+        """Add click counts; ``category`` (from the clicks) fills in for items not in the catalog."""
+        if category and not self.in_catalog:
+            self.category = category
+        for action, n in counts.items():
+            self.popularity.add(action, n, ts, half_life_s)
+
+    def popularity_score(self, now: float, half_life_s: float) -> float:
+        """Action-weighted decayed activity at ``now``."""
+        return sum(ACTION_WEIGHT[a] * n for a, n in self.popularity.at(now, half_life_s).items())
+
+    def apply_review(self, positive: bool, rating: int | None, window: int) -> SentimentFigures:
+        self.reviews += 1
+        self.positive += int(positive)
+        if rating is not None:
+            self.rating_sum += rating
+            self.rating_n += 1
+        self.recent.append(int(positive))
+        if len(self.recent) > window:
+            del self.recent[: len(self.recent) - window]
+        return self.figures()
+
+    def figures(self) -> SentimentFigures:
+        recent_n = len(self.recent)
+        recent_neg = recent_n - sum(self.recent)
+        before_n = self.reviews - recent_n
+        before_neg = (self.reviews - self.positive) - recent_neg
+        return SentimentFigures(
+            positive_ratio=self.positive / self.reviews if self.reviews else 0.0,
+            reviews=self.reviews,
+            recent_negative_ratio=recent_neg / recent_n if recent_n else 0.0,
+            recent_reviews=recent_n,
+            baseline_negative_ratio=before_neg / before_n if before_n > 0 else 0.0,
+            mean_rating=self.rating_sum / self.rating_n if self.rating_n else None,
+        )
+
+    def check_alert(self, rule: AlertRule) -> SentimentFigures | None:
+        """The figures when the item has just entered the alert condition, else None.
+
+        An alert fires once when the recent negative ratio crosses the threshold and sits at least
+        ``jump`` above the item's earlier negative ratio; it re-arms when the ratio falls back
+        below the threshold, so a lasting problem is reported once, not on every review.
+        """
+        f = self.figures()
+        bad = (
+            f.recent_reviews >= rule.min_reviews
+            and f.recent_negative_ratio >= rule.negative_ratio
+            and f.recent_negative_ratio - f.baseline_negative_ratio >= rule.jump
+        )
+        if bad and not self.alerting:
+            self.alerting = True
+            return f
+        if not bad and f.recent_negative_ratio < rule.negative_ratio:
+            self.alerting = False
+        return None
+
+    def to_bytes(self) -> bytes:
+        return encode(
+            [
+                self.category,
+                self.title,
+                self.price,
+                self.in_stock,
+                None if not self.in_catalog else self.catalog_ts,
+                self.popularity.to_fields(),
+                [self.reviews, self.positive, self.rating_sum, self.rating_n],
+                self.recent,
+                self.alerting,
+                self.applied.to_fields(),
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ItemState:
+        (category, title, price, in_stock, catalog_ts, popularity, counts, recent, alerting,
+         applied) = decode(data, "item")
+        reviews, positive, rating_sum, rating_n = counts
+        return cls(
+            category=category,
+            title=title,
+            price=price,
+            in_stock=bool(in_stock),
+            catalog_ts=float("-inf") if catalog_ts is None else float(catalog_ts),
+            popularity=DecayedWeights.from_fields(popularity),
+            reviews=int(reviews),
+            positive=int(positive),
+            rating_sum=float(rating_sum),
+            rating_n=int(rating_n),
+            recent=list(recent),
+            alerting=bool(alerting),
+            applied=AppliedLog.from_fields(applied),
+        )

@@ -1,0 +1,143 @@
+"""Per-user state: what the engine remembers about one shopper, bounded in size.
+
+A user's state is read, changed and written back once per event, in the worker that owns the user's
+partition. Everything in it is bounded (recent items, interests, bought items, event ids), so a user
+who clicks a hundred thousand times costs no more bytes than one who clicks fifty times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from state.codec import decode, encode
+from state.decay import DecayedWeights
+from state.dedup import AppliedLog
+
+ACTIONS: tuple[str, ...] = ("view", "click", "cart", "fav", "buy")
+ACTION_INDEX: dict[str, int] = {a: i for i, a in enumerate(ACTIONS)}
+#: How much an action says about interest: buy > cart > fav > click > view.
+ACTION_WEIGHT: dict[str, float] = {"view": 1.0, "click": 2.0, "fav": 3.0, "cart": 4.0, "buy": 5.0}
+
+RECENT_MAX = 50
+INTERESTS_MAX = 24
+BOUGHT_MAX = 100
+
+
+@dataclass(slots=True)
+class RecentItem:
+    item_id: str
+    action: str
+    ts: float
+    category: str  # "" when unknown
+
+
+@dataclass(slots=True)
+class PublishedRecommendation:
+    """The last recommendation published for the user: served by the API, and the reference for
+    the online hit rate (was the next click among these items?)."""
+
+    items: list[tuple[str, float]]
+    interests: list[tuple[str, float]]
+    model_version: int
+    trigger_event_id: str
+    event_ts: float
+    published_ts: float
+
+    def item_ids(self) -> list[str]:
+        return [item_id for item_id, _ in self.items]
+
+    def to_fields(self) -> list[object]:
+        return [
+            [list(p) for p in self.items],
+            [list(p) for p in self.interests],
+            self.model_version,
+            self.trigger_event_id,
+            self.event_ts,
+            self.published_ts,
+        ]
+
+    @classmethod
+    def from_fields(cls, f: list[object]) -> PublishedRecommendation:
+        items, interests, version, trigger, event_ts, published_ts = f
+        return cls(
+            items=[(str(i), float(s)) for i, s in items],  # type: ignore[attr-defined]
+            interests=[(str(c), float(w)) for c, w in interests],  # type: ignore[attr-defined]
+            model_version=int(version),  # type: ignore[call-overload]
+            trigger_event_id=str(trigger),
+            event_ts=float(event_ts),  # type: ignore[arg-type]
+            published_ts=float(published_ts),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(slots=True)
+class UserState:
+    counts: list[int] = field(default_factory=lambda: [0] * len(ACTIONS))
+    recent: list[RecentItem] = field(default_factory=list)  # oldest first
+    interests: DecayedWeights = field(default_factory=DecayedWeights)
+    bought: list[str] = field(default_factory=list)  # oldest first, unique
+    reviews: int = 0
+    last: PublishedRecommendation | None = None
+    applied: AppliedLog = field(default_factory=AppliedLog)
+
+    def apply_click(
+        self, item_id: str, action: str, ts: float, category: str, half_life_s: float
+    ) -> None:
+        """Fold one click into the state. ``category`` is "" when neither the event nor the
+        catalog knows it."""
+        self.counts[ACTION_INDEX[action]] += 1
+        self.recent.append(RecentItem(item_id, action, ts, category))
+        if len(self.recent) > RECENT_MAX:
+            del self.recent[: len(self.recent) - RECENT_MAX]
+        if category:
+            self.interests.add(category, ACTION_WEIGHT[action], ts, half_life_s)
+            self.interests.keep_largest(INTERESTS_MAX)
+        if action == "buy":
+            if item_id in self.bought:
+                self.bought.remove(item_id)
+            self.bought.append(item_id)
+            if len(self.bought) > BOUGHT_MAX:
+                del self.bought[: len(self.bought) - BOUGHT_MAX]
+
+    def apply_review(self) -> None:
+        self.reviews += 1
+
+    def action_counts(self) -> dict[str, int]:
+        return dict(zip(ACTIONS, self.counts, strict=True))
+
+    def interest_weights(self, now: float, half_life_s: float, n: int) -> list[tuple[str, float]]:
+        """The ``n`` strongest categories at ``now``, normalised to sum to 1 over all categories."""
+        weights = self.interests.at(now, half_life_s)
+        total = sum(weights.values())
+        if total <= 0.0:
+            return []
+        top = sorted(weights.items(), key=lambda kv: kv[1], reverse=True)[:n]
+        return [(c, w / total) for c, w in top]
+
+    def last_ts(self) -> float:
+        return self.recent[-1].ts if self.recent else 0.0
+
+    def to_bytes(self) -> bytes:
+        return encode(
+            [
+                self.counts,
+                [[r.item_id, ACTION_INDEX[r.action], r.ts, r.category] for r in self.recent],
+                self.interests.to_fields(),
+                self.bought,
+                self.reviews,
+                self.last.to_fields() if self.last is not None else None,
+                self.applied.to_fields(),
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> UserState:
+        counts, recent, interests, bought, reviews, last, applied = decode(data, "user")
+        return cls(
+            counts=list(counts),
+            recent=[RecentItem(i, ACTIONS[a], t, c) for i, a, t, c in recent],
+            interests=DecayedWeights.from_fields(interests),
+            bought=list(bought),
+            reviews=int(reviews),
+            last=PublishedRecommendation.from_fields(last) if last is not None else None,
+            applied=AppliedLog.from_fields(applied),
+        )

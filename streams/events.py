@@ -1,0 +1,260 @@
+"""The input contracts: click, review and catalog events, and their validation.
+
+Every consumed message goes through :func:`parse_click`, :func:`parse_review` or :func:`parse_item`
+before anything else touches it. They either return a typed event or raise :class:`InvalidEvent`
+with a short ``reason`` (a low-cardinality code for metrics) and a precise message (for the
+dead-letter record). Nothing here knows about Faust or Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+ACTIONS = frozenset({"view", "click", "cart", "fav", "buy"})
+ID_MAX = 128
+TEXT_MAX = 10_000
+TITLE_MAX = 1_000
+#: Larger payloads are refused before parsing (10,000 CJK characters as \\u escapes fit well).
+PAYLOAD_MAX = 256 * 1024
+#: Timestamps further ahead of the worker's clock than this are refused (clock skew allowance).
+MAX_FUTURE_S = 86_400.0
+#: Timestamps before this (2000-01-01) are refused: no shop replays older traffic, and a value in
+#: milliseconds or a small integer is a producer bug better caught at the door.
+MIN_TS = 946_684_800.0
+
+
+class InvalidEvent(ValueError):
+    """A message that breaks its topic's contract. ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+REASONS = (
+    "too_large",
+    "encoding",
+    "json",
+    "not_object",
+    "missing_field",
+    "wrong_type",
+    "out_of_range",
+    "unknown_action",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    event_id: str
+    user_id: str
+    item_id: str
+    action: str
+    ts: float
+    category: str | None = None
+    session_id: str | None = None
+
+    def to_json(self) -> bytes:
+        return _dump({k: v for k, v in asdict(self).items() if v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    event_id: str
+    user_id: str
+    item_id: str
+    text: str
+    ts: float
+    rating: int | None = None
+
+    def to_json(self) -> bytes:
+        return _dump({k: v for k, v in asdict(self).items() if v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    item_id: str
+    category: str
+    title: str | None = None
+    price: float | None = None
+    in_stock: bool = True
+    ts: float | None = None
+
+    def to_json(self) -> bytes:
+        return _dump({k: v for k, v in asdict(self).items() if v is not None})
+
+
+def parse_click(payload: bytes | None, now: float | None = None) -> Click:
+    obj = _load(payload)
+    action = _str(obj, "action", 16)
+    if action not in ACTIONS:
+        raise InvalidEvent(
+            "unknown_action",
+            f"field 'action': expected one of {', '.join(sorted(ACTIONS))}, got {action!r}",
+        )
+    return Click(
+        event_id=_id(obj, "event_id"),
+        user_id=_id(obj, "user_id"),
+        item_id=_id(obj, "item_id"),
+        action=action,
+        ts=_ts(obj, now),
+        category=_opt_str(obj, "category", ID_MAX),
+        session_id=_opt_str(obj, "session_id", ID_MAX),
+    )
+
+
+def parse_review(payload: bytes | None, now: float | None = None) -> Review:
+    obj = _load(payload)
+    rating = obj.get("rating")
+    if rating is not None:
+        if type(rating) is not int:
+            raise InvalidEvent("wrong_type", f"field 'rating': expected an integer 1..5, got {_kind(rating)}")
+        if not 1 <= rating <= 5:
+            raise InvalidEvent("out_of_range", f"field 'rating': must be 1..5, got {rating}")
+    return Review(
+        event_id=_id(obj, "event_id"),
+        user_id=_id(obj, "user_id"),
+        item_id=_id(obj, "item_id"),
+        text=_str(obj, "text", TEXT_MAX),
+        ts=_ts(obj, now),
+        rating=rating,
+    )
+
+
+def parse_item(payload: bytes | None, now: float | None = None) -> Item:
+    obj = _load(payload)
+    price = obj.get("price")
+    if price is not None:
+        if not _is_number(price):
+            raise InvalidEvent("wrong_type", f"field 'price': expected a number, got {_kind(price)}")
+        if _finite(price) is None or price < 0:
+            raise InvalidEvent("out_of_range", f"field 'price': must be finite and >= 0, got {str(price)[:40]}")
+    in_stock = obj.get("in_stock", True)
+    if in_stock is None:
+        in_stock = True
+    if type(in_stock) is not bool:
+        raise InvalidEvent("wrong_type", f"field 'in_stock': expected true or false, got {_kind(in_stock)}")
+    return Item(
+        item_id=_id(obj, "item_id"),
+        category=_str(obj, "category", ID_MAX),
+        title=_opt_str(obj, "title", TITLE_MAX),
+        price=float(price) if price is not None else None,
+        in_stock=in_stock,
+        ts=_ts(obj, now) if obj.get("ts") is not None else None,
+    )
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidEvent("json", f"invalid JSON: {name} is not a number JSON allows")
+
+
+def _load(payload: bytes | None) -> dict[str, Any]:
+    if payload is None:
+        raise InvalidEvent("json", "empty message: no value")
+    if len(payload) > PAYLOAD_MAX:
+        raise InvalidEvent("too_large", f"payload of {len(payload)} bytes exceeds {PAYLOAD_MAX}")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(
+            "encoding", f"payload is not UTF-8: byte 0x{payload[exc.start]:02x} at position {exc.start}"
+        ) from None
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except InvalidEvent:
+        raise
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent("json", f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
+        raise InvalidEvent("json", f"invalid JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise InvalidEvent("json", "invalid JSON: nested too deeply") from None
+    if not isinstance(obj, dict):
+        raise InvalidEvent("not_object", f"expected a JSON object, got {_kind(obj)}")
+    return obj
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _has_control(value: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+
+
+def _str(obj: dict[str, Any], name: str, max_len: int) -> str:
+    if name not in obj or obj[name] is None:
+        raise InvalidEvent("missing_field", f"field {name!r}: missing")
+    value = obj[name]
+    if not isinstance(value, str):
+        raise InvalidEvent("wrong_type", f"field {name!r}: expected a string, got {_kind(value)}")
+    if not value:
+        raise InvalidEvent("out_of_range", f"field {name!r}: must not be empty")
+    if len(value) > max_len:
+        raise InvalidEvent(
+            "out_of_range", f"field {name!r}: {len(value)} characters, at most {max_len}"
+        )
+    return value
+
+
+def _id(obj: dict[str, Any], name: str) -> str:
+    value = _str(obj, name, ID_MAX)
+    if value.strip() != value or _has_control(value):
+        raise InvalidEvent(
+            "out_of_range", f"field {name!r}: ids must not contain control characters or edge spaces"
+        )
+    return value
+
+
+def _opt_str(obj: dict[str, Any], name: str, max_len: int) -> str | None:
+    if obj.get(name) is None:
+        return None
+    return _str(obj, name, max_len)
+
+
+def _finite(value: int | float) -> float | None:
+    """The value as a float, or None when it is NaN, infinite or too large for a float."""
+    try:
+        f = float(value)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _ts(obj: dict[str, Any], now: float | None) -> float:
+    value = obj.get("ts")
+    if value is None:
+        raise InvalidEvent("missing_field", "field 'ts': missing")
+    if not _is_number(value):
+        raise InvalidEvent("wrong_type", f"field 'ts': expected unix seconds (a number), got {_kind(value)}")
+    ts = _finite(value)
+    limit = (time.time() if now is None else now) + MAX_FUTURE_S
+    if ts is None or ts < MIN_TS or ts > limit:
+        raise InvalidEvent(
+            "out_of_range",
+            f"field 'ts': {str(value)[:40]} is not unix seconds between 2000-01-01 and a day from now",
+        )
+    return ts
+
+
+def _dump(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

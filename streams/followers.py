@@ -1,0 +1,84 @@
+"""Read a whole topic, every partition, into local memory, and keep following it.
+
+Some state must be seen by every worker, not just the owner of a partition: the item view used to
+filter and retrieve candidates, and (later) the newest model snapshot. A follower is a plain
+consumer without a group: it reads all partitions from the beginning, tells when it has caught up
+with what existed at start-up, then applies each new message as it arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[bytes | None, bytes | None], None]
+
+
+class Follower:
+    def __init__(self, settings: Settings, topic: str, apply: Apply, name: str) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._apply = apply
+        self._name = name
+        self.caught_up = asyncio.Event()
+        self.applied = 0
+
+    async def run(self) -> None:
+        """Follow until cancelled; reconnects on broker errors."""
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                log.warning("%s follower: %r; reconnecting in 1 s", self._name, exc)
+                await asyncio.sleep(1.0)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id=f"{self._settings.app_id}-{self._name}-follower",
+            **self._settings.kafka_client_options(),
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(self._topic)
+            while not partitions:
+                await asyncio.sleep(0.5)
+                await consumer.force_metadata_update()
+                partitions = consumer.partitions_for_topic(self._topic)
+            tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            pending = {tp for tp in tps if ends[tp] > 0}
+            if not pending:
+                self.caught_up.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                for tp, records in batches.items():
+                    for record in records:
+                        try:
+                            self._apply(record.key, record.value)
+                            self.applied += 1
+                        except Exception:
+                            log.exception("%s follower: cannot apply a message; skipped", self._name)
+                for tp in list(pending):
+                    if await consumer.position(tp) >= ends[tp]:
+                        pending.discard(tp)
+                if not pending and not self.caught_up.is_set():
+                    log.info("%s follower caught up (%d messages)", self._name, self.applied)
+                    self.caught_up.set()
+        finally:
+            await consumer.stop()

@@ -1,0 +1,115 @@
+"""The output contracts: recommendation, sentiment (and alert) and dead-letter messages.
+
+Plain functions from engine results to the JSON bytes the shop's services read; the README shows an
+example of each. Kept apart from the agents so that the wire format is tested directly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from state.item import SentimentFigures
+from state.user import PublishedRecommendation
+
+DEADLETTER_PAYLOAD_MAX = 4096
+
+
+def _dump(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def recommendation(user_id: str, rec: PublishedRecommendation) -> bytes:
+    return _dump(
+        {
+            "user_id": user_id,
+            "items": [{"item_id": i, "score": round(s, 6)} for i, s in rec.items],
+            "interests": [{"category": c, "weight": round(w, 6)} for c, w in rec.interests],
+            "model_version": rec.model_version,
+            "trigger_event_id": rec.trigger_event_id,
+            "event_ts": rec.event_ts,
+            "published_ts": rec.published_ts,
+        }
+    )
+
+
+def sentiment(
+    *,
+    event_id: str,
+    user_id: str,
+    item_id: str,
+    score: float,
+    figures: SentimentFigures,
+    model_version: int,
+    event_ts: float,
+    published_ts: float,
+) -> bytes:
+    return _dump(
+        {
+            "event_id": event_id,
+            "user_id": user_id,
+            "item_id": item_id,
+            "label": "positive" if score >= 0.5 else "negative",
+            "score": round(score, 6),
+            "item_positive_ratio": round(figures.positive_ratio, 6),
+            "item_reviews": figures.reviews,
+            "model_version": model_version,
+            "event_ts": event_ts,
+            "published_ts": published_ts,
+        }
+    )
+
+
+def sentiment_alert(
+    *,
+    item_id: str,
+    trigger_event_id: str,
+    figures: SentimentFigures,
+    threshold: float,
+    model_version: int,
+    published_ts: float,
+) -> bytes:
+    return _dump(
+        {
+            "event_id": f"alert:{trigger_event_id}",
+            "item_id": item_id,
+            "label": "alert",
+            "recent_negative_ratio": round(figures.recent_negative_ratio, 6),
+            "recent_reviews": figures.recent_reviews,
+            "baseline_negative_ratio": round(figures.baseline_negative_ratio, 6),
+            "threshold": threshold,
+            "item_positive_ratio": round(figures.positive_ratio, 6),
+            "item_reviews": figures.reviews,
+            "trigger_event_id": trigger_event_id,
+            "model_version": model_version,
+            "published_ts": published_ts,
+        }
+    )
+
+
+def dead_letter(
+    *,
+    source_topic: str,
+    partition: int,
+    offset: int,
+    reason: str,
+    error: str,
+    payload: bytes | None,
+    ts: float,
+) -> bytes:
+    """The original bytes travel as text (invalid UTF-8 escaped), cut to 4 KB so that a flood of
+    huge payloads cannot flood the dead-letter topic too."""
+    raw = payload or b""
+    return _dump(
+        {
+            "source_topic": source_topic,
+            "partition": partition,
+            "offset": offset,
+            "reason": reason,
+            "error": error,
+            "payload": raw[:DEADLETTER_PAYLOAD_MAX].decode("utf-8", errors="backslashreplace"),
+            "payload_bytes": len(raw),
+            "truncated": len(raw) > DEADLETTER_PAYLOAD_MAX,
+            "ts": ts,
+        }
+    )

@@ -1,0 +1,126 @@
+"""Every topic the engine reads or writes, with its partitions and configuration, and their creation.
+
+Brokers do not all auto-create topics, and never with the partition counts the engine needs (user
+state is co-partitioned across clicks, reviews and the users changelog), so ``shopguide topics
+create`` and each worker at start-up create them explicitly, idempotently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMPACT = {"cleanup.policy": "compact"}
+#: Model snapshots travel in chunks well below every broker's default message limit.
+SNAPSHOT_CHUNK_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    keyed_by: str = ""  # "user", "item" or "" (not partitioned by a key the engine relies on)
+
+
+class Topics:
+    """Topic names derived from the settings; one instance per app."""
+
+    def __init__(self, settings: Settings) -> None:
+        p = settings.topic_prefix
+        self.clicks = f"{p}clicks"
+        self.reviews = f"{p}reviews"
+        self.items = f"{p}items"
+        self.recommendations = f"{p}recommendations"
+        self.sentiment = f"{p}sentiment"
+        self.deadletter = f"{p}deadletter"
+        # Internal: reviews and click counts re-keyed by item, the trainer's input, model snapshots.
+        self.item_reviews = f"{p}item-reviews"
+        self.item_activity = f"{p}item-activity"
+        self.training = f"{p}training"
+        self.snapshots = f"{p}snapshots"
+        self.users_changelog = f"{settings.app_id}-users-changelog"
+        self.items_changelog = f"{settings.app_id}-items-changelog"
+        self._partitions = settings.partitions
+
+    def specs(self) -> list[TopicSpec]:
+        n = self._partitions
+        return [
+            TopicSpec(self.clicks, n, keyed_by="user"),
+            TopicSpec(self.reviews, n, keyed_by="user"),
+            TopicSpec(self.items, n, COMPACT, keyed_by="item"),
+            TopicSpec(self.recommendations, n, COMPACT, keyed_by="user"),
+            TopicSpec(self.sentiment, n, keyed_by="item"),
+            TopicSpec(self.deadletter, 1),
+            TopicSpec(self.item_reviews, n, keyed_by="item"),
+            TopicSpec(self.item_activity, n, keyed_by="item"),
+            TopicSpec(self.training, 1),
+            TopicSpec(self.snapshots, 1, COMPACT),
+            TopicSpec(self.users_changelog, n, COMPACT, keyed_by="user"),
+            TopicSpec(self.items_changelog, n, COMPACT, keyed_by="item"),
+        ]
+
+
+class TopicLayoutError(RuntimeError):
+    """An existing topic has a partition count that would break co-partitioning."""
+
+
+def admin_client(settings: Settings, timeout_s: float = 30.0) -> KafkaAdminClient:
+    """An admin client, retrying while the broker is still starting."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return KafkaAdminClient(
+                bootstrap_servers=settings.bootstrap_servers,
+                client_id=f"{settings.app_id}-admin",
+                request_timeout_ms=10_000,
+                **settings.kafka_client_options(),
+            )
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
+def create_topics(settings: Settings, timeout_s: float = 30.0) -> tuple[list[str], list[str]]:
+    """Create the missing topics; return (created, already there). Safe to run concurrently."""
+    specs = Topics(settings).specs()
+    admin = admin_client(settings, timeout_s)
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        created: list[str] = []
+        for spec in missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, settings.replication, topic_configs=spec.config)]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # another worker won the race
+        _check_partitions(admin, specs)
+        return created, [s.name for s in specs if s.name not in created]
+    finally:
+        admin.close()
+
+
+def _check_partitions(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
+    described = {d["name"]: len(d["partitions"]) for d in admin.describe_topics([s.name for s in specs])}
+    wrong = [
+        f"{s.name} has {described.get(s.name)} partitions, expected {s.partitions}"
+        for s in specs
+        if s.keyed_by and described.get(s.name) != s.partitions
+    ]
+    if wrong:
+        raise TopicLayoutError(
+            "keyed topics must all have SHOPGUIDE_PARTITIONS partitions (state is co-partitioned): "
+            + "; ".join(wrong)
+        )

@@ -1,0 +1,120 @@
+"""The worker's small HTTP API. Reads of a user's or item's state are routed by Faust to the worker
+that owns the key's partition, so any worker answers for any key."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from faust import web
+
+from state.codec import StateDecodeError
+from state.item import ItemState
+from state.user import UserState
+from streams.events import ID_MAX
+
+if TYPE_CHECKING:
+    from streams.app import Engine
+
+
+def _bad_id(value: str) -> str | None:
+    if not value or len(value) > ID_MAX:
+        return f"ids are 1..{ID_MAX} characters"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value) or value.strip() != value:
+        return "ids must not contain control characters or edge spaces"
+    return None
+
+
+def register_views(engine: Engine) -> None:
+    app = engine.app
+    s = engine.settings
+
+    def load_user(user_id: str) -> UserState | None:
+        raw = engine.users.get(user_id)
+        if raw is None:
+            return None
+        try:
+            return UserState.from_bytes(raw)
+        except StateDecodeError:
+            return None
+
+    @app.page("/healthz")
+    async def healthz(self: web.View, request: web.Request) -> web.Response:
+        ready = engine.catalog_follower.caught_up.is_set()
+        body = {
+            "status": "ok" if ready else "starting",
+            "catalog_items": len(engine.catalog),
+            "model_version": engine.model.version,
+        }
+        return self.json(body, status=200 if ready else 503)
+
+    @app.page("/users/{user_id}")
+    @app.table_route(table=engine.users, match_info="user_id")
+    async def user(self: web.View, request: web.Request, user_id: str) -> web.Response:
+        error = _bad_id(user_id)
+        if error:
+            return self.json({"error": error}, status=400)
+        state = load_user(user_id)
+        if state is None:
+            return self.json({"error": f"unknown user {user_id!r}"}, status=404)
+        now = state.last_ts()
+        return self.json(
+            {
+                "user_id": user_id,
+                "counts": state.action_counts(),
+                "recent_items": [
+                    {"item_id": r.item_id, "action": r.action, "ts": r.ts, "category": r.category}
+                    for r in reversed(state.recent)
+                ],
+                "interests": [
+                    {"category": c, "weight": round(w, 6)}
+                    for c, w in state.interest_weights(now, s.interest_half_life_s, 10)
+                ],
+                "bought": list(reversed(state.bought)),
+                "reviews": state.reviews,
+            }
+        )
+
+    @app.page("/recommendations/{user_id}")
+    @app.table_route(table=engine.users, match_info="user_id")
+    async def recommendations(self: web.View, request: web.Request, user_id: str) -> web.Response:
+        error = _bad_id(user_id)
+        if error:
+            return self.json({"error": error}, status=400)
+        state = load_user(user_id)
+        if state is None or state.last is None:
+            return self.json({"error": f"no recommendation for user {user_id!r} yet"}, status=404)
+        rec = state.last
+        body: dict[str, Any] = {
+            "user_id": user_id,
+            "items": [{"item_id": i, "score": round(sc, 6)} for i, sc in rec.items],
+            "interests": [{"category": c, "weight": round(w, 6)} for c, w in rec.interests],
+            "model_version": rec.model_version,
+            "trigger_event_id": rec.trigger_event_id,
+            "event_ts": rec.event_ts,
+            "published_ts": rec.published_ts,
+        }
+        return self.json(body)
+
+    @app.page("/items/{item_id}/sentiment")
+    @app.table_route(table=engine.items, match_info="item_id")
+    async def item_sentiment(self: web.View, request: web.Request, item_id: str) -> web.Response:
+        error = _bad_id(item_id)
+        if error:
+            return self.json({"error": error}, status=400)
+        raw = engine.items.get(item_id)
+        if raw is None:
+            return self.json({"error": f"unknown item {item_id!r}"}, status=404)
+        item = ItemState.from_bytes(raw)
+        f = item.figures()
+        return self.json(
+            {
+                "item_id": item_id,
+                "reviews": f.reviews,
+                "positive_ratio": round(f.positive_ratio, 6),
+                "recent_negative_ratio": round(f.recent_negative_ratio, 6),
+                "recent_reviews": f.recent_reviews,
+                "baseline_negative_ratio": round(f.baseline_negative_ratio, 6),
+                "mean_rating": f.mean_rating,
+                "alerting": item.alerting,
+            }
+        )
