@@ -93,12 +93,7 @@ def read_movielens(path: Path) -> Iterator[Interaction | Rejected]:
     """``ratings.csv`` in timestamp order, each rating as a click: a rating of 4 or more is a
     "fav" (the positives of the evaluation), lower ones a "view". The category is the first genre
     from ``movies.csv`` beside it."""
-    genres: dict[str, str] = {}
-    movies = path.parent / "movies.csv"
-    if movies.exists():
-        with open(movies, encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f):
-                genres[row["movieId"]] = row["genres"].split("|")[0]
+    genres = {movie: genre for movie, _, genre in read_movielens_catalog(path)}
     rows: list[Interaction] = []
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.reader(f)
@@ -117,6 +112,16 @@ def read_movielens(path: Path) -> Iterator[Interaction | Rejected]:
             rows.append(Interaction(user, movie, genres.get(movie, ""), action, float(ts), rating))
     rows.sort(key=lambda r: r.ts)  # stable: ties keep file order
     yield from rows
+
+
+def read_movielens_catalog(ratings: Path) -> Iterator[tuple[str, str, str]]:
+    """(movie id, title, first genre) from the ``movies.csv`` beside ``ratings.csv``, if any."""
+    movies = ratings.parent / "movies.csv"
+    if not movies.exists():
+        return
+    with open(movies, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            yield row["movieId"], row["title"], row["genres"].split("|")[0]
 
 
 def read_reviews_en(path: Path) -> Iterator[LabeledReview | Rejected]:
