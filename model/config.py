@@ -1,0 +1,157 @@
+"""The model's hyperparameters: one frozen, JSON-serialisable object shared by training, snapshots
+and serving.
+
+A snapshot carries the config it was trained with, so a worker or a resumed trainer rebuilds the
+exact shapes from the snapshot alone; :func:`weight_shapes` is the single source of those shapes,
+used to build the Keras network and to verify a snapshot before any weight is used. Nothing here
+imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+TASKS: tuple[str, ...] = ("recommend", "interest", "sentiment", "rating")
+#: Candidate features computed in numpy at serving time (see ``model.retrieval``).
+N_CANDIDATE_FEATURES = 16
+#: User activity counts: one per action plus the user's review count (log1p-scaled).
+N_COUNTS = 6
+
+
+class ConfigError(ValueError):
+    """A config that cannot describe a model (unknown option, bad value)."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shapes, bounded hash spaces and training options.
+
+    Hash spaces are powers of two so that memory is fixed whatever the catalog or vocabulary size;
+    bucket 0 of each space is reserved for padding and unknown values.
+    """
+
+    item_buckets: int = 1 << 17
+    category_buckets: int = 1 << 12
+    text_buckets: int = 1 << 17
+    dim: int = 32  # item and category embeddings, user vector
+    text_dim: int = 16
+    hidden: int = 64  # shared bottom / expert width
+    tower: int = 32  # per-task tower width
+    experts: int = 4  # MMoE experts; 0 = shared-bottom
+    history: int = 20  # recent items pooled into the user vector
+    interests: int = 8  # decayed category interests fed to the network
+    text_features: int = 256  # hashed text n-grams kept per review
+    negatives: int = 4  # sampled negatives per click
+    batch_size: int = 512
+    learning_rate: float = 2e-3  # Adam, dense weights
+    table_learning_rate: float = 0.05  # Adagrad, sparse embedding rows
+    clipnorm: float = 5.0
+    task_weights: dict[str, float] = field(
+        default_factory=lambda: {"recommend": 1.0, "interest": 0.5, "sentiment": 1.0, "rating": 0.5}
+    )
+    uncertainty_weighting: bool = False  # Kendall et al. 2018: learn the task weights
+    review_context_dropout: float = 0.5  # serving scores reviews without user/item context
+
+    def __post_init__(self) -> None:
+        for name in ("item_buckets", "category_buckets", "text_buckets"):
+            n = getattr(self, name)
+            if n < 2 or n & (n - 1):
+                raise ConfigError(f"{name} must be a power of two >= 2, got {n}")
+        if self.experts < 0 or min(self.dim, self.text_dim, self.hidden, self.tower) < 1:
+            raise ConfigError("dimensions must be positive (experts may be 0: shared-bottom)")
+        unknown = set(self.task_weights) - set(TASKS)
+        if unknown:
+            raise ConfigError(f"unknown tasks in task_weights: {sorted(unknown)}")
+        if any(w < 0 for w in self.task_weights.values()):
+            raise ConfigError("task weights must be >= 0")
+
+    @property
+    def variant(self) -> str:
+        return "mmoe" if self.experts else "shared-bottom"
+
+    def weight(self, task: str) -> float:
+        return float(self.task_weights.get(task, 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown config options: {sorted(unknown)}")
+        return cls(**data)
+
+    def with_(self, **changes: Any) -> ModelConfig:
+        return ModelConfig.from_dict({**self.to_dict(), **changes})
+
+
+def shared_input_width(config: ModelConfig) -> int:
+    """Width of the shared feature vector: pooled history, interests, counts, review text."""
+    return 2 * config.dim + N_COUNTS + config.text_dim
+
+
+def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every weight of the network, by name, with its shape. The Keras network creates exactly
+    these; the numpy scorer reads exactly these; a snapshot must hold exactly these."""
+    d, h, t = config.dim, config.hidden, config.tower
+    x = shared_input_width(config)
+    shapes: dict[str, tuple[int, ...]] = {
+        # Embedding tables; the last column(s) are per-bucket biases / wide weights.
+        "item_table": (config.item_buckets, d + 1),
+        "category_table": (config.category_buckets, d + 1),
+        "text_table": (config.text_buckets, config.text_dim + 2),  # deep | sentiment | rating
+    }
+    if config.experts:
+        shapes |= {
+            "experts/kernel": (config.experts, x, h),
+            "experts/bias": (config.experts, h),
+            "gates/kernel": (len(TASKS), x, config.experts),
+            "gates/bias": (len(TASKS), config.experts),
+        }
+    else:
+        shapes |= {"bottom/kernel": (x, h), "bottom/bias": (h,)}
+    for task in TASKS:
+        shapes |= {f"{task}/tower/kernel": (h, t), f"{task}/tower/bias": (t,)}
+    f = N_CANDIDATE_FEATURES
+    shapes |= {
+        "recommend/user/kernel": (t, d),
+        "recommend/user/bias": (d,),
+        "recommend/features/kernel": (f + t, 32),
+        "recommend/features/bias": (32,),
+        "recommend/features/out": (32, 1),
+        "recommend/bias": (1,),
+        "interest/query/kernel": (t, d),
+        "interest/query/bias": (d,),
+        "interest/prior": (2,),  # weights of the user's own interest and recent-category shares
+        "sentiment/hidden/kernel": (t + d, 32),
+        "sentiment/hidden/bias": (32,),
+        "sentiment/out": (32, 1),
+        "sentiment/bias": (1,),
+        "rating/out": (t, 1),
+        "rating/bias": (1,),
+        "task_log_vars": (len(TASKS),),
+    }
+    return shapes
+
+
+def initial_weights(config: ModelConfig, seed: int) -> dict[str, np.ndarray]:
+    """Starting weights, from numpy alone so that a seed gives the same model everywhere.
+
+    Embedding tables start at zero: an untouched bucket then contributes nothing (an unseen item
+    or n-gram is neutral), and a snapshot can store only the rows that training touched. Kernels
+    are Glorot-uniform over their last two axes; biases start at zero.
+    """
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for name, shape in weight_shapes(config).items():
+        if name.endswith("_table") or len(shape) == 1 or name.endswith("bias"):
+            out[name] = np.zeros(shape, np.float32)
+        else:
+            limit = np.sqrt(6.0 / (shape[-2] + shape[-1]))
+            out[name] = rng.uniform(-limit, limit, size=shape).astype(np.float32)
+    return out

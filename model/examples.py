@@ -1,0 +1,203 @@
+"""Training examples built from the stream, from state at event time only.
+
+A worker builds examples when it handles an event (it holds the user's state *before* the event and
+its retrieval index), sends them over Kafka (:meth:`Example.to_bytes`), and the trainer learns from
+them. One example may carry labels for several tasks; a missing label masks its task, so one batch
+mixes clicks and reviews.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import msgpack
+import numpy as np
+
+from model.config import N_CANDIDATE_FEATURES, N_COUNTS, ModelConfig
+from model.features import (
+    UserContext,
+    category_bucket,
+    encode_texts,
+    encode_users,
+    item_bucket,
+    user_context,
+)
+from model.retrieval import CandidatePool, CovisIndex, RetrievalConfig, retrieve
+from state.catalog import Catalog
+from state.user import ACTION_WEIGHT, UserState
+
+FORMAT = 1
+
+
+class ExampleDecodeError(ValueError):
+    """Bytes that are not an example this version understands."""
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One row of a training batch. ``None`` labels are masked."""
+
+    user: UserContext
+    item_id: str = ""  # the candidate (clicks) or the reviewed item (reviews)
+    category: str = ""
+    candidate: tuple[float, ...] = field(default=(0.0,) * N_CANDIDATE_FEATURES)
+    engaged: float | None = None  # recommend: 1 positive, 0 sampled negative
+    weight: float = 1.0  # recommend: action weight of a positive
+    next_category: str | None = None  # interest: the category the user turned to
+    text: str = ""
+    positive: int | None = None  # sentiment
+    rating: float | None = None  # 1..5
+
+    def to_bytes(self) -> bytes:
+        u = self.user
+        fields_ = [
+            [[list(h) for h in u.history], [list(i) for i in u.interests], u.counts],
+            self.item_id,
+            self.category,
+            np.asarray(self.candidate, np.float32).tobytes(),
+            self.engaged,
+            self.weight,
+            self.next_category,
+            self.text,
+            self.positive,
+            self.rating,
+        ]
+        return bytes((FORMAT,)) + msgpack.packb(fields_, use_bin_type=True)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Example:
+        if not data or data[0] != FORMAT:
+            raise ExampleDecodeError(f"unknown example format byte {data[:1]!r}")
+        try:
+            (user, item_id, category, cand, engaged, weight, next_category, text, positive,
+             rating) = msgpack.unpackb(data[1:], raw=False)
+            history, interests, counts = user
+            candidate = tuple(float(x) for x in np.frombuffer(cand, np.float32))
+            context = UserContext(
+                [(str(i), int(a), str(c)) for i, a, c in history],
+                [(str(c), float(w)) for c, w in interests],
+                [int(c) for c in counts],
+            )
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise ExampleDecodeError(f"corrupt example: {exc}") from None
+        if len(candidate) != N_CANDIDATE_FEATURES or len(context.counts) != N_COUNTS:
+            raise ExampleDecodeError("example has the wrong number of features")
+        return cls(context, item_id, category, candidate, engaged, float(weight), next_category,
+                   text, positive, rating)
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleConfig:
+    """How examples are built: the same values must be used by the serving model's features."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    interest_half_life_s: float = 3 * 3600.0
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+
+
+def click_examples(
+    user_before: UserState,
+    item_id: str,
+    action: str,
+    ts: float,
+    category: str,
+    catalog: Catalog,
+    rng: np.random.Generator,
+    *,
+    index: CovisIndex | None = None,
+    config: ExampleConfig | None = None,
+    pool: CandidatePool | None = None,
+) -> list[Example]:
+    """The clicked item as a positive (weighted by action: buy > cart > fav > click > view) and
+    ``negatives`` items sampled from the candidates retrieval offered the user just before the
+    click, so the ranker learns to rank what it will be asked to rank. The positive also labels
+    the interest task with the click's category.
+
+    ``pool`` is the retrieval done for this user at ``ts`` if the caller already has it (it must
+    have been built with ``extra=[item_id]``); otherwise it is computed here.
+    """
+    config = config or ExampleConfig()
+    mc = config.model
+    interests = user_before.interest_weights(ts, config.interest_half_life_s, mc.interests)
+    if pool is None:
+        pool = retrieve(user_before, ts, catalog, index or CovisIndex(), interests,
+                        config.retrieval, extra=[item_id])
+    context = user_context(user_before, ts, mc, config.interest_half_life_s)
+    position = {item: i for i, item in enumerate(pool.items)}
+    bought = set(user_before.bought)
+    pos_i = position[item_id]
+    out = [
+        Example(
+            context, item_id, category or pool.categories[pos_i], _row(pool, pos_i), 1.0,
+            ACTION_WEIGHT[action], category or None,
+        )
+    ]
+    eligible = [
+        i for i, item in enumerate(pool.items)
+        if item != item_id and item not in bought and catalog.available(item)
+    ]
+    if eligible:
+        picks = rng.choice(len(eligible), size=min(mc.negatives, len(eligible)), replace=False)
+        for p in sorted(picks.tolist()):
+            i = eligible[p]
+            out.append(Example(context, pool.items[i], pool.categories[i], _row(pool, i), 0.0))
+    return out
+
+
+def _row(pool: CandidatePool, i: int) -> tuple[float, ...]:
+    return tuple(pool.features[i].tolist())
+
+
+def review_example(
+    user_before: UserState | None,
+    text: str,
+    rating: float | None,
+    label: int | None,
+    item_id: str,
+    category: str,
+    *,
+    ts: float = 0.0,
+    config: ExampleConfig | None = None,
+) -> Example:
+    """A review: sentiment from ``label``, or, when there is none, from the rating (>= 4
+    positive, <= 2 negative, 3 masked); the rating task learns the rating when there is one."""
+    config = config or ExampleConfig()
+    if label is None and rating is not None and rating != 3:
+        label = int(rating >= 4)
+    context = (
+        UserContext.empty() if user_before is None
+        else user_context(user_before, ts, config.model, config.interest_half_life_s)
+    )
+    return Example(context, item_id, category, text=text, positive=label,
+                   rating=None if rating is None else float(rating))
+
+
+def encode_examples(
+    examples: Sequence[Example], config: ModelConfig
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Network inputs and (targets, masks) for a batch of examples."""
+    inputs = encode_users([e.user for e in examples], config)
+    inputs |= encode_texts([e.text for e in examples], config)
+    inputs["item"] = np.array([item_bucket(e.item_id, config) for e in examples], np.int32)
+    inputs["category"] = np.array([category_bucket(e.category, config) for e in examples], np.int32)
+    inputs["candidate_features"] = np.array([e.candidate for e in examples], np.float32).reshape(
+        len(examples), N_CANDIDATE_FEATURES
+    )
+    next_cat = np.array(
+        [category_bucket(e.next_category or "", config) for e in examples], np.int32
+    )
+    targets = {
+        "engaged": np.array([e.engaged or 0.0 for e in examples], np.float32),
+        "engaged_weight": np.array(
+            [0.0 if e.engaged is None else (e.weight if e.engaged else 1.0) for e in examples],
+            np.float32,
+        ),
+        "next_category": next_cat,
+        "next_category_mask": (next_cat > 0).astype(np.float32),
+        "positive": np.array([e.positive or 0 for e in examples], np.float32),
+        "positive_mask": np.array([e.positive is not None for e in examples], np.float32),
+        "rating": np.array([e.rating or 3.0 for e in examples], np.float32),
+        "rating_mask": np.array([e.rating is not None for e in examples], np.float32),
+    }
+    return inputs, targets

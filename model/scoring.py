@@ -1,0 +1,277 @@
+"""Serving the multi-task network with numpy only: no TensorFlow in the worker.
+
+:class:`NumpyNet` is the network's forward pass over a snapshot's weights, written against the same
+weight names as ``model.network`` (a test checks the two agree). :class:`NeuralServingModel` is the
+engine's :class:`~model.serving.ServingModel`: per agent batch it computes every user's tower outputs
+in one matrix product, retrieves a few hundred candidates per user (``model.retrieval``), scores them
+with one gather and one small matrix product each, and passes the ranking through
+``model.candidates.admissible``. Building it from a snapshot copies no weights, so swapping in a new
+snapshot costs about the snapshot's decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+
+import numpy as np
+
+from model.candidates import admissible
+from model.config import TASKS
+from model.features import (
+    UserContext,
+    category_bucket,
+    encode_texts,
+    encode_users,
+    item_bucket,
+    user_context,
+)
+from model.retrieval import CandidatePool, CovisIndex, RetrievalConfig, retrieve
+from model.serving import Recommendations
+from model.snapshot import Snapshot, SnapshotStore
+from state.catalog import Catalog
+from state.user import UserState
+
+WARM_START = "warmstart/warmstart.sgs"
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+class NumpyNet:
+    """The network's forward pass in numpy (float32)."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.config = snapshot.config
+        self.w = snapshot.serving_weights()
+
+    def towers(self, x: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Each task tower's output [batch, tower], and the pooled text [batch, text_dim + 2]."""
+        w, c = self.w, self.config
+        d, dt = c.dim, c.text_dim
+        items, cats, text = w["item_table"], w["category_table"], w["text_table"]
+        hist = items[x["hist_items"], :d] + cats[x["hist_cats"], :d]
+        hist_vec = np.einsum("brd,br->bd", hist, x["hist_weights"])
+        int_vec = np.einsum("bkd,bk->bd", cats[x["interest_cats"], :d], x["interest_weights"])
+        text_pooled = np.einsum("btd,bt->bd", text[x["text_ids"]], x["text_weights"])
+        shared = np.concatenate([hist_vec, int_vec, x["counts"], text_pooled[:, :dt]], axis=-1)
+        if c.experts:
+            experts = _relu(np.einsum("bx,kxh->bkh", shared, w["experts/kernel"]) + w["experts/bias"])
+            logits = np.einsum("bx,txk->btk", shared, w["gates/kernel"]) + w["gates/bias"]
+            gates = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            gates /= gates.sum(axis=-1, keepdims=True)
+            mixed = np.einsum("btk,bkh->bth", gates, experts)
+            task_in = {t: mixed[:, i] for i, t in enumerate(TASKS)}
+        else:
+            bottom = _relu(shared @ w["bottom/kernel"] + w["bottom/bias"])
+            task_in = dict.fromkeys(TASKS, bottom)
+        z = {t: _relu(task_in[t] @ w[f"{t}/tower/kernel"] + w[f"{t}/tower/bias"]) for t in TASKS}
+        return z, text_pooled
+
+    def item_vectors(self, item_ids: np.ndarray, cat_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d = self.config.dim
+        a, b = self.w["item_table"][item_ids], self.w["category_table"][cat_ids]
+        return a[:, :d] + b[:, :d], a[:, d] + b[:, d]
+
+    def recommend(
+        self, z_rec: np.ndarray, item_ids: np.ndarray, cat_ids: np.ndarray, features: np.ndarray
+    ) -> np.ndarray:
+        """Logits of one user (``z_rec`` [tower]) for candidates [n]."""
+        w = self.w
+        vec, bias = self.item_vectors(item_ids, cat_ids)
+        user_vec = z_rec @ w["recommend/user/kernel"] + w["recommend/user/bias"]
+        kernel = w["recommend/features/kernel"]
+        nf = features.shape[1]
+        user_part = z_rec @ kernel[nf:] + w["recommend/features/bias"]
+        hidden = _relu(features @ kernel[:nf] + user_part)
+        return (
+            vec @ user_vec + bias + (hidden @ w["recommend/features/out"])[:, 0]
+            + w["recommend/bias"][0]
+        )
+
+    def interest(self, z_int: np.ndarray, x: dict[str, np.ndarray], row: int,
+                 cat_ids: np.ndarray) -> np.ndarray:
+        """Interest logits of user ``row`` for the category buckets ``cat_ids`` (no bucket 0)."""
+        w, d = self.w, self.config.dim
+        query = z_int @ w["interest/query/kernel"] + w["interest/query/bias"]
+        rows = w["category_table"][cat_ids]
+        prior = w["interest/prior"]
+        own = np.zeros(len(cat_ids), np.float32)
+        recent = np.zeros(len(cat_ids), np.float32)
+        position = {int(b): i for i, b in enumerate(cat_ids)}
+        for b, wt in zip(x["interest_cats"][row], x["interest_weights"][row], strict=True):
+            if int(b) in position:
+                own[position[int(b)]] += wt
+        for b, wt in zip(x["hist_cats"][row], x["hist_weights"][row], strict=True):
+            if int(b) in position:
+                recent[position[int(b)]] += wt
+        return rows[:, :d] @ query + rows[:, d] + prior[0] * own + prior[1] * recent
+
+    def sentiment(self, z_sent: np.ndarray, text_pooled: np.ndarray,
+                  item_ids: np.ndarray, cat_ids: np.ndarray) -> np.ndarray:
+        w, dt = self.w, self.config.text_dim
+        vec, _ = self.item_vectors(item_ids, cat_ids)
+        hidden = _relu(
+            np.concatenate([z_sent, vec], axis=-1) @ w["sentiment/hidden/kernel"]
+            + w["sentiment/hidden/bias"]
+        )
+        return (hidden @ w["sentiment/out"])[:, 0] + w["sentiment/bias"][0] + text_pooled[:, dt]
+
+    def rating(self, z_rating: np.ndarray, text_pooled: np.ndarray) -> np.ndarray:
+        w, dt = self.w, self.config.text_dim
+        raw = (z_rating @ w["rating/out"])[:, 0] + w["rating/bias"][0] + text_pooled[:, dt + 1]
+        return 3.0 + 2.0 * np.tanh(raw)
+
+
+class NeuralServingModel:
+    """The :class:`~model.serving.ServingModel` of the multi-task network."""
+
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        catalog: Catalog,
+        *,
+        interest_half_life_s: float,
+        index: CovisIndex | None = None,
+        retrieval: RetrievalConfig | None = None,
+        interests_shown: int = 5,
+    ) -> None:
+        self.snapshot = snapshot
+        self.net = NumpyNet(snapshot)
+        self.config = snapshot.config
+        self.catalog = catalog
+        self.half_life = interest_half_life_s
+        self.index = index if index is not None else CovisIndex()
+        self.retrieval = retrieval or RetrievalConfig()
+        self.interests_shown = interests_shown
+
+    @property
+    def version(self) -> int:
+        return self.snapshot.version
+
+    def with_snapshot(self, snapshot: Snapshot) -> NeuralServingModel:
+        """The same retrieval index and catalog with new weights."""
+        return NeuralServingModel(
+            snapshot, self.catalog, interest_half_life_s=self.half_life, index=self.index,
+            retrieval=self.retrieval, interests_shown=self.interests_shown,
+        )
+
+    def observe_click(
+        self, user: UserState, item_id: str, action: str, ts: float, category: str
+    ) -> None:
+        self.index.observe(user, item_id)
+
+    def pool(self, user: UserState, now: float, extra: Sequence[str] = ()) -> CandidatePool:
+        """Retrieval for one user (also what training examples sample negatives from)."""
+        interests = user.interest_weights(now, self.half_life, self.config.interests)
+        return retrieve(user, now, self.catalog, self.index, interests, self.retrieval, extra)
+
+    def user_inputs(self, users: Sequence[UserState], now: float) -> dict[str, np.ndarray]:
+        contexts = [user_context(u, now, self.config, self.half_life) for u in users]
+        return self._inputs(contexts, [""] * len(users))
+
+    def _inputs(self, contexts: Sequence[UserContext], texts: Sequence[str]) -> dict[str, np.ndarray]:
+        return encode_users(contexts, self.config) | encode_texts(texts, self.config)
+
+    def recommend_many(
+        self, users: Sequence[UserState], now: float, k: int
+    ) -> list[Recommendations]:
+        if not users:
+            return []
+        x = self.user_inputs(users, now)
+        z, _ = self.net.towers(x)
+        names = self._interest_categories()
+        out = []
+        for row, user in enumerate(users):
+            pool = self.pool(user, now)
+            ranked = self.rank(z["recommend"][row], pool)
+            items = admissible(ranked, user, self.catalog, k)
+            out.append(Recommendations(items, self._interests(z["interest"][row], x, row, user, names)))
+        return out
+
+    def rank(self, z_rec: np.ndarray, pool: CandidatePool) -> list[tuple[str, float]]:
+        """The pool's items by descending probability of engagement."""
+        if not pool.items:
+            return []
+        scores = self.score_pool(z_rec, pool)
+        order = np.argsort(-scores, kind="stable")
+        return [(pool.items[i], float(scores[i])) for i in order]
+
+    def score_pool(self, z_rec: np.ndarray, pool: CandidatePool) -> np.ndarray:
+        item_ids = np.fromiter((item_bucket(i, self.config) for i in pool.items), np.int32,
+                               len(pool.items))
+        cat_ids = np.fromiter((category_bucket(c, self.config) for c in pool.categories),
+                              np.int32, len(pool.categories))
+        return _sigmoid(self.net.recommend(z_rec, item_ids, cat_ids, pool.features))
+
+    def _interest_categories(self) -> list[str]:
+        return self.catalog.categories()
+
+    def _interests(
+        self, z_int: np.ndarray, x: dict[str, np.ndarray], row: int, user: UserState,
+        catalog_names: list[str],
+    ) -> list[tuple[str, float]]:
+        """The interest head's distribution over the categories the user or the catalog knows,
+        strongest first (its top ``interests_shown``)."""
+        names = list(dict.fromkeys(
+            [c for c in user.interests.weights if c] + [r.category for r in user.recent if r.category]
+            + catalog_names
+        ))
+        if not names:
+            return []
+        buckets = np.array([category_bucket(n, self.config) for n in names], np.int32)
+        unique, first = np.unique(buckets, return_index=True)
+        logits = self.net.interest(z_int, x, row, unique)
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        top = np.argsort(-p, kind="stable")[: self.interests_shown]
+        return [(names[first[i]], float(p[i])) for i in top]
+
+    def sentiment_many(self, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        x = self._inputs([UserContext.empty()] * len(texts), texts)
+        z, text_pooled = self.net.towers(x)
+        zeros = np.zeros(len(texts), np.int32)
+        return [float(p) for p in _sigmoid(self.net.sentiment(z["sentiment"], text_pooled, zeros, zeros))]
+
+    def rating_many(self, texts: Sequence[str]) -> list[float]:
+        """Predicted 1-5 rating of each review text."""
+        if not texts:
+            return []
+        x = self._inputs([UserContext.empty()] * len(texts), texts)
+        z, text_pooled = self.net.towers(x)
+        return [float(r) for r in self.net.rating(z["rating"], text_pooled)]
+
+
+def serving_from_snapshot(
+    snapshot: Snapshot,
+    catalog: Catalog,
+    *,
+    interest_half_life_s: float,
+    index: CovisIndex | None = None,
+) -> NeuralServingModel:
+    """The engine's factory. Pass the previous model's ``index`` to keep retrieval history across
+    snapshot swaps (or use :meth:`NeuralServingModel.with_snapshot`)."""
+    return NeuralServingModel(snapshot, catalog, interest_half_life_s=interest_half_life_s,
+                              index=index)
+
+
+def load_warm_start() -> Snapshot:
+    """The pretrained snapshot shipped in the package (see model/README.md for how it was made)."""
+    data = resources.files("model").joinpath(WARM_START).read_bytes()
+    return Snapshot.from_bytes(data)
+
+
+def latest_or_warm_start(directory: str) -> Snapshot:
+    """The newest valid snapshot in ``directory``, or the shipped warm start when there is none
+    (or only ones older than the warm start)."""
+    warm = load_warm_start()
+    stored = SnapshotStore(directory).latest()
+    return stored if stored is not None and stored.version >= warm.version else warm
+

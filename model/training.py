@@ -1,0 +1,170 @@
+"""Incremental training: one compiled step per micro-batch of stream examples, never a full retrain.
+
+* Sparse-friendly: the item and text tables (2^17 rows each) get Adagrad updates on the rows a batch
+  touched only (Keras's Adagrad applies ``IndexedSlices`` sparsely); dense weights, including the
+  small category table, use Adam. Dense Adam over the big tables is what makes a step slow.
+* Stable over long streams: gradients clipped by global norm, constant modest learning rates, and
+  a batch whose loss or gradient is not finite changes nothing (counted in ``skipped_steps``).
+* Deterministic: weights start from :func:`model.config.initial_weights` (numpy, seeded), the only
+  randomness (review context dropout) comes from a seeded numpy generator, and TensorFlow's op
+  determinism is switched on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from model.config import TASKS, ModelConfig, initial_weights
+from model.examples import Example, encode_examples
+from model.losses import present, task_losses, total_loss
+from model.network import MultiTaskNet
+from model.snapshot import OPTIMIZER_PREFIX, Snapshot, SnapshotError
+
+SPARSE_TABLES = ("item_table", "text_table")
+
+
+class Trainer:
+    """Learns from micro-batches of :class:`~model.examples.Example`; exports snapshots with
+    monotonically increasing versions; resumes from a snapshot (weights and optimizer state)."""
+
+    def __init__(
+        self, config: ModelConfig, seed: int = 0, resume: Snapshot | None = None
+    ) -> None:
+        tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(seed)
+        if resume is not None:
+            config = resume.config
+        self.config = config
+        self._rng = np.random.default_rng(seed)
+        weights = resume.serving_weights() if resume is not None else initial_weights(config, seed)
+        self.net = MultiTaskNet(config, weights)
+        self._sparse = [self.net.named[n] for n in SPARSE_TABLES]
+        self._dense = [
+            v for n, v in self.net.named.items() if n not in SPARSE_TABLES and v.trainable
+        ]
+        self._opt_sparse = keras.optimizers.Adagrad(config.table_learning_rate)
+        self._opt_dense = keras.optimizers.Adam(config.learning_rate)
+        self._opt_sparse.build(self._sparse)
+        self._opt_dense.build(self._dense)
+        self.version = resume.version if resume is not None else 0
+        self.counters: dict[str, int] = dict(resume.counters) if resume is not None else {}
+        for key in ("steps", "examples", "skipped_steps", *(f"labels/{t}" for t in TASKS)):
+            self.counters.setdefault(key, 0)
+        if resume is not None:
+            self._restore_optimizers(resume)
+        self._step = tf.function(self._train_step, reduce_retracing=True)
+
+    def _optimizer_variables(self) -> dict[str, keras.Variable]:
+        out = {}
+        for label, opt in (("sparse", self._opt_sparse), ("dense", self._opt_dense)):
+            for i, v in enumerate(opt.variables):
+                out[f"{OPTIMIZER_PREFIX}{label}/{i:03d}"] = v
+        return out
+
+    def _restore_optimizers(self, snapshot: Snapshot) -> None:
+        saved = {k: v for k, v in snapshot.weights.items() if k.startswith(OPTIMIZER_PREFIX)}
+        if not saved:
+            return  # a serving snapshot: fresh optimizer state
+        for name, var in self._optimizer_variables().items():
+            value = saved.get(name)
+            if value is None or tuple(value.shape) != tuple(var.shape):
+                raise SnapshotError(f"optimizer state {name} is missing or mis-shaped")
+            var.assign(value.astype(var.dtype))
+
+    def _train_step(
+        self, inputs: dict[str, tf.Tensor], targets: dict[str, tf.Tensor]
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        c = self.config
+        variables = self._sparse + self._dense
+        with tf.GradientTape() as tape:
+            out = self.net(inputs)
+            losses = task_losses(out, targets)
+            total = total_loss(losses, present(targets), c, self.net.named["task_log_vars"])
+        grads = tape.gradient(total, [v.value for v in variables])
+        grads = [g if g is not None else tf.zeros_like(v) for g, v in zip(grads, variables, strict=True)]
+        grads, norm = tf.clip_by_global_norm(grads, c.clipnorm)
+        ok = tf.math.is_finite(total) & tf.math.is_finite(norm)
+        scale = tf.where(ok, 1.0, 0.0)
+        n = len(self._sparse)
+        sparse = [_dedupe(g, scale) for g in grads[:n]]
+        dense = [tf.where(ok, g, tf.zeros_like(g)) for g in grads[n:]]
+        self._opt_sparse.apply(sparse, self._sparse)
+        self._opt_dense.apply(dense, self._dense)
+        return losses, ok
+
+    def learn_many(self, examples: Sequence[Example]) -> dict[str, float]:
+        """Learn from ``examples`` in micro-batches of ``config.batch_size``; returns each task's
+        mean loss over the batches that had its labels (tasks without labels are absent)."""
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        bs = self.config.batch_size
+        for start in range(0, len(examples), bs):
+            batch = examples[start : start + bs]
+            inputs, targets = encode_examples(batch, self.config)
+            self._drop_review_context(inputs, targets)
+            losses, ok = self._step(inputs, targets)
+            self.counters["steps"] += 1
+            self.counters["examples"] += len(batch)
+            if not bool(ok):
+                self.counters["skipped_steps"] += 1
+                continue
+            here = {
+                "recommend": targets["engaged_weight"], "interest": targets["next_category_mask"],
+                "sentiment": targets["positive_mask"], "rating": targets["rating_mask"],
+            }
+            for task in TASKS:
+                labelled = int(np.count_nonzero(here[task]))
+                if labelled:
+                    self.counters[f"labels/{task}"] += labelled
+                    sums[task] = sums.get(task, 0.0) + float(losses[task])
+                    counts[task] = counts.get(task, 0) + 1
+        return {t: sums[t] / counts[t] for t in sums}
+
+    def _drop_review_context(
+        self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]
+    ) -> None:
+        """Serving scores review text without knowing the item, so the sentiment head must not
+        come to depend on it: hide the reviewed item from a share of review rows."""
+        reviews = targets["positive_mask"] > 0
+        drop = reviews & (self._rng.random(len(reviews)) < self.config.review_context_dropout)
+        inputs["item"][drop] = 0
+        inputs["category"][drop] = 0
+
+    def predict(self, examples: Sequence[Example]) -> dict[str, np.ndarray]:
+        """The network's raw outputs (logits, rating) for ``examples``; for tests and checks."""
+        inputs, _ = encode_examples(examples, self.config)
+        return {k: v.numpy() for k, v in self.net(inputs).items()}
+
+    def export(
+        self,
+        metrics: dict[str, float] | None = None,
+        *,
+        with_optimizer: bool = False,
+        extra: dict[str, object] | None = None,
+    ) -> Snapshot:
+        """A snapshot of the current weights with the next version number. Serving needs no
+        optimizer state; a training checkpoint (to resume from) should include it."""
+        self.version += 1
+        weights = self.net.numpy_weights()
+        if with_optimizer:
+            weights |= {k: v.numpy() for k, v in self._optimizer_variables().items()}
+        return Snapshot(
+            version=self.version, config=self.config, weights=weights, created=time.time(),
+            counters=dict(self.counters), metrics=dict(metrics or {}), extra=dict(extra or {}),
+        )
+
+
+def _dedupe(grad: tf.Tensor | tf.IndexedSlices, scale: tf.Tensor) -> tf.Tensor | tf.IndexedSlices:
+    """Sum repeated rows of a sparse gradient (Adagrad's accumulator must see the row's total
+    gradient, not one square per occurrence) and zero it when the step is rejected."""
+    if not isinstance(grad, tf.IndexedSlices):
+        return grad * scale
+    unique, position = tf.unique(grad.indices)
+    values = tf.math.unsorted_segment_sum(grad.values, position, tf.shape(unique)[0])
+    values = tf.where(tf.math.is_finite(values), values, tf.zeros_like(values))
+    return tf.IndexedSlices(values * scale, unique, grad.dense_shape)
