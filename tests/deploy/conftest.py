@@ -83,7 +83,7 @@ def metric_catalog() -> dict[str, frozenset[str]]:
     catalog: dict[str, frozenset[str]] = {}
     for collector in collectors:
         # prometheus_client keeps label names only privately; it is pinned below 1.0.
-        labels = frozenset(collector._labelnames)  # noqa: SLF001
+        labels = frozenset(collector._labelnames)
         for family in collector.describe():
             for suffix in suffixes[family.type]:
                 extra = {"le"} if suffix == "_bucket" else set()
@@ -114,7 +114,8 @@ def check_promql(metric_catalog: dict[str, frozenset[str]]) -> Callable[[str], s
         known = set().union(TARGET_LABELS, *(metric_catalog[n] for n in names))
         for group in _GROUPING.findall(expr):
             used = {label.strip() for label in group.split(",") if label.strip()}
-            assert used <= known, f"labels {sorted(used - known)} of {expr!r} exist on none of {names}"
+            unknown = sorted(used - known)
+            assert not unknown, f"labels {unknown} of {expr!r} exist on none of {names}"
         return names
 
     return check

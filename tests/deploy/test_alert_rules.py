@@ -45,7 +45,9 @@ def markdown_anchors(path: Path) -> set[str]:
     return anchors
 
 
-def test_the_required_alerts_exist_and_watch_their_metric(alert_rules: list[dict[str, Any]]) -> None:
+def test_the_required_alerts_exist_and_watch_their_metric(
+    alert_rules: list[dict[str, Any]],
+) -> None:
     exprs = {rule["alert"]: rule["expr"] for rule in alert_rules if "alert" in rule}
     assert set(REQUIRED_ALERTS) <= exprs.keys()
     for name, metric in REQUIRED_ALERTS.items():
