@@ -41,7 +41,8 @@ class Catalog:
         self._clock = clock
         self._items: dict[str, CatalogEntry] = {}
         self._by_category: dict[str, set[str]] = {}
-        self._top: dict[str, tuple[float, list[str]]] = {}  # category ("" = all) -> (when, ids)
+        # category ("" = all) -> (when ranked, how many were asked for, ids)
+        self._top: dict[str, tuple[float, int, list[str]]] = {}
         self._dirty: set[str] = set()
 
     def __len__(self) -> int:
@@ -91,18 +92,19 @@ class Catalog:
         key = "" if category is None else category
         now = self._clock()
         cached = self._top.get(key)
-        if cached is not None and len(cached[1]) >= n:
-            when, ids = cached
+        if cached is not None and cached[1] >= n:
+            when, _, ids = cached
             if key not in self._dirty or now - when < self._refresh_s:
                 return ids[:n]
         pool = self._items.keys() if category is None else self._by_category.get(category, ())
         items = self._items
+        limit = max(n, 50)
         ranked = heapq.nlargest(
-            max(n, 50),
-            (i for i in pool if items[i].in_stock and items[i].pop_log != _NO_ACTIVITY),
+            limit,
+            (i for i in pool if items[i].in_stock),
             key=lambda i: items[i].pop_log,
         )
-        self._top[key] = (now, ranked)
+        self._top[key] = (now, limit, ranked)
         self._dirty.discard(key)
         return ranked[:n]
 

@@ -8,7 +8,6 @@ workers side by side.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import weakref
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
-from faust.streams import _current_event  # noqa: PLC2701 - see FaustTableStore
+from faust.streams import _current_event
 
 from model.placeholder import PlaceholderModel
 from model.serving import ServingModel
@@ -36,6 +35,7 @@ from streams.processors import (
 )
 from streams.settings import Settings
 from streams.topics import Topics
+from streams.transport import App
 from streams.web import register_views
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,10 @@ class Engine:
         self.activity = ActivityCounts()
         self.app = self._make_app()
         self.users = self.app.Table(
-            "users", key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+            "users", key_type=bytes, value_type=bytes, partitions=settings.partitions
         )
         self.items = self.app.Table(
-            "items", key_serializer="raw", value_serializer="raw", partitions=settings.partitions
+            "items", key_type=bytes, value_type=bytes, partitions=settings.partitions
         )
         self._handles = {
             name: self.app.topic(
@@ -115,10 +115,10 @@ class Engine:
             settings.alert_window, settings.alert_min_reviews, settings.alert_negative_ratio,
             settings.alert_jump,
         )
-        self.item_reviews = ItemReviewProcessor(self.topics, n, self.metrics, self.items, rule)
-        self.catalog_updates = CatalogProcessor(self.topics, n, self.metrics, self.items)
+        self.item_reviews = ItemReviewProcessor(self.topics, n, self.metrics, items, rule)
+        self.catalog_updates = CatalogProcessor(self.topics, n, self.metrics, items)
         self.item_activity = ActivityProcessor(
-            self.topics, n, self.metrics, self.items, settings.popularity_half_life_s
+            self.topics, n, self.metrics, items, settings.popularity_half_life_s
         )
         self._register()
 
@@ -127,8 +127,9 @@ class Engine:
 
     def _make_app(self) -> faust.App:
         s = self.settings
-        app = faust.App(
+        app = App(
             s.app_id,
+            fetch_wait_ms=s.fetch_wait_ms,
             env={},  # only SHOPGUIDE_* variables configure the engine (see streams.settings)
             broker=[f"kafka://{server}" for server in s.bootstrap_servers],
             broker_credentials=_credentials(s),
@@ -220,5 +221,3 @@ class Engine:
         setup_prometheus_sensors(app, registry=self.metrics.registry, name_prefix="shopguide_faust")
         register_views(self)
 
-    async def wait_ready(self, timeout: float | None = None) -> None:
-        await asyncio.wait_for(self.catalog_follower.caught_up.wait(), timeout)

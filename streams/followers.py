@@ -48,6 +48,7 @@ class Follower:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._settings.fetch_wait_ms,
             client_id=f"{self._settings.app_id}-{self._name}-follower",
             **self._settings.kafka_client_options(),
         )
@@ -67,7 +68,7 @@ class Follower:
                 self.caught_up.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-                for tp, records in batches.items():
+                for records in batches.values():
                     for record in records:
                         try:
                             self._apply(record.key, record.value)

@@ -180,7 +180,7 @@ class ClickProcessor(_Base):
         round_: dict[str, tuple[Incoming, Click, UserState]] = {}
         for msg in batch:
             try:
-                click = parse_click(msg.value)
+                click = parse_click(msg.value, self.clock())
             except InvalidEvent as exc:
                 out.append(self.dead_letter(msg, exc.reason, str(exc)))
                 continue
@@ -261,7 +261,7 @@ class ReviewProcessor(_Base):
         accepted = []
         for msg in batch:
             try:
-                review = parse_review(msg.value)
+                review = parse_review(msg.value, self.clock())
             except InvalidEvent as exc:
                 out.append(self.dead_letter(msg, exc.reason, str(exc)))
                 continue
@@ -381,7 +381,7 @@ class CatalogProcessor(_Base):
         out: list[Outgoing] = []
         for msg in batch:
             try:
-                item = parse_item(msg.value)
+                item = parse_item(msg.value, self.clock())
             except InvalidEvent as exc:
                 out.append(self.dead_letter(msg, exc.reason, str(exc)))
                 continue

@@ -41,6 +41,7 @@ class Settings:
     session_timeout_s: float = _opt("SHOPGUIDE_SESSION_TIMEOUT_S", 6.0, "Consumer group session timeout")
     rebalance_timeout_s: float = _opt("SHOPGUIDE_REBALANCE_TIMEOUT_S", 3.0, "Consumer group rebalance timeout")
     heartbeat_s: float = _opt("SHOPGUIDE_HEARTBEAT_S", 1.0, "Consumer group heartbeat interval")
+    fetch_wait_ms: int = _opt("SHOPGUIDE_FETCH_WAIT_MS", 10, "Longest a consumer fetch waits for data (some brokers always wait this long)")
     commit_interval_s: float = _opt("SHOPGUIDE_COMMIT_INTERVAL_S", 1.0, "How often consumed offsets are committed")
     standby_replicas: int = _opt("SHOPGUIDE_STANDBY_REPLICAS", 1, "Standby copies of each table partition on other workers")
     batch_max: int = _opt("SHOPGUIDE_BATCH_MAX", 256, "Most events one agent step processes together")

@@ -1,0 +1,213 @@
+"""The ``shopguide`` command: run the engine and talk to it.
+
+Every command reads its configuration from the ``SHOPGUIDE_*`` variables (``shopguide config``
+lists them with their defaults); flags only say what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streams.settings import Settings, SettingsError, describe
+
+err = Console(stderr=True, highlight=False)
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.broker import broker_command, broker_env
+
+    port = args.port or int(settings.broker.rsplit(":", 1)[-1])
+    err.print(f"Tansu broker on 127.0.0.1:{port} (in memory: everything is lost when it stops)")
+    os.execve(broker_command(port)[0], broker_command(port), broker_env())  # noqa: S606
+
+
+def _topics(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.topics import Topics, create_topics
+
+    if args.action == "create":
+        created, existing = create_topics(settings)
+        for name in created:
+            print(f"created {name}")
+        for name in existing:
+            print(f"exists  {name}")
+    else:
+        for spec in Topics(settings).specs():
+            config = ",".join(f"{k}={v}" for k, v in spec.config.items())
+            print(f"{spec.name}\t{spec.partitions}\t{config}")
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.worker import run_worker
+
+    run_worker(settings)
+    return 0
+
+
+def _produce(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.producer import EventProducer, key_of
+    from streams.topics import Topics
+
+    topic = getattr(Topics(settings), args.kind)
+    source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    sent = 0
+    with source, EventProducer(settings) as producer:
+        for line in source:
+            payload = line.rstrip(b"\r\n")
+            if not payload.strip():
+                continue
+            producer.send(topic, key_of(args.kind, payload), payload)
+            sent += 1
+    print(f"produced {sent} messages to {topic}")
+    return 0
+
+
+def _tail(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.tail import messages, render, resolve
+
+    topic = resolve(settings, args.topic)
+    shown = 0
+    try:
+        for partition, offset, key, value in messages(settings, topic, args.from_beginning, args.timeout):
+            print(f"── {topic}[{partition}]@{offset} " + render(key, value), flush=True)
+            shown += 1
+            if args.limit and shown >= args.limit:
+                break
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from model.data import Rejected, default_path
+    from streams.producer import EventProducer
+    from streams.replay import Pacer, plan, stamp
+    from streams.topics import Topics
+
+    path = Path(args.path) if args.path else default_path(args.format)
+    if not path.exists():
+        err.print(f"replay: no file {path}")
+        return 2
+    topics = Topics(settings)
+    pacer = Pacer(args.rate)
+    sent = rejected = 0
+    progress = Progress(
+        TextColumn("[bold]replay {task.fields[fmt]}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.0f} ev/s"), TimeElapsedColumn(), console=err,
+    )
+    start = time.monotonic()
+    with EventProducer(settings) as producer, progress:
+        task = progress.add_task("replay", total=args.limit or None, fmt=args.format, rate=0.0)
+        for planned in plan(args.format, path):
+            if isinstance(planned, Rejected):
+                rejected += 1
+                progress.console.print(
+                    f"[yellow]rejected line {planned.line}[/]: {planned.reason}: {planned.raw[:120]!r}"
+                )
+                continue
+            event = planned.event if args.timestamps == "original" else stamp(planned.event, time.time())
+            key = event.item_id if planned.kind == "items" else event.user_id  # type: ignore[union-attr]
+            producer.send(getattr(topics, planned.kind), key.encode(), event.to_json())
+            sent += 1
+            if sent % 500 == 0:
+                progress.update(task, completed=sent, rate=sent / max(time.monotonic() - start, 1e-9))
+            if args.limit and sent >= args.limit:
+                break
+            pacer.wait()
+        progress.update(task, completed=sent, rate=sent / max(time.monotonic() - start, 1e-9))
+    print(f"replayed {sent} events from {path} ({rejected} rows rejected)")
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(settings, args.events, args.rate)
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    for env, default, doc in describe():
+        current = os.environ.get(env)
+        shown = f"{current}  (default {default})" if current not in (None, "") else default
+        print(f"{env}={shown}\n    {doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shopguide",
+        description="Streaming, real-time personalization engine. Configured by SHOPGUIDE_* "
+        "variables: see `shopguide config`.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (Tansu) in the foreground")
+    p.add_argument("--port", type=int, default=None, help="port (default: the one in SHOPGUIDE_BROKER)")
+    p.set_defaults(run=_broker)
+
+    p = sub.add_parser("topics", help="create (idempotently) or list the engine's topics")
+    p.add_argument("action", choices=("create", "list"))
+    p.set_defaults(run=_topics)
+
+    p = sub.add_parser("worker", help="run one engine worker")
+    p.set_defaults(run=_worker)
+
+    p = sub.add_parser("produce", help="send JSON-lines events to a topic")
+    p.add_argument("kind", choices=("clicks", "reviews", "items"))
+    p.add_argument("file", help="a JSON-lines file, or - for standard input")
+    p.set_defaults(run=_produce)
+
+    p = sub.add_parser("tail", help="print a topic's messages (e.g. recommendations, sentiment, deadletter)")
+    p.add_argument("topic")
+    p.add_argument("--from-beginning", action="store_true", help="start at the oldest message")
+    p.add_argument("--limit", type=int, default=0, help="stop after this many messages")
+    p.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
+    p.set_defaults(run=_tail)
+
+    p = sub.add_parser("replay", help="replay a public data set from ../shared/data as events")
+    p.add_argument("format", choices=("taobao", "movielens", "reviews-zh", "reviews-en"))
+    p.add_argument("--path", default=None, help="the data file (default: its place in ../shared/data)")
+    p.add_argument("--limit", type=int, default=0, help="send at most this many events")
+    p.add_argument("--rate", type=float, default=0.0, help="events per second (default: as fast as possible)")
+    p.add_argument(
+        "--timestamps", choices=("now", "original"), default="now",
+        help="stamp events with the send time (default) or keep the data set's times",
+    )
+    p.set_defaults(run=_replay)
+
+    p = sub.add_parser("demo", help="embedded broker + worker + a generated shop, end to end")
+    p.add_argument("--events", type=int, default=2000, help="clicks, reviews and broken messages to send")
+    p.add_argument("--rate", type=float, default=400.0, help="events per second")
+    p.set_defaults(run=_demo)
+
+    p = sub.add_parser("config", help="list every SHOPGUIDE_* variable, its value and default")
+    p.set_defaults(run=_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        err.print(f"shopguide: {exc}")
+        return 2
+    if args.command != "worker":  # the worker's logging is set up by Faust
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+    return int(args.run(args, settings) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

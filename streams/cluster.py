@@ -1,0 +1,117 @@
+"""Worker processes on this machine, for the demo, the integration tests and the benchmarks.
+
+A :class:`WorkerProcess` is a real ``shopguide worker`` in a child process, configured only through
+``SHOPGUIDE_*`` variables, with its own data directory and web port. Faust reads unprefixed
+variables of its own (``WEB_PORT``...) which the engine ignores; they are removed from the child's
+environment anyway so that nothing in a developer's shell reaches a test worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from streams.settings import Settings
+
+#: Variables Faust or its libraries would read if they were set in the parent.
+_FOREIGN = ("WEB_PORT", "WEB_BIND", "WEB_HOST", "BROKER_URL", "STORE", "DATADIR", "APP_DATADIR",
+            "CANONICAL_URL", "F_DATADIR", "WORKDIR")
+
+
+def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPGUIDE_") and k not in _FOREIGN}
+    env.update(settings.to_env())
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def get_json(url: str, timeout_s: float = 5.0) -> tuple[int, Any]:
+    """(status, parsed body) of a GET; the body is None when it is not JSON."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - local URLs
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, None
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, log_path: Path | None = None) -> None:
+        self.settings = settings
+        self.log_path = log_path or settings.data_dir / "worker.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.web_port}"
+
+    def start(self) -> WorkerProcess:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_env(self.settings),
+                start_new_session=True,
+            )
+        return self
+
+    def wait_ready(self, timeout_s: float = 90.0) -> None:
+        """Until ``/healthz`` answers 200 (tables recovered, catalog loaded)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early; see {self.log_path}:\n{self.log_tail()}")
+            with contextlib.suppress(OSError):
+                status, _ = get_json(self.url + "/healthz", 2.0)
+                if status == 200:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready after {timeout_s:.0f} s; see {self.log_path}:\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float = 20.0) -> int | None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``; the exit code."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, for recovery tests."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

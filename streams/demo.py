@@ -1,0 +1,148 @@
+"""``shopguide demo``: the whole engine on this machine in one command.
+
+Unless ``SHOPGUIDE_BROKER`` is set it starts the embedded broker on a free port; then it creates
+the topics, starts a worker, replays the generated sample shop (catalog, clicks, reviews in Chinese
+and English, and three broken messages), prints recommendations and sentiment as they arrive,
+stops everything (worker before broker) and ends with one summary line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from rich.console import Console
+
+from streams.broker import EmbeddedBroker, free_port
+from streams.cluster import WorkerProcess
+from streams.events import Click
+from streams.producer import EventProducer
+from streams.replay import Pacer, stamp
+from streams.sample import generate
+from streams.settings import Settings
+from streams.tail import messages
+from streams.topics import Topics, create_topics
+
+console = Console(highlight=False)
+
+
+class _Watcher:
+    """Reads the output topics in the background, counting and printing a readable sample."""
+
+    def __init__(self, settings: Settings, topics: Topics) -> None:
+        self.counts: Counter[str] = Counter()
+        self._settings = settings
+        self._names = {
+            topics.recommendations: "recommendation",
+            topics.sentiment: "sentiment",
+            topics.deadletter: "deadletter",
+        }
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._watch, args=(t,), daemon=True) for t in self._names
+        ]
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(5)
+
+    def _watch(self, topic: str) -> None:
+        kind = self._names[topic]
+        for _, _, _, value in messages(self._settings, topic, True, None, self._stop):
+            self.counts[kind] += 1
+            self._show(kind, json.loads(value or b"{}"), self.counts[kind])
+
+    @staticmethod
+    def _show(kind: str, m: dict[str, object], n: int) -> None:
+        if kind == "recommendation" and (n <= 5 or n % 100 == 0):
+            items = ", ".join(str(i["item_id"]) for i in m["items"][:5])  # type: ignore[index]
+            interests = ", ".join(f"{i['category']} {i['weight']:.2f}" for i in m["interests"][:3])  # type: ignore[index]
+            lag = (float(m["published_ts"]) - float(m["event_ts"])) * 1000  # type: ignore[arg-type]
+            console.print(f"[cyan]rec #{n}[/] {m['user_id']}: {items} … | interests: {interests} | {lag:.1f} ms")
+        elif kind == "sentiment" and m.get("label") == "alert":
+            console.print(
+                f"[red]ALERT[/] {m['item_id']}: {m['recent_negative_ratio']:.0%} of the last "
+                f"{m['recent_reviews']} reviews negative"
+            )
+        elif kind == "sentiment" and (n <= 5 or n % 25 == 0):
+            console.print(
+                f"[green]sentiment #{n}[/] {m['item_id']}: {m['label']} ({m['score']:.2f}), "
+                f"item {m['item_positive_ratio']:.0%} positive of {m['item_reviews']}"
+            )
+        elif kind == "deadletter":
+            console.print(f"[yellow]dead-letter[/] {m['source_topic']}: {m['error']}")
+
+
+def run_demo(settings: Settings, events: int, rate: float = 400.0) -> int:
+    with ExitStack() as stack:
+        work = Path(tempfile.mkdtemp(prefix="shopguide-demo-"))
+        if "SHOPGUIDE_BROKER" not in os.environ:
+            broker = EmbeddedBroker(log_path=work / "broker.log").start()
+            stack.callback(broker.stop)
+            settings = settings.with_(broker=broker.address)
+            console.print(f"embedded broker (Tansu) on {broker.address}")
+        else:
+            # A shared broker keeps old topics: use fresh ones so the counts are this run's.
+            run = uuid.uuid4().hex[:8]
+            settings = settings.with_(topic_prefix=f"shopguide-demo-{run}.", app_id=f"shopguide-demo-{run}")
+            console.print(f"broker {settings.broker}, topics {settings.topic_prefix}*")
+        settings = settings.with_(data_dir=work / "worker", web_port=free_port())
+        topics = Topics(settings)
+        create_topics(settings)
+        worker = WorkerProcess(settings).start()
+        stack.callback(worker.stop)
+        console.print(f"worker starting (log: {worker.log_path}) …")
+        worker.wait_ready()
+        console.print(f"worker ready on {worker.url}")
+        watcher = _Watcher(settings, topics)
+        watcher.start()
+        stack.callback(watcher.stop)
+
+        sample = generate(events)
+        with EventProducer(settings) as producer:
+            for item in sample.items:
+                producer.send(topics.items, item.item_id.encode(), item.to_json())
+            producer.flush()
+            # Interleave clicks and reviews in time order, broken messages among them.
+            stream = sorted([*sample.clicks, *sample.reviews], key=lambda e: e.ts)
+            bad_at = {
+                len(stream) * (i + 1) // (len(sample.invalid) + 1): bad
+                for i, bad in enumerate(sample.invalid)
+            }
+            pacer = Pacer(rate)
+            for n, event in enumerate(stream):
+                if n in bad_at:
+                    bad_kind, payload = bad_at[n]
+                    producer.send(getattr(topics, bad_kind), None, payload)
+                live = stamp(event, time.time())
+                topic = topics.clicks if isinstance(live, Click) else topics.reviews
+                producer.send(topic, live.user_id.encode(), live.to_json())  # type: ignore[union-attr]
+                pacer.wait()
+        expected = Counter(
+            recommendation=len(sample.clicks),
+            sentiment=len(sample.reviews),
+            deadletter=len(sample.invalid),
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and any(watcher.counts[k] < v for k, v in expected.items()):
+            time.sleep(0.2)
+        time.sleep(0.5)  # alerts come right after their review's sentiment
+        console.print("stopping the worker, then the broker …")
+    c = watcher.counts
+    print(
+        f"demo: {events} events, {c['recommendation']} recommendations, "
+        f"{c['sentiment']} sentiment signals, {c['deadletter']} dead-lettered"
+    )
+    return 0 if c["recommendation"] and c["sentiment"] else 1

@@ -1,0 +1,53 @@
+from state.catalog import Catalog
+from state.item import ItemState
+
+HL = 3600.0
+
+
+def item(category: str, views: float, ts: float = 1000.0, in_stock: bool = True) -> ItemState:
+    s = ItemState()
+    s.apply_catalog(category, "", None, in_stock, ts)
+    if views:
+        s.apply_activity({"view": views}, ts, HL)
+    return s
+
+
+def test_popular_orders_by_decayed_activity_across_times():
+    now = [0.0]
+    c = Catalog(HL, refresh_s=0.0, clock=lambda: now[0])
+    c.upsert("old-hit", item("a", 100.0, ts=1000.0))
+    c.upsert("fresh", item("a", 30.0, ts=1000.0 + 2 * HL))  # 100 decayed by 2 half-lives = 25
+    c.upsert("quiet", item("a", 1.0))
+    assert c.popular(3, "a") == ["fresh", "old-hit", "quiet"]
+
+
+def test_out_of_stock_items_are_never_popular_and_unknown_items_are_available():
+    c = Catalog(HL, refresh_s=0.0)
+    c.upsert("gone", item("a", 50.0, in_stock=False))
+    c.upsert("here", item("a", 1.0))
+    assert c.popular(5, "a") == ["here"]
+    assert not c.available("gone")
+    assert c.available("never-heard-of")
+
+
+def test_category_change_moves_the_item():
+    c = Catalog(HL, refresh_s=0.0)
+    c.upsert("x", item("a", 5.0))
+    c.upsert("x", item("b", 5.0))
+    assert c.popular(5, "a") == []
+    assert c.popular(5, "b") == ["x"]
+    assert c.category_of("x") == "b"
+
+
+def test_rankings_are_cached_between_refreshes():
+    now = [0.0]
+    c = Catalog(HL, refresh_s=1.0, clock=lambda: now[0])
+    c.upsert("x", item("a", 5.0))
+    assert c.popular(5) == ["x"]
+    c.upsert("y", item("a", 50.0))
+    assert c.popular(5) == ["x"]  # within the refresh interval
+    now[0] = 2.0
+    assert c.popular(5) == ["y", "x"]
+    c.remove("y")
+    now[0] = 4.0
+    assert c.popular(5) == ["x"]

@@ -1,0 +1,67 @@
+from state.user import BOUGHT_MAX, INTERESTS_MAX, RECENT_MAX, PublishedRecommendation, UserState
+
+HL = 3600.0
+
+
+def test_click_counts_recent_and_interest():
+    s = UserState()
+    s.apply_click("i1", "view", 1000.0, "shoes", HL)
+    s.apply_click("i2", "buy", 1001.0, "bags", HL)
+    assert s.action_counts() == {"view": 1, "click": 0, "cart": 0, "fav": 0, "buy": 1}
+    assert [r.item_id for r in s.recent] == ["i1", "i2"]
+    assert s.bought == ["i2"]
+    weights = dict(s.interest_weights(1001.0, HL, 10))
+    assert weights["bags"] > weights["shoes"]  # buy weighs more than view
+    assert abs(sum(weights.values()) - 1.0) < 1e-9
+
+
+def test_interests_move_toward_recent_clicks():
+    s = UserState()
+    for t in range(10):
+        s.apply_click(f"a{t}", "view", 1000.0 + t, "shoes", HL)
+    before = dict(s.interest_weights(1100.0, HL, 5))
+    for t in range(3):
+        s.apply_click(f"b{t}", "view", 1100.0 + t, "bags", HL)
+    after = dict(s.interest_weights(1103.0, HL, 5))
+    assert after["bags"] > before.get("bags", 0.0)
+    assert after["shoes"] < before["shoes"]
+
+
+def test_state_is_bounded_for_a_flooding_user():
+    s = UserState()
+    for n in range(5000):
+        s.apply_click(f"i{n}", "buy", 1000.0 + n, f"c{n}", HL)
+    assert len(s.recent) == RECENT_MAX
+    assert len(s.bought) == BOUGHT_MAX
+    assert len(s.interests.weights) <= INTERESTS_MAX
+    assert sum(s.counts) == 5000
+    assert len(s.to_bytes()) < 8000
+
+
+def test_rebuying_keeps_one_entry():
+    s = UserState()
+    s.apply_click("i1", "buy", 1.0e9, "", HL)
+    s.apply_click("i2", "buy", 1.0e9 + 1, "", HL)
+    s.apply_click("i1", "buy", 1.0e9 + 2, "", HL)
+    assert s.bought == ["i2", "i1"]
+
+
+def test_out_of_order_click_weighs_less():
+    a, b = UserState(), UserState()
+    a.apply_click("x", "view", 2000.0, "shoes", HL)
+    a.apply_click("y", "view", 2000.0 - HL, "bags", HL)  # an hour late
+    b.apply_click("y", "view", 2000.0 - HL, "bags", HL)
+    b.apply_click("x", "view", 2000.0, "shoes", HL)
+    wa, wb = dict(a.interest_weights(2000.0, HL, 5)), dict(b.interest_weights(2000.0, HL, 5))
+    assert abs(wa["bags"] - wb["bags"]) < 1e-9  # order of arrival does not matter
+    assert wa["bags"] < wa["shoes"]
+
+
+def test_round_trip_bytes():
+    s = UserState()
+    s.apply_click("i1", "cart", 1.7e9, "shoes", HL)
+    s.apply_review()
+    s.applied.record("clicks", 2, 41, "e1")
+    s.last = PublishedRecommendation([("i9", 0.5)], [("shoes", 1.0)], 3, "e1", 1.7e9, 1.7e9 + 0.01)
+    t = UserState.from_bytes(s.to_bytes())
+    assert t == s

@@ -1,0 +1,227 @@
+"""The per-message rules, driven directly: no Faust, no Kafka."""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from model.serving import Recommendations
+from state.catalog import Catalog
+from state.item import AlertRule, ItemState
+from state.user import UserState
+from streams.metrics import Metrics
+from streams.partitioning import partition_for
+from streams.processors import (
+    ActivityCounts,
+    ActivityProcessor,
+    CatalogProcessor,
+    ClickProcessor,
+    Incoming,
+    ItemReviewProcessor,
+    ReviewProcessor,
+)
+from streams.settings import Settings
+from streams.topics import Topics
+
+N = 4
+NOW = 1.8e9
+TOPICS = Topics(Settings())
+
+
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.puts = 0
+
+    def get(self, key: str, handle: Any) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: str, value: bytes, handle: Any) -> None:
+        self.data[key] = value
+        self.puts += 1
+
+
+class RecordingModel:
+    """Recommends the catalog in a fixed order and remembers what it saw."""
+
+    version = 7
+
+    def __init__(self, catalog: Catalog, items: Sequence[str]) -> None:
+        self.catalog, self.items = catalog, list(items)
+        self.rounds: list[list[int]] = []
+        self.observed: list[tuple[int, str]] = []
+
+    def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
+        self.observed.append((sum(user.counts), item_id))
+
+    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
+        from model.candidates import admissible
+
+        self.rounds.append([sum(u.counts) for u in users])
+        return [Recommendations(admissible(((i, 1.0) for i in self.items), u, self.catalog, k), []) for u in users]
+
+    def sentiment_many(self, texts: Sequence[str]) -> list[float]:
+        return [0.9 if "good" in t else 0.1 for t in texts]
+
+
+def msg(topic: str, key: str | None, value: dict | bytes, offset: int, partition: int | None = None) -> Incoming:
+    body = value if isinstance(value, bytes) else json.dumps(value).encode()
+    p = partition if partition is not None else partition_for(key or "", N)
+    return Incoming(topic, p, offset, key.encode() if key else None, body)
+
+
+def click(n: int, user: str = "u1", item: str = "i1", action: str = "view", **extra: Any) -> dict:
+    return {"event_id": f"e{n}", "user_id": user, "item_id": item, "action": action, "ts": NOW + n, **extra}
+
+
+@pytest.fixture
+def setup():
+    catalog = Catalog(3600.0, refresh_s=0.0)
+    stock = ItemState()
+    stock.apply_catalog("c", "", None, False, 1.0)
+    catalog.upsert("gone", stock)
+    model = RecordingModel(catalog, ["gone", "i1", "i2", "i2", "i3", "i4"])
+    users, metrics = DictStore(), Metrics()
+    proc = ClickProcessor(
+        TOPICS, N, metrics, users, catalog, lambda: model, ActivityCounts(),
+        top_k=2, interest_half_life_s=3600.0, clock=lambda: NOW + 100,
+    )
+    return proc, users, model, metrics
+
+
+def outputs(out, topic):
+    return [json.loads(o.value) for o in out if o.topic == topic]
+
+
+def test_click_publishes_a_filtered_recommendation_reflecting_it(setup):
+    proc, users, _model, metrics = setup
+    out = proc.process([msg(TOPICS.clicks, "u1", click(1, item="i1", action="buy", category="shoes"), 0)])
+    [rec] = outputs(out, TOPICS.recommendations)
+    # "gone" is out of stock, "i1" was just bought, "i2" appears once.
+    assert [i["item_id"] for i in rec["items"]] == ["i2", "i3"]
+    assert rec["model_version"] == 7 and rec["trigger_event_id"] == "e1"
+    assert rec["published_ts"] >= rec["event_ts"]
+    state = UserState.from_bytes(users.data["u1"])
+    assert state.counts[4] == 1 and state.last is not None
+    assert metrics.recommendations._value.get() == 1
+
+
+def test_a_user_twice_in_a_batch_is_scored_in_two_rounds(setup):
+    proc, users, model, _ = setup
+    batch = [msg(TOPICS.clicks, "u1", click(1), 0), msg(TOPICS.clicks, "u2", click(2, user="u2"), 0),
+             msg(TOPICS.clicks, "u1", click(3), 1)]
+    out = proc.process(batch)
+    assert len(outputs(out, TOPICS.recommendations)) == 3
+    assert model.rounds == [[1, 1], [2]]  # the second u1 click saw the first one's state
+    assert UserState.from_bytes(users.data["u1"]).counts[0] == 2
+
+
+def test_redelivered_and_duplicated_events_change_nothing(setup):
+    proc, users, _model, metrics = setup
+    first = [msg(TOPICS.clicks, "u1", click(n), n) for n in range(5)]
+    proc.process(first)
+    out = proc.process(first[2:])  # redelivery after a crash: same offsets
+    out += proc.process([msg(TOPICS.clicks, "u1", click(4), 9)])  # producer retry: new offset
+    assert outputs(out, TOPICS.recommendations) == []
+    assert UserState.from_bytes(users.data["u1"]).counts[0] == 5
+    assert metrics.events.labels(TOPICS.clicks, "duplicate")._value.get() == 4
+
+
+def test_invalid_events_are_dead_lettered_and_the_rest_processed(setup):
+    proc, _users, _, metrics = setup
+    batch = [
+        msg(TOPICS.clicks, "u1", click(1), 0),
+        msg(TOPICS.clicks, None, b"\x00\xff binary", 1, partition=0),
+        msg(TOPICS.clicks, "u1", click(2, action="teleport"), 2),
+        msg(TOPICS.clicks, "u1", click(3), 3),
+    ]
+    out = proc.process(batch)
+    dead = outputs(out, TOPICS.deadletter)
+    assert [d["reason"] for d in dead] == ["encoding", "unknown_action"]
+    assert dead[0]["source_topic"] == TOPICS.clicks and dead[0]["offset"] == 1
+    assert "teleport" in dead[1]["error"] and "teleport" in dead[1]["payload"]
+    assert len(outputs(out, TOPICS.recommendations)) == 2
+    assert metrics.deadletters.labels("encoding")._value.get() == 1
+
+
+def test_a_click_in_the_wrong_partition_is_forwarded_not_applied(setup):
+    proc, users, _, metrics = setup
+    wrong = (partition_for("u1", N) + 1) % N
+    out = proc.process([msg(TOPICS.clicks, "someone-else", click(1), 0, partition=wrong)])
+    [fwd] = out
+    assert (fwd.topic, fwd.key) == (TOPICS.clicks, b"u1")
+    assert json.loads(fwd.value)["event_id"] == "e1"
+    assert users.data == {}
+    assert metrics.events.labels(TOPICS.clicks, "forwarded")._value.get() == 1
+
+
+def test_online_hit_rate_uses_the_last_published_list(setup):
+    proc, _users, _, metrics = setup
+    proc.process([msg(TOPICS.clicks, "u1", click(1, item="i1"), 0)])  # recommends i1, i2
+    proc.process([msg(TOPICS.clicks, "u1", click(2, item="i2"), 1)])  # a hit
+    proc.process([msg(TOPICS.clicks, "u1", click(3, item="zz"), 2)])  # a miss
+    assert metrics.hit_rate == (1, 2)
+
+
+def test_activity_is_counted_per_item_and_drained_once(setup):
+    proc, *_ = setup
+    proc.process([msg(TOPICS.clicks, "u1", click(n, item="i1", category="c"), n) for n in range(3)])
+    drained = proc.activity.drain(TOPICS.item_activity)
+    assert len(drained) == 1 and drained[0].key == b"i1"
+    assert json.loads(drained[0].value)["counts"] == {"view": 3.0}
+    assert proc.activity.drain(TOPICS.item_activity) == []
+
+
+def test_reviews_are_scored_and_rekeyed_by_item_then_aggregated():
+    users, items, metrics = DictStore(), DictStore(), Metrics()
+    model = RecordingModel(Catalog(3600.0), [])
+    reviews = ReviewProcessor(TOPICS, N, metrics, users, lambda: model, clock=lambda: NOW)
+    review = {"event_id": "r1", "user_id": "u1", "item_id": "i9", "text": "good stuff", "rating": 5, "ts": NOW}
+    out = reviews.process([msg(TOPICS.reviews, "u1", review, 0)])
+    [fwd] = out
+    assert fwd.topic == TOPICS.item_reviews and fwd.key == b"i9"
+    assert UserState.from_bytes(users.data["u1"]).reviews == 1
+    per_item = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(), clock=lambda: NOW + 1)
+    [sentiment] = outputs(per_item.process([msg(TOPICS.item_reviews, "i9", fwd.value, 0)]), TOPICS.sentiment)
+    assert sentiment["label"] == "positive" and sentiment["score"] == 0.9
+    assert sentiment["item_reviews"] == 1 and sentiment["item_positive_ratio"] == 1.0
+    assert sentiment["model_version"] == 7 and sentiment["event_id"] == "r1"
+
+
+def test_a_negative_burst_raises_one_alert():
+    items, metrics = DictStore(), Metrics()
+    proc = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(window=10, min_reviews=5))
+    out = []
+    for n in range(30):
+        score = 0.9 if n < 20 else 0.1
+        body = {"event_id": f"r{n}", "user_id": "u", "item_id": "i1", "ts": NOW, "score": score, "model_version": 1}
+        out += proc.process([msg(TOPICS.item_reviews, "i1", body, n)])
+    alerts = [m for m in outputs(out, TOPICS.sentiment) if m["label"] == "alert"]
+    assert len(alerts) == 1
+    assert alerts[0]["recent_negative_ratio"] >= 0.5 and alerts[0]["item_id"] == "i1"
+
+
+def test_internal_topics_dead_letter_foreign_messages():
+    items, metrics = DictStore(), Metrics()
+    proc = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule())
+    out = proc.process([msg(TOPICS.item_reviews, "i1", {"item_id": "i1", "score": "high"}, 0)])
+    assert [m["reason"] for m in outputs(out, TOPICS.deadletter)] == ["wrong_type"]
+    bad_score = {"event_id": "r", "user_id": "u", "item_id": "i1", "ts": NOW, "score": float("nan"), "model_version": 1}
+    out = proc.process([msg(TOPICS.item_reviews, "i1", json.dumps(bad_score).encode(), 1)])
+    assert [m["reason"] for m in outputs(out, TOPICS.deadletter)] == ["out_of_range"]
+
+
+def test_catalog_and_activity_update_the_item_table():
+    items, metrics = DictStore(), Metrics()
+    catalog = CatalogProcessor(TOPICS, N, metrics, items, clock=lambda: NOW)
+    catalog.process([msg(TOPICS.items, "i1", {"item_id": "i1", "category": "shoes", "in_stock": False, "ts": NOW}, 0)])
+    catalog.process([msg(TOPICS.items, "i1", {"item_id": "i1", "category": "bags", "ts": NOW - 10}, 1)])  # stale
+    state = ItemState.from_bytes(items.data["i1"])
+    assert (state.category, state.in_stock) == ("shoes", False)
+    activity = ActivityProcessor(TOPICS, N, metrics, items, 3600.0)
+    body = {"item_id": "i1", "category": "", "counts": {"view": 2, "buy": 1, "bogus": 5}, "ts": NOW}
+    activity.process([msg(TOPICS.item_activity, "i1", body, 0)])
+    activity.process([msg(TOPICS.item_activity, "i1", body, 0)])  # redelivered
+    state = ItemState.from_bytes(items.data["i1"])
+    assert state.popularity.weights == {"view": 2.0, "buy": 1.0}
