@@ -45,9 +45,9 @@ class ModelConfig:
     interests: int = 8  # decayed category interests fed to the network
     text_features: int = 256  # hashed text n-grams kept per review
     negatives: int = 4  # sampled negatives per click
-    batch_size: int = 512
+    batch_size: int = 256
     learning_rate: float = 2e-3  # Adam, dense weights
-    table_learning_rate: float = 0.05  # Adagrad, sparse embedding rows
+    table_learning_rate: float = 0.2  # Adagrad, sparse embedding rows
     clipnorm: float = 5.0
     task_weights: dict[str, float] = field(
         default_factory=lambda: {"recommend": 1.0, "interest": 0.5, "sentiment": 1.0, "rating": 0.5}

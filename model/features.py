@@ -18,6 +18,7 @@ import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def text_features(text: str, config: ModelConfig) -> tuple[np.ndarray, np.ndarra
     toks = tokens(text)
     counts: dict[int, int] = {}
     n = config.text_buckets
-    grams = [f"1{t}" for t in toks] + [f"2{a} {b}" for a, b in zip(toks, toks[1:], strict=False)]
+    grams = [f"1{t}" for t in toks] + [f"2{a} {b}" for a, b in pairwise(toks)]
     for gram in grams:
         b = bucket(gram, n)
         if b in counts:

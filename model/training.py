@@ -47,7 +47,9 @@ class Trainer:
         self._dense = [
             v for n, v in self.net.named.items() if n not in SPARSE_TABLES and v.trainable
         ]
-        self._opt_sparse = keras.optimizers.Adagrad(config.table_learning_rate)
+        self._opt_sparse = keras.optimizers.Adagrad(
+            config.table_learning_rate, initial_accumulator_value=1e-6
+        )
         self._opt_dense = keras.optimizers.Adam(config.learning_rate)
         self._opt_sparse.build(self._sparse)
         self._opt_dense.build(self._dense)

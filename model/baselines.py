@@ -1,0 +1,160 @@
+"""Simple methods the model is measured against, run in the same evaluation as the model.
+
+Recommendation baselines speak the same two verbs as the model in a prequential replay
+(``recommend`` before an event, ``observe`` after it) and pass through the same business filter
+(``model.candidates.admissible``), so every method is scored under the same rules. The sentiment
+baseline is TF-IDF + logistic regression (scikit-learn), with the analyzer the reference protocol
+uses for the language: character 1-2 grams for Chinese, word 1-2 grams for English.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from model.candidates import admissible
+from model.retrieval import CovisIndex
+from state.catalog import Catalog
+from state.user import UserState
+
+
+class Recommender(Protocol):
+    name: str
+
+    def recommend(self, user: UserState, now: float, k: int) -> list[tuple[str, float]]: ...
+
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
+                category: str) -> None: ...
+
+
+class _TopScores:
+    """Items by a score that only ever increases, with the best ``size`` kept sorted, so that a
+    top-k read costs O(size) rather than O(items)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.scores: dict[str, float] = {}
+        self.top: list[str] = []
+
+    def add(self, item_id: str, score: float) -> None:
+        self.scores[item_id] = score
+        if item_id in self.top:
+            self.top.sort(key=self.scores.__getitem__, reverse=True)
+        elif len(self.top) < self.size or score > self.scores[self.top[-1]]:
+            self.top.append(item_id)
+            self.top.sort(key=self.scores.__getitem__, reverse=True)
+            del self.top[self.size :]
+
+    def ranked(self) -> list[tuple[str, float]]:
+        return [(i, self.scores[i]) for i in self.top]
+
+
+class Popularity:
+    """Most interacted-with items so far (all time, every action counted once)."""
+
+    name = "popularity"
+
+    def __init__(self, catalog: Catalog, pool: int = 200) -> None:
+        self.catalog = catalog
+        self._top = _TopScores(pool)
+
+    def recommend(self, user: UserState, now: float, k: int) -> list[tuple[str, float]]:
+        return admissible(self._top.ranked(), user, self.catalog, k)
+
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
+                category: str) -> None:
+        self._top.add(item_id, self._top.scores.get(item_id, 0.0) + 1.0)
+
+
+class RecencyPopularity(Popularity):
+    """Popularity with exponentially decayed counts (half-life ``half_life_s``). Kept as
+    ``log2(sum 2^(t_i / h))``: every score decays at the same rate, so the order never needs
+    recomputing when time passes."""
+
+    name = "recency_popularity"
+
+    def __init__(self, catalog: Catalog, half_life_s: float, pool: int = 200) -> None:
+        super().__init__(catalog, pool)
+        self.half_life = half_life_s
+
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
+                category: str) -> None:
+        old = self._top.scores.get(item_id, -math.inf)
+        self._top.add(item_id, float(np.logaddexp2(old, ts / self.half_life)))
+
+
+class Covisitation:
+    """Items co-visited with the user's last few items (the model's own retrieval index)."""
+
+    name = "covisitation"
+
+    def __init__(self, catalog: Catalog, index: CovisIndex | None = None) -> None:
+        self.catalog = catalog
+        self.index = index or CovisIndex()
+
+    def recommend(self, user: UserState, now: float, k: int) -> list[tuple[str, float]]:
+        scores = self.index.scores(user, sources=5, per_source=50)
+        ranked = heapq.nlargest(k + len(user.bought) + 10, scores.items(), key=lambda kv: kv[1])
+        return admissible(ranked, user, self.catalog, k)
+
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
+                category: str) -> None:
+        self.index.observe(user_before, item_id)
+
+
+class Repeat:
+    """The user's own most recent distinct items, newest first."""
+
+    name = "repeat"
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def recommend(self, user: UserState, now: float, k: int) -> list[tuple[str, float]]:
+        ranked = [(r.item_id, 1.0 / (1 + i)) for i, r in enumerate(reversed(user.recent))]
+        return admissible(ranked, user, self.catalog, k)
+
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
+                category: str) -> None:
+        """The user's state already holds everything this method needs."""
+
+
+def is_chinese(texts: Sequence[str], sample: int = 200) -> bool:
+    """True when most sampled texts contain CJK characters."""
+    picked = texts[:sample]
+    cjk = sum(any("\u4e00" <= ch <= "\u9fff" for ch in t) for t in picked)
+    return cjk * 2 > len(picked)
+
+
+class TfidfLogReg:
+    """TF-IDF + logistic regression as in the reference protocol: character 1-2 grams for Chinese
+    text, word 1-2 grams for English, class-balanced, scikit-learn defaults otherwise."""
+
+    name = "tfidf_logreg"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self._pipeline: object | None = None
+
+    def fit(self, texts: Sequence[str], labels: Sequence[int]) -> TfidfLogReg:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+
+        if is_chinese(list(texts)):
+            vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2))
+        else:
+            vectorizer = TfidfVectorizer(ngram_range=(1, 2))
+        classifier = LogisticRegression(max_iter=2000, class_weight="balanced",
+                                        random_state=self.seed)
+        self._pipeline = make_pipeline(vectorizer, classifier).fit(list(texts), list(labels))
+        return self
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        if self._pipeline is None:
+            raise RuntimeError("fit the baseline first")
+        return self._pipeline.predict_proba(list(texts))[:, 1]  # type: ignore[attr-defined]

@@ -1,0 +1,402 @@
+"""``shopguide train`` and ``shopguide evaluate ...``: the model's offline commands.
+
+``register(subparsers)`` adds them to the engine's CLI; ``python -m model.commands ...`` runs them
+alone. Long runs show a progress bar on stderr; ``--json OUT`` writes machine-readable results;
+``--plot PNG`` (recommend) draws the hit rate over the replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model import data
+from model.config import TASKS, ModelConfig
+
+DEFAULT_SEED = 0
+MOVIELENS_POSITIVE = 4.0
+#: Popularity half-life of the replay per data set: the engine's default for a live shop
+#: (Taobao covers two hours), a month for MovieLens (22 years of ratings).
+POPULARITY_HALF_LIFE = {"taobao": 6 * 3600.0, "movielens": 30 * 86400.0}
+INTEREST_HALF_LIFE = 3 * 3600.0
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr; yields ``advance(n)``."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=False, disable=not console.is_terminal) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _rows(reader: Iterator[Any], kind: type) -> list[Any]:
+    return [r for r in reader if isinstance(r, kind)]
+
+
+def read_reviews(path: Path) -> list[data.LabeledReview]:
+    """A ``label,review[,cat]`` CSV, or the women's clothing file (recognised by its header)."""
+    with open(path, encoding="utf-8-sig") as f:
+        header = f.readline()
+    reader = data.read_reviews_en if "Review Text" in header else data.read_labeled_csv
+    return _rows(reader(path), data.LabeledReview)
+
+
+def read_stream(fmt: str, path: Path) -> list[data.Interaction]:
+    reader = {"taobao": data.read_taobao, "movielens": data.read_movielens}[fmt]
+    return _rows(reader(path), data.Interaction)
+
+
+def is_positive(fmt: str) -> Callable[[data.Interaction], bool]:
+    if fmt == "movielens":
+        return lambda e: e.rating is not None and e.rating >= MOVIELENS_POSITIVE
+    return lambda e: True
+
+
+def _write_json(path: str | None, payload: dict[str, Any]) -> None:
+    text = json.dumps(payload, indent=2, ensure_ascii=False)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
+def _config(args: argparse.Namespace) -> ModelConfig:
+    config = ModelConfig()
+    if getattr(args, "shared_bottom", False):
+        config = config.with_(experts=0)
+    if getattr(args, "uncertainty", False):
+        config = config.with_(uncertainty_weighting=True)
+    return config
+
+
+# --------------------------------------------------------------------------- evaluate sentiment
+
+
+def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
+    from model.baselines import TfidfLogReg
+    from model.evaluate import classification_figures, sentiment_scores, split, train_sentiment
+    from model.scoring import NeuralServingModel
+    from model.snapshot import Snapshot
+    from model.training import Trainer
+    from state.catalog import Catalog
+
+    rows = read_reviews(Path(args.path))
+    if args.holdout_cat:
+        train = [r for r in rows if r.category != args.holdout_cat]
+        test = [r for r in rows if r.category == args.holdout_cat]
+        protocol = f"train on every category but {args.holdout_cat!r}, test on it"
+    else:
+        train, test = split(rows, seed=args.seed)
+        protocol = f"shuffled with seed {args.seed}, 80% train / 20% test"
+    if not train or not test:
+        raise SystemExit("nothing to train or test on")
+    started = time.perf_counter()
+    trainer = Trainer(_config(args), seed=args.seed)
+    with progress_bar(len(train) * args.epochs, "training (model)") as advance:
+        train_sentiment(trainer, train, args.epochs, seed=args.seed, progress=advance)
+    serving = NeuralServingModel(trainer.export(), Catalog(3600.0),
+                                 interest_half_life_s=INTEREST_HALF_LIFE)
+    labels = np.array([r.label for r in test])
+    texts = [r.text for r in test]
+    results: dict[str, Any] = {
+        "model": classification_figures(labels, sentiment_scores(serving, texts))
+    }
+    results["model"]["train_seconds"] = time.perf_counter() - started
+    if args.snapshot:
+        snap = Snapshot.from_bytes(Path(args.snapshot).read_bytes())
+        pretrained = NeuralServingModel(snap, Catalog(3600.0),
+                                        interest_half_life_s=INTEREST_HALF_LIFE)
+        results["snapshot"] = classification_figures(labels, sentiment_scores(pretrained, texts))
+        results["snapshot"]["version"] = snap.version
+    started = time.perf_counter()
+    baseline = TfidfLogReg(seed=args.seed).fit([r.text for r in train], [r.label for r in train])
+    results["tfidf_logreg"] = classification_figures(labels, baseline.predict_proba(texts))
+    results["tfidf_logreg"]["train_seconds"] = time.perf_counter() - started
+    payload = {
+        "task": "sentiment", "n": len(test), "train_n": len(train), "path": str(args.path),
+        "protocol": protocol, "epochs": args.epochs, "seed": args.seed,
+        "config": trainer.config.to_dict(), "results": results,
+    }
+    _write_json(args.json, payload)
+    return payload
+
+
+# --------------------------------------------------------------------------- evaluate recommend
+
+
+def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
+    from model.evaluate import ModelRecommender, baseline_recommenders, prequential, replay_catalog
+    from model.training import Trainer
+
+    events = read_stream(args.format, Path(args.path))
+    if args.limit:
+        events = events[: args.limit]
+    half_life = POPULARITY_HALF_LIFE[args.format]
+    catalog, clock = replay_catalog()
+    trainer = Trainer(_config(args), seed=args.seed)
+    model = ModelRecommender(trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE,
+                             seed=args.seed, train_every=args.train_every)
+    methods = [model, *baseline_recommenders(catalog, half_life)]
+    with progress_bar(len(events), f"prequential replay ({args.format})") as advance:
+        result = prequential(
+            events, methods, catalog, clock, is_positive=is_positive(args.format),
+            interest_half_life_s=INTEREST_HALF_LIFE, popularity_half_life_s=half_life,
+            window=args.window, progress=advance,
+        )
+    results = result.results()
+    best = max((v["hit_rate@10"], k) for k, v in results.items() if k != "model")
+    payload = {
+        "task": "recommend", "n": result.n, "events": result.events, "format": args.format,
+        "path": str(args.path), "seed": args.seed, "seconds": round(result.seconds, 1),
+        "recommend_ms_per_event": result.recommend_ms,
+        "best_baseline": best[1],
+        "model_vs_best_baseline": results["model"]["hit_rate@10"] / best[0] if best[0] else None,
+        "prequential_losses": {t: float(np.mean(v)) for t, v in model.losses.items()},
+        "curves": {"window": result.window,
+                   **{k: s.curve for k, s in result.scores.items()}},
+        "config": trainer.config.to_dict(), "results": results,
+    }
+    if args.plot:
+        from model.report import plot_curves
+
+        plot_curves(payload, Path(args.plot))
+    _write_json(args.json, payload)
+    return payload
+
+
+# --------------------------------------------------------------------------- train
+
+
+def training_streams(limit: int | None = None) -> list[tuple[str, list[data.Interaction]]]:
+    return [
+        (fmt, read_stream(fmt, data.default_path(fmt))[:limit]) for fmt in ("taobao", "movielens")
+    ]
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    """Replay the Taobao and MovieLens streams through the example builders and the trainer,
+    interleaving ``--epochs`` passes over the training 80% of both review sets, then save a
+    training checkpoint in ``--out`` and, with ``--warm-start``, the shipped warm start."""
+    from model.evaluate import ModelRecommender, prequential, replay_catalog, review_examples, split
+    from model.snapshot import SnapshotStore
+    from model.training import Trainer
+
+    sources = {name: data.default_path(name) for name in
+               ("taobao", "movielens", "reviews-zh", "reviews-en")}
+    checksums = {name: sha256_file(p) for name, p in sources.items()}
+    reviews: list[Any] = []
+    for name in ("reviews-zh", "reviews-en"):
+        train, _ = split(read_reviews(sources[name]), seed=args.seed)
+        reviews += review_examples(train[: args.limit] if args.limit else train)
+    streams = training_streams(args.limit)
+    total_events = sum(len(ev) for _, ev in streams)
+    review_budget = len(reviews) * args.epochs
+    rng = np.random.default_rng(args.seed)
+    feed = _cycle_shuffled(reviews, rng)
+
+    def extra(n_clicks: int, per_event: float = review_budget / max(total_events, 1)) -> list[Any]:
+        del n_clicks
+        return [next(feed) for _ in range(round(per_event * 256))]
+
+    trainer = Trainer(_config(args), seed=args.seed)
+    started = time.perf_counter()
+    for fmt, events in streams:
+        catalog, clock = replay_catalog()
+        model = ModelRecommender(trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE,
+                                 seed=args.seed, train_every=256, extra_examples=extra)
+        with progress_bar(len(events), f"training on {fmt}") as advance:
+            prequential(events, [model], catalog, clock, is_positive=lambda e: False,
+                        interest_half_life_s=INTEREST_HALF_LIFE,
+                        popularity_half_life_s=POPULARITY_HALF_LIFE[fmt], progress=advance)
+    command = "shopguide train " + " ".join(sys.argv[sys.argv.index("train") + 1 :]) \
+        if "train" in sys.argv else "shopguide train"
+    extra_meta = {"data_sha256": checksums, "command": command, "seed": args.seed,
+                  "epochs": args.epochs, "seconds": round(time.perf_counter() - started, 1)}
+    snapshot = trainer.export(with_optimizer=True, extra=extra_meta)
+    store = SnapshotStore(args.out, keep=args.keep)
+    path = store.save(snapshot)
+    payload: dict[str, Any] = {"task": "train", "snapshot": str(path), "version": snapshot.version,
+                               "counters": snapshot.counters, **extra_meta}
+    if args.warm_start:
+        payload["warm_start"] = write_warm_start(snapshot, Path(args.warm_start))
+    _write_json(args.json, payload)
+    return payload
+
+
+def _cycle_shuffled(items: list[Any], rng: np.random.Generator) -> Iterator[Any]:
+    while True:
+        for i in rng.permutation(len(items)):
+            yield items[i]
+
+
+def write_warm_start(snapshot: Any, path: Path) -> dict[str, Any]:
+    """The shipped warm start: serving weights only, item-id rows dropped (a new shop's item ids
+    mean nothing to a model trained on Taobao and MovieLens ids; category, text and every dense
+    weight are kept), float16, non-zero rows only."""
+    from dataclasses import replace
+
+    weights = snapshot.serving_weights()
+    weights["item_table"] = np.zeros_like(weights["item_table"])
+    warm = replace(snapshot, weights=weights)
+    blob = warm.to_bytes(dtype="float16")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+    return {"path": str(path), "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
+
+
+# --------------------------------------------------------------------------- ablation
+
+
+def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
+    """Each task alone versus all jointly, on the same stream and the same number of steps:
+    the Taobao replay (first ``--events`` events) with the training reviews interleaved; figures
+    are the prequential hit rate (recommend), prequential cross-entropy (interest), and held-out
+    accuracy (sentiment) and RMSE (rating) on the review test splits."""
+    from model.evaluate import (
+        ModelRecommender,
+        classification_figures,
+        prequential,
+        replay_catalog,
+        review_examples,
+        sentiment_scores,
+        split,
+    )
+    from model.training import Trainer
+
+    events = read_stream("taobao", data.default_path("taobao"))[: args.events]
+    trains, tests = [], []
+    for name in ("reviews-zh", "reviews-en"):
+        tr, te = split(read_reviews(data.default_path(name)), seed=args.seed)
+        trains += tr[: args.reviews]
+        tests.append((name, te))
+    reviews = review_examples(trains)
+    base = ModelConfig()
+    variants: dict[str, ModelConfig] = {
+        "joint (mmoe)": base,
+        "joint (shared-bottom)": base.with_(experts=0),
+        "joint (mmoe, uncertainty weights)": base.with_(uncertainty_weighting=True),
+    }
+    for task in TASKS:
+        variants[f"{task} alone"] = base.with_(task_weights={task: 1.0})
+    out: dict[str, Any] = {}
+    for label, config in variants.items():
+        rng = np.random.default_rng(args.seed)
+        feed = _cycle_shuffled(reviews, rng)
+        per_flush = round(len(reviews) * args.epochs / len(events) * 256)
+        trainer = Trainer(config, seed=args.seed)
+        catalog, clock = replay_catalog()
+        model = ModelRecommender(trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE,
+                                 seed=args.seed,
+                                 extra_examples=lambda n, f=feed, k=per_flush: [next(f) for _ in range(k)])
+        with progress_bar(len(events), f"ablation: {label}") as advance:
+            result = prequential(events, [model], catalog, clock, is_positive=lambda e: True,
+                                 interest_half_life_s=INTEREST_HALF_LIFE,
+                                 popularity_half_life_s=POPULARITY_HALF_LIFE["taobao"],
+                                 progress=advance)
+        figures: dict[str, Any] = {
+            "recommend_hit_rate@10": result.results()["model"]["hit_rate@10"],
+            "interest_prequential_xent": float(np.mean(model.losses.get("interest", [np.nan]))),
+        }
+        for name, test in tests:
+            labels = np.array([r.label for r in test])
+            probs = sentiment_scores(model.serving, [r.text for r in test])
+            figures[f"sentiment_accuracy_{name}"] = classification_figures(labels, probs)["accuracy"]
+        rated = [r for _, test in tests for r in test if r.rating is not None]
+        predicted = np.array(model.serving.rating_many([r.text for r in rated]))
+        figures["rating_rmse"] = float(np.sqrt(np.mean((predicted - [r.rating for r in rated]) ** 2)))
+        if config.uncertainty_weighting:
+            log_vars = model.serving.snapshot.weights["task_log_vars"]
+            figures["learned_weights"] = {t: float(np.exp(-v)) for t, v in zip(TASKS, log_vars, strict=True)}
+        out[label] = figures
+        print(label, json.dumps(figures), file=sys.stderr)
+    payload = {"task": "ablation", "events": len(events), "reviews": len(reviews),
+               "epochs": args.epochs, "seed": args.seed, "results": out}
+    _write_json(args.json, payload)
+    return payload
+
+
+# --------------------------------------------------------------------------- CLI wiring
+
+
+def register(subparsers: Any) -> None:
+    """Add ``train`` and ``evaluate {sentiment,recommend,ablation}`` to an argparse CLI."""
+    train = subparsers.add_parser("train", help="train the multi-task model on ../shared/data")
+    train.add_argument("--out", required=True, help="snapshot directory (created)")
+    train.add_argument("--warm-start", help="also write the shipped warm start to this file")
+    train.add_argument("--epochs", type=int, default=4, help="passes over the training reviews")
+    train.add_argument("--limit", type=int, help="use only the first N rows of each data set")
+    train.add_argument("--keep", type=int, default=5, help="snapshots kept in --out")
+    _common(train)
+    train.set_defaults(func=cmd_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="evaluate the model beside baselines")
+    kinds = evaluate.add_subparsers(dest="kind", required=True)
+    sent = kinds.add_parser("sentiment", help="accuracy and macro-F1 on a labelled review CSV")
+    sent.add_argument("--path", required=True, help="CSV with label,review[,cat] columns")
+    sent.add_argument("--epochs", type=int, default=4)
+    sent.add_argument("--holdout-cat", help="test on this category, train on the others")
+    sent.add_argument("--snapshot", help="also score a trained snapshot file (no training)")
+    _common(sent)
+    sent.set_defaults(func=cmd_evaluate_sentiment)
+
+    rec = kinds.add_parser("recommend", help="prequential HitRate@10 / NDCG@10 replay")
+    rec.add_argument("--format", choices=("taobao", "movielens"), required=True)
+    rec.add_argument("--path", required=True)
+    rec.add_argument("--limit", type=int, help="replay only the first N events")
+    rec.add_argument("--train-every", type=int, default=256, help="events per training batch")
+    rec.add_argument("--window", type=int, default=2000, help="positives per hit-rate point")
+    rec.add_argument("--plot", help="PNG of the hit rate over the replay")
+    _common(rec)
+    rec.set_defaults(func=cmd_evaluate_recommend)
+
+    abl = kinds.add_parser("ablation", help="each task alone versus jointly")
+    abl.add_argument("--events", type=int, default=40_000, help="Taobao events replayed")
+    abl.add_argument("--reviews", type=int, default=8_000, help="training reviews per language")
+    abl.add_argument("--epochs", type=int, default=3, help="passes over the reviews")
+    abl.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    abl.add_argument("--json", help="write the results here")
+    abl.set_defaults(func=cmd_evaluate_ablation)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--shared-bottom", action="store_true", help="shared-bottom, not MMoE")
+    parser.add_argument("--uncertainty", action="store_true",
+                        help="learn task weights (Kendall et al. 2018)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.commands")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import numpy as np
+from model_fixtures import HALF_LIFE, TINY
+
+from model.features import bucket, encode_texts, encode_users, text_features, tokens, user_context
+from state.user import UserState
+
+
+def test_bucket_is_stable_bounded_and_reserves_zero() -> None:
+    assert bucket("", 64) == 0
+    ids = {bucket(f"item-{i}", 64) for i in range(500)}
+    assert min(ids) >= 1 and max(ids) <= 63
+    assert bucket("abc", 1 << 17) == bucket("abc", 1 << 17)
+
+
+def test_tokens_split_chinese_characters_and_english_words() -> None:
+    assert tokens("很好用 Great FIT!") == ["很", "好", "用", "great", "fit", "!"]
+
+
+def test_text_features_are_l2_normalised_and_bounded() -> None:
+    ids, w = text_features("good good good bad " * 50, TINY)
+    assert len(ids) <= TINY.text_features and ids.dtype == np.int32
+    assert abs(float(np.sum(w * w)) - 1.0) < 1e-5
+    x = encode_texts(["", "很好"], TINY)
+    assert x["text_ids"].shape == (2, TINY.text_features)
+    assert not x["text_weights"][0].any() and x["text_weights"][1].any()
+
+
+def test_user_encoding_shapes_and_history_weights_sum_to_one() -> None:
+    user = UserState()
+    for i in range(10):
+        user.apply_click(f"i{i}", "click", 100.0 + i, f"c{i % 3}", HALF_LIFE)
+    x = encode_users([user_context(user, 200.0, TINY, HALF_LIFE), user_context(UserState(), 0, TINY, HALF_LIFE)], TINY)
+    assert x["hist_items"].shape == (2, TINY.history)
+    assert x["interest_cats"].shape == (2, TINY.interests)
+    assert np.isclose(x["hist_weights"][0].sum(), 1.0)
+    assert x["hist_weights"][1].sum() == 0.0
+    # newest first: the most recent item carries the largest weight
+    assert x["hist_weights"][0][0] == x["hist_weights"][0].max()

@@ -1,0 +1,69 @@
+"""Numpy serving: the business filters hold whatever the weights, and the engine's contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from model_fixtures import HALF_LIFE, TINY
+
+from model.config import initial_weights
+from model.scoring import NeuralServingModel, serving_from_snapshot
+from model.serving import ServingModel
+from model.snapshot import Snapshot
+from state.item import ItemState
+
+
+@pytest.fixture(scope="module")
+def serving(stream) -> NeuralServingModel:
+    weights = initial_weights(TINY, seed=0)
+    rng = np.random.default_rng(0)
+    for name in ("item_table", "category_table", "text_table"):
+        weights[name] = rng.normal(0, 0.5, weights[name].shape).astype(np.float32)
+    return serving_from_snapshot(Snapshot(7, TINY, weights), stream.catalog,
+                                 interest_half_life_s=HALF_LIFE, index=stream.index)
+
+
+def test_is_a_serving_model(serving) -> None:
+    model: ServingModel = serving  # type-checks against the engine's Protocol
+    for name in ("observe_click", "recommend_many", "sentiment_many"):
+        assert callable(getattr(model, name))
+    assert serving.version == 7
+
+
+def test_never_bought_out_of_stock_or_duplicate(serving, stream) -> None:
+    out_of_stock = ItemState(in_stock=False)
+    out_of_stock.apply_catalog("c0", "", None, False, 1.0)
+    stream.catalog.upsert("i5", out_of_stock)
+    try:
+        users = list(stream.users.values())
+        recs = serving.recommend_many(users, 2000.0, 10)
+        assert len(recs) == len(users)
+        for user, rec in zip(users, recs, strict=True):
+            ids = [i for i, _ in rec.items]
+            assert len(ids) == len(set(ids)) and len(ids) <= 10
+            assert not set(ids) & set(user.bought)
+            assert "i5" not in ids
+            scores = [s for _, s in rec.items]
+            assert scores == sorted(scores, reverse=True)
+            assert rec.interests and 0 < sum(w for _, w in rec.interests) <= 1.0 + 1e-6
+    finally:
+        stream.catalog.remove("i5")
+
+
+def test_unknown_user_gets_popular_items(serving, stream) -> None:
+    from state.user import UserState
+
+    rec = serving.recommend_many([UserState()], 2000.0, 5)[0]
+    assert len(rec.items) == 5
+    assert not serving.recommend_many([], 0.0, 5)
+
+
+def test_sentiment_many_is_a_probability_per_text(serving) -> None:
+    scores = serving.sentiment_many(["很好", "terrible", ""])
+    assert len(scores) == 3 and all(0.0 <= s <= 1.0 for s in scores)
+    assert serving.sentiment_many([]) == []
+
+
+def test_new_snapshot_keeps_the_retrieval_index(serving) -> None:
+    newer = serving.with_snapshot(Snapshot(8, TINY, initial_weights(TINY, 1)))
+    assert newer.version == 8 and newer.index is serving.index

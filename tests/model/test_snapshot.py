@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from model_fixtures import TINY
+
+from model.config import initial_weights
+from model.snapshot import MAGIC, Snapshot, SnapshotError, SnapshotStore
+
+
+def _snapshot(version: int = 1) -> Snapshot:
+    weights = initial_weights(TINY, seed=version)
+    weights["item_table"][[3, 7]] = 0.5  # a sparse table: stored as its non-zero rows
+    return Snapshot(version, TINY, weights, counters={"steps": 3}, metrics={"loss": 0.5})
+
+
+def test_round_trip_is_exact() -> None:
+    snap = _snapshot()
+    back = Snapshot.from_bytes(snap.to_bytes())
+    assert back.version == 1 and back.config == TINY and back.counters == {"steps": 3}
+    for name, value in snap.weights.items():
+        np.testing.assert_array_equal(back.weights[name], value)
+
+
+def test_float16_round_trip_is_close_and_smaller() -> None:
+    snap = _snapshot()
+    small = snap.to_bytes(dtype="float16")
+    assert len(small) < 0.7 * len(snap.to_bytes())
+    back = Snapshot.from_bytes(small)
+    for name, value in snap.weights.items():
+        np.testing.assert_allclose(back.weights[name], value, atol=2e-3)
+
+
+@pytest.mark.parametrize("where", [0, 40, -100, -1])
+def test_corrupt_byte_is_rejected(where: int) -> None:
+    data = bytearray(_snapshot().to_bytes())
+    data[where] ^= 0xFF
+    with pytest.raises(SnapshotError):
+        Snapshot.from_bytes(bytes(data))
+
+
+def test_truncated_is_rejected() -> None:
+    data = _snapshot().to_bytes()
+    for cut in (0, 10, len(data) // 2, len(data) - 1):
+        with pytest.raises(SnapshotError):
+            Snapshot.from_bytes(data[:cut])
+
+
+def _reseal(body: bytes) -> bytes:
+    import hashlib
+
+    return body + hashlib.sha256(body).digest()
+
+
+def test_wrong_shape_is_rejected_even_with_a_valid_checksum() -> None:
+    snap = _snapshot()
+    weights = dict(snap.weights)
+    weights["recommend/user/kernel"] = np.zeros((3, 3), np.float32)
+    with pytest.raises(SnapshotError, match="shape"):
+        Snapshot.from_bytes(replace(snap, weights=weights).to_bytes())
+    weights.pop("recommend/user/kernel")
+    with pytest.raises(SnapshotError, match="missing"):
+        Snapshot.from_bytes(replace(snap, weights=weights).to_bytes())
+
+
+def test_tampered_header_is_rejected() -> None:
+    data = _snapshot().to_bytes()
+    body = data[:-32]
+    _, header_len = struct.unpack_from("<IQ", body, len(MAGIC))
+    start = len(MAGIC) + 12
+    header = json.loads(body[start : start + header_len])
+    header["tensors"][0]["offset"] = 10**9
+    new_header = json.dumps(header).encode()
+    forged = body[: len(MAGIC)] + struct.pack("<IQ", 1, len(new_header)) + new_header
+    forged += body[start + header_len :]
+    with pytest.raises(SnapshotError, match="outside"):
+        Snapshot.from_bytes(_reseal(forged))
+    with pytest.raises(SnapshotError, match="checksum"):
+        Snapshot.from_bytes(forged + data[-32:])
+
+
+def test_non_finite_weights_are_rejected() -> None:
+    snap = _snapshot()
+    weights = dict(snap.weights)
+    weights["recommend/bias"] = np.array([np.nan], np.float32)
+    with pytest.raises(SnapshotError, match="NaN"):
+        Snapshot.from_bytes(replace(snap, weights=weights).to_bytes())
+
+
+def test_store_keeps_last_n_is_monotonic_and_rolls_back(tmp_path) -> None:
+    store = SnapshotStore(tmp_path, keep=3)
+    for v in range(1, 6):
+        store.save(_snapshot(v))
+    assert store.versions() == [3, 4, 5]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp")]
+    with pytest.raises(SnapshotError, match="not newer"):
+        store.save(_snapshot(4))
+    rolled = store.rollback(3)
+    assert rolled.version == 6 and rolled.extra["rolled_back_from"] == 3
+    assert store.latest().version == 6
+    np.testing.assert_array_equal(store.latest().weights["item_table"], _snapshot(3).weights["item_table"])
+
+
+def test_store_skips_a_corrupt_newest_file(tmp_path) -> None:
+    store = SnapshotStore(tmp_path, keep=5)
+    store.save(_snapshot(1))
+    store.save(_snapshot(2))
+    store.path(2).write_bytes(store.path(2).read_bytes()[:100])
+    assert store.latest().version == 1
+    with pytest.raises(SnapshotError):
+        store.load(2)

@@ -1,0 +1,139 @@
+"""The trainer's contracts: output shapes, masks, determinism, resumption, and agreement between
+the Keras network and the numpy scorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from model_fixtures import TINY
+
+from model.config import TASKS
+from model.examples import encode_examples
+from model.losses import present, task_losses, total_loss
+from model.scoring import NumpyNet
+from model.snapshot import Snapshot
+from model.training import Trainer
+
+
+@pytest.fixture(scope="module")
+def trained(stream) -> Trainer:
+    trainer = Trainer(TINY, seed=1)
+    for _ in range(2):
+        trainer.learn_many(stream.examples)
+    return trainer
+
+
+def test_output_shapes(trained, stream) -> None:
+    out = trained.predict(stream.examples[:7])
+    assert out["recommend"].shape == (7,)
+    assert out["interest"].shape == (7, TINY.category_buckets)
+    assert out["sentiment"].shape == (7,) and out["rating"].shape == (7,)
+    assert np.all((out["rating"] >= 1) & (out["rating"] <= 5))
+    assert np.all(out["interest"][:, 0] < -1e8)  # bucket 0 (unknown) is never predicted
+
+
+def test_losses_are_finite_and_fall(stream) -> None:
+    trainer = Trainer(TINY, seed=0)
+    first = trainer.learn_many(stream.examples)
+    for _ in range(3):
+        last = trainer.learn_many(stream.examples)
+    assert set(first) == set(TASKS)
+    assert all(np.isfinite(v) for v in last.values())
+    assert last["sentiment"] < first["sentiment"] and last["recommend"] < first["recommend"]
+
+
+def _gradients(trainer: Trainer, examples) -> dict[str, np.ndarray]:
+    inputs, targets = encode_examples(examples, trainer.config)
+    names = list(trainer.net.named)
+    with tf.GradientTape() as tape:
+        out = trainer.net(inputs)
+        loss = total_loss(task_losses(out, targets), present(targets), trainer.config,
+                          trainer.net.named["task_log_vars"])
+    grads = tape.gradient(loss, [trainer.net.named[n].value for n in names])
+    return {n: (np.zeros(1) if g is None else tf.convert_to_tensor(g).numpy())
+            for n, g in zip(names, grads, strict=True)}
+
+
+def test_masked_tasks_contribute_no_gradient(trained, stream) -> None:
+    reviews = [e for e in stream.examples if e.positive is not None][:16]
+    grads = _gradients(trained, reviews)
+    for name in ("recommend/features/out", "recommend/user/kernel", "interest/query/kernel",
+                 "interest/prior"):
+        assert not np.any(grads[name]), name
+    assert np.any(grads["sentiment/out"])
+    clicks = [e for e in stream.examples if e.engaged is not None][:16]
+    grads = _gradients(trained, clicks)
+    for name in ("sentiment/out", "rating/out"):
+        assert not np.any(grads[name]), name
+    assert np.any(grads["recommend/features/out"])
+
+
+def test_a_task_weighted_zero_is_left_out(stream) -> None:
+    alone = Trainer(TINY.with_(task_weights={"sentiment": 1.0}), seed=0)
+    losses = alone.learn_many(stream.examples[:64])
+    assert "recommend" in losses  # still reported...
+    grads = _gradients(alone, [e for e in stream.examples if e.engaged is not None][:16])
+    assert not np.any(grads["recommend/features/out"])  # ...but never learnt
+
+
+def test_same_seed_same_model(stream) -> None:
+    a, b = Trainer(TINY, seed=3), Trainer(TINY, seed=3)
+    for t in (a, b):
+        t.learn_many(stream.examples[:300])
+    wa, wb = a.export().weights, b.export().weights
+    for name in wa:
+        np.testing.assert_array_equal(wa[name], wb[name])
+    c = Trainer(TINY, seed=4)
+    assert not np.array_equal(c.export().weights["experts/kernel"], wa["experts/kernel"])
+
+
+def test_resume_from_a_checkpoint_continues_exactly(stream) -> None:
+    part1, part2 = stream.examples[:128], stream.examples[128:256]
+    straight = Trainer(TINY, seed=5)
+    straight.learn_many(part1)
+    checkpoint = Snapshot.from_bytes(straight.export(with_optimizer=True).to_bytes())
+    straight.learn_many(part2)
+    resumed = Trainer(TINY, seed=5, resume=checkpoint)
+    resumed._rng = np.random.default_rng(5)  # same dropout draws as the uninterrupted run
+    straight_rng = np.random.default_rng(5)
+    straight_rng.random(128)  # the draws of part 1 (two batches of 64)
+    resumed._rng = straight_rng
+    resumed.learn_many(part2)
+    assert resumed.version == checkpoint.version
+    a, b = straight.export().weights, resumed.export().weights
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], atol=1e-6, err_msg=name)
+
+
+def test_export_versions_are_monotonic(trained) -> None:
+    v1, v2 = trained.export().version, trained.export().version
+    assert v2 == v1 + 1
+
+
+def test_numpy_scorer_matches_keras(trained, stream) -> None:
+    examples = stream.examples[:40] + [e for e in stream.examples if e.positive is not None][:10]
+    keras_out = trained.predict(examples)
+    net = NumpyNet(trained.export())
+    x, _ = encode_examples(examples, TINY)
+    z, text = net.towers(x)
+    rec = np.array([
+        net.recommend(z["recommend"][i], x["item"][i : i + 1], x["category"][i : i + 1],
+                      x["candidate_features"][i : i + 1])[0]
+        for i in range(len(examples))
+    ])
+    np.testing.assert_allclose(rec, keras_out["recommend"], atol=1e-4)
+    np.testing.assert_allclose(net.sentiment(z["sentiment"], text, x["item"], x["category"]),
+                               keras_out["sentiment"], atol=1e-4)
+    np.testing.assert_allclose(net.rating(z["rating"], text), keras_out["rating"], atol=1e-4)
+    buckets = np.arange(1, TINY.category_buckets)
+    for i in range(5):
+        np.testing.assert_allclose(net.interest(z["interest"][i], x, i, buckets),
+                                   keras_out["interest"][i, 1:], atol=1e-4)
+
+
+def test_shared_bottom_variant_trains(stream) -> None:
+    trainer = Trainer(TINY.with_(experts=0, uncertainty_weighting=True), seed=0)
+    losses = trainer.learn_many(stream.examples[:200])
+    assert all(np.isfinite(v) for v in losses.values())
+    assert np.any(trainer.export().weights["task_log_vars"] != 0)
