@@ -23,6 +23,7 @@ from state.catalog import Catalog
 from state.item import AlertRule, ItemState
 from streams.followers import Follower
 from streams.metrics import Metrics
+from streams.monitor import KeyCounts, Progress, refresh_lag
 from streams.processors import (
     ActivityCounts,
     ActivityProcessor,
@@ -40,6 +41,9 @@ from streams.web import register_views
 
 log = logging.getLogger(__name__)
 
+#: How often lag and table-size gauges are refreshed.
+MONITOR_INTERVAL_S = 5.0
+
 
 class FaustTableStore:
     """A Faust table as a processor's :class:`~streams.processors.Store`.
@@ -51,15 +55,31 @@ class FaustTableStore:
 
     def __init__(self, table: faust.Table) -> None:
         self._table = table
+        self.keys = KeyCounts(self._count_partition)
+        self._missing: set[str] = set()  # keys a get found absent: their put creates them
 
     def get(self, key: str, handle: Any) -> bytes | None:
         _current_event.set(weakref.ref(handle))
         value: bytes | None = self._table.get(key)
+        if value is None:
+            self._missing.add(key)
         return value
 
     def put(self, key: str, value: bytes, handle: Any) -> None:
         _current_event.set(weakref.ref(handle))
+        if key in self._missing:
+            self._missing.discard(key)
+            self.keys.created(handle.message.partition)
         self._table[key] = value
+
+    def key_count(self, active: set[int], recovering: bool) -> int:
+        self._missing.clear()
+        return self.keys.total(active, recovering)
+
+    def _count_partition(self, partition: int) -> int:
+        # Faust's RocksDB store keeps one database per partition (``_dbs``, private).
+        db = self._table.data._dbs.get(partition)
+        return 0 if db is None else sum(1 for _ in db.keys())  # noqa: SIM118 - Rdict iterates items
 
 
 def _credentials(settings: Settings) -> Any:
@@ -85,6 +105,7 @@ class Engine:
         self.catalog = Catalog(settings.popularity_half_life_s)
         self.model: ServingModel = PlaceholderModel(self.catalog, settings.interest_half_life_s)
         self.activity = ActivityCounts()
+        self.progress = Progress()
         self.app = self._make_app()
         self.users = self.app.Table(
             "users", key_type=bytes, value_type=bytes, partitions=settings.partitions
@@ -103,7 +124,8 @@ class Engine:
         self.catalog_follower = Follower(
             settings, self.topics.items_changelog, self._apply_item_change, "catalog"
         )
-        users, items = FaustTableStore(self.users), FaustTableStore(self.items)
+        self.stores = {"users": FaustTableStore(self.users), "items": FaustTableStore(self.items)}
+        users, items = self.stores["users"], self.stores["items"]
         n = settings.partitions
         current_model = self.current_model
         self.clicks = ClickProcessor(
@@ -180,6 +202,8 @@ class Engine:
             )
             for e in events
         ]
+        for msg in batch:
+            self.progress.record(msg.topic, msg.partition, msg.offset)
         try:
             out: list[Outgoing] = processor.process(batch)
             return out
@@ -217,6 +241,17 @@ class Engine:
         @app.timer(interval=self.settings.item_flush_s)
         async def flush_activity() -> None:
             self.send(self.activity.drain(t.item_activity))
+
+        sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity}
+
+        @app.timer(interval=MONITOR_INTERVAL_S)
+        async def refresh_gauges() -> None:
+            await refresh_lag(app.consumer, sources, self.progress, self.metrics)
+            actives = app.assignor.assigned_actives()
+            for name, store in self.stores.items():
+                changelog = self.app.tables[name].changelog_topic.get_topic_name()
+                active = {tp.partition for tp in actives if tp.topic == changelog}
+                self.metrics.table_keys.labels(name).set(store.key_count(active, app.rebalancing))
 
         setup_prometheus_sensors(app, registry=self.metrics.registry, name_prefix="shopguide_faust")
         register_views(self)
