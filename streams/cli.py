@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", help="list every SHOPGUIDE_* variable, its value and default")
     p.set_defaults(run=_config)
+
+    from streams.bench import register as register_bench
+    register_bench(sub)
     return parser
 
 

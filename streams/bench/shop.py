@@ -110,24 +110,30 @@ class SimulatedShop:
                     yield Click(event_id, self.user_id(u), self.item_id(i), self._actions[a], ts, self.category(i))
 
     def user_states(
-        self, ts: float, half_life_s: float, top_k: int, clicks_per_user: int = 3
-    ) -> Iterator[tuple[str, UserState]]:
-        """Every user's state after ``clicks_per_user`` clicks drawn from the shop's skew (folded
-        in by the engine's own update rule) and one published recommendation of ``top_k`` items:
-        what a worker holds for a shopper after a short visit."""
+        self, ts: float, half_life_s: float, top_k: int, clicks_per_user: int = 3, variants: int = 4096
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """(user id, state bytes) for every user, as the users table's changelog holds them.
+
+        Each state is ``clicks_per_user`` clicks drawn from the shop's skew (folded in by the
+        engine's own update rule) and one published recommendation of ``top_k`` items: what a
+        worker holds for a shopper after a short visit. Building a million states one by one takes
+        minutes, so ``variants`` states are built and shared round-robin: sizes and contents have
+        the distribution of real ones, without the link between a user's rank and its favourites.
+        """
         rng = np.random.default_rng(self._seed + 1)
-        for start in range(0, self.users, _CHUNK):
-            ranks = np.arange(start, min(start + _CHUNK, self.users))
-            items, actions = self._items_for(rng, np.repeat(ranks, clicks_per_user))
-            for j, rank in enumerate(ranks.tolist()):
-                state = UserState()
-                for k in range(clicks_per_user):
-                    item = int(items[j * clicks_per_user + k])
-                    state.apply_click(self.item_id(item), self._actions[actions[j * clicks_per_user + k]],
-                                      ts - clicks_per_user + k, self.category(item), half_life_s)
-                shown = [(self.item_id(i), 1.0 / (1 + r)) for r, i in enumerate(range(rank % self.categories,
-                                                                                      self.items, self.categories))]
-                state.last = PublishedRecommendation(
-                    shown[:top_k], state.interest_weights(ts, half_life_s, 5), 0, f"seed-{rank}", ts, ts
-                )
-                yield self.user_id(rank), state
+        n = min(variants, self.users)
+        items, actions = self._items_for(rng, np.repeat(np.arange(n), clicks_per_user))
+        values = []
+        for v in range(n):
+            state = UserState()
+            for k in range(v * clicks_per_user, (v + 1) * clicks_per_user):
+                item = int(items[k])
+                state.apply_click(self.item_id(item), self._actions[actions[k]], ts, self.category(item), half_life_s)
+            first = v % self.categories
+            shown = [(self.item_id(i), 1.0 / (1 + r)) for r, i in enumerate(range(first, self.items, self.categories))]
+            state.last = PublishedRecommendation(
+                shown[:top_k], state.interest_weights(ts, half_life_s, 5), 0, f"seed-{v}", ts, ts
+            )
+            values.append(state.to_bytes())
+        for rank in range(self.users):
+            yield self.user_id(rank).encode(), values[rank % n]

@@ -1,0 +1,180 @@
+"""The ceilings a benchmark compares the engine with, each in a process of its own.
+
+* ``pipe``: a raw aiokafka loop over the benchmark's backlog: consume only, produce only, then
+  consume → produce each message. What Python and the broker allow on this machine.
+* ``faust``: a bare Faust agent over the same backlog, taking batches exactly as the engine's
+  agents do and either only counting them (``count``) or also sending each event on with
+  ``send_soon`` as the engine sends its outputs (``forward``). What a Faust worker allows.
+
+The bare app is :class:`streams.transport.App` with the consumer, producer and stream settings
+copied from the engine's own app (:data:`ENGINE_CONF`), so that it follows the engine when those
+change; it has no tables, no sensors and no web server. ``python -m streams.bench.ceilings ...``
+prints (``pipe``) or writes (``faust --result``) one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.settings import Settings
+
+#: Settings of the engine's Faust app that decide how fast it can consume and produce.
+ENGINE_CONF = (
+    "broker", "broker_credentials", "broker_session_timeout", "broker_rebalance_timeout",
+    "broker_heartbeat_interval", "broker_commit_interval", "broker_max_poll_records",
+    "consumer_auto_offset_reset", "consumer_max_fetch_size", "producer_acks", "producer_linger",
+    "producer_max_batch_size", "producer_compression_type", "topic_partitions", "topic_allow_declare",
+    "topic_disable_leader", "stream_buffer_maxsize", "stream_wait_empty",
+)
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else 0.0
+
+
+async def pipe(settings: Settings, sources: list[str], sink: str, count: int) -> dict[str, float]:
+    """Messages per second consumed, produced, and piped (consumed and each produced to ``sink``),
+    over the first ``count`` messages of ``sources``. Clocks start at the first fetched batch, so
+    connection set-up is not counted."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_wait_ms, **settings.kafka_client_options(),
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks="all", **settings.kafka_client_options()
+    )
+    await consumer.start()
+    await producer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in sources for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(tps)
+
+        async def consume(each: Any = None) -> tuple[int, float]:
+            await consumer.seek_to_beginning(*tps)
+            n, start = 0, 0.0
+            while n < count:
+                batches = await consumer.getmany(timeout_ms=2000, max_records=2000)
+                if not batches:
+                    break  # fewer than ``count`` messages: rate over what there was
+                if not start:
+                    start = time.perf_counter()
+                for records in batches.values():
+                    for r in records:
+                        if each is not None:
+                            await each(r.key, r.value)
+                    n += len(records)
+            if each is not None:
+                await producer.flush()
+            return n, time.perf_counter() - start
+
+        kept: list[tuple[bytes | None, bytes | None]] = []
+
+        async def keep(key: bytes | None, value: bytes | None) -> None:
+            kept.append((key, value))
+
+        n, consume_s = await consume()
+        await consume(keep)  # the messages again, in memory, for the produce-only pass
+        start = time.perf_counter()
+        for key, value in kept:
+            await producer.send(sink, value, key=key)
+        await producer.flush()
+        produce_s = time.perf_counter() - start
+
+        async def forward(key: bytes | None, value: bytes | None) -> None:
+            await producer.send(sink, value, key=key)
+
+        piped, pipe_s = await consume(forward)
+        return {
+            "messages": n,
+            "consume_eps": _rate(n, consume_s),
+            "produce_eps": _rate(len(kept), produce_s),
+            "pipe_eps": _rate(piped, pipe_s),
+        }
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def _write(path: Path, payload: dict[str, float]) -> None:
+    path.write_text(json.dumps(payload))
+
+
+def bare_app(
+    settings: Settings, sources: list[str], sink: str, mode: str, count: int, seconds: float, result: Path
+) -> Any:
+    """A Faust app with one agent over ``sources`` that counts (and in ``forward`` mode sends on)
+    events until it has ``count`` of them or ``seconds`` have passed since the first, writes its
+    rate to ``result`` and stops its worker."""
+    from streams.app import Engine
+    from streams.transport import App
+
+    engine_conf = Engine(settings).app.conf
+    app = App(
+        f"{settings.app_id}-bare-{mode}",
+        fetch_wait_ms=engine_conf.fetch_wait_ms,
+        env={},
+        store="memory://",
+        datadir=tempfile.mkdtemp(prefix="shopguide-bare-"),
+        web_enabled=False,
+        **{key: getattr(engine_conf, key) for key in ENGINE_CONF},
+    )
+    source = app.topic(*sources, key_serializer="raw", value_serializer="raw")
+    out = app.topic(sink, key_serializer="raw", value_serializer="raw")
+    within = settings.batch_wait_ms / 1000.0
+
+    @app.agent(source, name=f"{settings.app_id}.bare_{mode}", concurrency=1)
+    async def bare(stream: Any) -> None:
+        n, first, start = 0, 0, 0.0
+        async for events in stream.take_events(settings.batch_max, within):
+            if not start:
+                start, first = time.perf_counter(), len(events)
+            if mode == "forward":
+                for e in events:
+                    out.send_soon(key=e.message.key, value=e.message.value)
+            n += len(events)
+            if n >= count or time.perf_counter() - start >= seconds:
+                if mode == "forward":
+                    await app.producer.flush()
+                took = time.perf_counter() - start
+                _write(result, {"events": n - first, "eps": _rate(n - first, took)})
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streams.bench.ceilings")
+    parser.add_argument("what", choices=("pipe", "faust"))
+    parser.add_argument("--sources", required=True, help="comma-separated topics")
+    parser.add_argument("--sink", required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--seconds", type=float, default=30.0, help="faust: stop after this long")
+    parser.add_argument("--mode", choices=("count", "forward"), default="count")
+    parser.add_argument("--result", help="faust: where to write the JSON result")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    sources = args.sources.split(",")
+    if args.what == "pipe":
+        print(json.dumps(asyncio.run(pipe(settings, sources, args.sink, args.count))), flush=True)
+        return 0
+    import faust
+
+    app = bare_app(settings, sources, args.sink, args.mode, args.count, args.seconds, Path(args.result))
+    faust.Worker(app, loglevel="warning", redirect_stdouts=False).execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""A benchmark's results for machines (JSON) and for people (markdown with PNG plots).
+
+Every figure is printed beside the reference measured in the same run, as a ratio, and every goal
+of the benchmark issue is judged from the figures alone: a missed goal reads "missed".
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+#: (goal, how it is judged from the results): None when the run did not measure it.
+GOALS = (
+    "engine throughput >= 5,000 events/s",
+    "engine throughput >= 0.8 x the bare Faust agent",
+    "p50 <= 10 ms at 1,000 events/s",
+    "p99 <= 50 ms at 1,000 events/s",
+    "CPU per event within 25% from the fewest to the most users",
+    "CPU per event within 25% from the fewest to the most items",
+    "worker RSS <= 1.5 GB with 1M users",
+    "state <= 2 KB per user",
+)
+
+#: Frames grouped into the few places where a worker's time can go (first match wins).
+PROFILE_BUCKETS = (
+    ("Prometheus sensor", ("sensors/prometheus.py", "prometheus_client")),
+    ("table writes and changelog", ("faust/tables/", "faust/stores/")),
+    ("engine processing (validate, state, score)", ("streams/processors.py",)),
+    ("Faust producer / send_soon", ("faust/transport/producer", "faust/topics.py", "faust/channels.py")),
+    ("aiokafka producer", ("aiokafka/producer",)),
+    ("aiokafka consumer / fetch", ("aiokafka/consumer", "faust/transport/consumer", "faust/transport/drivers")),
+    ("Faust stream / take_events", ("faust/streams.py",)),
+    ("event loop and the rest", ("",)),
+)
+
+
+def profile_summary(path: Path, top: int = 20) -> dict[str, Any]:
+    """Shares of the samples of a py-spy ``raw`` (collapsed stacks) profile: by bucket (the
+    first in :data:`PROFILE_BUCKETS` that any frame of the stack matches), and the functions with
+    the largest inclusive and self shares."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    buckets: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not stack or not count_s.isdigit():
+            continue
+        count = int(count_s)
+        frames = stack.split(";")
+        total += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        own[frames[-1]] += count
+        for name, needles in PROFILE_BUCKETS:
+            if any(n in frame for frame in frames for n in needles):
+                buckets[name] += count
+                break
+    if not total:
+        return {"samples": 0}
+
+    def shares(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, n / total) for name, n in counter.most_common(top)]
+
+    return {
+        "samples": total,
+        "buckets": {name: buckets[name] / total for name, _ in PROFILE_BUCKETS},
+        "inclusive": shares(inclusive),
+        "self": shares(own),
+    }
+
+
+def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each goal with the measured value, its threshold and whether it was met."""
+    lat = results.get("latency_ms", {}).get("1000", {})
+    spread = results.get("growth_spread", {})
+    growth = results.get("growth", [])
+    big = max(growth, key=lambda r: r["users"]) if growth else None
+    tp, bare = results.get("throughput_eps"), results.get("faust_bare_eps")
+    values: list[tuple[float | None, float, bool]] = [
+        (tp, 5000, True),
+        (tp / bare if tp is not None and bare else None, 0.8, True),
+        (lat.get("p50"), 10.0, False),
+        (lat.get("p99"), 50.0, False),
+        (_minus_one(spread.get("cpu_ms_per_event_max_over_min_by_users")), 0.25, False),
+        (_minus_one(spread.get("cpu_ms_per_event_max_over_min_by_items")), 0.25, False),
+        (big["rss_mb"] if big and big["users"] >= 1_000_000 else None, 1536.0, False),
+        (results.get("state_bytes_per_user"), 2048.0, False),
+    ]
+    out = []
+    for goal, (value, threshold, at_least) in zip(GOALS, values, strict=True):
+        met = None if value is None else (value >= threshold if at_least else value <= threshold)
+        out.append({"goal": goal, "value": value, "threshold": threshold, "met": met})
+    return out
+
+
+def _minus_one(x: float | None) -> float | None:
+    return None if x is None else x - 1.0
+
+
+def _f(x: Any, digits: int = 1) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}"
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
+    m = results["machine"]
+    r = results
+    lines = [
+        f"# shopguide bench — {r['date']}",
+        "",
+        f"`{command}` on {m['cpu']} ({m['cores']} cores, {m['ram_gb']} GB RAM), Python {m['python']}, "
+        f"broker: {r['broker']}. Load average {m['load_avg_at_start']} at the start, "
+        f"{m.get('load_avg_at_end')} at the end (the machine is shared). Code: commit {r['code']['commit']}"
+        + (f", with uncommitted changes to {', '.join(r['code']['modified'])}." if r["code"]["modified"] else "."),
+        "",
+        "## Goals",
+        "",
+        "| goal | measured | met |",
+        "| --- | --- | --- |",
+    ]
+    for g in r["goals"]:
+        met = {True: "yes", False: "**missed**", None: "not measured"}[g["met"]]
+        lines.append(f"| {g['goal']} | {_f(g['value'], 3 if (g['value'] or 0) < 10 else 1)} | {met} |")
+    lines += ["", "## Throughput and its ceilings (same run, same messages)", "",
+              "| | events/s | engine / this |", "| --- | ---: | ---: |"]
+    tp = r.get("throughput_eps")
+    for name, key in (
+        ("engine (whole pipeline)", "throughput_eps"), ("bare Faust agent, counting", "faust_bare_eps"),
+        ("bare Faust agent, forwarding each event", "faust_forward_eps"),
+        ("aiokafka consume → produce", "aiokafka_pipe_eps"), ("aiokafka consume only", "aiokafka_consume_eps"),
+        ("aiokafka produce only", "aiokafka_produce_eps"),
+    ):
+        value = r.get(key)
+        ratio = tp / value if tp is not None and value else None
+        lines.append(f"| {name} | {_f(value, 0)} | {_f(ratio, 2)} |")
+    t = r.get("throughput")
+    if t:
+        lines += ["", f"Steady window {t['window_s']:.1f} s ({t['events_in_window']:,} events of a backlog of "
+                  f"{t['backlog']:,}); worker CPU {_f(t['worker_cpu_share'], 2)} cores; whole machine busy "
+                  f"{t['machine_busy_share']:.0%}."]
+    if r.get("latency_ms"):
+        lines += ["", "## Latency: click `ts` → recommendation `published_ts` (ms)", "",
+                  "| offered ev/s | achieved | p50 | p95 | p99 | max | n | transport p50 / p99 "
+                  "| engine / transport p50, p99 |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for rate, v in r["latency_ms"].items():
+            tr = v["transport"]
+            lines.append(
+                f"| {rate} | {_f(v['achieved_eps'], 0)} | {_f(v['p50'])} | {_f(v['p95'])} | {_f(v['p99'])} | "
+                f"{_f(v['max'])} | {v['n']:,} | {_f(tr['p50'])} / {_f(tr['p99'])} | "
+                f"{_f(v['ratio_p50_to_transport'], 2)}, {_f(v['ratio_p99_to_transport'], 2)} |"
+            )
+        lines += ["", "Transport: the same clicks as a plain consumer (kafka-python, same fetch wait) "
+                  "read them in the same run: what the broker and the client alone cost."]
+    fr = r.get("freshness")
+    if fr:
+        d = fr["click_to_recommendation_ms"]
+        lines += ["", "## Freshness", "",
+                  f"* A click shows in that user's recommendations after p50 {_f(d['p50'])} ms, max {_f(d['max'])} ms "
+                  f"({fr['reflected']} of {fr['probes']} probes; {fr['reflected_by_own_recommendation']} in the "
+                  f"recommendation the click itself triggered); {_f(fr['ratio_p50_to_transport'], 2)} x transport p50.",
+                  f"* Model snapshot age: {_f(r.get('snapshot_age_s'))} s."]
+    mem = r.get("memory")
+    if mem:
+        lines += ["", "## Memory and state", "",
+                  f"Measured in {mem['measured_in']} with {mem['users']:,} users: worker RSS {_f(mem['rss_mb'], 0)} MB "
+                  f"({_f(mem['rss_mb_before_load'], 0)} MB before the load), state "
+                  f"{_f(mem['state_bytes_per_user'], 0)} bytes per user (keys and values; "
+                  f"{_f(mem['disk_bytes_per_user'], 0)} bytes per user of RocksDB files on disk)."]
+    if r.get("growth"):
+        lines += ["", "## Growth (fixed offered load)", "",
+                  "| users | items | CPU ms/event | net of idle | x first | p50 ms | p99 ms | RSS MB | state B/user "
+                  "| ready s |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        first = r["growth"][0]["cpu_ms_per_event"]
+        for g in r["growth"]:
+            lines.append(
+                f"| {g['users']:,} | {g['items']:,} | {_f(g['cpu_ms_per_event'], 3)} | "
+                f"{_f(g['net_cpu_ms_per_event'], 3)} | "
+                f"{_f(g['cpu_ms_per_event'] / first if first and g['cpu_ms_per_event'] else None, 2)} | "
+                f"{_f(g['latency_ms']['p50'])} | {_f(g['latency_ms']['p99'])} | {_f(g['rss_mb'], 0)} | "
+                f"{_f(g['state_bytes_per_user'], 0)} | {_f(g['ready_s'], 0)} |"
+            )
+        lines += ["", "Users are seeded into the users table's changelog and recovered by the worker at start "
+                  "(the state a worker holds after a restart); the load then draws users and items from the same "
+                  "Zipf laws over the whole population. Max/min along each axis: "
+                  + ", ".join(f"{k} {_f(v, 2)}" for k, v in r.get("growth_spread", {}).items()) + "."]
+    rp = r.get("replay")
+    if rp:
+        lines += ["", "## Taobao replay", "",
+                  f"{rp['events']:,} events as fast as the engine takes them: {_f(rp['eps'], 0)} events/s "
+                  f"({_f(rp.get('ratio_to_faust_bare'), 2)} x the bare Faust agent), online hit rate "
+                  f"{_f(rp['hit_rate'], 4)} ({_f(rp['hits'], 0)} of {_f(rp['trials'], 0)} clicks of users with "
+                  "a published recommendation)."]
+    prof = (r.get("throughput") or {}).get("profile")
+    if prof and prof.get("samples"):
+        lines += ["", "## Where the worker's time goes (py-spy, throughput window)", "",
+                  "| bucket | share of samples |", "| --- | ---: |"]
+        lines += [f"| {k} | {v:.1%} |" for k, v in prof["buckets"].items()]
+        lines += ["", "| function (inclusive) | share |", "| --- | ---: |"]
+        lines += [f"| `{k}` | {v:.1%} |" for k, v in prof["inclusive"][:15]]
+    if r["notes"]:
+        lines += ["", "## Notes", ""] + [f"* {n}" for n in r["notes"]]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def plots(results: dict[str, Any], out: Path) -> list[str]:
+    """Latency histogram, throughput over time, cost against users and items: the PNG names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    lat = results.get("_latency_samples")
+    if lat:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for rate, values in lat.items():
+            ax.hist(values, bins=80, alpha=0.6, label=f"{rate} ev/s")
+        ax.set_xlabel("click ts → published_ts (ms)")
+        ax.set_ylabel("recommendations")
+        ax.set_yscale("log")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "latency.png", dpi=110)
+        plt.close(fig)
+        names.append("latency.png")
+    series = (results.get("throughput") or {}).get("series_eps")
+    if series:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(range(len(series)), series, label="engine")
+        for key, label in (("faust_bare_eps", "bare Faust agent"), ("faust_forward_eps", "Faust forwarding")):
+            if results.get(key):
+                ax.axhline(results[key], linestyle="--", color="grey" if key == "faust_bare_eps" else "orange",
+                           label=label)
+        ax.set_xlabel("seconds since the first output")
+        ax.set_ylabel("events/s")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "throughput.png", dpi=110)
+        plt.close(fig)
+        names.append("throughput.png")
+    growth = results.get("growth")
+    if growth:
+        plan = results["plan"]
+        mid_users = plan["growth_users"][len(plan["growth_users"]) // 2]
+        mid_items = plan["growth_items"][len(plan["growth_items"]) // 2]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        lines_of = ((axes[0], "users", "items", mid_items), (axes[1], "items", "users", mid_users))
+        for ax, axis, fixed_key, fixed in lines_of:
+            line = sorted((g for g in growth if g[fixed_key] == fixed), key=lambda g: g[axis])
+            xs = [g[axis] for g in line]
+            ax.plot(xs, [g["cpu_ms_per_event"] for g in line], "o-", label="CPU ms/event")
+            ax.plot(xs, [g["net_cpu_ms_per_event"] for g in line], "o--", label="CPU ms/event, net of idle")
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{axis} ({fixed_key} = {fixed:,})")
+            ax.set_ylabel("CPU ms per event")
+            ax.set_ylim(bottom=0)
+            twin = ax.twinx()
+            twin.plot(xs, [g["latency_ms"]["p50"] for g in line], "s:", color="green", label="p50 ms")
+            twin.plot(xs, [g["latency_ms"]["p99"] for g in line], "s:", color="red", label="p99 ms")
+            twin.set_ylabel("latency ms")
+            twin.set_ylim(bottom=0)
+            ax.legend(loc="upper left", fontsize=8)
+            twin.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "growth.png", dpi=110)
+        plt.close(fig)
+        names.append("growth.png")
+    return names
+
+
+def write(results: dict[str, Any], report_dir: Path, json_out: Path | None, command: str) -> Path:
+    """Write ``results.json`` (and ``json_out``), the PNGs and ``report.md``; the report's path."""
+    report_dir.mkdir(parents=True, exist_ok=True)
+    results["goals"] = judge(results)
+    names = plots(results, report_dir)
+    public = {k: v for k, v in results.items() if not k.startswith("_")}
+    text = json.dumps(public, indent=2, default=str)
+    (report_dir / "results.json").write_text(text)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text)
+    report = report_dir / "report.md"
+    report.write_text(markdown(public, command, names))
+    return report

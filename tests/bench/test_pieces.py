@@ -1,0 +1,81 @@
+"""The harness's pure pieces: the simulated shop's skew, percentiles, profile summaries, goals."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from state.user import UserState
+from streams.bench.measure import per_second, percentiles
+from streams.bench.report import judge, profile_summary
+from streams.bench.runner import Plan
+from streams.bench.shop import SimulatedShop, Zipf
+from streams.events import Click, Review, parse_click
+
+
+def test_zipf_ranks_stay_in_range_and_favour_the_head():
+    ranks = Zipf(1000, 1.1).draw(np.random.default_rng(0), 50_000)
+    assert ranks.min() >= 0 and ranks.max() < 1000
+    counts = Counter(ranks.tolist())
+    assert counts[0] > counts[10] > counts[500]
+
+
+def test_the_shop_makes_valid_skewed_events_and_is_reproducible():
+    shop = SimulatedShop(users=5_000, items=2_000, seed=3)
+    events = list(itertools.islice(shop.events("t", itertools.repeat(1.8e9)), 5_000))
+    again = list(itertools.islice(SimulatedShop(5_000, 2_000, seed=3).events("t", itertools.repeat(1.8e9)), 5_000))
+    assert events == again
+    clicks = [e for e in events if isinstance(e, Click)]
+    assert 0.9 < len(clicks) / len(events) < 0.99 and any(isinstance(e, Review) for e in events)
+    assert all(parse_click(c.to_json(), 1.8e9) == c for c in clicks[:200])
+    users = Counter(c.user_id for c in clicks)
+    assert users.most_common(1)[0][1] > 20 * (len(clicks) / 5_000)  # the head user far above the mean
+    assert [e.event_id for e in events[:2]] == ["t-0", "t-1"]
+
+
+def test_seeded_user_states_are_real_states_for_every_user():
+    shop = SimulatedShop(users=300, items=100)
+    states = list(shop.user_states(1.8e9, 3600.0, top_k=10, variants=7))
+    assert [k for k, _ in states] == [shop.user_id(r).encode() for r in range(300)]
+    state = UserState.from_bytes(states[0][1])
+    assert sum(state.counts) == 3 and state.last is not None and len(state.last.items) == 10
+
+
+def test_percentiles_and_per_second_series():
+    p = percentiles(float(x) for x in range(1, 101))
+    assert p["n"] == 100 and p["p50"] == 50.5 and p["max"] == 100.0 and p["p99"] <= 100.0
+    assert percentiles([])["p50"] is None
+    assert per_second([10.1, 10.2, 11.5, 12.9], 10.0, 13.0) == [2, 1, 1]
+
+
+def test_profile_summary_groups_collapsed_stacks(tmp_path: Path):
+    raw = tmp_path / "p.txt"
+    raw.write_text(
+        "main (cli.py:1);process (streams/processors.py:10);loads (json/__init__.py:3) 3\n"
+        "main (cli.py:1);on_send (faust/sensors/prometheus.py:5) 1\n"
+    )
+    summary = profile_summary(raw)
+    assert summary["samples"] == 4
+    assert summary["buckets"]["engine processing (validate, state, score)"] == 0.75
+    assert summary["buckets"]["Prometheus sensor"] == 0.25
+    assert summary["inclusive"][0] == ("main (cli.py:1)", 1.0)
+
+
+def test_goals_are_judged_from_the_figures_alone():
+    results = {"throughput_eps": 6000.0, "faust_bare_eps": 10_000.0, "state_bytes_per_user": 900.0,
+               "latency_ms": {"1000": {"p50": 4.0, "p99": 80.0}}}
+    met = {g["goal"]: g["met"] for g in judge(results)}
+    assert met["engine throughput >= 5,000 events/s"] is True
+    assert met["engine throughput >= 0.8 x the bare Faust agent"] is False
+    assert met["p50 <= 10 ms at 1,000 events/s"] is True and met["p99 <= 50 ms at 1,000 events/s"] is False
+    assert met["state <= 2 KB per user"] is True and met["worker RSS <= 1.5 GB with 1M users"] is None
+
+
+def test_growth_points_cover_both_axes_once():
+    plan = Plan()
+    assert plan.growth_points() == [
+        (10_000, 10_000), (100_000, 10_000), (1_000_000, 10_000), (100_000, 1_000), (100_000, 100_000),
+    ]

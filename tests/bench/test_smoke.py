@@ -1,0 +1,38 @@
+"""A tiny ``shopguide bench`` end to end (embedded broker, real workers): every key of the JSON is
+there with a sane value. The real benchmark runs outside the test suite's time budget."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+
+def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
+    out, report = tmp_path / "bench.json", tmp_path / "report"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPGUIDE_")}
+    subprocess.run(
+        [sys.executable, "-m", "streams.cli", "bench", "--quick", "--duration", "1",
+         "--only", "ceilings,throughput,latency", "--json", str(out), "--report", str(report)],
+        env=env, check=True, timeout=170,
+    )
+    r = json.loads(out.read_text())
+    for key in ("throughput_eps", "faust_bare_eps", "aiokafka_pipe_eps"):
+        assert r[key] > 0, key
+    for rate in ("1000", "3000"):
+        lat = r["latency_ms"][rate]
+        assert lat["n"] > 0
+        assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"] < 60_000
+    assert "snapshot_age_s" in r and (r["snapshot_age_s"] is None or r["snapshot_age_s"] >= 0)
+    assert 20 < r["rss_mb"] < 8_000
+    assert 50 < r["state_bytes_per_user"] < 100_000
+    assert r["ratios"]["throughput/faust_bare_eps"] > 0
+    assert r["freshness"]["probes"] >= 1
+    assert {g["goal"] for g in r["goals"]} and (report / "report.md").exists()
+    assert (report / "latency.png").exists() and (report / "throughput.png").exists()
