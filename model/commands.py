@@ -154,7 +154,7 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
     if args.limit:
         events = events[: args.limit]
     half_life = POPULARITY_HALF_LIFE[args.format]
-    catalog, clock = replay_catalog()
+    catalog, clock = replay_catalog(half_life)
     trainer = Trainer(_config(args), seed=args.seed)
     model = ModelRecommender(trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE,
                              seed=args.seed, train_every=args.train_every)
@@ -223,7 +223,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     trainer = Trainer(_config(args), seed=args.seed)
     started = time.perf_counter()
     for fmt, events in streams:
-        catalog, clock = replay_catalog()
+        catalog, clock = replay_catalog(POPULARITY_HALF_LIFE[fmt])
         model = ModelRecommender(trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE,
                                  seed=args.seed, train_every=256, extra_examples=extra)
         with progress_bar(len(events), f"training on {fmt}") as advance:
@@ -251,21 +251,37 @@ def _cycle_shuffled(items: list[Any], rng: np.random.Generator) -> Iterator[Any]
             yield items[i]
 
 
-def write_warm_start(snapshot: Any, path: Path) -> dict[str, Any]:
-    """The shipped warm start: serving weights only, item-id rows dropped (a new shop's item ids
-    mean nothing to a model trained on Taobao and MovieLens ids; category, text and every dense
-    weight are kept), float16, non-zero rows only."""
+WARM_START_MAX_BYTES = 4_800_000
+
+
+def write_warm_start(snapshot: Any, path: Path, max_bytes: int = WARM_START_MAX_BYTES
+                     ) -> dict[str, Any]:
+    """The shipped warm start: serving weights only, float16, non-zero rows only. Item-id rows are
+    dropped (a new shop's item ids mean nothing to a model trained on Taobao and MovieLens ids;
+    categories, text and every dense weight are kept), and if that is still over ``max_bytes``
+    the text n-gram rows with the smallest norms (rare n-grams) are pruned until it fits."""
     from dataclasses import replace
 
     weights = snapshot.serving_weights()
     weights["item_table"] = np.zeros_like(weights["item_table"])
-    warm = replace(snapshot, weights=weights)
-    blob = warm.to_bytes(dtype="float16")
+    text = weights["text_table"]
+    blob = replace(snapshot, weights=weights).to_bytes(dtype="float16")
+    pruned = 0
+    if len(blob) > max_bytes:
+        row_bytes = text.shape[1] * 2 + 4
+        norms = np.linalg.norm(text, axis=1)
+        nonzero = np.flatnonzero(norms > 0)
+        pruned = min(len(nonzero), (len(blob) - max_bytes) // row_bytes + 64)
+        text = text.copy()
+        text[nonzero[np.argsort(norms[nonzero], kind="stable")[:pruned]]] = 0.0
+        weights["text_table"] = text
+        blob = replace(snapshot, weights=weights).to_bytes(dtype="float16")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(blob)
     tmp.replace(path)
-    return {"path": str(path), "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
+    return {"path": str(path), "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
+            "text_rows_pruned": int(pruned)}
 
 
 # --------------------------------------------------------------------------- ablation
@@ -308,7 +324,7 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
         feed = _cycle_shuffled(reviews, rng)
         per_flush = round(len(reviews) * args.epochs / len(events) * 256)
         trainer = Trainer(config, seed=args.seed)
-        catalog, clock = replay_catalog()
+        catalog, clock = replay_catalog(POPULARITY_HALF_LIFE["taobao"])
         model = ModelRecommender(trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE,
                                  seed=args.seed,
                                  extra_examples=lambda n, f=feed, k=per_flush: [next(f) for _ in range(k)])
@@ -335,6 +351,14 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
         print(label, json.dumps(figures), file=sys.stderr)
     payload = {"task": "ablation", "events": len(events), "reviews": len(reviews),
                "epochs": args.epochs, "seed": args.seed, "results": out}
+    _write_json(args.json, payload)
+    return payload
+
+
+def cmd_evaluate_speed(args: argparse.Namespace) -> dict[str, Any]:
+    from model.benchmark import run
+
+    payload = {"task": "speed", "results": run(seed=args.seed)}
     _write_json(args.json, payload)
     return payload
 
@@ -380,6 +404,11 @@ def register(subparsers: Any) -> None:
     abl.add_argument("--seed", type=int, default=DEFAULT_SEED)
     abl.add_argument("--json", help="write the results here")
     abl.set_defaults(func=cmd_evaluate_ablation)
+
+    speed = kinds.add_parser("speed", help="benchmarks of the model path (synthetic data)")
+    speed.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    speed.add_argument("--json", help="write the results here")
+    speed.set_defaults(func=cmd_evaluate_speed)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 
 TASKS: tuple[str, ...] = ("recommend", "interest", "sentiment", "rating")
 #: Candidate features computed in numpy at serving time (see ``model.retrieval``).
-N_CANDIDATE_FEATURES = 16
+N_CANDIDATE_FEATURES = 19
 #: User activity counts: one per action plus the user's review count (log1p-scaled).
 N_COUNTS = 6
 
@@ -44,10 +44,11 @@ class ModelConfig:
     history: int = 20  # recent items pooled into the user vector
     interests: int = 8  # decayed category interests fed to the network
     text_features: int = 256  # hashed text n-grams kept per review
-    negatives: int = 4  # sampled negatives per click
+    negatives: int = 6  # sampled negatives per click
     batch_size: int = 256
     learning_rate: float = 2e-3  # Adam, dense weights
-    table_learning_rate: float = 0.2  # Adagrad, sparse embedding rows
+    text_learning_rate: float = 0.2  # Adagrad, sparse rows of the text table
+    item_learning_rate: float = 0.2  # Adagrad, sparse rows of the item table
     clipnorm: float = 5.0
     task_weights: dict[str, float] = field(
         default_factory=lambda: {"recommend": 1.0, "interest": 0.5, "sentiment": 1.0, "rating": 0.5}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.baselines import Covisitation, Popularity, RecencyPopularity, Recommender, Repeat
+from model.candidates import admissible
 from model.data import Interaction, LabeledReview
 from model.examples import Example, ExampleConfig, click_examples, review_example
 from model.retrieval import CandidatePool
@@ -63,8 +64,6 @@ class ModelRecommender:
         z, _ = self.serving.net.towers(self.serving.user_inputs([user], now))
         pool = self.serving.pool(user, now)
         self._last = (id(user), now, pool)
-        from model.candidates import admissible
-
         return admissible(self.serving.rank(z["recommend"][0], pool), user, self.catalog, k)
 
     def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
@@ -149,11 +148,12 @@ class ReplayResult:
         return {name: s.figures() for name, s in self.scores.items()}
 
 
-def replay_catalog() -> tuple[Catalog, list[float]]:
+def replay_catalog(popularity_half_life_s: float) -> tuple[Catalog, list[float]]:
     """A catalog whose clock is the replay's event counter (``now[0]``), so that popularity
     rankings refresh every 100 events whatever the wall-clock speed: replays are deterministic."""
     now = [0.0]
-    return Catalog(popularity_half_life_s=6 * 3600.0, refresh_s=100.0, clock=lambda: now[0]), now
+    catalog = Catalog(popularity_half_life_s, refresh_s=100.0, clock=lambda: now[0])
+    return catalog, now
 
 
 def prequential(

@@ -43,7 +43,7 @@ class Example:
     category: str = ""
     candidate: tuple[float, ...] = field(default=(0.0,) * N_CANDIDATE_FEATURES)
     engaged: float | None = None  # recommend: 1 positive, 0 sampled negative
-    weight: float = 1.0  # recommend: action weight of a positive
+    weight: float = 1.0  # recommend: action weight of a positive (negatives: 1)
     next_category: str | None = None  # interest: the category the user turned to
     text: str = ""
     positive: int | None = None  # sentiment
@@ -190,8 +190,7 @@ def encode_examples(
     targets = {
         "engaged": np.array([e.engaged or 0.0 for e in examples], np.float32),
         "engaged_weight": np.array(
-            [0.0 if e.engaged is None else (e.weight if e.engaged else 1.0) for e in examples],
-            np.float32,
+            [0.0 if e.engaged is None else e.weight for e in examples], np.float32
         ),
         "next_category": next_cat,
         "next_category_mask": (next_cat > 0).astype(np.float32),

@@ -33,6 +33,7 @@ class CovisIndex:
         self.max_neighbors = max_neighbors
         self.window = window
         self._neighbors: OrderedDict[str, dict[str, float]] = OrderedDict()
+        self._counts: OrderedDict[str, int] = OrderedDict()  # interactions per item
 
     def __len__(self) -> int:
         return len(self._neighbors)
@@ -50,6 +51,14 @@ class CovisIndex:
             w = 1.0 / (1.0 + distance)
             self._add(other, item_id, w)
             self._add(item_id, other, w)
+        self._counts[item_id] = self._counts.pop(item_id, 0) + 1
+        if len(self._counts) > self.max_items:
+            self._counts.popitem(last=False)
+
+    def count(self, item_id: str) -> int:
+        """Interactions seen with the item (0 once evicted): with co-visitation counts, tells a
+        specific association from mere popularity."""
+        return self._counts.get(item_id, 0)
 
     def _add(self, a: str, b: str, w: float) -> None:
         neighbors = self._neighbors.get(a)
@@ -138,6 +147,12 @@ def retrieve(
             h[1] += 1.0
             h[2] = max(h[2], ACTION_WEIGHT[r.action])
     covis = index.scores(user, config.covis_sources, config.covis_per_source)
+    last_item = user.recent[-1].item_id if user.recent else ""
+    after_last = index.neighbors(last_item)
+    after_last_rank = {
+        item: rank for rank, item in
+        enumerate(sorted(after_last, key=after_last.__getitem__, reverse=True))
+    }
     covis_ranked = sorted(covis, key=covis.__getitem__, reverse=True)[: config.covis_max]
     covis_rank = {item: rank for rank, item in enumerate(covis_ranked)}
     popular = catalog.popular(config.popular)
@@ -198,4 +213,9 @@ def retrieve(
         rank = cat_rank.get(item)
         row[12] = 0.0 if rank is None else 1.0 / (1.0 + rank)
         row[14] = user_size
+        a = after_last.get(item)
+        if a is not None:
+            row[16] = math.log1p(a)
+            row[17] = 1.0 / (1.0 + after_last_rank[item])
+        row[18] = math.log1p(index.count(item)) / 5.0
     return CandidatePool(items, categories, feats)

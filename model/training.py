@@ -47,11 +47,15 @@ class Trainer:
         self._dense = [
             v for n, v in self.net.named.items() if n not in SPARSE_TABLES and v.trainable
         ]
-        self._opt_sparse = keras.optimizers.Adagrad(
-            config.table_learning_rate, initial_accumulator_value=1e-6
-        )
+        # A tiny initial accumulator: rows see few, small gradients (one example's share of a
+        # batch mean), which a large one would drown for thousands of steps.
+        self._opt_sparse = [
+            keras.optimizers.Adagrad(rate, initial_accumulator_value=1e-6)
+            for rate in (config.item_learning_rate, config.text_learning_rate)
+        ]
         self._opt_dense = keras.optimizers.Adam(config.learning_rate)
-        self._opt_sparse.build(self._sparse)
+        for opt, table in zip(self._opt_sparse, self._sparse, strict=True):
+            opt.build([table])
         self._opt_dense.build(self._dense)
         self.version = resume.version if resume is not None else 0
         self.counters: dict[str, int] = dict(resume.counters) if resume is not None else {}
@@ -63,7 +67,8 @@ class Trainer:
 
     def _optimizer_variables(self) -> dict[str, keras.Variable]:
         out = {}
-        for label, opt in (("sparse", self._opt_sparse), ("dense", self._opt_dense)):
+        named = [(t, o) for t, o in zip(SPARSE_TABLES, self._opt_sparse, strict=True)]
+        for label, opt in [*named, ("dense", self._opt_dense)]:
             for i, v in enumerate(opt.variables):
                 out[f"{OPTIMIZER_PREFIX}{label}/{i:03d}"] = v
         return out
@@ -95,7 +100,8 @@ class Trainer:
         n = len(self._sparse)
         sparse = [_dedupe(g, scale) for g in grads[:n]]
         dense = [tf.where(ok, g, tf.zeros_like(g)) for g in grads[n:]]
-        self._opt_sparse.apply(sparse, self._sparse)
+        for opt, grad, table in zip(self._opt_sparse, sparse, self._sparse, strict=True):
+            opt.apply([grad], [table])
         self._opt_dense.apply(dense, self._dense)
         return losses, ok
 

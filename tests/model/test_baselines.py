@@ -18,7 +18,7 @@ def _events() -> list[Interaction]:
 
 
 def test_prequential_scores_every_method_on_the_same_positives() -> None:
-    catalog, clock = replay_catalog()
+    catalog, clock = replay_catalog(3600.0)
     methods = [Popularity(catalog), RecencyPopularity(catalog, 3600.0), Covisitation(catalog),
                Repeat(catalog)]
     result = prequential(_events(), methods, catalog, clock, is_positive=lambda e: True,

@@ -1,0 +1,98 @@
+"""Speed of the model path, as benchmarks (figures to read, not timed tests): scoring, whole
+recommendations, training throughput, and the cost of shipping a snapshot (export, encode, decode,
+build the serving model). Uses the default config and synthetic data, so it needs no data set."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from model.config import N_CANDIDATE_FEATURES, ModelConfig
+from model.examples import ExampleConfig, click_examples, review_example
+from model.retrieval import CandidatePool, CovisIndex
+from model.scoring import serving_from_snapshot
+from model.snapshot import Snapshot
+from model.training import Trainer
+from state.catalog import Catalog
+from state.item import ItemState
+from state.user import ACTIONS, UserState
+
+HALF_LIFE = 3 * 3600.0
+
+
+def _median_ms(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(times))
+
+
+def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30_000) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    now = [0.0]
+    catalog = Catalog(6 * 3600.0, clock=lambda: now[0])
+    index = CovisIndex()
+    states = [UserState() for _ in range(users)]
+    config = ModelConfig()
+    ex_config = ExampleConfig(config, HALF_LIFE)
+    examples = []
+    item_states: dict[str, ItemState] = {}
+    zipf = np.minimum(rng.zipf(1.3, size=events), items) - 1
+    for t in range(events):
+        u = states[int(rng.integers(users))]
+        item = f"item-{zipf[t]}"
+        action = ACTIONS[int(rng.integers(len(ACTIONS)))]
+        category = f"cat-{zipf[t] % 500}"
+        now[0] = float(t)
+        if t % 3 == 0:
+            examples += click_examples(u, item, action, float(t), category, catalog, rng,
+                                       index=index, config=ex_config)
+        index.observe(u, item)
+        u.apply_click(item, action, float(t), category, HALF_LIFE)
+        state = item_states.setdefault(item, ItemState())
+        state.apply_activity({action: 1.0}, float(t), 6 * 3600.0, category)
+        catalog.upsert(item, state)
+    examples += [review_example(None, "质量很好 非常满意 great quality", 5, None, "i", "c")] * 2000
+
+    trainer = Trainer(config, seed=seed)
+    trainer.learn_many(examples[:512])  # compile
+    t0 = time.perf_counter()
+    trainer.learn_many(examples)
+    throughput = len(examples) / (time.perf_counter() - t0)
+
+    out: dict[str, Any] = {"training_examples_per_s": throughput, "batch_size": config.batch_size}
+    out["export_ms"] = _median_ms(trainer.export, 5)
+    snapshot = trainer.export()
+    out["encode_ms"] = _median_ms(snapshot.to_bytes, 5)
+    blob = snapshot.to_bytes()
+    out["snapshot_bytes"] = len(blob)
+    out["decode_verify_ms"] = _median_ms(lambda: Snapshot.from_bytes(blob), 5)
+    out["serving_from_snapshot_ms"] = _median_ms(
+        lambda: serving_from_snapshot(snapshot, catalog, interest_half_life_s=HALF_LIFE,
+                                      index=index), 20)
+
+    serving = serving_from_snapshot(snapshot, catalog, interest_half_life_s=HALF_LIFE, index=index)
+    active = [u for u in states if u.recent]
+    z, _ = serving.net.towers(serving.user_inputs(active[:1], now[0]))
+    pool = CandidatePool(
+        [f"item-{i}" for i in rng.choice(items, 500, replace=False)],
+        [f"cat-{i}" for i in range(500)],
+        rng.random((500, N_CANDIDATE_FEATURES), dtype=np.float32),
+    )
+    out["score_500_candidates_ms"] = _median_ms(lambda: serving.rank(z["recommend"][0], pool), 200)
+    batch = active[:256]
+    out["recommend_many_256_users_ms"] = _median_ms(
+        lambda: serving.recommend_many(batch, now[0], 10), 5)
+    out["recommend_per_user_ms"] = out["recommend_many_256_users_ms"] / len(batch)
+    out["retrieval_pool_size_mean"] = float(np.mean([len(serving.pool(u, now[0]).items)
+                                                     for u in batch]))
+    texts = ["质量很好 非常满意", "terrible fabric, returned it"] * 128
+    out["sentiment_many_256_ms"] = _median_ms(lambda: serving.sentiment_many(texts), 5)
+    out["catalog_items"] = len(catalog)
+    return out

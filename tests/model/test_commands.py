@@ -1,0 +1,50 @@
+"""The offline commands end to end on small generated files: they run and write the JSON shape
+other tools read."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from model_fixtures import REVIEWS
+
+from model.commands import main
+
+
+def test_evaluate_recommend_json(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for t in range(400):
+        item = int(rng.integers(40))
+        action = ("pv", "pv", "pv", "cart", "fav", "buy")[int(rng.integers(6))]
+        rows.append(f"{rng.integers(25)},{item},{item % 5},{action},{1511661600 + t}")
+    path = tmp_path / "stream.csv"
+    path.write_text("\n".join(rows) + "\n301780,543546,4181361,pv,15\n")
+    out = tmp_path / "rec.json"
+    plot = tmp_path / "rec.png"
+    assert main(["evaluate", "recommend", "--format", "taobao", "--path", str(path),
+                 "--json", str(out), "--train-every", "64", "--window", "100",
+                 "--plot", str(plot)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["task"] == "recommend" and payload["n"] == 400
+    assert set(payload["results"]) == {"model", "popularity", "recency_popularity",
+                                       "covisitation", "repeat"}
+    for figures in payload["results"].values():
+        assert 0.0 <= figures["ndcg@10"] <= figures["hit_rate@10"] <= 1.0
+    assert plot.stat().st_size > 1000
+
+
+def test_evaluate_sentiment_json(tmp_path) -> None:
+    path = tmp_path / "reviews.csv"
+    lines = ["cat,label,review"] + [
+        f"shop{i % 2},{label},{text}" for i, (text, _, label) in enumerate(REVIEWS * 12)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "sent.json"
+    assert main(["evaluate", "sentiment", "--path", str(path), "--json", str(out),
+                 "--epochs", "2"]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["task"] == "sentiment" and payload["n"] == len(REVIEWS) * 12 // 5 + 1
+    for method in ("model", "tfidf_logreg"):
+        assert 0.0 <= payload["results"][method]["accuracy"] <= 1.0
+        assert 0.0 <= payload["results"][method]["macro_f1"] <= 1.0
