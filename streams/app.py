@@ -21,6 +21,7 @@ from model.placeholder import PlaceholderModel
 from model.serving import ServingModel
 from state.catalog import Catalog
 from state.item import AlertRule, ItemState
+from streams.batching import acked_batches
 from streams.followers import Follower
 from streams.metrics import Metrics
 from streams.monitor import KeyCounts, Progress, refresh_lag
@@ -77,9 +78,13 @@ class FaustTableStore:
         return self.keys.total(active, recovering)
 
     def _count_partition(self, partition: int) -> int:
-        # Faust's RocksDB store keeps one database per partition (``_dbs``, private).
-        db = self._table.data._dbs.get(partition)
-        return 0 if db is None else sum(1 for _ in db.keys())  # noqa: SIM118 - Rdict iterates items
+        # Faust's RocksDB store keeps one database per partition (``_dbs``, private), with the
+        # partition's changelog offset stored under a key of its own.
+        store = self._table.data
+        db = store._dbs.get(partition)
+        if db is None:
+            return 0
+        return sum(1 for key in db.keys() if key != store.offset_key)  # noqa: SIM118 - Rdict iterates items
 
 
 def _credentials(settings: Settings) -> Any:
@@ -191,8 +196,13 @@ class Engine:
         if wait_for_catalog:
             await self.catalog_follower.caught_up.wait()
         within = self.settings.batch_wait_ms / 1000.0
-        async for events in stream.take_events(self.settings.batch_max, within):
+        async for events in acked_batches(stream, self.settings.batch_max, within):
             self.send(self._process(processor, events))
+            # Faust commits an event's offset once it is acked (when this body returns) but never
+            # waits for what its processing sent, table changelog writes included. Waiting here
+            # makes every effect of an acked event durable before its offset can be committed:
+            # outputs become at-least-once and changelogs never miss an applied event.
+            await self.app.producer.flush()
 
     def _process(self, processor: Any, events: Sequence[Any]) -> list[Outgoing]:
         batch = [
@@ -240,6 +250,11 @@ class Engine:
 
         @app.timer(interval=self.settings.item_flush_s)
         async def flush_activity() -> None:
+            self.send(self.activity.drain(t.item_activity))
+
+        @app.on_before_shutdown.connect
+        async def send_last_activity(sender: Any, **kwargs: Any) -> None:
+            # Runs after the agents stopped and before Faust flushes its producer.
             self.send(self.activity.drain(t.item_activity))
 
         sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity}

@@ -89,8 +89,12 @@ class _Base:
     def processed(self, msg: Incoming) -> None:
         self.metrics.events.labels(msg.topic, "processed").inc()
 
-    def duplicate(self, msg: Incoming) -> None:
+    def duplicate(self, msg: Incoming, store: Store, key: str, state: bytes) -> None:
+        """Skip an event the state already reflects, but write the state again: after a crash the
+        local RocksDB may hold an update whose changelog message was lost, and this event's offset
+        is about to be committed, so the changelog must get it now or never."""
         self.metrics.events.labels(msg.topic, "duplicate").inc()
+        store.put(key, state, msg.handle)
 
 
 def _load_user(store: Store, key: str, handle: Any) -> UserState:
@@ -192,7 +196,7 @@ class ClickProcessor(_Base):
                 out += self._publish(round_, model)
             state = _load_user(self.users, click.user_id, msg.handle)
             if state.applied.seen("clicks", msg.partition, msg.offset, click.event_id):
-                self.duplicate(msg)
+                self.duplicate(msg, self.users, click.user_id, state.to_bytes())
                 continue
             category = click.category or self.catalog.category_of(click.item_id)
             if state.last is not None:
@@ -271,7 +275,7 @@ class ReviewProcessor(_Base):
                 continue
             state = _load_user(self.users, review.user_id, msg.handle)
             if state.applied.seen("reviews", msg.partition, msg.offset, review.event_id):
-                self.duplicate(msg)
+                self.duplicate(msg, self.users, review.user_id, state.to_bytes())
                 continue
             state.apply_review()
             state.applied.record("reviews", msg.partition, msg.offset, review.event_id)
@@ -328,7 +332,7 @@ class ItemReviewProcessor(_Base):
                 continue
             state = _load_item(self.items, item_id, msg.handle)
             if state.applied.seen("item-reviews", msg.partition, msg.offset, r["event_id"]):
-                self.duplicate(msg)
+                self.duplicate(msg, self.items, item_id, state.to_bytes())
                 continue
             score = r["score"]
             rating = r.get("rating")
@@ -430,7 +434,7 @@ class ActivityProcessor(_Base):
             state = _load_item(self.items, a["item_id"], msg.handle)
             # Activity messages carry no event id: the offset mark alone makes replays harmless.
             if state.applied.seen_offset("item-activity", msg.partition, msg.offset):
-                self.duplicate(msg)
+                self.duplicate(msg, self.items, a["item_id"], state.to_bytes())
                 continue
             state.apply_activity(counts, a["ts"], self.half_life, a["category"])
             state.applied.record_offset("item-activity", msg.partition, msg.offset)

@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 COMPACT = {"cleanup.policy": "compact"}
 #: Model snapshots travel in chunks well below every broker's default message limit.
 SNAPSHOT_CHUNK_BYTES = 512 * 1024
+#: A key no table ever holds; see :func:`heal_changelogs`.
+HEAL_KEY = b"\x00shopguide:heal"
 
 
 @dataclass(frozen=True)
@@ -124,3 +127,27 @@ def _check_partitions(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
             "keyed topics must all have SHOPGUIDE_PARTITIONS partitions (state is co-partitioned): "
             + "; ".join(wrong)
         )
+
+
+def heal_changelogs(settings: Settings) -> None:
+    """Write one tombstone of :data:`HEAL_KEY` to every table changelog partition.
+
+    Measured on the embedded broker (Tansu): when a producer dies in the middle of its writes, the
+    records of its last request are stored and acknowledged but the partition's end offset stays
+    behind them until the next write to that partition. Faust's table recovery reads a changelog
+    up to that end offset, so a worker restarted after a SIGKILL would stop short of its last
+    acknowledged state (or refuse to start: "persisted offset is higher than the highwater").
+    One more write moves the end offset past every stored record. On Apache Kafka it is a delete
+    of a key that never existed, which compaction removes.
+    """
+    topics = Topics(settings)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks="all", **settings.kafka_client_options()
+    )
+    try:
+        for topic in (topics.users_changelog, topics.items_changelog):
+            for partition in range(settings.partitions):
+                producer.send(topic, key=HEAL_KEY, value=None, partition=partition)
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=10)

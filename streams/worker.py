@@ -8,7 +8,7 @@ import faust
 
 from streams.app import Engine
 from streams.settings import Settings
-from streams.topics import create_topics
+from streams.topics import create_topics, heal_changelogs
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,7 @@ def run_worker(settings: Settings) -> None:
         created, _ = create_topics(settings)
         if created:
             log.info("created topics: %s", ", ".join(created))
+    heal_changelogs(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(settings)
     worker = faust.Worker(engine.app, loglevel=settings.log_level, redirect_stdouts=False)

