@@ -1,12 +1,12 @@
 """Batches of stream events that are acknowledged only after they were processed.
 
-Faust's own ``Stream.take_events`` acknowledged events our agents never received: killing a worker
-a few times in the middle of a click stream left offsets committed past events that no processor
-saw (measured: 24 consecutive offsets of one partition skipped after a restart). This module does
-the batching itself on a manual-ack stream: one task reads events into a bounded queue, the agent
-takes up to ``max_events`` of them (waiting at most ``within_s`` after the first), and acks each
-event only after the agent is done with its batch. A full queue stops the reader, and Faust's
-flow control then pauses fetching: memory stays bounded.
+Faust's ``Stream.take_events`` acknowledges a batch in a ``finally`` block: also when the agent's
+work on it raised, so that events whose effects never became durable could be committed. Here one
+task reads events from a manual-ack stream into a bounded queue, the agent takes up to
+``max_events`` of them (waiting at most ``within_s`` after the first), and each event is acked
+only when the agent asks for the next batch, that is after its batch was processed *and* what it
+sent was flushed. If the agent fails, nothing of the batch is acked. A full queue stops the
+reader, and Faust's flow control then pauses fetching: memory stays bounded.
 """
 
 from __future__ import annotations
