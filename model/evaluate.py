@@ -22,6 +22,7 @@ from model.data import Interaction, LabeledReview
 from model.examples import Example, ExampleConfig, click_examples, review_example
 from model.retrieval import CandidatePool
 from model.scoring import NeuralServingModel
+from model.snapshot import Snapshot
 from model.training import Trainer
 from state.catalog import Catalog
 from state.item import ItemState
@@ -247,19 +248,42 @@ def review_examples(rows: Sequence[LabeledReview]) -> list[Example]:
 
 
 def train_sentiment(
-    trainer: Trainer, train: Sequence[LabeledReview], epochs: int, seed: int = 0,
+    trainer: Trainer,
+    train: Sequence[LabeledReview],
+    max_epochs: int,
+    seed: int = 0,
     progress: Progress | None = None,
-) -> None:
-    """Epochs over the training reviews, reshuffled each epoch."""
-    examples = review_examples(train)
+    validation: float = 0.1,
+    patience: int = 2,
+) -> tuple[Snapshot, list[float]]:
+    """Epochs over the training reviews (reshuffled each time) with early stopping: a seeded
+    ``validation`` share of the *training* rows picks the epoch, so the test rows are never
+    looked at. Returns the best snapshot and the validation accuracy after each epoch."""
+    fit, held = split(train, seed=seed + 1, test=validation)
+    examples = review_examples(fit)
+    labels = np.array([r.label for r in held])
+    texts = [r.text for r in held]
     rng = np.random.default_rng(seed)
     bs = trainer.config.batch_size
-    for _ in range(epochs):
+    best: tuple[float, Snapshot] | None = None
+    history: list[float] = []
+    for _ in range(max_epochs):
         order = rng.permutation(len(examples))
         for start in range(0, len(order), bs):
             trainer.learn_many([examples[i] for i in order[start : start + bs]])
             if progress is not None:
                 progress(min(bs, len(order) - start))
+        snapshot = trainer.export()
+        serving = NeuralServingModel(snapshot, Catalog(3600.0), interest_half_life_s=3600.0)
+        accuracy = classification_figures(labels, sentiment_scores(serving, texts))["accuracy"]
+        history.append(accuracy)
+        if best is None or accuracy > best[0]:
+            best = (accuracy, snapshot)
+        elif len(history) - 1 - history.index(best[0]) >= patience:
+            break
+    if best is None:
+        raise ValueError("max_epochs must be at least 1")
+    return best[1], history
 
 
 def sentiment_scores(serving: NeuralServingModel, texts: Sequence[str], batch: int = 512
