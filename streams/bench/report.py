@@ -17,8 +17,8 @@ GOALS = (
     "engine throughput >= 0.8 x the bare Faust agent",
     "p50 <= 10 ms at 1,000 events/s",
     "p99 <= 50 ms at 1,000 events/s",
-    "CPU per event within 25% from the fewest to the most users",
-    "CPU per event within 25% from the fewest to the most items",
+    "CPU per event (net of idle) within 25% from the fewest to the most users",
+    "CPU per event (net of idle) within 25% from the fewest to the most items",
     "worker RSS <= 1.5 GB with 1M users",
     "state <= 2 KB per user",
 )
@@ -84,8 +84,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         (tp / bare if tp is not None and bare else None, 0.8, True),
         (lat.get("p50"), 10.0, False),
         (lat.get("p99"), 50.0, False),
-        (_minus_one(spread.get("cpu_ms_per_event_max_over_min_by_users")), 0.25, False),
-        (_minus_one(spread.get("cpu_ms_per_event_max_over_min_by_items")), 0.25, False),
+        (_minus_one(spread.get("net_cpu_ms_per_event_max_over_min_by_users")), 0.25, False),
+        (_minus_one(spread.get("net_cpu_ms_per_event_max_over_min_by_items")), 0.25, False),
         (big["rss_mb"] if big and big["users"] >= 1_000_000 else None, 1536.0, False),
         (results.get("state_bytes_per_user"), 2048.0, False),
     ]
@@ -174,7 +174,7 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                   f"{_f(mem['state_bytes_per_user'], 0)} bytes per user (keys and values; "
                   f"{_f(mem['disk_bytes_per_user'], 0)} bytes per user of RocksDB files on disk)."]
     if r.get("growth"):
-        lines += ["", "## Growth (fixed offered load)", "",
+        lines += ["", f"## Growth ({r.get('growth_rate')} events/s offered, at most half the measured throughput)", "",
                   "| users | items | CPU ms/event | net of idle | x first | p50 ms | p99 ms | RSS MB | state B/user "
                   "| ready s |",
                   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -187,14 +187,18 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                 f"{_f(g['latency_ms']['p50'])} | {_f(g['latency_ms']['p99'])} | {_f(g['rss_mb'], 0)} | "
                 f"{_f(g['state_bytes_per_user'], 0)} | {_f(g['ready_s'], 0)} |"
             )
-        lines += ["", "Users are seeded into the users table's changelog and recovered by the worker at start "
+        lines += ["", "CPU ms/event is the worker's CPU time over the events it processed; at a low offered rate it is "
+                  "mostly the worker's idle polling, so the goal is judged on the figure net of the idle CPU rate "
+                  "measured just before the load (noisier: a difference of two measurements). "
+                  "Users are seeded into the users table's changelog and recovered by the worker at start "
                   "(the state a worker holds after a restart); the load then draws users and items from the same "
                   "Zipf laws over the whole population. Max/min along each axis: "
                   + ", ".join(f"{k} {_f(v, 2)}" for k, v in r.get("growth_spread", {}).items()) + "."]
     rp = r.get("replay")
     if rp:
         lines += ["", "## Taobao replay", "",
-                  f"{rp['events']:,} events as fast as the engine takes them: {_f(rp['eps'], 0)} events/s "
+                  f"{rp['recommendations']:,} of {rp['events']:,} events, as fast as the engine takes them: "
+                  f"{_f(rp['eps'], 0)} events/s "
                   f"({_f(rp.get('ratio_to_faust_bare'), 2)} x the bare Faust agent), online hit rate "
                   f"{_f(rp['hit_rate'], 4)} ({_f(rp['hits'], 0)} of {_f(rp['trials'], 0)} clicks of users with "
                   "a published recommendation)."]
