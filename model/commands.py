@@ -218,9 +218,10 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     feed = _cycle_shuffled(reviews, rng)
 
-    def extra(n_clicks: int, per_event: float = review_budget / max(total_events, 1)) -> list[Any]:
-        del n_clicks
-        return [next(feed) for _ in range(round(per_event * 256))]
+    per_flush = round(review_budget / max(total_events, 1) * 256)
+
+    def extra() -> list[Any]:
+        return [next(feed) for _ in range(per_flush)]
 
     trainer = Trainer(_config(args), seed=args.seed)
     started = time.perf_counter()
@@ -329,7 +330,7 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
         catalog, clock = replay_catalog(POPULARITY_HALF_LIFE["taobao"])
         model = ModelRecommender(trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE,
                                  seed=args.seed,
-                                 extra_examples=lambda n, f=feed, k=per_flush: [next(f) for _ in range(k)])
+                                 extra_examples=lambda f=feed, k=per_flush: [next(f) for _ in range(k)])
         with progress_bar(len(events), f"ablation: {label}") as advance:
             result = prequential(events, [model], catalog, clock, is_positive=lambda e: True,
                                  interest_half_life_s=INTEREST_HALF_LIFE,

@@ -45,7 +45,7 @@ class ModelRecommender:
         interest_half_life_s: float,
         seed: int = 0,
         train_every: int = 256,
-        extra_examples: Callable[[int], list[Example]] | None = None,
+        extra_examples: Callable[[], list[Example]] | None = None,
     ) -> None:
         self.trainer = trainer
         self.catalog = catalog
@@ -90,7 +90,7 @@ class ModelRecommender:
         """Train on the pending examples (plus any interleaved extra ones) and serve the result."""
         batch = self.pending
         if self.extra_examples is not None:
-            batch = batch + self.extra_examples(len(batch))
+            batch = batch + self.extra_examples()
         self.pending = []
         if not batch:
             return
