@@ -7,8 +7,8 @@
   ``send_soon`` as the engine sends its outputs (``forward``). What a Faust worker allows.
 
 The bare app is :class:`streams.transport.App` with the consumer, producer and stream settings
-copied from the engine's own app (:data:`ENGINE_CONF`), so that it follows the engine when those
-change; it has no tables, no sensors and no web server. ``python -m streams.bench.ceilings ...``
+copied from the app the engine builds (:data:`ENGINE_CONF`), so that it follows the engine when
+those change; it has no tables, no sensors and no web server. ``python -m streams.bench.ceilings ...``
 prints (``pipe``) or writes (``faust --result``) one JSON object.
 """
 
@@ -106,6 +106,14 @@ async def pipe(settings: Settings, sources: list[str], sink: str, count: int) ->
         await consumer.stop()
 
 
+class _EngineShell:
+    """What ``Engine._make_app`` reads, and no more: the bare app copies the engine app's exact
+    configuration without building an engine (tables, model snapshots, agents)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+
 def _write(path: Path, payload: dict[str, float]) -> None:
     path.write_text(json.dumps(payload))
 
@@ -119,7 +127,7 @@ def bare_app(
     from streams.app import Engine
     from streams.transport import App
 
-    engine_conf = Engine(settings).app.conf
+    engine_conf = Engine._make_app(_EngineShell(settings)).conf  # type: ignore[arg-type]
     app = App(
         f"{settings.app_id}-bare-{mode}",
         fetch_wait_ms=engine_conf.fetch_wait_ms,
