@@ -17,13 +17,15 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 
-from model.placeholder import PlaceholderModel
 from model.serving import ServingModel
 from state.catalog import Catalog
 from state.item import AlertRule, ItemState
+from state.user import UserState
 from streams.batching import acked_batches
+from streams.events import Click, Review
 from streams.followers import Follower
 from streams.metrics import Metrics
+from streams.models import ModelKeeper, RollbackRule
 from streams.monitor import KeyCounts, Progress, refresh_lag
 from streams.processors import (
     ActivityCounts,
@@ -36,14 +38,20 @@ from streams.processors import (
     ReviewProcessor,
 )
 from streams.settings import Settings
+from streams.snapshots import PROGRESS_KEY, SnapshotAssembler, snapshot_records
+from streams.snapshots import Progress as TrainerProgress
 from streams.topics import Topics
+from streams.trainer import TrainerProcess
+from streams.training import ExampleBuilder, ExampleSink, unpack
 from streams.transport import App
 from streams.web import register_views
 
 log = logging.getLogger(__name__)
 
-#: How often lag and table-size gauges are refreshed.
+#: How often lag, table-size and snapshot-age gauges are refreshed.
 MONITOR_INTERVAL_S = 5.0
+#: How often the worker running the trainer collects its reports and publishes its snapshots.
+TRAINER_POLL_S = 0.1
 
 
 class FaustTableStore:
@@ -108,7 +116,20 @@ class Engine:
         self.topics = Topics(settings)
         self.metrics = Metrics()
         self.catalog = Catalog(settings.popularity_half_life_s)
-        self.model: ServingModel = PlaceholderModel(self.catalog, settings.interest_half_life_s)
+        self.keeper = ModelKeeper(
+            self.catalog,
+            settings.interest_half_life_s,
+            settings.data_dir / "snapshots",
+            settings.snapshots_kept,
+            RollbackRule(settings.rollback_drop, settings.rollback_min_trials, settings.rollback_cooldown_s),
+            on_event=self._on_model_event,
+        )
+        self.metrics.model_version.set(self.keeper.version)
+        self.examples = ExampleBuilder(self.catalog, settings.interest_half_life_s)
+        self.sink = ExampleSink()
+        self.trainer: TrainerProcess | None = None
+        self.trainer_progress: TrainerProgress | None = None
+        self.assembler = SnapshotAssembler()
         self.activity = ActivityCounts()
         self.progress = Progress()
         self.app = self._make_app()
@@ -129,6 +150,9 @@ class Engine:
         self.catalog_follower = Follower(
             settings, self.topics.items_changelog, self._apply_item_change, "catalog"
         )
+        self.snapshot_follower = Follower(
+            settings, self.topics.snapshots, self._apply_snapshot_record, "snapshots"
+        )
         self.stores = {"users": FaustTableStore(self.users), "items": FaustTableStore(self.items)}
         users, items = self.stores["users"], self.stores["items"]
         n = settings.partitions
@@ -136,8 +160,11 @@ class Engine:
         self.clicks = ClickProcessor(
             self.topics, n, self.metrics, users, self.catalog, current_model, self.activity,
             top_k=settings.top_k, interest_half_life_s=settings.interest_half_life_s,
+            learn=self._learn, on_hit=self.keeper.record_hit,
         )
-        self.reviews = ReviewProcessor(self.topics, n, self.metrics, users, current_model)
+        self.reviews = ReviewProcessor(
+            self.topics, n, self.metrics, users, current_model, self.catalog, learn=self._learn
+        )
         rule = AlertRule(
             settings.alert_window, settings.alert_min_reviews, settings.alert_negative_ratio,
             settings.alert_jump,
@@ -150,7 +177,79 @@ class Engine:
         self._register()
 
     def current_model(self) -> ServingModel:
-        return self.model
+        return self.keeper.current
+
+    def _learn(self, model: ServingModel, before: UserState, event: Click | Review, category: str) -> None:
+        if isinstance(event, Click):
+            examples = self.examples.click(model, before, event, category)
+        else:
+            examples = self.examples.review(model, before, event, category)
+        if examples:
+            self.sink.add(examples, event.ts)
+
+    def _on_model_event(self, outcome: str, reason: str) -> None:
+        if outcome == "refused":
+            self.metrics.snapshots_rejected.labels(reason).inc()
+        elif outcome == "rolled_back":
+            self.metrics.model_rollbacks.inc()
+        self.metrics.model_version.set(self.keeper.version)
+
+    def _apply_snapshot_record(self, key: bytes | None, value: bytes | None) -> None:
+        if key == PROGRESS_KEY and value is not None:
+            self.trainer_progress = TrainerProgress.from_bytes(value)
+            return
+        complete = self.assembler.add(key, value)
+        while self.assembler.rejected:
+            log.warning("snapshot topic: %s", self.assembler.rejected.pop())
+            self.metrics.snapshots_rejected.labels("incomplete").inc()
+        if complete is not None:
+            self.keeper.offer(complete[1])
+
+    def snapshot_age(self) -> float | None:
+        """How far the served weights lag behind the newest example the trainer has learned."""
+        served = self.keeper.snapshot.extra.get("trained_until")
+        if self.trainer_progress is None or served is None:
+            return None
+        return max(0.0, self.trainer_progress.trained_until - float(served))
+
+    def _ensure_trainer(self) -> TrainerProcess | None:
+        if not self.settings.train:
+            return None
+        if self.trainer is None or not self.trainer.alive:
+            if self.trainer is not None:
+                log.error("the trainer process died; starting a new one from the served snapshot")
+            self.trainer = TrainerProcess(self.keeper.snapshot.to_bytes(), self.settings.snapshot_interval_s)
+        return self.trainer
+
+    def _publish_training(self) -> None:
+        trainer = self.trainer
+        if trainer is None:
+            return
+        for report in trainer.reports():
+            if report.examples:
+                self.metrics.train_step.observe(report.step_s)
+                for task, loss in report.losses.items():
+                    self.metrics.train_loss.labels(task).set(loss)
+                for task, n in report.labels.items():
+                    self.metrics.train_examples.labels(task).inc(n)
+            if report.snapshot is not None:
+                for key, value in snapshot_records(report.snapshot, report.version):
+                    self._handles[self.topics.snapshots].send_soon(key=key, value=value)
+            progress = TrainerProgress(report.trained_until, report.examples, report.version)
+            self._handles[self.topics.snapshots].send_soon(key=PROGRESS_KEY, value=progress.to_bytes())
+        self.metrics.train_dropped.set(trainer.dropped)
+
+    async def _run_training(self, stream: Any) -> None:
+        async for events in acked_batches(stream, 64, 0.05):
+            for event in events:
+                try:
+                    examples, newest = unpack(event.message.value or b"")
+                except ValueError as exc:
+                    log.warning("training topic: %s", exc)
+                    continue
+                trainer = self._ensure_trainer()
+                if trainer is not None:
+                    trainer.submit(examples, newest, max(self.keeper.version, self.assembler.newest))
 
     def _make_app(self) -> faust.App:
         s = self.settings
@@ -192,12 +291,15 @@ class Engine:
         for o in out:
             self._handles[o.topic].send_soon(key=o.key, value=o.value)
 
-    async def _run_batches(self, stream: Any, processor: Any, wait_for_catalog: bool) -> None:
-        if wait_for_catalog:
+    async def _run_batches(self, stream: Any, processor: Any, wait_for_views: bool) -> None:
+        if wait_for_views:  # serve with the whole catalog and the newest model
             await self.catalog_follower.caught_up.wait()
+            await self.snapshot_follower.caught_up.wait()
         within = self.settings.batch_wait_ms / 1000.0
         async for events in acked_batches(stream, self.settings.batch_max, within):
-            self.send(self._process(processor, events))
+            out = self._process(processor, events)
+            out += [Outgoing(self.topics.training, None, r) for r in self.sink.drain()]
+            self.send(out)
             # Faust commits an event's offset once it is acked (when this body returns) but never
             # waits for what its processing sent, table changelog writes included. Waiting here
             # makes every effect of an acked event durable before its offset can be committed:
@@ -231,22 +333,47 @@ class Engine:
     def _register(self) -> None:
         app, t, h = self.app, self.topics, self._handles
 
-        def agent(topic: str, processor: Any, wait_for_catalog: bool = False) -> None:
+        def agent(topic: str, processor: Any, wait_for_views: bool = False) -> None:
             async def run(stream: Any) -> None:
-                await self._run_batches(stream, processor, wait_for_catalog)
+                await self._run_batches(stream, processor, wait_for_views)
 
             run.__name__ = run.__qualname__ = topic.replace(".", "_").replace("-", "_")
             app.agent(h[topic], name=f"{self.settings.app_id}.{run.__name__}", concurrency=1)(run)
 
-        agent(t.clicks, self.clicks, wait_for_catalog=True)
-        agent(t.reviews, self.reviews)
+        agent(t.clicks, self.clicks, wait_for_views=True)
+        agent(t.reviews, self.reviews, wait_for_views=True)
         agent(t.item_reviews, self.item_reviews)
         agent(t.items, self.catalog_updates)
         agent(t.item_activity, self.item_activity)
 
+        async def train(stream: Any) -> None:
+            await self._run_training(stream)
+
+        app.agent(h[t.training], name=f"{self.settings.app_id}.train", concurrency=1)(train)
+
         @app.task
         async def follow_catalog() -> None:
             await self.catalog_follower.run()
+
+        @app.task
+        async def follow_snapshots() -> None:
+            await self.snapshot_follower.run()
+
+        @app.timer(interval=TRAINER_POLL_S)
+        async def publish_training() -> None:
+            self._publish_training()
+
+        @app.on_partitions_assigned.connect
+        async def start_trainer(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
+            # TensorFlow takes seconds to load: start as soon as this worker owns the training
+            # partition rather than when the first examples arrive.
+            if any(tp.topic == t.training for tp in assigned):
+                self._ensure_trainer()
+
+        @app.on_before_shutdown.connect
+        async def stop_trainer(sender: Any, **kwargs: Any) -> None:
+            if self.trainer is not None:
+                self.trainer.stop()
 
         @app.timer(interval=self.settings.item_flush_s)
         async def flush_activity() -> None:
@@ -262,6 +389,9 @@ class Engine:
         @app.timer(interval=MONITOR_INTERVAL_S)
         async def refresh_gauges() -> None:
             await refresh_lag(app.consumer, sources, self.progress, self.metrics)
+            age = self.snapshot_age()
+            if age is not None:
+                self.metrics.snapshot_age.set(age)
             actives = app.assignor.assigned_actives()
             for name, store in self.stores.items():
                 changelog = self.app.tables[name].changelog_topic.get_topic_name()

@@ -93,6 +93,14 @@ class Metrics:
             registry=r,
         )
 
+        self.model_rollbacks = Counter(
+            "shopguide_model_rollbacks_total",
+            "Snapshots rolled back because the online hit rate collapsed under them", registry=r,
+        )
+        self.train_dropped = Gauge(
+            "shopguide_train_dropped_examples",
+            "Examples the trainer had no time for since this worker started it", registry=r,
+        )
         self._hits = 0
         self._trials = 0
 

@@ -58,6 +58,8 @@ class Store(Protocol):
 
 
 Clock = Callable[[], float]
+#: Turns an event into training examples, given the model and the user's state before the event.
+Learn = Callable[[ServingModel, UserState, Any, str], None]
 
 
 class _Base:
@@ -168,6 +170,8 @@ class ClickProcessor(_Base):
         *,
         top_k: int,
         interest_half_life_s: float,
+        learn: Learn | None = None,
+        on_hit: Callable[[int, bool], None] | None = None,
         clock: Clock = time.time,
     ) -> None:
         super().__init__(topics, partitions, metrics, clock)
@@ -177,6 +181,8 @@ class ClickProcessor(_Base):
         self.activity = activity
         self.top_k = top_k
         self.half_life = interest_half_life_s
+        self.learn = learn
+        self.on_hit = on_hit
 
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
@@ -200,7 +206,12 @@ class ClickProcessor(_Base):
                 continue
             category = click.category or self.catalog.category_of(click.item_id)
             if state.last is not None:
-                self.metrics.record_hit(click.item_id in state.last.item_ids())
+                hit = click.item_id in state.last.item_ids()
+                self.metrics.record_hit(hit)
+                if self.on_hit is not None:
+                    self.on_hit(state.last.model_version, hit)
+            if self.learn is not None:
+                self.learn(model, state, click, category)  # from the state before the click
             model.observe_click(state, click.item_id, click.action, click.ts, category)
             state.apply_click(click.item_id, click.action, click.ts, category, self.half_life)
             state.applied.record("clicks", msg.partition, msg.offset, click.event_id)
@@ -254,15 +265,20 @@ class ReviewProcessor(_Base):
         metrics: Metrics,
         users: Store,
         model: Callable[[], ServingModel],
+        catalog: Catalog,
+        learn: Learn | None = None,
         clock: Clock = time.time,
     ) -> None:
         super().__init__(topics, partitions, metrics, clock)
         self.users = users
         self.model = model
+        self.catalog = catalog
+        self.learn = learn
 
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
         accepted = []
+        model = self.model()
         for msg in batch:
             try:
                 review = parse_review(msg.value, self.clock())
@@ -277,13 +293,14 @@ class ReviewProcessor(_Base):
             if state.applied.seen("reviews", msg.partition, msg.offset, review.event_id):
                 self.duplicate(msg, self.users, review.user_id, state.to_bytes())
                 continue
+            if self.learn is not None:
+                self.learn(model, state, review, self.catalog.category_of(review.item_id))
             state.apply_review()
             state.applied.record("reviews", msg.partition, msg.offset, review.event_id)
             self.users.put(review.user_id, state.to_bytes(), msg.handle)
             accepted.append(review)
             self.processed(msg)
         if accepted:
-            model = self.model()
             scores = model.sentiment_many([r.text for r in accepted])
             for review, score in zip(accepted, scores, strict=True):
                 body = {

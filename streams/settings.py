@@ -50,6 +50,12 @@ class Settings:
     interest_half_life_s: float = _opt("SHOPGUIDE_INTEREST_HALF_LIFE_S", 3 * 3600.0, "Half-life of a user's category interest weights")
     popularity_half_life_s: float = _opt("SHOPGUIDE_POPULARITY_HALF_LIFE_S", 6 * 3600.0, "Half-life of item popularity counters")
     item_flush_s: float = _opt("SHOPGUIDE_ITEM_FLUSH_S", 2.0, "How often a worker sends its item activity counts to the item table")
+    train: bool = _opt("SHOPGUIDE_TRAIN", True, "This worker may run the trainer (the one owning the training partition does)")
+    snapshot_interval_s: float = _opt("SHOPGUIDE_SNAPSHOT_INTERVAL_S", 1.0, "Most often the trainer publishes a snapshot")
+    snapshots_kept: int = _opt("SHOPGUIDE_SNAPSHOTS_KEPT", 5, "Snapshots a worker keeps on disk (newest first)")
+    rollback_drop: float = _opt("SHOPGUIDE_ROLLBACK_DROP", 0.5, "Roll back a snapshot whose hit rate falls below (1 - this) x the recent rate")
+    rollback_min_trials: int = _opt("SHOPGUIDE_ROLLBACK_MIN_TRIALS", 300, "Clicks a snapshot is judged on before a rollback")
+    rollback_cooldown_s: float = _opt("SHOPGUIDE_ROLLBACK_COOLDOWN_S", 60.0, "Newer snapshots are refused this long after a rollback")
     alert_window: int = _opt("SHOPGUIDE_ALERT_WINDOW", 20, "Recent reviews per item the sentiment alert looks at")
     alert_min_reviews: int = _opt("SHOPGUIDE_ALERT_MIN_REVIEWS", 5, "Fewest recent reviews before an alert can fire")
     alert_negative_ratio: float = _opt("SHOPGUIDE_ALERT_NEGATIVE_RATIO", 0.5, "Recent negative ratio that raises an alert")
@@ -89,6 +95,8 @@ class Settings:
             raise SettingsError("SHOPGUIDE_WEB_PORT must be a TCP port")
         if self.batch_max < 1 or self.batch_wait_ms < 0:
             raise SettingsError("SHOPGUIDE_BATCH_MAX must be >= 1 and SHOPGUIDE_BATCH_WAIT_MS >= 0")
+        if not 0.0 < self.rollback_drop < 1.0:
+            raise SettingsError("SHOPGUIDE_ROLLBACK_DROP must be between 0 and 1")
         if self.top_k < 1:
             raise SettingsError("SHOPGUIDE_TOP_K must be at least 1")
         if self.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:

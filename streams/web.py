@@ -39,13 +39,38 @@ def register_views(engine: Engine) -> None:
 
     @app.page("/healthz")
     async def healthz(self: web.View, request: web.Request) -> web.Response:
-        ready = engine.catalog_follower.caught_up.is_set()
+        ready = engine.catalog_follower.caught_up.is_set() and engine.snapshot_follower.caught_up.is_set()
         body = {
             "status": "ok" if ready else "starting",
             "catalog_items": len(engine.catalog),
-            "model_version": engine.model.version,
+            "model_version": engine.keeper.version,
         }
         return self.json(body, status=200 if ready else 503)
+
+    @app.page("/model")
+    async def model(self: web.View, request: web.Request) -> web.Response:
+        snap = engine.keeper.snapshot
+        hits, trials = engine.metrics.hit_rate
+        progress = engine.trainer_progress
+        trainer = engine.trainer
+        return self.json(
+            {
+                "version": snap.version,
+                "snapshot_age_s": engine.snapshot_age(),
+                "trained_examples": snap.counters.get("examples", 0),
+                "trained_until": snap.extra.get("trained_until"),
+                "created": snap.created,
+                "served_since": engine.keeper.swapped_at,
+                "metrics": snap.metrics,
+                "trainer": {
+                    "trained_until": progress.trained_until if progress else None,
+                    "newest_version": engine.assembler.newest,
+                    "running_here": bool(trainer and trainer.alive),
+                    "dropped_examples": trainer.dropped if trainer else 0,
+                },
+                "online": {"hits": hits, "trials": trials, "hit_rate": hits / trials if trials else None},
+            }
+        )
 
     @app.page("/users/{user_id}")
     @app.table_route(table=engine.users, match_info="user_id")

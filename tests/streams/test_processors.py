@@ -176,7 +176,7 @@ def test_activity_is_counted_per_item_and_drained_once(setup):
 def test_reviews_are_scored_and_rekeyed_by_item_then_aggregated():
     users, items, metrics = DictStore(), DictStore(), Metrics()
     model = RecordingModel(Catalog(3600.0), [])
-    reviews = ReviewProcessor(TOPICS, N, metrics, users, lambda: model, clock=lambda: NOW)
+    reviews = ReviewProcessor(TOPICS, N, metrics, users, lambda: model, Catalog(3600.0), clock=lambda: NOW)
     review = {"event_id": "r1", "user_id": "u1", "item_id": "i9", "text": "good stuff", "rating": 5, "ts": NOW}
     out = reviews.process([msg(TOPICS.reviews, "u1", review, 0)])
     [fwd] = out

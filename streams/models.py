@@ -1,0 +1,174 @@
+"""The model a worker serves, and the rules for replacing it.
+
+A worker starts from the newest snapshot it has on disk, or the warm start shipped in the package,
+then takes every newer snapshot the trainer publishes. A snapshot is refused, and the current model
+kept, when its bytes fail verification (truncated, tampered, wrong shapes: ``model.snapshot``) or
+when it scores a probe with a non-finite or out-of-range value. A snapshot that was taken but then
+makes the online hit rate collapse is rolled back to the one before it, and newer snapshots are
+refused for a cool-down so that a diverging trainer cannot flap the served model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from model.scoring import NeuralServingModel, latest_or_warm_start, serving_from_snapshot
+from model.snapshot import Snapshot, SnapshotError, SnapshotStore
+from state.catalog import Catalog
+from state.user import UserState
+
+log = logging.getLogger(__name__)
+
+#: Recent clicks the baseline hit rate is computed over.
+BASELINE_TRIALS = 5000
+PROBE_TEXTS = ("great quality, love it", "broke after a day, terrible", "质量很好, 非常满意", "太差了, 退货")
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackRule:
+    drop: float = 0.5  # roll back when a version's hit rate falls below (1 - drop) x the baseline
+    min_trials: int = 300  # clicks a version must be judged on first
+    cooldown_s: float = 60.0  # how long newer snapshots are refused after a rollback
+
+
+class _Rate:
+    """Hits over the most recent ``window`` trials."""
+
+    def __init__(self, window: int = BASELINE_TRIALS) -> None:
+        self.recent: deque[bool] = deque(maxlen=window)
+        self.hits = 0
+
+    def add(self, hit: bool) -> None:
+        if len(self.recent) == self.recent.maxlen:
+            self.hits -= int(self.recent[0])
+        self.recent.append(hit)
+        self.hits += int(hit)
+
+    @property
+    def trials(self) -> int:
+        return len(self.recent)
+
+    @property
+    def value(self) -> float:
+        return self.hits / self.trials if self.trials else 0.0
+
+
+class ModelKeeper:
+    def __init__(
+        self,
+        catalog: Catalog,
+        interest_half_life_s: float,
+        directory: Path,
+        keep: int,
+        rule: RollbackRule,
+        on_event: Callable[[str, str], None] = lambda outcome, reason: None,
+        clock: Callable[[], float] = time.monotonic,
+        start: Snapshot | None = None,
+    ) -> None:
+        """``start`` overrides the starting point: the newest snapshot on disk, else the warm start."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self._store = SnapshotStore(directory, keep=keep)
+        self._catalog = catalog
+        self._half_life = interest_half_life_s
+        self._rule = rule
+        self._on_event = on_event
+        self._clock = clock
+        self.snapshot = start if start is not None else latest_or_warm_start(str(directory))
+        self.current: NeuralServingModel = serving_from_snapshot(
+            self.snapshot, catalog, interest_half_life_s=interest_half_life_s
+        )
+        self.swapped_at = time.time()
+        self._previous: tuple[Snapshot, NeuralServingModel] | None = None
+        self._rate = _Rate()  # the served version's online hit rate
+        self._baseline = _Rate()  # recent hits of the versions before it
+        self._refuse_until = 0.0
+        self._rolled_back: set[int] = set()
+
+    @property
+    def version(self) -> int:
+        return self.current.version
+
+    def offer(self, data: bytes) -> str:
+        """Consider a published snapshot; returns ``accepted`` or why not."""
+        try:
+            snapshot = Snapshot.from_bytes(data)
+        except SnapshotError as exc:
+            return self._refuse("integrity", str(exc))
+        if snapshot.version <= self.current.version:
+            return "stale"
+        if snapshot.version in self._rolled_back or self._clock() < self._refuse_until:
+            return self._refuse("cooldown", f"snapshot {snapshot.version} arrived during a rollback cool-down")
+        candidate = self.current.with_snapshot(snapshot)
+        problem = _probe(candidate)
+        if problem:
+            return self._refuse("insane", f"snapshot {snapshot.version}: {problem}")
+        self._previous = (self.snapshot, self.current)
+        self.snapshot, self.current = snapshot, candidate
+        for hit in self._rate.recent:  # the outgoing version's record joins the baseline
+            self._baseline.add(hit)
+        self._rate = _Rate()
+        self.swapped_at = time.time()
+        self._store.save(snapshot)
+        self._on_event("accepted", "")
+        return "accepted"
+
+    def record_hit(self, version: int, hit: bool) -> None:
+        """A click was (or was not) among the items version ``version`` recommended before it."""
+        if version in self._rolled_back:
+            return
+        if version != self.current.version:
+            self._baseline.add(hit)
+            return
+        self._rate.add(hit)
+        rule = self._rule
+        if (
+            self._previous is not None
+            and self._rate.trials >= rule.min_trials
+            and self._baseline.trials >= rule.min_trials
+            and self._rate.value < (1.0 - rule.drop) * self._baseline.value
+        ):
+            self._roll_back(version, self._rate.value)
+
+    def _roll_back(self, version: int, rate: float) -> None:
+        assert self._previous is not None
+        log.error(
+            "model %d: online hit rate %.4f fell below %.0f%% of the baseline %.4f; rolling back to %d",
+            version, rate, 100 * (1 - self._rule.drop), self._baseline.value, self._previous[0].version,
+        )
+        self._rolled_back.add(version)
+        self.snapshot, self.current = self._previous
+        self._previous = None
+        self._rate = _Rate()
+        self._refuse_until = self._clock() + self._rule.cooldown_s
+        self.swapped_at = time.time()
+        self._on_event("rolled_back", "hit_rate")
+
+    def _refuse(self, reason: str, detail: str) -> str:
+        log.warning("refused a model snapshot (%s): %s", reason, detail)
+        self._on_event("refused", reason)
+        return reason
+
+
+def _probe(model: NeuralServingModel) -> str:
+    """Why the model cannot be served, or "" when its outputs on a probe are sane."""
+    for p in model.sentiment_many(list(PROBE_TEXTS)):
+        if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+            return f"sentiment score {p} on a probe text"
+    user = UserState()
+    now = time.time()
+    for item in model.catalog.popular(3):
+        user.apply_click(item, "view", now, model.catalog.category_of(item), 3600.0)
+    for rec in model.recommend_many([user, UserState()], now, 10):
+        for _, score in rec.items:
+            if not (math.isfinite(score) and 0.0 <= score <= 1.0):
+                return f"recommendation score {score} on a probe user"
+        for _, weight in rec.interests:
+            if not math.isfinite(weight):
+                return f"interest weight {weight} on a probe user"
+    return ""

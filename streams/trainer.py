@@ -1,0 +1,127 @@
+"""The TensorFlow trainer in a child process, so that the worker's event loop never waits for it.
+
+Only the worker that owns the training topic's single partition starts one, on its first batch of
+examples; the other workers never import TensorFlow. The child learns in micro-batches, exports a
+snapshot at most every ``snapshot_interval_s`` when it has learned something new, and reports its
+progress and losses. When more examples arrive than it can learn from, the newest batches wait in
+a bounded queue and the excess is dropped (counted): training follows the stream, it does not
+fall ever further behind it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainerReport:
+    """What the child tells the worker: after each step, and with each snapshot."""
+
+    trained_until: float  # newest event time learned from
+    examples: int  # examples learned in this step (0 with a snapshot)
+    step_s: float
+    losses: dict[str, float]
+    labels: dict[str, int]  # examples per task in this step
+    snapshot: bytes | None = None
+    version: int = 0
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _child(
+    inbox: Any, outbox: Any, resume: bytes | None, interval_s: float, seed: int, parent: int
+) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from model.config import TASKS, ModelConfig
+    from model.examples import Example, ExampleDecodeError
+    from model.snapshot import Snapshot
+    from model.training import Trainer
+
+    start = Snapshot.from_bytes(resume) if resume else None
+    trainer = Trainer(start.config if start else ModelConfig(), seed=seed, resume=start)
+    batch_size = trainer.config.batch_size
+    pending: list[Any] = []
+    newest = trained_until = 0.0
+    last_export, learned_since_export = time.monotonic(), 0
+    losses: dict[str, float] = {}
+    while os.getppid() == parent:  # an orphan (the worker was killed) stops
+        wait = max(0.02, interval_s - (time.monotonic() - last_export))
+        try:
+            message = inbox.get(timeout=min(wait, 1.0))
+        except queue.Empty:
+            message = None
+        if message == "stop":
+            return
+        if message is not None:
+            batch, ts, min_version = message
+            for raw in batch:
+                with contextlib.suppress(ExampleDecodeError):  # a foreign record: nothing to learn
+                    pending.append(Example.from_bytes(raw))
+            newest = max(newest, ts)
+            trainer.version = max(trainer.version, min_version)
+        if pending and (len(pending) >= batch_size or message is None):
+            before = dict(trainer.counters)
+            began = time.perf_counter()
+            losses = trainer.learn_many(pending)
+            labels = {t: trainer.counters[f"labels/{t}"] - before.get(f"labels/{t}", 0) for t in TASKS}
+            outbox.put(TrainerReport(newest, len(pending), time.perf_counter() - began, losses, labels))
+            learned_since_export += len(pending)
+            trained_until = newest
+            pending = []
+        if learned_since_export and time.monotonic() - last_export >= interval_s:
+            snap = trainer.export(metrics=losses, extra={"trained_until": trained_until})
+            outbox.put(TrainerReport(trained_until, 0, 0.0, losses, {}, snap.to_bytes(), snap.version))
+            last_export, learned_since_export = time.monotonic(), 0
+
+
+class TrainerProcess:
+    def __init__(self, resume: bytes | None, snapshot_interval_s: float, backlog: int = 8) -> None:
+        ctx = mp.get_context("spawn")  # never fork a process that runs threads
+        self._inbox = ctx.Queue(maxsize=backlog)
+        self._outbox = ctx.Queue()
+        self._proc = ctx.Process(
+            target=_child,
+            args=(self._inbox, self._outbox, resume, snapshot_interval_s, 0, os.getpid()),
+            daemon=True,
+            name="shopguide-trainer",
+        )
+        self._proc.start()
+        self.dropped = 0
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.is_alive()
+
+    def submit(self, examples: list[bytes], newest_ts: float, min_version: int) -> bool:
+        """Queue examples for training; False (and counted) when the trainer is too far behind."""
+        try:
+            self._inbox.put_nowait((examples, newest_ts, min_version))
+            return True
+        except queue.Full:
+            self.dropped += len(examples)
+            return False
+
+    def reports(self) -> list[TrainerReport]:
+        out = []
+        while True:
+            try:
+                out.append(self._outbox.get_nowait())
+            except queue.Empty:
+                return out
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        with contextlib.suppress(queue.Full):
+            self._inbox.put_nowait("stop")
+        self._proc.join(timeout_s)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()

@@ -1,0 +1,87 @@
+"""The served model: hot swaps, integrity and sanity checks, and rollback on a hit-rate collapse."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.snapshot import Snapshot
+from model.testing import untrained_snapshot
+from state.catalog import Catalog
+from streams.models import ModelKeeper, RollbackRule
+
+snap = untrained_snapshot
+
+
+@pytest.fixture
+def keeper(tmp_path: Path):
+    events: list[tuple[str, str]] = []
+    now = [0.0]
+    k = ModelKeeper(
+        Catalog(3600.0), 3600.0, tmp_path, keep=3, rule=RollbackRule(drop=0.5, min_trials=50, cooldown_s=30.0),
+        on_event=lambda outcome, reason: events.append((outcome, reason)), clock=lambda: now[0],
+        start=snap(1),
+    )
+    return k, events, now
+
+
+def test_newer_snapshots_are_swapped_in_and_kept_on_disk(keeper, tmp_path):
+    k, events, _ = keeper
+    assert k.version == 1
+    assert k.offer(snap(2).to_bytes()) == "accepted"
+    assert k.version == 2 and events == [("accepted", "")]
+    assert k.offer(snap(2).to_bytes()) == "stale"
+    assert k.offer(snap(1).to_bytes()) == "stale"
+    assert k.version == 2
+    assert any(tmp_path.iterdir())  # persisted for a restart
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda b: b[: len(b) // 2], "integrity"),  # truncated
+        (lambda b: b[:100] + bytes([b[100] ^ 1]) + b[101:], "integrity"),  # tampered
+        (lambda b: b"garbage", "integrity"),
+    ],
+)
+def test_damaged_snapshots_are_refused_and_the_current_model_kept(keeper, damage, reason):
+    k, events, _ = keeper
+    assert k.offer(damage(snap(5).to_bytes())) == reason
+    assert k.version == 1 and events == [("refused", reason)]
+
+
+def test_a_snapshot_of_the_wrong_shape_is_refused(keeper):
+    k, _, _ = keeper
+    bad = snap(3)
+    weights = dict(bad.weights)
+    name = next(n for n, w in weights.items() if w.ndim == 2)
+    weights[name] = np.zeros((weights[name].shape[0], weights[name].shape[1] + 1), np.float32)
+    wrong = Snapshot(version=3, config=bad.config, weights=weights)
+    assert k.offer(wrong.to_bytes()) == "integrity"
+    assert k.version == 1
+
+
+def test_a_collapsing_hit_rate_rolls_back_and_cools_down(keeper):
+    k, events, now = keeper
+    for n in range(200):
+        k.record_hit(1, n % 5 == 0)  # version 1 hits 20% of the time
+    assert k.offer(snap(2).to_bytes()) == "accepted"
+    for n in range(49):
+        k.record_hit(2, n % 50 == 0)  # ~2%: not judged before 50 trials
+    assert k.version == 2
+    k.record_hit(2, False)
+    assert k.version == 1 and ("rolled_back", "hit_rate") in events
+    assert k.offer(snap(3).to_bytes()) == "cooldown"  # a diverging trainer cannot flap the model
+    now[0] = 31.0
+    assert k.offer(snap(2).to_bytes()) == "cooldown"  # the rolled-back version never returns
+    assert k.offer(snap(4).to_bytes()) == "accepted"
+
+
+def test_a_healthy_version_is_not_rolled_back(keeper):
+    k, events, _ = keeper
+    for n in range(200):
+        k.record_hit(1, n % 5 == 0)
+    k.offer(snap(2).to_bytes())
+    for n in range(500):
+        k.record_hit(2, n % 6 == 0)  # 17% vs 20%: within the allowed drop
+    assert k.version == 2 and ("rolled_back", "hit_rate") not in events
