@@ -268,16 +268,15 @@ def write_warm_start(snapshot: Any, path: Path, max_bytes: int = WARM_START_MAX_
     weights = snapshot.serving_weights()
     weights["item_table"] = np.zeros_like(weights["item_table"])
     text = weights["text_table"]
-    blob = replace(snapshot, weights=weights).to_bytes(dtype="float16")
+    norms = np.linalg.norm(text, axis=1)
+    order = np.flatnonzero(norms > 0)
+    order = order[np.argsort(norms[order], kind="stable")]  # weakest first
     pruned = 0
-    if len(blob) > max_bytes:
-        row_bytes = text.shape[1] * 2 + 4
-        norms = np.linalg.norm(text, axis=1)
-        nonzero = np.flatnonzero(norms > 0)
-        pruned = min(len(nonzero), (len(blob) - max_bytes) // row_bytes + 64)
-        text = text.copy()
-        text[nonzero[np.argsort(norms[nonzero], kind="stable")[:pruned]]] = 0.0
-        weights["text_table"] = text
+    blob = replace(snapshot, weights=weights).to_bytes(dtype="float16")
+    while len(blob) > max_bytes and pruned < len(order):
+        pruned = min(len(order), pruned + (len(blob) - max_bytes) // (text.shape[1] * 2 + 4) + 256)
+        weights["text_table"] = text.copy()
+        weights["text_table"][order[:pruned]] = 0.0
         blob = replace(snapshot, weights=weights).to_bytes(dtype="float16")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
