@@ -23,6 +23,7 @@ class AlertRule:
     min_reviews: int = 5
     negative_ratio: float = 0.5
     jump: float = 0.25
+    rearm_ratio: float = 0.3  # below this the item may alert again (hysteresis)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +108,9 @@ class ItemState:
         """The figures when the item has just entered the alert condition, else None.
 
         An alert fires once when the recent negative ratio crosses the threshold and sits at least
-        ``jump`` above the item's earlier negative ratio; it re-arms when the ratio falls back
-        below the threshold, so a lasting problem is reported once, not on every review.
+        ``jump`` above the item's earlier negative ratio; it re-arms only when the ratio falls
+        well below the threshold (``rearm_ratio``), so a lasting problem, or reviews arriving
+        interleaved around the threshold, is reported once, not on every review.
         """
         f = self.figures()
         bad = (
@@ -119,7 +121,7 @@ class ItemState:
         if bad and not self.alerting:
             self.alerting = True
             return f
-        if not bad and f.recent_negative_ratio < rule.negative_ratio:
+        if f.recent_negative_ratio < rule.rearm_ratio:
             self.alerting = False
         return None
 

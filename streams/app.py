@@ -167,7 +167,7 @@ class Engine:
         )
         rule = AlertRule(
             settings.alert_window, settings.alert_min_reviews, settings.alert_negative_ratio,
-            settings.alert_jump,
+            settings.alert_jump, settings.alert_rearm_ratio,
         )
         self.item_reviews = ItemReviewProcessor(self.topics, n, self.metrics, items, rule)
         self.catalog_updates = CatalogProcessor(self.topics, n, self.metrics, items)

@@ -37,17 +37,26 @@ def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[s
     return env
 
 
-def get_json(url: str, timeout_s: float = 5.0) -> tuple[int, Any]:
-    """(status, parsed body) of a GET; the body is None when it is not JSON."""
+def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - local URLs
-            status, raw = resp.status, resp.read()
+            return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
+        return exc.code, exc.read()
+
+
+def get_json(url: str, timeout_s: float = 5.0) -> tuple[int, Any]:
+    """(status, parsed body) of a GET; the body is None when it is not JSON."""
+    status, raw = _get(url, timeout_s)
     try:
         return status, json.loads(raw)
     except ValueError:
         return status, None
+
+
+def get_text(url: str, timeout_s: float = 5.0) -> str:
+    """The body of a GET as text, whatever its status."""
+    return _get(url, timeout_s)[1].decode("utf-8", errors="replace")
 
 
 class WorkerProcess:

@@ -60,6 +60,7 @@ class Settings:
     alert_min_reviews: int = _opt("SHOPGUIDE_ALERT_MIN_REVIEWS", 5, "Fewest recent reviews before an alert can fire")
     alert_negative_ratio: float = _opt("SHOPGUIDE_ALERT_NEGATIVE_RATIO", 0.5, "Recent negative ratio that raises an alert")
     alert_jump: float = _opt("SHOPGUIDE_ALERT_JUMP", 0.25, "How far the recent negative ratio must exceed the item's long-run one")
+    alert_rearm_ratio: float = _opt("SHOPGUIDE_ALERT_REARM_RATIO", 0.3, "An item alerts again only after its recent negative ratio fell below this")
     security_protocol: str = _opt("SHOPGUIDE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
     sasl_mechanism: str = _opt("SHOPGUIDE_KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
     sasl_username: str = _opt("SHOPGUIDE_KAFKA_SASL_USERNAME", "", "SASL user (from a secret, never a file in the repository)")

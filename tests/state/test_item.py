@@ -52,6 +52,16 @@ def test_alert_fires_once_on_a_negative_burst_and_rearms():
     assert not s.alerting  # re-armed
 
 
+def test_reviews_interleaved_around_the_threshold_alert_once():
+    rule = AlertRule(window=10, min_reviews=4, negative_ratio=0.5, jump=0.25, rearm_ratio=0.3)
+    s = ItemState()
+    alerts = 0
+    for positive in [True] * 10 + [False, True] * 8:  # hovers at 50% negative
+        s.apply_review(positive, None, rule.window)
+        alerts += s.check_alert(rule) is not None
+    assert alerts == 1
+
+
 def test_steadily_bad_item_does_not_alert_without_a_jump():
     rule = AlertRule(window=10, min_reviews=5, negative_ratio=0.5, jump=0.25)
     s = ItemState()

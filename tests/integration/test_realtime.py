@@ -1,0 +1,158 @@
+"""The real-time loop with two workers: one model for both, learned from the stream while serving."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from model.snapshot import SnapshotStore
+from streams.cluster import get_json, get_text
+from streams.events import Click, Item, Review
+from streams.snapshots import snapshot_records
+from streams.testing import Cluster, fresh_settings
+
+pytestmark = pytest.mark.integration
+
+CATEGORIES = ("shoes", "bags", "books", "tea")
+
+
+def model_of(worker) -> dict:
+    status, body = get_json(worker.url + "/model")
+    assert status == 200, body
+    return body
+
+
+def wait(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def pair(broker, tmp_path_factory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("pair")
+    cluster = Cluster(fresh_settings(broker, root))
+    cluster.start_worker(data_dir=root / "a")
+    cluster.start_worker(data_dir=root / "b", web_port=cluster.settings.web_port + 1)
+    for n in range(40):
+        item = Item(f"rt-{n}", CATEGORIES[n % 4], f"thing {n}", in_stock=True, ts=time.time())
+        cluster.producer.send(cluster.topics.items, item.item_id.encode(), item.to_json())
+    cluster.producer.flush()
+    cluster.wait_catalog(40)
+    yield cluster
+    cluster.close()
+
+
+def click(cluster: Cluster, event_id: str, user: str, item: int, action: str = "view") -> None:
+    c = Click(event_id, user, f"rt-{item}", action, time.time(), CATEGORIES[item % 4])
+    cluster.producer.send(cluster.topics.clicks, user.encode(), c.to_json())
+
+
+def test_both_workers_learn_and_serve_the_same_newest_model(pair):
+    start = model_of(pair.workers[0])["version"]
+    for n in range(600):  # enough clicks and reviews for the trainer to publish snapshots
+        click(pair, f"learn-{n}", f"learner-{n % 30}", (n * 7) % 40)
+        if n % 6 == 0:
+            text = "great, love it" if n % 12 else "terrible, it broke"
+            review = Review(f"learn-r{n}", f"learner-{n % 30}", f"rt-{n % 40}", text, time.time(), 5 if n % 12 else 1)
+            pair.producer.send(pair.topics.reviews, review.user_id.encode(), review.to_json())
+    pair.producer.flush()
+    def published() -> int:
+        newest = max(model_of(w)["trainer"]["newest_version"] for w in pair.workers)
+        return newest if newest > start else 0
+
+    def served_by_both(at_least: int) -> set[int]:
+        versions = {model_of(w)["version"] for w in pair.workers}
+        return versions if len(versions) == 1 and min(versions) >= at_least else set()
+
+    newest = wait(published, 240, "the trainer to publish a snapshot")
+    [version] = wait(lambda: served_by_both(newest), 60, "both workers to serve the same newest snapshot")
+    info = model_of(pair.workers[0])
+    assert info["trained_examples"] > 0 and info["snapshot_age_s"] is not None
+    assert sum(model_of(w)["trainer"]["running_here"] for w in pair.workers) == 1, "training happens in one place"
+    # Messages carry the version that produced them.
+    click(pair, "after-snapshot", "learner-1", 3)
+    pair.producer.flush()
+    [rec] = pair.recommendations.wait_for(lambda m: m["trigger_event_id"] == "after-snapshot")
+    assert rec["model_version"] >= version
+
+
+def test_a_corrupt_snapshot_is_refused_and_the_model_kept(pair):
+    before = [model_of(w)["version"] for w in pair.workers]
+    good = pair.workers[0]
+    valid = SnapshotStore(good.settings.data_dir / "snapshots").latest()
+    assert valid is not None
+    corrupt = bytearray(valid.to_bytes())
+    corrupt[len(corrupt) // 2] ^= 0xFF  # damaged inside, republished with a matching manifest
+    for key, value in snapshot_records(bytes(corrupt), 10**9):
+        pair.producer.send(pair.topics.snapshots, key, value)
+    pair.producer.flush()
+
+    def refused() -> bool:
+        return 'shopguide_model_snapshots_rejected_total{reason="integrity"}' in get_text(good.url + "/metrics")
+
+    wait(refused, 30, "the corrupt snapshot to be refused")
+    after = [model_of(w)["version"] for w in pair.workers]
+    assert all(a >= b for a, b in zip(after, before, strict=True)) and max(after) < 10**9
+
+
+def test_a_burst_in_one_category_moves_interests_and_recommendations(pair):
+    user = "burst-user"
+    for n in range(6):
+        click(pair, f"burst-a{n}", user, 4 * n)  # shoes
+    for n in range(12):
+        click(pair, f"burst-b{n}", user, 4 * (n % 10) + 3)  # tea
+    pair.producer.flush()
+    [first] = pair.recommendations.wait_for(lambda m: m["trigger_event_id"] == "burst-a5", timeout_s=60)
+    [last] = pair.recommendations.wait_for(lambda m: m["trigger_event_id"] == "burst-b11", timeout_s=60)
+    assert first["interests"][0]["category"] == "shoes"
+    assert last["interests"][0]["category"] == "tea"
+    tea = {f"rt-{n}" for n in range(40) if n % 4 == 3}
+    shoes = {f"rt-{n}" for n in range(40) if n % 4 == 0}
+    items = [i["item_id"] for i in last["items"]]
+    assert len([i for i in items if i in tea]) > len([i for i in items if i in shoes])
+
+
+def test_a_bought_item_never_reappears(pair):
+    user = "buyer"
+    click(pair, "buy-0", user, 5, "view")
+    click(pair, "buy-1", user, 5, "buy")
+    for n in range(8):
+        click(pair, f"buy-after-{n}", user, 1 + 4 * (n % 10))
+    pair.producer.flush()
+    recs = pair.recommendations.wait_for(
+        lambda m: m["user_id"] == user and m["trigger_event_id"].startswith(("buy-1", "buy-after")), count=9,
+        timeout_s=60,
+    )
+    assert all("rt-5" not in {i["item_id"] for i in r["items"]} for r in recs)
+
+
+def test_reviews_produce_sentiment_and_a_negative_burst_an_alert(pair):
+    item = "rt-9"
+    for n in range(10):
+        r = Review(f"senti-ok-{n}", f"critic-{n}", item, "Love it, great quality", time.time(), 5)
+        pair.producer.send(pair.topics.reviews, r.user_id.encode(), r.to_json())
+    for n in range(12):
+        r = Review(f"senti-bad-{n}", f"critic-{n}", item, "Terrible, broke after a day, returned it", time.time(), 1)
+        pair.producer.send(pair.topics.reviews, r.user_id.encode(), r.to_json())
+    pair.producer.flush()
+    signals = pair.sentiment.wait_for(lambda m: m.get("event_id", "").startswith("senti-"), count=22, timeout_s=60)
+    assert all(s["model_version"] >= 1 and s["item_id"] == item for s in signals)
+    alerts = pair.sentiment.wait_for(lambda m: m.get("label") == "alert" and m["item_id"] == item, timeout_s=30)
+    [alert] = alerts
+    assert alert["recent_negative_ratio"] >= 0.5 and alert["trigger_event_id"].startswith("senti-bad-")
+
+
+def test_a_restarted_worker_resumes_from_the_newest_snapshot(pair):
+    worker = pair.workers[1]
+    newest = max(model_of(w)["version"] for w in pair.workers)
+    worker.stop()
+    pair.workers.remove(worker)
+    restarted = pair.start_worker(data_dir=worker.settings.data_dir, web_port=worker.settings.web_port)
+    assert model_of(restarted)["version"] >= newest
