@@ -18,6 +18,7 @@ import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 
 import numpy as np
@@ -30,8 +31,10 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\s]")
 HISTORY_DECAY = 0.85
 
 
+@lru_cache(maxsize=1 << 18)
 def bucket(value: str, buckets: int) -> int:
-    """A stable bucket in ``1 .. buckets-1`` (0 means padding/unknown; "" maps there)."""
+    """A stable bucket in ``1 .. buckets-1`` (0 means padding/unknown; "" maps there). Cached
+    (bounded): the same item and category ids are hashed on every event."""
     if not value:
         return 0
     return 1 + zlib.crc32(value.encode("utf-8")) % (buckets - 1)

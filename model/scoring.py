@@ -94,23 +94,23 @@ class NumpyNet:
             + w["recommend/bias"][0]
         )
 
-    def interest(self, z_int: np.ndarray, x: dict[str, np.ndarray], row: int,
-                 cat_ids: np.ndarray) -> np.ndarray:
-        """Interest logits of user ``row`` for the category buckets ``cat_ids`` (no bucket 0)."""
+    def interest(self, z_int: np.ndarray, x: dict[str, np.ndarray], cat_ids: np.ndarray
+                 ) -> np.ndarray:
+        """Interest logits [users, len(cat_ids)] for distinct category buckets ``cat_ids``."""
         w, d = self.w, self.config.dim
         query = z_int @ w["interest/query/kernel"] + w["interest/query/bias"]
         rows = w["category_table"][cat_ids]
+        logits = query @ rows[:, :d].T + rows[:, d]
         prior = w["interest/prior"]
-        own = np.zeros(len(cat_ids), np.float32)
-        recent = np.zeros(len(cat_ids), np.float32)
-        position = {int(b): i for i, b in enumerate(cat_ids)}
-        for b, wt in zip(x["interest_cats"][row], x["interest_weights"][row], strict=True):
-            if int(b) in position:
-                own[position[int(b)]] += wt
-        for b, wt in zip(x["hist_cats"][row], x["hist_weights"][row], strict=True):
-            if int(b) in position:
-                recent[position[int(b)]] += wt
-        return rows[:, :d] @ query + rows[:, d] + prior[0] * own + prior[1] * recent
+        column = {int(b): i for i, b in enumerate(cat_ids)}
+        for ids, weights, scale in ((x["interest_cats"], x["interest_weights"], prior[0]),
+                                    (x["hist_cats"], x["hist_weights"], prior[1])):
+            for row, (b_row, w_row) in enumerate(zip(ids, weights, strict=True)):
+                for b, wt in zip(b_row.tolist(), w_row.tolist(), strict=True):
+                    col = column.get(b)
+                    if col is not None and wt:
+                        logits[row, col] += scale * wt
+        return logits
 
     def sentiment(self, z_sent: np.ndarray, text_pooled: np.ndarray,
                   item_ids: np.ndarray, cat_ids: np.ndarray) -> np.ndarray:
@@ -185,13 +185,12 @@ class NeuralServingModel:
             return []
         x = self.user_inputs(users, now)
         z, _ = self.net.towers(x)
-        names = self._interest_categories()
+        interests = self._interests(z["interest"], x, users)
         out = []
         for row, user in enumerate(users):
             pool = self.pool(user, now)
             ranked = self.rank(z["recommend"][row], pool)
-            items = admissible(ranked, user, self.catalog, k)
-            out.append(Recommendations(items, self._interests(z["interest"][row], x, row, user, names)))
+            out.append(Recommendations(admissible(ranked, user, self.catalog, k), interests[row]))
         return out
 
     def rank(self, z_rec: np.ndarray, pool: CandidatePool) -> list[tuple[str, float]]:
@@ -209,28 +208,31 @@ class NeuralServingModel:
                               np.int32, len(pool.categories))
         return _sigmoid(self.net.recommend(z_rec, item_ids, cat_ids, pool.features))
 
-    def _interest_categories(self) -> list[str]:
-        return self.catalog.categories()
-
     def _interests(
-        self, z_int: np.ndarray, x: dict[str, np.ndarray], row: int, user: UserState,
-        catalog_names: list[str],
-    ) -> list[tuple[str, float]]:
-        """The interest head's distribution over the categories the user or the catalog knows,
-        strongest first (its top ``interests_shown``)."""
-        names = list(dict.fromkeys(
-            [c for c in user.interests.weights if c] + [r.category for r in user.recent if r.category]
-            + catalog_names
-        ))
+        self, z_int: np.ndarray, x: dict[str, np.ndarray], users: Sequence[UserState]
+    ) -> list[list[tuple[str, float]]]:
+        """The interest head's distribution over the categories the catalog or these users know,
+        strongest first (the top ``interests_shown`` per user). One matrix product for the batch."""
+        names = list(dict.fromkeys([
+            *self.catalog.categories(),
+            *(c for u in users for c in u.interests.weights if c),
+            *(r.category for u in users for r in u.recent if r.category),
+        ]))
         if not names:
-            return []
-        buckets = np.array([category_bucket(n, self.config) for n in names], np.int32)
+            return [[] for _ in users]
+        buckets = np.fromiter((category_bucket(n, self.config) for n in names), np.int32,
+                              len(names))
         unique, first = np.unique(buckets, return_index=True)
-        logits = self.net.interest(z_int, x, row, unique)
-        p = np.exp(logits - logits.max())
-        p /= p.sum()
-        top = np.argsort(-p, kind="stable")[: self.interests_shown]
-        return [(names[first[i]], float(p[i])) for i in top]
+        logits = self.net.interest(z_int, x, unique)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        shown = min(self.interests_shown, len(unique))
+        top = np.argpartition(-p, shown - 1, axis=1)[:, :shown]
+        out = []
+        for row in range(len(users)):
+            best = sorted(top[row].tolist(), key=lambda c: -p[row, c])
+            out.append([(names[first[c]], float(p[row, c])) for c in best])
+        return out
 
     def sentiment_many(self, texts: Sequence[str]) -> list[float]:
         if not texts:
