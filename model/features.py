@@ -31,21 +31,26 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\s]")
 HISTORY_DECAY = 0.85
 
 
-@lru_cache(maxsize=1 << 18)
 def bucket(value: str, buckets: int) -> int:
-    """A stable bucket in ``1 .. buckets-1`` (0 means padding/unknown; "" maps there). Cached
-    (bounded): the same item and category ids are hashed on every event."""
+    """A stable bucket in ``1 .. buckets-1`` (0 means padding/unknown; "" maps there)."""
     if not value:
         return 0
     return 1 + zlib.crc32(value.encode("utf-8")) % (buckets - 1)
 
 
+@lru_cache(maxsize=1 << 16)
+def _id_bucket(value: str, buckets: int) -> int:
+    """:func:`bucket` for item and category ids, which recur on every event: cached (bounded,
+    about 10 MB). Text n-grams do not go through it, so they cannot evict the ids."""
+    return bucket(value, buckets)
+
+
 def item_bucket(item_id: str, config: ModelConfig) -> int:
-    return bucket(item_id, config.item_buckets)
+    return _id_bucket(item_id, config.item_buckets)
 
 
 def category_bucket(category: str, config: ModelConfig) -> int:
-    return bucket(category, config.category_buckets)
+    return _id_bucket(category, config.category_buckets)
 
 
 def tokens(text: str) -> list[str]:
