@@ -209,6 +209,10 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
         lines += [f"| {k} | {v:.1%} |" for k, v in prof["buckets"].items()]
         lines += ["", "| function (inclusive) | share |", "| --- | ---: |"]
         lines += [f"| `{k}` | {v:.1%} |" for k, v in prof["inclusive"][:15]]
+    if r.get("errors"):
+        lines += ["", "## Sections that failed", ""] + [
+            f"* {section}: `{text.splitlines()[0][:300]}`" for section, text in r["errors"].items()
+        ]
     if r["notes"]:
         lines += ["", "## Notes", ""] + [f"* {n}" for n in r["notes"]]
     if plots:

@@ -183,7 +183,12 @@ class Bench:
                 self.results["broker"] = "embedded (Tansu, in memory)"
             with self.progress:
                 for section in self.plan.sections:
-                    getattr(self, f"_{section}")()
+                    try:
+                        getattr(self, f"_{section}")()
+                    except (RuntimeError, OSError, TimeoutError, subprocess.SubprocessError) as exc:
+                        # One failed section (a worker that crashed) must not lose the others' figures.
+                        self.results.setdefault("errors", {})[section] = str(exc)[-4000:]
+                        self.note(f"{section} failed: {str(exc).splitlines()[0][:300]} (see errors in the JSON)")
         self.results["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
         return self.results
 
@@ -222,6 +227,8 @@ class Bench:
             self.progress.update(task, status="worker starting")
             worker.wait_ready(ready_timeout_s)
             yield worker
+        except OSError as exc:
+            raise RuntimeError(f"{exc!r}; the worker's log:\n{worker.log_tail()}") from exc
         finally:
             self.progress.update(task, status="worker stopping")
             worker.stop()
@@ -543,6 +550,8 @@ class Bench:
                 "hit_rate": _hit_rate(hits),
             }
             rows.append(row)
+            self.results["growth"] = rows
+            self.results["growth_spread"] = _spread(rows, plan)
             self._memory(f"growth {label}", table.keys, cpu1, idle0, table.logical_bytes, table.disk_bytes)
             self.progress.advance(task)
             self.progress.console.print(
