@@ -4,9 +4,11 @@ Kafka delivers at least once: after a crash a worker re-reads from its last comm
 producer that retried may have written one event twice. Two bounded marks make the effect of each
 event on a state exactly-once:
 
-* the highest ``(partition, offset)`` applied per source topic. All events of one key come from one
-  partition, in order, so an offset at or below the mark has been applied: exact, and O(1) however
-  long the replay.
+* the highest ``(partition, offset)`` applied per source topic, with the record's timestamp. All
+  events of one key come from one partition, in order, so a record at or below the mark has been
+  applied: exact, and O(1) however long the replay. The timestamp tells a replay (the same, older
+  record) from a new record of a log the broker lost and restarted at offset 0 (newer than the
+  mark), which must be applied.
 * the hashes of the last ``ids_kept`` event ids, for a duplicate that a producer wrote twice (at a
   new offset). A duplicate arriving more than ``ids_kept`` events of the same key after its twin is
   applied again; the bound is what keeps a state small.
@@ -18,6 +20,8 @@ import hashlib
 from dataclasses import dataclass, field
 
 IDS_KEPT = 16
+#: Where a record sits: (partition, offset, timestamp in milliseconds).
+Where = tuple[int, int, int]
 
 
 def event_hash(event_id: str) -> int:
@@ -27,27 +31,27 @@ def event_hash(event_id: str) -> int:
 
 @dataclass(slots=True)
 class AppliedLog:
-    marks: dict[str, list[int]] = field(default_factory=dict)  # source -> [partition, offset]
+    marks: dict[str, list[int]] = field(default_factory=dict)  # source -> [partition, offset, ts_ms]
     ids: list[int] = field(default_factory=list)  # event-id hashes, newest last
     ids_kept: int = IDS_KEPT
 
-    def seen(self, source: str, partition: int, offset: int, event_id: str) -> bool:
-        return self.seen_offset(source, partition, offset) or event_hash(event_id) in self.ids
+    def seen(self, source: str, where: Where, event_id: str) -> bool:
+        return self.seen_offset(source, where) or event_hash(event_id) in self.ids
 
-    def seen_offset(self, source: str, partition: int, offset: int) -> bool:
+    def seen_offset(self, source: str, where: Where) -> bool:
         mark = self.marks.get(source)
-        return mark is not None and mark[0] == partition and offset <= mark[1]
+        partition, offset, ts_ms = where
+        return mark is not None and mark[0] == partition and offset <= mark[1] and ts_ms <= mark[2]
 
-    def record(self, source: str, partition: int, offset: int, event_id: str) -> None:
-        self.record_offset(source, partition, offset)
+    def record(self, source: str, where: Where, event_id: str) -> None:
+        self.record_offset(source, where)
         self.ids.append(event_hash(event_id))
         if len(self.ids) > self.ids_kept:
             del self.ids[: len(self.ids) - self.ids_kept]
 
-    def record_offset(self, source: str, partition: int, offset: int) -> None:
-        mark = self.marks.get(source)
-        if mark is None or mark[0] != partition or offset > mark[1]:
-            self.marks[source] = [partition, offset]
+    def record_offset(self, source: str, where: Where) -> None:
+        if not self.seen_offset(source, where):
+            self.marks[source] = list(where)
 
     def to_fields(self) -> list[object]:
         return [self.marks, self.ids]

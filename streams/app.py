@@ -24,6 +24,7 @@ from state.user import UserState
 from streams.batching import acked_batches
 from streams.events import Click, Review
 from streams.followers import Follower
+from streams.health import BrokerWatch
 from streams.metrics import Metrics
 from streams.models import ModelKeeper, RollbackRule
 from streams.monitor import KeyCounts, Progress, refresh_lag
@@ -153,6 +154,11 @@ class Engine:
         self.snapshot_follower = Follower(
             settings, self.topics.snapshots, self._apply_snapshot_record, "snapshots"
         )
+        self.broker_watch = BrokerWatch(
+            settings,
+            on_change=lambda up: self.metrics.broker_up.set(int(up)),
+            on_recreated=self._topics_recreated,
+        )
         self.stores = {"users": FaustTableStore(self.users), "items": FaustTableStore(self.items)}
         users, items = self.stores["users"], self.stores["items"]
         n = settings.partitions
@@ -193,6 +199,12 @@ class Engine:
         elif outcome == "rolled_back":
             self.metrics.model_rollbacks.inc()
         self.metrics.model_version.set(self.keeper.version)
+
+    def _topics_recreated(self) -> None:
+        # The agents' consumer needs nothing: the lost consumer group rejoins and, having no
+        # committed offsets, starts the new logs from their beginning (streams.transport).
+        self.catalog_follower.rewind()
+        self.snapshot_follower.rewind()
 
     def _apply_snapshot_record(self, key: bytes | None, value: bytes | None) -> None:
         if key == PROGRESS_KEY and value is not None:
@@ -269,6 +281,10 @@ class Engine:
             broker_heartbeat_interval=s.heartbeat_s,
             broker_commit_interval=s.commit_interval_s,
             consumer_auto_offset_reset="earliest",
+            # A changelog shorter than what the local RocksDB has applied means the broker lost
+            # data (the in-memory embedded broker does on every restart). Faust would refuse to
+            # start; carrying on with the local state is what an always-on engine should do.
+            recovery_consistency_check=False,
             table_standby_replicas=s.standby_replicas,
             producer_acks=-1,
             web_port=s.web_port,
@@ -310,7 +326,7 @@ class Engine:
         batch = [
             Incoming(
                 e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                e.message.value, e,
+                e.message.value, e, int(e.message.timestamp * 1000),
             )
             for e in events
         ]
@@ -358,6 +374,10 @@ class Engine:
         @app.task
         async def follow_snapshots() -> None:
             await self.snapshot_follower.run()
+
+        @app.task
+        async def watch_broker() -> None:
+            await self.broker_watch.run()
 
         @app.timer(interval=TRAINER_POLL_S)
         async def publish_training() -> None:

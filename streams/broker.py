@@ -96,6 +96,15 @@ class EmbeddedBroker:
         wait_for_port(self.port, timeout_s, self._proc)
         return self
 
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open but nothing answers."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
     def stop(self, timeout_s: float = 10.0) -> None:
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:

@@ -30,6 +30,12 @@ class Follower:
         self._name = name
         self.caught_up = asyncio.Event()
         self.applied = 0
+        self._rewind = False
+
+    def rewind(self) -> None:
+        """Read the topic again from its beginning: the broker lost it and it was recreated, so
+        new records now sit at offsets this follower believes it has read."""
+        self._rewind = True
 
     async def run(self) -> None:
         """Follow until cancelled; reconnects on broker errors."""
@@ -67,6 +73,9 @@ class Follower:
             if not pending:
                 self.caught_up.set()
             while True:
+                if self._rewind:
+                    self._rewind = False
+                    await consumer.seek_to_beginning(*tps)
                 batches = await consumer.getmany(timeout_ms=200, max_records=5000)
                 for records in batches.values():
                     for record in records:

@@ -101,6 +101,10 @@ class Metrics:
             "shopguide_train_dropped_examples",
             "Examples the trainer had no time for since this worker started it", registry=r,
         )
+        self.broker_up = Gauge(
+            "shopguide_broker_up", "1 while this worker's probe reaches the broker, else 0", registry=r
+        )
+        self.broker_up.set(1)
         self._hits = 0
         self._trials = 0
 

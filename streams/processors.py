@@ -42,6 +42,11 @@ class Incoming:
     key: bytes | None
     value: bytes | None
     handle: Any = None
+    timestamp_ms: int = 0  # the record's Kafka timestamp
+
+    @property
+    def where(self) -> tuple[int, int, int]:
+        return self.partition, self.offset, self.timestamp_ms
 
 
 @dataclass(slots=True)
@@ -201,7 +206,7 @@ class ClickProcessor(_Base):
             if click.user_id in round_:
                 out += self._publish(round_, model)
             state = _load_user(self.users, click.user_id, msg.handle)
-            if state.applied.seen("clicks", msg.partition, msg.offset, click.event_id):
+            if state.applied.seen("clicks", msg.where, click.event_id):
                 self.duplicate(msg, self.users, click.user_id, state.to_bytes())
                 continue
             category = click.category or self.catalog.category_of(click.item_id)
@@ -214,7 +219,7 @@ class ClickProcessor(_Base):
                 self.learn(model, state, click, category)  # from the state before the click
             model.observe_click(state, click.item_id, click.action, click.ts, category)
             state.apply_click(click.item_id, click.action, click.ts, category, self.half_life)
-            state.applied.record("clicks", msg.partition, msg.offset, click.event_id)
+            state.applied.record("clicks", msg.where, click.event_id)
             self.activity.add(click.item_id, category, click.action, click.ts)
             round_[click.user_id] = (msg, click, state)
             self.processed(msg)
@@ -290,13 +295,13 @@ class ReviewProcessor(_Base):
                 out.append(forward)
                 continue
             state = _load_user(self.users, review.user_id, msg.handle)
-            if state.applied.seen("reviews", msg.partition, msg.offset, review.event_id):
+            if state.applied.seen("reviews", msg.where, review.event_id):
                 self.duplicate(msg, self.users, review.user_id, state.to_bytes())
                 continue
             if self.learn is not None:
                 self.learn(model, state, review, self.catalog.category_of(review.item_id))
             state.apply_review()
-            state.applied.record("reviews", msg.partition, msg.offset, review.event_id)
+            state.applied.record("reviews", msg.where, review.event_id)
             self.users.put(review.user_id, state.to_bytes(), msg.handle)
             accepted.append(review)
             self.processed(msg)
@@ -348,14 +353,14 @@ class ItemReviewProcessor(_Base):
                 out.append(forward)
                 continue
             state = _load_item(self.items, item_id, msg.handle)
-            if state.applied.seen("item-reviews", msg.partition, msg.offset, r["event_id"]):
+            if state.applied.seen("item-reviews", msg.where, r["event_id"]):
                 self.duplicate(msg, self.items, item_id, state.to_bytes())
                 continue
             score = r["score"]
             rating = r.get("rating")
             figures = state.apply_review(score >= 0.5, rating if isinstance(rating, int) else None, self.rule.window)
             alert = state.check_alert(self.rule)
-            state.applied.record("item-reviews", msg.partition, msg.offset, r["event_id"])
+            state.applied.record("item-reviews", msg.where, r["event_id"])
             self.items.put(item_id, state.to_bytes(), msg.handle)
             now = self.clock()
             out.append(
@@ -450,11 +455,11 @@ class ActivityProcessor(_Base):
                 continue
             state = _load_item(self.items, a["item_id"], msg.handle)
             # Activity messages carry no event id: the offset mark alone makes replays harmless.
-            if state.applied.seen_offset("item-activity", msg.partition, msg.offset):
+            if state.applied.seen_offset("item-activity", msg.where):
                 self.duplicate(msg, self.items, a["item_id"], state.to_bytes())
                 continue
             state.apply_activity(counts, a["ts"], self.half_life, a["category"])
-            state.applied.record_offset("item-activity", msg.partition, msg.offset)
+            state.applied.record_offset("item-activity", msg.where)
             self.items.put(a["item_id"], state.to_bytes(), msg.handle)
             self.processed(msg)
         return out

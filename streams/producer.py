@@ -44,6 +44,9 @@ class EventProducer:
                     delivery_timeout_ms=120_000,
                     linger_ms=5,
                     max_in_flight_requests_per_connection=1,  # retries keep order
+                    # Not idempotent: the embedded broker cannot keep producer ids (and forgets them
+                    # on a restart); a retried duplicate is absorbed by the engine's event ids.
+                    enable_idempotence=False,
                     **settings.kafka_client_options(),
                 )
                 break

@@ -32,6 +32,7 @@ def messages(
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         enable_auto_commit=False,
+        auto_offset_reset="earliest",  # a log the broker lost and restarted is read from its start
         fetch_max_wait_ms=settings.fetch_wait_ms,
         **settings.kafka_client_options(),
     )

@@ -142,7 +142,8 @@ def heal_changelogs(settings: Settings) -> None:
     """
     topics = Topics(settings)
     producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", **settings.kafka_client_options()
+        bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=False,
+        **settings.kafka_client_options(),
     )
     try:
         for topic in (topics.users_changelog, topics.items_changelog):

@@ -40,8 +40,13 @@ def register_views(engine: Engine) -> None:
     @app.page("/healthz")
     async def healthz(self: web.View, request: web.Request) -> web.Response:
         ready = engine.catalog_follower.caught_up.is_set() and engine.snapshot_follower.caught_up.is_set()
+        watch = engine.broker_watch
+        status = "ok" if ready else "starting"
+        if not watch.up:
+            status, ready = "broker_unreachable", False
         body = {
-            "status": "ok" if ready else "starting",
+            "status": status,
+            "broker_down_since": watch.down_since,
             "catalog_items": len(engine.catalog),
             "model_version": engine.keeper.version,
         }

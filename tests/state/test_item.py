@@ -78,6 +78,6 @@ def test_round_trip():
     s.apply_catalog("c", "t", 1.5, False, 10.0)
     s.apply_activity({"view": 1.0}, 11.0, 60.0)
     s.apply_review(False, 2, 5)
-    s.applied.record("item-reviews", 0, 3, "r1")
+    s.applied.record("item-reviews", (0, 3, 1_700_000_000_000), "r1")
     assert ItemState.from_bytes(s.to_bytes()) == s
     assert ItemState.from_bytes(ItemState().to_bytes()) == ItemState()

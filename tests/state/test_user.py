@@ -61,7 +61,7 @@ def test_round_trip_bytes():
     s = UserState()
     s.apply_click("i1", "cart", 1.7e9, "shoes", HL)
     s.apply_review()
-    s.applied.record("clicks", 2, 41, "e1")
+    s.applied.record("clicks", (2, 41, 1_700_000_000_000), "e1")
     s.last = PublishedRecommendation([("i9", 0.5)], [("shoes", 1.0)], 3, "e1", 1.7e9, 1.7e9 + 0.01)
     t = UserState.from_bytes(s.to_bytes())
     assert t == s

@@ -1,0 +1,98 @@
+"""The broker disappears while the engine runs: frozen (unreachable), then stopped and restarted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from streams.cluster import get_json
+from streams.events import Click, Item
+from streams.testing import Cluster, TopicReader, fresh_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def health(cluster: Cluster) -> tuple[int, dict]:
+    try:
+        return get_json(cluster.workers[0].url + "/healthz", 3.0)
+    except OSError:
+        return 0, {}
+
+
+def wait(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.3)
+
+
+def counts(cluster: Cluster, user: str) -> dict[str, int]:
+    status, body = get_json(f"{cluster.workers[0].url}/users/{user}")
+    return body["counts"] if status == 200 else {}
+
+
+def send_clicks(cluster: Cluster, prefix: str, n: int, expected: Counter) -> None:
+    for i in range(n):
+        user = f"{prefix}-u{i % 10}"
+        click = Click(f"{prefix}-{i}", user, f"{prefix}-item-{i % 7}", "view", time.time(), "c")
+        cluster.producer.send(cluster.topics.clicks, user.encode(), click.to_json())
+        expected[user] += 1
+        time.sleep(0.01)
+
+
+def test_an_unreachable_broker_is_reported_and_nothing_is_lost(broker, tmp_path):
+    cluster = Cluster(fresh_settings(broker, tmp_path))
+    try:
+        cluster.start_worker()
+        expected: Counter = Counter()
+        send_clicks(cluster, "before", 100, expected)
+        cluster.producer.flush()
+        broker.pause()
+        wait(lambda: health(cluster)[1].get("status") == "broker_unreachable", 15, "/healthz to report the outage")
+        assert health(cluster)[0] == 503
+        during = threading.Thread(target=send_clicks, args=(cluster, "during", 100, expected))
+        during.start()  # the CLI's producer keeps retrying while the broker is frozen
+        time.sleep(10)
+        broker.resume()
+        during.join(60)
+        cluster.producer.flush()
+        wait(lambda: health(cluster)[0] == 200, 60, "/healthz to recover")
+        wait(lambda: all(counts(cluster, u).get("view") == n for u, n in expected.items()), 120,
+             "every click to be counted exactly once")
+    finally:
+        broker.resume()
+        cluster.close()
+
+
+def test_a_restarted_empty_broker_is_recreated_and_the_worker_carries_on(broker, tmp_path):
+    cluster = Cluster(fresh_settings(broker, tmp_path))
+    try:
+        cluster.start_worker()
+        expected: Counter = Counter()
+        send_clicks(cluster, "first", 50, expected)
+        cluster.producer.flush()
+        wait(lambda: counts(cluster, "first-u0").get("view") == expected["first-u0"], 60, "the first clicks")
+        broker.stop()
+        wait(lambda: health(cluster)[1].get("status") == "broker_unreachable", 15, "/healthz to report the outage")
+        time.sleep(10)
+        broker.start()  # same port, and empty: Tansu keeps everything in memory
+        wait(lambda: health(cluster)[0] == 200, 90, "the worker to recreate the topics and recover")
+        # Consumers that followed the lost logs must start the new ones from their beginning.
+        cluster.recommendations.close()
+        cluster.recommendations = TopicReader(cluster.settings, cluster.topics.recommendations)
+        item = Item("after-item", "c", ts=time.time())
+        cluster.producer.send(cluster.topics.items, item.item_id.encode(), item.to_json())
+        after: Counter = Counter()
+        send_clicks(cluster, "after", 30, after)
+        cluster.producer.flush()
+        recs = cluster.recommendations.wait_for(lambda m: m["trigger_event_id"].startswith("after-"), count=30,
+                                                timeout_s=120)
+        assert {r["trigger_event_id"] for r in recs} == {f"after-{i}" for i in range(30)}
+        # The worker kept its local state: users seen before the restart keep their history.
+        assert counts(cluster, "first-u0")["view"] == expected["first-u0"]
+    finally:
+        cluster.close()
