@@ -259,14 +259,20 @@ WARM_START_MAX_BYTES = 4_800_000
 
 def write_warm_start(snapshot: Any, path: Path, max_bytes: int = WARM_START_MAX_BYTES
                      ) -> dict[str, Any]:
-    """The shipped warm start: serving weights only, float16, non-zero rows only. Item-id rows are
-    dropped (a new shop's item ids mean nothing to a model trained on Taobao and MovieLens ids;
-    categories, text and every dense weight are kept), and if that is still over ``max_bytes``
-    the text n-gram rows with the smallest norms (rare n-grams) are pruned until it fits."""
+    """The shipped warm start: serving weights only, float16, non-zero rows only. Item-id and
+    category rows are dropped (a new shop's item ids and category names mean nothing to a model
+    trained on Taobao and MovieLens ids: a category of the new shop that happened to hash onto a
+    Taobao category's bucket would inherit its learnt popularity and steal the user's published
+    interests). Row 0 of both (the "unknown" item and category the sentiment head sees at serving),
+    text and every dense weight (towers, the ranker, the interest head's share multipliers) are
+    kept. If that is still over ``max_bytes`` the text n-gram rows with the smallest norms (rare
+    n-grams) are pruned until it fits."""
     from dataclasses import replace
 
     weights = snapshot.serving_weights()
-    weights["item_table"] = np.zeros_like(weights["item_table"])
+    for table in ("item_table", "category_table"):
+        weights[table] = np.zeros_like(weights[table])
+        weights[table][0] = snapshot.weights[table][0]
     text = weights["text_table"]
     norms = np.linalg.norm(text, axis=1)
     order = np.flatnonzero(norms > 0)
@@ -360,7 +366,13 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_evaluate_speed(args: argparse.Namespace) -> dict[str, Any]:
     from model.benchmark import run
 
-    payload = {"task": "speed", "results": run(seed=args.seed)}
+    payload: dict[str, Any] = {"task": "speed", "results": run(seed=args.seed)}
+    if args.snapshot:
+        from model.benchmark import snapshot_costs
+        from model.snapshot import Snapshot
+
+        trained = Snapshot.from_bytes(Path(args.snapshot).read_bytes())
+        payload["trained_snapshot"] = {"path": args.snapshot, **snapshot_costs(trained)}
     _write_json(args.json, payload)
     return payload
 
@@ -409,6 +421,7 @@ def register(subparsers: Any) -> None:
     abl.set_defaults(func=cmd_evaluate_ablation)
 
     speed = kinds.add_parser("speed", help="benchmarks of the model path (synthetic data)")
+    speed.add_argument("--snapshot", help="also measure the snapshot costs of this trained checkpoint")
     speed.add_argument("--seed", type=int, default=DEFAULT_SEED)
     speed.add_argument("--json", help="write the results here")
     speed.set_defaults(func=cmd_evaluate_speed)

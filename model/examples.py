@@ -187,6 +187,9 @@ def encode_examples(
     next_cat = np.array(
         [category_bucket(e.next_category or "", config) for e in examples], np.int32
     )
+    # Not a feature: the interest softmax runs over the categories learned so far plus those the
+    # batch names, so a category's first label must be among them (model.network).
+    inputs["label_category"] = next_cat
     targets = {
         "engaged": np.array([e.engaged or 0.0 for e in examples], np.float32),
         "engaged_weight": np.array(

@@ -10,8 +10,10 @@ Heads:
 * recommend: a two-tower score ``u . v_item + bias_item + mlp(candidate features, user)``. The item
   side is only embedding rows, so serving scores hundreds of candidates with one numpy gather and
   one matrix product (``model.scoring``);
-* interest: a softmax over the category hash space, ``q . v_category + bias``, plus learnt multiples
-  of the user's own interest and recent-category shares, so that a new model already echoes them;
+* interest: a softmax over the categories the model has learned (or the batch names),
+  ``q . v_category + bias``, plus learnt multiples of the user's own interest and recent-category
+  shares, so that a new model already echoes them. A category nothing ever referenced keeps a zero
+  row: serving treats it as "not learned" and ranks it on the user's own shares (``model.scoring``);
 * sentiment: a wide (per-n-gram weight) plus deep (tower + item context) logit;
 * rating: ``3 + 2 tanh(.)``, wide plus deep.
 
@@ -94,10 +96,18 @@ class MultiTaskNet(keras.Model):
         prior = w["interest/prior"]
         own = _scatter_rows(x["interest_cats"], x["interest_weights"], n_cat)
         recent = _scatter_rows(x["hist_cats"], x["hist_weights"], n_cat)
+        # The softmax runs over the categories the model has learned (non-zero rows) or that this
+        # batch names: a bucket nothing ever referenced stays exactly zero ("not learned") instead
+        # of drifting to a learnt "never happens" vector that a new shop's category would inherit.
+        named = tf.concat([tf.reshape(x[k], [-1]) for k in
+                           ("hist_cats", "interest_cats", "category", "label_category")], 0)
+        referenced = tf.math.unsorted_segment_max(tf.ones_like(named, tf.float32), named, n_cat) > 0
+        known = (tf.reduce_any(tf.not_equal(cats, 0.0), axis=1) | referenced) & (
+            tf.range(n_cat) > 0)
         interest = (
             query @ tf.transpose(cats[:, :d]) + cats[:, d] + prior[0] * own + prior[1] * recent
         )
-        interest = tf.concat([tf.fill([tf.shape(interest)[0], 1], NEG_INF), interest[:, 1:]], 1)
+        interest = tf.where(known[None, :], interest, NEG_INF)
 
         s_in = tf.concat([z["sentiment"], item_vec], axis=-1)
         s_hidden = tf.nn.relu(s_in @ w["sentiment/hidden/kernel"] + w["sentiment/hidden/bias"])

@@ -33,6 +33,8 @@ from state.catalog import Catalog
 from state.user import UserState
 
 WARM_START = "warmstart/warmstart.sgs"
+#: The logit of a category bucket left out of a softmax (as in ``model.network``).
+NEG_INF = -1e9
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -94,13 +96,27 @@ class NumpyNet:
             + w["recommend/bias"][0]
         )
 
-    def interest(self, z_int: np.ndarray, x: dict[str, np.ndarray], cat_ids: np.ndarray
-                 ) -> np.ndarray:
-        """Interest logits [users, len(cat_ids)] for distinct category buckets ``cat_ids``."""
+    def interest(self, z_int: np.ndarray, x: dict[str, np.ndarray], cat_ids: np.ndarray, *,
+                 unlearned: str = "neutral") -> np.ndarray:
+        """Interest logits [users, len(cat_ids)] for distinct category buckets ``cat_ids``.
+
+        A bucket whose row is all zero is a category the model has not learned (training leaves
+        the rows of buckets it never saw at zero, and the warm start zeroes the category rows of
+        its training shops). Its learnt part ``q . v + bias`` carries no evidence, so it is
+        replaced by the mean learnt part of the learned buckets among ``cat_ids`` (``"neutral"``,
+        serving: "a typical category"), or by ``NEG_INF`` (``"mask"``: what training's softmax does
+        with a bucket its batch does not name). Either way the learnt multiples of the user's own
+        interest and recent-category shares are added to every bucket, so for categories it has
+        not learned the head follows the user's own decayed shares."""
         w, d = self.w, self.config.dim
         query = z_int @ w["interest/query/kernel"] + w["interest/query/bias"]
         rows = w["category_table"][cat_ids]
         logits = query @ rows[:, :d].T + rows[:, d]
+        known = np.any(rows != 0, axis=1) & (cat_ids > 0)
+        if unlearned == "mask":
+            logits[:, ~known] = NEG_INF
+        elif known.any() and not known.all():
+            logits[:, ~known] = logits[:, known].mean(axis=1, keepdims=True)
         prior = w["interest/prior"]
         column = {int(b): i for i, b in enumerate(cat_ids)}
         for ids, weights, scale in ((x["interest_cats"], x["interest_weights"], prior[0]),
