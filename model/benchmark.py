@@ -33,6 +33,23 @@ def _median_ms(fn: Callable[[], object], repeat: int) -> float:
     return 1000.0 * float(np.median(times))
 
 
+def snapshot_costs(snapshot: Snapshot, repeat: int = 5) -> dict[str, dict[str, float]]:
+    """Size, ``to_bytes`` and ``from_bytes`` (checksum, shapes, finiteness) of a serving snapshot
+    in each stored dtype, and what a worker pays to store a snapshot it received."""
+    snapshot = snapshot.without_optimizer()
+    out: dict[str, dict[str, float]] = {}
+    for dtype in ("float32", "float16", "bfloat16"):
+        blob = snapshot.to_bytes(dtype=dtype)
+        received = Snapshot.from_bytes(blob)
+        out[dtype] = {
+            "bytes": len(blob),
+            "encode_ms": _median_ms(lambda d=dtype: snapshot.to_bytes(dtype=d), repeat),
+            "decode_verify_ms": _median_ms(lambda b=blob: Snapshot.from_bytes(b), repeat),
+            "store_received_encode_ms": _median_ms(received.to_bytes, repeat),
+        }
+    return out
+
+
 def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30_000) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     now = [0.0]
@@ -69,10 +86,7 @@ def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30
     out: dict[str, Any] = {"training_examples_per_s": throughput, "batch_size": config.batch_size}
     out["export_ms"] = _median_ms(trainer.export, 5)
     snapshot = trainer.export()
-    out["encode_ms"] = _median_ms(snapshot.to_bytes, 5)
-    blob = snapshot.to_bytes()
-    out["snapshot_bytes"] = len(blob)
-    out["decode_verify_ms"] = _median_ms(lambda: Snapshot.from_bytes(blob), 5)
+    out["snapshot"] = snapshot_costs(snapshot)
     out["serving_from_snapshot_ms"] = _median_ms(
         lambda: serving_from_snapshot(snapshot, catalog, interest_half_life_s=HALF_LIFE,
                                       index=index), 20)

@@ -9,7 +9,10 @@ every offset, and every shape against the shapes the embedded config implies, an
 
 Embedding tables are mostly zero rows early on (and for a new shop), so a table may be stored as
 its non-zero rows plus their indices; tensors may be stored as float16 to halve the size (the
-shipped warm start). Both are lossless to load and always decode to float32.
+shipped warm start, and the serving snapshots a trainer publishes to workers every second or two:
+``to_bytes(dtype="float16")``). Loading always gives float32. Encoding and decoding avoid every
+copy they can (the checksum runs over the chunks, verification over the stored rows only), and a
+decoded snapshot keeps its bytes, so a worker that stores what it received does not re-encode.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ MAGIC = b"SHOPGUIDE-SNAPSHOT\n"
 FORMAT = 1
 _PREFIX = struct.Struct("<IQ")  # format, header length
 _DIGEST = 32
-_DTYPES = {"float32": np.float32, "float16": np.float16, "int32": np.int32}
+#: Stored element types. "bfloat16" is the upper half of a float32 (rounded), kept as uint16:
+#: float32's range, 8 significant bits, and numpy converts it with two integer passes.
+_DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16, "int32": np.int32}
 #: Optimizer state lives beside the weights under this prefix (training checkpoints only).
 OPTIMIZER_PREFIX = "optimizer/"
 
@@ -54,6 +59,8 @@ class Snapshot:
     counters: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # provenance: data checksums, command
+    #: The bytes this snapshot was decoded from (``from_bytes``); ``replace`` does not copy it.
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def serving_weights(self) -> dict[str, np.ndarray]:
         return {k: v for k, v in self.weights.items() if not k.startswith(OPTIMIZER_PREFIX)}
@@ -61,31 +68,48 @@ class Snapshot:
     def without_optimizer(self) -> Snapshot:
         return replace(self, weights=self.serving_weights())
 
-    def to_bytes(self, *, dtype: str = "float32", sparse_rows: bool = True) -> bytes:
-        """Encode. ``dtype="float16"`` halves floating tensors; ``sparse_rows`` stores a 2-D
-        tensor as its non-zero rows when that is smaller."""
+    def to_bytes(self, *, dtype: str | None = None, sparse_rows: bool = True) -> bytes:
+        """Encode. ``dtype="float16"`` halves floating tensors (what a trainer should publish to
+        workers: ``snap.to_bytes(dtype="float16")``); a tensor whose values do not fit float16 is
+        kept float32. ``sparse_rows`` stores a 2-D tensor as its non-zero rows when that is
+        smaller. With no arguments, a snapshot decoded by :meth:`from_bytes` returns the very bytes
+        it came from (they decode to exactly its weights), so storing a received snapshot costs no
+        re-encoding; otherwise ``dtype`` defaults to float32 (lossless)."""
+        if dtype is None and sparse_rows and self._encoded is not None:
+            return self._encoded
+        dtype = dtype or "float32"
+        if dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError(f"dtype must be float32, float16 or bfloat16, got {dtype!r}")
         tensors: list[dict[str, Any]] = []
-        chunks: list[bytes] = []
+        chunks: list[Any] = []
         offset = 0
         for name in sorted(self.weights):
             array = np.asarray(self.weights[name], np.float32)
+            if not array.flags.c_contiguous:  # (ascontiguousarray would make a scalar 1-d)
+                array = array.copy()
             entry: dict[str, Any] = {"name": name, "shape": list(array.shape), "dtype": dtype}
-            rows = None
-            if sparse_rows and array.ndim == 2:
-                nonzero = np.flatnonzero(np.any(array != 0, axis=1)).astype(np.int32)
+            if sparse_rows and array.ndim == 2 and array.shape[0] >= 64 and array.size:
+                # Bit patterns, not values: -0.0 counts as non-zero, which is only conservative.
+                nonzero = np.flatnonzero(array.view(np.int32).any(axis=1)).astype("<i4")
                 if len(nonzero) < 0.75 * array.shape[0]:
-                    rows, array = nonzero, array[nonzero]
-            if rows is not None:
-                data = rows.astype("<i4").tobytes()
-                entry["rows"] = {"offset": offset, "count": len(rows)}
-                chunks.append(data)
-                offset += len(data)
-            data = np.ascontiguousarray(array, _DTYPES[dtype]).astype(
-                np.dtype(_DTYPES[dtype]).newbyteorder("<"), copy=False
-            ).tobytes()
-            entry |= {"offset": offset, "nbytes": len(data)}
-            chunks.append(data)
-            offset += len(data)
+                    entry["rows"] = {"offset": offset, "count": len(nonzero)}
+                    chunks.append(nonzero.tobytes())
+                    offset += nonzero.nbytes
+                    array = np.take(array, nonzero, axis=0)
+            if dtype == "bfloat16":
+                stored = _to_bfloat16(array)
+            elif dtype == "float16":
+                with np.errstate(over="ignore"):  # checked just below
+                    stored = array.astype("<f2")
+            else:
+                stored = array.astype("<f4", copy=False)
+            if dtype == "float16" and not np.isfinite(stored).all():
+                # Values beyond float16's range: this tensor stays float32 (inf would fail
+                # verification and get the snapshot refused).
+                stored, entry["dtype"] = array.astype("<f4", copy=False), "float32"
+            entry |= {"offset": offset, "nbytes": stored.nbytes}
+            chunks.append(stored.reshape(-1).view(np.uint8) if stored.size else b"")
+            offset += stored.nbytes
             tensors.append(entry)
         header = json.dumps(
             {
@@ -95,15 +119,20 @@ class Snapshot:
             },
             ensure_ascii=False, sort_keys=True,
         ).encode("utf-8")
-        body = b"".join([MAGIC, _PREFIX.pack(FORMAT, len(header)), header, *chunks])
-        return body + hashlib.sha256(body).digest()
+        head = MAGIC + _PREFIX.pack(FORMAT, len(header)) + header
+        digest = hashlib.sha256(head)
+        for chunk in chunks:
+            digest.update(chunk)
+        return b"".join([head, *chunks, digest.digest()])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Snapshot:
-        """Decode and verify; raises :class:`SnapshotError` saying what is wrong."""
+        """Decode and verify; raises :class:`SnapshotError` saying what is wrong. The weights are
+        float32 and read-only (a snapshot is a value; its bytes are kept for :meth:`to_bytes`)."""
         head = len(MAGIC) + _PREFIX.size
         if len(data) < head + _DIGEST or not data.startswith(MAGIC):
             raise SnapshotError("not a shopguide snapshot (bad magic or too short)")
+        data = bytes(data)
         body, digest = memoryview(data)[:-_DIGEST], data[-_DIGEST:]
         if hashlib.sha256(body).digest() != digest:
             raise SnapshotError("checksum mismatch: the snapshot is corrupt, truncated or tampered")
@@ -132,17 +161,20 @@ class Snapshot:
         for name, shape in expected.items():
             if weights[name].shape != shape:
                 raise SnapshotError(f"weight {name}: shape {weights[name].shape}, expected {shape}")
-            if not np.all(np.isfinite(weights[name])):
-                raise SnapshotError(f"weight {name} holds NaN or infinite values")
-        return cls(
+        snapshot = cls(
             version=version, config=config, weights=weights, created=float(header["created"]),
             counters={k: int(v) for k, v in header.get("counters", {}).items()},
             metrics={k: float(v) for k, v in header.get("metrics", {}).items()},
             extra=dict(header.get("extra", {})),
         )
+        object.__setattr__(snapshot, "_encoded", data)
+        return snapshot
 
 
 def _decode_tensor(t: dict[str, Any], payload: memoryview) -> np.ndarray:
+    """One tensor as float32, verified: inside the payload, sizes matching the shape, row
+    indices sorted and in range, every stored value finite (checked before zero rows are added,
+    so on the stored rows only)."""
     try:
         name, shape, dtype = str(t["name"]), tuple(int(s) for s in t["shape"]), _DTYPES[t["dtype"]]
         offset, nbytes = int(t["offset"]), int(t["nbytes"])
@@ -154,23 +186,42 @@ def _decode_tensor(t: dict[str, Any], payload: memoryview) -> np.ndarray:
     stored_shape = shape
     index = None
     if rows is not None:
-        r_off, count = int(rows["offset"]), int(rows["count"])
-        if len(shape) != 2 or r_off < 0 or r_off + 4 * count > len(payload) or count > shape[0]:
+        try:
+            r_off, count = int(rows["offset"]), int(rows["count"])
+        except (KeyError, TypeError, ValueError):
+            raise SnapshotError(f"tensor {name}: bad row index") from None
+        if len(shape) != 2 or r_off < 0 or count < 0 or r_off + 4 * count > len(payload) \
+                or count > shape[0]:
             raise SnapshotError(f"tensor {name}: bad row index")
         index = np.frombuffer(payload, "<i4", count, r_off)
-        if count and (index.min() < 0 or index.max() >= shape[0] or np.any(np.diff(index) <= 0)):
+        if count and (index[0] < 0 or index[-1] >= shape[0] or np.any(np.diff(index) <= 0)):
             raise SnapshotError(f"tensor {name}: row indices out of range or unsorted")
         stored_shape = (count, shape[1])
     itemsize = np.dtype(dtype).itemsize
     if nbytes != int(np.prod(stored_shape)) * itemsize:
         raise SnapshotError(f"tensor {name}: {nbytes} bytes do not fit shape {stored_shape}")
     stored = np.frombuffer(payload, np.dtype(dtype).newbyteorder("<"), nbytes // itemsize, offset)
-    stored = stored.reshape(stored_shape).astype(np.float32)
-    if index is None:
-        return stored
-    full = np.zeros(shape, np.float32)
-    full[index] = stored
+    if t["dtype"] == "bfloat16":
+        stored = _from_bfloat16(stored)
+    if not np.isfinite(stored).all():
+        raise SnapshotError(f"weight {name} holds NaN or infinite values")
+    if index is None:  # float32: a read-only view of the snapshot's bytes, no copy
+        full = stored.reshape(shape).astype(np.float32, copy=False)
+    else:
+        full = np.zeros(shape, np.float32)
+        full[index] = stored.reshape(stored_shape)
+    full.flags.writeable = False
     return full
+
+
+def _to_bfloat16(array: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bits (uint16), rounded to nearest (ties away from zero)."""
+    bits = array.view(np.uint32) + np.uint32(0x8000)
+    return (bits >> np.uint32(16)).astype("<u2")
+
+
+def _from_bfloat16(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
 _FILE = re.compile(r"^snapshot-(\d{12})\.sgs$")

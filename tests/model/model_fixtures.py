@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.config import ModelConfig
 from model.examples import Example, ExampleConfig, click_examples, review_example
 from model.retrieval import CovisIndex
+from model.testing import tiny_config
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState
 
-TINY = ModelConfig(
-    item_buckets=1 << 10, category_buckets=1 << 6, text_buckets=1 << 10, dim=8, text_dim=4,
-    hidden=16, tower=8, experts=2, history=6, interests=4, text_features=32, batch_size=64,
-)
+#: The one tiny config of the model's tests: ``model.testing.tiny_config()``, as other suites use.
+TINY = tiny_config()
 HALF_LIFE = 3600.0
 REVIEWS = [  # "\uff0c" is the full-width comma of Chinese text
     ("这个东西很好用\uff0c非常满意", 5, 1), ("质量太差了\uff0c很失望", 1, 0),

@@ -35,6 +35,48 @@ def test_float16_round_trip_is_close_and_smaller() -> None:
         np.testing.assert_allclose(back.weights[name], value, atol=2e-3)
 
 
+def test_bfloat16_round_trip_is_close_and_smaller() -> None:
+    snap = _snapshot()
+    small = snap.to_bytes(dtype="bfloat16")
+    assert len(small) < 0.7 * len(snap.to_bytes())
+    back = Snapshot.from_bytes(small)
+    for name, value in snap.weights.items():
+        assert back.weights[name].dtype == np.float32
+        np.testing.assert_allclose(back.weights[name], value, rtol=2**-8, atol=1e-30)
+
+
+def test_float16_keeps_a_tensor_beyond_its_range_in_float32() -> None:
+    snap = _snapshot()
+    weights = dict(snap.weights)
+    weights["recommend/bias"] = np.array([1e6], np.float32)
+    back = Snapshot.from_bytes(replace(snap, weights=weights).to_bytes(dtype="float16"))
+    assert back.weights["recommend/bias"][0] == 1e6
+
+
+def test_a_decoded_snapshot_keeps_its_bytes_and_is_read_only() -> None:
+    """A worker stores what it received without re-encoding it: same bytes, same weights."""
+    data = _snapshot().to_bytes(dtype="bfloat16")
+    snap = Snapshot.from_bytes(data)
+    assert snap.to_bytes() is data
+    assert Snapshot.from_bytes(snap.to_bytes(dtype="float32")).weights.keys() == snap.weights.keys()
+    assert len(snap.to_bytes(dtype="float32")) > len(data)  # explicit arguments re-encode
+    with pytest.raises(ValueError):
+        snap.weights["item_table"][0, 0] = 1.0
+    newer = replace(snap, version=2)  # a changed snapshot is encoded afresh
+    assert Snapshot.from_bytes(newer.to_bytes()).version == 2
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_non_finite_weights_are_rejected_in_every_dtype(dtype: str) -> None:
+    snap = _snapshot()
+    weights = dict(snap.weights)
+    table = weights["text_table"].copy()
+    table[5, 1] = np.inf
+    weights["text_table"] = table
+    with pytest.raises(SnapshotError, match="NaN or infinite"):
+        Snapshot.from_bytes(replace(snap, weights=weights).to_bytes(dtype=dtype))
+
+
 @pytest.mark.parametrize("where", [0, 40, -100, -1])
 def test_corrupt_byte_is_rejected(where: int) -> None:
     data = bytearray(_snapshot().to_bytes())
