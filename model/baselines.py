@@ -53,17 +53,28 @@ class _TopScores:
         return [(i, self.scores[i]) for i in self.top]
 
 
+def _unseen(ranked: list[tuple[str, float]], user: UserState) -> list[tuple[str, float]]:
+    """Without the items in the user's recent history (what a MovieLens user rated is never rated
+    again; on Taobao, where shoppers come back, this is a poor idea, measured all the same)."""
+    seen = {r.item_id for r in user.recent}
+    return [(i, s) for i, s in ranked if i not in seen]
+
+
 class Popularity:
     """Most interacted-with items so far (all time, every action counted once)."""
 
     name = "popularity"
 
-    def __init__(self, catalog: Catalog, pool: int = 200) -> None:
+    def __init__(self, catalog: Catalog, pool: int = 200, *, unseen_only: bool = False) -> None:
         self.catalog = catalog
         self._top = _TopScores(pool)
+        self.unseen_only = unseen_only
+        if unseen_only:
+            self.name = f"{self.name}_unseen"
 
     def recommend(self, user: UserState, now: float, k: int) -> list[tuple[str, float]]:
-        return admissible(self._top.ranked(), user, self.catalog, k)
+        ranked = self._top.ranked()
+        return admissible(_unseen(ranked, user) if self.unseen_only else ranked, user, self.catalog, k)
 
     def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
                 category: str) -> None:
@@ -88,22 +99,75 @@ class RecencyPopularity(Popularity):
 
 
 class Covisitation:
-    """Items co-visited with the user's last few items (the model's own retrieval index)."""
+    """Items co-visited with the user's last few items (the model's own retrieval index): a
+    session-style item-to-item co-visitation, each click paired with the user's 5 previous
+    distinct items, nearer pairs counting more; scores summed over the user's last 5 distinct
+    items (newer ones weighted more). Only the past is in the index (it learns after scoring)."""
 
     name = "covisitation"
 
-    def __init__(self, catalog: Catalog, index: CovisIndex | None = None) -> None:
+    def __init__(self, catalog: Catalog, index: CovisIndex | None = None, *,
+                 unseen_only: bool = False) -> None:
         self.catalog = catalog
         self.index = index or CovisIndex()
+        self.unseen_only = unseen_only
+        if unseen_only:
+            self.name = f"{self.name}_unseen"
 
     def recommend(self, user: UserState, now: float, k: int) -> list[tuple[str, float]]:
         scores = self.index.scores(user, sources=5, per_source=50)
+        extra = len(user.recent) if self.unseen_only else 0
+        ranked = heapq.nlargest(k + len(user.bought) + 10 + extra, scores.items(), key=lambda kv: kv[1])
+        return admissible(_unseen(ranked, user) if self.unseen_only else ranked, user, self.catalog, k)
+
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
+                category: str) -> None:
+        self.index.observe(user_before, item_id)
+
+
+class Cooccurrence:
+    """Classic item-to-item co-occurrence: every pair of items in a user's recent history counts
+    once, whatever their distance; scores summed over the co-occurrence lists (50 strongest each)
+    of the user's last 5 distinct items. Bounded like the engine's state (the user's last 50
+    events, at most ``max_neighbors`` counts kept per item)."""
+
+    name = "cooccurrence"
+
+    def __init__(self, catalog: Catalog, sources: int = 5, per_source: int = 50,
+                 max_neighbors: int = 500) -> None:
+        self.catalog = catalog
+        self.max_neighbors = max_neighbors
+        self.sources = sources
+        self.per_source = per_source
+        self._pairs: dict[str, dict[str, float]] = {}
+
+    def recommend(self, user: UserState, now: float, k: int) -> list[tuple[str, float]]:
+        seen: list[str] = []
+        scores: dict[str, float] = {}
+        for r in reversed(user.recent):
+            if r.item_id in seen:
+                continue
+            seen.append(r.item_id)
+            others = self._pairs.get(r.item_id)
+            if others:
+                for other, w in heapq.nlargest(self.per_source, others.items(), key=lambda kv: kv[1]):
+                    scores[other] = scores.get(other, 0.0) + w
+            if len(seen) == self.sources:
+                break
         ranked = heapq.nlargest(k + len(user.bought) + 10, scores.items(), key=lambda kv: kv[1])
         return admissible(ranked, user, self.catalog, k)
 
     def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
                 category: str) -> None:
-        self.index.observe(user_before, item_id)
+        pairs = self._pairs
+        for other in {r.item_id for r in user_before.recent} - {item_id}:
+            for a, b in ((other, item_id), (item_id, other)):
+                counts = pairs.setdefault(a, {})
+                counts[b] = counts.get(b, 0.0) + 1.0
+                if len(counts) > 2 * self.max_neighbors:  # bounded: keep the strongest half
+                    kept = heapq.nlargest(self.max_neighbors, counts.items(), key=lambda kv: kv[1])
+                    counts.clear()
+                    counts.update(kept)
 
 
 class Repeat:

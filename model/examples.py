@@ -94,6 +94,11 @@ class ExampleConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     interest_half_life_s: float = 3 * 3600.0
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    #: Label the ranker only with clicks whose item retrieval had offered (and their negatives).
+    #: The ranker only ever ranks the pool; a clicked item retrieval missed looks like "no
+    #: history, no co-visitation, not popular" and would teach it that those are bad signs.
+    #: Such a click still labels the interest task.
+    retrieved_positives_only: bool = True
 
 
 def click_examples(
@@ -112,7 +117,8 @@ def click_examples(
     """The clicked item as a positive (weighted by action: buy > cart > fav > click > view) and
     ``negatives`` items sampled from the candidates retrieval offered the user just before the
     click, so the ranker learns to rank what it will be asked to rank. The positive also labels
-    the interest task with the click's category.
+    the interest task with the click's category. A click on an item retrieval did not offer
+    labels only the interest task (``ExampleConfig.retrieved_positives_only``).
 
     ``pool`` is the retrieval done for this user at ``ts`` if the caller already has it (it must
     have been built with ``extra=[item_id]``); otherwise it is computed here.
@@ -127,6 +133,9 @@ def click_examples(
     position = {item: i for i, item in enumerate(pool.items)}
     bought = set(user_before.bought)
     pos_i = position[item_id]
+    if config.retrieved_positives_only and not pool.was_retrieved(pos_i):
+        return [Example(context, item_id, category or pool.categories[pos_i], _row(pool, pos_i),
+                        None, 1.0, category or None)]
     out = [
         Example(
             context, item_id, category or pool.categories[pos_i], _row(pool, pos_i), 1.0,

@@ -115,6 +115,11 @@ class CandidatePool:
     items: list[str]
     categories: list[str]
     features: np.ndarray  # [len(items), N_CANDIDATE_FEATURES], float32
+    #: How many of ``items`` retrieval found (the rest are ``extra`` items); -1: all of them.
+    retrieved: int = -1
+
+    def was_retrieved(self, i: int) -> bool:
+        return self.retrieved < 0 or i < self.retrieved
 
 
 def _pop_score(catalog: Catalog, item_id: str, top_log: float) -> float:
@@ -170,7 +175,12 @@ def retrieve(
 
     items: list[str] = []
     seen: set[str] = set()
-    for item in (*list(history)[: config.history], *covis_ranked, *cat_items, *popular, *extra):
+    for item in (*list(history)[: config.history], *covis_ranked, *cat_items, *popular):
+        if item not in seen:
+            seen.add(item)
+            items.append(item)
+    retrieved = len(items)
+    for item in extra:
         if item not in seen:
             seen.add(item)
             items.append(item)
@@ -218,4 +228,4 @@ def retrieve(
             row[16] = math.log1p(a)
             row[17] = 1.0 / (1.0 + after_last_rank[item])
         row[18] = math.log1p(index.count(item)) / 5.0
-    return CandidatePool(items, categories, feats)
+    return CandidatePool(items, categories, feats, retrieved)

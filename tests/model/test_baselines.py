@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.baselines import Covisitation, Popularity, RecencyPopularity, Repeat, TfidfLogReg
+from model.baselines import TfidfLogReg
 from model.data import Interaction
-from model.evaluate import classification_figures, prequential, replay_catalog
+from model.evaluate import baseline_recommenders, classification_figures, prequential, replay_catalog
+from state.user import UserState
 
 
 def _events() -> list[Interaction]:
@@ -19,16 +20,34 @@ def _events() -> list[Interaction]:
 
 def test_prequential_scores_every_method_on_the_same_positives() -> None:
     catalog, clock = replay_catalog(3600.0)
-    methods = [Popularity(catalog), RecencyPopularity(catalog, 3600.0), Covisitation(catalog),
-               Repeat(catalog)]
+    methods = baseline_recommenders(catalog, 3600.0)
     result = prequential(_events(), methods, catalog, clock, is_positive=lambda e: True,
-                         interest_half_life_s=3600.0, popularity_half_life_s=3600.0, window=100)
+                         interest_half_life_s=3600.0, popularity_half_life_s=3600.0, window=100,
+                         tuned_until=400)
     figures = result.results()
     assert result.n == 600 and set(figures) == {m.name for m in methods}
+    assert len(figures) == 7
     assert figures["popularity"]["hit_rate@10"] > 0.3  # 15 hot items
     for f in figures.values():
         assert 0.0 <= f["ndcg@10"] <= f["hit_rate@10"] <= 1.0
     assert len(result.scores["repeat"].curve) == 6
+    assert all(s.n == 200 for s in result.after.values())  # the positives after the tuning prefix
+
+
+def test_unseen_variants_never_recommend_the_users_history() -> None:
+    catalog, _clock = replay_catalog(3600.0)
+    methods = {m.name: m for m in baseline_recommenders(catalog, 3600.0)}
+    users: dict[str, UserState] = {}
+    for e in _events():
+        user = users.setdefault(e.user_id, UserState())
+        for m in methods.values():
+            m.observe(user, e.item_id, e.action, e.ts, e.category)
+        user.apply_click(e.item_id, e.action, e.ts, e.category, 3600.0)
+    for user in users.values():
+        seen = {r.item_id for r in user.recent}
+        for name in ("covisitation_unseen", "popularity_unseen"):
+            assert not seen & {i for i, _ in methods[name].recommend(user, 2000.0, 10)}
+    assert methods["cooccurrence"].recommend(user, 2000.0, 10)
 
 
 def test_classification_figures() -> None:

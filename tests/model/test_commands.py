@@ -27,8 +27,9 @@ def test_evaluate_recommend_json(tmp_path) -> None:
                  "--plot", str(plot)]) == 0
     payload = json.loads(out.read_text())
     assert payload["task"] == "recommend" and payload["n"] == 400
-    assert set(payload["results"]) == {"model", "popularity", "recency_popularity",
-                                       "covisitation", "repeat"}
+    assert set(payload["results"]) == {"model", "popularity", "popularity_unseen",
+                                       "recency_popularity", "covisitation",
+                                       "covisitation_unseen", "cooccurrence", "repeat"}
     for figures in payload["results"].values():
         assert 0.0 <= figures["ndcg@10"] <= figures["hit_rate@10"] <= 1.0
     assert plot.stat().st_size > 1000

@@ -78,3 +78,19 @@ def test_encoded_masks_follow_labels(stream) -> None:
     assert t["engaged_weight"][:10].all() and not t["engaged_weight"][10:].any()
     assert not t["positive_mask"][:10].any() and t["positive_mask"][10:].all()
     assert t["next_category_mask"][0] == 1.0 and not t["next_category_mask"][10:].any()
+
+
+def test_a_click_retrieval_did_not_offer_labels_only_the_interest() -> None:
+    """The ranker ranks the pool only: a clicked item retrieval missed would teach it that having
+    no history, co-visitation or popularity is a good sign."""
+    user, catalog, index = _shop()
+    config = ExampleConfig(TINY, HALF_LIFE)
+    [only] = click_examples(user, "new-item", "click", 200.0, "c2", catalog,
+                            np.random.default_rng(0), index=index, config=config)
+    assert only.engaged is None and only.next_category == "c2"
+    _, t = encode_examples([only], TINY)
+    assert t["engaged_weight"][0] == 0.0 and t["next_category_mask"][0] == 1.0
+    everything = ExampleConfig(TINY, HALF_LIFE, retrieved_positives_only=False)
+    out = click_examples(user, "new-item", "click", 200.0, "c2", catalog,
+                         np.random.default_rng(0), index=index, config=everything)
+    assert out[0].engaged == 1.0 and len(out) == 1 + TINY.negatives
