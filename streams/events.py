@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,6 +21,11 @@ TEXT_MAX = 10_000
 TITLE_MAX = 1_000
 #: Larger payloads are refused before parsing (10,000 CJK characters as \\u escapes fit well).
 PAYLOAD_MAX = 256 * 1024
+# Deeper JSON is refused before parsing. A fixed limit keeps the verdict the same wherever the parser
+# runs: Python's recursion limit would otherwise decide it, and that depends on the caller's stack.
+DEPTH_MAX = 32
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
 #: Timestamps further ahead of the worker's clock than this are refused (clock skew allowance).
 MAX_FUTURE_S = 86_400.0
 #: Timestamps before this (2000-01-01) are refused: no shop replays older traffic, and a value in
@@ -162,6 +168,8 @@ def _load(payload: bytes | None) -> dict[str, Any]:
         raise InvalidEvent(
             "encoding", f"payload is not UTF-8: byte 0x{payload[exc.start]:02x} at position {exc.start}"
         ) from None
+    if _depth(text) > DEPTH_MAX:
+        raise InvalidEvent("json", f"invalid JSON: nested deeper than {DEPTH_MAX} levels")
     try:
         obj = json.loads(text, parse_constant=_reject_constant)
     except InvalidEvent:
@@ -170,11 +178,20 @@ def _load(payload: bytes | None) -> dict[str, Any]:
         raise InvalidEvent("json", f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
         raise InvalidEvent("json", f"invalid JSON: {str(exc)[:200]}") from None
-    except RecursionError:
-        raise InvalidEvent("json", "invalid JSON: nested too deeply") from None
     if not isinstance(obj, dict):
         raise InvalidEvent("not_object", f"expected a JSON object, got {_kind(obj)}")
     return obj
+
+
+def _depth(text: str) -> int:
+    """Deepest bracket nesting outside strings; cheap when there are few brackets at all."""
+    if text.count("[") + text.count("{") <= DEPTH_MAX:
+        return 0
+    depth = deepest = 0
+    for bracket in _BRACKETS.finditer(_STRINGS.sub("", text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _kind(value: Any) -> str:

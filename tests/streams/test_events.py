@@ -54,7 +54,10 @@ def test_round_trip_through_json():
         (b"301780,543546,4181361,pv,15", "json", "invalid JSON"),  # a CSV line pasted as a value
         (b"[1, 2]", "not_object", "got array"),
         (b'"just a string"', "not_object", "got string"),
-        (b"[" * 50_000 + b"]" * 50_000, "json", "nested too deeply"),
+        (b"[" * 50_000 + b"]" * 50_000, "json", "nested deeper than"),
+        (b"[" * 33 + b"]" * 33, "json", "nested deeper than"),
+        (b"[" * 32 + b"]" * 32, "not_object", "got array"),
+        (b'{"a": "' + b"[" * 40 + b'"}', "missing_field", "missing"),  # brackets inside a string
         (b'{"ts": NaN}', "json", "NaN"),
         (b'{"ts": Infinity}', "json", "Infinity"),
         (b"x" * (PAYLOAD_MAX + 1), "too_large", "exceeds"),

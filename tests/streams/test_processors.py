@@ -68,7 +68,7 @@ class RecordingModel:
 def msg(topic: str, key: str | None, value: dict | bytes, offset: int, partition: int | None = None) -> Incoming:
     body = value if isinstance(value, bytes) else json.dumps(value).encode()
     p = partition if partition is not None else partition_for(key or "", N)
-    return Incoming(topic, p, offset, key.encode() if key else None, body)
+    return Incoming(topic, p, offset, key.encode() if key else None, body, None, 1_700_000_000_000 + offset)
 
 
 def click(n: int, user: str = "u1", item: str = "i1", action: str = "view", **extra: Any) -> dict:
