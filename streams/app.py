@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 MONITOR_INTERVAL_S = 5.0
 #: How often the worker running the trainer collects its reports and publishes its snapshots.
 TRAINER_POLL_S = 0.1
+# Faust opens RocksDB with 3 x 64 MB write buffers and a 2 GB block cache per table partition; a
+# worker holds several. Small per-key states need far less, and the bound is what an operator sizes
+# the container by (deploy/).
+ROCKSDB_OPTIONS = {"write_buffer_size": 4 * 2**20, "max_write_buffer_number": 2, "block_cache_size": 16 * 2**20}
 
 
 class FaustTableStore:
@@ -135,10 +139,10 @@ class Engine:
         self.progress = Progress()
         self.app = self._make_app()
         self.users = self.app.Table(
-            "users", key_type=bytes, value_type=bytes, partitions=settings.partitions
+            "users", key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS
         )
         self.items = self.app.Table(
-            "items", key_type=bytes, value_type=bytes, partitions=settings.partitions
+            "items", key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS
         )
         self._handles = {
             name: self.app.topic(
@@ -166,7 +170,7 @@ class Engine:
         self.clicks = ClickProcessor(
             self.topics, n, self.metrics, users, self.catalog, current_model, self.activity,
             top_k=settings.top_k, interest_half_life_s=settings.interest_half_life_s,
-            learn=self._learn, on_hit=self.keeper.record_hit,
+            user_rounds_per_batch=settings.user_rounds_per_batch, learn=self._learn, on_hit=self.keeper.record_hit,
         )
         self.reviews = ReviewProcessor(
             self.topics, n, self.metrics, users, current_model, self.catalog, learn=self._learn
@@ -281,6 +285,9 @@ class Engine:
             broker_heartbeat_interval=s.heartbeat_s,
             broker_commit_interval=s.commit_interval_s,
             consumer_auto_offset_reset="earliest",
+            # Faust prefetches up to 4096 events per stream: behind a flood on one partition, the
+            # other partitions' events would wait for all of them. Two batches keep the CPU busy.
+            stream_buffer_maxsize=2 * s.batch_max,
             # A changelog shorter than what the local RocksDB has applied means the broker lost
             # data (the in-memory embedded broker does on every restart). Faust would refuse to
             # start; carrying on with the local state is what an always-on engine should do.

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -161,7 +162,13 @@ class ActivityCounts:
 class ClickProcessor(_Base):
     """Clicks: update the user's state and publish a recommendation that already reflects the
     click. Users are scored together, in rounds in which each user appears once, so that every
-    recommendation reflects exactly the clicks up to its own."""
+    recommendation reflects exactly the clicks up to its own.
+
+    A user with more than ``user_rounds_per_batch`` clicks in one batch (a bot, a flood, a backlog)
+    gets one recommendation for the rest of them, triggered by the last: every click still changes
+    the state, but scoring, the expensive part, is paid once, so the flood cannot starve the other
+    users of the partition. Those clicks do not train the model either: one bot must not steer
+    what everyone is recommended."""
 
     def __init__(
         self,
@@ -175,6 +182,7 @@ class ClickProcessor(_Base):
         *,
         top_k: int,
         interest_half_life_s: float,
+        user_rounds_per_batch: int = 16,
         learn: Learn | None = None,
         on_hit: Callable[[int, bool], None] | None = None,
         clock: Clock = time.time,
@@ -186,6 +194,7 @@ class ClickProcessor(_Base):
         self.activity = activity
         self.top_k = top_k
         self.half_life = interest_half_life_s
+        self.user_rounds_per_batch = user_rounds_per_batch
         self.learn = learn
         self.on_hit = on_hit
 
@@ -193,6 +202,7 @@ class ClickProcessor(_Base):
         out: list[Outgoing] = []
         model = self.model()  # one version for the whole batch, even if a new one arrives
         round_: dict[str, tuple[Incoming, Click, UserState]] = {}
+        published: Counter[str] = Counter()  # rounds each user has had in this batch
         for msg in batch:
             try:
                 click = parse_click(msg.value, self.clock())
@@ -203,9 +213,14 @@ class ClickProcessor(_Base):
             if forward is not None:
                 out.append(forward)
                 continue
-            if click.user_id in round_:
-                out += self._publish(round_, model)
-            state = _load_user(self.users, click.user_id, msg.handle)
+            pending = round_.get(click.user_id)
+            flooding = pending is not None and published[click.user_id] >= self.user_rounds_per_batch
+            if flooding:
+                state = pending[2]  # this click joins the unpublished one's answer
+            else:
+                if pending is not None:
+                    out += self._publish(round_, model)
+                state = _load_user(self.users, click.user_id, msg.handle)
             if state.applied.seen("clicks", msg.where, click.event_id):
                 self.duplicate(msg, self.users, click.user_id, state.to_bytes())
                 continue
@@ -215,12 +230,14 @@ class ClickProcessor(_Base):
                 self.metrics.record_hit(hit)
                 if self.on_hit is not None:
                     self.on_hit(state.last.model_version, hit)
-            if self.learn is not None:
+            if self.learn is not None and not flooding:
                 self.learn(model, state, click, category)  # from the state before the click
             model.observe_click(state, click.item_id, click.action, click.ts, category)
             state.apply_click(click.item_id, click.action, click.ts, category, self.half_life)
             state.applied.record("clicks", msg.where, click.event_id)
             self.activity.add(click.item_id, category, click.action, click.ts)
+            if click.user_id not in round_:
+                published[click.user_id] += 1
             round_[click.user_id] = (msg, click, state)
             self.processed(msg)
         out += self._publish(round_, model)

@@ -117,6 +117,24 @@ def test_a_user_twice_in_a_batch_is_scored_in_two_rounds(setup):
     assert UserState.from_bytes(users.data["u1"]).counts[0] == 2
 
 
+def test_a_flooding_user_shares_one_recommendation_and_loses_no_click(setup):
+    proc, users, model, _ = setup
+    proc.user_rounds_per_batch = 3
+    learned = []
+    proc.learn = lambda _model, _state, click, _category: learned.append(click.event_id)
+    batch = [msg(TOPICS.clicks, "u1", click(n), n) for n in range(1, 11)]
+    batch.insert(5, msg(TOPICS.clicks, "u2", click(99, user="u2"), 0))
+    recs = outputs(proc.process(batch), TOPICS.recommendations)
+    assert [r["trigger_event_id"] for r in recs] == ["e1", "e2", "e10", "e99"]
+    assert model.rounds[-1] == [10, 1]  # the last round saw all ten clicks of u1
+    assert learned == ["e1", "e2", "e3", "e99"]  # the flood does not train the model
+    state = UserState.from_bytes(users.data["u1"])
+    assert state.counts[0] == 10 and state.last is not None and state.last.trigger_event_id == "e10"
+    # Replayed, the flood changes nothing and is not scored again.
+    assert outputs(proc.process(batch), TOPICS.recommendations) == []
+    assert UserState.from_bytes(users.data["u1"]).counts[0] == 10
+
+
 def test_redelivered_and_duplicated_events_change_nothing(setup):
     proc, users, _model, metrics = setup
     first = [msg(TOPICS.clicks, "u1", click(n), n) for n in range(5)]
