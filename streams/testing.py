@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 from streams.broker import EmbeddedBroker, free_port
 from streams.cluster import WorkerProcess, get_json
+from streams.events import ACTIONS
 from streams.producer import EventProducer
 from streams.settings import Settings
 from streams.tail import messages
@@ -132,3 +134,28 @@ class Cluster:
         for reader in (self.recommendations, self.sentiment, self.deadletter):
             reader.close()
         self.producer.close()
+
+
+def counts_of(url: str, user: str) -> dict[str, int] | None:
+    status, body = get_json(f"{url}/users/{user}")
+    return body["counts"] if status == 200 else None
+
+
+def wait_until_exact(url: str, expected: dict[str, Counter], stall_s: float) -> dict[str, object]:
+    """Users whose counts differ from ``expected`` once they match, or once nothing has changed
+    for ``stall_s`` (a shared, loaded machine may be slow; a stuck or lossy worker stops moving)."""
+    last_seen: object = None
+    last_change = time.monotonic()
+    while True:
+        wrong = {}
+        for user, want in expected.items():
+            got = counts_of(url, user)
+            if got is None or any(got[a] != want[a] for a in ACTIONS):
+                wrong[user] = (got, dict(want))
+        if not wrong:
+            return wrong
+        if wrong != last_seen:
+            last_seen, last_change = wrong, time.monotonic()
+        elif time.monotonic() - last_change > stall_s:
+            return wrong
+        time.sleep(1.0)

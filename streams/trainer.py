@@ -118,10 +118,15 @@ class TrainerProcess:
             except queue.Empty:
                 return out
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Ask, then kill: the child keeps nothing worth waiting for (what it learnt since its last
+        snapshot is lost either way), and a worker's SIGTERM must finish within seconds even while
+        the child is still importing TensorFlow."""
         with contextlib.suppress(queue.Full):
             self._inbox.put_nowait("stop")
         self._proc.join(timeout_s)
         if self._proc.is_alive():
             self._proc.kill()
             self._proc.join()
+        # Examples still in the pipe have no reader now: without this, exiting would wait for them.
+        self._inbox.cancel_join_thread()

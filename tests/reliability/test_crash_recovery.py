@@ -9,9 +9,8 @@ from collections import Counter
 
 import pytest
 
-from streams.cluster import get_json
 from streams.events import Click
-from streams.testing import Cluster, fresh_settings
+from streams.testing import Cluster, fresh_settings, wait_until_exact
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,31 +31,6 @@ def produce(cluster: Cluster, expected: dict[str, Counter], done: threading.Even
         time.sleep(max(0.0, start + (n + 1) / 250 - time.monotonic()))  # 250 clicks/s
     cluster.producer.flush()
     done.set()
-
-
-def counts_of(url: str, user: str) -> dict[str, int] | None:
-    status, body = get_json(f"{url}/users/{user}")
-    return body["counts"] if status == 200 else None
-
-
-def wait_until_exact(url: str, expected: dict[str, Counter], stall_s: float) -> dict[str, object]:
-    """Users whose counts differ from ``expected`` once they match, or once nothing has changed
-    for ``stall_s`` (a shared, loaded machine may be slow; a stuck or lossy worker stops moving)."""
-    last_seen: object = None
-    last_change = time.monotonic()
-    while True:
-        wrong = {}
-        for user, want in expected.items():
-            got = counts_of(url, user)
-            if got is None or any(got[a] != want[a] for a in ACTIONS):
-                wrong[user] = (got, dict(want))
-        if not wrong:
-            return wrong
-        if wrong != last_seen:
-            last_seen, last_change = wrong, time.monotonic()
-        elif time.monotonic() - last_change > stall_s:
-            return wrong
-        time.sleep(1.0)
 
 
 def test_kill_minus_nine_three_times_loses_and_duplicates_nothing(broker, tmp_path):
