@@ -4,6 +4,7 @@ wait for the messages one expects, with a deadline instead of a sleep."""
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -15,7 +16,7 @@ from typing import Any
 
 from streams.broker import EmbeddedBroker, free_port
 from streams.cluster import WorkerProcess, get_json
-from streams.events import ACTIONS
+from streams.events import ACTIONS, Click
 from streams.producer import EventProducer
 from streams.settings import Settings
 from streams.tail import messages
@@ -159,3 +160,29 @@ def wait_until_exact(url: str, expected: dict[str, Counter], stall_s: float) -> 
         elif time.monotonic() - last_change > stall_s:
             return wrong
         time.sleep(1.0)
+
+
+class ClickStream(threading.Thread):
+    """A thread sending random clicks of ``{prefix}-user-N`` (ids ``{prefix}-N``) at ``rate`` a
+    second; ``expected`` counts what was sent, per user and action, to compare with the engine's."""
+
+    def __init__(self, cluster: Cluster, prefix: str, events: int, users: int, rate: float) -> None:
+        super().__init__(daemon=True, name=f"clicks-{prefix}")
+        self.cluster, self.prefix, self.events, self.rate = cluster, prefix, events, rate
+        self.expected: dict[str, Counter] = {f"{prefix}-user-{u}": Counter() for u in range(users)}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        rng = random.Random(self.prefix)
+        users = sorted(self.expected)
+        start = time.monotonic()
+        for n in range(self.events):
+            user = rng.choice(users)
+            action = rng.choices(("view", "click", "cart", "fav", "buy"), weights=(60, 25, 6, 5, 4))[0]
+            click = Click(f"{self.prefix}-{n}", user, f"{self.prefix}-item-{rng.randrange(200)}", action,
+                          time.time(), "c")
+            self.cluster.producer.send(self.cluster.topics.clicks, user.encode(), click.to_json())
+            self.expected[user][action] += 1
+            time.sleep(max(0.0, start + (n + 1) / self.rate - time.monotonic()))
+        self.cluster.producer.flush()
+        self.done.set()

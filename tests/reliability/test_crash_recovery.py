@@ -2,45 +2,24 @@
 
 from __future__ import annotations
 
-import random
-import threading
 import time
-from collections import Counter
 
 import pytest
 
-from streams.events import Click
-from streams.testing import Cluster, fresh_settings, wait_until_exact
+from streams.testing import ClickStream, Cluster, fresh_settings, wait_until_exact
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 USERS = 60
 EVENTS = 3000
-ACTIONS = ("view", "click", "cart", "fav", "buy")
-
-
-def produce(cluster: Cluster, expected: dict[str, Counter], done: threading.Event) -> None:
-    rng = random.Random(11)
-    start = time.monotonic()
-    for n in range(EVENTS):
-        user = f"cr-user-{rng.randrange(USERS)}"
-        action = rng.choices(ACTIONS, weights=(60, 25, 6, 5, 4))[0]
-        click = Click(f"cr-{n}", user, f"cr-item-{rng.randrange(200)}", action, time.time(), "c")
-        cluster.producer.send(cluster.topics.clicks, user.encode(), click.to_json())
-        expected[user][action] += 1
-        time.sleep(max(0.0, start + (n + 1) / 250 - time.monotonic()))  # 250 clicks/s
-    cluster.producer.flush()
-    done.set()
 
 
 def test_kill_minus_nine_three_times_loses_and_duplicates_nothing(broker, tmp_path):
     cluster = Cluster(fresh_settings(broker, tmp_path))
     try:
         cluster.start_worker()
-        expected: dict[str, Counter] = {f"cr-user-{u}": Counter() for u in range(USERS)}
-        done = threading.Event()
-        producer = threading.Thread(target=produce, args=(cluster, expected, done), daemon=True)
-        producer.start()
+        clicks = ClickStream(cluster, "cr", EVENTS, USERS, rate=250)
+        clicks.start()
         kills = 0
         for delay in (2.5, 3.0, 3.5):
             time.sleep(delay)
@@ -48,8 +27,8 @@ def test_kill_minus_nine_three_times_loses_and_duplicates_nothing(broker, tmp_pa
             kills += 1
             cluster.workers.clear()
             cluster.start_worker()
-        producer.join(120)
-        assert done.is_set(), "the producer did not finish"
+        assert clicks.done.wait(120), "the producer did not finish"
+        expected = clicks.expected
         url = cluster.workers[0].url
         wrong = wait_until_exact(url, expected, stall_s=30)
         assert not wrong, (

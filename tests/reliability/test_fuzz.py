@@ -22,8 +22,8 @@ from streams.testing import Cluster, fresh_settings
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARSE = {"clicks": parse_click, "reviews": parse_review, "items": parse_item}
-RUNS = 3
-PER_RUN = 800
+RUNS = 6
+PER_RUN = 400
 
 
 @pytest.fixture(scope="module")
