@@ -22,6 +22,8 @@ from streams.testing import Cluster, fresh_settings
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARSE = {"clicks": parse_click, "reviews": parse_review, "items": parse_item}
+# Six runs of 400 messages: many more draws per run overflow hypothesis's choice buffer, and an
+# overflowing run is thrown away and drawn again, after it has already sent its messages.
 RUNS = 6
 PER_RUN = 400
 
