@@ -8,6 +8,7 @@ workers side by side.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import weakref
 from collections.abc import Sequence
@@ -310,9 +311,29 @@ class Engine:
         else:
             self.catalog.upsert(item_id, ItemState.from_bytes(value))
 
-    def send(self, out: Sequence[Outgoing]) -> None:
-        for o in out:
-            self._handles[o.topic].send_soon(key=o.key, value=o.value)
+    def send(self, out: Sequence[Outgoing]) -> list[asyncio.Future]:
+        return [self._handles[o.topic].send_soon(key=o.key, value=o.value) for o in out]
+
+    async def deliver(self, out: Sequence[Outgoing]) -> None:
+        """Send and wait until the broker has acknowledged every message, sending again what it
+        refused. Faust only logs a failed send; a broker that has just lost and recreated its
+        topics refuses some for a moment, and an acked event would then have lost its outputs."""
+        delay = 0.1
+        while out:
+            futures = self.send(out)
+            # Faust commits an event's offset once it is acked (when the agent's body returns) but
+            # never waits for what its processing sent, table changelog writes included. Waiting
+            # here makes every effect of an acked event durable before its offset can be committed.
+            await self.app.producer.flush()
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            failed = [(o, r) for o, r in zip(out, results, strict=True) if isinstance(r, BaseException)]
+            if failed:
+                log.warning("the broker refused %d of %d messages (%r): sending them again in %.1f s",
+                            len(failed), len(out), failed[0][1], delay)
+                self.metrics.resent.inc(len(failed))
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 5.0)
+            out = [o for o, _ in failed]
 
     async def _run_batches(self, stream: Any, processor: Any, wait_for_views: bool) -> None:
         if wait_for_views:  # serve with the whole catalog and the newest model
@@ -322,12 +343,7 @@ class Engine:
         async for events in acked_batches(stream, self.settings.batch_max, within):
             out = self._process(processor, events)
             out += [Outgoing(self.topics.training, None, r) for r in self.sink.drain()]
-            self.send(out)
-            # Faust commits an event's offset once it is acked (when this body returns) but never
-            # waits for what its processing sent, table changelog writes included. Waiting here
-            # makes every effect of an acked event durable before its offset can be committed:
-            # outputs become at-least-once and changelogs never miss an applied event.
-            await self.app.producer.flush()
+            await self.deliver(out)
 
     def _process(self, processor: Any, events: Sequence[Any]) -> list[Outgoing]:
         batch = [

@@ -31,6 +31,11 @@ class Metrics:
             "shopguide_deadletter_total", "Messages sent to the dead-letter topic, by reason",
             ["reason"], registry=r,
         )
+        self.resent = Counter(
+            "shopguide_resent_messages_total",
+            "Output messages the broker refused and the engine sent again (at-least-once outputs)",
+            registry=r,
+        )
         self.recommendations = Counter(
             "shopguide_recommendations_total", "Recommendation messages published", registry=r
         )

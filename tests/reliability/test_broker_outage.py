@@ -89,9 +89,14 @@ def test_a_restarted_empty_broker_is_recreated_and_the_worker_carries_on(broker,
         after: Counter = Counter()
         send_clicks(cluster, "after", 30, after)
         cluster.producer.flush()
-        recs = cluster.recommendations.wait_for(lambda m: m["trigger_event_id"].startswith("after-"), count=30,
-                                                timeout_s=120)
-        assert {r["trigger_event_id"] for r in recs} == {f"after-{i}" for i in range(30)}
+        try:
+            cluster.recommendations.wait_for(lambda m: m["trigger_event_id"].startswith("after-"), count=30,
+                                             timeout_s=120)
+        finally:
+            answered = {r.value["trigger_event_id"] for r in cluster.recommendations.items}
+            missing = sorted({f"after-{i}" for i in range(30)} - answered)
+            counted = {u: counts(cluster, u).get("view") for u in after}
+            assert not missing, f"no recommendation for {missing}; clicks counted {counted}, sent {dict(after)}"
         # The worker kept its local state: users seen before the restart keep their history.
         assert counts(cluster, "first-u0")["view"] == expected["first-u0"]
     finally:
