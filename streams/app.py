@@ -205,11 +205,13 @@ class Engine:
             self.metrics.model_rollbacks.inc()
         self.metrics.model_version.set(self.keeper.version)
 
-    def _topics_recreated(self) -> None:
-        # The agents' consumer needs nothing: the lost consumer group rejoins and, having no
-        # committed offsets, starts the new logs from their beginning (streams.transport).
+    async def _topics_recreated(self, names: set[str]) -> None:
         self.catalog_follower.rewind()
         self.snapshot_follower.rewind()
+        try:  # the group is usually rejoining now; its rebalance reads them from the start too
+            await asyncio.wait_for(self.app.consumer.restart_topics(names), 10.0)
+        except Exception as exc:  # noqa: BLE001 - the watch must go on
+            log.warning("could not seek the restarted topics now (%r); the next rebalance will", exc)
 
     def _apply_snapshot_record(self, key: bytes | None, value: bytes | None) -> None:
         if key == PROGRESS_KEY and value is not None:

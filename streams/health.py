@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
@@ -31,8 +31,9 @@ class BrokerWatch:
     def __init__(
         self,
         settings: Settings,
+        *,
         on_change: Callable[[bool], None] = lambda up: None,
-        on_recreated: Callable[[], None] = lambda: None,
+        on_recreated: Callable[[set[str]], Awaitable[None]],
     ) -> None:
         self._settings = settings
         self._names = {spec.name for spec in Topics(settings).specs()}
@@ -72,7 +73,7 @@ class BrokerWatch:
             len(missing), sorted(missing)[0],
         )
         await asyncio.to_thread(create_topics, self._settings)
-        self._on_recreated()
+        await self._on_recreated(missing)
 
     def _set(self, up: bool, reason: str = "") -> None:
         if up == self.up:

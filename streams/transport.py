@@ -16,10 +16,16 @@ of a partition committed without ever reaching an agent. Now a fetch that overla
 dropped and the consumer seeks back to the committed offsets once more, so that what follows is
 fetched again, in order. Seeking back is always safe here: offsets are committed only after their
 effects are durable, and state marks make replayed events harmless.
+
+**Logs that restarted.** A broker that lost its topics (the in-memory embedded broker on a restart)
+still receives the offsets Faust had acked before the outage: committed into the new, empty logs,
+they would skip their first records. Partitions of topics that were created again are read from
+their beginning and what Faust remembered of them is forgotten.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import faust
@@ -34,8 +40,25 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         return consumer
 
 
+#: How long after topics were created again a rebalance still reads them from their beginning.
+RESTARTED_LOG_WINDOW_S = 60.0
+
+
 class _Consumer(driver.Consumer):
     _seeks = 0  # incremented around every seek to the committed offsets
+    _restarted: dict[str, float] = {}  # topic -> when it was created again (monotonic)
+
+    async def restart_topics(self, topics: set[str]) -> None:
+        """These topics were created again, empty: read them from their beginning, now and at the
+        rebalances of the next minute (the group rejoins a restarted broker around this time)."""
+        now = time.monotonic()
+        self._restarted = {t: at for t, at in self._restarted.items() if now - at < RESTARTED_LOG_WINDOW_S}
+        self._restarted.update(dict.fromkeys(topics, now))
+        await self.perform_seek()
+
+    def _forget(self, tp: Any) -> None:
+        for offsets in (self._gap, self._acked, self._acked_index, self._read_offset, self._committed_offset):
+            offsets.pop(tp, None)
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -46,6 +69,13 @@ class _Consumer(driver.Consumer):
             await super().perform_seek()
             # aiokafka seeks only partitions whose committed offset is above 0 and leaves the
             # others wherever fetching got to, past records already dropped by the rebalance.
+            now = time.monotonic()
+            restarted = [
+                tp for tp in self.assignment()
+                if now - self._restarted.get(tp.topic, -RESTARTED_LOG_WINDOW_S) < RESTARTED_LOG_WINDOW_S
+            ]
+            for tp in restarted:
+                self._forget(tp)
             fresh = [
                 tp
                 for tp in self.assignment()

@@ -103,7 +103,7 @@ def test_a_flood_from_one_user_is_bounded_and_starves_no_one(broker, tmp_path):
               f"RSS by clicks worked off: {samples[::max(1, len(samples) // 8)]}")
 
         # Others were answered while the flood lasted, not after it.
-        assert statistics.median(other) < flood_s / 10 and other[-1] < flood_s / 2
+        assert statistics.median(other) < flood_s / 4 and other[-1] < flood_s / 2
         # Every click counted once; the flooding user's state is bounded.
         status, state = get_json(f"{worker.url}/users/{FLOODER}")
         assert status == 200 and state["counts"]["view"] == FLOOD
