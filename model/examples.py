@@ -99,6 +99,13 @@ class ExampleConfig:
     #: history, no co-visitation, not popular" and would teach it that those are bad signs.
     #: Such a click still labels the interest task.
     retrieved_positives_only: bool = True
+    #: Negatives per labelled click drawn uniformly from the whole catalog, besides the
+    #: ``model.negatives`` drawn from the retrieval pool. Pool negatives alone never show the
+    #: ranker an item with nothing going for it (no history, co-visitation, interest or
+    #: popularity): such rows are rare in a pool but make up a fresh shop's catalog, and the
+    #: ranker, never told, scored them near 1. These rows teach it that an unrelated, unknown
+    #: item is an unlikely click. Their features come from the same retrieval feature function.
+    catalog_negatives: int = 2
 
 
 def click_examples(
@@ -114,9 +121,12 @@ def click_examples(
     config: ExampleConfig | None = None,
     pool: CandidatePool | None = None,
 ) -> list[Example]:
-    """The clicked item as a positive (weighted by action: buy > cart > fav > click > view) and
+    """The clicked item as a positive (weighted by action: buy > cart > fav > click > view),
     ``negatives`` items sampled from the candidates retrieval offered the user just before the
-    click, so the ranker learns to rank what it will be asked to rank. The positive also labels
+    click, so the ranker learns to rank what it will be asked to rank, and
+    ``ExampleConfig.catalog_negatives`` items drawn uniformly from the whole catalog (featured
+    as retrieval would feature them), so it also learns that an item with nothing going for it
+    is unlikely. The positive also labels
     the interest task with the click's category. A click on an item retrieval did not offer
     labels only the interest task (``ExampleConfig.retrieved_positives_only``).
 
@@ -151,6 +161,17 @@ def click_examples(
         for p in sorted(picks.tolist()):
             i = eligible[p]
             out.append(Example(context, pool.items[i], pool.categories[i], _row(pool, i), 0.0))
+    if config.catalog_negatives > 0:
+        drawn = [
+            item for item in catalog.sample(config.catalog_negatives, rng)
+            if item != item_id and item not in bought and catalog.available(item)
+        ]
+        if drawn:
+            pool = pool.with_extra(drawn)
+            position = {item: i for i, item in enumerate(pool.items)}
+            for item in drawn:
+                i = position[item]
+                out.append(Example(context, item, pool.categories[i], _row(pool, i), 0.0))
     return out
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -117,9 +117,29 @@ class CandidatePool:
     features: np.ndarray  # [len(items), N_CANDIDATE_FEATURES], float32
     #: How many of ``items`` retrieval found (the rest are ``extra`` items); -1: all of them.
     retrieved: int = -1
+    #: The feature function of this user at this moment (set by :func:`retrieve`).
+    featurize: Callable[[list[str]], tuple[list[str], np.ndarray]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def was_retrieved(self, i: int) -> bool:
         return self.retrieved < 0 or i < self.retrieved
+
+    def with_extra(self, more: Iterable[str]) -> CandidatePool:
+        """This pool plus the ``more`` items it does not hold yet, appended as extras (not
+        retrieved), with exactly the features ``retrieve(..., extra=more)`` would give them."""
+        have = set(self.items)
+        new = [item for item in dict.fromkeys(more) if item not in have]
+        if not new:
+            return self
+        if self.featurize is None:
+            raise ValueError("this pool was not built by retrieve(); it cannot add items")
+        categories, feats = self.featurize(new)
+        return CandidatePool(
+            self.items + new, self.categories + categories,
+            np.concatenate([self.features, feats]),
+            len(self.items) if self.retrieved < 0 else self.retrieved, self.featurize,
+        )
 
 
 def _pop_score(catalog: Catalog, item_id: str, top_log: float) -> float:
@@ -192,40 +212,44 @@ def retrieve(
     n_recent = max(1, len(user.recent))
     top_log = catalog.get(popular[0]).pop_log if popular else 0.0  # type: ignore[union-attr]
     user_size = math.log1p(len(user.recent)) / 4.0
-    feats = np.zeros((len(items), N_CANDIDATE_FEATURES), np.float32)
-    categories: list[str] = []
-    for i, item in enumerate(items):
-        category = catalog.category_of(item) or hist_category.get(item, "")
-        categories.append(category)
-        row = feats[i]
-        h = history.get(item)
-        if h is not None:
-            age = max(0.0, now - h[3])
-            row[0] = 1.0
-            row[1] = 1.0 / (1.0 + h[0])
-            row[2] = math.log1p(h[1]) / 2.0
-            row[3] = h[2] / 5.0
-            row[4] = math.exp(-age / 600.0)
-            row[5] = math.exp(-age / 86_400.0)
-        c = covis.get(item)
-        if c is not None:
-            row[6] = math.log1p(c)
-            rank = covis_rank.get(item)
-            row[7] = 0.0 if rank is None else 1.0 / (1.0 + rank)
-        if category:
-            row[8] = share.get(category, 0.0)
-            row[9] = float(category == last_category)
-            row[13] = recent_cats.get(category, 0) / n_recent
-            row[15] = 1.0
-        row[10] = _pop_score(catalog, item, top_log)
-        rank = pop_rank.get(item)
-        row[11] = 0.0 if rank is None else 1.0 / (1.0 + rank)
-        rank = cat_rank.get(item)
-        row[12] = 0.0 if rank is None else 1.0 / (1.0 + rank)
-        row[14] = user_size
-        a = after_last.get(item)
-        if a is not None:
-            row[16] = math.log1p(a)
-            row[17] = 1.0 / (1.0 + after_last_rank[item])
-        row[18] = math.log1p(index.count(item)) / 5.0
-    return CandidatePool(items, categories, feats, retrieved)
+    def featurize(items: list[str]) -> tuple[list[str], np.ndarray]:
+        feats = np.zeros((len(items), N_CANDIDATE_FEATURES), np.float32)
+        categories: list[str] = []
+        for i, item in enumerate(items):
+            category = catalog.category_of(item) or hist_category.get(item, "")
+            categories.append(category)
+            row = feats[i]
+            h = history.get(item)
+            if h is not None:
+                age = max(0.0, now - h[3])
+                row[0] = 1.0
+                row[1] = 1.0 / (1.0 + h[0])
+                row[2] = math.log1p(h[1]) / 2.0
+                row[3] = h[2] / 5.0
+                row[4] = math.exp(-age / 600.0)
+                row[5] = math.exp(-age / 86_400.0)
+            c = covis.get(item)
+            if c is not None:
+                row[6] = math.log1p(c)
+                rank = covis_rank.get(item)
+                row[7] = 0.0 if rank is None else 1.0 / (1.0 + rank)
+            if category:
+                row[8] = share.get(category, 0.0)
+                row[9] = float(category == last_category)
+                row[13] = recent_cats.get(category, 0) / n_recent
+                row[15] = 1.0
+            row[10] = _pop_score(catalog, item, top_log)
+            rank = pop_rank.get(item)
+            row[11] = 0.0 if rank is None else 1.0 / (1.0 + rank)
+            rank = cat_rank.get(item)
+            row[12] = 0.0 if rank is None else 1.0 / (1.0 + rank)
+            row[14] = user_size
+            a = after_last.get(item)
+            if a is not None:
+                row[16] = math.log1p(a)
+                row[17] = 1.0 / (1.0 + after_last_rank[item])
+            row[18] = math.log1p(index.count(item)) / 5.0
+        return categories, feats
+
+    categories, feats = featurize(items)
+    return CandidatePool(items, categories, feats, retrieved, featurize)

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from state.item import ItemState
 
@@ -44,6 +45,9 @@ class Catalog:
         # category ("" = all) -> (when ranked, how many were asked for, ids)
         self._top: dict[str, tuple[float, int, list[str]]] = {}
         self._dirty: set[str] = set()
+        # Every item id once, for uniform sampling in O(1) (swap-remove keeps it dense).
+        self._ids: list[str] = []
+        self._slot: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -77,14 +81,31 @@ class Catalog:
             self._by_category.get(old.category, set()).discard(item_id)
             self._dirty.add(old.category)
         self._items[item_id] = entry
+        if old is None:
+            self._slot[item_id] = len(self._ids)
+            self._ids.append(item_id)
         self._by_category.setdefault(entry.category, set()).add(item_id)
         self._dirty.update((entry.category, ""))
 
     def remove(self, item_id: str) -> None:
         old = self._items.pop(item_id, None)
         if old is not None:
+            slot = self._slot.pop(item_id)
+            last = self._ids.pop()
+            if last != item_id:
+                self._ids[slot] = last
+                self._slot[last] = slot
             self._by_category.get(old.category, set()).discard(item_id)
             self._dirty.update((old.category, ""))
+
+    def sample(self, n: int, rng: Any) -> list[str]:
+        """Up to ``n`` distinct item ids drawn uniformly (with replacement, then de-duplicated)
+        from the whole catalog, in stock or not; O(n), whatever the catalog size. ``rng`` is a
+        ``numpy.random.Generator``."""
+        if not self._ids or n <= 0:
+            return []
+        picks = rng.integers(len(self._ids), size=n)
+        return list(dict.fromkeys(self._ids[int(i)] for i in picks))
 
     def popular(self, n: int, category: str | None = None) -> list[str]:
         """The ``n`` most popular in-stock items, overall or in one category; recomputed at most

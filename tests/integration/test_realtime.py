@@ -122,10 +122,6 @@ def test_a_burst_in_one_category_moves_the_interests(pair):
     assert last["interests"][0]["category"] == "tea"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known shortfall (README, model/README.md): the ranker learnt only on retrieved candidates and "
-    "scores items with no history, co-visitation or popularity near 1.0, above the user's own tea items"
-))
 def test_a_burst_in_one_category_moves_the_recommendations(pair):
     _, last = burst(pair, "burst-r")
     tea = {f"rt-{n}" for n in range(40) if n % 4 == 3}

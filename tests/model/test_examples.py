@@ -39,7 +39,8 @@ def test_click_examples_positive_then_admissible_negatives() -> None:
     assert out[0].item_id == "i7" and out[0].engaged == 1.0 and out[0].weight == 4.0
     assert out[0].next_category == "c1"
     negatives = out[1:]
-    assert len(negatives) == TINY.negatives
+    config = ExampleConfig(TINY, HALF_LIFE)
+    assert TINY.negatives < len(negatives) <= TINY.negatives + config.catalog_negatives
     assert all(e.engaged == 0.0 and e.next_category is None for e in negatives)
     assert "i1" not in {e.item_id for e in negatives}  # bought
     assert "i7" not in {e.item_id for e in negatives}
@@ -93,4 +94,62 @@ def test_a_click_retrieval_did_not_offer_labels_only_the_interest() -> None:
     everything = ExampleConfig(TINY, HALF_LIFE, retrieved_positives_only=False)
     out = click_examples(user, "new-item", "click", 200.0, "c2", catalog,
                          np.random.default_rng(0), index=index, config=everything)
-    assert out[0].engaged == 1.0 and len(out) == 1 + TINY.negatives
+    assert out[0].engaged == 1.0
+    assert 1 + TINY.negatives < len(out) <= 1 + TINY.negatives + everything.catalog_negatives
+
+
+def _big_shop(n: int = 500) -> tuple[UserState, Catalog, CovisIndex]:
+    """A catalog much larger than the retrieval pool, most of it never clicked."""
+    catalog = Catalog(HALF_LIFE, clock=lambda: 0.0)
+    for i in range(n):
+        item = ItemState()
+        if i < 40:
+            item.apply_activity({"click": float(i + 1)}, 100.0, HALF_LIFE, f"c{i % 7}")
+        else:
+            item.apply_catalog(f"c{i % 7}", f"thing {i}", None, True, 100.0)
+        catalog.upsert(f"i{i}", item)
+    user = UserState()
+    for i in range(5):
+        user.apply_click(f"i{i}", "click", 100.0 + i, f"c{i % 7}", HALF_LIFE)
+    return user, catalog, CovisIndex()
+
+
+def test_catalog_negatives_are_drawn_beyond_the_pool_with_retrieval_features() -> None:
+    """Besides pool negatives, a click draws ``catalog_negatives`` items uniformly from the whole
+    catalog; those retrieval did not offer get exactly the features retrieval gives an extra."""
+    from model.retrieval import retrieve
+
+    user, catalog, index = _big_shop()
+    config = ExampleConfig(TINY, HALF_LIFE, catalog_negatives=4)
+    interests = user.interest_weights(200.0, HALF_LIFE, TINY.interests)
+    pool = retrieve(user, 200.0, catalog, index, interests, config.retrieval, extra=["i30"])
+    out = click_examples(user, "i30", "click", 200.0, "c2", catalog, np.random.default_rng(3),
+                         config=config, pool=pool)
+    assert out[0].engaged == 1.0
+    negatives = out[1:]
+    assert all(e.engaged == 0.0 and e.weight == 1.0 for e in negatives)
+    beyond = [e for e in negatives[TINY.negatives:] if e.item_id not in pool.items]
+    assert beyond, "uniform draws from a 500-item catalog should leave the pool"
+    extra = [e.item_id for e in beyond]
+    reference = retrieve(user, 200.0, catalog, index, interests, config.retrieval,
+                         extra=["i30", *extra])
+    for e in beyond:
+        i = reference.items.index(e.item_id)
+        assert not reference.was_retrieved(i)
+        assert e.candidate == tuple(reference.features[i].tolist())
+        assert e.category == reference.categories[i]
+    off = click_examples(user, "i30", "click", 200.0, "c2", catalog, np.random.default_rng(3),
+                         config=ExampleConfig(TINY, HALF_LIFE, catalog_negatives=0), pool=pool)
+    assert len(off) == 1 + TINY.negatives and {e.item_id for e in off} <= set(pool.items)
+
+
+def test_catalog_sample_is_uniform_and_follows_removals() -> None:
+    _, catalog, _ = _big_shop(50)
+    rng = np.random.default_rng(0)
+    seen = [item for _ in range(400) for item in catalog.sample(5, rng)]
+    assert set(seen) == {f"i{i}" for i in range(50)}
+    for i in range(0, 50, 2):
+        catalog.remove(f"i{i}")
+    rest = {item for _ in range(200) for item in catalog.sample(5, rng)}
+    assert rest == {f"i{i}" for i in range(1, 50, 2)}
+    assert Catalog(HALF_LIFE).sample(3, rng) == []
