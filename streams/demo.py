@@ -38,6 +38,7 @@ class _Watcher:
 
     def __init__(self, settings: Settings, topics: Topics) -> None:
         self.counts: Counter[str] = Counter()
+        self.triggers: set[str] = set()  # clicks a recommendation answered
         self._settings = settings
         self._names = {
             topics.recommendations: "recommendation",
@@ -62,7 +63,10 @@ class _Watcher:
         kind = self._names[topic]
         for _, _, _, value in messages(self._settings, topic, True, None, self._stop):
             self.counts[kind] += 1
-            self._show(kind, json.loads(value or b"{}"), self.counts[kind])
+            message = json.loads(value or b"{}")
+            if kind == "recommendation":
+                self.triggers.add(message["trigger_event_id"])
+            self._show(kind, message, self.counts[kind])
 
     @staticmethod
     def _show(kind: str, m: dict[str, object], n: int) -> None:
@@ -130,19 +134,22 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0) -> int:
                 topic = topics.clicks if isinstance(live, Click) else topics.reviews
                 producer.send(topic, live.user_id.encode(), live.to_json())  # type: ignore[union-attr]
                 pacer.wait()
-        expected = Counter(
-            recommendation=len(sample.clicks),
-            sentiment=len(sample.reviews),
-            deadletter=len(sample.invalid),
-        )
+        # Every shopper's latest click is answered; earlier ones may share an answer when a
+        # shopper has many clicks in one batch (SHOPGUIDE_USER_ROUNDS_PER_BATCH).
+        latest = {click.user_id: click.event_id for click in sorted(sample.clicks, key=lambda c: c.ts)}
+        expected = Counter(sentiment=len(sample.reviews), deadletter=len(sample.invalid))
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and any(watcher.counts[k] < v for k, v in expected.items()):
+        while time.monotonic() < deadline and (
+            any(watcher.counts[k] < v for k, v in expected.items())
+            or not set(latest.values()) <= watcher.triggers
+        ):
             time.sleep(0.2)
         time.sleep(0.5)  # alerts come right after their review's sentiment
         console.print("stopping the worker, then the broker …")
     c = watcher.counts
+    answered = len(set(latest.values()) & watcher.triggers)
     print(
-        f"demo: {events} events, {c['recommendation']} recommendations, "
-        f"{c['sentiment']} sentiment signals, {c['deadletter']} dead-lettered"
+        f"demo: {events} events, {c['recommendation']} recommendations (latest click of {answered} of "
+        f"{len(latest)} shoppers answered), {c['sentiment']} sentiment signals, {c['deadletter']} dead-lettered"
     )
     return 0 if c["recommendation"] and c["sentiment"] else 1
