@@ -137,6 +137,18 @@ class Cluster:
         self.producer.close()
 
 
+def wait_until(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    """The first truthy value of ``predicate``, polled; AssertionError naming ``what`` after the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.3)
+
+
 def counts_of(url: str, user: str) -> dict[str, int] | None:
     status, body = get_json(f"{url}/users/{user}")
     return body["counts"] if status == 200 else None

@@ -11,7 +11,7 @@ from model.snapshot import SnapshotStore
 from streams.cluster import get_json, get_text
 from streams.events import Click, Item, Review
 from streams.snapshots import snapshot_records
-from streams.testing import Cluster, fresh_settings
+from streams.testing import Cluster, fresh_settings, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -22,16 +22,6 @@ def model_of(worker) -> dict:
     status, body = get_json(worker.url + "/model")
     assert status == 200, body
     return body
-
-
-def wait(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +63,8 @@ def test_both_workers_learn_and_serve_the_same_newest_model(pair):
         versions = {model_of(w)["version"] for w in pair.workers}
         return versions if len(versions) == 1 and min(versions) >= at_least else set()
 
-    newest = wait(published, 240, "the trainer to publish a snapshot")
-    [version] = wait(lambda: served_by_both(newest), 60, "both workers to serve the same newest snapshot")
+    newest = wait_until(published, 240, "the trainer to publish a snapshot")
+    [version] = wait_until(lambda: served_by_both(newest), 60, "both workers to serve the same newest snapshot")
     info = model_of(pair.workers[0])
     assert info["trained_examples"] > 0 and info["snapshot_age_s"] is not None
     assert sum(model_of(w)["trainer"]["running_here"] for w in pair.workers) == 1, "training happens in one place"
@@ -99,7 +89,7 @@ def test_a_corrupt_snapshot_is_refused_and_the_model_kept(pair):
     def refused() -> bool:
         return 'shopguide_model_snapshots_rejected_total{reason="integrity"}' in get_text(good.url + "/metrics")
 
-    wait(refused, 30, "the corrupt snapshot to be refused")
+    wait_until(refused, 30, "the corrupt snapshot to be refused")
     after = [model_of(w)["version"] for w in pair.workers]
     assert all(a >= b for a, b in zip(after, before, strict=True)) and max(after) < 10**9
 

@@ -10,7 +10,7 @@ import pytest
 
 from streams.cluster import get_json
 from streams.events import Click, Item
-from streams.testing import Cluster, TopicReader, fresh_settings
+from streams.testing import Cluster, TopicReader, counts_of, fresh_settings, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,17 +22,12 @@ def health(cluster: Cluster) -> tuple[int, dict]:
         return 0, {}
 
 
-def wait(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.3)
+def outage_reported(cluster: Cluster) -> bool:
+    return health(cluster)[1].get("status") == "broker_unreachable"
 
 
 def counts(cluster: Cluster, user: str) -> dict[str, int]:
-    status, body = get_json(f"{cluster.workers[0].url}/users/{user}")
-    return body["counts"] if status == 200 else {}
+    return counts_of(cluster.workers[0].url, user) or {}
 
 
 def send_clicks(cluster: Cluster, prefix: str, n: int, expected: Counter) -> None:
@@ -52,7 +47,7 @@ def test_an_unreachable_broker_is_reported_and_nothing_is_lost(broker, tmp_path)
         send_clicks(cluster, "before", 100, expected)
         cluster.producer.flush()
         broker.pause()
-        wait(lambda: health(cluster)[1].get("status") == "broker_unreachable", 15, "/healthz to report the outage")
+        wait_until(lambda: outage_reported(cluster), 15, "/healthz to report the outage")
         assert health(cluster)[0] == 503
         during = threading.Thread(target=send_clicks, args=(cluster, "during", 100, expected))
         during.start()  # the CLI's producer keeps retrying while the broker is frozen
@@ -60,8 +55,8 @@ def test_an_unreachable_broker_is_reported_and_nothing_is_lost(broker, tmp_path)
         broker.resume()
         during.join(60)
         cluster.producer.flush()
-        wait(lambda: health(cluster)[0] == 200, 60, "/healthz to recover")
-        wait(lambda: all(counts(cluster, u).get("view") == n for u, n in expected.items()), 120,
+        wait_until(lambda: health(cluster)[0] == 200, 60, "/healthz to recover")
+        wait_until(lambda: all(counts(cluster, u).get("view") == n for u, n in expected.items()), 120,
              "every click to be counted exactly once")
     finally:
         broker.resume()
@@ -75,12 +70,12 @@ def test_a_restarted_empty_broker_is_recreated_and_the_worker_carries_on(broker,
         expected: Counter = Counter()
         send_clicks(cluster, "first", 50, expected)
         cluster.producer.flush()
-        wait(lambda: counts(cluster, "first-u0").get("view") == expected["first-u0"], 60, "the first clicks")
+        wait_until(lambda: counts(cluster, "first-u0").get("view") == expected["first-u0"], 60, "the first clicks")
         broker.stop()
-        wait(lambda: health(cluster)[1].get("status") == "broker_unreachable", 15, "/healthz to report the outage")
+        wait_until(lambda: outage_reported(cluster), 15, "/healthz to report the outage")
         time.sleep(10)
         broker.start()  # same port, and empty: Tansu keeps everything in memory
-        wait(lambda: health(cluster)[0] == 200, 90, "the worker to recreate the topics and recover")
+        wait_until(lambda: health(cluster)[0] == 200, 90, "the worker to recreate the topics and recover")
         # Consumers that followed the lost logs must start the new ones from their beginning.
         cluster.recommendations.close()
         cluster.recommendations = TopicReader(cluster.settings, cluster.topics.recommendations)

@@ -17,7 +17,7 @@ from streams.cluster import get_json
 from streams.events import Click
 from streams.partitioning import partition_for
 from streams.producer import EventProducer
-from streams.testing import Cluster, fresh_settings
+from streams.testing import Cluster, counts_of, fresh_settings
 
 # About 200 s here: the flood is worked off at several hundred clicks a second (see the README).
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -34,8 +34,7 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 def view_count(url: str, user: str) -> int:
-    status, body = get_json(f"{url}/users/{user}")
-    return body["counts"]["view"] if status == 200 else 0
+    return (counts_of(url, user) or {}).get("view", 0)
 
 
 def test_a_flood_from_one_user_is_bounded_and_starves_no_one(broker, tmp_path):
