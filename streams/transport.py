@@ -46,7 +46,11 @@ RESTARTED_LOG_WINDOW_S = 60.0
 
 class _Consumer(driver.Consumer):
     _seeks = 0  # incremented around every seek to the committed offsets
-    _restarted: dict[str, float] = {}  # topic -> when it was created again (monotonic)
+    _restarted: dict[str, float]  # topic -> when it was created again (monotonic)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._restarted = {}
 
     async def restart_topics(self, topics: set[str]) -> None:
         """These topics were created again, empty: read them from their beginning, now and at the
@@ -70,12 +74,9 @@ class _Consumer(driver.Consumer):
             # aiokafka seeks only partitions whose committed offset is above 0 and leaves the
             # others wherever fetching got to, past records already dropped by the rebalance.
             now = time.monotonic()
-            restarted = [
-                tp for tp in self.assignment()
-                if now - self._restarted.get(tp.topic, -RESTARTED_LOG_WINDOW_S) < RESTARTED_LOG_WINDOW_S
-            ]
-            for tp in restarted:
-                self._forget(tp)
+            for tp in self.assignment():
+                if tp.topic in self._restarted and now - self._restarted[tp.topic] < RESTARTED_LOG_WINDOW_S:
+                    self._forget(tp)
             fresh = [
                 tp
                 for tp in self.assignment()
