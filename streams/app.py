@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,7 +46,7 @@ from streams.snapshots import Progress as TrainerProgress
 from streams.topics import Topics
 from streams.trainer import TrainerProcess
 from streams.training import ExampleBuilder, ExampleSink, unpack
-from streams.transport import App
+from streams.transport import App, BatchTable
 from streams.web import register_views
 
 log = logging.getLogger(__name__)
@@ -139,12 +140,9 @@ class Engine:
         self.activity = ActivityCounts()
         self.progress = Progress()
         self.app = self._make_app()
-        self.users = self.app.Table(
-            "users", key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS
-        )
-        self.items = self.app.Table(
-            "items", key_type=bytes, value_type=bytes, partitions=settings.partitions, options=ROCKSDB_OPTIONS
-        )
+        self.users = self._table("users")
+        self.items = self._table("items")
+        self._changelogs = {t.changelog_topic_name: t for t in (self.users, self.items)}
         self._handles = {
             name: self.app.topic(
                 name, key_serializer="raw", value_serializer="raw", partitions=spec_partitions
@@ -171,7 +169,8 @@ class Engine:
         self.clicks = ClickProcessor(
             self.topics, n, self.metrics, users, self.catalog, current_model, self.activity,
             top_k=settings.top_k, interest_half_life_s=settings.interest_half_life_s,
-            user_rounds_per_batch=settings.user_rounds_per_batch, learn=self._learn, on_hit=self.keeper.record_hit,
+            coalesce_after_s=settings.coalesce_after_ms / 1000.0, learn=self._learn,
+            on_hit=self.keeper.record_hit,
         )
         self.reviews = ReviewProcessor(
             self.topics, n, self.metrics, users, current_model, self.catalog, learn=self._learn
@@ -186,6 +185,14 @@ class Engine:
             self.topics, n, self.metrics, items, settings.popularity_half_life_s
         )
         self._register()
+
+    def _table(self, name: str) -> BatchTable:
+        table = BatchTable(
+            self.app, name=name, beacon=self.app.tables.beacon, key_type=bytes, value_type=bytes,
+            partitions=self.settings.partitions, options=ROCKSDB_OPTIONS,
+        )
+        self.app.tables.add(table)
+        return table
 
     def current_model(self) -> ServingModel:
         return self.keeper.current
@@ -322,13 +329,24 @@ class Engine:
         topics refuses some for a moment, and an acked event would then have lost its outputs."""
         delay = 0.1
         while out:
-            futures = self.send(out)
+            futures = await self.app.publish([(o.topic, o.partition, o.key, o.value) for o in out])
             # Faust commits an event's offset once it is acked (when the agent's body returns) but
-            # never waits for what its processing sent, table changelog writes included. Waiting
-            # here makes every effect of an acked event durable before its offset can be committed.
-            await self.app.producer.flush()
+            # never waits for what its processing sent. Every effect of a batch, its table
+            # changelog records included, is in ``out``: waiting for all of them here makes an
+            # acked event's effects durable before its offset can be committed.
             results = await asyncio.gather(*futures, return_exceptions=True)
             failed = [(o, r) for o, r in zip(out, results, strict=True) if isinstance(r, BaseException)]
+            sent: Counter[str] = Counter()
+            for o, r in zip(out, results, strict=True):
+                if isinstance(r, BaseException):
+                    continue
+                table = self._changelogs.get(o.topic)
+                if table is None:
+                    sent[o.topic] += 1
+                else:
+                    table.changelog_sent(r.partition, r.offset)
+            for topic, n in sent.items():
+                self.metrics.published.labels(topic).inc(n)
             if failed:
                 log.warning("the broker refused %d of %d messages (%r): sending them again in %.1f s",
                             len(failed), len(out), failed[0][1], delay)
@@ -357,18 +375,22 @@ class Engine:
         ]
         for msg in batch:
             self.progress.record(msg.topic, msg.partition, msg.offset)
+        if batch:
+            self.metrics.batch_size.labels(batch[0].topic).observe(len(batch))
+        out: list[Outgoing] = []
         try:
-            out: list[Outgoing] = processor.process(batch)
-            return out
+            out = processor.process(batch)
         except Exception:
             log.exception("processing a batch failed; retrying its events one by one")
-        out = []
-        for msg in batch:
-            try:
-                out += processor.process([msg])
-            except Exception as exc:
-                log.exception("internal error on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-                out.append(processor.dead_letter(msg, "internal", f"internal error: {exc!r}"[:500]))
+            for msg in batch:
+                try:
+                    out += processor.process([msg])
+                except Exception as exc:
+                    log.exception("internal error on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+                    out.append(processor.dead_letter(msg, "internal", f"internal error: {exc!r}"[:500]))
+        # Processing never awaits: the tables' unsent changelog records are this batch's writes.
+        for topic, table in self._changelogs.items():
+            out += [Outgoing(topic, key, value, partition) for partition, key, value in table.take_changelog()]
         return out
 
     def _register(self) -> None:

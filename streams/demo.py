@@ -134,8 +134,8 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0) -> int:
                 topic = topics.clicks if isinstance(live, Click) else topics.reviews
                 producer.send(topic, live.user_id.encode(), live.to_json())  # type: ignore[union-attr]
                 pacer.wait()
-        # Every shopper's latest click is answered; earlier ones may share an answer when a
-        # shopper has many clicks in one batch (SHOPGUIDE_USER_ROUNDS_PER_BATCH).
+        # Every shopper's latest click is answered; earlier ones may share an answer when the
+        # worker runs behind (SHOPGUIDE_COALESCE_AFTER_MS).
         latest = {click.user_id: click.event_id for click in sorted(sample.clicks, key=lambda c: c.ts)}
         expected = Counter(sentiment=len(sample.reviews), deadletter=len(sample.invalid))
         deadline = time.monotonic() + 120

@@ -31,6 +31,12 @@ class Metrics:
             "shopguide_deadletter_total", "Messages sent to the dead-letter topic, by reason",
             ["reason"], registry=r,
         )
+        self.published = Counter(
+            "shopguide_published_messages_total",
+            "Output messages the broker acknowledged, by topic (table changelogs and snapshots are "
+            "counted by Faust's own shopguide_faust_total_sent_messages)",
+            ["topic"], registry=r,
+        )
         self.resent = Counter(
             "shopguide_resent_messages_total",
             "Output messages the broker refused and the engine sent again (at-least-once outputs)",
@@ -52,6 +58,10 @@ class Metrics:
             "shopguide_event_to_sentiment_seconds",
             "From a review's ts to its sentiment message's published_ts",
             buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.batch_size = Histogram(
+            "shopguide_batch_events", "Events an agent processed together, by source topic", ["topic"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=r,
         )
         self.train_step = Histogram(
             "shopguide_train_step_seconds", "Duration of one incremental training step",

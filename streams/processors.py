@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -54,7 +53,8 @@ class Incoming:
 class Outgoing:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None
+    partition: int | None = None  # None: the key's partition
 
 
 class Store(Protocol):
@@ -164,11 +164,12 @@ class ClickProcessor(_Base):
     click. Users are scored together, in rounds in which each user appears once, so that every
     recommendation reflects exactly the clicks up to its own.
 
-    A user with more than ``user_rounds_per_batch`` clicks in one batch (a bot, a flood, a backlog)
-    gets one recommendation for the rest of them, triggered by the last: every click still changes
-    the state, but scoring, the expensive part, is paid once, so the flood cannot starve the other
-    users of the partition. Those clicks do not train the model either: one bot must not steer
-    what everyone is recommended."""
+    When the worker runs behind (a flood, a bot, a backlog after a restart: the click waited longer
+    than ``coalesce_after_s`` in Kafka), a user's clicks in one batch share one recommendation,
+    triggered by the last: every click still changes the state, but scoring, the expensive part,
+    is paid once per user and batch, so a flood cannot starve the other users of the partition.
+    Those clicks do not train the model either: one bot must not steer what everyone is
+    recommended. A worker that keeps up answers every click."""
 
     def __init__(
         self,
@@ -182,7 +183,7 @@ class ClickProcessor(_Base):
         *,
         top_k: int,
         interest_half_life_s: float,
-        user_rounds_per_batch: int = 16,
+        coalesce_after_s: float = 1.0,
         learn: Learn | None = None,
         on_hit: Callable[[int, bool], None] | None = None,
         clock: Clock = time.time,
@@ -194,7 +195,7 @@ class ClickProcessor(_Base):
         self.activity = activity
         self.top_k = top_k
         self.half_life = interest_half_life_s
-        self.user_rounds_per_batch = user_rounds_per_batch
+        self.coalesce_after_s = coalesce_after_s
         self.learn = learn
         self.on_hit = on_hit
 
@@ -202,7 +203,6 @@ class ClickProcessor(_Base):
         out: list[Outgoing] = []
         model = self.model()  # one version for the whole batch, even if a new one arrives
         round_: dict[str, tuple[Incoming, Click, UserState]] = {}
-        published: Counter[str] = Counter()  # rounds each user has had in this batch
         for msg in batch:
             try:
                 click = parse_click(msg.value, self.clock())
@@ -214,7 +214,7 @@ class ClickProcessor(_Base):
                 out.append(forward)
                 continue
             pending = round_.get(click.user_id)
-            flooding = pending is not None and published[click.user_id] >= self.user_rounds_per_batch
+            flooding = pending is not None and self.clock() - msg.timestamp_ms / 1000.0 > self.coalesce_after_s
             if flooding:
                 state = pending[2]  # this click joins the unpublished one's answer
             else:
@@ -236,8 +236,6 @@ class ClickProcessor(_Base):
             state.apply_click(click.item_id, click.action, click.ts, category, self.half_life)
             state.applied.record("clicks", msg.where, click.event_id)
             self.activity.add(click.item_id, category, click.action, click.ts)
-            if click.user_id not in round_:
-                published[click.user_id] += 1
             round_[click.user_id] = (msg, click, state)
             self.processed(msg)
         out += self._publish(round_, model)

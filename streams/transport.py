@@ -17,6 +17,18 @@ dropped and the consumer seeks back to the committed offsets once more, so that 
 fetched again, in order. Seeking back is always safe here: offsets are committed only after their
 effects are durable, and state marks make replayed events harmless.
 
+**Outputs without the one-at-a-time buffer.** ``Topic.send_soon`` queues every message in Faust's
+``ProducerBuffer``, which a single task hands to aiokafka one by one, each with its sensor hooks and
+a debug log record, and whose backlog pauses the conductor. :meth:`App.publish` appends a batch's
+outputs to aiokafka's accumulator directly, where they travel in per-partition batches (measured on
+a drained backlog: 1.4-2x the events/s of ``send_soon``). Table changelogs still go through Faust.
+
+**Table changelogs by the batch.** A table write queues its changelog record with ``send_soon``,
+one at a time like any output. :class:`BatchTable` collects them instead (a key written twice in
+a batch keeps only its last value, as compaction would); the engine sends them with the batch's
+outputs and, once acknowledged, records the changelog offset in the table's store, as Faust does
+after each send.
+
 **Logs that restarted.** A broker that lost its topics (the in-memory embedded broker on a restart)
 still receives the offsets Faust had acked before the outage: committed into the new, empty logs,
 they would skip their first records. Partitions of topics that were created again are read from
@@ -25,7 +37,9 @@ their beginning and what Faust remembered of them is forgotten.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -96,6 +110,37 @@ class _Consumer(driver.Consumer):
         return records
 
 
+class BatchTable(faust.Table):
+    """A table whose changelog records wait in :attr:`unsent` for :meth:`take_changelog`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unsent: dict[tuple[int, bytes], bytes | None] = {}
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        # Faust's own sends the record at once and reads the partition from its future.
+        partition = self.partition_for_key(key)
+        if partition is None:
+            raise RuntimeError(f"table {self.name}: a write outside of an event has no partition")
+        topic = self.changelog_topic
+        k, _ = topic.prepare_key(key, self.key_serializer)
+        v, _ = topic.prepare_value(value, self.value_serializer)
+        self.unsent[(partition, k)] = v
+        self._maybe_set_key_ttl(key, partition)
+        self._sensor_on_set(self, key, value)
+
+    def take_changelog(self) -> list[tuple[int, bytes, bytes | None]]:
+        """The records written since the last call: ``(partition, key, value)``."""
+        records = [(partition, key, value) for (partition, key), value in self.unsent.items()]
+        self.unsent.clear()
+        return records
+
+    def changelog_sent(self, partition: int, offset: int) -> None:
+        """What Faust's own send callback does: the store now knows its state is in the changelog
+        up to ``offset``, so that recovery after a restart starts from there."""
+        self.data.set_persisted_offset(faust.types.TP(self.changelog_topic_name, partition), offset)
+
+
 class _Transport(driver.Transport):
     Consumer = _Consumer
 
@@ -109,3 +154,20 @@ class App(faust.App):
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
+
+    async def publish(
+        self, records: Sequence[tuple[str, int | None, bytes | None, bytes | None]]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue ``(topic, partition, key, value)`` records for sending (partition None: by key);
+        each future resolves to the broker's acknowledgement (with the record's offset), or holds
+        why it could not be sent (never raises)."""
+        producer = self.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's, private to Faust
+        futures: list[asyncio.Future[Any]] = []
+        for topic, partition, key, value in records:
+            try:
+                futures.append(await producer.send(topic, value, key=key, partition=partition))
+            except Exception as exc:  # noqa: BLE001 - e.g. a full accumulator while the broker is away
+                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                failed.set_exception(exc)
+                futures.append(failed)
+        return futures
