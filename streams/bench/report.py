@@ -21,6 +21,7 @@ GOALS = (
     "CPU per event (net of idle) within 25% from the fewest to the most items",
     "worker RSS <= 1.5 GB with 1M users",
     "state <= 2 KB per user",
+    "online hit rate of the whole Taobao replay >= 0.9 x the offline prequential figure",
 )
 
 #: Frames grouped into the few places where a worker's time can go (first match wins).
@@ -88,12 +89,19 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         (_minus_one(spread.get("net_cpu_ms_per_event_max_over_min_by_items")), 0.25, False),
         (big["rss_mb"] if big and big["users"] >= 1_000_000 else None, 1536.0, False),
         (results.get("state_bytes_per_user"), 2048.0, False),
+        (_online_over_offline(results.get("replay")), 0.9, True),
     ]
     out = []
     for goal, (value, threshold, at_least) in zip(GOALS, values, strict=True):
         met = None if value is None else (value >= threshold if at_least else value <= threshold)
         out.append({"goal": goal, "value": value, "threshold": threshold, "met": met})
     return out
+
+
+def _online_over_offline(replay: dict[str, Any] | None) -> float | None:
+    if not replay or not replay.get("offline") or replay.get("hit_rate_all_events") is None:
+        return None
+    return float(replay["hit_rate_all_events"]) / replay["offline"]["hit_rate@10"]
 
 
 def _minus_one(x: float | None) -> float | None:
@@ -141,8 +149,10 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
         lines.append(f"| {name} | {_f(value, 0)} | {_f(ratio, 2)} |")
     t = r.get("throughput")
     if t:
-        lines += ["", f"Steady window {t['window_s']:.1f} s ({t['events_in_window']:,} events of a backlog of "
-                  f"{t['backlog']:,}); worker CPU {_f(t['worker_cpu_share'], 2)} cores; whole machine busy "
+        lines += ["", f"Steady window {t['window_s']:.1f} s of a backlog of {t['backlog']:,} events: events/s from "
+                  "the worker's processed-events counter; outputs (recommendations and sentiment signals) "
+                  f"{_f(t['outputs_eps'], 0)}/s (a worker behind its input answers a user's clicks of one batch "
+                  f"once); worker CPU {_f(t['worker_cpu_share'], 2)} cores; whole machine busy "
                   f"{t['machine_busy_share']:.0%}."]
     if r.get("latency_ms"):
         lines += ["", "## Latency: click `ts` → recommendation `published_ts` (ms)", "",
@@ -201,7 +211,13 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                   f"{_f(rp['eps'], 0)} events/s "
                   f"({_f(rp.get('ratio_to_faust_bare'), 2)} x the bare Faust agent), online hit rate "
                   f"{_f(rp['hit_rate'], 4)} ({_f(rp['hits'], 0)} of {_f(rp['trials'], 0)} clicks of users with "
-                  "a published recommendation)."]
+                  f"a published recommendation), {_f(rp.get('hit_rate_all_events'), 4)} of all clicks."]
+        off = rp.get("offline")
+        if off:
+            lines += ["", f"The worker started from untrained weights, as the offline replay's model does (the shipped "
+                      "warm start learned from this stream). Offline prequential HitRate@10 of the model on the same "
+                      f"{off['n']:,} events ({off['source']}): {_f(off['hit_rate@10'], 4)}; online over all clicks / "
+                      f"offline = {_f(_online_over_offline(rp), 2)}."]
     prof = (r.get("throughput") or {}).get("profile")
     if prof and prof.get("samples"):
         lines += ["", "## Where the worker's time goes (py-spy, throughput window)", "",
