@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections import Counter
 from collections.abc import Sequence
@@ -359,8 +360,15 @@ class Engine:
         if wait_for_views:  # serve with the whole catalog and the newest model
             await self.catalog_follower.caught_up.wait()
             await self.snapshot_follower.caught_up.wait()
-        within = self.settings.batch_wait_ms / 1000.0
-        async for events in acked_batches(stream, self.settings.batch_max, within):
+        s = self.settings
+        within, catching_up = s.batch_wait_ms / 1000.0, s.batch_wait_behind_ms / 1000.0
+        behind = s.coalesce_after_ms / 1000.0
+
+        def wait_for_more(first: Any) -> float:
+            # Behind its input, the worker fills its batches: fewer, larger steps cost less per event.
+            return catching_up if time.time() - first.message.timestamp > behind else within
+
+        async for events in acked_batches(stream, s.batch_max, wait_for_more):
             out = self._process(processor, events)
             out += [Outgoing(self.topics.training, None, r) for r in self.sink.drain()]
             await self.deliver(out)

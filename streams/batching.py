@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 
-async def acked_batches(stream: Any, max_events: int, within_s: float) -> AsyncIterator[list[Any]]:
+async def acked_batches(
+    stream: Any, max_events: int, within_s: float | Callable[[Any], float]
+) -> AsyncIterator[list[Any]]:
     """Yield lists of events; each list is acked when the consumer of this generator asks for the
-    next one (or stops)."""
+    next one (or stops). ``within_s`` may depend on the batch's first event (a worker that runs
+    behind gains nothing from a short wait, and pays per batch)."""
+    wait_for_more = within_s if callable(within_s) else (lambda _event: within_s)
     manual = stream.noack()
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2 * max_events)
 
@@ -38,7 +42,7 @@ async def acked_batches(stream: Any, max_events: int, within_s: float) -> AsyncI
                 return
             batch = [getter.result()]
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + within_s
+            deadline = loop.time() + wait_for_more(batch[0])
             while len(batch) < max_events:
                 if not queue.empty():
                     batch.append(queue.get_nowait())

@@ -46,6 +46,7 @@ class Settings:
     standby_replicas: int = _opt("SHOPGUIDE_STANDBY_REPLICAS", 1, "Standby copies of each table partition on other workers")
     batch_max: int = _opt("SHOPGUIDE_BATCH_MAX", 256, "Most events one agent step processes together")
     batch_wait_ms: float = _opt("SHOPGUIDE_BATCH_WAIT_MS", 2.0, "Longest wait to fill a batch (adds at most this to latency)")
+    batch_wait_behind_ms: float = _opt("SHOPGUIDE_BATCH_WAIT_BEHIND_MS", 50.0, "Longest wait to fill a batch whose first event waited more than SHOPGUIDE_COALESCE_AFTER_MS")
     top_k: int = _opt("SHOPGUIDE_TOP_K", 10, "Items per published recommendation")
     coalesce_after_ms: float = _opt("SHOPGUIDE_COALESCE_AFTER_MS", 1000.0, "Clicks that waited longer than this in Kafka share one recommendation per user and batch (floods, backlogs)")
     interest_half_life_s: float = _opt("SHOPGUIDE_INTEREST_HALF_LIFE_S", 3 * 3600.0, "Half-life of a user's category interest weights")
@@ -95,9 +96,10 @@ class Settings:
             raise SettingsError("SHOPGUIDE_PARTITIONS must be at least 1")
         if not 0 < self.web_port < 65536:
             raise SettingsError("SHOPGUIDE_WEB_PORT must be a TCP port")
-        if self.batch_max < 1 or self.batch_wait_ms < 0 or self.coalesce_after_ms < 0:
+        if self.batch_max < 1 or min(self.batch_wait_ms, self.batch_wait_behind_ms, self.coalesce_after_ms) < 0:
             raise SettingsError(
-                "SHOPGUIDE_BATCH_MAX must be >= 1, SHOPGUIDE_BATCH_WAIT_MS and SHOPGUIDE_COALESCE_AFTER_MS >= 0"
+                "SHOPGUIDE_BATCH_MAX must be >= 1, SHOPGUIDE_BATCH_WAIT_MS, SHOPGUIDE_BATCH_WAIT_BEHIND_MS and "
+                "SHOPGUIDE_COALESCE_AFTER_MS >= 0"
             )
         if not 0.0 < self.rollback_drop < 1.0:
             raise SettingsError("SHOPGUIDE_ROLLBACK_DROP must be between 0 and 1")
