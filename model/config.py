@@ -19,6 +19,13 @@ TASKS: tuple[str, ...] = ("recommend", "interest", "sentiment", "rating")
 N_CANDIDATE_FEATURES = 19
 #: User activity counts: one per action plus the user's review count (log1p-scaled).
 N_COUNTS = 6
+#: Starting bias of every ReLU layer (experts / shared bottom, task towers, the ranker's and the
+#: sentiment head's hidden layers). Not 0: a review's shared input is exactly zero at first (empty
+#: user context, all-zero text rows), and ReLU(0) has gradient 0, so with zero biases nothing
+#: behind the first ReLU, the text rows' deep part included, ever received a gradient from
+#: reviews: trained on reviews alone the sentiment head stayed a wide (hashed logistic
+#: regression) model, and only clicks, moving the shared biases, woke the deep part up.
+RELU_BIAS_INIT = 0.1
 
 
 class ConfigError(ValueError):
@@ -55,6 +62,9 @@ class ModelConfig:
     )
     uncertainty_weighting: bool = False  # Kendall et al. 2018: learn the task weights
     review_context_dropout: float = 0.5  # serving scores reviews without user/item context
+    #: Share of a training review's n-grams hidden (inverted dropout, reviews only; serving sees
+    #: every n-gram): keeps the deep text part from memorising rare n-grams.
+    text_dropout: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("item_buckets", "category_buckets", "text_buckets"):
@@ -129,7 +139,7 @@ def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         "interest/query/kernel": (t, d),
         "interest/query/bias": (d,),
         "interest/prior": (2,),  # weights of the user's own interest and recent-category shares
-        "sentiment/hidden/kernel": (t + d, 32),
+        "sentiment/hidden/kernel": (t + d + config.text_dim, 32),
         "sentiment/hidden/bias": (32,),
         "sentiment/out": (32, 1),
         "sentiment/bias": (1,),
@@ -140,17 +150,27 @@ def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+#: The biases that feed a ReLU (``model.network``).
+RELU_BIASES = frozenset({
+    "experts/bias", "bottom/bias", *(f"{t}/tower/bias" for t in TASKS),
+    "recommend/features/bias", "sentiment/hidden/bias",
+})
+
+
 def initial_weights(config: ModelConfig, seed: int) -> dict[str, np.ndarray]:
     """Starting weights, from numpy alone so that a seed gives the same model everywhere.
 
     Embedding tables start at zero: an untouched bucket then contributes nothing (an unseen item
     or n-gram is neutral), and a snapshot can store only the rows that training touched. Kernels
-    are Glorot-uniform over their last two axes; biases start at zero.
+    are Glorot-uniform over their last two axes; the biases of ReLU layers start at
+    :data:`RELU_BIAS_INIT` (so that an all-zero input still passes gradients), other biases at zero.
     """
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
     for name, shape in weight_shapes(config).items():
-        if name.endswith("_table") or len(shape) == 1 or name.endswith("bias"):
+        if name in RELU_BIASES:
+            out[name] = np.full(shape, RELU_BIAS_INIT, np.float32)
+        elif name.endswith("_table") or len(shape) == 1 or name.endswith("bias"):
             out[name] = np.zeros(shape, np.float32)
         else:
             limit = np.sqrt(6.0 / (shape[-2] + shape[-1]))

@@ -109,7 +109,7 @@ class MultiTaskNet(keras.Model):
         )
         interest = tf.where(known[None, :], interest, NEG_INF)
 
-        s_in = tf.concat([z["sentiment"], item_vec], axis=-1)
+        s_in = tf.concat([z["sentiment"], item_vec, text_pooled[:, :dt]], axis=-1)
         s_hidden = tf.nn.relu(s_in @ w["sentiment/hidden/kernel"] + w["sentiment/hidden/bias"])
         sentiment = (
             (s_hidden @ w["sentiment/out"])[:, 0] + w["sentiment/bias"][0] + text_pooled[:, dt]

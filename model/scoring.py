@@ -133,7 +133,7 @@ class NumpyNet:
         w, dt = self.w, self.config.text_dim
         vec, _ = self.item_vectors(item_ids, cat_ids)
         hidden = _relu(
-            np.concatenate([z_sent, vec], axis=-1) @ w["sentiment/hidden/kernel"]
+            np.concatenate([z_sent, vec, text_pooled[:, :dt]], axis=-1) @ w["sentiment/hidden/kernel"]
             + w["sentiment/hidden/bias"]
         )
         return (hidden @ w["sentiment/out"])[:, 0] + w["sentiment/bias"][0] + text_pooled[:, dt]

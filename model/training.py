@@ -137,11 +137,20 @@ class Trainer:
         self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]
     ) -> None:
         """Serving scores review text without knowing the item, so the sentiment head must not
-        come to depend on it: hide the reviewed item from a share of review rows."""
+        come to depend on it: hide the reviewed item from a share of review rows. Also hide a
+        ``text_dropout`` share of each text's n-grams (the rest scaled up to keep the
+        expectation): without it the deep text part (a 16-d row per n-gram, which Adagrad moves
+        by about the learning rate on its first occurrence) memorised rare n-grams and overfitted
+        within two epochs (Chinese validation accuracy 0.926 against 0.933 with it)."""
         reviews = targets["positive_mask"] > 0
         drop = reviews & (self._rng.random(len(reviews)) < self.config.review_context_dropout)
         inputs["item"][drop] = 0
         inputs["category"][drop] = 0
+        p = self.config.text_dropout
+        if p > 0:
+            weights = inputs["text_weights"]  # all zero on rows without text (clicks)
+            keep = self._rng.random(weights.shape) >= p
+            inputs["text_weights"] = np.where(keep, weights / (1.0 - p), 0.0).astype(np.float32)
 
     def predict(self, examples: Sequence[Example]) -> dict[str, np.ndarray]:
         """The network's raw outputs (logits, rating) for ``examples``; for tests and checks."""

@@ -77,6 +77,34 @@ def test_a_task_weighted_zero_is_left_out(stream) -> None:
     assert not np.any(grads["recommend/features/out"])  # ...but never learnt
 
 
+def test_reviews_alone_train_the_deep_text_part(stream) -> None:
+    """A review's shared input starts exactly zero (empty user context, zero text rows): the
+    ReLU layers' positive starting biases let its gradient through, so training on reviews alone
+    moves the text rows' deep columns, not only their wide (per-n-gram) weights."""
+    trainer = Trainer(TINY.with_(task_weights={"sentiment": 1.0}), seed=0)
+    reviews = [e for e in stream.examples if e.positive is not None]
+    grads = _gradients(trainer, reviews[:16])
+    assert np.any(grads["experts/bias"]) and np.any(grads["sentiment/hidden/bias"])
+    assert np.any(grads["text_table"][:, : TINY.text_dim])
+    trainer.learn_many(reviews)
+    deep = trainer.net.named["text_table"].numpy()[:, : TINY.text_dim]
+    assert np.any(deep)
+
+
+def test_text_dropout_hides_review_ngrams_only(stream) -> None:
+    trainer = Trainer(TINY.with_(text_dropout=0.5), seed=0)
+    batch = [e for e in stream.examples if e.positive is not None][:8]
+    batch += [e for e in stream.examples if e.engaged is not None][:8]
+    inputs, targets = encode_examples(batch, trainer.config)
+    before = inputs["text_weights"].copy()
+    trainer._drop_review_context(inputs, targets)
+    after = inputs["text_weights"]
+    assert not np.any(after[8:]) and not np.any(before[8:])  # clicks carry no text
+    kept = after[:8] > 0
+    assert 0 < kept.sum() < (before[:8] > 0).sum()
+    np.testing.assert_allclose(after[:8][kept], 2.0 * before[:8][kept], rtol=1e-6)
+
+
 def test_same_seed_same_model(stream) -> None:
     a, b = Trainer(TINY, seed=3), Trainer(TINY, seed=3)
     for t in (a, b):
