@@ -115,12 +115,17 @@ class MethodScore:
     warm_hits: int = 0
     warm_ndcg: float = 0.0
     warm_n: int = 0
+    returning_hits: int = 0  # users with at least one prior event (online: those already answered once)
+    returning_n: int = 0
     curve: list[float] = field(default_factory=list)  # hit rate per window of positives
     _window_hits: int = 0
 
-    def add(self, rank: int | None, warm: bool) -> None:
+    def add(self, rank: int | None, warm: bool, returning: bool) -> None:
         gain = 0.0 if rank is None else 1.0 / math.log2(rank + 2)
         self.n += 1
+        if returning:
+            self.returning_n += 1
+            self.returning_hits += rank is not None
         self.hits += rank is not None
         self.ndcg += gain
         self._window_hits += rank is not None
@@ -140,6 +145,8 @@ class MethodScore:
             "warm_hit_rate@10": self.warm_hits / self.warm_n if self.warm_n else 0.0,
             "warm_ndcg@10": self.warm_ndcg / self.warm_n if self.warm_n else 0.0,
             "warm_n": self.warm_n,
+            "returning_hit_rate@10": self.returning_hits / self.returning_n if self.returning_n else 0.0,
+            "returning_n": self.returning_n,
         }
 
 
@@ -200,14 +207,15 @@ def prequential(
             user = users[e.user_id] = UserState()
         if is_positive(e):
             warm = sum(user.counts) >= WARM_USER_EVENTS
+            returning = sum(user.counts) > 0
             for m in methods:
                 t0 = time.perf_counter()
                 ranked = [i for i, _ in m.recommend(user, e.ts, k)]
                 spent[m.name] += time.perf_counter() - t0
                 rank = ranked.index(e.item_id) if e.item_id in ranked else None
-                scores[m.name].add(rank, warm)
+                scores[m.name].add(rank, warm, returning)
                 if after and n_events >= tuned_until:  # type: ignore[operator]
-                    after[m.name].add(rank, warm)
+                    after[m.name].add(rank, warm, returning)
             n += 1
             if n % window == 0:
                 for s in scores.values():
