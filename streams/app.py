@@ -321,8 +321,10 @@ class Engine:
         else:
             self.catalog.upsert(item_id, ItemState.from_bytes(value))
 
-    def send(self, out: Sequence[Outgoing]) -> list[asyncio.Future]:
-        return [self._handles[o.topic].send_soon(key=o.key, value=o.value) for o in out]
+    def send(self, out: Sequence[Outgoing]) -> None:
+        """Send without waiting (item activity counts: approximate by design)."""
+        for o in out:
+            self._handles[o.topic].send_soon(key=o.key, value=o.value)
 
     async def deliver(self, out: Sequence[Outgoing]) -> None:
         """Send and wait until the broker has acknowledged every message, sending again what it
@@ -336,13 +338,13 @@ class Engine:
             # changelog records included, is in ``out``: waiting for all of them here makes an
             # acked event's effects durable before its offset can be committed.
             results = await asyncio.gather(*futures, return_exceptions=True)
-            failed = [(o, r) for o, r in zip(out, results, strict=True) if isinstance(r, BaseException)]
+            failed: list[tuple[Outgoing, BaseException]] = []
             sent: Counter[str] = Counter()
             for o, r in zip(out, results, strict=True):
-                if isinstance(r, BaseException):
-                    continue
                 table = self._changelogs.get(o.topic)
-                if table is None:
+                if isinstance(r, BaseException):
+                    failed.append((o, r))
+                elif table is None:
                     sent[o.topic] += 1
                 else:
                     table.changelog_sent(r.partition, r.offset)

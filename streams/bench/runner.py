@@ -368,14 +368,13 @@ class Bench:
         in_window = sum(1 for t in published if w0 <= t <= w1)
         outputs_eps = in_window / (w1 - w0) if w1 > w0 else 0.0
         # Events, not outputs: a worker behind its input answers a user's clicks of one batch once.
-        points = [s for s in series if w0 <= s["t"] <= w1]
+        window = [s for s in series if w0 <= s["t"] <= w1]  # the worker's samples in the window
         eps = outputs_eps
-        if len(points) >= 2:
-            eps = (points[-1]["processed"] - points[0]["processed"]) / (points[-1]["t"] - points[0]["t"])
+        if len(window) >= 2:
+            eps = (window[-1]["processed"] - window[0]["processed"]) / (window[-1]["t"] - window[0]["t"])
         if drained and last < first + plan.warmup_s + plan.duration_s:
             self.note(f"the throughput backlog ({n:,} events) drained after {last - first:.1f} s: "
                       "the window was shortened to its end")
-        cpu = [s for s in series if w0 <= s["t"] <= w1]
         self.results["throughput_eps"] = eps
         self.results["throughput"] = {
             "outputs_in_window": in_window,
@@ -383,8 +382,8 @@ class Bench:
             "window_s": w1 - w0,
             "backlog": n,
             "series_eps": per_second(published, first, last),
-            "worker_cpu_share": (cpu[-1]["cpu_s"] - cpu[0]["cpu_s"]) / (cpu[-1]["t"] - cpu[0]["t"])
-            if len(cpu) >= 2 else None,
+            "worker_cpu_share": (window[-1]["cpu_s"] - window[0]["cpu_s"]) / (window[-1]["t"] - window[0]["t"])
+            if len(window) >= 2 else None,
             "machine_busy_share": machine_busy,
             "profile": profile.wait() if profile else None,
         }
