@@ -46,7 +46,8 @@ from streams.snapshots import PROGRESS_KEY, SnapshotAssembler, snapshot_records
 from streams.snapshots import Progress as TrainerProgress
 from streams.topics import Topics
 from streams.trainer import TrainerProcess
-from streams.training import ExampleBuilder, ExampleSink, unpack
+from streams.training import ExampleBuilder, ExampleSink
+from streams.training_feed import TrainingFeed
 from streams.transport import App, BatchTable
 from streams.web import register_views
 
@@ -158,6 +159,10 @@ class Engine:
         self.snapshot_follower = Follower(
             settings, self.topics.snapshots, self._apply_snapshot_record, "snapshots"
         )
+        self.training_feed = TrainingFeed(
+            settings, self.topics.training, submit=self._submit_training,
+            on_elected=self._ensure_trainer, on_deposed=self._stop_trainer,
+        ) if settings.train else None
         self.broker_watch = BrokerWatch(
             settings,
             on_change=lambda up: self.metrics.broker_up.set(int(up)),
@@ -216,6 +221,8 @@ class Engine:
     async def _topics_recreated(self, names: set[str]) -> None:
         self.catalog_follower.rewind()
         self.snapshot_follower.rewind()
+        if self.training_feed is not None:
+            self.training_feed.rewind()
         try:  # the group is usually rejoining now; its rebalance reads them from the start too
             await asyncio.wait_for(self.app.consumer.restart_topics(names), 10.0)
         except Exception as exc:  # noqa: BLE001 - the watch must go on
@@ -245,7 +252,11 @@ class Engine:
         if self.trainer is None or not self.trainer.alive:
             if self.trainer is not None:
                 log.error("the trainer process died; starting a new one from the served snapshot")
-            self.trainer = TrainerProcess(self.keeper.snapshot.to_bytes(), self.settings.snapshot_interval_s)
+            s = self.settings
+            self.trainer = TrainerProcess(
+                self.keeper.snapshot.to_bytes(), s.snapshot_interval_s,
+                threads=s.trainer_threads, nice=s.trainer_nice,
+            )
         return self.trainer
 
     def _publish_training(self) -> None:
@@ -266,17 +277,15 @@ class Engine:
             self._handles[self.topics.snapshots].send_soon(key=PROGRESS_KEY, value=progress.to_bytes())
         self.metrics.train_dropped.set(trainer.dropped)
 
-    async def _run_training(self, stream: Any) -> None:
-        async for events in acked_batches(stream, 64, 0.05):
-            for event in events:
-                try:
-                    examples, newest = unpack(event.message.value or b"")
-                except ValueError as exc:
-                    log.warning("training topic: %s", exc)
-                    continue
-                trainer = self._ensure_trainer()
-                if trainer is not None:
-                    trainer.submit(examples, newest, max(self.keeper.version, self.assembler.newest))
+    def _submit_training(self, examples: list[bytes], newest: float) -> None:
+        trainer = self._ensure_trainer()
+        if trainer is not None:
+            trainer.submit(examples, newest, max(self.keeper.version, self.assembler.newest))
+
+    def _stop_trainer(self) -> None:
+        if self.trainer is not None:
+            self.trainer.stop()
+            self.trainer = None
 
     def _make_app(self) -> faust.App:
         s = self.settings
@@ -419,11 +428,6 @@ class Engine:
         agent(t.items, self.catalog_updates)
         agent(t.item_activity, self.item_activity)
 
-        async def train(stream: Any) -> None:
-            await self._run_training(stream)
-
-        app.agent(h[t.training], name=f"{self.settings.app_id}.train", concurrency=1)(train)
-
         @app.task
         async def follow_catalog() -> None:
             await self.catalog_follower.run()
@@ -440,17 +444,16 @@ class Engine:
         async def publish_training() -> None:
             self._publish_training()
 
-        @app.on_partitions_assigned.connect
-        async def start_trainer(sender: Any, assigned: set[Any], **kwargs: Any) -> None:
-            # TensorFlow takes seconds to load: start as soon as this worker owns the training
-            # partition rather than when the first examples arrive.
-            if any(tp.topic == t.training for tp in assigned):
-                self._ensure_trainer()
+        if self.training_feed is not None:
+            feed = self.training_feed
+
+            @app.task
+            async def feed_trainer() -> None:
+                await feed.run()
 
         @app.on_before_shutdown.connect
         async def stop_trainer(sender: Any, **kwargs: Any) -> None:
-            if self.trainer is not None:
-                self.trainer.stop()
+            self._stop_trainer()
 
         @app.timer(interval=self.settings.item_flush_s)
         async def flush_activity() -> None:

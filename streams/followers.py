@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -20,6 +20,19 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 Apply = Callable[[bytes | None, bytes | None], None]
+
+
+async def reconnecting(name: str, body: Callable[[], Awaitable[None]]) -> None:
+    """Run ``body`` until cancelled, starting it again a second after a broker error: a worker's
+    own consumers must outlive an outage of the broker just like Faust's do."""
+    while True:
+        try:
+            await body()
+        except asyncio.CancelledError:
+            raise
+        except KafkaError as exc:
+            log.warning("%s: %r; reconnecting in 1 s", name, exc)
+            await asyncio.sleep(1.0)
 
 
 class Follower:
@@ -38,15 +51,7 @@ class Follower:
         self._rewind = True
 
     async def run(self) -> None:
-        """Follow until cancelled; reconnects on broker errors."""
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except KafkaError as exc:
-                log.warning("%s follower: %r; reconnecting in 1 s", self._name, exc)
-                await asyncio.sleep(1.0)
+        await reconnecting(f"{self._name} follower", self._follow)
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(

@@ -38,9 +38,18 @@ class TrainerReport:
 
 
 def _child(
-    inbox: Any, outbox: Any, resume: bytes | None, interval_s: float, seed: int, parent: int
+    inbox: Any, outbox: Any, resume: bytes | None, interval_s: float, seed: int, parent: int,
+    threads: int, nice: int,
 ) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Serving first: a worker's event loop is one thread, and a trainer on every core (TensorFlow's
+    # default) took it 30% of its events per second on two cores. Training is lossy by design, so
+    # it gets what serving leaves, and learns no slower on one thread for micro-batches this small.
+    os.nice(nice)
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
     from model.config import TASKS, ModelConfig
     from model.examples import Example, ExampleDecodeError
     from model.snapshot import Snapshot
@@ -84,13 +93,16 @@ def _child(
 
 
 class TrainerProcess:
-    def __init__(self, resume: bytes | None, snapshot_interval_s: float, backlog: int = 8) -> None:
+    def __init__(
+        self, resume: bytes | None, snapshot_interval_s: float, *, threads: int = 1, nice: int = 0,
+        backlog: int = 8,
+    ) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that runs threads
         self._inbox = ctx.Queue(maxsize=backlog)
         self._outbox = ctx.Queue()
         self._proc = ctx.Process(
             target=_child,
-            args=(self._inbox, self._outbox, resume, snapshot_interval_s, 0, os.getpid()),
+            args=(self._inbox, self._outbox, resume, snapshot_interval_s, 0, os.getpid(), threads, nice),
             daemon=True,
             name="shopguide-trainer",
         )

@@ -17,7 +17,7 @@ from streams.cluster import get_json
 from streams.events import Click
 from streams.partitioning import partition_for
 from streams.producer import EventProducer
-from streams.testing import Cluster, counts_of, fresh_settings
+from streams.testing import Cluster, counts_of, fresh_settings, wait_until
 
 # About 200 s here: the flood is worked off at several hundred clicks a second (see the README).
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -48,13 +48,18 @@ def test_a_flood_from_one_user_is_bounded_and_starves_no_one(broker, tmp_path):
         beside = [u for u in bystanders if partition_for(u, n) == flood_partition][:2]
         assert elsewhere and beside
 
-        # Warm up (the first scoring compiles), then note the worker's memory.
+        # Warm up (the first scoring compiles, the trainer starts and its first snapshot replaces the
+        # shipped one: from then on the worker holds a served and an incoming model), then note the
+        # worker's memory.
+        start_version = get_json(f"{worker.url}/model")[1]["version"]
         for i, user in enumerate(elsewhere + beside):
             cluster.producer.send(cluster.topics.clicks, user.encode(),
                                   Click(f"warm-{i}", user, f"item-{i}", "view", time.time(), "c").to_json())
         cluster.producer.flush()
         cluster.recommendations.wait_for(lambda m: m["trigger_event_id"].startswith("warm-"),
                                          count=len(elsewhere + beside), timeout_s=60)
+        wait_until(lambda: get_json(f"{worker.url}/model")[1]["version"] > start_version, 120,
+                   "the trainer's first snapshot")
         rss_before, _ = rss_mb(worker.proc.pid)
 
         flood_sent = threading.Event()
