@@ -144,23 +144,17 @@ def click_examples(
     bought = set(user_before.bought)
     pos_i = position[item_id]
     if config.retrieved_positives_only and not pool.was_retrieved(pos_i):
-        return [Example(context, item_id, category or pool.categories[pos_i], _row(pool, pos_i),
-                        None, 1.0, category or None)]
-    out = [
-        Example(
-            context, item_id, category or pool.categories[pos_i], _row(pool, pos_i), 1.0,
-            ACTION_WEIGHT[action], category or None,
-        )
-    ]
+        [row] = pool.rows([pos_i]).tolist()
+        return [Example(context, item_id, category or pool.categories[pos_i], tuple(row), None,
+                        1.0, category or None)]
+    negatives: list[int] = []
     eligible = [
         i for i, item in enumerate(pool.items)
         if item != item_id and item not in bought and catalog.available(item)
     ]
     if eligible:
         picks = rng.choice(len(eligible), size=min(mc.negatives, len(eligible)), replace=False)
-        for p in sorted(picks.tolist()):
-            i = eligible[p]
-            out.append(Example(context, pool.items[i], pool.categories[i], _row(pool, i), 0.0))
+        negatives += [eligible[p] for p in sorted(picks.tolist())]
     if config.catalog_negatives > 0:
         drawn = [
             item for item in catalog.sample(config.catalog_negatives, rng)
@@ -169,14 +163,20 @@ def click_examples(
         if drawn:
             pool = pool.with_extra(drawn)
             position = {item: i for i, item in enumerate(pool.items)}
-            for item in drawn:
-                i = position[item]
-                out.append(Example(context, item, pool.categories[i], _row(pool, i), 0.0))
+            negatives += [position[item] for item in drawn]
+    # Only the rows used: a pool has hundreds of candidates, an example a handful.
+    positive, *rows = pool.rows([pos_i, *negatives]).tolist()
+    out = [
+        Example(
+            context, item_id, category or pool.categories[pos_i], tuple(positive), 1.0,
+            ACTION_WEIGHT[action], category or None,
+        )
+    ]
+    out += [
+        Example(context, pool.items[i], pool.categories[i], tuple(row), 0.0)
+        for i, row in zip(negatives, rows, strict=True)
+    ]
     return out
-
-
-def _row(pool: CandidatePool, i: int) -> tuple[float, ...]:
-    return tuple(pool.features[i].tolist())
 
 
 def review_example(

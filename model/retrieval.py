@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,19 +108,41 @@ class RetrievalConfig:
     popular: int = 50
 
 
-@dataclass(slots=True)
 class CandidatePool:
-    """Candidates for one user at one moment, with their categories and feature rows."""
+    """Candidates for one user at one moment, with their categories. Their feature rows are
+    computed when asked for: ranking reads all of them, a training example only a handful."""
 
-    items: list[str]
-    categories: list[str]
-    features: np.ndarray  # [len(items), N_CANDIDATE_FEATURES], float32
-    #: How many of ``items`` retrieval found (the rest are ``extra`` items); -1: all of them.
-    retrieved: int = -1
-    #: The feature function of this user at this moment (set by :func:`retrieve`).
-    featurize: Callable[[list[str]], tuple[list[str], np.ndarray]] | None = field(
-        default=None, repr=False, compare=False
-    )
+    __slots__ = ("_features", "_source", "categories", "items", "retrieved")
+
+    def __init__(
+        self,
+        items: list[str],
+        categories: list[str],
+        features: np.ndarray | None = None,
+        retrieved: int = -1,
+        source: _Features | None = None,
+    ) -> None:
+        if features is None and source is None:
+            raise ValueError("a pool needs its features or the function that computes them")
+        self.items = items
+        self.categories = categories
+        #: How many of ``items`` retrieval found (the rest are ``extra`` items); -1: all of them.
+        self.retrieved = retrieved
+        self._source = source
+        self._features = features
+
+    @property
+    def features(self) -> np.ndarray:
+        """[len(items), N_CANDIDATE_FEATURES], float32."""
+        if self._features is None:
+            self._features = self._source.rows(self.items)  # type: ignore[union-attr]
+        return self._features
+
+    def rows(self, indices: Sequence[int]) -> np.ndarray:
+        """The feature rows of these candidates, exactly as :attr:`features` holds them."""
+        if self._features is not None:
+            return self._features[list(indices)]
+        return self._source.rows([self.items[i] for i in indices])  # type: ignore[union-attr]
 
     def was_retrieved(self, i: int) -> bool:
         return self.retrieved < 0 or i < self.retrieved
@@ -132,21 +154,15 @@ class CandidatePool:
         new = [item for item in dict.fromkeys(more) if item not in have]
         if not new:
             return self
-        if self.featurize is None:
+        if self._source is None:
             raise ValueError("this pool was not built by retrieve(); it cannot add items")
-        categories, feats = self.featurize(new)
+        features = None
+        if self._features is not None:
+            features = np.concatenate([self._features, self._source.rows(new)])
         return CandidatePool(
-            self.items + new, self.categories + categories,
-            np.concatenate([self.features, feats]),
-            len(self.items) if self.retrieved < 0 else self.retrieved, self.featurize,
+            self.items + new, self.categories + [self._source.category(i) for i in new], features,
+            len(self.items) if self.retrieved < 0 else self.retrieved, self._source,
         )
-
-
-def _pop_score(catalog: Catalog, item_id: str, top_log: float) -> float:
-    entry = catalog.get(item_id)
-    if entry is None or not math.isfinite(entry.pop_log):
-        return 0.0
-    return max(0.0, 1.0 + (entry.pop_log - top_log) / 20.0)
 
 
 def retrieve(
@@ -158,7 +174,7 @@ def retrieve(
     config: RetrievalConfig = RetrievalConfig(),
     extra: Iterable[str] = (),
 ) -> CandidatePool:
-    """Gather candidates and compute their features. ``interests`` are the user's decayed category
+    """Gather candidates (their features are computed when asked for). ``interests`` are the user's decayed category
     shares at ``now``; ``extra`` items (a training positive) are added if not retrieved, so that
     they get the very features they would have had as candidates."""
     history: dict[str, list[float]] = {}  # item -> [position of last visit, count, max action w, ts]
@@ -174,10 +190,6 @@ def retrieve(
     covis = index.scores(user, config.covis_sources, config.covis_per_source)
     last_item = user.recent[-1].item_id if user.recent else ""
     after_last = index.neighbors(last_item)
-    after_last_rank = {
-        item: rank for rank, item in
-        enumerate(sorted(after_last, key=after_last.__getitem__, reverse=True))
-    }
     covis_ranked = sorted(covis, key=covis.__getitem__, reverse=True)[: config.covis_max]
     covis_rank = {item: rank for rank, item in enumerate(covis_ranked)}
     popular = catalog.popular(config.popular)
@@ -205,51 +217,96 @@ def retrieve(
             seen.add(item)
             items.append(item)
 
-    share = dict(interests)
     recent_cats: dict[str, int] = {}
     for r in user.recent:
         recent_cats[r.category] = recent_cats.get(r.category, 0) + 1
-    n_recent = max(1, len(user.recent))
-    top_log = catalog.get(popular[0]).pop_log if popular else 0.0  # type: ignore[union-attr]
-    user_size = math.log1p(len(user.recent)) / 4.0
-    def featurize(items: list[str]) -> tuple[list[str], np.ndarray]:
-        feats = np.zeros((len(items), N_CANDIDATE_FEATURES), np.float32)
-        categories: list[str] = []
-        for i, item in enumerate(items):
-            category = catalog.category_of(item) or hist_category.get(item, "")
-            categories.append(category)
-            row = feats[i]
-            h = history.get(item)
-            if h is not None:
-                age = max(0.0, now - h[3])
-                row[0] = 1.0
-                row[1] = 1.0 / (1.0 + h[0])
-                row[2] = math.log1p(h[1]) / 2.0
-                row[3] = h[2] / 5.0
-                row[4] = math.exp(-age / 600.0)
-                row[5] = math.exp(-age / 86_400.0)
-            c = covis.get(item)
-            if c is not None:
-                row[6] = math.log1p(c)
-                rank = covis_rank.get(item)
-                row[7] = 0.0 if rank is None else 1.0 / (1.0 + rank)
-            if category:
-                row[8] = share.get(category, 0.0)
-                row[9] = float(category == last_category)
-                row[13] = recent_cats.get(category, 0) / n_recent
-                row[15] = 1.0
-            row[10] = _pop_score(catalog, item, top_log)
-            rank = pop_rank.get(item)
-            row[11] = 0.0 if rank is None else 1.0 / (1.0 + rank)
-            rank = cat_rank.get(item)
-            row[12] = 0.0 if rank is None else 1.0 / (1.0 + rank)
-            row[14] = user_size
-            a = after_last.get(item)
-            if a is not None:
-                row[16] = math.log1p(a)
-                row[17] = 1.0 / (1.0 + after_last_rank[item])
-            row[18] = math.log1p(index.count(item)) / 5.0
-        return categories, feats
+    source = _Features(
+        now, catalog, index, history, hist_category, covis, covis_rank, after_last, pop_rank,
+        cat_rank, share=dict(interests), last_category=last_category, recent_cats=recent_cats,
+        user_size=math.log1p(len(user.recent)) / 4.0,
+        top_log=catalog.get(popular[0]).pop_log if popular else 0.0,  # type: ignore[union-attr]
+    )
+    return CandidatePool(items, [source.category(i) for i in items], None, retrieved, source)
 
-    categories, feats = featurize(items)
-    return CandidatePool(items, categories, feats, retrieved, featurize)
+
+@dataclass(slots=True)
+class _Features:
+    """The feature function of one user at one moment: what retrieval found out about the user
+    and the candidates, turned into a row per item. A row depends on its item only, so rows
+    computed alone equal rows computed together."""
+
+    now: float
+    catalog: Catalog
+    index: CovisIndex
+    history: dict[str, list[float]]  # item -> [position of last visit, count, max action w, ts]
+    hist_category: dict[str, str]
+    covis: dict[str, float]
+    covis_rank: dict[str, int]
+    after_last: dict[str, float]  # co-visitation counts of the user's last item
+    pop_rank: dict[str, int]
+    cat_rank: dict[str, int]
+    share: dict[str, float]  # the user's interest per category
+    last_category: str
+    recent_cats: dict[str, int]
+    user_size: float
+    top_log: float
+    after_last_rank: dict[str, int] = field(init=False)
+    n_recent: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        after = self.after_last
+        self.after_last_rank = {
+            item: rank for rank, item in enumerate(sorted(after, key=after.__getitem__, reverse=True))
+        }
+        self.n_recent = max(1, sum(self.recent_cats.values()))
+
+    def category(self, item: str) -> str:
+        return self.catalog.category_of(item) or self.hist_category.get(item, "")
+
+    def rows(self, items: Sequence[str]) -> np.ndarray:
+        """Plain floats per row and one conversion at the end: writing numpy elements one by one
+        cost more than computing them."""
+        now, history, covis, covis_rank = self.now, self.history, self.covis, self.covis_rank
+        after_last, after_last_rank = self.after_last, self.after_last_rank
+        pop_rank, cat_rank, share = self.pop_rank, self.cat_rank, self.share
+        recent_cats, last_category, n_recent = self.recent_cats, self.last_category, self.n_recent
+        user_size, top_log, hist_category = self.user_size, self.top_log, self.hist_category
+        entry_of, count = self.catalog.get, self.index.count
+        log1p, exp, isfinite = math.log1p, math.exp, math.isfinite
+        out = []
+        for item in items:
+            entry = entry_of(item)
+            category = (entry.category if entry is not None else "") or hist_category.get(item, "")
+            h = history.get(item)
+            if h is None:
+                seen = recency = repeats = action = fresh = day = 0.0
+            else:
+                age = max(0.0, now - h[3])
+                seen, recency, repeats, action = 1.0, 1.0 / (1.0 + h[0]), log1p(h[1]) / 2.0, h[2] / 5.0
+                fresh, day = exp(-age / 600.0), exp(-age / 86_400.0)
+            c = covis.get(item)
+            if c is None:
+                co = co_rank = 0.0
+            else:
+                rank = covis_rank.get(item)
+                co, co_rank = log1p(c), 0.0 if rank is None else 1.0 / (1.0 + rank)
+            if category:
+                interest, same_last = share.get(category, 0.0), float(category == last_category)
+                recent_share, known = recent_cats.get(category, 0) / n_recent, 1.0
+            else:
+                interest = same_last = recent_share = known = 0.0
+            pop = 0.0
+            if entry is not None and isfinite(entry.pop_log):
+                pop = max(0.0, 1.0 + (entry.pop_log - top_log) / 20.0)
+            rank = pop_rank.get(item)
+            pop_r = 0.0 if rank is None else 1.0 / (1.0 + rank)
+            rank = cat_rank.get(item)
+            cat_r = 0.0 if rank is None else 1.0 / (1.0 + rank)
+            a = after_last.get(item)
+            after, after_r = (0.0, 0.0) if a is None else (log1p(a), 1.0 / (1.0 + after_last_rank[item]))
+            out.append((
+                seen, recency, repeats, action, fresh, day, co, co_rank, interest, same_last, pop,
+                pop_r, cat_r, recent_share, user_size, known, after, after_r,
+                log1p(count(item)) / 5.0,
+            ))
+        return np.array(out, np.float32).reshape(len(items), N_CANDIDATE_FEATURES)
