@@ -52,7 +52,7 @@ class Settings:
     interest_half_life_s: float = _opt("SHOPGUIDE_INTEREST_HALF_LIFE_S", 3 * 3600.0, "Half-life of a user's category interest weights")
     popularity_half_life_s: float = _opt("SHOPGUIDE_POPULARITY_HALF_LIFE_S", 6 * 3600.0, "Half-life of item popularity counters")
     item_flush_s: float = _opt("SHOPGUIDE_ITEM_FLUSH_S", 2.0, "How often a worker sends its item activity counts to the item table")
-    train: bool = _opt("SHOPGUIDE_TRAIN", True, "This worker may run the trainer (the one owning the training partition does)")
+    train: bool = _opt("SHOPGUIDE_TRAIN", True, "This worker may run the trainer (the group <app id>-trainer picks one that may)")
     snapshot_interval_s: float = _opt("SHOPGUIDE_SNAPSHOT_INTERVAL_S", 1.0, "Most often the trainer publishes a snapshot")
     trainer_threads: int = _opt("SHOPGUIDE_TRAINER_THREADS", 1, "TensorFlow threads of the trainer process")
     trainer_nice: int = _opt("SHOPGUIDE_TRAINER_NICE", 10, "Niceness added to the trainer process, so that serving wins the CPU")
