@@ -17,6 +17,7 @@ GOALS = (
     "engine throughput >= 0.8 x the bare Faust agent",
     "p50 <= 10 ms at 1,000 events/s",
     "p99 <= 50 ms at 1,000 events/s",
+    "model snapshot age <= 2 s at 1,000 events/s (the most seen)",
     "CPU per event (net of idle) within 25% from the fewest to the most users",
     "CPU per event (net of idle) within 25% from the fewest to the most items",
     "worker RSS <= 1.5 GB with 1M users",
@@ -85,6 +86,7 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         (tp / bare if tp is not None and bare else None, 0.8, True),
         (lat.get("p50"), 10.0, False),
         (lat.get("p99"), 50.0, False),
+        (results.get("snapshot_age_s"), 2.0, False),
         (_minus_one(spread.get("net_cpu_ms_per_event_max_over_min_by_users")), 0.25, False),
         (_minus_one(spread.get("net_cpu_ms_per_event_max_over_min_by_items")), 0.25, False),
         (big["rss_mb"] if big and big["users"] >= 1_000_000 else None, 1536.0, False),
@@ -96,6 +98,15 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         met = None if value is None else (value >= threshold if at_least else value <= threshold)
         out.append({"goal": goal, "value": value, "threshold": threshold, "met": met})
     return out
+
+
+def _snapshot_age_line(r: dict[str, Any]) -> str:
+    age = r.get("snapshot_age") or {}
+    if not age.get("n"):
+        return "* Model snapshot age: not measured (no trainer progress or snapshot during the load)."
+    return (f"* Model snapshot age (served weights behind the newest example learned, event time), sampled "
+            f"each second under {age['offered_eps']:,} events/s: p50 {_f(age['p50'])} s, max {_f(age['max'])} s "
+            f"({age['n']} samples).")
 
 
 def _online_over_offline(replay: dict[str, Any] | None, population: str = "returning") -> float | None:
@@ -181,7 +192,7 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                   f"* A click shows in that user's recommendations after p50 {_f(d['p50'])} ms, max {_f(d['max'])} ms "
                   f"({fr['reflected']} of {fr['probes']} probes; {fr['reflected_by_own_recommendation']} in the "
                   f"recommendation the click itself triggered); {_f(fr['ratio_p50_to_transport'], 2)} x transport p50.",
-                  f"* Model snapshot age: {_f(r.get('snapshot_age_s'))} s."]
+                  _snapshot_age_line(r)]
     mem = r.get("memory")
     if mem:
         lines += ["", "## Memory and state", "",

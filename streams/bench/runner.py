@@ -154,6 +154,7 @@ class _Phase:
     start: float = 0.0
     end: float = 0.0
     load: dict[str, float] = field(default_factory=dict)
+    series: list[dict[str, float]] = field(default_factory=list)
 
 
 class Bench:
@@ -256,10 +257,11 @@ class Bench:
 
     def _watch(
         self, worker: WorkerProcess, topics: Topics, task: Any, until: Callable[[list[dict[str, float]]], bool],
-        label: str, timeout_s: float = 3600.0,
+        label: str, timeout_s: float = 3600.0, model_age: bool = False,
     ) -> list[dict[str, float]]:
         """Poll the worker once a second until ``until(series)`` is true: live status, and the
-        series of (time, processed events, CPU seconds, RSS) samples it is given."""
+        series of (time, processed events, CPU seconds, RSS and, with ``model_age``, the served
+        snapshot's age when the worker knows it) samples it is given."""
         series: list[dict[str, float]] = []
         assert worker.proc is not None
         deadline = time.monotonic() + timeout_s
@@ -270,6 +272,10 @@ class Bench:
             with contextlib.suppress(OSError):
                 processed = Metrics.scrape(worker.url).processed(topics.clicks, topics.reviews)
                 series.append({"t": time.time(), "processed": processed, "cpu_s": proc.cpu_s, "rss_mb": proc.rss_mb})
+                if model_age:
+                    status, model = get_json(worker.url + "/model")
+                    if status == 200 and model.get("snapshot_age_s") is not None:
+                        series[-1]["snapshot_age_s"] = float(model["snapshot_age_s"])
             eps = 0.0
             if len(series) >= 2:
                 a, b = series[-2], series[-1]
@@ -419,8 +425,8 @@ class Bench:
                                        str(phase.rate), "--duration", str(plan.duration_s))
                     phase.start = time.time()
                     prober = _Prober(settings, topics) if n == 0 else None
-                    self._watch(worker, topics, task, until=lambda _, p=proc: not p.running,
-                                label=f"{phase.rate:,} ev/s offered:")
+                    phase.series = self._watch(worker, topics, task, until=lambda _, p=proc: not p.running,
+                                               label=f"{phase.rate:,} ev/s offered:", model_age=True)
                     if prober is not None:
                         probes = prober.stop()
                     phase.load = proc.result()
@@ -457,13 +463,17 @@ class Bench:
         self.results["latency_ms"] = latency
         self.results["_latency_samples"] = samples  # for the histogram, not the JSON
         self.results["freshness"] = _freshness(probes, recs, latency[str(phases[0].rate)]["transport"])
+        # Under load, not after it: once the load stops the trainer catches up and the age is 0.
+        first = phases[0]
+        ages = [x["snapshot_age_s"] for x in first.series
+                if "snapshot_age_s" in x and x["t"] >= first.start + plan.warmup_s]
+        self.results["snapshot_age_s"] = max(ages) if ages else None
+        self.results["snapshot_age"] = {**percentiles(ages), "offered_eps": first.rate}
+        if not ages:
+            self.note(f"at {first.rate:,} ev/s the worker reported no snapshot age (no trainer progress "
+                      "or no snapshot from it yet): nothing to report")
         if status == 200 and isinstance(model, dict):
-            self.results["snapshot_age_s"] = model.get("snapshot_age_s")
             self.results["model"] = model
-        else:
-            self.results["snapshot_age_s"] = None
-            self.note(f"GET /model answered {status}: the worker serves no trained model yet (issue 4), "
-                      "so there is no snapshot age to report")
         users = table_size(settings.data_dir, "users")
         self._memory("latency", users.keys, loaded, idle, users.logical_bytes, users.disk_bytes)
         self.results["latency_hit_rate"] = _hit_rate(hits)

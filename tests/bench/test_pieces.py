@@ -66,8 +66,9 @@ def test_profile_summary_groups_collapsed_stacks(tmp_path: Path):
 
 def test_goals_are_judged_from_the_figures_alone():
     results = {"throughput_eps": 6000.0, "faust_bare_eps": 10_000.0, "state_bytes_per_user": 900.0,
-               "latency_ms": {"1000": {"p50": 4.0, "p99": 80.0}}}
+               "latency_ms": {"1000": {"p50": 4.0, "p99": 80.0}}, "snapshot_age_s": 2.5}
     met = {g["goal"]: g["met"] for g in judge(results)}
+    assert met["model snapshot age <= 2 s at 1,000 events/s (the most seen)"] is False
     assert met["engine throughput >= 5,000 events/s"] is True
     assert met["engine throughput >= 0.8 x the bare Faust agent"] is False
     assert met["p50 <= 10 ms at 1,000 events/s"] is True and met["p99 <= 50 ms at 1,000 events/s"] is False
