@@ -84,6 +84,7 @@ class Plan:
     replay_limit: int = 0  # Taobao events (0: all)
     replay_s: float = 600.0  # longest the replay runs
     drain_s: float = 60.0  # longest wait, after a fixed-rate load, for the worker to catch up
+    trainer_warmup_s: float = 80.0  # longest light load before the latency phases (see _warm_up)
     forward_ceiling: bool = True  # also measure the bare Faust agent forwarding each event
     sections: tuple[str, ...] = SECTIONS
     profile: bool = False
@@ -93,7 +94,7 @@ class Plan:
         return cls(
             duration_s=duration_s or 4.0, users=2_000, items=500, growth_users=(1_000, 10_000),
             growth_items=(100, 1_000), growth_s=4.0, ceiling_s=3.0, replay_limit=5_000, drain_s=5.0,
-            forward_ceiling=False,
+            trainer_warmup_s=4.0, forward_ceiling=False,
         )
 
     @property
@@ -415,9 +416,9 @@ class Bench:
             assert worker.proc is not None
             self._wait_catalog(worker, plan.items, task)
             idle = sample_process(worker.proc.pid)
+            offered = self._warm_up(settings, worker, topics, task)
             transport = TopicReader(settings, topics.clicks)
             probes: list[Click] = []
-            offered = 0
             try:
                 for n, phase in enumerate(phases):
                     proc = self._spawn(settings, "loadgen", "events", "--users", str(plan.users), "--items",
@@ -479,6 +480,32 @@ class Bench:
         self.results["latency_hit_rate"] = _hit_rate(hits)
         summary = ", ".join(f"{r}: p50 {v['p50'] or 0:.1f} p99 {v['p99'] or 0:.1f} ms" for r, v in latency.items())
         self.progress.update(task, total=1, completed=1, status=summary)
+
+    def _warm_up(self, settings: Settings, worker: WorkerProcess, topics: Topics, task: Any,
+                 rate: int = 200, round_s: float = 10.0) -> int:
+        """A light load until the worker serves a snapshot of its own trainer, then until it has
+        caught up; returns the events offered. The latency phases then measure a worker in its
+        steady state (the trainer loaded and learning, snapshots flowing), the only state in
+        which a snapshot age exists, and not TensorFlow's start-up beside the first phase."""
+        _, model = get_json(worker.url + "/model")
+        start = model.get("version")
+        offered = 0
+        warm = _Phase("warm", rate)
+        round_s = min(round_s, self.plan.trainer_warmup_s)
+        rounds = max(1, round(self.plan.trainer_warmup_s / round_s))
+        self.progress.update(task, status="warming up until the trainer's first snapshot is served")
+        for n in range(rounds):
+            load = self._loadgen(settings, "events", "--users", str(self.plan.users), "--items",
+                                 str(self.plan.items), "--seed", str(90 + n), "--tag", f"warm{n}",
+                                 "--rate", str(rate), "--duration", str(round_s))
+            offered += int(load["sent"])
+            if get_json(worker.url + "/model")[1].get("version") != start:
+                break
+        else:
+            self.note(f"no snapshot from the trainer after {rounds * round_s:.0f} s of warm-up at {rate} ev/s")
+        warm.end = time.time()
+        self._drain(worker, topics, task, offered, warm)
+        return offered
 
     def _drain(self, worker: WorkerProcess, topics: Topics, task: Any, offered: int, phase: _Phase) -> None:
         """After a fixed-rate load, until the worker has processed everything offered so far (a
