@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 
 import faust
@@ -12,9 +14,36 @@ from streams.topics import create_topics, heal_changelogs
 
 log = logging.getLogger(__name__)
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_TRIM_THRESHOLD_BYTES = 64 << 20
+_MMAP_THRESHOLD_BYTES = 1 << 20  # above per-batch temporaries, below the embedding tables
+
+
+def _fix_malloc_thresholds() -> None:
+    """A worker swaps in a new model every second or so: tens of MB of weight arrays allocated and
+    freed. glibc raises its mmap threshold each time such a block is freed (up to 32 MB), after which
+    those arrays come from the heap, whose freed memory it keeps: the worker's RSS rose about 100 MB
+    in one step some time into a flood test (106-118 MB above its start), then stayed there. Fixed
+    thresholds keep the tables in their own mappings, returned on free (the same test: a peak 65 MB
+    above the start, 36 MB at the end); the trim threshold must be fixed too, or the heap is trimmed
+    and grown again around every batch (measured: 10-15% fewer events/s; with both fixed, no
+    difference in 4 interleaved runs)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        ok = libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES)
+        ok &= libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):  # not glibc
+        return
+    if not ok:
+        log.warning("mallopt refused: the RSS may grow in steps as models are swapped")
+
 
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; Faust's worker stops agents, commits and closes tables."""
+    _fix_malloc_thresholds()
     if settings.create_topics:
         created, _ = create_topics(settings)
         if created:
