@@ -158,3 +158,25 @@ def test_a_restarted_worker_resumes_from_the_newest_snapshot(pair):
     pair.workers.remove(worker)
     restarted = pair.start_worker(data_dir=worker.settings.data_dir, web_port=worker.settings.web_port)
     assert model_of(restarted)["version"] >= newest
+
+
+def test_when_the_training_worker_stops_another_takes_over_training(pair):
+    [trainer] = [w for w in pair.workers if model_of(w)["trainer"]["running_here"]]
+    [other] = [w for w in pair.workers if w is not trainer]
+    trainer.stop()
+    pair.workers.remove(trainer)
+    # The trainer group hands the training partition to the remaining worker, which starts a
+    # trainer from the snapshot it serves and learns from the clicks that keep coming.
+    wait_until(lambda: model_of(other)["trainer"]["running_here"], 60, "the other worker to run the trainer")
+    before = model_of(other)["version"]  # the stopped trainer's last snapshots have arrived by now
+    n = 0
+
+    def learned_anew() -> bool:
+        nonlocal n
+        for _ in range(30):
+            click(pair, f"takeover-{n}", f"learner-{n % 30}", n % 40)
+            n += 1
+        pair.producer.flush()
+        return model_of(other)["version"] > before
+
+    wait_until(learned_anew, 180, "a snapshot from the new trainer")
