@@ -44,9 +44,9 @@ def _child(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # A worker's event loop is one thread, and a trainer on every core (TensorFlow's default) cost
     # it about 30% of its events per second on two cores; on one thread the trainer learns no
-    # slower with micro-batches this small. Niceness was measured too and is off by default: at 10
-    # it did not measurably raise the worker's events/s, and it doubled the snapshot age under load (max 5.3 s
-    # against 2.8 s, one bench run each).
+    # slower with micro-batches this small. Niceness was measured too and is off by default: at
+    # 10 it did not measurably raise the worker's events/s, and it doubled the snapshot age under
+    # load (max 5.3 s against 2.8 s, one bench run each).
     os.nice(nice)
     import tensorflow as tf
 
