@@ -161,7 +161,12 @@ def test_a_restarted_worker_resumes_from_the_newest_snapshot(pair):
 
 
 def test_when_the_training_worker_stops_another_takes_over_training(pair):
-    [trainer] = [w for w in pair.workers if model_of(w)["trainer"]["running_here"]]
+    def trainers() -> list:
+        return [w for w in pair.workers if model_of(w)["trainer"]["running_here"]]
+
+    # A worker restarted by the test before rebalances the trainer group: wait for its election.
+    wait_until(lambda: len(trainers()) == 1, 60, "one worker to run the trainer")
+    [trainer] = trainers()
     [other] = [w for w in pair.workers if w is not trainer]
     trainer.stop()
     pair.workers.remove(trainer)
