@@ -9,6 +9,7 @@ workers side by side.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import weakref
@@ -259,10 +260,11 @@ class Engine:
             )
         return self.trainer
 
-    def _publish_training(self) -> None:
+    async def _publish_training(self) -> None:
         trainer = self.trainer
         if trainer is None:
             return
+        out: list[Outgoing] = []
         for report in trainer.reports():
             if report.examples:
                 self.metrics.train_step.observe(report.step_s)
@@ -271,11 +273,12 @@ class Engine:
                 for task, n in report.labels.items():
                     self.metrics.train_examples.labels(task).inc(n)
             if report.snapshot is not None:
-                for key, value in snapshot_records(report.snapshot, report.version):
-                    self._handles[self.topics.snapshots].send_soon(key=key, value=value)
+                out += [Outgoing(self.topics.snapshots, key, value)
+                        for key, value in snapshot_records(report.snapshot, report.version)]
             progress = TrainerProgress(report.trained_until, report.examples, report.version)
-            self._handles[self.topics.snapshots].send_soon(key=PROGRESS_KEY, value=progress.to_bytes())
+            out.append(Outgoing(self.topics.snapshots, PROGRESS_KEY, progress.to_bytes()))
         self.metrics.train_dropped.set(trainer.dropped)
+        await self.send(out)
 
     def _submit_training(self, examples: list[bytes], newest: float) -> None:
         trainer = self._ensure_trainer()
@@ -330,10 +333,20 @@ class Engine:
         else:
             self.catalog.upsert(item_id, ItemState.from_bytes(value))
 
-    def send(self, out: Sequence[Outgoing]) -> None:
-        """Send without waiting (item activity counts: approximate by design)."""
-        for o in out:
-            self._handles[o.topic].send_soon(key=o.key, value=o.value)
+    async def send(self, out: Sequence[Outgoing]) -> None:
+        """Send without waiting for the broker (item activity counts and the trainer's reports:
+        the next flush or snapshot supersedes a lost one). Straight to aiokafka's accumulator, as
+        :meth:`deliver` does: through ``Topic.send_soon`` every message would cross Faust's
+        one-at-a-time producer buffer, whose backlog also pauses the delivery of input events."""
+        futures = await self.app.publish([(o.topic, o.partition, o.key, o.value) for o in out])
+        for o, future in zip(out, futures, strict=True):
+            future.add_done_callback(functools.partial(self._sent, o.topic))
+
+    def _sent(self, topic: str, future: asyncio.Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            log.warning("a message to %s was not sent: %r", topic, None if future.cancelled() else future.exception())
+            return
+        self.metrics.published.labels(topic).inc()
 
     async def deliver(self, out: Sequence[Outgoing]) -> None:
         """Send and wait until the broker has acknowledged every message, sending again what it
@@ -353,9 +366,9 @@ class Engine:
                 table = self._changelogs.get(o.topic)
                 if isinstance(r, BaseException):
                     failed.append((o, r))
-                elif table is None:
-                    sent[o.topic] += 1
-                else:
+                    continue
+                sent[o.topic] += 1
+                if table is not None:
                     table.changelog_sent(r.partition, r.offset)
             for topic, n in sent.items():
                 self.metrics.published.labels(topic).inc(n)
@@ -442,7 +455,7 @@ class Engine:
 
         @app.timer(interval=TRAINER_POLL_S)
         async def publish_training() -> None:
-            self._publish_training()
+            await self._publish_training()
 
         if self.training_feed is not None:
             feed = self.training_feed
@@ -457,12 +470,12 @@ class Engine:
 
         @app.timer(interval=self.settings.item_flush_s)
         async def flush_activity() -> None:
-            self.send(self.activity.drain(t.item_activity))
+            await self.send(self.activity.drain(t.item_activity))
 
         @app.on_before_shutdown.connect
         async def send_last_activity(sender: Any, **kwargs: Any) -> None:
             # Runs after the agents stopped and before Faust flushes its producer.
-            self.send(self.activity.drain(t.item_activity))
+            await self.send(self.activity.drain(t.item_activity))
 
         sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity}
 

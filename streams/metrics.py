@@ -33,8 +33,7 @@ class Metrics:
         )
         self.published = Counter(
             "shopguide_published_messages_total",
-            "Output messages the broker acknowledged, by topic (table changelogs and snapshots are "
-            "counted by Faust's own shopguide_faust_total_sent_messages)",
+            "Messages the broker acknowledged, by topic (outputs, table changelogs, snapshots)",
             ["topic"], registry=r,
         )
         self.resent = Counter(
