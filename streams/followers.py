@@ -59,7 +59,7 @@ class Follower:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._settings.fetch_wait_ms,
+            fetch_max_wait_ms=self._settings.follower_fetch_wait_ms,
             client_id=f"{self._settings.app_id}-{self._name}-follower",
             **self._settings.kafka_client_options(),
         )

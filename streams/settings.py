@@ -42,6 +42,7 @@ class Settings:
     rebalance_timeout_s: float = _opt("SHOPGUIDE_REBALANCE_TIMEOUT_S", 3.0, "Consumer group rebalance timeout")
     heartbeat_s: float = _opt("SHOPGUIDE_HEARTBEAT_S", 1.0, "Consumer group heartbeat interval")
     fetch_wait_ms: int = _opt("SHOPGUIDE_FETCH_WAIT_MS", 10, "Longest a consumer fetch waits for data (some brokers always wait this long)")
+    follower_fetch_wait_ms: int = _opt("SHOPGUIDE_FOLLOWER_FETCH_WAIT_MS", 100, "The same for the catalog, snapshot and training readers, which need no millisecond latency (each idle fetch costs worker and broker CPU)")
     commit_interval_s: float = _opt("SHOPGUIDE_COMMIT_INTERVAL_S", 1.0, "How often consumed offsets are committed")
     standby_replicas: int = _opt("SHOPGUIDE_STANDBY_REPLICAS", 1, "Standby copies of each table partition on other workers")
     batch_max: int = _opt("SHOPGUIDE_BATCH_MAX", 256, "Most events one agent step processes together")

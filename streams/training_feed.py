@@ -73,7 +73,7 @@ class TrainingFeed:
             enable_auto_commit=True,
             auto_commit_interval_ms=1000,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=s.fetch_wait_ms,
+            fetch_max_wait_ms=s.follower_fetch_wait_ms,
             max_partition_fetch_bytes=4 * RECORD_BYTES,
             session_timeout_ms=int(s.session_timeout_s * 1000),
             rebalance_timeout_ms=int(s.rebalance_timeout_s * 1000),
