@@ -18,8 +18,8 @@ GOALS = (
     "p50 <= 10 ms at 1,000 events/s",
     "p99 <= 50 ms at 1,000 events/s",
     "model snapshot age <= 2 s at 1,000 events/s (the most seen)",
-    "CPU per event (net of idle) within 25% from the fewest to the most users",
-    "CPU per event (net of idle) within 25% from the fewest to the most items",
+    "CPU per event (draining a backlog) within 25% from the fewest to the most users",
+    "CPU per event (draining a backlog) within 25% from the fewest to the most items",
     "worker RSS <= 1.5 GB with 1M users",
     "state <= 2 KB per user",
     "online hit rate of the whole Taobao replay >= 0.9 x the offline prequential figure (returning users)",
@@ -87,8 +87,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         (lat.get("p50"), 10.0, False),
         (lat.get("p99"), 50.0, False),
         (results.get("snapshot_age_s"), 2.0, False),
-        (_minus_one(spread.get("net_cpu_ms_per_event_max_over_min_by_users")), 0.25, False),
-        (_minus_one(spread.get("net_cpu_ms_per_event_max_over_min_by_items")), 0.25, False),
+        (_minus_one(spread.get("cpu_ms_per_event_max_over_min_by_users")), 0.25, False),
+        (_minus_one(spread.get("cpu_ms_per_event_max_over_min_by_items")), 0.25, False),
         (big["rss_mb"] if big and big["users"] >= 1_000_000 else None, 1536.0, False),
         (results.get("state_bytes_per_user"), 2048.0, False),
         (_online_over_offline(results.get("replay")), 0.9, True),
@@ -201,22 +201,25 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                   f"{_f(mem['state_bytes_per_user'], 0)} bytes per user (keys and values; "
                   f"{_f(mem['disk_bytes_per_user'], 0)} bytes per user of RocksDB files on disk)."]
     if r.get("growth"):
-        lines += ["", f"## Growth ({r.get('growth_rate')} events/s offered, at most half the measured throughput)", "",
-                  "| users | items | CPU ms/event | net of idle | x first | p50 ms | p99 ms | RSS MB | state B/user "
-                  "| ready s |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += ["", "## Growth", "",
+                  "| users | items | CPU ms/event draining | x first | events/s draining | CPU ms/event at the light "
+                  "load | light load ev/s | p50 ms | p99 ms | RSS MB | state B/user | ready s |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         first = r["growth"][0]["cpu_ms_per_event"]
         for g in r["growth"]:
             lines.append(
                 f"| {g['users']:,} | {g['items']:,} | {_f(g['cpu_ms_per_event'], 3)} | "
-                f"{_f(g['net_cpu_ms_per_event'], 3)} | "
                 f"{_f(g['cpu_ms_per_event'] / first if first and g['cpu_ms_per_event'] else None, 2)} | "
+                f"{_f(g['drain_eps'], 0)} | {_f(g['light_cpu_ms_per_event'], 3)} | {g['latency_rate']} | "
                 f"{_f(g['latency_ms']['p50'])} | {_f(g['latency_ms']['p99'])} | {_f(g['rss_mb'], 0)} | "
                 f"{_f(g['state_bytes_per_user'], 0)} | {_f(g['ready_s'], 0)} |"
             )
-        lines += ["", "CPU ms/event is the worker's CPU time over the events it processed; at a low offered rate it is "
-                  "mostly the worker's idle polling, so the goal is judged on the figure net of the idle CPU rate "
-                  "measured just before the load (noisier: a difference of two measurements). "
+        lines += ["", "Each point first drains a backlog of "
+                  f"{r['plan']['growth_drain_events']:,} events with every click answered: CPU ms/event draining is "
+                  "the worker's CPU time over the middle of that drain (20% to 90% processed), its work per event "
+                  "(the goal is judged on it). Then a light load (half of what the first point drained, the same "
+                  "for every point) gives the latency; at that load the worker's CPU per event also holds its "
+                  "timers, followers and polls, spread over fewer events. "
                   "Users are seeded into the users table's changelog and recovered by the worker at start "
                   "(the state a worker holds after a restart); the load then draws users and items from the same "
                   "Zipf laws over the whole population. Max/min along each axis: "
@@ -303,8 +306,8 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         for ax, axis, fixed_key, fixed in lines_of:
             line = sorted((g for g in growth if g[fixed_key] == fixed), key=lambda g: g[axis])
             xs = [g[axis] for g in line]
-            ax.plot(xs, [g["cpu_ms_per_event"] for g in line], "o-", label="CPU ms/event")
-            ax.plot(xs, [g["net_cpu_ms_per_event"] for g in line], "o--", label="CPU ms/event, net of idle")
+            ax.plot(xs, [g["cpu_ms_per_event"] for g in line], "o-", label="CPU ms/event, draining")
+            ax.plot(xs, [g["light_cpu_ms_per_event"] for g in line], "o--", label="CPU ms/event, light load")
             ax.set_xscale("log")
             ax.set_xlabel(f"{axis} ({fixed_key} = {fixed:,})")
             ax.set_ylabel("CPU ms per event")

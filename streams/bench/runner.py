@@ -78,8 +78,8 @@ class Plan:
     items: int = 10_000
     growth_users: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     growth_items: tuple[int, ...] = (1_000, 10_000, 100_000)
-    growth_rate: int = 1000  # offered load; at most half the throughput measured in the same run
-    growth_s: float = 20.0
+    growth_drain_events: int = 12_000  # the backlog whose drain gives each point's cost per event
+    growth_s: float = 20.0  # the light load that gives each point's latency
     ceiling_s: float = 12.0  # longest each bare Faust ceiling runs
     replay_limit: int = 0  # Taobao events (0: all)
     replay_s: float = 600.0  # longest the replay runs
@@ -93,8 +93,8 @@ class Plan:
     def quick(cls, duration_s: float | None = None) -> Plan:
         return cls(
             duration_s=duration_s or 4.0, users=2_000, items=500, growth_users=(1_000, 10_000),
-            growth_items=(100, 1_000), growth_s=4.0, ceiling_s=3.0, replay_limit=5_000, drain_s=5.0,
-            trainer_warmup_s=4.0, forward_ceiling=False,
+            growth_items=(100, 1_000), growth_drain_events=1_500, growth_s=4.0, ceiling_s=3.0,
+            replay_limit=5_000, drain_s=5.0, trainer_warmup_s=4.0, forward_ceiling=False,
         )
 
     @property
@@ -539,15 +539,12 @@ class Bench:
         plan = self.plan
         points = plan.growth_points()
         task = self.progress.add_task("growth", total=len(points), status="")
-        rows = []
-        # Cost and latency, not queueing: offer no more than half of what the engine sustained.
-        rate = plan.growth_rate
-        if self.results.get("throughput_eps"):
-            rate = max(10, min(rate, int(self.results["throughput_eps"] / 2)))
-        self.results["growth_rate"] = rate
+        rows: list[dict[str, Any]] = []
         for users, items in points:
             label = f"{users:,} users, {items:,} items"
-            settings = self._settings(f"growth-{users}-{items}")
+            # Every click answered, as at a load the worker keeps up with: the cost of a backlog
+            # is otherwise lowered by the clicks that share their user's recommendation.
+            settings = self._settings(f"growth-{users}-{items}").with_(coalesce_after_ms=1e12)
             topics = Topics(settings)
             self.progress.update(task, status=f"{label}: seeding")
             seed_start = time.monotonic()
@@ -556,17 +553,18 @@ class Bench:
             catalog.result()
             seed_s = time.monotonic() - seed_start
             tag = f"g{users}x{items}"
+            population = ("--users", str(users), "--items", str(items))
             with self._worker(settings, task, ready_timeout_s=900) as worker:
                 assert worker.proc is not None
                 self._wait_catalog(worker, items, task)
                 ready_s = time.monotonic() - seed_start - seed_s
-                idle0, t0 = sample_process(worker.proc.pid), time.monotonic()
-                time.sleep(5.0)
-                idle1, t1 = sample_process(worker.proc.pid), time.monotonic()
+                ready = sample_process(worker.proc.pid)
+                drain = self._drain_cost(worker, settings, topics, population, tag, task, label)
+                # Latency at a load the worker keeps up with: half what the first point drained.
+                rate = rows[0]["latency_rate"] if rows else max(10, int(drain["eps"] / 2))
                 before = Metrics.scrape(worker.url).processed(topics.clicks, topics.reviews)
-                proc = self._spawn(settings, "loadgen", "events", "--users", str(users), "--items", str(items),
-                                   "--seed", "7", "--tag", tag, "--rate", str(rate),
-                                   "--duration", str(plan.growth_s))
+                proc = self._spawn(settings, "loadgen", "events", *population, "--seed", "7", "--tag", tag,
+                                   "--rate", str(rate), "--duration", str(plan.growth_s))
                 start = time.time()
                 cpu0 = sample_process(worker.proc.pid)
                 self._watch(worker, topics, task, until=lambda _, p=proc: not p.running, label=f"{label}:")
@@ -581,14 +579,11 @@ class Bench:
             lat = percentiles((m["published_ts"] - m["event_ts"]) * 1000 for m in recs
                               if m["event_ts"] >= start + plan.warmup_s)
             table = table_size(settings.data_dir, "users")
-            cpu_s = cpu1.cpu_s - cpu0.cpu_s
-            idle_share = (idle1.cpu_s - idle0.cpu_s) / (t1 - t0)
-            wall = max(time.time() - start, 1e-9)
             row = {
                 "users": users, "items": items, "seeded_users": seeded["sent"], "seed_s": seed_s, "ready_s": ready_s,
-                "events": processed, "cpu_ms_per_event": 1000 * cpu_s / processed if processed else None,
-                "idle_cpu_share": idle_share,
-                "net_cpu_ms_per_event": 1000 * (cpu_s - idle_share * wall) / processed if processed else None,
+                "cpu_ms_per_event": drain["cpu_ms_per_event"], "drain_eps": drain["eps"],
+                "drain_events": drain["events"], "latency_rate": rate, "events": processed,
+                "light_cpu_ms_per_event": 1000 * (cpu1.cpu_s - cpu0.cpu_s) / processed if processed else None,
                 "latency_ms": lat, "rss_mb": cpu1.rss_mb, "table_keys": table.keys,
                 "state_bytes_per_user": table.logical_bytes / table.keys if table.keys else None,
                 "disk_bytes_per_user": table.disk_bytes / table.keys if table.keys else None,
@@ -597,15 +592,39 @@ class Bench:
             rows.append(row)
             self.results["growth"] = rows
             self.results["growth_spread"] = _spread(rows, plan)
-            self._memory(f"growth {label}", table.keys, cpu1, idle0, table.logical_bytes, table.disk_bytes)
+            self._memory(f"growth {label}", table.keys, cpu1, ready, table.logical_bytes, table.disk_bytes)
             self.progress.advance(task)
             self.progress.console.print(
-                f"growth {label}: {row['cpu_ms_per_event'] or 0:.3f} ms CPU/event, "
-                f"p50 {lat['p50'] or 0:.1f} ms, p99 {lat['p99'] or 0:.1f} ms, RSS {cpu1.rss_mb:,.0f} MB"
+                f"growth {label}: {row['cpu_ms_per_event'] or 0:.3f} ms CPU/event draining "
+                f"({drain['eps']:,.0f} ev/s), p50 {lat['p50'] or 0:.1f} ms, p99 {lat['p99'] or 0:.1f} ms "
+                f"at {rate} ev/s, RSS {cpu1.rss_mb:,.0f} MB"
             )
-        self.results["growth"] = rows
-        self.results["growth_spread"] = _spread(rows, plan)
         self.progress.update(task, status="done")
+
+    def _drain_cost(
+        self, worker: WorkerProcess, settings: Settings, topics: Topics, population: tuple[str, ...],
+        tag: str, task: Any, label: str,
+    ) -> dict[str, Any]:
+        """The worker's CPU per event while it drains a backlog: its work per event, where at a
+        light load the CPU of its timers, followers and polls would dominate the figure. Taken
+        over the middle of the drain (from 20% to 90% of the backlog processed)."""
+        assert worker.proc is not None
+        n = self.plan.growth_drain_events
+        base = Metrics.scrape(worker.url).processed(topics.clicks, topics.reviews)
+        sent = self._loadgen(settings, "events", *population, "--seed", "8", "--tag", f"{tag}d",
+                             "--count", str(n))["sent"]
+        series = self._watch(worker, topics, task, label=f"{label}: draining", timeout_s=600,
+                             until=lambda s: bool(s and s[-1]["processed"] - base >= sent))
+        middle = [s for s in series if 0.2 * sent <= s["processed"] - base <= 0.9 * sent]
+        if len(middle) < 2:  # a short drain (quick runs): the whole of it
+            middle = series
+        a, b = middle[0], middle[-1]
+        events = b["processed"] - a["processed"]
+        return {
+            "events": events,
+            "eps": events / (b["t"] - a["t"]) if b["t"] > a["t"] else 0.0,
+            "cpu_ms_per_event": 1000 * (b["cpu_s"] - a["cpu_s"]) / events if events else None,
+        }
 
     # ------------------------------------------------------------------ replay
 
@@ -741,7 +760,7 @@ def _spread(rows: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for axis, fixed_key, fixed in (("users", "items", mid_items), ("items", "users", mid_users)):
         line = [r for r in rows if r[fixed_key] == fixed]
-        for metric in ("cpu_ms_per_event", "net_cpu_ms_per_event"):
+        for metric in ("cpu_ms_per_event", "light_cpu_ms_per_event"):
             values = [r[metric] for r in line if r[metric]]
             out[f"{metric}_max_over_min_by_{axis}"] = max(values) / min(values) if len(values) > 1 else None
         p50 = [r["latency_ms"]["p50"] for r in line if r["latency_ms"]["p50"]]
