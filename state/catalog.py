@@ -48,6 +48,7 @@ class Catalog:
         # Every item id once, for uniform sampling in O(1) (swap-remove keeps it dense).
         self._ids: list[str] = []
         self._slot: dict[str, int] = {}
+        self._categories: tuple[str, ...] | None = None  # categories(), until that set changes
 
     def __len__(self) -> int:
         return len(self._items)
@@ -78,14 +79,23 @@ class Catalog:
         )
         old = self._items.get(item_id)
         if old is not None and old.category != entry.category:
-            self._by_category.get(old.category, set()).discard(item_id)
-            self._dirty.add(old.category)
+            self._leave(old.category, item_id)
         self._items[item_id] = entry
         if old is None:
             self._slot[item_id] = len(self._ids)
             self._ids.append(item_id)
-        self._by_category.setdefault(entry.category, set()).add(item_id)
+        members = self._by_category.setdefault(entry.category, set())
+        if not members:
+            self._categories = None
+        members.add(item_id)
         self._dirty.update((entry.category, ""))
+
+    def _leave(self, category: str, item_id: str) -> None:
+        members = self._by_category.get(category, set())
+        members.discard(item_id)
+        if not members:
+            self._categories = None
+        self._dirty.add(category)
 
     def remove(self, item_id: str) -> None:
         old = self._items.pop(item_id, None)
@@ -95,8 +105,8 @@ class Catalog:
             if last != item_id:
                 self._ids[slot] = last
                 self._slot[last] = slot
-            self._by_category.get(old.category, set()).discard(item_id)
-            self._dirty.update((old.category, ""))
+            self._leave(old.category, item_id)
+            self._dirty.add("")
 
     def sample(self, n: int, rng: Any) -> list[str]:
         """Up to ``n`` distinct item ids drawn uniformly (with replacement, then de-duplicated)
@@ -129,5 +139,9 @@ class Catalog:
         self._dirty.discard(key)
         return ranked[:n]
 
-    def categories(self) -> list[str]:
-        return [c for c, ids in self._by_category.items() if c and ids]
+    def categories(self) -> tuple[str, ...]:
+        """The categories holding items: the same object until that set changes (serving reads
+        it every batch and keeps what it derives from it while it is the same)."""
+        if self._categories is None:
+            self._categories = tuple(c for c, ids in self._by_category.items() if c and ids)
+        return self._categories

@@ -51,3 +51,21 @@ def test_rankings_are_cached_between_refreshes():
     c.remove("y")
     now[0] = 4.0
     assert c.popular(5) == ["x"]
+
+
+def test_categories_stay_the_same_object_until_a_category_appears_or_empties():
+    c = Catalog(HL)
+    c.upsert("x", item("a", 1.0))
+    first = c.categories()
+    assert first == ("a",)
+    c.upsert("x", item("a", 5.0))  # activity only: serving keeps what it derived from the set
+    c.upsert("y", item("a", 1.0))
+    assert c.categories() is first
+    c.upsert("z", item("b", 1.0))
+    assert c.categories() == ("a", "b")
+    c.upsert("z", item("a", 1.0))  # b empties
+    assert c.categories() == ("a",)
+    c.remove("x")
+    c.remove("y")
+    c.remove("z")
+    assert c.categories() == ()
