@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from state.item import ItemState
+from state.user import ACTION_WEIGHT
 
 _NO_ACTIVITY = float("-inf")
 
@@ -69,15 +70,39 @@ class Catalog:
         return entry is None or entry.in_stock
 
     def upsert(self, item_id: str, item: ItemState) -> None:
+        """The item table's state of an item. Its popularity never lowers what :meth:`bump` has
+        already counted here: the state may predate clicks this worker has seen."""
         score = item.popularity_score(item.popularity.ts, self._half_life)
         pop_log = (
             math.log2(score) + item.popularity.ts / self._half_life if score > 0 else _NO_ACTIVITY
         )
+        old = self._items.get(item_id)
         f = item.figures()
         entry = CatalogEntry(
-            item.category, item.in_stock, item.in_catalog, pop_log, f.positive_ratio, f.reviews
+            item.category, item.in_stock, item.in_catalog,
+            pop_log if old is None else max(pop_log, old.pop_log), f.positive_ratio, f.reviews,
         )
+        self._put(item_id, old, entry)
+
+    def bump(self, item_id: str, category: str, action: str, ts: float) -> None:
+        """Count one click of this worker's at once. The item table learns of it later (activity
+        counts are flushed every few seconds, and behind a backlog of clicks they wait for it), and
+        retrieval's popular lists should not wait with it. ``pop_log`` is a log of a sum, so adding
+        one weighted click is a log-sum-exp."""
+        added = math.log2(ACTION_WEIGHT[action]) + ts / self._half_life
         old = self._items.get(item_id)
+        if old is None:
+            entry = CatalogEntry(category, True, False, added, 0.0, 0)
+        else:
+            high, low = max(old.pop_log, added), min(old.pop_log, added)
+            entry = CatalogEntry(
+                old.category if old.in_catalog or not category else category, old.in_stock,
+                old.in_catalog, high + math.log2(1.0 + 2.0 ** (low - high)), old.positive_ratio,
+                old.reviews,
+            )
+        self._put(item_id, old, entry)
+
+    def _put(self, item_id: str, old: CatalogEntry | None, entry: CatalogEntry) -> None:
         if old is not None and old.category != entry.category:
             self._leave(old.category, item_id)
         self._items[item_id] = entry

@@ -236,6 +236,7 @@ class ClickProcessor(_Base):
             state.apply_click(click.item_id, click.action, click.ts, category, self.half_life)
             state.applied.record("clicks", msg.where, click.event_id)
             self.activity.add(click.item_id, category, click.action, click.ts)
+            self.catalog.bump(click.item_id, category, click.action, click.ts)
             round_[click.user_id] = (msg, click, state)
             self.processed(msg)
         out += self._publish(round_, model)

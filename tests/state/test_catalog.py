@@ -1,3 +1,5 @@
+import pytest
+
 from state.catalog import Catalog
 from state.item import ItemState
 
@@ -69,3 +71,34 @@ def test_categories_stay_the_same_object_until_a_category_appears_or_empties():
     c.remove("y")
     c.remove("z")
     assert c.categories() == ()
+
+
+def test_a_bump_counts_a_click_at_once_and_a_staler_table_state_does_not_undo_it():
+    c = Catalog(HL, refresh_s=0.0)
+    c.upsert("a", item("shoes", 3.0))
+    c.upsert("b", item("shoes", 2.0))
+    for _ in range(2):
+        c.bump("b", "shoes", "view", 1000.0)
+    assert c.popular(2, "shoes") == ["b", "a"]  # 4 views against 3
+    c.upsert("b", item("shoes", 2.0))  # the item table has not seen the two clicks yet
+    assert c.popular(2, "shoes") == ["b", "a"]
+    c.upsert("a", item("shoes", 9.0))  # newer activity from elsewhere raises it as usual
+    assert c.popular(2, "shoes") == ["a", "b"]
+
+
+def test_a_bump_adds_a_weighted_click_as_the_item_table_would():
+    c, table = Catalog(HL), Catalog(HL)
+    state = item("bags", 0.0)
+    c.upsert("x", state)
+    table.upsert("x", state)
+    for action, ts in (("view", 1000.0), ("buy", 1000.0 + HL), ("cart", 1000.0 + HL / 2)):
+        c.bump("x", "bags", action, ts)
+        state.apply_activity({action: 1.0}, ts, HL)
+    table.upsert("x", state)
+    assert c.get("x").pop_log == pytest.approx(table.get("x").pop_log)
+
+
+def test_a_bump_of_an_unknown_item_makes_it_popular_in_the_clicks_category():
+    c = Catalog(HL, refresh_s=0.0)
+    c.bump("new", "tea", "click", 1000.0)
+    assert c.popular(1, "tea") == ["new"] and c.category_of("new") == "tea"
