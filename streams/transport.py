@@ -29,6 +29,12 @@ a batch keeps only its last value, as compaction would); the engine sends them w
 outputs and, once acknowledged, records the changelog offset in the table's store, as Faust does
 after each send.
 
+**A livelock check that cannot crash the worker.** Every 2.5 commit intervals Faust checks each
+assigned partition's event path and reads its position; a partition that was just sought (the
+seeks above, or aiokafka's own offset reset) has none until its next fetch, and aiokafka's
+assertion then crashed the whole consumer (seen once, 5 s after a worker started). Such a
+partition is skipped until it has a position: there is nothing to verify yet.
+
 **Logs that restarted.** A broker that lost its topics (the in-memory embedded broker on a restart)
 still receives the offsets Faust had acked before the outage: committed into the new, empty logs,
 they would skip their first records. Partitions of topics that were created again are read from
@@ -43,6 +49,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as driver
 
 
@@ -52,6 +59,18 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
         # aiokafka keeps the value privately and reads it when the consumer starts.
         consumer._fetch_max_wait_ms = self.app.conf.fetch_wait_ms  # type: ignore[attr-defined]
         return consumer
+
+    def verify_event_path(self, now: float, tp: Any) -> None:
+        if not has_position(self._ensure_consumer(), tp):
+            return None
+        return super().verify_event_path(now, tp)
+
+
+def has_position(consumer: Any, tp: Any) -> bool:
+    """Whether aiokafka knows where ``tp`` is read from (not right after a seek or reset)."""
+    assignment = consumer._fetcher._subscriptions.subscription.assignment
+    state = assignment.state_value(TopicPartition(tp.topic, tp.partition)) if assignment else None
+    return state is not None and state.has_valid_position
 
 
 #: How long after topics were created again a rebalance still reads them from their beginning.
