@@ -30,7 +30,7 @@ from streams.events import Click, Review
 from streams.followers import Follower
 from streams.health import BrokerWatch
 from streams.metrics import Metrics
-from streams.models import ModelKeeper, RollbackRule
+from streams.models import ModelKeeper, RollbackRule, decode
 from streams.monitor import KeyCounts, Progress, refresh_lag
 from streams.processors import (
     ActivityCounts,
@@ -229,7 +229,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - the watch must go on
             log.warning("could not seek the restarted topics now (%r); the next rebalance will", exc)
 
-    def _apply_snapshot_record(self, key: bytes | None, value: bytes | None) -> None:
+    async def _apply_snapshot_record(self, key: bytes | None, value: bytes | None) -> None:
         if key == PROGRESS_KEY and value is not None:
             self.trainer_progress = TrainerProgress.from_bytes(value)
             return
@@ -238,7 +238,7 @@ class Engine:
             log.warning("snapshot topic: %s", self.assembler.rejected.pop())
             self.metrics.snapshots_rejected.labels("incomplete").inc()
         if complete is not None:
-            self.keeper.offer(complete[1])
+            self.keeper.consider(await asyncio.to_thread(decode, complete[1]))
 
     def snapshot_age(self) -> float | None:
         """How far the served weights lag behind the newest example the trainer has learned."""

@@ -9,6 +9,7 @@ with what existed at start-up, then applies each new message as it arrives.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -19,7 +20,9 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Apply = Callable[[bytes | None, bytes | None], None]
+#: Applies one record; may return an awaitable (work done off the event loop), which the follower
+#: awaits before the next record, so "caught up" still means "applied".
+Apply = Callable[[bytes | None, bytes | None], Awaitable[None] | None]
 
 
 async def reconnecting(name: str, body: Callable[[], Awaitable[None]]) -> None:
@@ -85,7 +88,9 @@ class Follower:
                 for records in batches.values():
                     for record in records:
                         try:
-                            self._apply(record.key, record.value)
+                            applying = self._apply(record.key, record.value)
+                            if inspect.isawaitable(applying):
+                                await applying
                             self.applied += 1
                         except Exception:
                             log.exception("%s follower: cannot apply a message; skipped", self._name)

@@ -33,6 +33,7 @@ def test_newer_snapshots_are_swapped_in_and_kept_on_disk(keeper, tmp_path):
     assert k.offer(snap(2).to_bytes()) == "stale"
     assert k.offer(snap(1).to_bytes()) == "stale"
     assert k.version == 2
+    k.flush()
     assert any(tmp_path.iterdir())  # persisted for a restart
 
 
