@@ -93,7 +93,9 @@ class ExampleBuilder:
         return [e.to_bytes() for e in examples]
 
     def review(self, model: ServingModel, before: UserState, review: Review, category: str) -> list[bytes]:
-        if not isinstance(model, NeuralServingModel):
+        """A review without a rating labels no task (sentiment comes from the rating): it would
+        cost a training record and a trainer step for nothing."""
+        if not isinstance(model, NeuralServingModel) or review.rating is None:
             return []
         example = review_example(
             before, review.text, review.rating, None, review.item_id, category, ts=review.ts,

@@ -57,6 +57,8 @@ def test_examples_come_from_the_state_before_the_event():
     [r] = [Example.from_bytes(b) for b in builder.review(model, before, review, "shoes")]
     assert (r.positive, r.rating, r.text) == (1, 5.0, "great shoes")
     assert np.isfinite(r.weight)
+    unrated = Review("r2", "u", "i3", "great shoes", 1.0e9 + 7)
+    assert builder.review(model, before, unrated, "shoes") == []  # it would label no task
 
 
 def test_a_model_that_does_not_learn_gets_no_examples():
