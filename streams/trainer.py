@@ -90,7 +90,11 @@ def _child(
             pending = []
         if learned_since_export and time.monotonic() - last_export >= interval_s:
             snap = trainer.export(metrics=losses, extra={"trained_until": trained_until})
-            outbox.put(TrainerReport(trained_until, 0, 0.0, losses, {}, snap.to_bytes(), snap.version))
+            # float16 halves what every worker fetches, assembles and checks each second (measured
+            # on a 10 MB float32 snapshot: 5.4 MB, chunking and reassembly 33 -> 7 ms; decoding,
+            # in a thread, 11 -> 14 ms); serving reads float32 either way.
+            data = snap.to_bytes(dtype="float16")
+            outbox.put(TrainerReport(trained_until, 0, 0.0, losses, {}, data, snap.version))
             last_export, learned_since_export = time.monotonic(), 0
 
 
