@@ -72,10 +72,7 @@ class Catalog:
     def upsert(self, item_id: str, item: ItemState) -> None:
         """The item table's state of an item. Its popularity never lowers what :meth:`bump` has
         already counted here: the state may predate clicks this worker has seen."""
-        score = item.popularity_score(item.popularity.ts, self._half_life)
-        pop_log = (
-            math.log2(score) + item.popularity.ts / self._half_life if score > 0 else _NO_ACTIVITY
-        )
+        pop_log = self._log_score(item.popularity_score(item.popularity.ts, self._half_life), item.popularity.ts)
         old = self._items.get(item_id)
         f = item.figures()
         entry = CatalogEntry(
@@ -89,7 +86,7 @@ class Catalog:
         counts are flushed every few seconds, and behind a backlog of clicks they wait for it), and
         retrieval's popular lists should not wait with it. ``pop_log`` is a log of a sum, so adding
         one weighted click is a log-sum-exp."""
-        added = math.log2(ACTION_WEIGHT[action]) + ts / self._half_life
+        added = self._log_score(ACTION_WEIGHT[action], ts)
         old = self._items.get(item_id)
         if old is None:
             entry = CatalogEntry(category, True, False, added, 0.0, 0)
@@ -101,6 +98,10 @@ class Catalog:
                 old.reviews,
             )
         self._put(item_id, old, entry)
+
+    def _log_score(self, score: float, ts: float) -> float:
+        """``score`` (weighted activity at ``ts``) on the time-free log scale of ``pop_log``."""
+        return math.log2(score) + ts / self._half_life if score > 0 else _NO_ACTIVITY
 
     def _put(self, item_id: str, old: CatalogEntry | None, entry: CatalogEntry) -> None:
         if old is not None and old.category != entry.category:
