@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.broker import EmbeddedBroker, free_port
-from streams.cluster import WorkerProcess, get_json
+from streams.cluster import WorkerProcess, get_json, get_text
 from streams.events import ACTIONS, Click
 from streams.producer import EventProducer
 from streams.settings import Settings
@@ -172,6 +172,23 @@ def wait_until_exact(url: str, expected: dict[str, Counter], stall_s: float) -> 
         elif time.monotonic() - last_change > stall_s:
             return wrong
         time.sleep(1.0)
+
+
+def progress_report(url: str, topic: str) -> str:
+    """What a worker says about its progress on ``topic``: its health, its consumer lag and its
+    event counters. Printed beside wrong counts, it tells a worker that stopped moving (lag left,
+    or no partition assigned) from one that consumed everything and lost events (no lag)."""
+    try:
+        status, health = get_json(f"{url}/healthz")
+        text = get_text(f"{url}/metrics")
+    except OSError as exc:
+        return f"worker unreachable: {exc!r}"
+    quoted = f'topic="{topic}"'
+    lines = [
+        line for line in text.splitlines()
+        if quoted in line and line.startswith(("shopguide_consumer_lag", "shopguide_events_total"))
+    ]
+    return f"healthz {status} {health}; " + "; ".join(lines or ["no lag or event metric: no partition assigned"])
 
 
 class ClickStream(threading.Thread):

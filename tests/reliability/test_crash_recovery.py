@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from streams.testing import ClickStream, Cluster, fresh_settings, wait_until_exact
+from streams.testing import ClickStream, Cluster, fresh_settings, progress_report, wait_until_exact
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,7 +33,7 @@ def test_kill_minus_nine_three_times_loses_and_duplicates_nothing(broker, tmp_pa
         wrong = wait_until_exact(url, expected, stall_s=30)
         assert not wrong, (
             f"after {kills} kills, users with wrong counts: {list(wrong.items())[:3]}\n"
-            + cluster.workers[0].log_tail(30)
+            f"{progress_report(url, cluster.topics.clicks)}\n" + cluster.workers[0].log_tail(30)
         )
         assert sum(sum(c.values()) for c in expected.values()) == EVENTS
 
@@ -47,6 +47,9 @@ def test_kill_minus_nine_three_times_loses_and_duplicates_nothing(broker, tmp_pa
         cluster.workers.clear()
         fresh = cluster.start_worker(data_dir=tmp_path / "fresh-worker")
         wrong = wait_until_exact(fresh.url, expected, stall_s=30)
-        assert not wrong, f"rebuilt from the changelog, users with wrong counts: {list(wrong.items())[:3]}"
+        assert not wrong, (
+            f"rebuilt from the changelog, users with wrong counts: {list(wrong.items())[:3]}\n"
+            f"{progress_report(fresh.url, cluster.topics.clicks)}"
+        )
     finally:
         cluster.close()
