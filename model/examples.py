@@ -145,7 +145,7 @@ def click_examples(
     pos_i = position[item_id]
     if config.retrieved_positives_only and not pool.was_retrieved(pos_i):
         [row] = pool.rows([pos_i]).tolist()
-        return [Example(context, item_id, category or pool.categories[pos_i], tuple(row), None,
+        return [Example(context, item_id, category or pool.category(pos_i), tuple(row), None,
                         1.0, category or None)]
     negatives: list[int] = []
     eligible = [
@@ -168,12 +168,12 @@ def click_examples(
     positive, *rows = pool.rows([pos_i, *negatives]).tolist()
     out = [
         Example(
-            context, item_id, category or pool.categories[pos_i], tuple(positive), 1.0,
+            context, item_id, category or pool.category(pos_i), tuple(positive), 1.0,
             ACTION_WEIGHT[action], category or None,
         )
     ]
     out += [
-        Example(context, pool.items[i], pool.categories[i], tuple(row), 0.0)
+        Example(context, pool.items[i], pool.category(i), tuple(row), 0.0)
         for i, row in zip(negatives, rows, strict=True)
     ]
     return out

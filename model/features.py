@@ -18,7 +18,6 @@ import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import pairwise
 
 import numpy as np
@@ -38,19 +37,38 @@ def bucket(value: str, buckets: int) -> int:
     return 1 + zlib.crc32(value.encode("utf-8")) % (buckets - 1)
 
 
-@lru_cache(maxsize=1 << 16)
-def _id_bucket(value: str, buckets: int) -> int:
-    """:func:`bucket` for item and category ids, which recur on every event: cached (bounded,
-    about 10 MB). Text n-grams do not go through it, so they cannot evict the ids."""
-    return bucket(value, buckets)
+class IdBuckets(dict[str, int]):
+    """:func:`bucket` of item or category ids, remembered: they recur on every event, and ranking
+    maps hundreds of candidates per recommendation, for which ``map(buckets.__getitem__, ids)``
+    is one dict lookup each instead of a Python call and a CRC. Bounded: emptied when it reaches
+    ``kept`` ids (about 10 MB). Text n-grams do not go through it, so they cannot crowd out ids."""
+
+    def __init__(self, buckets: int, kept: int = 1 << 16) -> None:
+        super().__init__()
+        self.buckets, self.kept = buckets, kept
+
+    def __missing__(self, value: str) -> int:
+        if len(self) >= self.kept:
+            self.clear()
+        b = self[value] = bucket(value, self.buckets)
+        return b
+
+
+_ID_BUCKETS: dict[int, IdBuckets] = {}
+
+
+def id_buckets(buckets: int) -> IdBuckets:
+    """The shared :class:`IdBuckets` for this number of buckets."""
+    found = _ID_BUCKETS.get(buckets)
+    return found if found is not None else _ID_BUCKETS.setdefault(buckets, IdBuckets(buckets))
 
 
 def item_bucket(item_id: str, config: ModelConfig) -> int:
-    return _id_bucket(item_id, config.item_buckets)
+    return id_buckets(config.item_buckets)[item_id]
 
 
 def category_bucket(category: str, config: ModelConfig) -> int:
-    return _id_bucket(category, config.category_buckets)
+    return id_buckets(config.category_buckets)[category]
 
 
 def tokens(text: str) -> list[str]:

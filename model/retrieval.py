@@ -109,40 +109,58 @@ class RetrievalConfig:
 
 
 class CandidatePool:
-    """Candidates for one user at one moment, with their categories. Their feature rows are
-    computed when asked for: ranking reads all of them, a training example only a handful."""
+    """Candidates for one user at one moment. Their feature rows and categories are computed
+    when asked for, in one pass: ranking reads all of them, a training example only a handful."""
 
-    __slots__ = ("_features", "_source", "categories", "items", "retrieved")
+    __slots__ = ("_categories", "_features", "_source", "items", "retrieved")
 
     def __init__(
         self,
         items: list[str],
-        categories: list[str],
+        categories: list[str] | None = None,
         features: np.ndarray | None = None,
         retrieved: int = -1,
         source: _Features | None = None,
     ) -> None:
-        if features is None and source is None:
-            raise ValueError("a pool needs its features or the function that computes them")
+        if (features is None or categories is None) and source is None:
+            raise ValueError("a pool needs its features and categories or the function that computes them")
         self.items = items
-        self.categories = categories
         #: How many of ``items`` retrieval found (the rest are ``extra`` items); -1: all of them.
         self.retrieved = retrieved
         self._source = source
         self._features = features
+        self._categories = categories
 
     @property
     def features(self) -> np.ndarray:
         """[len(items), N_CANDIDATE_FEATURES], float32."""
         if self._features is None:
-            self._features = self._source.rows(self.items)  # type: ignore[union-attr]
-        return self._features
+            self._compute()
+        return self._features  # type: ignore[return-value]
+
+    @property
+    def categories(self) -> list[str]:
+        if self._categories is None:
+            self._compute()
+        return self._categories  # type: ignore[return-value]
+
+    def _compute(self) -> None:
+        features, categories = self._source.rows(self.items)  # type: ignore[union-attr]
+        if self._features is None:
+            self._features = features
+        if self._categories is None:
+            self._categories = categories
+
+    def category(self, i: int) -> str:
+        if self._categories is not None:
+            return self._categories[i]
+        return self._source.category(self.items[i])  # type: ignore[union-attr]
 
     def rows(self, indices: Sequence[int]) -> np.ndarray:
         """The feature rows of these candidates, exactly as :attr:`features` holds them."""
         if self._features is not None:
             return self._features[list(indices)]
-        return self._source.rows([self.items[i] for i in indices])  # type: ignore[union-attr]
+        return self._source.rows([self.items[i] for i in indices])[0]  # type: ignore[union-attr]
 
     def was_retrieved(self, i: int) -> bool:
         return self.retrieved < 0 or i < self.retrieved
@@ -156,11 +174,12 @@ class CandidatePool:
             return self
         if self._source is None:
             raise ValueError("this pool was not built by retrieve(); it cannot add items")
-        features = None
+        features = categories = None
         if self._features is not None:
-            features = np.concatenate([self._features, self._source.rows(new)])
+            rows, added = self._source.rows(new)
+            features, categories = np.concatenate([self._features, rows]), self.categories + added
         return CandidatePool(
-            self.items + new, self.categories + [self._source.category(i) for i in new], features,
+            self.items + new, categories, features,
             len(self.items) if self.retrieved < 0 else self.retrieved, self._source,
         )
 
@@ -226,7 +245,7 @@ def retrieve(
         user_size=math.log1p(len(user.recent)) / 4.0,
         top_log=catalog.get(popular[0]).pop_log if popular else 0.0,  # type: ignore[union-attr]
     )
-    return CandidatePool(items, [source.category(i) for i in items], None, retrieved, source)
+    return CandidatePool(items, None, None, retrieved, source)
 
 
 @dataclass(slots=True)
@@ -263,9 +282,9 @@ class _Features:
     def category(self, item: str) -> str:
         return self.catalog.category_of(item) or self.hist_category.get(item, "")
 
-    def rows(self, items: Sequence[str]) -> np.ndarray:
-        """Plain floats per row and one conversion at the end: writing numpy elements one by one
-        cost more than computing them."""
+    def rows(self, items: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """The items' feature rows and categories. Plain floats per row and one conversion at the
+        end: writing numpy elements one by one cost more than computing them."""
         now, history, covis, covis_rank = self.now, self.history, self.covis, self.covis_rank
         after_last, after_last_rank = self.after_last, self.after_last_rank
         pop_rank, cat_rank, share = self.pop_rank, self.cat_rank, self.share
@@ -274,9 +293,11 @@ class _Features:
         entry_of, count = self.catalog.get, self.index.count
         log1p, exp, isfinite = math.log1p, math.exp, math.isfinite
         out = []
+        categories = []
         for item in items:
             entry = entry_of(item)
             category = (entry.category if entry is not None else "") or hist_category.get(item, "")
+            categories.append(category)
             h = history.get(item)
             if h is None:
                 seen = recency = repeats = action = fresh = day = 0.0
@@ -309,4 +330,4 @@ class _Features:
                 pop_r, cat_r, recent_share, user_size, known, after, after_r,
                 log1p(count(item)) / 5.0,
             ))
-        return np.array(out, np.float32).reshape(len(items), N_CANDIDATE_FEATURES)
+        return np.array(out, np.float32).reshape(len(items), N_CANDIDATE_FEATURES), categories

@@ -23,7 +23,7 @@ from model.features import (
     category_bucket,
     encode_texts,
     encode_users,
-    item_bucket,
+    id_buckets,
     user_context,
 )
 from model.retrieval import CandidatePool, CovisIndex, RetrievalConfig, retrieve
@@ -247,10 +247,10 @@ class NeuralServingModel:
         return [(pool.items[i], float(scores[i])) for i in order]
 
     def score_pool(self, z_rec: np.ndarray, pool: CandidatePool) -> np.ndarray:
-        item_ids = np.fromiter((item_bucket(i, self.config) for i in pool.items), np.int32,
-                               len(pool.items))
-        cat_ids = np.fromiter((category_bucket(c, self.config) for c in pool.categories),
-                              np.int32, len(pool.categories))
+        n = len(pool.items)
+        item_ids = np.fromiter(map(id_buckets(self.config.item_buckets).__getitem__, pool.items), np.int32, n)
+        cat_ids = np.fromiter(map(id_buckets(self.config.category_buckets).__getitem__, pool.categories),
+                              np.int32, n)
         return _sigmoid(self.net.recommend(z_rec, item_ids, cat_ids, pool.features))
 
     def _interests(

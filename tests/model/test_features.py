@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 from model_fixtures import HALF_LIFE, TINY
 
-from model.features import bucket, encode_texts, encode_users, text_features, tokens, user_context
+from model.features import IdBuckets, bucket, encode_texts, encode_users, text_features, tokens, user_context
 from state.user import UserState
 
 
@@ -12,6 +12,14 @@ def test_bucket_is_stable_bounded_and_reserves_zero() -> None:
     ids = {bucket(f"item-{i}", 64) for i in range(500)}
     assert min(ids) >= 1 and max(ids) <= 63
     assert bucket("abc", 1 << 17) == bucket("abc", 1 << 17)
+
+
+def test_id_buckets_remember_at_most_kept_ids_and_agree_with_bucket() -> None:
+    cache = IdBuckets(64, kept=10)
+    ids = [f"item-{i}" for i in range(25)]
+    assert [cache[i] for i in ids] == [bucket(i, 64) for i in ids]
+    assert 0 < len(cache) <= 10
+    assert cache[""] == 0
 
 
 def test_tokens_split_chinese_characters_and_english_words() -> None:
