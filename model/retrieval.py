@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,10 +55,11 @@ class CovisIndex:
         if len(self._counts) > self.max_items:
             self._counts.popitem(last=False)
 
-    def count(self, item_id: str) -> int:
-        """Interactions seen with the item (0 once evicted): with co-visitation counts, tells a
-        specific association from mere popularity."""
-        return self._counts.get(item_id, 0)
+    @property
+    def counts(self) -> Mapping[str, int]:
+        """Interactions seen per item (none once evicted), read-only: with co-visitation counts,
+        they tell a specific association from mere popularity."""
+        return self._counts
 
     def _add(self, a: str, b: str, w: float) -> None:
         neighbors = self._neighbors.get(a)
@@ -290,7 +291,7 @@ class _Features:
         pop_rank, cat_rank, share = self.pop_rank, self.cat_rank, self.share
         recent_cats, last_category, n_recent = self.recent_cats, self.last_category, self.n_recent
         user_size, top_log, hist_category = self.user_size, self.top_log, self.hist_category
-        entry_of, count = self.catalog.get, self.index.count
+        entry_of, count = self.catalog.entries.get, self.index.counts.get
         log1p, exp, isfinite = math.log1p, math.exp, math.isfinite
         out = []
         categories = []
@@ -328,6 +329,6 @@ class _Features:
             out.append((
                 seen, recency, repeats, action, fresh, day, co, co_rank, interest, same_last, pop,
                 pop_r, cat_r, recent_share, user_size, known, after, after_r,
-                log1p(count(item)) / 5.0,
+                log1p(count(item, 0)) / 5.0,
             ))
         return np.array(out, np.float32).reshape(len(items), N_CANDIDATE_FEATURES), categories

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,12 @@ class Catalog:
 
     def get(self, item_id: str) -> CatalogEntry | None:
         return self._items.get(item_id)
+
+    @property
+    def entries(self) -> Mapping[str, CatalogEntry]:
+        """Every entry, read-only: a loop over hundreds of candidates per event binds
+        ``entries.get`` once instead of calling :meth:`get` per item."""
+        return self._items
 
     def category_of(self, item_id: str) -> str:
         entry = self._items.get(item_id)
