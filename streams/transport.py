@@ -44,6 +44,7 @@ their beginning and what Faust remembered of them is forgotten.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -51,6 +52,8 @@ from typing import Any
 import faust
 from aiokafka import TopicPartition
 from faust.transport.drivers import aiokafka as driver
+
+log = logging.getLogger(__name__)
 
 
 class _ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -117,6 +120,13 @@ class _Consumer(driver.Consumer):
             ]
             if fresh:
                 await self._thread.seek_to_beginning(*(driver.ensure_aiokafka_TP(tp) for tp in fresh))
+            # Where each input partition resumes (None: its beginning): what a worker inherits.
+            resume: dict[str, dict[int, int | None]] = {}
+            for tp in sorted(self.assignment()):
+                if self.app.topics.acks_enabled_for(tp.topic):
+                    offset = None if tp in fresh else self._committed_offset.get(tp)
+                    resume.setdefault(tp.topic, {})[tp.partition] = offset
+            log.info("input partitions resume at %s", resume)
         finally:
             self._seeks += 1
 

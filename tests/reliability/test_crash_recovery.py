@@ -33,7 +33,9 @@ def test_kill_minus_nine_three_times_loses_and_duplicates_nothing(broker, tmp_pa
         wrong = wait_until_exact(url, expected, stall_s=30)
         assert not wrong, (
             f"after {kills} kills, users with wrong counts: {list(wrong.items())[:3]}\n"
-            f"{progress_report(url, cluster.topics.clicks)}\n" + cluster.workers[0].log_tail(30)
+            f"{progress_report(url, cluster.topics.clicks)}\n"
+            + "\n".join(line for line in cluster.workers[0].log_tail(1000).splitlines() if "resume at" in line)
+            + "\n" + cluster.workers[0].log_tail(30)
         )
         assert sum(sum(c.values()) for c in expected.values()) == EVENTS
 
