@@ -151,8 +151,25 @@ class _Consumer(driver.Consumer):
             return {}
         return await self._contiguous(records)
 
+    async def getmany(self, timeout: float) -> Any:  # noqa: ASYNC109 - Faust signature
+        """Faust's, stopped at a seek: records fetched before it must not reach the agents after
+        it (nor move the read offsets past what the seek asks for)."""
+        seeks = self._seeks
+        async for tp, message in super().getmany(timeout):
+            if self._seeks != seeks:
+                break
+            yield tp, message
+
     async def _contiguous(self, records: Any) -> Any:
-        skipped = self._continuity.check(records, self.app.topics.acks_enabled_for)
+        guarded = self.app.topics.acks_enabled_for
+        # Faust drops records below a partition's read offset. Only a delivery that straddled a
+        # seek leaves it past the offset the partition owes; it would drop the records owed.
+        for tp, owed in self._continuity.owed(records, guarded).items():
+            read = self._read_offset.get(tp)
+            if read is not None and read > owed:
+                log.warning("%s[%d]: read offset %d past the %d owed; lowered", tp.topic, tp.partition, read, owed)
+                self._read_offset[tp] = owed
+        skipped = self._continuity.check(records, guarded)
         if not skipped:
             return records
         log.warning("fetched records past offsets never delivered, fetching again from %s", {
@@ -179,6 +196,10 @@ class Continuity:
         """After a seek: the offset each partition's next record must have (partitions left
         out, read from their beginning, start wherever their log does)."""
         self._next = dict(offsets)
+
+    def owed(self, records: Any, guarded: Callable[[str], bool]) -> dict[Any, int]:
+        """The offset each guarded partition of ``records`` owes next, where known."""
+        return {tp: self._next[tp] for tp in records if tp in self._next and guarded(tp.topic)}
 
     def check(self, records: Any, guarded: Callable[[str], bool]) -> dict[Any, int]:
         """The partitions of ``records`` (partition -> records in offset order) to fetch again,

@@ -57,3 +57,13 @@ def test_partitions_read_from_their_beginning_and_other_topics_are_not_checked()
     c.resume({changelog: 0})
     assert c.check({fresh: batch(40, 41), changelog: batch(90, 91)}, inputs) == {}
     assert c.check({fresh: batch(43, 44)}, inputs) == {fresh: 42}
+
+
+def test_owed_offsets_are_known_only_for_resumed_or_delivered_input_partitions() -> None:
+    c = Continuity()
+    resumed, fresh, changelog = TP("clicks", 0), TP("clicks", 1), TP("users-changelog", 0)
+    c.resume({resumed: 616, changelog: 3})
+    records = {resumed: batch(616, 620), fresh: batch(0, 1), changelog: batch(3, 4)}
+    assert c.owed(records, inputs) == {resumed: 616}
+    c.check(records, inputs)
+    assert c.owed(records, inputs) == {resumed: 621, fresh: 2}
