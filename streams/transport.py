@@ -22,7 +22,11 @@ partition's first records hundreds of offsets past its committed offset (115 com
 fetched first; the crash-recovery test failed 5 times in 125 runs). Faust counted the hole as acknowledged,
 committed past it, and the events in it were lost for good: the users' state marks had moved past
 them, so a later replay took them for duplicates. :class:`Continuity` now checks each fetched
-partition's first record against the offset it owes and seeks back when they differ.
+partition's first record against the offset it owes and seeks back when they differ. Faust also
+drops records below a partition's read offset, and a delivery still under way when a seek happened
+can move that offset past what the seek asked for (seen once: resumed at 616, first processed
+645): a fetch's delivery now stops at a seek, and a read offset past what the partition owes is
+lowered to it.
 
 **Outputs without the one-at-a-time buffer.** ``Topic.send_soon`` queues every message in Faust's
 ``ProducerBuffer``, which a single task hands to aiokafka one by one, each with its sensor hooks and
