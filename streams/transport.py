@@ -133,16 +133,13 @@ class _Consumer(driver.Consumer):
             ]
             if fresh:
                 await self._thread.seek_to_beginning(*(driver.ensure_aiokafka_TP(tp) for tp in fresh))
-            self._continuity.resume({
-                tp: offset for tp, offset in self._committed_offset.items()
-                if offset is not None and tp in self.assignment() and tp not in fresh
-            })
+            inputs = sorted(tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic))
+            owed = {tp: self._committed_offset.get(tp) for tp in inputs if tp not in fresh}
+            self._continuity.resume({tp: offset for tp, offset in owed.items() if offset is not None})
             # Where each input partition resumes (None: its beginning): what a worker inherits.
             resume: dict[str, dict[int, int | None]] = {}
-            for tp in sorted(self.assignment()):
-                if self.app.topics.acks_enabled_for(tp.topic):
-                    offset = None if tp in fresh else self._committed_offset.get(tp)
-                    resume.setdefault(tp.topic, {})[tp.partition] = offset
+            for tp in inputs:
+                resume.setdefault(tp.topic, {})[tp.partition] = owed.get(tp)
             log.info("input partitions resume at %s", resume)
         finally:
             self._seeks += 1
