@@ -243,8 +243,9 @@ class NeuralServingModel:
         if not pool.items:
             return []
         scores = self.score_pool(z_rec, pool)
-        order = np.argsort(-scores, kind="stable")
-        return [(pool.items[i], float(scores[i])) for i in order]
+        # Python ints and floats: indexing with numpy scalars cost more than the scoring itself.
+        order, values, items = np.argsort(-scores, kind="stable").tolist(), scores.tolist(), pool.items
+        return [(items[i], values[i]) for i in order]
 
     def score_pool(self, z_rec: np.ndarray, pool: CandidatePool) -> np.ndarray:
         n = len(pool.items)

@@ -209,7 +209,7 @@ class Engine:
             examples = self.examples.click(model, before, event, category)
         else:
             examples = self.examples.review(model, before, event, category)
-        if examples:
+        if examples is not None:
             self.sink.add(examples, event.ts)
 
     def _on_model_event(self, outcome: str, reason: str) -> None:

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from model.examples import packed_count
+
 log = logging.getLogger(__name__)
 
 
@@ -53,7 +55,7 @@ def _child(
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     from model.config import TASKS, ModelConfig
-    from model.examples import Example, ExampleDecodeError
+    from model.examples import ExampleDecodeError, unpack_examples
     from model.snapshot import Snapshot
     from model.training import Trainer
 
@@ -76,7 +78,7 @@ def _child(
             batch, ts, min_version = message
             for raw in batch:
                 with contextlib.suppress(ExampleDecodeError):  # a foreign record: nothing to learn
-                    pending.append(Example.from_bytes(raw))
+                    pending += unpack_examples(raw)
             newest = max(newest, ts)
             trainer.version = max(trainer.version, min_version)
         if pending and (len(pending) >= batch_size or message is None):
@@ -120,12 +122,13 @@ class TrainerProcess:
         return self._proc.is_alive()
 
     def submit(self, examples: list[bytes], newest_ts: float, min_version: int) -> bool:
-        """Queue examples for training; False (and counted) when the trainer is too far behind."""
+        """Queue packed examples (:func:`~model.examples.pack_examples` records) for training;
+        False (and their examples counted) when the trainer is too far behind."""
         try:
             self._inbox.put_nowait((examples, newest_ts, min_version))
             return True
         except queue.Full:
-            self.dropped += len(examples)
+            self.dropped += sum(map(packed_count, examples))
             return False
 
     def reports(self) -> list[TrainerReport]:

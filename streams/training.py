@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 
-from model.examples import ExampleConfig, click_examples, review_example
+from model.examples import ExampleConfig, click_examples, pack_examples, review_example
 from model.scoring import NeuralServingModel
 from model.serving import ServingModel
 from state.catalog import Catalog
@@ -39,14 +39,15 @@ def unpack(data: bytes) -> tuple[list[bytes], float]:
 
 
 class ExampleSink:
-    """Examples gathered while a batch is processed, drained into training records."""
+    """Examples gathered while a batch is processed (one packed record per event), drained into
+    training records."""
 
     def __init__(self) -> None:
         self._examples: list[bytes] = []
         self._newest = 0.0
 
-    def add(self, examples: list[bytes], ts: float) -> None:
-        self._examples += examples
+    def add(self, examples: bytes, ts: float) -> None:
+        self._examples.append(examples)
         self._newest = max(self._newest, ts)
 
     def __len__(self) -> int:
@@ -83,22 +84,23 @@ class ExampleBuilder:
             self._configs = {key: config}
         return config
 
-    def click(self, model: ServingModel, before: UserState, click: Click, category: str) -> list[bytes]:
+    def click(self, model: ServingModel, before: UserState, click: Click, category: str) -> bytes | None:
+        """The click's examples as one record (:func:`~model.examples.pack_examples`)."""
         if not isinstance(model, NeuralServingModel):
-            return []
+            return None
         examples = click_examples(
             before, click.item_id, click.action, click.ts, category, self._catalog, self._rng,
             index=model.index, config=self._config(model),
         )
-        return [e.to_bytes() for e in examples]
+        return pack_examples(examples)
 
-    def review(self, model: ServingModel, before: UserState, review: Review, category: str) -> list[bytes]:
+    def review(self, model: ServingModel, before: UserState, review: Review, category: str) -> bytes | None:
         """A review without a rating labels no task (sentiment comes from the rating): it would
         cost a training record and a trainer step for nothing."""
         if not isinstance(model, NeuralServingModel) or review.rating is None:
-            return []
+            return None
         example = review_example(
             before, review.text, review.rating, None, review.item_id, category, ts=review.ts,
             config=self._config(model),
         )
-        return [example.to_bytes()]
+        return pack_examples([example])

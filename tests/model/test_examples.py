@@ -5,12 +5,14 @@ import pytest
 from model_fixtures import HALF_LIFE, TINY
 
 from model.examples import (
-    Example,
     ExampleConfig,
     ExampleDecodeError,
     click_examples,
     encode_examples,
+    pack_examples,
+    packed_count,
     review_example,
+    unpack_examples,
 )
 from model.retrieval import CovisIndex
 from state.catalog import Catalog
@@ -61,15 +63,23 @@ def test_review_label_from_rating_or_masked() -> None:
     assert review_example(None, "ok", None, 1, "i", "c").rating is None
 
 
-def test_example_bytes_round_trip_and_corruption(stream) -> None:
-    for example in stream.examples[:50] + stream.examples[-5:]:
-        data = example.to_bytes()
-        assert Example.from_bytes(data) == example
-        assert len(data) < 600
-    with pytest.raises(ExampleDecodeError):
-        Example.from_bytes(b"\x09garbage")
-    with pytest.raises(ExampleDecodeError):
-        Example.from_bytes(stream.examples[0].to_bytes()[:-7])
+def test_examples_of_an_event_travel_as_one_record_and_corruption_is_refused(stream) -> None:
+    for examples in (stream.examples[:9], stream.examples[-5:], stream.examples[:1], []):
+        data = pack_examples(examples)
+        assert unpack_examples(data) == examples and packed_count(data) == len(examples)
+    # A click's examples share their user context: it travels once.
+    user, catalog, index = _shop()
+    click = click_examples(user, "i7", "cart", 200.0, "c1", catalog, np.random.default_rng(0),
+                           index=index, config=ExampleConfig(TINY, HALF_LIFE))
+    together = len(pack_examples(click))
+    apart = sum(len(pack_examples([e])) for e in click)
+    assert len(click) > 3 and together < 0.7 * apart
+    assert unpack_examples(pack_examples(click)) == click
+    data = pack_examples(stream.examples[:9])
+    for junk in (b"", b"\x09garbage", data[:-7], data[:1], bytes((data[0], 8)) + data[2:]):
+        with pytest.raises(ExampleDecodeError):
+            unpack_examples(junk)
+    assert packed_count(b"\x09garbage") == 0
 
 
 def test_encoded_masks_follow_labels(stream) -> None:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from model.examples import Example
+from model.examples import unpack_examples
 from model.placeholder import PlaceholderModel
 from model.scoring import serving_from_snapshot
 from model.testing import untrained_snapshot
@@ -14,8 +14,8 @@ from streams.training import RECORD_BYTES, ExampleBuilder, ExampleSink, unpack
 def test_sink_packs_examples_into_bounded_records():
     sink = ExampleSink()
     examples = [bytes([n % 256]) * 1000 for n in range(700)]
-    sink.add(examples[:400], 10.0)
-    sink.add(examples[400:], 12.5)
+    for n, e in enumerate(examples):
+        sink.add(e, 10.0 if n < 400 else 12.5)
     records = sink.drain()
     assert len(records) == 3 and all(len(r) <= RECORD_BYTES + 64 for r in records)
     unpacked = [unpack(r) for r in records]
@@ -46,7 +46,7 @@ def test_examples_come_from_the_state_before_the_event():
     before.apply_click("i1", "view", 1.0e9, "shoes", 3600.0)
     click = Click("e", "u", "i3", "buy", 1.0e9 + 5, "shoes")
     raw = builder.click(model, before, click, "shoes")
-    examples = [Example.from_bytes(b) for b in raw]
+    examples = unpack_examples(raw)
     positives = [e for e in examples if e.engaged == 1.0]
     assert len(positives) == 1 and positives[0].item_id == "i3" and positives[0].next_category == "shoes"
     assert all(e.item_id != "i3" for e in examples if e.engaged == 0.0)
@@ -54,15 +54,15 @@ def test_examples_come_from_the_state_before_the_event():
     # The user context is the state before the click: one history item, not two.
     assert len([h for h in positives[0].user.history if any(h)]) == 1
     review = Review("r", "u", "i3", "great shoes", 1.0e9 + 6, rating=5)
-    [r] = [Example.from_bytes(b) for b in builder.review(model, before, review, "shoes")]
+    [r] = unpack_examples(builder.review(model, before, review, "shoes"))
     assert (r.positive, r.rating, r.text) == (1, 5.0, "great shoes")
     assert np.isfinite(r.weight)
     unrated = Review("r2", "u", "i3", "great shoes", 1.0e9 + 7)
-    assert builder.review(model, before, unrated, "shoes") == []  # it would label no task
+    assert builder.review(model, before, unrated, "shoes") is None  # it would label no task
 
 
 def test_a_model_that_does_not_learn_gets_no_examples():
     catalog = Catalog(3600.0)
     builder = ExampleBuilder(catalog, 3600.0)
     placeholder = PlaceholderModel(catalog, 3600.0)
-    assert builder.click(placeholder, UserState(), Click("e", "u", "i", "view", 1.0e9), "") == []
+    assert builder.click(placeholder, UserState(), Click("e", "u", "i", "view", 1.0e9), "") is None
