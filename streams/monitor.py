@@ -38,7 +38,12 @@ async def refresh_lag(consumer: Any, sources: set[str], progress: Progress, metr
         if end is None or end < 0:
             continue
         done = progress.done.get((tp.topic, tp.partition))
-        next_offset = done + 1 if done is not None else await consumer.position(tp)
+        # Nothing processed here yet: the next offset is where the partition resumed. The fetch
+        # position is ahead of it by whatever was fetched and waits (behind a backlog of clicks,
+        # the item activity records wait for minutes).
+        next_offset = done + 1 if done is not None else consumer.resumed_at(tp)
+        if next_offset is None:
+            next_offset = await consumer.position(tp)
         if next_offset is not None:
             lags[(tp.topic, tp.partition)] = max(0, end - next_offset)
     # No await from here on: a scrape never sees the gauge half rebuilt.

@@ -109,6 +109,10 @@ class _Consumer(driver.Consumer):
         self._restarted.update(dict.fromkeys(topics, now))
         await self.perform_seek()
 
+    def resumed_at(self, tp: Any) -> int | None:
+        """The offset this worker took ``tp`` up from, or has committed since (None: unknown)."""
+        return self._committed_offset.get(tp)
+
     def _forget(self, tp: Any) -> None:
         for offsets in (self._gap, self._acked, self._acked_index, self._read_offset, self._committed_offset):
             offsets.pop(tp, None)
