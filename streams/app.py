@@ -163,6 +163,7 @@ class Engine:
         self.training_feed = TrainingFeed(
             settings, self.topics.training, submit=self._submit_training,
             on_elected=self._ensure_trainer, on_deposed=self._stop_trainer,
+            on_delay=self.metrics.train_feed_delay.set,
         ) if settings.train else None
         self.broker_watch = BrokerWatch(
             settings,
@@ -286,6 +287,7 @@ class Engine:
             trainer.submit(examples, newest, max(self.keeper.version, self.assembler.newest))
 
     def _stop_trainer(self) -> None:
+        self.metrics.train_feed_delay.set(0.0)  # a worker that does not train is behind nothing
         if self.trainer is not None:
             self.trainer.stop()
             self.trainer = None

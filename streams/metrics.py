@@ -111,6 +111,11 @@ class Metrics:
             "shopguide_model_rollbacks_total",
             "Snapshots rolled back because the online hit rate collapsed under them", registry=r,
         )
+        self.train_feed_delay = Gauge(
+            "shopguide_train_feed_delay_seconds",
+            "How long ago the newest training record handed to the trainer had been sent, when it "
+            "was handed over (0 on a worker that does not train)", registry=r,
+        )
         self.train_dropped = Gauge(
             "shopguide_train_dropped_examples",
             "Examples the trainer had no time for since this worker started it", registry=r,

@@ -15,6 +15,7 @@ automatically: a new owner may skip or repeat a second of examples, never the st
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -49,12 +50,14 @@ class TrainingFeed:
         submit: Callable[[list[bytes], float], None],
         on_elected: Callable[[], None],
         on_deposed: Callable[[], None],
+        on_delay: Callable[[float], None],
     ) -> None:
         self._settings = settings
         self._topic = topic
         self.submit = submit
         self.on_elected = on_elected
         self.on_deposed = on_deposed
+        self.on_delay = on_delay
         self._rewind = False
 
     def rewind(self) -> None:
@@ -89,14 +92,20 @@ class TrainingFeed:
                     if consumer.assignment():
                         await consumer.seek_to_beginning(*consumer.assignment())
                 batches = await consumer.getmany(timeout_ms=200, max_records=64)
+                produced = 0  # newest Kafka timestamp (ms) of the records handed over
                 for records in batches.values():
                     for record in records:
+                        produced = max(produced, record.timestamp)
                         try:
                             examples, newest = unpack(record.value or b"")
                         except ValueError as exc:
                             log.warning("training topic: %s", exc)
                             continue
                         self.submit(examples, newest)
+                # How long ago the newest examples handed to the trainer were sent. Drops show a
+                # trainer too slow for what it gets; this shows one that falls behind the stream.
+                if produced > 0:
+                    self.on_delay(max(0.0, time.time() - produced / 1000.0))
         finally:
             if consumer.assignment():
                 self.on_deposed()

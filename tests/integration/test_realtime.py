@@ -6,12 +6,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from kafka import KafkaProducer
 
 from model.snapshot import SnapshotStore
+from streams.bench.measure import Metrics
 from streams.cluster import get_json, get_text
 from streams.events import Click, Item, Review
 from streams.snapshots import snapshot_records
 from streams.testing import Cluster, fresh_settings, wait_until
+from streams.training import pack
 
 pytestmark = pytest.mark.integration
 
@@ -149,6 +152,27 @@ def test_reviews_produce_sentiment_and_a_negative_burst_an_alert(pair):
     alerts = pair.sentiment.wait_for(lambda m: m.get("label") == "alert" and m["item_id"] == item, timeout_s=30)
     [alert] = alerts
     assert alert["recent_negative_ratio"] >= 0.5 and alert["trigger_event_id"].startswith("senti-bad-")
+
+
+def test_the_training_worker_reports_how_far_behind_the_stream_its_trainer_is_fed(pair):
+    def feed_delay(worker) -> float:
+        return Metrics.scrape(worker.url).value("shopguide_train_feed_delay_seconds")
+
+    [trainer] = wait_until(
+        lambda: [w for w in pair.workers if model_of(w)["trainer"]["running_here"]], 60, "a trainer"
+    )
+    [other] = [w for w in pair.workers if w is not trainer]
+    # A training record that waited an hour (a backlog on the training topic would look so).
+    late = KafkaProducer(bootstrap_servers=pair.settings.bootstrap_servers)
+    late.send(pair.topics.training, pack([], time.time() - 3600), timestamp_ms=int((time.time() - 3600) * 1000))
+    late.flush()
+    late.close()
+    wait_until(lambda: feed_delay(trainer) > 3000, 30, "the feed to report a record an hour old")
+    assert feed_delay(other) == 0
+    # Fresh examples from a click: the trainer is fed moments after they were sent.
+    click(pair, "fresh-feed", "learner-2", 5)
+    pair.producer.flush()
+    wait_until(lambda: feed_delay(trainer) < 30, 30, "the feed to report fresh examples")
 
 
 def test_a_restarted_worker_resumes_from_the_newest_snapshot(pair):
