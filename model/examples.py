@@ -2,8 +2,8 @@
 
 A worker builds examples when it handles an event (it holds the user's state *before* the event and
 its retrieval index), sends them over Kafka (:func:`pack_examples`, one record per event), and the
-trainer learns from them. One example may carry labels for several tasks; a missing label masks its task, so one batch
-mixes clicks and reviews.
+trainer learns from them. One example may carry labels for several tasks; a missing label masks its
+task, so one batch mixes clicks and reviews.
 """
 
 from __future__ import annotations
