@@ -172,8 +172,10 @@ def click_examples(
         return [Example(context, item_id, category or pool.category(pos_i), tuple(row), None,
                         1.0, category or None)]
     negatives: list[int] = []
-    excluded = bought | catalog.out_of_stock(pool.items)
-    eligible = [i for i, item in enumerate(pool.items) if item != item_id and item not in excluded]
+    eligible = [
+        i for i, item in enumerate(pool.items)
+        if item != item_id and item not in bought and catalog.available(item)
+    ]
     if eligible:
         picks = rng.choice(len(eligible), size=min(mc.negatives, len(eligible)), replace=False)
         negatives += [eligible[p] for p in sorted(picks.tolist())]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,12 +74,6 @@ class Catalog:
         """False only for items the catalog says are out of stock."""
         entry = self._items.get(item_id)
         return entry is None or entry.in_stock
-
-    def out_of_stock(self, item_ids: Iterable[str]) -> set[str]:
-        """Those of ``item_ids`` that :meth:`available` refuses, in one pass (training examples
-        filter a whole candidate pool per click)."""
-        entry_of = self._items.get
-        return {i for i in item_ids if (entry := entry_of(i)) is not None and not entry.in_stock}
 
     def upsert(self, item_id: str, item: ItemState) -> None:
         """The item table's state of an item. Its popularity never lowers what :meth:`bump` has

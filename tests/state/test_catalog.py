@@ -30,7 +30,6 @@ def test_out_of_stock_items_are_never_popular_and_unknown_items_are_available():
     assert c.popular(5, "a") == ["here"]
     assert not c.available("gone")
     assert c.available("never-heard-of")
-    assert c.out_of_stock(["here", "gone", "never-heard-of"]) == {"gone"}
 
 
 def test_category_change_moves_the_item():
