@@ -138,7 +138,7 @@ class _Consumer(driver.Consumer):
             if fresh:
                 await self._thread.seek_to_beginning(*(driver.ensure_aiokafka_TP(tp) for tp in fresh))
             inputs = sorted(tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic))
-            owed = {tp: self._committed_offset.get(tp) for tp in inputs if tp not in fresh}
+            owed = {tp: self.resumed_at(tp) for tp in inputs if tp not in fresh}
             self._continuity.resume({tp: offset for tp, offset in owed.items() if offset is not None})
             # Where each input partition resumes (None: its beginning): what a worker inherits.
             resume: dict[str, dict[int, int | None]] = {}
