@@ -92,18 +92,19 @@ class TrainingFeed:
                     if consumer.assignment():
                         await consumer.seek_to_beginning(*consumer.assignment())
                 batches = await consumer.getmany(timeout_ms=200, max_records=64)
-                produced = 0  # newest Kafka timestamp (ms) of the records handed over
+                produced = 0  # Kafka timestamp (ms) of the last record handed over
                 for records in batches.values():
                     for record in records:
-                        produced = max(produced, record.timestamp)
+                        produced = record.timestamp
                         try:
                             examples, newest = unpack(record.value or b"")
                         except ValueError as exc:
                             log.warning("training topic: %s", exc)
                             continue
                         self.submit(examples, newest)
-                # How long ago the newest examples handed to the trainer were sent. Drops show a
-                # trainer too slow for what it gets; this shows one that falls behind the stream.
+                # How long ago the record the feed has reached was sent (the last in log order, not
+                # the newest timestamp: a producer's clock may lag). Drops show a trainer too slow
+                # for what it gets; this shows one that falls behind the stream.
                 if produced > 0:
                     self.on_delay(max(0.0, time.time() - produced / 1000.0))
         finally:
