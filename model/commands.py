@@ -1,7 +1,7 @@
 """``shopguide train`` and ``shopguide evaluate ...``: the model's offline commands.
 
-``register(subparsers)`` adds them to the engine's CLI; ``python -m model.commands ...`` runs them
-alone. Long runs show a progress bar on stderr; ``--json OUT`` writes machine-readable results;
+``register(subparsers)`` adds them to the engine's CLI (``streams/cli.py``). Long runs show a
+progress bar on stderr; ``--json OUT`` writes machine-readable results;
 ``--plot PNG`` (recommend) draws the hit rate over the replay.
 """
 
@@ -455,15 +455,3 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shared-bottom", action="store_true", help="shared-bottom, not MMoE")
     parser.add_argument("--uncertainty", action="store_true",
                         help="learn task weights (Kendall et al. 2018)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model.commands")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    args.func(args)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -134,6 +134,11 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, args.events, args.rate)
 
 
+def _model(args: argparse.Namespace, settings: Settings) -> int:
+    args.func(args)  # the model's offline commands read no SHOPGUIDE_* setting
+    return 0
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     for env, default, doc in describe():
         current = os.environ.get(env)
@@ -192,7 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="list every SHOPGUIDE_* variable, its value and default")
     p.set_defaults(run=_config)
 
+    from model.commands import register as register_model
     from streams.bench import register as register_bench
+
+    register_model(sub)
+    for name in ("train", "evaluate"):
+        sub.choices[name].set_defaults(run=_model)
     register_bench(sub)
     return parser
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 from model_fixtures import REVIEWS
 
-from model.commands import main
+from streams.cli import main
 
 
 def test_evaluate_recommend_json(tmp_path) -> None:
