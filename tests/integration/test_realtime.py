@@ -185,12 +185,13 @@ def test_a_restarted_worker_resumes_from_the_newest_snapshot(pair):
 
 
 def test_when_the_training_worker_stops_another_takes_over_training(pair):
-    def trainers() -> list:
-        return [w for w in pair.workers if model_of(w)["trainer"]["running_here"]]
+    def sole_trainer() -> list:
+        # One reading of both workers: reading them again could catch an election half done.
+        found = [w for w in pair.workers if model_of(w)["trainer"]["running_here"]]
+        return found if len(found) == 1 else []
 
     # A worker restarted by the test before rebalances the trainer group: wait for its election.
-    wait_until(lambda: len(trainers()) == 1, 60, "one worker to run the trainer")
-    [trainer] = trainers()
+    [trainer] = wait_until(sole_trainer, 60, "one worker to run the trainer")
     [other] = [w for w in pair.workers if w is not trainer]
     trainer.stop()
     pair.workers.remove(trainer)
