@@ -42,7 +42,9 @@ class Catalog:
         self._refresh_s = refresh_s
         self._clock = clock
         self._items: dict[str, CatalogEntry] = {}
-        self._by_category: dict[str, set[str]] = {}
+        # Item ids per category in insertion order (a dict, not a set): ``popular`` breaks ties
+        # by iteration order, which for a set of strings changes with the process's hash seed.
+        self._by_category: dict[str, dict[str, None]] = {}
         # category ("" = all) -> (when ranked, how many were asked for, ids)
         self._top: dict[str, tuple[float, int, list[str]]] = {}
         self._dirty: set[str] = set()
@@ -116,15 +118,15 @@ class Catalog:
         if old is None:
             self._slot[item_id] = len(self._ids)
             self._ids.append(item_id)
-        members = self._by_category.setdefault(entry.category, set())
+        members = self._by_category.setdefault(entry.category, {})
         if not members:
             self._categories = None
-        members.add(item_id)
+        members[item_id] = None
         self._dirty.update((entry.category, ""))
 
     def _leave(self, category: str, item_id: str) -> None:
-        members = self._by_category.get(category, set())
-        members.discard(item_id)
+        members = self._by_category.get(category, {})
+        members.pop(item_id, None)
         if not members:
             self._categories = None
         self._dirty.add(category)

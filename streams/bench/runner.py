@@ -731,7 +731,7 @@ def untrained_snapshot() -> Snapshot:
     return Snapshot(version=1, config=config, weights=initial_weights(config, 0), extra={"source": "untrained, seed 0"})
 
 
-#: The offline prequential figures of ``python -m model.commands evaluate recommend --format taobao``.
+#: The offline prequential figures of ``shopguide evaluate recommend --format taobao``.
 OFFLINE_TAOBAO = Path(__file__).resolve().parents[2] / "model" / "results" / "recommend_taobao.json"
 
 

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from state.catalog import Catalog
@@ -102,3 +106,24 @@ def test_a_bump_of_an_unknown_item_makes_it_popular_in_the_clicks_category():
     c = Catalog(HL, refresh_s=0.0)
     c.bump("new", "tea", "click", 1000.0)
     assert c.popular(1, "tea") == ["new"] and c.category_of("new") == "tea"
+
+
+def test_ties_rank_the_same_in_every_process():
+    """Popularity ties (every new item) must not be broken by string hashing, which changes with
+    each process's hash seed: the offline replays must be deterministic under their seed."""
+    script = (
+        "from state.catalog import Catalog\n"
+        "from state.item import ItemState\n"
+        "c = Catalog(3600.0, refresh_s=0.0, clock=lambda: 0.0)\n"
+        "for n in range(60):\n"
+        "    s = ItemState()\n"
+        "    s.apply_catalog('a', '', None, True, 1000.0)\n"
+        "    c.upsert(f'item-{n}', s)\n"
+        "print(c.popular(20, 'a'), c.popular(20))\n"
+    )
+    outputs = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+        for seed in (1, 2, 3)
+    }
+    assert len(outputs) == 1, outputs
