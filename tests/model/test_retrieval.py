@@ -1,0 +1,60 @@
+"""The co-visitation index: which items go together, and which come after which."""
+
+from __future__ import annotations
+
+from model.retrieval import CovisIndex, retrieve
+from state.catalog import Catalog
+from state.item import ItemState
+from state.user import UserState
+
+HALF_LIFE = 3600.0
+AFTER = 16  # the candidate feature: how strongly the item tends to follow the user's recent items
+
+
+def _walk(index: CovisIndex, user: UserState, items: list[str], catalog: Catalog | None = None) -> None:
+    for t, item in enumerate(items):
+        index.observe(user, item)
+        user.apply_click(item, "view", 1000.0 + t, "c", HALF_LIFE)
+        if catalog is not None:
+            state = ItemState()
+            state.apply_catalog("c", "", None, True, 1000.0)
+            catalog.upsert(item, state)
+
+
+def _user(*walk: str) -> UserState:
+    user = UserState()
+    for t, item in enumerate(walk):
+        user.apply_click(item, "view", 2000.0 + t, "c", HALF_LIFE)
+    return user
+
+
+def test_neighbours_go_both_ways_and_followers_one_way() -> None:
+    index = CovisIndex()
+    _walk(index, UserState(), ["a", "b", "c"])
+    assert index.scores(_user("c"), sources=5, per_source=50) == {"b": 1.0, "a": 0.5}
+    assert index.scores(_user("a"), sources=5, per_source=50) == {"b": 1.0, "c": 0.5}
+    assert index.following(_user("a"), sources=5) == {"b": 1.0, "c": 0.5}
+    assert index.following(_user("b"), sources=5) == {"c": 1.0}
+    assert index.following(_user("c"), sources=5) == {}
+    # Newer sources count more: c follows b (1) and a (0.5, halved as the older source).
+    assert index.following(_user("a", "b"), sources=5) == {"c": 1.0 + 0.5 * 0.5, "b": 0.5}
+
+
+def test_followers_are_bounded_like_neighbours() -> None:
+    index = CovisIndex(max_items=3, max_neighbors=2)
+    _walk(index, UserState(), [f"i{n}" for n in range(12)])
+    assert len(index._followers) <= 3
+    assert all(len(after) <= 2 * 2 for after in index._followers.values())
+
+
+def test_the_after_feature_counts_what_came_after_the_users_item_not_before() -> None:
+    """Two users walked ``x -> y`` and a third only ``y -> z``: for a user who just looked at
+    ``y``, ``z`` followed it and ``x`` preceded it, although both are its neighbours."""
+    catalog = Catalog(HALF_LIFE)
+    index = CovisIndex()
+    for walk in (["x", "y"], ["x", "y"], ["y", "z"]):
+        _walk(index, UserState(), walk, catalog)
+    pool = retrieve(_user("y"), 2000.0, catalog, index, [("c", 1.0)])
+    feature = dict(zip(pool.items, pool.features[:, AFTER].tolist(), strict=True))
+    assert feature["z"] > 0.0
+    assert feature["x"] == 0.0
