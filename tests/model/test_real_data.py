@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from model_fixtures import TINY
 
 from model import data
 from model.evaluate import ModelRecommender, baseline_recommenders, prequential, replay_catalog
+from model.snapshot import Snapshot
 from model.training import Trainer
 
 pytestmark = [
@@ -34,3 +37,21 @@ def test_taobao_prefix_replay_runs_and_learns() -> None:
 def test_reader_rejects_the_truncated_last_line() -> None:
     rows = list(data.read_taobao(data.default_path("taobao")))
     assert isinstance(rows[-1], data.Rejected)
+
+
+def test_train_writes_a_checkpoint_a_warm_start_and_their_held_out_sentiment(tmp_path) -> None:
+    """``shopguide train`` on the first rows of every data set: the checkpoint and the warm start
+    it writes load, and both are scored on the review sets' held-out 20%."""
+    from streams.cli import main
+
+    out, warm, report = tmp_path / "ckpt", tmp_path / "warm.sgs", tmp_path / "train.json"
+    assert main(["train", "--out", str(out), "--warm-start", str(warm), "--json", str(report),
+                 "--limit", "600", "--epochs", "1"]) == 0
+    payload = json.loads(report.read_text())
+    assert Snapshot.from_bytes(warm.read_bytes()).version == payload["version"]
+    assert payload["warm_start"]["bytes"] == warm.stat().st_size
+    assert set(payload["held_out_sentiment"]) == {
+        f"{name}/{kind}" for name in ("reviews-zh", "reviews-en") for kind in ("checkpoint", "warm_start")
+    }
+    for figures in payload["held_out_sentiment"].values():
+        assert 0.0 <= figures["macro_f1"] <= 1.0 and 0.0 <= figures["accuracy"] <= 1.0
