@@ -25,7 +25,7 @@ from state.user import ACTION_WEIGHT, UserState
 
 class CovisIndex:
     """Item-to-item co-visitation counts: how often two items appear close together in one user's
-    stream, in either order (``neighbors``, ``scores``) and one after the other (``following``).
+    stream, in either order (``scores``) and one after the other (``following``).
     Bounded: at most ``max_items`` items per table (least recently updated evicted first), each
     with at most ``max_neighbors`` neighbours (weakest dropped)."""
 
