@@ -154,13 +154,18 @@ def test_reviews_produce_sentiment_and_a_negative_burst_an_alert(pair):
     assert alert["recent_negative_ratio"] >= 0.5 and alert["trigger_event_id"].startswith("senti-bad-")
 
 
+def sole_trainer(pair) -> list:
+    """The worker running the trainer, once exactly one does, from one reading of every worker
+    (reading them again could catch an election half done); else an empty list."""
+    found = [w for w in pair.workers if model_of(w)["trainer"]["running_here"]]
+    return found if len(found) == 1 else []
+
+
 def test_the_training_worker_reports_how_far_behind_the_stream_its_trainer_is_fed(pair):
     def feed_delay(worker) -> float:
         return Metrics.scrape(worker.url).value("shopguide_train_feed_delay_seconds")
 
-    [trainer] = wait_until(
-        lambda: [w for w in pair.workers if model_of(w)["trainer"]["running_here"]], 60, "a trainer"
-    )
+    [trainer] = wait_until(lambda: sole_trainer(pair), 60, "one worker to run the trainer")
     [other] = [w for w in pair.workers if w is not trainer]
     # A training record that waited an hour (a backlog on the training topic would look so).
     late = KafkaProducer(bootstrap_servers=pair.settings.bootstrap_servers)
@@ -185,13 +190,8 @@ def test_a_restarted_worker_resumes_from_the_newest_snapshot(pair):
 
 
 def test_when_the_training_worker_stops_another_takes_over_training(pair):
-    def sole_trainer() -> list:
-        # One reading of both workers: reading them again could catch an election half done.
-        found = [w for w in pair.workers if model_of(w)["trainer"]["running_here"]]
-        return found if len(found) == 1 else []
-
     # A worker restarted by the test before rebalances the trainer group: wait for its election.
-    [trainer] = wait_until(sole_trainer, 60, "one worker to run the trainer")
+    [trainer] = wait_until(lambda: sole_trainer(pair), 60, "one worker to run the trainer")
     [other] = [w for w in pair.workers if w is not trainer]
     trainer.stop()
     pair.workers.remove(trainer)
