@@ -337,7 +337,9 @@ class _Features:
                 interest = same_last = recent_share = known = 0.0
             pop = 0.0
             if entry is not None and isfinite(entry.pop_log):
-                pop = max(0.0, 1.0 + (entry.pop_log - top_log) / 20.0)
+                # The popular list is re-ranked at most once a second: in a new shop its head
+                # may still be an item without activity (-inf) when this one has some.
+                pop = max(0.0, 1.0 + (entry.pop_log - top_log) / 20.0) if isfinite(top_log) else 1.0
             rank = pop_rank.get(item)
             pop_r = 0.0 if rank is None else 1.0 / (1.0 + rank)
             rank = cat_rank.get(item)

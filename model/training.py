@@ -96,13 +96,13 @@ class Trainer:
         grads = [g if g is not None else tf.zeros_like(v) for g, v in zip(grads, variables, strict=True)]
         grads, norm = tf.clip_by_global_norm(grads, c.clipnorm)
         ok = tf.math.is_finite(total) & tf.math.is_finite(norm)
-        scale = tf.where(ok, 1.0, 0.0)
-        n = len(self._sparse)
-        sparse = [_dedupe(g, scale) for g in grads[:n]]
-        dense = [tf.where(ok, g, tf.zeros_like(g)) for g in grads[n:]]
-        for opt, grad, table in zip(self._opt_sparse, sparse, self._sparse, strict=True):
-            opt.apply([grad], [table])
-        self._opt_dense.apply(dense, self._dense)
+        # Skipped, not applied as zeros: Adam would still move every weight by its momentum, and
+        # a NaN gradient times zero is still NaN.
+        if ok:
+            n = len(self._sparse)
+            for opt, grad, weight in zip(self._opt_sparse, grads[:n], self._sparse, strict=True):
+                opt.apply([_dedupe(grad)], [weight])
+            self._opt_dense.apply(grads[n:], self._dense)
         return losses, ok
 
     def learn_many(self, examples: Sequence[Example]) -> dict[str, float]:
@@ -176,12 +176,11 @@ class Trainer:
         )
 
 
-def _dedupe(grad: tf.Tensor | tf.IndexedSlices, scale: tf.Tensor) -> tf.Tensor | tf.IndexedSlices:
-    """Sum repeated rows of a sparse gradient (Adagrad's accumulator must see the row's total
-    gradient, not one square per occurrence) and zero it when the step is rejected."""
+def _dedupe(grad: tf.Tensor | tf.IndexedSlices) -> tf.Tensor | tf.IndexedSlices:
+    """Sum repeated rows of a sparse gradient: Adagrad's accumulator must see the row's total
+    gradient, not one square per occurrence."""
     if not isinstance(grad, tf.IndexedSlices):
-        return grad * scale
+        return grad
     unique, position = tf.unique(grad.indices)
     values = tf.math.unsorted_segment_sum(grad.values, position, tf.shape(unique)[0])
-    values = tf.where(tf.math.is_finite(values), values, tf.zeros_like(values))
-    return tf.IndexedSlices(values * scale, unique, grad.dense_shape)
+    return tf.IndexedSlices(values, unique, grad.dense_shape)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from model.retrieval import CovisIndex, retrieve
 from state.catalog import Catalog
 from state.item import ItemState
@@ -9,6 +11,7 @@ from state.user import UserState
 
 HALF_LIFE = 3600.0
 AFTER = 16  # the candidate feature: how strongly the item tends to follow the user's recent items
+POPULARITY = 10  # the candidate feature: popularity on a log scale, 1 for the most popular item
 
 
 def _walk(index: CovisIndex, user: UserState, items: list[str], catalog: Catalog | None = None) -> None:
@@ -58,3 +61,20 @@ def test_the_after_feature_counts_what_came_after_the_users_item_not_before() ->
     feature = dict(zip(pool.items, pool.features[:, AFTER].tolist(), strict=True))
     assert feature["z"] > 0.0
     assert feature["x"] == 0.0
+
+
+def test_features_stay_finite_while_the_popular_list_predates_all_activity() -> None:
+    """A new shop: the catalog's items have no activity when the popular list is first ranked;
+    a click within the next second gives one item some, and its popularity feature must be the
+    top's (1), not infinite (which turned every training step of a fresh engine into NaN)."""
+    now = [0.0]
+    catalog = Catalog(HALF_LIFE, refresh_s=1.0, clock=lambda: now[0])
+    for item in ("a", "b"):
+        state = ItemState()
+        state.apply_catalog("c", "", None, True, 1000.0)
+        catalog.upsert(item, state)
+    assert catalog.popular(50) == ["a", "b"]  # ranked now, while neither has any activity
+    catalog.bump("b", "c", "view", 1000.0)
+    pool = retrieve(_user("a"), 1000.0, catalog, CovisIndex(), [("c", 1.0)])
+    assert np.isfinite(pool.features).all()
+    assert pool.features[pool.items.index("b"), POPULARITY] == 1.0

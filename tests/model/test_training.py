@@ -3,6 +3,8 @@ the Keras network and the numpy scorer."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -41,6 +43,19 @@ def test_losses_are_finite_and_fall(stream) -> None:
     assert set(first) == set(TASKS)
     assert all(np.isfinite(v) for v in last.values())
     assert last["sentiment"] < first["sentiment"] and last["recommend"] < first["recommend"]
+
+
+def test_a_batch_that_is_not_finite_changes_no_weight(stream) -> None:
+    trainer = Trainer(TINY, seed=0)
+    trainer.learn_many(stream.examples[:64])
+    before = trainer.net.numpy_weights()
+    clicks = [e for e in stream.examples if e.engaged is not None][:16]
+    poisoned = [dataclasses.replace(e, candidate=(float("inf"),) * len(e.candidate)) for e in clicks]
+    trainer.learn_many(poisoned)
+    assert trainer.counters["skipped_steps"] == 1
+    after = trainer.net.numpy_weights()
+    for name, value in before.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
 
 
 def _gradients(trainer: Trainer, examples) -> dict[str, np.ndarray]:
