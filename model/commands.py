@@ -224,6 +224,10 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from model.snapshot import Snapshot, SnapshotStore
     from model.training import Trainer
 
+    store = SnapshotStore(args.out, keep=args.keep)
+    if store.versions():  # every run counts its versions from 1: it could not save at the end
+        raise SystemExit(f"{args.out} already holds a training run's snapshots: remove it or "
+                         "choose another --out")
     sources = {name: data.default_path(name) for name in
                ("taobao", "movielens", "reviews-zh", "reviews-en")}
     checksums = {name: sha256_file(p) for name, p in sources.items()}
@@ -258,7 +262,6 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     extra_meta = {"data_sha256": checksums, "command": command, "seed": args.seed,
                   "epochs": args.epochs, "seconds": round(time.perf_counter() - started, 1)}
     snapshot = trainer.export(with_optimizer=True, extra=extra_meta)
-    store = SnapshotStore(args.out, keep=args.keep)
     path = store.save(snapshot)
     payload: dict[str, Any] = {"task": "train", "snapshot": str(path), "version": snapshot.version,
                                "counters": snapshot.counters, **extra_meta}

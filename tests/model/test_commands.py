@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from model_fixtures import REVIEWS
 
 from streams.cli import main
@@ -49,3 +50,14 @@ def test_evaluate_sentiment_json(tmp_path) -> None:
     for method in ("model", "tfidf_logreg"):
         assert 0.0 <= payload["results"][method]["accuracy"] <= 1.0
         assert 0.0 <= payload["results"][method]["macro_f1"] <= 1.0
+
+
+def test_train_refuses_an_out_directory_holding_a_run_before_training(tmp_path) -> None:
+    from model.config import ModelConfig, initial_weights
+    from model.snapshot import Snapshot, SnapshotStore
+
+    config = ModelConfig(item_buckets=64, category_buckets=16, text_buckets=64)
+    SnapshotStore(tmp_path).save(Snapshot(version=1, config=config, weights=initial_weights(config, 0)))
+    # No data directory needed: it must stop before reading any (a run takes minutes).
+    with pytest.raises(SystemExit, match="already holds"):
+        main(["train", "--out", str(tmp_path)])
