@@ -7,7 +7,8 @@ task tower.
 
 Heads:
 
-* recommend: a two-tower score ``u . v_item + bias_item + mlp(candidate features, user)``. The item
+* recommend: a two-tower score ``u . v_item + bias_item + mlp(candidate features, user) + w . features``
+  (the last, a linear "wide" part, learns fast: ``ModelConfig.wide_learning_rate``). The item
   side is only embedding rows, so serving scores hundreds of candidates with one numpy gather and
   one matrix product (``model.scoring``);
 * interest: a softmax over the categories the model has learned (or the batch names),
@@ -89,6 +90,7 @@ class MultiTaskNet(keras.Model):
         recommend = (
             tf.reduce_sum(user_vec * item_vec, axis=-1) + item_bias
             + (f_hidden @ w["recommend/features/out"])[:, 0] + w["recommend/bias"][0]
+            + tf.reduce_sum(x["candidate_features"] * w["recommend/wide"], axis=-1)
         )
 
         query = z["interest"] @ w["interest/query/kernel"] + w["interest/query/bias"]

@@ -119,10 +119,18 @@ def _last_distinct(user: UserState, n: int) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class RetrievalConfig:
+    """How many candidates each source offers. Co-visitation reads the user's last 10 distinct
+    items and keeps the 200 strongest: a MovieLens user rates films in runs, and with 5 sources
+    and 100 candidates the pool held 40% of the next positives of the tuning prefix (with 10 and
+    200, 48%). A sparse shop's pools barely grow (a simulated shop's: 112 -> 119 candidates).
+    The "after" feature still reads 5 sources: fewer, nearer items say more about what comes
+    next."""
+
     history: int = 50
-    covis_sources: int = 5
+    covis_sources: int = 10
     covis_per_source: int = 30
-    covis_max: int = 100
+    covis_max: int = 200
+    after_sources: int = 5
     categories: int = 3
     per_category: int = 20
     popular: int = 50
@@ -227,7 +235,7 @@ def retrieve(
             h[1] += 1.0
             h[2] = max(h[2], ACTION_WEIGHT[r.action])
     covis = index.scores(user, config.covis_sources, config.covis_per_source)
-    after = index.following(user, config.covis_sources)
+    after = index.following(user, config.after_sources)
     covis_ranked = sorted(covis, key=covis.__getitem__, reverse=True)[: config.covis_max]
     covis_rank = {item: rank for rank, item in enumerate(covis_ranked)}
     popular = catalog.popular(config.popular)

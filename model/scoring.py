@@ -104,7 +104,7 @@ class NumpyNet:
         hidden = _relu(features @ kernel[:nf] + user_part)
         return (
             vec @ user_vec + bias + (hidden @ w["recommend/features/out"])[:, 0]
-            + w["recommend/bias"][0]
+            + w["recommend/bias"][0] + features @ w["recommend/wide"]
         )
 
     def interest(self, z_int: np.ndarray, x: dict[str, np.ndarray], cat_ids: np.ndarray, *,

@@ -2,7 +2,9 @@
 
 * Sparse-friendly: the item and text tables (2^17 rows each) get Adagrad updates on the rows a batch
   touched only (Keras's Adagrad applies ``IndexedSlices`` sparsely); dense weights, including the
-  small category table, use Adam. Dense Adam over the big tables is what makes a step slow.
+  small category table, use Adam. Dense Adam over the big tables is what makes a step slow. The
+  ranker's linear part gets Adagrad too, at a high rate, so that a new shop's ranking adapts
+  within its first steps.
 * Stable over long streams: gradients clipped by global norm, constant modest learning rates, and
   a batch whose loss or gradient is not finite changes nothing (counted in ``skipped_steps``).
 * Deterministic: weights start from :func:`model.config.initial_weights` (numpy, seeded), the only
@@ -25,7 +27,9 @@ from model.losses import present, task_losses, total_loss
 from model.network import MultiTaskNet
 from model.snapshot import OPTIMIZER_PREFIX, Snapshot, SnapshotError
 
-SPARSE_TABLES = ("item_table", "text_table")
+#: Weights learnt by Adagrad, each at its own rate (``ModelConfig``): the embedding tables, whose
+#: rows see sparse gradients, and the ranker's linear part, which must move fast at first.
+ADAGRAD_WEIGHTS = ("item_table", "text_table", "recommend/wide")
 
 
 class Trainer:
@@ -43,18 +47,19 @@ class Trainer:
         self._rng = np.random.default_rng(seed)
         weights = resume.serving_weights() if resume is not None else initial_weights(config, seed)
         self.net = MultiTaskNet(config, weights)
-        self._sparse = [self.net.named[n] for n in SPARSE_TABLES]
+        self._adagrad = [self.net.named[n] for n in ADAGRAD_WEIGHTS]
         self._dense = [
-            v for n, v in self.net.named.items() if n not in SPARSE_TABLES and v.trainable
+            v for n, v in self.net.named.items() if n not in ADAGRAD_WEIGHTS and v.trainable
         ]
         # A tiny initial accumulator: rows see few, small gradients (one example's share of a
         # batch mean), which a large one would drown for thousands of steps.
-        self._opt_sparse = [
+        self._opt_adagrad = [
             keras.optimizers.Adagrad(rate, initial_accumulator_value=1e-6)
-            for rate in (config.item_learning_rate, config.text_learning_rate)
+            for rate in (config.item_learning_rate, config.text_learning_rate,
+                         config.wide_learning_rate)
         ]
         self._opt_dense = keras.optimizers.Adam(config.learning_rate)
-        for opt, table in zip(self._opt_sparse, self._sparse, strict=True):
+        for opt, table in zip(self._opt_adagrad, self._adagrad, strict=True):
             opt.build([table])
         self._opt_dense.build(self._dense)
         self.version = resume.version if resume is not None else 0
@@ -67,7 +72,7 @@ class Trainer:
 
     def _optimizer_variables(self) -> dict[str, keras.Variable]:
         out = {}
-        named = [(t, o) for t, o in zip(SPARSE_TABLES, self._opt_sparse, strict=True)]
+        named = [(t, o) for t, o in zip(ADAGRAD_WEIGHTS, self._opt_adagrad, strict=True)]
         for label, opt in [*named, ("dense", self._opt_dense)]:
             for i, v in enumerate(opt.variables):
                 out[f"{OPTIMIZER_PREFIX}{label}/{i:03d}"] = v
@@ -87,7 +92,7 @@ class Trainer:
         self, inputs: dict[str, tf.Tensor], targets: dict[str, tf.Tensor]
     ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         c = self.config
-        variables = self._sparse + self._dense
+        variables = self._adagrad + self._dense
         with tf.GradientTape() as tape:
             out = self.net(inputs)
             losses = task_losses(out, targets)
@@ -99,8 +104,8 @@ class Trainer:
         # Skipped, not applied as zeros: Adam would still move every weight by its momentum, and
         # a NaN gradient times zero is still NaN.
         if ok:
-            n = len(self._sparse)
-            for opt, grad, weight in zip(self._opt_sparse, grads[:n], self._sparse, strict=True):
+            n = len(self._adagrad)
+            for opt, grad, weight in zip(self._opt_adagrad, grads[:n], self._adagrad, strict=True):
                 opt.apply([_dedupe(grad)], [weight])
             self._opt_dense.apply(grads[n:], self._dense)
         return losses, ok

@@ -73,8 +73,8 @@ def _gradients(trainer: Trainer, examples) -> dict[str, np.ndarray]:
 def test_masked_tasks_contribute_no_gradient(trained, stream) -> None:
     reviews = [e for e in stream.examples if e.positive is not None][:16]
     grads = _gradients(trained, reviews)
-    for name in ("recommend/features/out", "recommend/user/kernel", "interest/query/kernel",
-                 "interest/prior"):
+    for name in ("recommend/features/out", "recommend/user/kernel", "recommend/wide",
+                 "interest/query/kernel", "interest/prior"):
         assert not np.any(grads[name]), name
     assert np.any(grads["sentiment/out"])
     clicks = [e for e in stream.examples if e.engaged is not None][:16]
@@ -82,6 +82,7 @@ def test_masked_tasks_contribute_no_gradient(trained, stream) -> None:
     for name in ("sentiment/out", "rating/out"):
         assert not np.any(grads[name]), name
     assert np.any(grads["recommend/features/out"])
+    assert np.any(grads["recommend/wide"])
 
 
 def test_a_task_weighted_zero_is_left_out(stream) -> None:
