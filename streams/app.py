@@ -273,6 +273,7 @@ class Engine:
                     self.metrics.train_loss.labels(task).set(loss)
                 for task, n in report.labels.items():
                     self.metrics.train_examples.labels(task).inc(n)
+                self.metrics.train_skipped.inc(report.skipped)
             if report.snapshot is not None:
                 out += [Outgoing(self.topics.snapshots, key, value)
                         for key, value in snapshot_records(report.snapshot, report.version)]

@@ -78,6 +78,11 @@ class Metrics:
             "shopguide_train_examples_total", "Training examples learned, by task", ["task"],
             registry=r,
         )
+        self.train_skipped = Counter(
+            "shopguide_train_skipped_steps_total",
+            "Training micro-batches skipped because their loss or gradient was not finite: a bad "
+            "feature or example, which would otherwise go unnoticed", registry=r,
+        )
         self.train_loss = Gauge(
             "shopguide_train_loss", "Loss of the last training step, by task", ["task"], registry=r
         )

@@ -37,6 +37,7 @@ class TrainerReport:
     version: int = 0
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    skipped: int = 0  # micro-batches of this step whose loss or gradient was not finite
 
 
 def _child(
@@ -86,7 +87,9 @@ def _child(
             began = time.perf_counter()
             losses = trainer.learn_many(pending)
             labels = {t: trainer.counters[f"labels/{t}"] - before.get(f"labels/{t}", 0) for t in TASKS}
-            outbox.put(TrainerReport(newest, len(pending), time.perf_counter() - began, losses, labels))
+            skipped = trainer.counters["skipped_steps"] - before["skipped_steps"]
+            outbox.put(TrainerReport(newest, len(pending), time.perf_counter() - began, losses, labels,
+                                     skipped=skipped))
             learned_since_export += len(pending)
             trained_until = newest
             pending = []
