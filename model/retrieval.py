@@ -43,13 +43,7 @@ class CovisIndex:
     def observe(self, user_before: UserState, item_id: str) -> None:
         """Pair ``item_id`` with the user's last ``window`` distinct items; nearer pairs count
         more."""
-        sources: list[str] = []
-        for r in reversed(user_before.recent):
-            if r.item_id != item_id and r.item_id not in sources:
-                sources.append(r.item_id)
-                if len(sources) == self.window:
-                    break
-        for distance, other in enumerate(sources):
+        for distance, other in enumerate(_last_distinct(user_before, self.window, skip=item_id)):
             w = 1.0 / (1.0 + distance)
             self._add(self._neighbors, other, item_id, w)
             self._add(self._neighbors, item_id, other, w)
@@ -106,11 +100,11 @@ class CovisIndex:
         return out
 
 
-def _last_distinct(user: UserState, n: int) -> list[str]:
-    """The user's last ``n`` distinct items, newest first."""
+def _last_distinct(user: UserState, n: int, skip: str | None = None) -> list[str]:
+    """The user's last ``n`` distinct items other than ``skip``, newest first."""
     out: list[str] = []
     for r in reversed(user.recent):
-        if r.item_id not in out:
+        if r.item_id != skip and r.item_id not in out:
             out.append(r.item_id)
             if len(out) == n:
                 break
