@@ -46,6 +46,12 @@ seeks above, or aiokafka's own offset reset) has none until its next fetch, and 
 assertion then crashed the whole consumer (seen once, 5 s after a worker started). Such a
 partition is skipped until it has a position: there is nothing to verify yet.
 
+**A seek that a rebalance overtakes.** aiokafka reads the committed offsets one partition at a
+time and then seeks each; a rebalance in between takes partitions away, and seeking one of them
+raised ``IllegalStateError`` from the fetcher, which crashed the worker (one run in three of the
+takeover test, where a worker joins while another leaves). The rebalance's recovery seeks every
+partition it assigns, so such a seek is simply abandoned.
+
 **Logs that restarted.** A broker that lost its topics (the in-memory embedded broker on a restart)
 still receives the offsets Faust had acked before the outage: committed into the new, empty logs,
 they would skip their first records. Partitions of topics that were created again are read from
@@ -62,6 +68,7 @@ from typing import Any
 
 import faust
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as driver
 
 log = logging.getLogger(__name__)
@@ -123,30 +130,36 @@ class _Consumer(driver.Consumer):
     async def perform_seek(self) -> None:
         self._seeks += 1
         try:
-            await super().perform_seek()
-            # aiokafka seeks only partitions whose committed offset is above 0 and leaves the
-            # others wherever fetching got to, past records already dropped by the rebalance.
-            now = time.monotonic()
-            for tp in self.assignment():
-                if tp.topic in self._restarted and now - self._restarted[tp.topic] < RESTARTED_LOG_WINDOW_S:
-                    self._forget(tp)
-            fresh = [
-                tp
-                for tp in self.assignment()
-                if self.app.topics.acks_enabled_for(tp.topic) and not self._read_offset.get(tp)
-            ]
-            if fresh:
-                await self._thread.seek_to_beginning(*(driver.ensure_aiokafka_TP(tp) for tp in fresh))
-            inputs = sorted(tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic))
-            owed = {tp: self.resumed_at(tp) for tp in inputs if tp not in fresh}
-            self._continuity.resume({tp: offset for tp, offset in owed.items() if offset is not None})
-            # Where each input partition resumes (None: its beginning): what a worker inherits.
-            resume: dict[str, dict[int, int | None]] = {}
-            for tp in inputs:
-                resume.setdefault(tp.topic, {})[tp.partition] = owed.get(tp)
-            log.info("input partitions resume at %s", resume)
+            await self._seek_committed()
+        except IllegalStateError as exc:
+            # A rebalance overtook the seek (see the module's docstring); its recovery seeks again.
+            log.info("the assignment changed during a seek (%s): the rebalance's recovery seeks again", exc)
         finally:
             self._seeks += 1
+
+    async def _seek_committed(self) -> None:
+        await super().perform_seek()
+        # aiokafka seeks only partitions whose committed offset is above 0 and leaves the
+        # others wherever fetching got to, past records already dropped by the rebalance.
+        now = time.monotonic()
+        for tp in self.assignment():
+            if tp.topic in self._restarted and now - self._restarted[tp.topic] < RESTARTED_LOG_WINDOW_S:
+                self._forget(tp)
+        fresh = [
+            tp
+            for tp in self.assignment()
+            if self.app.topics.acks_enabled_for(tp.topic) and not self._read_offset.get(tp)
+        ]
+        if fresh:
+            await self._thread.seek_to_beginning(*(driver.ensure_aiokafka_TP(tp) for tp in fresh))
+        inputs = sorted(tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic))
+        owed = {tp: self.resumed_at(tp) for tp in inputs if tp not in fresh}
+        self._continuity.resume({tp: offset for tp, offset in owed.items() if offset is not None})
+        # Where each input partition resumes (None: its beginning): what a worker inherits.
+        resume: dict[str, dict[int, int | None]] = {}
+        for tp in inputs:
+            resume.setdefault(tp.topic, {})[tp.partition] = owed.get(tp)
+        log.info("input partitions resume at %s", resume)
 
     async def _getmany(self, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109 - Faust signature
         seeks = self._seeks
