@@ -22,7 +22,10 @@ CATEGORIES = ("shoes", "bags", "books", "tea")
 
 
 def model_of(worker) -> dict:
-    status, body = get_json(worker.url + "/model")
+    try:
+        status, body = get_json(worker.url + "/model")
+    except OSError as exc:  # say whether the worker crashed, and why
+        raise AssertionError(f"{worker.url} (alive: {worker.alive}): {exc}\n{worker.log_tail()}") from exc
     assert status == 200, body
     return body
 
@@ -117,11 +120,17 @@ def test_a_burst_in_one_category_moves_the_interests(pair):
 
 
 def test_a_burst_in_one_category_moves_the_recommendations(pair):
-    _, last = burst(pair, "burst-r")
-    tea = {f"rt-{n}" for n in range(40) if n % 4 == 3}
-    shoes = {f"rt-{n}" for n in range(40) if n % 4 == 0}
-    items = [i["item_id"] for i in last["items"]]
-    assert len([i for i in items if i in tea]) > len([i for i in items if i in shoes]), items
+    # Toward tea, from where the shoes had put them; not "mostly tea" (that failed 1 run in 3):
+    # the first test's learners never click an item again within ten clicks, and a model that has
+    # learnt so ranks the shoes clicked long ago beside tea this burst has just clicked, all of it.
+    first, last = burst(pair, "burst-r")
+
+    def count(rec: dict, category: int) -> int:
+        return sum(int(i["item_id"].removeprefix("rt-")) % 4 == category for i in rec["items"])
+
+    shoes, tea = 0, 3
+    moves = (count(first, tea), count(last, tea)), (count(first, shoes), count(last, shoes))
+    assert moves[0][1] > moves[0][0] and moves[1][1] < moves[1][0], moves
 
 
 def test_a_bought_item_never_reappears(pair):
