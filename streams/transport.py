@@ -49,7 +49,8 @@ partition is skipped until it has a position: there is nothing to verify yet.
 **A seek that a rebalance overtakes.** aiokafka reads the committed offsets one partition at a
 time and then seeks each; a rebalance in between takes partitions away, and seeking one of them
 raised ``IllegalStateError`` from the fetcher, which crashed the worker (one run in three of the
-takeover test, where a worker joins while another leaves). The rebalance's recovery seeks every
+takeover test, where a worker joins while another leaves). The seek back after a hole runs in
+Faust's consumer thread and can be overtaken the same way. The rebalance's recovery seeks every
 partition it assigns, so such a seek is simply abandoned.
 
 **Logs that restarted.** A broker that lost its topics (the in-memory embedded broker on a restart)
@@ -61,9 +62,10 @@ their beginning and what Faust remembered of them is forgotten.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import faust
@@ -130,10 +132,8 @@ class _Consumer(driver.Consumer):
     async def perform_seek(self) -> None:
         self._seeks += 1
         try:
-            await self._seek_committed()
-        except IllegalStateError as exc:
-            # A rebalance overtook the seek (see the module's docstring); its recovery seeks again.
-            log.info("the assignment changed during a seek (%s): the rebalance's recovery seeks again", exc)
+            with _unless_rebalanced():
+                await self._seek_committed()
         finally:
             self._seeks += 1
 
@@ -194,8 +194,19 @@ class _Consumer(driver.Consumer):
             f"{tp.topic}[{tp.partition}]": {"owed": offset, "fetched": records[tp][0].offset}
             for tp, offset in skipped.items()
         })
-        await self._thread.seek_wait(skipped)
+        with _unless_rebalanced():
+            await self._thread.seek_wait(skipped)
         return {tp: batch for tp, batch in records.items() if tp not in skipped}
+
+
+@contextlib.contextmanager
+def _unless_rebalanced() -> Iterator[None]:
+    """Abandon a seek that a rebalance overtook (see the module's docstring): the rebalance's
+    recovery seeks every partition it assigns once more."""
+    try:
+        yield
+    except IllegalStateError as exc:
+        log.info("the assignment changed during a seek (%s): the rebalance's recovery seeks again", exc)
 
 
 class Continuity:
