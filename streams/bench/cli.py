@@ -28,10 +28,23 @@ def register(subparsers: Any) -> None:
                    help="seconds of the throughput window and of each latency rate (default 30, --quick 4)")
     p.add_argument("--json", default=None, help="also write the JSON results here")
     p.add_argument("--report", default="bench-out", help="directory of the report (default bench-out/)")
+    p.add_argument("--rates", type=rates, default=None,
+                   help="comma-separated events/s offered in the latency section (default 1000,3000)")
     p.add_argument("--only", default=None, help=f"comma-separated sections among {', '.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for iterating and the smoke test")
     p.add_argument("--profile", action="store_true", help="py-spy the worker during the throughput window")
     p.set_defaults(run=run)
+
+
+def rates(text: str) -> tuple[int, ...]:
+    """``--rates``: positive whole events/s, e.g. ``200,400,600`` (the goals are judged at 1,000)."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not whole numbers: {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"rates must be positive: {text!r}")
+    return values
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -47,7 +60,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             console.print(f"bench: unknown sections {', '.join(sorted(unknown))}; choose among {', '.join(SECTIONS)}")
             return 2
         plan = dataclasses.replace(plan, sections=tuple(s for s in SECTIONS if s in sections))
-    plan = dataclasses.replace(plan, profile=args.profile)
+    plan = dataclasses.replace(plan, profile=args.profile, rates=args.rates or plan.rates)
     command = "shopguide " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     started = time.time()
     results = Bench(plan, settings, console, Path(args.report)).run()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import itertools
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from state.user import UserState
+from streams.bench.cli import rates
 from streams.bench.measure import per_second, percentiles
 from streams.bench.report import judge, profile_summary
 from streams.bench.runner import Plan
@@ -93,3 +96,10 @@ def test_growth_points_cover_both_axes_once():
     assert plan.growth_points() == [
         (10_000, 10_000), (100_000, 10_000), (1_000_000, 10_000), (100_000, 1_000), (100_000, 100_000),
     ]
+
+
+def test_latency_rates_are_positive_whole_numbers():
+    assert rates("200,400,600") == (200, 400, 600)
+    for bad in ("", "200,x", "0", "-5,100", "2.5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            rates(bad)
