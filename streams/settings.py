@@ -56,7 +56,7 @@ class Settings:
     train: bool = _opt("SHOPGUIDE_TRAIN", True, "This worker may run the trainer (the group <app id>-trainer picks one that may)")
     snapshot_interval_s: float = _opt("SHOPGUIDE_SNAPSHOT_INTERVAL_S", 1.0, "Most often the trainer publishes a snapshot")
     trainer_threads: int = _opt("SHOPGUIDE_TRAINER_THREADS", 1, "TensorFlow threads of the trainer process")
-    trainer_nice: int = _opt("SHOPGUIDE_TRAINER_NICE", 0, "Niceness added to the trainer process (serving first; also delays snapshots)")
+    trainer_nice: int = _opt("SHOPGUIDE_TRAINER_NICE", 0, "Niceness added to the trainer process: 19 serves first (queueing under load a third to a half of that at 0) but delays snapshots")
     snapshots_kept: int = _opt("SHOPGUIDE_SNAPSHOTS_KEPT", 5, "Snapshots a worker keeps on disk (newest first)")
     rollback_drop: float = _opt("SHOPGUIDE_ROLLBACK_DROP", 0.5, "Roll back a snapshot whose hit rate falls below (1 - this) x the recent rate")
     rollback_min_trials: int = _opt("SHOPGUIDE_ROLLBACK_MIN_TRIALS", 300, "Clicks a snapshot is judged on before a rollback")

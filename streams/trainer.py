@@ -49,7 +49,8 @@ def _child(
     # it about 30% of its events per second on two cores; on one thread the trainer learns no
     # slower with micro-batches this small. Niceness was measured too and is off by default: at
     # 10 it did not measurably raise the worker's events/s, and it doubled the snapshot age under
-    # load (max 5.3 s against 2.8 s, one bench run each).
+    # load (max 5.3 s against 2.8 s, one bench run each); at 19 a fixed load's queueing delays
+    # were a third to a half of those at 0, the snapshot age up to 2.03 s (streams/bench/RESULTS.md).
     os.nice(nice)
     import tensorflow as tf
 
