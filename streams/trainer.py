@@ -68,46 +68,44 @@ def _child(
     newest = trained_until = 0.0
     last_export, learned_since_export = time.monotonic(), 0
     losses: dict[str, float] = {}
-    try:
-        while os.getppid() == parent:  # an orphan (the worker was killed) stops
-            wait = max(0.02, interval_s - (time.monotonic() - last_export))
-            try:
-                message = inbox.get(timeout=min(wait, 1.0))
-            except queue.Empty:
-                message = None
-            if message == "stop":
-                return
-            if message is not None:
-                batch, ts, min_version = message
-                for raw in batch:
-                    with contextlib.suppress(ExampleDecodeError):  # a foreign record: nothing to learn
-                        pending += unpack_examples(raw)
-                newest = max(newest, ts)
-                trainer.version = max(trainer.version, min_version)
-            if pending and (len(pending) >= batch_size or message is None):
-                before = dict(trainer.counters)
-                began = time.perf_counter()
-                losses = trainer.learn_many(pending)
-                labels = {t: trainer.counters[f"labels/{t}"] - before.get(f"labels/{t}", 0) for t in TASKS}
-                skipped = trainer.counters["skipped_steps"] - before["skipped_steps"]
-                outbox.put(TrainerReport(newest, len(pending), time.perf_counter() - began, losses, labels,
-                                         skipped=skipped))
-                learned_since_export += len(pending)
-                trained_until = newest
-                pending = []
-            if learned_since_export and time.monotonic() - last_export >= interval_s:
-                snap = trainer.export(metrics=losses, extra={"trained_until": trained_until})
-                # float16 halves what every worker fetches, assembles and checks each second (measured
-                # on a 10 MB float32 snapshot: 5.4 MB, chunking and reassembly 33 -> 7 ms; decoding,
-                # in a thread, 11 -> 14 ms); serving reads float32 either way.
-                data = snap.to_bytes(dtype="float16")
-                outbox.put(TrainerReport(trained_until, 0, 0.0, losses, {}, data, snap.version))
-                last_export, learned_since_export = time.monotonic(), 0
-    finally:
-        # Reports nobody will read (the worker asked to stop, or is gone) must not hold the exit:
-        # the queue's feeder thread would wait for them to fit into a pipe that no one empties (an
-        # orphaned trainer outlived its SIGKILLed worker by 40 minutes here).
-        outbox.cancel_join_thread()
+    # Reports nobody will read (the worker asked to stop, or is gone) must not hold the exit: the
+    # queue's feeder thread would wait for them to fit into a pipe that no one empties (a trainer
+    # outlived its SIGKILLed worker by 40 minutes here).
+    outbox.cancel_join_thread()
+    while os.getppid() == parent:  # an orphan (the worker was killed) stops
+        wait = max(0.02, interval_s - (time.monotonic() - last_export))
+        try:
+            message = inbox.get(timeout=min(wait, 1.0))
+        except queue.Empty:
+            message = None
+        if message == "stop":
+            return
+        if message is not None:
+            batch, ts, min_version = message
+            for raw in batch:
+                with contextlib.suppress(ExampleDecodeError):  # a foreign record: nothing to learn
+                    pending += unpack_examples(raw)
+            newest = max(newest, ts)
+            trainer.version = max(trainer.version, min_version)
+        if pending and (len(pending) >= batch_size or message is None):
+            before = dict(trainer.counters)
+            began = time.perf_counter()
+            losses = trainer.learn_many(pending)
+            labels = {t: trainer.counters[f"labels/{t}"] - before.get(f"labels/{t}", 0) for t in TASKS}
+            skipped = trainer.counters["skipped_steps"] - before["skipped_steps"]
+            outbox.put(TrainerReport(newest, len(pending), time.perf_counter() - began, losses, labels,
+                                     skipped=skipped))
+            learned_since_export += len(pending)
+            trained_until = newest
+            pending = []
+        if learned_since_export and time.monotonic() - last_export >= interval_s:
+            snap = trainer.export(metrics=losses, extra={"trained_until": trained_until})
+            # float16 halves what every worker fetches, assembles and checks each second (measured
+            # on a 10 MB float32 snapshot: 5.4 MB, chunking and reassembly 33 -> 7 ms; decoding,
+            # in a thread, 11 -> 14 ms); serving reads float32 either way.
+            data = snap.to_bytes(dtype="float16")
+            outbox.put(TrainerReport(trained_until, 0, 0.0, losses, {}, data, snap.version))
+            last_export, learned_since_export = time.monotonic(), 0
 
 
 class TrainerProcess:
