@@ -50,9 +50,9 @@ partition is skipped until it has a position: there is nothing to verify yet.
 time and then seeks each; a rebalance in between takes partitions away, and seeking one of them
 raised ``IllegalStateError`` from the fetcher, which crashed the worker (the takeover test, where
 a worker joins while another leaves, failed in CI and in 1 of 2 runs here; the race happens in
-nearly every run). The seek back after a hole runs in
-Faust's consumer thread and can be overtaken the same way. The rebalance's recovery seeks every
-partition it assigns, so such a seek is simply abandoned.
+nearly every run). The seek back after a hole runs in Faust's consumer thread and can be
+overtaken the same way. The rebalance's recovery seeks every partition it assigns, so such a seek
+is simply abandoned.
 
 **Logs that restarted.** A broker that lost its topics (the in-memory embedded broker on a restart)
 still receives the offsets Faust had acked before the outage: committed into the new, empty logs,
