@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -112,3 +114,55 @@ def table_size(data_dir: Path, table: str) -> TableSize:
         finally:
             store.close()
     return TableSize(keys, logical, disk)
+
+
+
+def reference_cpu_ms(rounds: int = 2500) -> float:
+    """CPU milliseconds of a fixed piece of work like a worker's own (JSON, dicts, sorting, small
+    matrix products), run in this process: the machine's speed at that moment."""
+    rng = np.random.default_rng(0)
+    features = rng.random((150, 19), dtype=np.float32)
+    kernel = rng.random((19, 32), dtype=np.float32)
+    start = time.thread_time()  # this thread's alone: the process's other threads go on
+    table: dict[str, float] = {}
+    for i in range(rounds):
+        body = json.loads(json.dumps({"user_id": f"u{i % 977}", "item_id": f"i{i % 313}", "ts": i * 0.5}))
+        key = body["item_id"]
+        table[key] = table.get(key, 0.0) + body["ts"]
+        if i % 10 == 0:
+            sorted(table.items(), key=lambda kv: kv[1], reverse=True)[:30]
+            np.maximum(features @ kernel, 0.0).sum(axis=1).argsort()
+    return 1000 * (time.thread_time() - start)
+
+
+class SpeedProbe:
+    """:func:`reference_cpu_ms` every ``interval_s`` in a thread, while a measurement runs.
+
+    On this shared machine the same fixed work takes 20 to 42 ms of CPU from one second to the
+    next, and a point of the growth section moved by up to 24% between two runs. A worker's CPU per
+    event divided by the mean reference over the same seconds compares points measured minutes
+    apart (the probe takes about a tenth of one core, the same at every point)."""
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, float]] = []  # (wall time at the end, CPU ms)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="speed-probe", daemon=True)
+
+    def __enter__(self) -> SpeedProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            ms = reference_cpu_ms()
+            self.samples.append((time.time(), ms))
+
+    def mean_ms(self, start: float, end: float) -> float | None:
+        """The mean reference of the samples that ended between ``start`` and ``end``."""
+        window = [ms for t, ms in self.samples if start <= t <= end]
+        return sum(window) / len(window) if window else None

@@ -18,8 +18,8 @@ GOALS = (
     "p50 <= 10 ms at 1,000 events/s",
     "p99 <= 50 ms at 1,000 events/s",
     "model snapshot age <= 2 s at 1,000 events/s (the most seen)",
-    "CPU per event (draining a backlog) within 25% from the fewest to the most users",
-    "CPU per event (draining a backlog) within 25% from the fewest to the most items",
+    "CPU per event (draining a backlog, over the machine's speed) within 25% from the fewest to the most users",
+    "CPU per event (draining a backlog, over the machine's speed) within 25% from the fewest to the most items",
     "worker RSS <= 1.5 GB with 1M users",
     "state <= 2 KB per user",
     "online hit rate of the whole Taobao replay >= 0.9 x the offline prequential figure (returning users)",
@@ -87,8 +87,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         (lat.get("p50"), 10.0, False),
         (lat.get("p99"), 50.0, False),
         (results.get("snapshot_age_s"), 2.0, False),
-        (_minus_one(spread.get("cpu_ms_per_event_max_over_min_by_users")), 0.25, False),
-        (_minus_one(spread.get("cpu_ms_per_event_max_over_min_by_items")), 0.25, False),
+        (_minus_one(spread.get("cpu_per_reference_max_over_min_by_users")), 0.25, False),
+        (_minus_one(spread.get("cpu_per_reference_max_over_min_by_items")), 0.25, False),
         (big["rss_mb"] if big and big["users"] >= 1_000_000 else None, 1536.0, False),
         (results.get("state_bytes_per_user"), 2048.0, False),
         (_online_over_offline(results.get("replay")), 0.9, True),
@@ -202,22 +202,32 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                   f"{_f(mem['disk_bytes_per_user'], 0)} bytes per user of RocksDB files on disk)."]
     if r.get("growth"):
         lines += ["", "## Growth", "",
-                  "| users | items | CPU ms/event draining | x first | events/s draining | CPU ms/event at the light "
-                  "load | light load ev/s | p50 ms | p99 ms | RSS MB | state B/user | ready s |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        first = r["growth"][0]["cpu_ms_per_event"]
+                  "| users | items | CPU ms/event draining | reference ms | CPU / reference | x first | each drain's "
+                  "CPU / reference | events/s draining | CPU ms/event at the light load | light load ev/s | p50 ms "
+                  "| p99 ms | RSS MB | state B/user | ready s |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+                  "| ---: |"]
+        first = r["growth"][0].get("cpu_per_reference")
         for g in r["growth"]:
+            ratio = g.get("cpu_per_reference")
+            each = ", ".join(_f(d["cpu_per_reference"], 3) for d in g.get("drains", []))
             lines.append(
                 f"| {g['users']:,} | {g['items']:,} | {_f(g['cpu_ms_per_event'], 3)} | "
-                f"{_f(g['cpu_ms_per_event'] / first if first and g['cpu_ms_per_event'] else None, 2)} | "
+                f"{_f(g.get('reference_ms'), 1)} | "
+                f"{_f(ratio, 3)} | {_f(ratio / first if first and ratio else None, 2)} | {each or '-'} | "
                 f"{_f(g['drain_eps'], 0)} | {_f(g['light_cpu_ms_per_event'], 3)} | {g['latency_rate']} | "
                 f"{_f(g['latency_ms']['p50'])} | {_f(g['latency_ms']['p99'])} | {_f(g['rss_mb'], 0)} | "
                 f"{_f(g['state_bytes_per_user'], 0)} | {_f(g['ready_s'], 0)} |"
             )
-        lines += ["", "Each point first drains a backlog of "
+        drains = r["plan"].get("growth_drains", 1)
+        lines += ["", f"Each point first drains {drains} backlog{'s' if drains > 1 else ''} of "
                   f"{r['plan']['growth_drain_events']:,} events with every click answered: CPU ms/event draining is "
-                  "the worker's CPU time over the middle of that drain (20% to 90% processed), its work per event "
-                  "(the goal is judged on it). Then a light load (half of what the first point drained, the same "
+                  "the worker's CPU time over the middle of a drain (20% to 90% processed), its work per event. "
+                  "Beside it, a fixed piece of work (JSON, dicts, sorting, small matrix products) runs four times a "
+                  "second in the benchmark's own process, and its mean CPU ms over the same seconds is the machine's "
+                  "speed then (the reference): CPU / reference compares points measured minutes apart on a shared "
+                  "machine, and the goal is judged on it (each point: the median of its drains). Then a light load "
+                  "(half of what the first point drained, the same "
                   "for every point) gives the latency; at that load the worker's CPU per event also holds its "
                   "timers, followers and polls, spread over fewer events. "
                   "Users are seeded into the users table's changelog and recovered by the worker at start "
@@ -307,6 +317,10 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
             line = sorted((g for g in growth if g[fixed_key] == fixed), key=lambda g: g[axis])
             xs = [g[axis] for g in line]
             ax.plot(xs, [g["cpu_ms_per_event"] for g in line], "o-", label="CPU ms/event, draining")
+            speed = growth[0].get("reference_ms")
+            if speed:  # the same cost at the first point's machine speed
+                ax.plot(xs, [g["cpu_per_reference"] * speed if g.get("cpu_per_reference") else None for g in line],
+                        "o-", label="the same, at the first point's machine speed")
             ax.plot(xs, [g["light_cpu_ms_per_event"] for g in line], "o--", label="CPU ms/event, light load")
             ax.set_xscale("log")
             ax.set_xlabel(f"{axis} ({fixed_key} = {fixed:,})")

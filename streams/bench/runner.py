@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,7 @@ from model.snapshot import Snapshot, SnapshotStore
 from streams.bench.measure import (
     Metrics,
     ProcessSample,
+    SpeedProbe,
     per_second,
     percentiles,
     read_outputs,
@@ -78,7 +80,8 @@ class Plan:
     items: int = 10_000
     growth_users: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     growth_items: tuple[int, ...] = (1_000, 10_000, 100_000)
-    growth_drain_events: int = 12_000  # the backlog whose drain gives each point's cost per event
+    growth_drain_events: int = 8_000  # each backlog whose drain gives one cost per event
+    growth_drains: int = 3  # backlogs per point: the point's cost is their median
     growth_s: float = 20.0  # the light load that gives each point's latency
     ceiling_s: float = 12.0  # longest each bare Faust ceiling runs
     replay_limit: int = 0  # Taobao events (0: all)
@@ -93,7 +96,7 @@ class Plan:
     def quick(cls, duration_s: float | None = None) -> Plan:
         return cls(
             duration_s=duration_s or 4.0, users=2_000, items=500, growth_users=(1_000, 10_000),
-            growth_items=(100, 1_000), growth_drain_events=1_500, growth_s=4.0, ceiling_s=3.0,
+            growth_items=(100, 1_000), growth_drain_events=1_500, growth_drains=1, growth_s=4.0, ceiling_s=3.0,
             replay_limit=5_000, drain_s=5.0, trainer_warmup_s=4.0, forward_ceiling=False,
         )
 
@@ -559,7 +562,12 @@ class Bench:
                 self._wait_catalog(worker, items, task)
                 ready_s = time.monotonic() - seed_start - seed_s
                 ready = sample_process(worker.proc.pid)
-                drain = self._drain_cost(worker, settings, topics, population, tag, task, label)
+                drains = [
+                    self._drain_cost(worker, settings, topics, population, f"{tag}d{k}", 8 + k, task,
+                                     f"{label}: drain {k + 1}/{plan.growth_drains}")
+                    for k in range(plan.growth_drains)
+                ]
+                drain = _median_drain(drains)
                 # Latency at a load the worker keeps up with: half what the first point drained.
                 rate = rows[0]["latency_rate"] if rows else max(10, int(drain["eps"] / 2))
                 before = Metrics.scrape(worker.url).processed(topics.clicks, topics.reviews)
@@ -582,7 +590,8 @@ class Bench:
             row = {
                 "users": users, "items": items, "seeded_users": seeded["sent"], "seed_s": seed_s, "ready_s": ready_s,
                 "cpu_ms_per_event": drain["cpu_ms_per_event"], "drain_eps": drain["eps"],
-                "drain_events": drain["events"], "latency_rate": rate, "events": processed,
+                "reference_ms": drain["reference_ms"], "cpu_per_reference": drain["cpu_per_reference"],
+                "drains": drains, "latency_rate": rate, "events": processed,
                 "light_cpu_ms_per_event": 1000 * (cpu1.cpu_s - cpu0.cpu_s) / processed if processed else None,
                 "latency_ms": lat, "rss_mb": cpu1.rss_mb, "table_keys": table.keys,
                 "state_bytes_per_user": table.logical_bytes / table.keys if table.keys else None,
@@ -603,7 +612,7 @@ class Bench:
 
     def _drain_cost(
         self, worker: WorkerProcess, settings: Settings, topics: Topics, population: tuple[str, ...],
-        tag: str, task: Any, label: str,
+        tag: str, seed: int, task: Any, label: str,
     ) -> dict[str, Any]:
         """The worker's CPU per event while it drains a backlog: its work per event, where at a
         light load the CPU of its timers, followers and polls would dominate the figure. Taken
@@ -611,19 +620,24 @@ class Bench:
         assert worker.proc is not None
         n = self.plan.growth_drain_events
         base = Metrics.scrape(worker.url).processed(topics.clicks, topics.reviews)
-        sent = self._loadgen(settings, "events", *population, "--seed", "8", "--tag", f"{tag}d",
-                             "--count", str(n))["sent"]
-        series = self._watch(worker, topics, task, label=f"{label}: draining", timeout_s=600,
-                             until=lambda s: bool(s and s[-1]["processed"] - base >= sent))
+        sent = self._loadgen(settings, "events", *population, "--seed", str(seed),
+                             "--tag", tag, "--count", str(n))["sent"]
+        with SpeedProbe() as probe:
+            series = self._watch(worker, topics, task, label=label, timeout_s=600,
+                                 until=lambda s: bool(s and s[-1]["processed"] - base >= sent))
         middle = [s for s in series if 0.2 * sent <= s["processed"] - base <= 0.9 * sent]
         if len(middle) < 2:  # a short drain (quick runs): the whole of it
             middle = series
         a, b = middle[0], middle[-1]
         events = b["processed"] - a["processed"]
+        cpu = 1000 * (b["cpu_s"] - a["cpu_s"]) / events if events else None
+        reference = probe.mean_ms(a["t"], b["t"])
         return {
             "events": events,
             "eps": events / (b["t"] - a["t"]) if b["t"] > a["t"] else 0.0,
-            "cpu_ms_per_event": 1000 * (b["cpu_s"] - a["cpu_s"]) / events if events else None,
+            "cpu_ms_per_event": cpu,
+            "reference_ms": reference,
+            "cpu_per_reference": cpu / reference if cpu is not None and reference else None,
         }
 
     # ------------------------------------------------------------------ replay
@@ -753,6 +767,15 @@ def _hit_rate(metrics: Metrics) -> dict[str, Any]:
     return {"hits": hits, "trials": trials, "hit_rate": hits / trials if trials else None}
 
 
+def _median_drain(drains: list[dict[str, Any]]) -> dict[str, Any]:
+    """A point's figures from its drains: each the median over the drains that have it."""
+    def median(key: str) -> float | None:
+        values = [d[key] for d in drains if d[key] is not None]
+        return float(statistics.median(values)) if values else None
+
+    return {key: median(key) for key in ("eps", "cpu_ms_per_event", "reference_ms", "cpu_per_reference")}
+
+
 def _spread(rows: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
     """How much the per-event cost and p50 latency move along each axis: max / min."""
     mid_users = plan.growth_users[len(plan.growth_users) // 2]
@@ -760,7 +783,7 @@ def _spread(rows: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for axis, fixed_key, fixed in (("users", "items", mid_items), ("items", "users", mid_users)):
         line = [r for r in rows if r[fixed_key] == fixed]
-        for metric in ("cpu_ms_per_event", "light_cpu_ms_per_event"):
+        for metric in ("cpu_per_reference", "cpu_ms_per_event", "light_cpu_ms_per_event"):
             values = [r[metric] for r in line if r[metric]]
             out[f"{metric}_max_over_min_by_{axis}"] = max(values) / min(values) if len(values) > 1 else None
         p50 = [r["latency_ms"]["p50"] for r in line if r["latency_ms"]["p50"]]

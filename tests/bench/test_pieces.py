@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -12,9 +13,9 @@ import pytest
 
 from state.user import UserState
 from streams.bench.cli import rates
-from streams.bench.measure import per_second, percentiles
+from streams.bench.measure import SpeedProbe, per_second, percentiles
 from streams.bench.report import judge, profile_summary
-from streams.bench.runner import Plan
+from streams.bench.runner import Plan, _median_drain, _spread
 from streams.bench.shop import SimulatedShop, Zipf
 from streams.events import Click, Review, parse_click
 
@@ -96,6 +97,37 @@ def test_growth_points_cover_both_axes_once():
     assert plan.growth_points() == [
         (10_000, 10_000), (100_000, 10_000), (1_000_000, 10_000), (100_000, 1_000), (100_000, 100_000),
     ]
+
+
+def test_growth_is_judged_on_the_cost_over_the_machine_speed_of_the_same_seconds():
+    def point(users: int, items: int, drains: list[tuple[float, float]]) -> dict[str, object]:
+        runs = [{"eps": 500.0, "cpu_ms_per_event": cpu, "reference_ms": ref,
+                 "cpu_per_reference": cpu / ref} for cpu, ref in drains]
+        return {"users": users, "items": items, "light_cpu_ms_per_event": 3.0,
+                "latency_ms": {"p50": 50.0}} | _median_drain(runs)
+
+    # The 1M point ran while the machine was 30% slower: its raw cost is 30% higher, its cost
+    # over the reference the same. The 100k point's second drain was disturbed: the median drops it.
+    rows = [
+        point(10_000, 10_000, [(2.0, 30.0), (2.1, 31.0), (1.9, 29.0)]),
+        point(100_000, 10_000, [(2.0, 30.0), (9.0, 30.0), (2.0, 31.0)]),
+        point(1_000_000, 10_000, [(2.6, 39.0), (2.7, 40.0), (2.6, 39.5)]),
+    ]
+    assert rows[1]["cpu_ms_per_event"] == 2.0
+    spread = _spread(rows, Plan())
+    assert spread["cpu_ms_per_event_max_over_min_by_users"] > 1.25
+    assert spread["cpu_per_reference_max_over_min_by_users"] < 1.05
+    goal = "CPU per event (draining a backlog, over the machine's speed) within 25% from the fewest to the most users"
+    assert next(g for g in judge({"growth_spread": spread}) if g["goal"] == goal)["met"] is True
+
+
+def test_the_speed_probe_samples_while_it_runs_and_averages_a_window():
+    with SpeedProbe(interval_s=0.05) as probe:
+        time.sleep(0.5)
+    assert len(probe.samples) >= 2 and all(ms > 0 for _, ms in probe.samples)
+    first, last = probe.samples[0][0], probe.samples[-1][0]
+    assert probe.mean_ms(first, last) == pytest.approx(sum(ms for _, ms in probe.samples) / len(probe.samples))
+    assert probe.mean_ms(last + 1, last + 2) is None
 
 
 def test_latency_rates_are_positive_whole_numbers():
