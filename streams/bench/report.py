@@ -231,9 +231,7 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                   "for every point) gives the latency; at that load the worker's CPU per event also holds its "
                   "timers, followers and polls, spread over fewer events. "
                   "Users are seeded into the users table's changelog and recovered by the worker at start "
-                  "(the state a worker holds after a restart), each a returning shopper whose history is full (a "
-                  "click costs more the longer its user's history, up to its bound: every point starts alike, at "
-                  "the most per user); the load then draws users and items from the same "
+                  "(the state a worker holds after a restart); the load then draws users and items from the same "
                   "Zipf laws over the whole population. Max/min along each axis: "
                   + ", ".join(f"{k} {_f(v, 2)}" for k, v in r.get("growth_spread", {}).items()) + "."]
     rp = r.get("replay")

@@ -12,8 +12,7 @@ Sections (``--only`` picks some):
   memory are taken here too.
 * ``growth``: per-event CPU and latency at growing user and item counts. Users are seeded into the
   users table's changelog (the worker recovers them at start, as after a restart), because a
-  million users through the real pipeline would take most of an hour; each with a full history,
-  so that points of different sizes start alike.
+  million users through the real pipeline would take most of an hour.
 * ``replay``: the Taobao stream as fast as the engine takes it, with the online hit rate.
 
 Every figure is kept beside a reference measured in the same run, because the machine is shared.

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from state.user import RECENT_MAX, PublishedRecommendation, UserState
+from state.user import PublishedRecommendation, UserState
 from streams.events import Click, Item, Review
 from streams.sample import ACTION_MIX, review_text
 
@@ -110,18 +110,15 @@ class SimulatedShop:
                     yield Click(event_id, self.user_id(u), self.item_id(i), self._actions[a], ts, self.category(i))
 
     def user_states(
-        self, ts: float, half_life_s: float, top_k: int, clicks_per_user: int = RECENT_MAX, variants: int = 4096
+        self, ts: float, half_life_s: float, top_k: int, clicks_per_user: int = 3, variants: int = 4096
     ) -> Iterator[tuple[bytes, bytes]]:
         """(user id, state bytes) for every user, as the users table's changelog holds them.
 
         Each state is ``clicks_per_user`` clicks drawn from the shop's skew (folded in by the
-        engine's own update rules, the event ids they remember included) and one published
-        recommendation of ``top_k`` items. By default every shopper is a returning one whose
-        history is full: a click's cost grows with its user's history (retrieval reads it), so
-        points seeded alike compare like with like whatever their number of users, and at the
-        largest per-user cost and state. Building a million states one by one takes minutes, so
-        ``variants`` states are built and shared round-robin: sizes and contents have the
-        distribution of real ones, without the link between a user's rank and its favourites.
+        engine's own update rule) and one published recommendation of ``top_k`` items: what a
+        worker holds for a shopper after a short visit. Building a million states one by one takes
+        minutes, so ``variants`` states are built and shared round-robin: sizes and contents have
+        the distribution of real ones, without the link between a user's rank and its favourites.
         """
         rng = np.random.default_rng(self._seed + 1)
         n = min(variants, self.users)
@@ -132,8 +129,6 @@ class SimulatedShop:
             for k in range(v * clicks_per_user, (v + 1) * clicks_per_user):
                 item = int(items[k])
                 state.apply_click(self.item_id(item), self._actions[actions[k]], ts, self.category(item), half_life_s)
-                # Partition -1: no real click is ever taken for one of these by its offset.
-                state.applied.record("clicks", (-1, k, int(ts * 1000)), f"seed-{v}-{k}")
             first = v % self.categories
             shown = [(self.item_id(i), 1.0 / (1 + r)) for r, i in enumerate(range(first, self.items, self.categories))]
             state.last = PublishedRecommendation(
