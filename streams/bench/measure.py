@@ -116,7 +116,6 @@ def table_size(data_dir: Path, table: str) -> TableSize:
     return TableSize(keys, logical, disk)
 
 
-
 def reference_cpu_ms(rounds: int = 2500) -> float:
     """CPU milliseconds of a fixed piece of work like a worker's own (JSON, dicts, sorting, small
     matrix products), run in this process: the machine's speed at that moment."""
@@ -138,7 +137,7 @@ def reference_cpu_ms(rounds: int = 2500) -> float:
 class SpeedProbe:
     """:func:`reference_cpu_ms` every ``interval_s`` in a thread, while a measurement runs.
 
-    On this shared machine the same fixed work takes 20 to 42 ms of CPU from one second to the
+    On this shared machine the same fixed work takes 19 to 42 ms of CPU from one second to the
     next, and a point of the growth section moved by up to 24% between two runs. A worker's CPU per
     event divided by the mean reference over the same seconds compares points measured minutes
     apart (the probe takes about a tenth of one core, the same at every point)."""
