@@ -235,7 +235,7 @@ class NeuralServingModel:
         for row, user in enumerate(users):
             pool = self.pool(user, now)
             ranked = self.rank(z["recommend"][row], pool)
-            out.append(Recommendations(admissible(ranked, user, self.catalog, k), interests[row]))
+            out.append(Recommendations(admissible(ranked, user, self.catalog, k), interests[row], pool))
         return out
 
     def rank(self, z_rec: np.ndarray, pool: CandidatePool) -> list[tuple[str, float]]:
