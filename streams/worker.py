@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
 
 import faust
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _TRIM_THRESHOLD_BYTES = 64 << 20
 _MMAP_THRESHOLD_BYTES = 1 << 20  # above per-batch temporaries, below the embedding tables
+#: Container allocations between two young-generation collections (Python's default: 700).
+_GC_YOUNG_THRESHOLD = 20_000
 
 
 def _fix_malloc_thresholds() -> None:
@@ -42,6 +45,15 @@ def _fix_malloc_thresholds() -> None:
         log.warning("mallopt refused: the RSS may grow in steps as models are swapped")
 
 
+def _fewer_collections() -> None:
+    """A click allocates a few thousand short-lived containers (a candidate pool, its feature
+    rows, examples, messages), nearly all freed by reference counting: at Python's default the
+    cycle collector ran every few hundred of them and took 5-7% of a click's CPU (41-93 us of
+    1.1-1.7 ms in in-process replays of the click path); at this threshold about 2 us. The few
+    cycles are collected a little later."""
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def _one_blas_thread() -> None:
     """The worker's matrix products are small, one event loop's worth per batch. OpenBLAS splits
     the larger ones (the interest head over the 5,000 categories of a 100,000-item catalog) over
@@ -53,6 +65,7 @@ def _one_blas_thread() -> None:
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; Faust's worker stops agents, commits and closes tables."""
     _fix_malloc_thresholds()
+    _fewer_collections()
     _one_blas_thread()
     if settings.create_topics:
         created, _ = create_topics(settings)
