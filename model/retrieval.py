@@ -315,6 +315,7 @@ class _Features:
         user_size, top_log, hist_category = self.user_size, self.top_log, self.hist_category
         entry_of, count = self.catalog.entries.get, self.index.counts.get
         log1p, exp, isfinite = math.log1p, math.exp, math.isfinite
+        top_known = isfinite(top_log)
         out: list[float] = []
         categories = []
         for item in items:
@@ -343,7 +344,11 @@ class _Features:
             if entry is not None and isfinite(entry.pop_log):
                 # The popular list is re-ranked at most once a second: in a new shop its head
                 # may still be an item without activity (-inf) when this one has some.
-                pop = max(0.0, 1.0 + (entry.pop_log - top_log) / 20.0) if isfinite(top_log) else 1.0
+                if top_known:
+                    pop = 1.0 + (entry.pop_log - top_log) / 20.0
+                    pop = pop if pop > 0.0 else 0.0
+                else:
+                    pop = 1.0
             rank = pop_rank.get(item)
             pop_r = 0.0 if rank is None else 1.0 / (1.0 + rank)
             rank = cat_rank.get(item)
