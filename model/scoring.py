@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
+from itertools import chain
 
 import numpy as np
 
@@ -92,18 +93,21 @@ class NumpyNet:
         return a[:, :d] + b[:, :d], a[:, d] + b[:, d]
 
     def recommend(
-        self, z_rec: np.ndarray, item_ids: np.ndarray, cat_ids: np.ndarray, features: np.ndarray
+        self, z_rec: np.ndarray, owner: np.ndarray, item_ids: np.ndarray, cat_ids: np.ndarray,
+        features: np.ndarray,
     ) -> np.ndarray:
-        """Logits of one user (``z_rec`` [tower]) for candidates [n]."""
+        """Logits of candidates [n] of several users: ``z_rec`` [users, tower], ``owner`` [n] the
+        row of ``z_rec`` each candidate is scored for. One matrix product for all of a batch's
+        users: a few hundred candidates per user are too few to outweigh numpy's cost per call."""
         w = self.w
         vec, bias = self.item_vectors(item_ids, cat_ids)
-        user_vec = z_rec @ w["recommend/user/kernel"] + w["recommend/user/bias"]
+        user_vec = (z_rec @ w["recommend/user/kernel"] + w["recommend/user/bias"])[owner]
         kernel = w["recommend/features/kernel"]
         nf = features.shape[1]
-        user_part = z_rec @ kernel[nf:] + w["recommend/features/bias"]
+        user_part = (z_rec @ kernel[nf:] + w["recommend/features/bias"])[owner]
         hidden = _relu(features @ kernel[:nf] + user_part)
         return (
-            vec @ user_vec + bias + (hidden @ w["recommend/features/out"])[:, 0]
+            np.einsum("nd,nd->n", vec, user_vec) + bias + (hidden @ w["recommend/features/out"])[:, 0]
             + w["recommend/bias"][0] + features @ w["recommend/wide"]
         )
 
@@ -231,28 +235,30 @@ class NeuralServingModel:
         x = self.user_inputs(users, now)
         z, _ = self.net.towers(x)
         interests = self._interests(z["interest"], x, users)
-        out = []
-        for row, user in enumerate(users):
-            pool = self.pool(user, now)
-            ranked = self.rank(z["recommend"][row], pool)
-            out.append(Recommendations(admissible(ranked, user, self.catalog, k), interests[row], pool))
-        return out
+        pools = [self.pool(user, now) for user in users]
+        scores = self.score_pools(z["recommend"], pools)
+        return [
+            Recommendations(admissible(_ranked(pool, s), user, self.catalog, k), interests[row], pool)
+            for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True))
+        ]
 
     def rank(self, z_rec: np.ndarray, pool: CandidatePool) -> list[tuple[str, float]]:
-        """The pool's items by descending probability of engagement."""
-        if not pool.items:
-            return []
-        scores = self.score_pool(z_rec, pool)
-        # Python ints and floats: indexing with numpy scalars cost more than the scoring itself.
-        order, values, items = np.argsort(-scores, kind="stable").tolist(), scores.tolist(), pool.items
-        return [(items[i], values[i]) for i in order]
+        """The pool's items by descending probability of engagement, for one user's ``z_rec``."""
+        [scores] = self.score_pools(z_rec[None], [pool])
+        return _ranked(pool, scores)
 
-    def score_pool(self, z_rec: np.ndarray, pool: CandidatePool) -> np.ndarray:
-        n = len(pool.items)
-        item_ids = np.fromiter(map(id_buckets(self.config.item_buckets).__getitem__, pool.items), np.int32, n)
-        cat_ids = np.fromiter(map(id_buckets(self.config.category_buckets).__getitem__, pool.categories),
-                              np.int32, n)
-        return _sigmoid(self.net.recommend(z_rec, item_ids, cat_ids, pool.features))
+    def score_pools(self, z_rec: np.ndarray, pools: Sequence[CandidatePool]) -> list[np.ndarray]:
+        """P(engagement) of each pool's candidates, for the users of ``z_rec`` [users, tower]."""
+        sizes = [len(p.items) for p in pools]
+        n = sum(sizes)
+        items = chain.from_iterable(p.items for p in pools)
+        categories = chain.from_iterable(p.categories for p in pools)
+        item_ids = np.fromiter(map(id_buckets(self.config.item_buckets).__getitem__, items), np.int32, n)
+        cat_ids = np.fromiter(map(id_buckets(self.config.category_buckets).__getitem__, categories), np.int32, n)
+        features = np.concatenate([p.features for p in pools])
+        owner = np.repeat(np.arange(len(pools)), sizes)
+        probs = _sigmoid(self.net.recommend(z_rec, owner, item_ids, cat_ids, features))
+        return np.split(probs, np.cumsum(sizes)[:-1])
 
     def _interests(
         self, z_int: np.ndarray, x: dict[str, np.ndarray], users: Sequence[UserState]
@@ -299,6 +305,12 @@ class NeuralServingModel:
         x = self._inputs([UserContext.empty()] * len(texts), texts)
         z, text_pooled = self.net.towers(x)
         return [float(r) for r in self.net.rating(z["rating"], text_pooled)]
+
+
+def _ranked(pool: CandidatePool, scores: np.ndarray) -> list[tuple[str, float]]:
+    # Python ints and floats: indexing with numpy scalars cost more than the scoring itself.
+    order, values, items = np.argsort(-scores, kind="stable").tolist(), scores.tolist(), pool.items
+    return [(items[i], values[i]) for i in order]
 
 
 def serving_from_snapshot(

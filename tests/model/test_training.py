@@ -161,11 +161,8 @@ def test_numpy_scorer_matches_keras(trained, stream) -> None:
     net = NumpyNet(trained.export())
     x, _ = encode_examples(examples, TINY)
     z, text = net.towers(x)
-    rec = np.array([
-        net.recommend(z["recommend"][i], x["item"][i : i + 1], x["category"][i : i + 1],
-                      x["candidate_features"][i : i + 1])[0]
-        for i in range(len(examples))
-    ])
+    rec = net.recommend(z["recommend"], np.arange(len(examples)), x["item"], x["category"],
+                        x["candidate_features"])
     np.testing.assert_allclose(rec, keras_out["recommend"], atol=1e-4)
     np.testing.assert_allclose(net.sentiment(z["sentiment"], text, x["item"], x["category"]),
                                keras_out["sentiment"], atol=1e-4)
