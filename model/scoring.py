@@ -238,7 +238,7 @@ class NeuralServingModel:
         pools = [self.pool(user, now) for user in users]
         scores = self.score_pools(z["recommend"], pools)
         return [
-            Recommendations(admissible(_ranked(pool, s), user, self.catalog, k), interests[row], pool)
+            Recommendations(admissible(_ranked(pool, s), user, self.catalog, k), interests[row])
             for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True))
         ]
 

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from model.retrieval import CandidatePool
 from state.user import UserState
 
 
@@ -19,9 +18,6 @@ from state.user import UserState
 class Recommendations:
     items: list[tuple[str, float]]  # (item_id, score), best first
     interests: list[tuple[str, float]]  # (category, weight), strongest first
-    #: The candidates ranked, with the features they were ranked on (None: a model without
-    #: retrieval). The user's next click learns from them: what was shown, as it was shown.
-    pool: CandidatePool | None = None
 
 
 class ServingModel(Protocol):

@@ -21,7 +21,6 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 
-from model.retrieval import CandidatePool
 from model.serving import ServingModel
 from state.catalog import Catalog
 from state.item import AlertRule, ItemState
@@ -179,7 +178,7 @@ class Engine:
             self.topics, n, self.metrics, users, self.catalog, current_model, self.activity,
             top_k=settings.top_k, interest_half_life_s=settings.interest_half_life_s,
             coalesce_after_s=settings.coalesce_after_ms / 1000.0, learn=self._learn,
-            served_pools=settings.served_pools, on_hit=self.keeper.record_hit,
+            on_hit=self.keeper.record_hit,
         )
         self.reviews = ReviewProcessor(
             self.topics, n, self.metrics, users, current_model, self.catalog, learn=self._learn
@@ -206,12 +205,9 @@ class Engine:
     def current_model(self) -> ServingModel:
         return self.keeper.current
 
-    def _learn(
-        self, model: ServingModel, before: UserState, event: Click | Review, category: str,
-        served: CandidatePool | None,
-    ) -> None:
+    def _learn(self, model: ServingModel, before: UserState, event: Click | Review, category: str) -> None:
         if isinstance(event, Click):
-            examples = self.examples.click(model, before, event, category, served)
+            examples = self.examples.click(model, before, event, category)
         else:
             examples = self.examples.review(model, before, event, category)
         if examples is not None:

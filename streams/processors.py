@@ -20,8 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from model.retrieval import CandidatePool
-from model.served import ServedPools
 from model.serving import ServingModel
 from state.catalog import Catalog
 from state.codec import StateDecodeError
@@ -66,9 +64,8 @@ class Store(Protocol):
 
 
 Clock = Callable[[], float]
-#: Turns an event into training examples, given the model, the user's state before the event, its
-#: category and the candidates last served from that state (None: retrieve them again).
-Learn = Callable[[ServingModel, UserState, Any, str, CandidatePool | None], None]
+#: Turns an event into training examples, given the model and the user's state before the event.
+Learn = Callable[[ServingModel, UserState, Any, str], None]
 
 
 class _Base:
@@ -188,7 +185,6 @@ class ClickProcessor(_Base):
         interest_half_life_s: float,
         coalesce_after_s: float = 1.0,
         learn: Learn | None = None,
-        served_pools: int = 0,
         on_hit: Callable[[int, bool], None] | None = None,
         clock: Clock = time.time,
     ) -> None:
@@ -201,7 +197,6 @@ class ClickProcessor(_Base):
         self.half_life = interest_half_life_s
         self.coalesce_after_s = coalesce_after_s
         self.learn = learn
-        self.served = ServedPools(served_pools if learn is not None else 0)
         self.on_hit = on_hit
 
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
@@ -230,15 +225,13 @@ class ClickProcessor(_Base):
                 self.duplicate(msg, self.users, click.user_id, state.to_bytes())
                 continue
             category = click.category or self.catalog.category_of(click.item_id)
-            served = None
             if state.last is not None:
                 hit = click.item_id in state.last.item_ids()
                 self.metrics.record_hit(hit)
                 if self.on_hit is not None:
                     self.on_hit(state.last.model_version, hit)
-                served = self.served.take(click.user_id, state.last.trigger_event_id)
             if self.learn is not None and not flooding:
-                self.learn(model, state, click, category, served)  # from the state before the click
+                self.learn(model, state, click, category)  # from the state before the click
             model.observe_click(state, click.item_id, click.action, click.ts, category)
             state.apply_click(click.item_id, click.action, click.ts, category, self.half_life)
             state.applied.record("clicks", msg.where, click.event_id)
@@ -270,8 +263,6 @@ class ClickProcessor(_Base):
                 published_ts=published_ts,
             )
             self.users.put(click.user_id, state.to_bytes(), msg.handle)
-            if rec.pool is not None:
-                self.served.put(click.user_id, click.event_id, rec.pool)
             out.append(
                 Outgoing(
                     self.topics.recommendations,
@@ -324,7 +315,7 @@ class ReviewProcessor(_Base):
                 self.duplicate(msg, self.users, review.user_id, state.to_bytes())
                 continue
             if self.learn is not None:
-                self.learn(model, state, review, self.catalog.category_of(review.item_id), None)
+                self.learn(model, state, review, self.catalog.category_of(review.item_id))
             state.apply_review()
             state.applied.record("reviews", msg.where, review.event_id)
             self.users.put(review.user_id, state.to_bytes(), msg.handle)

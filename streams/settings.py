@@ -52,7 +52,6 @@ class Settings:
     coalesce_after_ms: float = _opt("SHOPGUIDE_COALESCE_AFTER_MS", 1000.0, "Clicks that waited longer than this in Kafka share one recommendation per user and batch (floods, backlogs)")
     interest_half_life_s: float = _opt("SHOPGUIDE_INTEREST_HALF_LIFE_S", 3 * 3600.0, "Half-life of a user's category interest weights")
     popularity_half_life_s: float = _opt("SHOPGUIDE_POPULARITY_HALF_LIFE_S", 6 * 3600.0, "Half-life of item popularity counters")
-    served_pools: int = _opt("SHOPGUIDE_SERVED_POOLS", 4096, "Users whose last served candidates (about 20 KB each) a worker keeps so that their next click learns from them without retrieving again; 0 retrieves every time")
     item_flush_s: float = _opt("SHOPGUIDE_ITEM_FLUSH_S", 2.0, "How often a worker sends its item activity counts to the item table")
     train: bool = _opt("SHOPGUIDE_TRAIN", True, "This worker may run the trainer (the group <app id>-trainer picks one that may)")
     snapshot_interval_s: float = _opt("SHOPGUIDE_SNAPSHOT_INTERVAL_S", 1.0, "Most often the trainer publishes a snapshot")
@@ -107,8 +106,6 @@ class Settings:
             )
         if not 0.0 < self.rollback_drop < 1.0:
             raise SettingsError("SHOPGUIDE_ROLLBACK_DROP must be between 0 and 1")
-        if self.served_pools < 0:
-            raise SettingsError("SHOPGUIDE_SERVED_POOLS must be >= 0")
         if self.top_k < 1:
             raise SettingsError("SHOPGUIDE_TOP_K must be at least 1")
         if self.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:

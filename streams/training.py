@@ -13,7 +13,6 @@ import msgpack
 import numpy as np
 
 from model.examples import ExampleConfig, click_examples, pack_examples, review_example
-from model.retrieval import CandidatePool
 from model.scoring import NeuralServingModel
 from model.serving import ServingModel
 from state.catalog import Catalog
@@ -85,18 +84,13 @@ class ExampleBuilder:
             self._configs = {key: config}
         return config
 
-    def click(
-        self, model: ServingModel, before: UserState, click: Click, category: str,
-        served: CandidatePool | None = None,
-    ) -> bytes | None:
-        """The click's examples as one record (:func:`~model.examples.pack_examples`), from the
-        ``served`` pool (:mod:`model.served`) when there is one."""
+    def click(self, model: ServingModel, before: UserState, click: Click, category: str) -> bytes | None:
+        """The click's examples as one record (:func:`~model.examples.pack_examples`)."""
         if not isinstance(model, NeuralServingModel):
             return None
         examples = click_examples(
             before, click.item_id, click.action, click.ts, category, self._catalog, self._rng,
             index=model.index, config=self._config(model),
-            pool=None if served is None else served.with_extra([click.item_id]),
         )
         return pack_examples(examples)
 

@@ -66,28 +66,3 @@ def test_a_model_that_does_not_learn_gets_no_examples():
     builder = ExampleBuilder(catalog, 3600.0)
     placeholder = PlaceholderModel(catalog, 3600.0)
     assert builder.click(placeholder, UserState(), Click("e", "u", "i", "view", 1.0e9), "") is None
-
-
-def test_a_click_learns_from_the_features_its_user_was_served():
-    """Logged features: the pool served after the previous click, rows as ranked then, not the
-    features a retrieval at the click's own time would give (the history has aged by then)."""
-    catalog = Catalog(3600.0)
-    for n in range(40):
-        item = ItemState()
-        item.apply_catalog(f"c{n % 4}", "", None, True, 1.0)
-        item.apply_activity({"view": float(n)}, 1.0e9, 3600.0)
-        catalog.upsert(f"i{n}", item)
-    model = serving_from_snapshot(untrained_snapshot(1), catalog, interest_half_life_s=3600.0)
-    before = UserState()
-    for n in range(6):
-        before.apply_click(f"i{n}", "view", 1.0e9 + n, f"c{n % 4}", 3600.0)
-    [served] = model.recommend_many([before], 1.0e9 + 6, 10)
-    assert served.pool is not None
-    logged = {item: tuple(row) for item, row in zip(served.pool.items, served.pool.features.tolist(), strict=True)}
-    click = Click("e", "u", "i2", "cart", 1.0e9 + 900, "c2")  # 15 minutes later
-    examples = unpack_examples(ExampleBuilder(catalog, 3600.0, seed=1).click(model, before, click, "c2", served.pool))
-    from_pool = [e for e in examples if e.item_id in logged]
-    assert len(from_pool) > 1 and from_pool[0].engaged == 1.0
-    assert all(e.candidate == logged[e.item_id] for e in from_pool)
-    fresh = unpack_examples(ExampleBuilder(catalog, 3600.0, seed=1).click(model, before, click, "c2"))
-    assert fresh[0].item_id == "i2" and fresh[0].candidate != logged["i2"]  # its freshness decayed

@@ -4,11 +4,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pytest
 
-from model.config import N_CANDIDATE_FEATURES
-from model.retrieval import CandidatePool
 from model.serving import Recommendations
 from state.catalog import Catalog
 from state.item import AlertRule, ItemState
@@ -53,7 +50,6 @@ class RecordingModel:
     def __init__(self, catalog: Catalog, items: Sequence[str]) -> None:
         self.catalog, self.items = catalog, list(items)
         self.rounds: list[list[int]] = []
-        self.pools: list[CandidatePool | None] = []
         self.observed: list[tuple[int, str]] = []
 
     def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
@@ -63,16 +59,7 @@ class RecordingModel:
         from model.candidates import admissible
 
         self.rounds.append([sum(u.counts) for u in users])
-        items = list(dict.fromkeys(self.items))
-        out = [
-            Recommendations(
-                admissible(((i, 1.0) for i in self.items), u, self.catalog, k), [],
-                CandidatePool(items, [""] * len(items), np.zeros((len(items), N_CANDIDATE_FEATURES), np.float32)),
-            )
-            for u in users
-        ]
-        self.pools += [r.pool for r in out]
-        return out
+        return [Recommendations(admissible(((i, 1.0) for i in self.items), u, self.catalog, k), []) for u in users]
 
     def sentiment_many(self, texts: Sequence[str]) -> list[float]:
         return [0.9 if "good" in t else 0.1 for t in texts]
@@ -133,35 +120,10 @@ def test_a_user_twice_in_a_batch_is_scored_in_two_rounds(setup):
     assert UserState.from_bytes(users.data["u1"]).counts[0] == 2
 
 
-def test_a_click_learns_from_the_pool_served_after_its_users_previous_click(setup):
-    _, users, model, metrics = setup
-    learned = []
-
-    def processor(served_pools: int) -> ClickProcessor:
-        return ClickProcessor(
-            TOPICS, N, metrics, users, model.catalog, lambda: model, ActivityCounts(), top_k=2,
-            interest_half_life_s=3600.0, served_pools=served_pools, clock=lambda: NOW + 100,
-            learn=lambda _model, _state, click, _category, served: learned.append((click.event_id, served)),
-        )
-
-    proc = processor(8)
-    proc.process([msg(TOPICS.clicks, "u1", click(1), 0)])
-    proc.process([msg(TOPICS.clicks, "u1", click(2), 1), msg(TOPICS.clicks, "u1", click(3), 2)])
-    assert learned == [("e1", None), ("e2", model.pools[0]), ("e3", model.pools[1])]
-    # A worker that starts afresh holds no pools: the click's pool is retrieved again.
-    processor(8).process([msg(TOPICS.clicks, "u1", click(4), 3)])
-    assert learned[-1] == ("e4", None)
-    # So does one that keeps none.
-    proc = processor(0)
-    proc.process([msg(TOPICS.clicks, "u2", click(5, user="u2"), 4)])
-    proc.process([msg(TOPICS.clicks, "u2", click(6, user="u2"), 5)])
-    assert learned[-1] == ("e6", None)
-
-
 def test_a_flooding_user_shares_one_recommendation_and_loses_no_click(setup):
     proc, users, model, _ = setup
     learned = []
-    proc.learn = lambda _model, _state, click, _category, _served: learned.append(click.event_id)
+    proc.learn = lambda _model, _state, click, _category: learned.append(click.event_id)
     behind = 5.0  # seconds the clicks waited in Kafka: the worker runs behind
     batch = [msg(TOPICS.clicks, "u1", click(n), n, waited_s=behind) for n in range(1, 11)]
     batch.insert(5, msg(TOPICS.clicks, "u2", click(99, user="u2"), 0, waited_s=behind))
