@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -768,12 +767,13 @@ def _hit_rate(metrics: Metrics) -> dict[str, Any]:
 
 
 def _median_drain(drains: list[dict[str, Any]]) -> dict[str, Any]:
-    """A point's figures from its drains: each the median over the drains that have it."""
-    def median(key: str) -> float | None:
-        values = [d[key] for d in drains if d[key] is not None]
-        return float(statistics.median(values)) if values else None
-
-    return {key: median(key) for key in ("eps", "cpu_ms_per_event", "reference_ms", "cpu_per_reference")}
+    """A point's figures: all those of its median drain by CPU per event over the machine's speed
+    (by raw CPU per event if the speed was not measured in every drain), so that they describe one
+    drain; a median per figure could mix the events/s of one drain with the CPU of another."""
+    key = "cpu_per_reference" if all(d["cpu_per_reference"] is not None for d in drains) else "cpu_ms_per_event"
+    measured = sorted((d for d in drains if d[key] is not None), key=lambda d: d[key])
+    median = measured[(len(measured) - 1) // 2] if measured else drains[0]
+    return {k: median[k] for k in ("eps", "cpu_ms_per_event", "reference_ms", "cpu_per_reference")}
 
 
 def _spread(rows: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:

@@ -99,6 +99,17 @@ def test_growth_points_cover_both_axes_once():
     ]
 
 
+def test_a_points_figures_all_come_from_its_median_drain():
+    drains = [
+        {"eps": 400.0, "cpu_ms_per_event": 2.4, "reference_ms": 30.0, "cpu_per_reference": 0.08},
+        {"eps": 300.0, "cpu_ms_per_event": 3.3, "reference_ms": 30.0, "cpu_per_reference": 0.11},
+        {"eps": 500.0, "cpu_ms_per_event": 2.0, "reference_ms": 20.0, "cpu_per_reference": 0.10},
+    ]
+    assert _median_drain(drains) == drains[2]  # not eps 400 from one drain and CPU 2.4 from another
+    unmeasured = [d | {"cpu_per_reference": None} for d in drains[:2]] + drains[2:]
+    assert _median_drain(unmeasured) == unmeasured[0]  # by raw CPU: 2.0, 2.4, 3.3
+
+
 def test_growth_is_judged_on_the_cost_over_the_machine_speed_of_the_same_seconds():
     def point(users: int, items: int, drains: list[tuple[float, float]]) -> dict[str, object]:
         runs = [{"eps": 500.0, "cpu_ms_per_event": cpu, "reference_ms": ref,
