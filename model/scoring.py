@@ -3,8 +3,8 @@
 :class:`NumpyNet` is the network's forward pass over a snapshot's weights, written against the same
 weight names as ``model.network`` (a test checks the two agree). :class:`NeuralServingModel` is the
 engine's :class:`~model.serving.ServingModel`: per agent batch it computes every user's tower outputs
-in one matrix product, retrieves a few hundred candidates per user (``model.retrieval``), scores them
-with one gather and one small matrix product each, and passes the ranking through
+in one matrix product, retrieves a few hundred candidates per user (``model.retrieval``), scores all
+the users' candidates with one gather and one matrix product, and passes each ranking through
 ``model.candidates.admissible``. Building it from a snapshot copies no weights, so swapping in a new
 snapshot costs about the snapshot's decoding.
 """

@@ -48,9 +48,9 @@ def _fix_malloc_thresholds() -> None:
 def _fewer_collections() -> None:
     """A click allocates a few thousand short-lived containers (a candidate pool, its feature
     rows, examples, messages), nearly all freed by reference counting: at Python's default the
-    cycle collector ran every few hundred of them and took 5-7% of a click's CPU (41-93 us of
-    1.1-1.7 ms in in-process replays of the click path); at this threshold about 2 us. The few
-    cycles are collected a little later."""
+    cycle collector ran every few hundred of them and took up to 7% of a click's CPU (16-93 us of
+    1.1-2.4 ms in in-process replays of the click path); at this threshold 0-4 us. The few cycles
+    are collected a little later."""
     gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
