@@ -105,6 +105,7 @@ class _Consumer(driver.Consumer):
     _seeks = 0  # incremented around every seek to the committed offsets
     _restarted: dict[str, float]  # topic -> when it was created again (monotonic)
     _continuity: Continuity
+    _resume_logged: dict[str, dict[int, int | None]] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -160,7 +161,9 @@ class _Consumer(driver.Consumer):
         resume: dict[str, dict[int, int | None]] = {}
         for tp in inputs:
             resume.setdefault(tp.topic, {})[tp.partition] = owed.get(tp)
-        log.info("input partitions resume at %s", resume)
+        if resume != self._resume_logged:  # a rebalance seeks twice: say it once
+            self._resume_logged = resume
+            log.info("input partitions resume at %s", resume)
 
     async def _getmany(self, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109 - Faust signature
         seeks = self._seeks
