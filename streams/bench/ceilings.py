@@ -2,9 +2,12 @@
 
 * ``pipe``: a raw aiokafka loop over the benchmark's backlog: consume only, produce only, then
   consume → produce each message. What Python and the broker allow on this machine.
-* ``faust``: a bare Faust agent over the same backlog, taking batches exactly as the engine's
-  agents do and either only counting them (``count``) or also sending each event on with
-  ``send_soon`` as the engine sends its outputs (``forward``). What a Faust worker allows.
+* ``faust``: a bare Faust agent over the same backlog that either only counts events, taking
+  Faust's own batches (``count``: what a Faust worker allows), or also sends each event on the
+  way the engine moves a batch (``forward``): events taken with the engine's
+  :func:`~streams.batching.acked_batches`, sent with :meth:`~streams.transport.App.publish` and
+  acknowledged by the broker before the next batch. That is an engine whose processing costs
+  nothing: what is left for processing is the difference between it and the engine.
 
 The bare app is :class:`streams.transport.App` with the consumer, producer and stream settings
 copied from the app the engine builds (:data:`ENGINE_CONF`), so that it follows the engine when
@@ -125,6 +128,7 @@ def bare_app(
     events until it has ``count`` of them or ``seconds`` have passed since the first, writes its
     rate to ``result`` and stops its worker."""
     from streams.app import Engine
+    from streams.batching import acked_batches
     from streams.transport import App
 
     engine_conf = Engine._make_app(_EngineShell(settings)).conf  # type: ignore[arg-type]
@@ -138,22 +142,24 @@ def bare_app(
         **{key: getattr(engine_conf, key) for key in ENGINE_CONF},
     )
     source = app.topic(*sources, key_serializer="raw", value_serializer="raw")
-    out = app.topic(sink, key_serializer="raw", value_serializer="raw")
     within = settings.batch_wait_ms / 1000.0
 
     @app.agent(source, name=f"{settings.app_id}.bare_{mode}", concurrency=1)
     async def bare(stream: Any) -> None:
         n, first, start = 0, 0, 0.0
-        async for events in stream.take_events(settings.batch_max, within):
+        batches = (
+            acked_batches(stream, settings.batch_max, within) if mode == "forward"
+            else stream.take_events(settings.batch_max, within)
+        )
+        async for events in batches:
             if not start:
                 start, first = time.perf_counter(), len(events)
             if mode == "forward":
-                for e in events:
-                    out.send_soon(key=e.message.key, value=e.message.value)
+                await asyncio.gather(*await app.publish(
+                    [(sink, None, e.message.key, e.message.value) for e in events]
+                ))
             n += len(events)
             if n >= count or time.perf_counter() - start >= seconds:
-                if mode == "forward":
-                    await app.producer.flush()
                 took = time.perf_counter() - start
                 _write(result, {"events": n - first, "eps": _rate(n - first, took)})
                 os.kill(os.getpid(), signal.SIGTERM)

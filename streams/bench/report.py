@@ -157,7 +157,7 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
     tp = r.get("throughput_eps")
     for name, key in (
         ("engine (whole pipeline)", "throughput_eps"), ("bare Faust agent, counting", "faust_bare_eps"),
-        ("bare Faust agent, forwarding each event", "faust_forward_eps"),
+        ("Faust agent forwarding each event as the engine sends (no processing)", "faust_forward_eps"),
         ("aiokafka consume → produce", "aiokafka_pipe_eps"), ("aiokafka consume only", "aiokafka_consume_eps"),
         ("aiokafka produce only", "aiokafka_produce_eps"),
     ):

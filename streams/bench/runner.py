@@ -87,7 +87,7 @@ class Plan:
     replay_s: float = 600.0  # longest the replay runs
     drain_s: float = 60.0  # longest wait, after a fixed-rate load, for the worker to catch up
     trainer_warmup_s: float = 80.0  # longest light load before the latency phases (see _warm_up)
-    forward_ceiling: bool = True  # also measure the bare Faust agent forwarding each event
+    forward_ceiling: bool = True  # also measure a Faust agent forwarding each event as the engine sends
     sections: tuple[str, ...] = SECTIONS
     profile: bool = False
 
@@ -96,7 +96,7 @@ class Plan:
         return cls(
             duration_s=duration_s or 4.0, users=2_000, items=500, growth_users=(1_000, 10_000),
             growth_items=(100, 1_000), growth_drain_events=1_500, growth_drains=1, growth_s=4.0, ceiling_s=3.0,
-            replay_limit=5_000, drain_s=5.0, trainer_warmup_s=4.0, forward_ceiling=False,
+            replay_limit=5_000, drain_s=5.0, trainer_warmup_s=4.0,
         )
 
     @property

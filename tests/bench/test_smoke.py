@@ -23,7 +23,7 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
         env=env, check=True, timeout=170,
     )
     r = json.loads(out.read_text())
-    for key in ("throughput_eps", "faust_bare_eps", "aiokafka_pipe_eps"):
+    for key in ("throughput_eps", "faust_bare_eps", "faust_forward_eps", "aiokafka_pipe_eps"):
         assert r[key] > 0, key
     for rate in ("1000", "3000"):
         lat = r["latency_ms"][rate]
