@@ -174,17 +174,20 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
     if r.get("latency_ms"):
         lines += ["", "## Latency: click `ts` → recommendation `published_ts` (ms)", "",
                   "| offered ev/s | achieved | p50 | p95 | p99 | max | n | transport p50 / p99 "
-                  "| engine / transport p50, p99 |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  "| engine / transport p50, p99 | transport alone p50 / p99 |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for rate, v in r["latency_ms"].items():
-            tr = v["transport"]
+            tr, alone = v["transport"], v.get("transport_alone") or {}
             lines.append(
                 f"| {rate} | {_f(v['achieved_eps'], 0)} | {_f(v['p50'])} | {_f(v['p95'])} | {_f(v['p99'])} | "
                 f"{_f(v['max'])} | {v['n']:,} | {_f(tr['p50'])} / {_f(tr['p99'])} | "
-                f"{_f(v['ratio_p50_to_transport'], 2)}, {_f(v['ratio_p99_to_transport'], 2)} |"
+                f"{_f(v['ratio_p50_to_transport'], 2)}, {_f(v['ratio_p99_to_transport'], 2)} | "
+                f"{_f(alone.get('p50'))} / {_f(alone.get('p99'))} |"
             )
         lines += ["", "Transport: the same clicks as a plain consumer (kafka-python, same fetch wait) "
-                  "read them in the same run: what the broker and the client alone cost."]
+                  "read them in the same run: what the broker and the client alone cost. Transport "
+                  "alone: the same at the same rate before the worker starts, nothing else running: "
+                  "the floor under any worker's latency on this broker and machine."]
     fr = r.get("freshness")
     if fr:
         d = fr["click_to_recommendation_ms"]

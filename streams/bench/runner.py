@@ -414,6 +414,7 @@ class Bench:
         self.progress.update(task, status=f"catalog of {plan.items:,} items")
         self._loadgen(settings, "catalog", "--users", str(plan.users), "--items", str(plan.items))
         phases = [_Phase(f"lat{rate}", rate) for rate in plan.rates]
+        alone = self._transport_alone(task)
         with self._worker(settings, task) as worker:
             assert worker.proc is not None
             self._wait_catalog(worker, plan.items, task)
@@ -459,7 +460,7 @@ class Bench:
             )
             latency[str(phase.rate)] = {
                 **engine, "offered_eps": phase.rate, "achieved_eps": phase.load["rate"],
-                "recommendations": len(mine), "transport": seen,
+                "recommendations": len(mine), "transport": seen, "transport_alone": alone[str(phase.rate)],
                 "ratio_p50_to_transport": _ratio(engine["p50"], seen["p50"]),
                 "ratio_p99_to_transport": _ratio(engine["p99"], seen["p99"]),
             }
@@ -482,6 +483,30 @@ class Bench:
         self.results["latency_hit_rate"] = _hit_rate(hits)
         summary = ", ".join(f"{r}: p50 {v['p50'] or 0:.1f} p99 {v['p99'] or 0:.1f} ms" for r, v in latency.items())
         self.progress.update(task, total=1, completed=1, status=summary)
+
+    def _transport_alone(self, task: Any) -> dict[str, dict[str, Any]]:
+        """Click ``ts`` to a plain consumer's receipt at each offered rate, with no worker running:
+        the floor under any worker's latency on this broker and machine (the transport measured
+        beside the worker shares the cores with it)."""
+        settings = self._settings("transport")
+        reader = TopicReader(settings, Topics(settings).clicks)
+        seconds = min(self.plan.duration_s, 10.0)
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            for n, rate in enumerate(self.plan.rates):
+                self.progress.update(task, status=f"the transport alone at {rate:,} ev/s")
+                tag, since = f"alone{rate}", time.time() + self.plan.warmup_s
+                self._loadgen(settings, "events", "--users", str(self.plan.users), "--items", str(self.plan.items),
+                              "--seed", str(200 + n), "--tag", tag, "--rate", str(rate), "--duration", str(seconds))
+                time.sleep(1.0)  # the reader's last fetch
+                out[str(rate)] = percentiles(
+                    (r.received - r.value["ts"]) * 1000 for r in reader.items
+                    if isinstance(r.value, dict) and str(r.value.get("event_id", "")).startswith(tag + "-")
+                    and r.value["ts"] >= since
+                )
+        finally:
+            reader.close()
+        return out
 
     def _warm_up(self, settings: Settings, worker: WorkerProcess, topics: Topics, task: Any,
                  rate: int = 200, round_s: float = 10.0) -> int:

@@ -29,6 +29,8 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
         lat = r["latency_ms"][rate]
         assert lat["n"] > 0
         assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"] < 60_000
+        alone = lat["transport_alone"]
+        assert alone["n"] > 0 and 0 < alone["p50"] <= alone["p99"] < 60_000
     assert "snapshot_age_s" in r and (r["snapshot_age_s"] is None or r["snapshot_age_s"] >= 0)
     assert 20 < r["rss_mb"] < 8_000
     assert 50 < r["state_bytes_per_user"] < 100_000
