@@ -3,12 +3,14 @@ progress display.
 
 Sections (``--only`` picks some):
 
-* ``ceilings``: the aiokafka pipe and the bare Faust agent over the throughput backlog.
+* ``ceilings``: the aiokafka pipe and the bare Faust agents (counting; forwarding the engine's
+  way) over the throughput backlog.
 * ``throughput``: a worker drains a backlog of simulated clicks and reviews that is bigger than it
   can take in ``--duration``; events/s in the steady window, from the outputs' ``published_ts``.
 * ``latency``: the load generator offers clicks and reviews at each fixed rate; ``ts`` to
   ``published_ts`` of each recommendation, beside what a plain consumer of the clicks sees in the
-  same run (the transport's share). Freshness probes, the model snapshot age and the worker's
+  same run (the transport's share) and, before the worker starts, at the same rates with nothing
+  else running (the transport alone). Freshness probes, the model snapshot age and the worker's
   memory are taken here too.
 * ``growth``: per-event CPU and latency at growing user and item counts. Users are seeded into the
   users table's changelog (the worker recovers them at start, as after a restart), because a
@@ -453,11 +455,7 @@ class Bench:
                 (m["published_ts"] - m["event_ts"]) * 1000 for m in mine if m["event_ts"] >= since
             ]
             engine = percentiles(samples[str(phase.rate)])
-            seen = percentiles(
-                (r.received - r.value["ts"]) * 1000 for r in transport.items
-                if isinstance(r.value, dict) and str(r.value.get("event_id", "")).startswith(phase.tag + "-")
-                and r.value["ts"] >= since
-            )
+            seen = percentiles(_transport_ms(transport, phase.tag, since))
             latency[str(phase.rate)] = {
                 **engine, "offered_eps": phase.rate, "achieved_eps": phase.load["rate"],
                 "recommendations": len(mine), "transport": seen, "transport_alone": alone[str(phase.rate)],
@@ -499,11 +497,7 @@ class Bench:
                 self._loadgen(settings, "events", "--users", str(self.plan.users), "--items", str(self.plan.items),
                               "--seed", str(200 + n), "--tag", tag, "--rate", str(rate), "--duration", str(seconds))
                 time.sleep(1.0)  # the reader's last fetch
-                out[str(rate)] = percentiles(
-                    (r.received - r.value["ts"]) * 1000 for r in reader.items
-                    if isinstance(r.value, dict) and str(r.value.get("event_id", "")).startswith(tag + "-")
-                    and r.value["ts"] >= since
-                )
+                out[str(rate)] = percentiles(_transport_ms(reader, tag, since))
         finally:
             reader.close()
         return out
@@ -814,6 +808,15 @@ def _spread(rows: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
         p50 = [r["latency_ms"]["p50"] for r in line if r["latency_ms"]["p50"]]
         out[f"latency_p50_max_over_min_by_{axis}"] = max(p50) / min(p50) if len(p50) > 1 else None
     return out
+
+
+def _transport_ms(reader: TopicReader, tag: str, since: float) -> list[float]:
+    """Click ``ts`` to the reader's receipt (ms) of the clicks of one load phase, from ``since``."""
+    return [
+        (r.received - r.value["ts"]) * 1000 for r in reader.items
+        if isinstance(r.value, dict) and str(r.value.get("event_id", "")).startswith(tag + "-")
+        and r.value["ts"] >= since
+    ]
 
 
 def _freshness(probes: list[Click], recs: list[dict[str, Any]], transport: dict[str, Any]) -> dict[str, Any]:
