@@ -71,5 +71,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     console.print(f"bench: {path} ({results['wall_s']:.0f} s)")
     for goal in results["goals"]:
         met = {True: "[green]met[/]", False: "[red]missed[/]", None: "not measured"}[goal["met"]]
+        if goal.get("reachable") is False:
+            met += " (not reachable here: a processing-free engine misses it too)"
         console.print(f"  {goal['goal']}: {met}")
     return 0

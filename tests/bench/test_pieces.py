@@ -77,6 +77,21 @@ def test_goals_are_judged_from_the_figures_alone():
     assert met["engine throughput >= 0.8 x the bare Faust agent"] is False
     assert met["p50 <= 10 ms at 1,000 events/s"] is True and met["p99 <= 50 ms at 1,000 events/s"] is False
     assert met["state <= 2 KB per user"] is True and met["worker RSS <= 1.5 GB with 1M users"] is None
+    assert all(g.get("reachable") is None for g in judge(results))  # no processing-free reference measured
+
+
+def test_a_goal_that_a_processing_free_engine_misses_is_not_reachable():
+    results = {"throughput_eps": 800.0, "faust_bare_eps": 10_000.0, "faust_forward_eps": 6_000.0,
+               "latency_ms": {"1000": {"p50": 900.0, "p99": 2_000.0,
+                                       "transport_alone": {"p50": 11.0, "p99": 20.0}}}}
+    goals = {g["goal"]: g for g in judge(results)}
+    throughput = goals["engine throughput >= 5,000 events/s"]
+    assert throughput["met"] is False and throughput["bound"] == 6_000.0 and throughput["reachable"] is True
+    ratio = goals["engine throughput >= 0.8 x the bare Faust agent"]
+    assert ratio["bound"] == 0.6 and ratio["reachable"] is False
+    assert goals["p50 <= 10 ms at 1,000 events/s"]["reachable"] is False
+    assert goals["p99 <= 50 ms at 1,000 events/s"]["reachable"] is True
+    assert "reachable" not in goals["state <= 2 KB per user"]
 
 
 def test_online_hit_rate_is_judged_against_the_offline_figure_of_the_same_clicks():
