@@ -9,6 +9,7 @@ workers side by side.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 
@@ -49,7 +51,7 @@ from streams.topics import Topics
 from streams.trainer import TrainerProcess
 from streams.training import ExampleBuilder, ExampleSink
 from streams.training_feed import TrainingFeed
-from streams.transport import App, BatchTable
+from streams.transport import App, BatchTable, publish
 from streams.web import register_views
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 MONITOR_INTERVAL_S = 5.0
 #: How often the worker running the trainer collects its reports and publishes its snapshots.
 TRAINER_POLL_S = 0.1
+#: How long after its snapshot producer failed to start the worker tries again.
+SNAPSHOT_PRODUCER_RETRY_S = 5.0
 # Faust opens RocksDB with 3 x 64 MB write buffers and a 2 GB block cache per table partition; a
 # worker holds several. Small per-key states need far less, and the bound is what an operator sizes
 # the container by (deploy/).
@@ -138,6 +142,8 @@ class Engine:
         self.examples = ExampleBuilder(self.catalog, settings.interest_half_life_s)
         self.sink = ExampleSink()
         self.trainer: TrainerProcess | None = None
+        self._snapshot_producer: AIOKafkaProducer | None = None
+        self._snapshot_producer_retry = 0.0  # monotonic time of the next try to start it
         self.trainer_progress: TrainerProgress | None = None
         self.assembler = SnapshotAssembler()
         self.activity = ActivityCounts()
@@ -280,7 +286,42 @@ class Engine:
             progress = TrainerProgress(report.trained_until, report.examples, report.version)
             out.append(Outgoing(self.topics.snapshots, PROGRESS_KEY, progress.to_bytes()))
         self.metrics.train_dropped.set(trainer.dropped)
-        await self.send(out)
+        await self.send(out, await self._snapshot_sender())
+
+    async def _snapshot_sender(self) -> AIOKafkaProducer | None:
+        """The trainer's snapshots travel on a producer (a broker connection) of their own.
+        aiokafka sends one request at a time to a broker: on the engine's producer, the
+        megabytes of a snapshot went ahead of the recommendations of the batches processed
+        meanwhile and held them back by 100-250 ms once a second. None while it cannot start
+        (the broker is away; tried again every few seconds): the app's producer takes the
+        records meanwhile."""
+        if self._snapshot_producer is None and time.monotonic() >= self._snapshot_producer_retry:
+            s = self.settings
+            producer = AIOKafkaProducer(
+                bootstrap_servers=s.bootstrap_servers, acks="all", client_id=f"{s.app_id}-snapshots",
+                **s.kafka_client_options(),
+            )
+            try:
+                await producer.start()
+            except Exception as exc:  # noqa: BLE001 - a timer that raises stops the whole app
+                log.warning("the snapshot producer could not start (%r); trying again in %.0f s",
+                            exc, SNAPSHOT_PRODUCER_RETRY_S)
+                self._snapshot_producer_retry = time.monotonic() + SNAPSHOT_PRODUCER_RETRY_S
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                return None
+            self._snapshot_producer = producer
+        return self._snapshot_producer
+
+    async def _close_snapshot_sender(self) -> None:
+        """Stop it, sending what is queued first, but not for long: behind a broker that is
+        gone, the newest snapshot on disk is what a restart resumes from anyway."""
+        producer, self._snapshot_producer = self._snapshot_producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), SNAPSHOT_PRODUCER_RETRY_S)
+            except Exception as exc:  # noqa: BLE001 - shutting down either way
+                log.warning("the snapshot producer did not stop cleanly: %r", exc)
 
     def _submit_training(self, examples: list[bytes], newest: float) -> None:
         trainer = self._ensure_trainer()
@@ -336,12 +377,14 @@ class Engine:
         else:
             self.catalog.upsert(item_id, ItemState.from_bytes(value))
 
-    async def send(self, out: Sequence[Outgoing]) -> None:
+    async def send(self, out: Sequence[Outgoing], producer: AIOKafkaProducer | None = None) -> None:
         """Send without waiting for the broker (item activity counts and the trainer's reports:
-        the next flush or snapshot supersedes a lost one). Straight to aiokafka's accumulator, as
-        :meth:`deliver` does: through ``Topic.send_soon`` every message would cross Faust's
-        one-at-a-time producer buffer, whose backlog also pauses the delivery of input events."""
-        futures = await self.app.publish([(o.topic, o.partition, o.key, o.value) for o in out])
+        the next flush or snapshot supersedes a lost one), on ``producer`` or the app's. Straight
+        to aiokafka's accumulator, as :meth:`deliver` does: through ``Topic.send_soon`` every
+        message would cross Faust's one-at-a-time producer buffer, whose backlog also pauses the
+        delivery of input events."""
+        records = [(o.topic, o.partition, o.key, o.value) for o in out]
+        futures = await (self.app.publish(records) if producer is None else publish(producer, records))
         for o, future in zip(out, futures, strict=True):
             future.add_done_callback(functools.partial(self._sent, o.topic))
 
@@ -470,6 +513,7 @@ class Engine:
         @app.on_before_shutdown.connect
         async def stop_trainer(sender: Any, **kwargs: Any) -> None:
             self._stop_trainer()
+            await self._close_snapshot_sender()
 
         @app.timer(interval=self.settings.item_flush_s)
         async def flush_activity() -> None:

@@ -301,13 +301,19 @@ class App(faust.App):
         """Queue ``(topic, partition, key, value)`` records for sending (partition None: by key);
         each future resolves to the broker's acknowledgement (with the record's offset), or holds
         why it could not be sent (never raises)."""
-        producer = self.producer._ensure_producer()  # type: ignore[attr-defined]  # aiokafka's, private to Faust
-        futures: list[asyncio.Future[Any]] = []
-        for topic, partition, key, value in records:
-            try:
-                futures.append(await producer.send(topic, value, key=key, partition=partition))
-            except Exception as exc:  # noqa: BLE001 - e.g. a full accumulator while the broker is away
-                failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                failed.set_exception(exc)
-                futures.append(failed)
-        return futures
+        return await publish(self.producer._ensure_producer(), records)  # type: ignore[attr-defined]  # aiokafka's, private to Faust
+
+
+async def publish(
+    producer: Any, records: Sequence[tuple[str, int | None, bytes | None, bytes | None]]
+) -> list[asyncio.Future[Any]]:
+    """:meth:`App.publish` on any aiokafka producer."""
+    futures: list[asyncio.Future[Any]] = []
+    for topic, partition, key, value in records:
+        try:
+            futures.append(await producer.send(topic, value, key=key, partition=partition))
+        except Exception as exc:  # noqa: BLE001 - e.g. a full accumulator while the broker is away
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            futures.append(failed)
+    return futures
