@@ -27,7 +27,7 @@ from model.serving import ServingModel
 from state.catalog import Catalog
 from state.item import AlertRule, ItemState
 from state.user import UserState
-from streams.batching import acked_batches
+from streams.batching import acked_batches, fill_wait
 from streams.events import Click, Review
 from streams.followers import Follower
 from streams.health import BrokerWatch
@@ -286,7 +286,8 @@ class Engine:
             progress = TrainerProgress(report.trained_until, report.examples, report.version)
             out.append(Outgoing(self.topics.snapshots, PROGRESS_KEY, progress.to_bytes()))
         self.metrics.train_dropped.set(trainer.dropped)
-        await self.send(out, await self._snapshot_sender())
+        if out:
+            await self.send(out, await self._snapshot_sender())
 
     async def _snapshot_sender(self) -> AIOKafkaProducer | None:
         """The trainer's snapshots travel on a producer (a broker connection) of their own.
@@ -430,15 +431,7 @@ class Engine:
         if wait_for_views:  # serve with the whole catalog and the newest model
             await self.catalog_follower.caught_up.wait()
             await self.snapshot_follower.caught_up.wait()
-        s = self.settings
-        within, catching_up = s.batch_wait_ms / 1000.0, s.batch_wait_behind_ms / 1000.0
-        behind = s.coalesce_after_ms / 1000.0
-
-        def wait_for_more(first: Any) -> float:
-            # Behind its input, the worker fills its batches: fewer, larger steps cost less per event.
-            return catching_up if time.time() - first.message.timestamp > behind else within
-
-        async for events in acked_batches(stream, s.batch_max, wait_for_more):
+        async for events in acked_batches(stream, self.settings.batch_max, fill_wait(self.settings)):
             out = self._process(processor, events)
             out += [Outgoing(self.topics.training, None, r) for r in self.sink.drain()]
             await self.deliver(out)

@@ -13,8 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+from streams.settings import Settings
+
+
+def fill_wait(settings: Settings) -> Callable[[Any], float]:
+    """How long a batch waits to fill, from its first event: ``batch_wait_ms``, or
+    ``batch_wait_behind_ms`` once that event waited longer than ``coalesce_after_ms`` in Kafka.
+    Behind its input, a worker fills its batches: fewer, larger steps cost less per event."""
+    within, catching_up = settings.batch_wait_ms / 1000.0, settings.batch_wait_behind_ms / 1000.0
+    behind = settings.coalesce_after_ms / 1000.0
+
+    def wait_for_more(first: Any) -> float:
+        return catching_up if time.time() - first.message.timestamp > behind else within
+
+    return wait_for_more
 
 
 async def acked_batches(

@@ -128,7 +128,7 @@ def bare_app(
     events until it has ``count`` of them or ``seconds`` have passed since the first, writes its
     rate to ``result`` and stops its worker."""
     from streams.app import Engine
-    from streams.batching import acked_batches
+    from streams.batching import acked_batches, fill_wait
     from streams.transport import App
 
     engine_conf = Engine._make_app(_EngineShell(settings)).conf  # type: ignore[arg-type]
@@ -148,7 +148,7 @@ def bare_app(
     async def bare(stream: Any) -> None:
         n, first, start = 0, 0, 0.0
         batches = (
-            acked_batches(stream, settings.batch_max, within) if mode == "forward"
+            acked_batches(stream, settings.batch_max, fill_wait(settings)) if mode == "forward"
             else stream.take_events(settings.batch_max, within)
         )
         async for events in batches:

@@ -86,7 +86,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
     growth = results.get("growth", [])
     big = max(growth, key=lambda r: r["users"]) if growth else None
     tp, bare, forward = results.get("throughput_eps"), results.get("faust_bare_eps"), results.get("faust_forward_eps")
-    bounds = {0: forward, 1: forward / bare if forward and bare else None, 2: alone.get("p50"), 3: alone.get("p99")}
+    speed = (forward, forward / bare if forward and bare else None, alone.get("p50"), alone.get("p99"))
+    bounds = dict(zip(GOALS[: len(speed)], speed, strict=True))
     values: list[tuple[float | None, float, bool]] = [
         (tp, 5000, True),
         (tp / bare if tp is not None and bare else None, 0.8, True),
@@ -100,10 +101,10 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         (_online_over_offline(results.get("replay")), 0.9, True),
     ]
     out = []
-    for n, (goal, (value, threshold, at_least)) in enumerate(zip(GOALS, values, strict=True)):
+    for goal, (value, threshold, at_least) in zip(GOALS, values, strict=True):
         judged = {"goal": goal, "value": value, "threshold": threshold, "met": _meets(value, threshold, at_least)}
-        if n in bounds:
-            judged |= {"bound": bounds[n], "reachable": _meets(bounds[n], threshold, at_least)}
+        if goal in bounds:
+            judged |= {"bound": bounds[goal], "reachable": _meets(bounds[goal], threshold, at_least)}
         out.append(judged)
     return out
 
