@@ -7,6 +7,6 @@ and bare Faust ceilings), :mod:`~streams.bench.measure` (what is read off a run)
 :mod:`~streams.bench.report` (JSON, markdown, plots) and :mod:`~streams.bench.runner` (the run).
 """
 
-from streams.bench.cli import register
+from streams.bench.command import register
 
 __all__ = ["register"]

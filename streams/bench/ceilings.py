@@ -5,11 +5,11 @@
 * ``faust``: a bare Faust agent over the same backlog that either only counts events, taking
   Faust's own batches (``count``: what a Faust worker allows), or also sends each event on the
   way the engine moves a batch (``forward``): events taken with the engine's
-  :func:`~streams.batching.acked_batches`, sent with :meth:`~streams.transport.App.publish` and
+  :func:`~streams.kafka.batching.acked_batches`, sent with :meth:`~streams.kafka.transport.App.publish` and
   acknowledged by the broker before the next batch. That is an engine whose processing costs
   nothing: what is left for processing is the difference between it and the engine.
 
-The bare app is :class:`streams.transport.App` with the consumer, producer and stream settings
+The bare app is :class:`streams.kafka.transport.App` with the consumer, producer and stream settings
 copied from the app the engine builds (:data:`ENGINE_CONF`), so that it follows the engine when
 those change; it has no tables, no sensors and no web server. ``python -m streams.bench.ceilings ...``
 prints (``pipe``) or writes (``faust --result``) one JSON object.
@@ -127,9 +127,9 @@ def bare_app(
     """A Faust app with one agent over ``sources`` that counts (and in ``forward`` mode sends on)
     events until it has ``count`` of them or ``seconds`` have passed since the first, writes its
     rate to ``result`` and stops its worker."""
-    from streams.app import Engine
-    from streams.batching import acked_batches, fill_wait
-    from streams.transport import App
+    from streams.engine.app import Engine
+    from streams.kafka.batching import acked_batches, fill_wait
+    from streams.kafka.transport import App
 
     engine_conf = Engine._make_app(_EngineShell(settings)).conf  # type: ignore[arg-type]
     app = App(

@@ -3,7 +3,7 @@
 It runs apart from the worker and from the harness so that producing (JSON, the Kafka client) is
 not charged to the engine and cannot slow the harness's own clock; it still shares this machine's
 cores, and a benchmark run says so. Configured like every shopguide process by ``SHOPGUIDE_*``
-variables (the harness hands it :func:`streams.cluster.child_env`), it prints one JSON summary
+variables (the harness hands it :func:`streams.tools.cluster.child_env`), it prints one JSON summary
 line (``sent``, ``seconds``, ``rate``) when done.
 
 ``python -m streams.bench.loadgen events --users N --items M --rate R --duration S --tag T``:
@@ -23,13 +23,13 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from model.data import Rejected, default_path
+from model.offline.datasets import Rejected, default_path
 from state.item import ItemState
 from streams.bench.shop import SimulatedShop
 from streams.events import Click
-from streams.producer import EventProducer
-from streams.replay import Pacer, plan
 from streams.settings import Settings
+from streams.tools.producer import EventProducer
+from streams.tools.replay import Pacer, plan
 from streams.topics import Topics
 
 Record = tuple[str, bytes, bytes]  # topic, key, value

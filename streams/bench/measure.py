@@ -22,7 +22,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.settings import Settings
-from streams.tail import messages
+from streams.tools.tail import messages
 
 
 def percentiles(values_ms: Iterable[float]) -> dict[str, float | int | None]:

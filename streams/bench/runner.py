@@ -44,7 +44,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from model.config import initial_weights
-from model.data import default_path
+from model.offline.datasets import default_path
 from model.scoring import load_warm_start
 from model.snapshot import Snapshot, SnapshotStore
 from streams.bench.measure import (
@@ -57,12 +57,12 @@ from streams.bench.measure import (
     sample_process,
     table_size,
 )
-from streams.broker import EmbeddedBroker, free_port
-from streams.cluster import WorkerProcess, child_env, get_json
 from streams.events import Click
-from streams.producer import EventProducer
 from streams.settings import Settings
-from streams.testing import TopicReader
+from streams.testing.harness import TopicReader
+from streams.tools.broker import EmbeddedBroker, free_port
+from streams.tools.cluster import WorkerProcess, child_env, get_json
+from streams.tools.producer import EventProducer
 from streams.topics import Topics, admin_client, create_topics
 
 SECTIONS = ("ceilings", "throughput", "latency", "growth", "replay")

@@ -16,7 +16,7 @@ import numpy as np
 
 from state.user import PublishedRecommendation, UserState
 from streams.events import Click, Item, Review
-from streams.sample import ACTION_MIX, review_text
+from streams.tools.sample import ACTION_MIX, review_text
 
 #: Zipf exponents: users are less skewed than items (many shoppers come once or twice).
 USER_SKEW = 0.9

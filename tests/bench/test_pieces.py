@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from state.user import UserState
-from streams.bench.cli import rates
+from streams.bench.command import rates
 from streams.bench.measure import SpeedProbe, per_second, percentiles
 from streams.bench.report import judge, profile_summary
 from streams.bench.runner import Plan, _median_drain, _spread

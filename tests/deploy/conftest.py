@@ -63,7 +63,7 @@ def metric_catalog() -> dict[str, frozenset[str]]:
     """Every series name a worker can expose, with its label names.
 
     Built from the registry the worker really serves: :class:`streams.metrics.Metrics` plus
-    Faust's Prometheus sensor created on it with the prefix ``streams.app`` uses.
+    Faust's Prometheus sensor created on it with the prefix ``streams.engine.app`` uses.
     """
     from faust.sensors.prometheus import FaustMetrics
     from prometheus_client.metrics import MetricWrapperBase

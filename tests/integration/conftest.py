@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from streams.testing import Cluster, fresh_settings
+from streams.testing.harness import Cluster, fresh_settings
+from streams.tools.broker import EmbeddedBroker
 
 
 @pytest.fixture(scope="session")

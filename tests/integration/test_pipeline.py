@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from streams.cluster import get_json
 from streams.events import Click, Item, Review
+from streams.tools.cluster import get_json
 
 pytestmark = pytest.mark.integration
 

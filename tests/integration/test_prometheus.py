@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port, wait_for_port
-from streams.cluster import get_json
 from streams.events import Click
-from streams.testing import Cluster, fresh_settings
+from streams.testing.harness import Cluster, fresh_settings
+from streams.tools.broker import free_port, wait_for_port
+from streams.tools.cluster import get_json
 
 pytestmark = [
     pytest.mark.integration,

@@ -10,11 +10,11 @@ from kafka import KafkaProducer
 
 from model.snapshot import SnapshotStore
 from streams.bench.measure import Metrics
-from streams.cluster import get_json, get_text
 from streams.events import Click, Item, Review
-from streams.snapshots import snapshot_records
-from streams.testing import Cluster, fresh_settings, wait_until
-from streams.training import pack
+from streams.learning.example_stream import pack
+from streams.learning.snapshot_topic import snapshot_records
+from streams.testing.harness import Cluster, fresh_settings, wait_until
+from streams.tools.cluster import get_json, get_text
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import pytest
 
 from streams.bench.measure import Metrics
 from streams.events import Click
-from streams.testing import Cluster, fresh_settings, wait_until
+from streams.testing.harness import Cluster, fresh_settings, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -1,4 +1,4 @@
-"""The corrections of ``streams.transport`` that need a real broker to show."""
+"""The corrections of ``streams.kafka.transport`` that need a real broker to show."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.testing import fresh_settings
+from streams.kafka.transport import has_position
+from streams.testing.harness import fresh_settings
 from streams.topics import Topics, create_topics
-from streams.transport import has_position
 
 pytestmark = pytest.mark.integration
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.doubles import tiny_config
 from model.examples import Example, ExampleConfig, click_examples, review_example
 from model.retrieval import CovisIndex
-from model.testing import tiny_config
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState
 
-#: The one tiny config of the model's tests: ``model.testing.tiny_config()``, as other suites use.
+#: The one tiny config of the model's tests: ``model.doubles.tiny_config()``, as other suites use.
 TINY = tiny_config()
 HALF_LIFE = 3600.0
 REVIEWS = [  # "\uff0c" is the full-width comma of Chinese text

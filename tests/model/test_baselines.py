@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.baselines import TfidfLogReg
-from model.data import Interaction
-from model.evaluate import baseline_recommenders, classification_figures, prequential, replay_catalog
+from model.offline.baselines import TfidfLogReg
+from model.offline.datasets import Interaction
+from model.offline.evaluate import baseline_recommenders, classification_figures, prequential, replay_catalog
 from state.user import UserState
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from model_fixtures import REVIEWS
 
-from streams.cli import main
+from streams.tools.cli import main
 
 
 def test_evaluate_recommend_json(tmp_path) -> None:

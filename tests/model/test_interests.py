@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 from model_fixtures import HALF_LIFE, TINY
 
-from model.commands import write_warm_start
 from model.config import initial_weights
 from model.examples import encode_examples
 from model.features import category_bucket
+from model.offline.commands import write_warm_start
 from model.scoring import NeuralServingModel, load_warm_start, serving_from_snapshot
 from model.snapshot import Snapshot
 from model.training import Trainer

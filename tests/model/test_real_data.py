@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from model_fixtures import TINY
 
-from model import data
-from model.evaluate import ModelRecommender, baseline_recommenders, prequential, replay_catalog
+from model.offline import datasets as data
+from model.offline.evaluate import ModelRecommender, baseline_recommenders, prequential, replay_catalog
 from model.snapshot import Snapshot
 from model.training import Trainer
 
@@ -42,7 +42,7 @@ def test_reader_rejects_the_truncated_last_line() -> None:
 def test_train_writes_a_checkpoint_a_warm_start_and_their_held_out_sentiment(tmp_path) -> None:
     """``shopguide train`` on the first rows of every data set: the checkpoint and the warm start
     it writes load, and both are scored on the review sets' held-out 20%."""
-    from streams.cli import main
+    from streams.tools.cli import main
 
     out, warm, report = tmp_path / "ckpt", tmp_path / "warm.sgs", tmp_path / "train.json"
     assert main(["train", "--out", str(out), "--warm-start", str(warm), "--json", str(report),

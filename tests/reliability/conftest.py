@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.tools.broker import EmbeddedBroker
 
 
 @pytest.fixture(scope="module")

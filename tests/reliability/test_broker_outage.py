@@ -8,9 +8,9 @@ from collections import Counter
 
 import pytest
 
-from streams.cluster import get_json
 from streams.events import Click, Item
-from streams.testing import Cluster, TopicReader, counts_of, fresh_settings, wait_until
+from streams.testing.harness import Cluster, TopicReader, counts_of, fresh_settings, wait_until
+from streams.tools.cluster import get_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from streams.testing import ClickStream, Cluster, fresh_settings, progress_report, wait_until_exact
+from streams.testing.harness import ClickStream, Cluster, fresh_settings, progress_report, wait_until_exact
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,11 +13,11 @@ import psutil
 import pytest
 
 from state.user import RECENT_MAX
-from streams.cluster import get_json
 from streams.events import Click
 from streams.partitioning import partition_for
-from streams.producer import EventProducer
-from streams.testing import Cluster, counts_of, fresh_settings, wait_until
+from streams.testing.harness import Cluster, counts_of, fresh_settings, wait_until
+from streams.tools.cluster import get_json
+from streams.tools.producer import EventProducer
 
 # About 200 s here: the flood is worked off at several hundred clicks a second (see the README).
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaProducer
 
-from streams.cluster import get_json
 from streams.events import REASONS, InvalidEvent, parse_click, parse_item, parse_review
-from streams.fuzzing import hostile_payloads, valid_click
-from streams.testing import Cluster, fresh_settings
+from streams.testing.fuzzing import hostile_payloads, valid_click
+from streams.testing.harness import Cluster, fresh_settings
+from streams.tools.cluster import get_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

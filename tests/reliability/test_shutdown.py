@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from streams.cluster import get_text
-from streams.testing import ClickStream, Cluster, fresh_settings, wait_until_exact
+from streams.testing.harness import ClickStream, Cluster, fresh_settings, wait_until_exact
+from streams.tools.cluster import get_text
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

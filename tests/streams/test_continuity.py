@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from streams.transport import Continuity
+from streams.kafka.transport import Continuity
 
 
 class TP(NamedTuple):

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.events import REASONS, InvalidEvent, parse_click, parse_item, parse_review
-from streams.fuzzing import NOW, hostile_payloads
+from streams.testing.fuzzing import NOW, hostile_payloads
 
 PARSERS = (parse_click, parse_review, parse_item)
 

@@ -1,14 +1,13 @@
 import numpy as np
 
+from model.doubles import PlaceholderModel, untrained_snapshot
 from model.examples import unpack_examples
-from model.placeholder import PlaceholderModel
 from model.scoring import serving_from_snapshot
-from model.testing import untrained_snapshot
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState
 from streams.events import Click, Review
-from streams.training import RECORD_BYTES, ExampleBuilder, ExampleSink, unpack
+from streams.learning.example_stream import RECORD_BYTES, ExampleBuilder, ExampleSink, unpack
 
 
 def test_sink_packs_examples_into_bounded_records():

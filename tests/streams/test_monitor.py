@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import NamedTuple
 
+from streams.engine.monitor import Progress, refresh_lag
 from streams.metrics import Metrics
-from streams.monitor import Progress, refresh_lag
 
 
 class TP(NamedTuple):

@@ -12,15 +12,9 @@ from state.item import AlertRule, ItemState
 from state.user import UserState
 from streams.metrics import Metrics
 from streams.partitioning import partition_for
-from streams.processors import (
-    ActivityCounts,
-    ActivityProcessor,
-    CatalogProcessor,
-    ClickProcessor,
-    Incoming,
-    ItemReviewProcessor,
-    ReviewProcessor,
-)
+from streams.processors.base import Incoming
+from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
+from streams.processors.users import ActivityCounts, ClickProcessor, ReviewProcessor
 from streams.settings import Settings
 from streams.topics import Topics
 

@@ -1,9 +1,9 @@
 from pathlib import Path
 
-from model.data import Rejected, read_taobao
+from model.offline.datasets import Rejected, read_taobao
 from streams.events import Click, Item, Review, parse_click, parse_item, parse_review
-from streams.replay import Pacer, plan, stamp
-from streams.sample import generate
+from streams.tools.replay import Pacer, plan, stamp
+from streams.tools.sample import generate
 
 TAOBAO = (
     "543462,1715,1464116,pv,1511658000\n662867,2244074,1575622,buy,1511658001\n"

@@ -73,7 +73,7 @@ class WorkerProcess:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker"],
+                [sys.executable, "-m", "streams.tools.cli", "worker"],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=child_env(self.settings),

@@ -27,32 +27,25 @@ from model.serving import ServingModel
 from state.catalog import Catalog
 from state.item import AlertRule, ItemState
 from state.user import UserState
-from streams.batching import acked_batches, fill_wait
+from streams.engine.monitor import KeyCounts, Progress, refresh_lag
+from streams.engine.web import register_views
 from streams.events import Click, Review
-from streams.followers import Follower
-from streams.health import BrokerWatch
+from streams.kafka.batching import acked_batches, fill_wait
+from streams.kafka.followers import Follower
+from streams.kafka.health import BrokerWatch
+from streams.kafka.training_feed import TrainingFeed
+from streams.kafka.transport import App, BatchTable, publish
+from streams.learning.example_stream import ExampleBuilder, ExampleSink
+from streams.learning.model_keeper import ModelKeeper, RollbackRule, decode
+from streams.learning.snapshot_topic import PROGRESS_KEY, SnapshotAssembler, snapshot_records
+from streams.learning.snapshot_topic import Progress as TrainerProgress
+from streams.learning.trainer_process import TrainerProcess
 from streams.metrics import Metrics
-from streams.models import ModelKeeper, RollbackRule, decode
-from streams.monitor import KeyCounts, Progress, refresh_lag
-from streams.processors import (
-    ActivityCounts,
-    ActivityProcessor,
-    CatalogProcessor,
-    ClickProcessor,
-    Incoming,
-    ItemReviewProcessor,
-    Outgoing,
-    ReviewProcessor,
-)
+from streams.processors.base import Incoming, Outgoing
+from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
+from streams.processors.users import ActivityCounts, ClickProcessor, ReviewProcessor
 from streams.settings import Settings
-from streams.snapshots import PROGRESS_KEY, SnapshotAssembler, snapshot_records
-from streams.snapshots import Progress as TrainerProgress
 from streams.topics import Topics
-from streams.trainer import TrainerProcess
-from streams.training import ExampleBuilder, ExampleSink
-from streams.training_feed import TrainingFeed
-from streams.transport import App, BatchTable, publish
-from streams.web import register_views
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from model.data import (
+from model.offline.datasets import (
     Interaction,
     LabeledReview,
     Rejected,

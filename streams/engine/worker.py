@@ -10,7 +10,7 @@ import logging
 import faust
 from threadpoolctl import threadpool_limits
 
-from streams.app import Engine
+from streams.engine.app import Engine
 from streams.settings import Settings
 from streams.topics import create_topics, heal_changelogs
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.baselines import (
+from model.candidates import admissible
+from model.examples import Example, ExampleConfig, click_examples, review_example
+from model.offline.baselines import (
     Cooccurrence,
     Covisitation,
     Popularity,
@@ -24,9 +26,7 @@ from model.baselines import (
     Recommender,
     Repeat,
 )
-from model.candidates import admissible
-from model.data import Interaction, LabeledReview
-from model.examples import Example, ExampleConfig, click_examples, review_example
+from model.offline.datasets import Interaction, LabeledReview
 from model.retrieval import CandidatePool
 from model.scoring import NeuralServingModel
 from model.snapshot import Snapshot

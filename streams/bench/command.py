@@ -16,7 +16,7 @@ from streams.settings import Settings
 
 
 def register(subparsers: Any) -> None:
-    """Add ``bench`` to the engine's CLI (``streams.cli.build_parser``)."""
+    """Add ``bench`` to the engine's CLI (``streams.tools.cli.build_parser``)."""
     from streams.bench.runner import SECTIONS
 
     p = subparsers.add_parser(

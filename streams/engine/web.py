@@ -13,7 +13,7 @@ from state.user import UserState
 from streams.events import ID_MAX
 
 if TYPE_CHECKING:
-    from streams.app import Engine
+    from streams.engine.app import Engine
 
 
 def _bad_id(value: str) -> str | None:

@@ -20,14 +20,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.cluster import WorkerProcess
 from streams.events import Click
-from streams.producer import EventProducer
-from streams.replay import Pacer, stamp
-from streams.sample import generate
 from streams.settings import Settings
-from streams.tail import messages
+from streams.tools.broker import EmbeddedBroker, free_port
+from streams.tools.cluster import WorkerProcess
+from streams.tools.producer import EventProducer
+from streams.tools.replay import Pacer, stamp
+from streams.tools.sample import generate
+from streams.tools.tail import messages
 from streams.topics import Topics, create_topics
 
 console = Console(highlight=False)

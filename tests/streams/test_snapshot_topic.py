@@ -1,7 +1,7 @@
 import hashlib
 import json
 
-from streams.snapshots import CHUNK_BYTES, MANIFEST_KEY, Progress, SnapshotAssembler, snapshot_records
+from streams.learning.snapshot_topic import CHUNK_BYTES, MANIFEST_KEY, Progress, SnapshotAssembler, snapshot_records
 
 
 def test_a_large_snapshot_travels_in_chunks_and_reassembles():

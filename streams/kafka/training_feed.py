@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from streams.followers import reconnecting
+from streams.kafka.followers import reconnecting
+from streams.learning.example_stream import RECORD_BYTES, unpack
 from streams.settings import Settings
-from streams.training import RECORD_BYTES, unpack
 
 log = logging.getLogger(__name__)
 

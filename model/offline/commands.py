@@ -1,6 +1,6 @@
 """``shopguide train`` and ``shopguide evaluate ...``: the model's offline commands.
 
-``register(subparsers)`` adds them to the engine's CLI (``streams/cli.py``). Long runs show a
+``register(subparsers)`` adds them to the engine's CLI (``streams/tools/cli.py``). Long runs show a
 progress bar on stderr; ``--json OUT`` writes machine-readable results;
 ``--plot PNG`` (recommend) draws the hit rate over the replay.
 """
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from model import data
 from model.config import TASKS, ModelConfig
+from model.offline import datasets as data
 
 DEFAULT_SEED = 0
 MOVIELENS_POSITIVE = 4.0
@@ -98,8 +98,8 @@ def _config(args: argparse.Namespace) -> ModelConfig:
 
 
 def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
-    from model.baselines import TfidfLogReg
-    from model.evaluate import classification_figures, snapshot_sentiment, split, train_sentiment
+    from model.offline.baselines import TfidfLogReg
+    from model.offline.evaluate import classification_figures, snapshot_sentiment, split, train_sentiment
     from model.snapshot import Snapshot
     from model.training import Trainer
 
@@ -145,7 +145,7 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
-    from model.evaluate import ModelRecommender, baseline_recommenders, prequential, replay_catalog
+    from model.offline.evaluate import ModelRecommender, baseline_recommenders, prequential, replay_catalog
     from model.training import Trainer
 
     events = read_stream(args.format, Path(args.path))
@@ -188,7 +188,7 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
         "config": trainer.config.to_dict(), "results": results, **after,
     }
     if args.plot:
-        from model.report import plot_curves
+        from model.offline.plots import plot_curves
 
         plot_curves(payload, Path(args.plot))
     _write_json(args.json, payload)
@@ -213,7 +213,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     """Replay the MovieLens then the Taobao stream through the example builders and the trainer,
     interleaving ``--epochs`` passes over the training 80% of both review sets, then save a
     training checkpoint in ``--out`` and, with ``--warm-start``, the shipped warm start."""
-    from model.evaluate import (
+    from model.offline.evaluate import (
         ModelRecommender,
         prequential,
         replay_catalog,
@@ -331,7 +331,7 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
     the Taobao replay (first ``--events`` events) with the training reviews interleaved; figures
     are the prequential hit rate (recommend), prequential cross-entropy (interest), and held-out
     accuracy (sentiment) and RMSE (rating) on the review test splits."""
-    from model.evaluate import (
+    from model.offline.evaluate import (
         ModelRecommender,
         classification_figures,
         prequential,
@@ -395,11 +395,11 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_evaluate_speed(args: argparse.Namespace) -> dict[str, Any]:
-    from model.benchmark import run
+    from model.offline.speed import run
 
     payload: dict[str, Any] = {"task": "speed", "results": run(seed=args.seed)}
     if args.snapshot:
-        from model.benchmark import snapshot_costs
+        from model.offline.speed import snapshot_costs
         from model.snapshot import Snapshot
 
         trained = Snapshot.from_bytes(Path(args.snapshot).read_bytes())

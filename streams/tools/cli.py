@@ -23,7 +23,7 @@ err = Console(stderr=True, highlight=False)
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.broker import broker_command, broker_env
+    from streams.tools.broker import broker_command, broker_env
 
     port = args.port or int(settings.broker.rsplit(":", 1)[-1])
     err.print(f"Tansu broker on 127.0.0.1:{port} (in memory: everything is lost when it stops)")
@@ -47,14 +47,14 @@ def _topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.worker import run_worker
+    from streams.engine.worker import run_worker
 
     run_worker(settings)
     return 0
 
 
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.producer import EventProducer, key_of
+    from streams.tools.producer import EventProducer, key_of
     from streams.topics import Topics
 
     topic = getattr(Topics(settings), args.kind)
@@ -72,7 +72,7 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.tail import messages, render, resolve
+    from streams.tools.tail import messages, render, resolve
 
     topic = resolve(settings, args.topic)
     shown = 0
@@ -88,9 +88,9 @@ def _tail(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    from model.data import Rejected, default_path
-    from streams.producer import EventProducer
-    from streams.replay import Pacer, plan, stamp
+    from model.offline.datasets import Rejected, default_path
+    from streams.tools.producer import EventProducer
+    from streams.tools.replay import Pacer, plan, stamp
     from streams.topics import Topics
 
     path = Path(args.path) if args.path else default_path(args.format)
@@ -129,7 +129,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.demo import run_demo
+    from streams.tools.demo import run_demo
 
     return run_demo(settings, args.events, args.rate)
 
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="list every SHOPGUIDE_* variable, its value and default")
     p.set_defaults(run=_config)
 
-    from model.commands import register as register_model
+    from model.offline.commands import register as register_model
     from streams.bench import register as register_bench
 
     register_model(sub)

@@ -1,17 +1,33 @@
-"""A non-learned model: popularity within the user's interests, and a tiny sentiment lexicon.
-
-PLACEHOLDER until the multi-task network is served: it makes the engine run end to end with
-sensible output, and it stays as a baseline. Its version is 0 on every message.
-"""
+"""Test doubles for the model, for this project's tests and for users writing their own: a model
+small enough that building and scoring it takes milliseconds, untrained snapshots of it, and a
+non-learned model (popularity within the user's interests, a tiny sentiment lexicon) that serves
+without any network."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from model.candidates import admissible
+from model.config import ModelConfig, initial_weights
 from model.serving import Recommendations
+from model.snapshot import Snapshot
 from state.catalog import Catalog
 from state.user import UserState
+
+
+def tiny_config() -> ModelConfig:
+    return ModelConfig(
+        item_buckets=1 << 8, category_buckets=1 << 6, text_buckets=1 << 8, dim=8, text_dim=4,
+        hidden=8, tower=8, experts=2, history=6, interests=4, text_features=16, batch_size=32,
+    )
+
+
+def untrained_snapshot(version: int, seed: int = 0, config: ModelConfig | None = None) -> Snapshot:
+    config = config or tiny_config()
+    return Snapshot(
+        version=version, config=config, weights=initial_weights(config, seed),
+        extra={"trained_until": 100.0 + version},
+    )
 
 _POSITIVE = ("good", "great", "love", "perfect", "comfortable", "nice", "excellent", "beautiful",
              "好", "喜欢", "满意", "不错", "舒服", "漂亮", "值得", "快")
@@ -20,6 +36,8 @@ _NEGATIVE = ("bad", "poor", "terrible", "cheap", "return", "broken", "disappoint
 
 
 class PlaceholderModel:
+    """Popularity within the user's interests; version 0 on every message."""
+
     version = 0
 
     def __init__(self, catalog: Catalog, half_life_s: float, interests_shown: int = 5) -> None:

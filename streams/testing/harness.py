@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.broker import EmbeddedBroker, free_port
-from streams.cluster import WorkerProcess, get_json, get_text
 from streams.events import ACTIONS, Click
-from streams.producer import EventProducer
 from streams.settings import Settings
-from streams.tail import messages
+from streams.tools.broker import EmbeddedBroker, free_port
+from streams.tools.cluster import WorkerProcess, get_json, get_text
+from streams.tools.producer import EventProducer
+from streams.tools.tail import messages
 from streams.topics import Topics, create_topics
 
 

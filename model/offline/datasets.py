@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 #: Where the data sets live, relative to the repository root (override: SHOPGUIDE_SHARED_DATA).
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 TAOBAO_ACTIONS = {"pv": "click", "fav": "fav", "cart": "cart", "buy": "buy"}
 #: Plausible unix seconds for these data sets (1995 .. 2100): catches truncated or garbled rows.

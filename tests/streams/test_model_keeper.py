@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model.doubles import untrained_snapshot
 from model.snapshot import Snapshot
-from model.testing import untrained_snapshot
 from state.catalog import Catalog
-from streams.models import ModelKeeper, RollbackRule
+from streams.learning.model_keeper import ModelKeeper, RollbackRule
 
 snap = untrained_snapshot
 

@@ -15,7 +15,7 @@ from model.config import N_CANDIDATE_FEATURES, ModelConfig, initial_weights
 from model.examples import Example, pack_examples
 from model.features import UserContext
 from model.snapshot import Snapshot
-from streams.trainer import TrainerProcess, TrainerReport
+from streams.learning.trainer_process import TrainerProcess, TrainerReport
 
 CONFIG = ModelConfig(item_buckets=64, category_buckets=16, text_buckets=64)
 
@@ -63,9 +63,9 @@ ORPHAN_PARENT = """
 import sys, time
 from model.config import ModelConfig, initial_weights
 from model.snapshot import Snapshot
-from streams.trainer import TrainerProcess
+from streams.learning.trainer_process import TrainerProcess
 sys.path.insert(0, sys.argv[1])
-from test_trainer import _clicks
+from test_trainer_process import _clicks
 config = ModelConfig()
 trainer = TrainerProcess(Snapshot(version=1, config=config, weights=initial_weights(config, 0)).to_bytes(),
                          snapshot_interval_s=0.2)

@@ -1,0 +1,2 @@
+"""What happens to each consumed message: plain classes over a :class:`~streams.processors.base.Store`,
+knowing nothing of Faust or Kafka."""

@@ -1,0 +1,162 @@
+"""The processors of the item-keyed topics: re-keyed reviews, catalog events and click activity,
+which change an item's state."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from state.item import AlertRule
+from state.user import ACTIONS
+from streams import messages
+from streams.events import InvalidEvent, parse_item
+from streams.metrics import Metrics
+from streams.processors.base import Clock, Incoming, Outgoing, ProcessorBase, Store, load_item, parse_internal
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class ItemReviewProcessor(ProcessorBase):
+    """Scored reviews, keyed by item: update the item's sentiment figures, publish the sentiment
+    signal, and an alert when the item's recent reviews turn negative."""
+
+    def __init__(
+        self,
+        topics: Topics,
+        partitions: int,
+        metrics: Metrics,
+        items: Store,
+        alert_rule: AlertRule,
+        clock: Clock = time.time,
+    ) -> None:
+        super().__init__(topics, partitions, metrics, clock)
+        self.items = items
+        self.rule = alert_rule
+
+    def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for msg in batch:
+            try:
+                r = parse_internal(msg.value, {"event_id": str, "user_id": str, "item_id": str,
+                                          "ts": float, "score": float, "model_version": int})
+            except InvalidEvent as exc:
+                out.append(self.dead_letter(msg, exc.reason, str(exc)))
+                continue
+            item_id = r["item_id"]
+            forward = self.misplaced(msg, item_id)
+            if forward is not None:
+                out.append(forward)
+                continue
+            state = load_item(self.items, item_id, msg.handle)
+            if state.applied.seen("item-reviews", msg.where, r["event_id"]):
+                self.duplicate(msg, self.items, item_id, state.to_bytes())
+                continue
+            score = r["score"]
+            rating = r.get("rating")
+            figures = state.apply_review(score >= 0.5, rating if isinstance(rating, int) else None, self.rule.window)
+            alert = state.check_alert(self.rule)
+            state.applied.record("item-reviews", msg.where, r["event_id"])
+            self.items.put(item_id, state.to_bytes(), msg.handle)
+            now = self.clock()
+            out.append(
+                Outgoing(
+                    self.topics.sentiment,
+                    item_id.encode(),
+                    messages.sentiment(
+                        event_id=r["event_id"], user_id=r["user_id"], item_id=item_id, score=score,
+                        figures=figures, model_version=r["model_version"], event_ts=r["ts"],
+                        published_ts=now,
+                    ),
+                )
+            )
+            label = "positive" if score >= 0.5 else "negative"
+            self.metrics.sentiments.labels(label).inc()
+            self.metrics.event_to_sentiment.observe(max(0.0, now - r["ts"]))
+            if alert is not None:
+                out.append(
+                    Outgoing(
+                        self.topics.sentiment,
+                        item_id.encode(),
+                        messages.sentiment_alert(
+                            item_id=item_id, trigger_event_id=r["event_id"], figures=alert,
+                            threshold=self.rule.negative_ratio, model_version=r["model_version"],
+                            published_ts=now,
+                        ),
+                    )
+                )
+                self.metrics.sentiments.labels("alert").inc()
+            self.processed(msg)
+        return out
+
+
+class CatalogProcessor(ProcessorBase):
+    """Catalog records, keyed by item: the item table's category, title, price and stock."""
+
+    def __init__(
+        self, topics: Topics, partitions: int, metrics: Metrics, items: Store, clock: Clock = time.time
+    ) -> None:
+        super().__init__(topics, partitions, metrics, clock)
+        self.items = items
+
+    def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for msg in batch:
+            try:
+                item = parse_item(msg.value, self.clock())
+            except InvalidEvent as exc:
+                out.append(self.dead_letter(msg, exc.reason, str(exc)))
+                continue
+            forward = self.misplaced(msg, item.item_id)
+            if forward is not None:
+                out.append(forward)
+                continue
+            state = load_item(self.items, item.item_id, msg.handle)
+            ts = item.ts if item.ts is not None else max(state.catalog_ts, 0.0)
+            if state.apply_catalog(item.category, item.title or "", item.price, item.in_stock, ts):
+                self.items.put(item.item_id, state.to_bytes(), msg.handle)
+            self.processed(msg)
+        return out
+
+
+class ActivityProcessor(ProcessorBase):
+    """Click counts per item from every worker: the item table's decayed popularity."""
+
+    def __init__(
+        self,
+        topics: Topics,
+        partitions: int,
+        metrics: Metrics,
+        items: Store,
+        popularity_half_life_s: float,
+        clock: Clock = time.time,
+    ) -> None:
+        super().__init__(topics, partitions, metrics, clock)
+        self.items = items
+        self.half_life = popularity_half_life_s
+
+    def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for msg in batch:
+            try:
+                a = parse_internal(msg.value, {"item_id": str, "category": str, "counts": dict, "ts": float})
+                counts = {k: float(v) for k, v in a["counts"].items() if k in ACTIONS}
+            except (InvalidEvent, TypeError, ValueError) as exc:
+                reason = exc.reason if isinstance(exc, InvalidEvent) else "wrong_type"
+                out.append(self.dead_letter(msg, reason, str(exc)))
+                continue
+            forward = self.misplaced(msg, a["item_id"])
+            if forward is not None:
+                out.append(forward)
+                continue
+            state = load_item(self.items, a["item_id"], msg.handle)
+            # Activity messages carry no event id: the offset mark alone makes replays harmless.
+            if state.applied.seen_offset("item-activity", msg.where):
+                self.duplicate(msg, self.items, a["item_id"], state.to_bytes())
+                continue
+            state.apply_activity(counts, a["ts"], self.half_life, a["category"])
+            state.applied.record_offset("item-activity", msg.where)
+            self.items.put(a["item_id"], state.to_bytes(), msg.handle)
+            self.processed(msg)
+        return out

@@ -1,0 +1,230 @@
+"""The processors of the user-keyed topics: clicks and reviews, which change a shopper's state
+and publish recommendations and sentiment."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from model.serving import ServingModel
+from state.catalog import Catalog
+from state.user import PublishedRecommendation, UserState
+from streams import messages
+from streams.events import Click, InvalidEvent, parse_click, parse_review
+from streams.metrics import Metrics
+from streams.processors.base import Clock, Incoming, Learn, Outgoing, ProcessorBase, Store, load_user
+from streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class ActivityCounts:
+    """Click counts per item, gathered between flushes so that the item table sees one message
+    per item and interval instead of one per click."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[str, dict[str, float], float]] = {}
+
+    def add(self, item_id: str, category: str, action: str, ts: float) -> None:
+        entry = self._counts.get(item_id)
+        if entry is None:
+            self._counts[item_id] = (category, {action: 1.0}, ts)
+            return
+        cat, counts, last = entry
+        counts[action] = counts.get(action, 0.0) + 1.0
+        self._counts[item_id] = (category or cat, counts, max(last, ts))
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def drain(self, topic: str) -> list[Outgoing]:
+        out = [
+            Outgoing(
+                topic,
+                item_id.encode(),
+                json.dumps({"item_id": item_id, "category": cat, "counts": counts, "ts": ts}).encode(),
+            )
+            for item_id, (cat, counts, ts) in self._counts.items()
+        ]
+        self._counts.clear()
+        return out
+
+
+class ClickProcessor(ProcessorBase):
+    """Clicks: update the user's state and publish a recommendation that already reflects the
+    click. Users are scored together, in rounds in which each user appears once, so that every
+    recommendation reflects exactly the clicks up to its own.
+
+    When the worker runs behind (a flood, a bot, a backlog after a restart: the click waited longer
+    than ``coalesce_after_s`` in Kafka), a user's clicks in one batch share one recommendation,
+    triggered by the last: every click still changes the state, but scoring, the expensive part,
+    is paid once per user and batch, so a flood cannot starve the other users of the partition.
+    Those clicks do not train the model either: one bot must not steer what everyone is
+    recommended. A worker that keeps up answers every click."""
+
+    def __init__(
+        self,
+        topics: Topics,
+        partitions: int,
+        metrics: Metrics,
+        users: Store,
+        catalog: Catalog,
+        model: Callable[[], ServingModel],
+        activity: ActivityCounts,
+        *,
+        top_k: int,
+        interest_half_life_s: float,
+        coalesce_after_s: float = 1.0,
+        learn: Learn | None = None,
+        on_hit: Callable[[int, bool], None] | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        super().__init__(topics, partitions, metrics, clock)
+        self.users = users
+        self.catalog = catalog
+        self.model = model
+        self.activity = activity
+        self.top_k = top_k
+        self.half_life = interest_half_life_s
+        self.coalesce_after_s = coalesce_after_s
+        self.learn = learn
+        self.on_hit = on_hit
+
+    def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        model = self.model()  # one version for the whole batch, even if a new one arrives
+        round_: dict[str, tuple[Incoming, Click, UserState]] = {}
+        for msg in batch:
+            try:
+                click = parse_click(msg.value, self.clock())
+            except InvalidEvent as exc:
+                out.append(self.dead_letter(msg, exc.reason, str(exc)))
+                continue
+            forward = self.misplaced(msg, click.user_id)
+            if forward is not None:
+                out.append(forward)
+                continue
+            pending = round_.get(click.user_id)
+            flooding = pending is not None and self.clock() - msg.timestamp_ms / 1000.0 > self.coalesce_after_s
+            if flooding:
+                state = pending[2]  # this click joins the unpublished one's answer
+            else:
+                if pending is not None:
+                    out += self._publish(round_, model)
+                state = load_user(self.users, click.user_id, msg.handle)
+            if state.applied.seen("clicks", msg.where, click.event_id):
+                self.duplicate(msg, self.users, click.user_id, state.to_bytes())
+                continue
+            category = click.category or self.catalog.category_of(click.item_id)
+            if state.last is not None:
+                hit = click.item_id in state.last.item_ids()
+                self.metrics.record_hit(hit)
+                if self.on_hit is not None:
+                    self.on_hit(state.last.model_version, hit)
+            if self.learn is not None and not flooding:
+                self.learn(model, state, click, category)  # from the state before the click
+            model.observe_click(state, click.item_id, click.action, click.ts, category)
+            state.apply_click(click.item_id, click.action, click.ts, category, self.half_life)
+            state.applied.record("clicks", msg.where, click.event_id)
+            self.activity.add(click.item_id, category, click.action, click.ts)
+            self.catalog.bump(click.item_id, category, click.action, click.ts)
+            round_[click.user_id] = (msg, click, state)
+            self.processed(msg)
+        out += self._publish(round_, model)
+        return out
+
+    def _publish(
+        self, round_: dict[str, tuple[Incoming, Click, UserState]], model: ServingModel
+    ) -> list[Outgoing]:
+        if not round_:
+            return []
+        entries = list(round_.values())
+        round_.clear()
+        now = self.clock()
+        recs = model.recommend_many([state for _, _, state in entries], now, self.top_k)
+        out = []
+        published_ts = self.clock()
+        for (msg, click, state), rec in zip(entries, recs, strict=True):
+            state.last = PublishedRecommendation(
+                items=rec.items,
+                interests=rec.interests,
+                model_version=model.version,
+                trigger_event_id=click.event_id,
+                event_ts=click.ts,
+                published_ts=published_ts,
+            )
+            self.users.put(click.user_id, state.to_bytes(), msg.handle)
+            out.append(
+                Outgoing(
+                    self.topics.recommendations,
+                    click.user_id.encode(),
+                    messages.recommendation(click.user_id, state.last),
+                )
+            )
+            self.metrics.recommendations.inc()
+            self.metrics.event_to_recommendation.observe(max(0.0, published_ts - click.ts))
+        return out
+
+
+class ReviewProcessor(ProcessorBase):
+    """Reviews: count them on the user, score their sentiment in one batched call, and re-key
+    them by item so that the item's owner can keep exact per-item sentiment figures."""
+
+    def __init__(
+        self,
+        topics: Topics,
+        partitions: int,
+        metrics: Metrics,
+        users: Store,
+        model: Callable[[], ServingModel],
+        catalog: Catalog,
+        learn: Learn | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        super().__init__(topics, partitions, metrics, clock)
+        self.users = users
+        self.model = model
+        self.catalog = catalog
+        self.learn = learn
+
+    def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        accepted = []
+        model = self.model()
+        for msg in batch:
+            try:
+                review = parse_review(msg.value, self.clock())
+            except InvalidEvent as exc:
+                out.append(self.dead_letter(msg, exc.reason, str(exc)))
+                continue
+            forward = self.misplaced(msg, review.user_id)
+            if forward is not None:
+                out.append(forward)
+                continue
+            state = load_user(self.users, review.user_id, msg.handle)
+            if state.applied.seen("reviews", msg.where, review.event_id):
+                self.duplicate(msg, self.users, review.user_id, state.to_bytes())
+                continue
+            if self.learn is not None:
+                self.learn(model, state, review, self.catalog.category_of(review.item_id))
+            state.apply_review()
+            state.applied.record("reviews", msg.where, review.event_id)
+            self.users.put(review.user_id, state.to_bytes(), msg.handle)
+            accepted.append(review)
+            self.processed(msg)
+        if accepted:
+            scores = model.sentiment_many([r.text for r in accepted])
+            for review, score in zip(accepted, scores, strict=True):
+                body = {
+                    "event_id": review.event_id,
+                    "user_id": review.user_id,
+                    "item_id": review.item_id,
+                    "rating": review.rating,
+                    "ts": review.ts,
+                    "score": float(score),
+                    "model_version": model.version,
+                }
+                out.append(Outgoing(self.topics.item_reviews, review.item_id.encode(), json.dumps(body).encode()))
+        return out

@@ -1,0 +1,2 @@
+"""Command-line tools around the engine: the ``shopguide`` command (cli), the embedded broker,
+worker processes on this machine, the producer, replay, tail, the demo and its sample shop."""
