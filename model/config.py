@@ -160,10 +160,15 @@ def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 #: The biases that feed a ReLU (``model.network``).
-RELU_BIASES = frozenset({
-    "experts/bias", "bottom/bias", *(f"{t}/tower/bias" for t in TASKS),
-    "recommend/features/bias", "sentiment/hidden/bias",
-})
+RELU_BIASES = frozenset(
+    {
+        "experts/bias",
+        "bottom/bias",
+        *(f"{t}/tower/bias" for t in TASKS),
+        "recommend/features/bias",
+        "sentiment/hidden/bias",
+    }
+)
 
 
 def initial_weights(config: ModelConfig, seed: int) -> dict[str, np.ndarray]:

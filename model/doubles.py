@@ -17,22 +17,67 @@ from state.user import UserState
 
 def tiny_config() -> ModelConfig:
     return ModelConfig(
-        item_buckets=1 << 8, category_buckets=1 << 6, text_buckets=1 << 8, dim=8, text_dim=4,
-        hidden=8, tower=8, experts=2, history=6, interests=4, text_features=16, batch_size=32,
+        item_buckets=1 << 8,
+        category_buckets=1 << 6,
+        text_buckets=1 << 8,
+        dim=8,
+        text_dim=4,
+        hidden=8,
+        tower=8,
+        experts=2,
+        history=6,
+        interests=4,
+        text_features=16,
+        batch_size=32,
     )
 
 
 def untrained_snapshot(version: int, seed: int = 0, config: ModelConfig | None = None) -> Snapshot:
     config = config or tiny_config()
     return Snapshot(
-        version=version, config=config, weights=initial_weights(config, seed),
+        version=version,
+        config=config,
+        weights=initial_weights(config, seed),
         extra={"trained_until": 100.0 + version},
     )
 
-_POSITIVE = ("good", "great", "love", "perfect", "comfortable", "nice", "excellent", "beautiful",
-             "好", "喜欢", "满意", "不错", "舒服", "漂亮", "值得", "快")
-_NEGATIVE = ("bad", "poor", "terrible", "cheap", "return", "broken", "disappoint", "small",
-             "差", "不好", "失望", "退", "坏", "慢", "垃圾", "不")
+
+_POSITIVE = (
+    "good",
+    "great",
+    "love",
+    "perfect",
+    "comfortable",
+    "nice",
+    "excellent",
+    "beautiful",
+    "好",
+    "喜欢",
+    "满意",
+    "不错",
+    "舒服",
+    "漂亮",
+    "值得",
+    "快",
+)
+_NEGATIVE = (
+    "bad",
+    "poor",
+    "terrible",
+    "cheap",
+    "return",
+    "broken",
+    "disappoint",
+    "small",
+    "差",
+    "不好",
+    "失望",
+    "退",
+    "坏",
+    "慢",
+    "垃圾",
+    "不",
+)
 
 
 class PlaceholderModel:
@@ -45,14 +90,10 @@ class PlaceholderModel:
         self._half_life = half_life_s
         self._interests_shown = interests_shown
 
-    def observe_click(
-        self, user: UserState, item_id: str, action: str, ts: float, category: str
-    ) -> None:
+    def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         """Nothing to learn."""
 
-    def recommend_many(
-        self, users: Sequence[UserState], now: float, k: int
-    ) -> list[Recommendations]:
+    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
         return [self._recommend(u, now, k) for u in users]
 
     def _recommend(self, user: UserState, now: float, k: int) -> Recommendations:

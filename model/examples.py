@@ -69,10 +69,20 @@ def pack_examples(examples: Sequence[Example]) -> bytes:
             index = contexts[id(e.user)] = len(users)
             u = e.user
             users.append([[list(h) for h in u.history], [list(i) for i in u.interests], u.counts])
-        rows.append([
-            index, e.item_id, e.category, _CANDIDATE.pack(*e.candidate), e.engaged, e.weight,
-            e.next_category, e.text, e.positive, e.rating,
-        ])
+        rows.append(
+            [
+                index,
+                e.item_id,
+                e.category,
+                _CANDIDATE.pack(*e.candidate),
+                e.engaged,
+                e.weight,
+                e.next_category,
+                e.text,
+                e.positive,
+                e.rating,
+            ]
+        )
     if len(rows) > MAX_PACKED:
         raise ValueError(f"at most {MAX_PACKED} examples per record, not {len(rows)}")
     return bytes((FORMAT, len(rows))) + msgpack.packb([users, rows], use_bin_type=True)
@@ -100,10 +110,19 @@ def unpack_examples(data: bytes) -> list[Example]:
             for history, interests, counts in users
         ]
         examples = [
-            Example(contexts[index], item_id, category, _CANDIDATE.unpack(cand), engaged,
-                    float(weight), next_category, text, positive, rating)
-            for index, item_id, category, cand, engaged, weight, next_category, text, positive, rating
-            in rows
+            Example(
+                contexts[index],
+                item_id,
+                category,
+                _CANDIDATE.unpack(cand),
+                engaged,
+                float(weight),
+                next_category,
+                text,
+                positive,
+                rating,
+            )
+            for index, item_id, category, cand, engaged, weight, next_category, text, positive, rating in rows
         ]
     except (ValueError, TypeError, IndexError, struct.error, msgpack.UnpackException) as exc:
         raise ExampleDecodeError(f"corrupt examples: {exc}") from None
@@ -162,26 +181,24 @@ def click_examples(
     mc = config.model
     interests = user_before.interest_weights(ts, config.interest_half_life_s, mc.interests)
     if pool is None:
-        pool = retrieve(user_before, ts, catalog, index or CovisIndex(), interests,
-                        config.retrieval, extra=[item_id])
+        pool = retrieve(user_before, ts, catalog, index or CovisIndex(), interests, config.retrieval, extra=[item_id])
     context = user_context(user_before, ts, mc, config.interest_half_life_s)
     bought = set(user_before.bought)
     pos_i = pool.items.index(item_id)  # a pool holds each item once
     if config.retrieved_positives_only and not pool.was_retrieved(pos_i):
         [row] = pool.rows([pos_i]).tolist()
-        return [Example(context, item_id, category or pool.category(pos_i), tuple(row), None,
-                        1.0, category or None)]
+        return [Example(context, item_id, category or pool.category(pos_i), tuple(row), None, 1.0, category or None)]
     negatives: list[int] = []
     eligible = [
-        i for i, item in enumerate(pool.items)
-        if item != item_id and item not in bought and catalog.available(item)
+        i for i, item in enumerate(pool.items) if item != item_id and item not in bought and catalog.available(item)
     ]
     if eligible:
         picks = rng.choice(len(eligible), size=min(mc.negatives, len(eligible)), replace=False)
         negatives += [eligible[p] for p in sorted(picks.tolist())]
     if config.catalog_negatives > 0:
         drawn = [
-            item for item in catalog.sample(config.catalog_negatives, rng)
+            item
+            for item in catalog.sample(config.catalog_negatives, rng)
             if item != item_id and item not in bought and catalog.available(item)
         ]
         if drawn:
@@ -191,8 +208,13 @@ def click_examples(
     positive, *rows = pool.rows([pos_i, *negatives]).tolist()
     out = [
         Example(
-            context, item_id, category or pool.category(pos_i), tuple(positive), 1.0,
-            ACTION_WEIGHT[action], category or None,
+            context,
+            item_id,
+            category or pool.category(pos_i),
+            tuple(positive),
+            1.0,
+            ACTION_WEIGHT[action],
+            category or None,
         )
     ]
     out += [
@@ -219,11 +241,13 @@ def review_example(
     if label is None and rating is not None and rating != 3:
         label = int(rating >= 4)
     context = (
-        UserContext.empty() if user_before is None
+        UserContext.empty()
+        if user_before is None
         else user_context(user_before, ts, config.model, config.interest_half_life_s)
     )
-    return Example(context, item_id, category, text=text, positive=label,
-                   rating=None if rating is None else float(rating))
+    return Example(
+        context, item_id, category, text=text, positive=label, rating=None if rating is None else float(rating)
+    )
 
 
 def encode_examples(
@@ -237,17 +261,13 @@ def encode_examples(
     inputs["candidate_features"] = np.array([e.candidate for e in examples], np.float32).reshape(
         len(examples), N_CANDIDATE_FEATURES
     )
-    next_cat = np.array(
-        [category_bucket(e.next_category or "", config) for e in examples], np.int32
-    )
+    next_cat = np.array([category_bucket(e.next_category or "", config) for e in examples], np.int32)
     # Not a feature: the interest softmax runs over the categories learned so far plus those the
     # batch names, so a category's first label must be among them (model.network).
     inputs["label_category"] = next_cat
     targets = {
         "engaged": np.array([e.engaged or 0.0 for e in examples], np.float32),
-        "engaged_weight": np.array(
-            [0.0 if e.engaged is None else e.weight for e in examples], np.float32
-        ),
+        "engaged_weight": np.array([0.0 if e.engaged is None else e.weight for e in examples], np.float32),
         "next_category": next_cat,
         "next_category_mask": (next_cat > 0).astype(np.float32),
         "positive": np.array([e.positive or 0 for e in examples], np.float32),

@@ -109,14 +109,9 @@ class UserContext:
         return cls([], [], [0] * N_COUNTS)
 
 
-def user_context(
-    user: UserState, now: float, config: ModelConfig, interest_half_life_s: float
-) -> UserContext:
+def user_context(user: UserState, now: float, config: ModelConfig, interest_half_life_s: float) -> UserContext:
     """The user as of ``now``, from state only (nothing after ``now`` can leak in)."""
-    history = [
-        (r.item_id, ACTION_INDEX[r.action], r.category)
-        for r in reversed(user.recent[-config.history :])
-    ]
+    history = [(r.item_id, ACTION_INDEX[r.action], r.category) for r in reversed(user.recent[-config.history :])]
     interests = user.interest_weights(now, interest_half_life_s, config.interests)
     return UserContext(history, interests, [*user.counts, user.reviews])
 

@@ -21,9 +21,7 @@ def task_losses(out: dict[str, tf.Tensor], t: dict[str, tf.Tensor]) -> dict[str,
     """Binary cross-entropy (recommend, sentiment), softmax cross-entropy (interest) and squared
     error on the 1-5 scale divided by 4 (rating), each averaged over its labelled examples."""
     rec = tf.nn.sigmoid_cross_entropy_with_logits(labels=t["engaged"], logits=out["recommend"])
-    interest = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=t["next_category"], logits=out["interest"]
-    )
+    interest = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=t["next_category"], logits=out["interest"])
     sent = tf.nn.sigmoid_cross_entropy_with_logits(labels=t["positive"], logits=out["sentiment"])
     rating = tf.square(out["rating"] - t["rating"]) / 4.0
     return {
@@ -37,8 +35,10 @@ def task_losses(out: dict[str, tf.Tensor], t: dict[str, tf.Tensor]) -> dict[str,
 def present(t: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     """1.0 for each task that has at least one label in the batch, else 0.0."""
     masks = {
-        "recommend": t["engaged_weight"], "interest": t["next_category_mask"],
-        "sentiment": t["positive_mask"], "rating": t["rating_mask"],
+        "recommend": t["engaged_weight"],
+        "interest": t["next_category_mask"],
+        "sentiment": t["positive_mask"],
+        "rating": t["rating_mask"],
     }
     return {task: tf.cast(tf.reduce_sum(m) > 0, tf.float32) for task, m in masks.items()}
 

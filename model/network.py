@@ -45,8 +45,10 @@ class MultiTaskNet(keras.Model):
                 raise ValueError(f"weight {name}: shape {value.shape}, expected {shape}")
             trainable = name != "task_log_vars" or config.uncertainty_weighting
             self.named[name] = self.add_weight(
-                shape=shape, initializer=keras.initializers.Constant(value),
-                name=name.replace("/", "__"), trainable=trainable,
+                shape=shape,
+                initializer=keras.initializers.Constant(value),
+                name=name.replace("/", "__"),
+                trainable=trainable,
             )
 
     def call(self, x: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:  # type: ignore[override]
@@ -56,30 +58,19 @@ class MultiTaskNet(keras.Model):
 
         hist = tf.gather(items, x["hist_items"])[..., :d] + tf.gather(cats, x["hist_cats"])[..., :d]
         hist_vec = tf.reduce_sum(hist * x["hist_weights"][..., None], axis=1)
-        int_vec = tf.reduce_sum(
-            tf.gather(cats, x["interest_cats"])[..., :d] * x["interest_weights"][..., None], axis=1
-        )
-        text_pooled = tf.reduce_sum(
-            tf.gather(text, x["text_ids"]) * x["text_weights"][..., None], axis=1
-        )
+        int_vec = tf.reduce_sum(tf.gather(cats, x["interest_cats"])[..., :d] * x["interest_weights"][..., None], axis=1)
+        text_pooled = tf.reduce_sum(tf.gather(text, x["text_ids"]) * x["text_weights"][..., None], axis=1)
         shared = tf.concat([hist_vec, int_vec, x["counts"], text_pooled[:, :dt]], axis=-1)
 
         if c.experts:
-            experts = tf.nn.relu(
-                tf.einsum("bx,kxh->bkh", shared, w["experts/kernel"]) + w["experts/bias"]
-            )
-            gates = tf.nn.softmax(
-                tf.einsum("bx,txk->btk", shared, w["gates/kernel"]) + w["gates/bias"], axis=-1
-            )
+            experts = tf.nn.relu(tf.einsum("bx,kxh->bkh", shared, w["experts/kernel"]) + w["experts/bias"])
+            gates = tf.nn.softmax(tf.einsum("bx,txk->btk", shared, w["gates/kernel"]) + w["gates/bias"], axis=-1)
             mixed = tf.einsum("btk,bkh->bth", gates, experts)
             task_in = {t: mixed[:, i] for i, t in enumerate(TASKS)}
         else:
             bottom = tf.nn.relu(shared @ w["bottom/kernel"] + w["bottom/bias"])
             task_in = dict.fromkeys(TASKS, bottom)
-        z = {
-            t: tf.nn.relu(task_in[t] @ w[f"{t}/tower/kernel"] + w[f"{t}/tower/bias"])
-            for t in TASKS
-        }
+        z = {t: tf.nn.relu(task_in[t] @ w[f"{t}/tower/kernel"] + w[f"{t}/tower/bias"]) for t in TASKS}
 
         cand_item, cand_cat = tf.gather(items, x["item"]), tf.gather(cats, x["category"])
         item_vec = cand_item[:, :d] + cand_cat[:, :d]
@@ -88,8 +79,10 @@ class MultiTaskNet(keras.Model):
         f_in = tf.concat([x["candidate_features"], z["recommend"]], axis=-1)
         f_hidden = tf.nn.relu(f_in @ w["recommend/features/kernel"] + w["recommend/features/bias"])
         recommend = (
-            tf.reduce_sum(user_vec * item_vec, axis=-1) + item_bias
-            + (f_hidden @ w["recommend/features/out"])[:, 0] + w["recommend/bias"][0]
+            tf.reduce_sum(user_vec * item_vec, axis=-1)
+            + item_bias
+            + (f_hidden @ w["recommend/features/out"])[:, 0]
+            + w["recommend/bias"][0]
             + tf.reduce_sum(x["candidate_features"] * w["recommend/wide"], axis=-1)
         )
 
@@ -101,27 +94,21 @@ class MultiTaskNet(keras.Model):
         # The softmax runs over the categories the model has learned (non-zero rows) or that this
         # batch names: a bucket nothing ever referenced stays exactly zero ("not learned") instead
         # of drifting to a learnt "never happens" vector that a new shop's category would inherit.
-        named = tf.concat([tf.reshape(x[k], [-1]) for k in
-                           ("hist_cats", "interest_cats", "category", "label_category")], 0)
-        referenced = tf.math.unsorted_segment_max(tf.ones_like(named, tf.float32), named, n_cat) > 0
-        known = (tf.reduce_any(tf.not_equal(cats, 0.0), axis=1) | referenced) & (
-            tf.range(n_cat) > 0)
-        interest = (
-            query @ tf.transpose(cats[:, :d]) + cats[:, d] + prior[0] * own + prior[1] * recent
+        named = tf.concat(
+            [tf.reshape(x[k], [-1]) for k in ("hist_cats", "interest_cats", "category", "label_category")], 0
         )
+        referenced = tf.math.unsorted_segment_max(tf.ones_like(named, tf.float32), named, n_cat) > 0
+        known = (tf.reduce_any(tf.not_equal(cats, 0.0), axis=1) | referenced) & (tf.range(n_cat) > 0)
+        interest = query @ tf.transpose(cats[:, :d]) + cats[:, d] + prior[0] * own + prior[1] * recent
         interest = tf.where(known[None, :], interest, NEG_INF)
 
         s_in = tf.concat([z["sentiment"], item_vec, text_pooled[:, :dt]], axis=-1)
         s_hidden = tf.nn.relu(s_in @ w["sentiment/hidden/kernel"] + w["sentiment/hidden/bias"])
-        sentiment = (
-            (s_hidden @ w["sentiment/out"])[:, 0] + w["sentiment/bias"][0] + text_pooled[:, dt]
-        )
+        sentiment = (s_hidden @ w["sentiment/out"])[:, 0] + w["sentiment/bias"][0] + text_pooled[:, dt]
         rating = 3.0 + 2.0 * tf.tanh(
             (z["rating"] @ w["rating/out"])[:, 0] + w["rating/bias"][0] + text_pooled[:, dt + 1]
         )
-        return {
-            "recommend": recommend, "interest": interest, "sentiment": sentiment, "rating": rating
-        }
+        return {"recommend": recommend, "interest": interest, "sentiment": sentiment, "rating": rating}
 
     def numpy_weights(self) -> dict[str, np.ndarray]:
         return {name: v.numpy() for name, v in self.named.items()}
@@ -131,7 +118,5 @@ def _scatter_rows(ids: tf.Tensor, weights: tf.Tensor, width: int) -> tf.Tensor:
     """Row-wise scatter-add: out[b, ids[b, j]] += weights[b, j], shape [batch, width]."""
     batch = tf.shape(ids)[0]
     flat = ids + tf.range(batch)[:, None] * width
-    summed = tf.math.unsorted_segment_sum(
-        tf.reshape(weights, [-1]), tf.reshape(flat, [-1]), batch * width
-    )
+    summed = tf.math.unsorted_segment_sum(tf.reshape(weights, [-1]), tf.reshape(flat, [-1]), batch * width)
     return tf.reshape(summed, [batch, width])

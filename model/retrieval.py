@@ -202,8 +202,11 @@ class CandidatePool:
             rows, added = self._source.rows(new)
             features, categories = np.concatenate([self._features, rows]), self.categories + added
         return CandidatePool(
-            self.items + new, categories, features,
-            len(self.items) if self.retrieved < 0 else self.retrieved, self._source,
+            self.items + new,
+            categories,
+            features,
+            len(self.items) if self.retrieved < 0 else self.retrieved,
+            self._source,
         )
 
 
@@ -262,8 +265,19 @@ def retrieve(
     for r in user.recent:
         recent_cats[r.category] = recent_cats.get(r.category, 0) + 1
     source = _Features(
-        now, catalog, index, history, hist_category, covis, covis_rank, after, pop_rank,
-        cat_rank, share=dict(interests), last_category=last_category, recent_cats=recent_cats,
+        now,
+        catalog,
+        index,
+        history,
+        hist_category,
+        covis,
+        covis_rank,
+        after,
+        pop_rank,
+        cat_rank,
+        share=dict(interests),
+        last_category=last_category,
+        recent_cats=recent_cats,
         user_size=math.log1p(len(user.recent)) / 4.0,
         top_log=catalog.get(popular[0]).pop_log if popular else 0.0,  # type: ignore[union-attr]
     )
@@ -296,9 +310,7 @@ class _Features:
 
     def __post_init__(self) -> None:
         after = self.after
-        self.after_rank = {
-            item: rank for rank, item in enumerate(sorted(after, key=after.__getitem__, reverse=True))
-        }
+        self.after_rank = {item: rank for rank, item in enumerate(sorted(after, key=after.__getitem__, reverse=True))}
         self.n_recent = max(1, sum(self.recent_cats.values()))
 
     def category(self, item: str) -> str:
@@ -356,8 +368,24 @@ class _Features:
             a = after_of.get(item)
             after, after_r = (0.0, 0.0) if a is None else (log1p(a), 1.0 / (1.0 + after_rank[item]))
             out += (
-                seen, recency, repeats, action, fresh, day, co, co_rank, interest, same_last, pop,
-                pop_r, cat_r, recent_share, user_size, known, after, after_r,
+                seen,
+                recency,
+                repeats,
+                action,
+                fresh,
+                day,
+                co,
+                co_rank,
+                interest,
+                same_last,
+                pop,
+                pop_r,
+                cat_r,
+                recent_share,
+                user_size,
+                known,
+                after,
+                after_r,
                 log1p(count(item, 0)) / 5.0,
             )
         packed = struct.pack(f"<{len(out)}f", *out)

@@ -93,7 +93,11 @@ class NumpyNet:
         return a[:, :d] + b[:, :d], a[:, d] + b[:, d]
 
     def recommend(
-        self, z_rec: np.ndarray, owner: np.ndarray, item_ids: np.ndarray, cat_ids: np.ndarray,
+        self,
+        z_rec: np.ndarray,
+        owner: np.ndarray,
+        item_ids: np.ndarray,
+        cat_ids: np.ndarray,
         features: np.ndarray,
     ) -> np.ndarray:
         """Logits of candidates [n] of several users: ``z_rec`` [users, tower], ``owner`` [n] the
@@ -107,12 +111,16 @@ class NumpyNet:
         user_part = (z_rec @ kernel[nf:] + w["recommend/features/bias"])[owner]
         hidden = _relu(features @ kernel[:nf] + user_part)
         return (
-            np.einsum("nd,nd->n", vec, user_vec) + bias + (hidden @ w["recommend/features/out"])[:, 0]
-            + w["recommend/bias"][0] + features @ w["recommend/wide"]
+            np.einsum("nd,nd->n", vec, user_vec)
+            + bias
+            + (hidden @ w["recommend/features/out"])[:, 0]
+            + w["recommend/bias"][0]
+            + features @ w["recommend/wide"]
         )
 
-    def interest(self, z_int: np.ndarray, x: dict[str, np.ndarray], cat_ids: np.ndarray, *,
-                 unlearned: str = "neutral") -> np.ndarray:
+    def interest(
+        self, z_int: np.ndarray, x: dict[str, np.ndarray], cat_ids: np.ndarray, *, unlearned: str = "neutral"
+    ) -> np.ndarray:
         """Interest logits [users, len(cat_ids)] for distinct category buckets ``cat_ids``.
 
         A bucket whose row is all zero is a category the model has not learned (training leaves
@@ -132,8 +140,10 @@ class NumpyNet:
         elif known.any() and not known.all():
             logits[:, ~known] = logits[:, known].mean(axis=1, keepdims=True)
         prior = w["interest/prior"]
-        for ids, weights, scale in ((x["interest_cats"], x["interest_weights"], prior[0]),
-                                    (x["hist_cats"], x["hist_weights"], prior[1])):
+        for ids, weights, scale in (
+            (x["interest_cats"], x["interest_weights"], prior[0]),
+            (x["hist_cats"], x["hist_weights"], prior[1]),
+        ):
             for row, (b_row, w_row) in enumerate(zip(ids, weights, strict=True)):
                 for b, wt in zip(b_row.tolist(), w_row.tolist(), strict=True):
                     col = column.get(b)
@@ -141,8 +151,9 @@ class NumpyNet:
                         logits[row, col] += scale * wt
         return logits
 
-    def sentiment(self, z_sent: np.ndarray, text_pooled: np.ndarray,
-                  item_ids: np.ndarray, cat_ids: np.ndarray) -> np.ndarray:
+    def sentiment(
+        self, z_sent: np.ndarray, text_pooled: np.ndarray, item_ids: np.ndarray, cat_ids: np.ndarray
+    ) -> np.ndarray:
         w, dt = self.w, self.config.text_dim
         vec, _ = self.item_vectors(item_ids, cat_ids)
         hidden = _relu(
@@ -206,13 +217,15 @@ class NeuralServingModel:
     def with_snapshot(self, snapshot: Snapshot) -> NeuralServingModel:
         """The same retrieval index and catalog with new weights."""
         return NeuralServingModel(
-            snapshot, self.catalog, interest_half_life_s=self.half_life, index=self.index,
-            retrieval=self.retrieval, interests_shown=self.interests_shown,
+            snapshot,
+            self.catalog,
+            interest_half_life_s=self.half_life,
+            index=self.index,
+            retrieval=self.retrieval,
+            interests_shown=self.interests_shown,
         )
 
-    def observe_click(
-        self, user: UserState, item_id: str, action: str, ts: float, category: str
-    ) -> None:
+    def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         self.index.observe(user, item_id)
 
     def pool(self, user: UserState, now: float, extra: Sequence[str] = ()) -> CandidatePool:
@@ -227,9 +240,7 @@ class NeuralServingModel:
     def _inputs(self, contexts: Sequence[UserContext], texts: Sequence[str]) -> dict[str, np.ndarray]:
         return encode_users(contexts, self.config) | encode_texts(texts, self.config)
 
-    def recommend_many(
-        self, users: Sequence[UserState], now: float, k: int
-    ) -> list[Recommendations]:
+    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
         if not users:
             return []
         x = self.user_inputs(users, now)
@@ -271,9 +282,13 @@ class NeuralServingModel:
         buckets = self._catalog_buckets
         if buckets is None or buckets.names is not catalog_names:
             buckets = self._catalog_buckets = _Buckets.of(catalog_names, self.config)
-        extra = [c for c in dict.fromkeys([
-            *(c for u in users for c in u.interests.weights), *(r.category for u in users for r in u.recent)
-        ]) if c and c not in buckets.known]
+        extra = [
+            c
+            for c in dict.fromkeys(
+                [*(c for u in users for c in u.interests.weights), *(r.category for u in users for r in u.recent)]
+            )
+            if c and c not in buckets.known
+        ]
         if extra:  # categories of these users that the catalog does not hold (yet)
             buckets = _Buckets.of((*catalog_names, *extra), self.config)
         names, unique, first = buckets.names, buckets.unique, buckets.first
@@ -322,8 +337,7 @@ def serving_from_snapshot(
 ) -> NeuralServingModel:
     """The engine's factory. Pass the previous model's ``index`` to keep retrieval history across
     snapshot swaps (or use :meth:`NeuralServingModel.with_snapshot`)."""
-    return NeuralServingModel(snapshot, catalog, interest_half_life_s=interest_half_life_s,
-                              index=index)
+    return NeuralServingModel(snapshot, catalog, interest_half_life_s=interest_half_life_s, index=index)
 
 
 def load_warm_start() -> Snapshot:
@@ -338,4 +352,3 @@ def latest_or_warm_start(directory: str) -> Snapshot:
     warm = load_warm_start()
     stored = SnapshotStore(directory).latest()
     return stored if stored is not None and stored.version >= warm.version else warm
-

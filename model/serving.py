@@ -26,15 +26,11 @@ class ServingModel(Protocol):
         """The model version stamped on every message this model produced."""
         ...
 
-    def observe_click(
-        self, user: UserState, item_id: str, action: str, ts: float, category: str
-    ) -> None:
+    def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         """Update retrieval indexes with a click; ``user`` is the state before the click."""
         ...
 
-    def recommend_many(
-        self, users: Sequence[UserState], now: float, k: int
-    ) -> list[Recommendations]:
+    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
         """Top-``k`` items for each user (never bought, never out of stock, no duplicates)."""
         ...
 

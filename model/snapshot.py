@@ -113,11 +113,16 @@ class Snapshot:
             tensors.append(entry)
         header = json.dumps(
             {
-                "version": self.version, "created": self.created, "config": self.config.to_dict(),
-                "counters": self.counters, "metrics": self.metrics, "extra": self.extra,
+                "version": self.version,
+                "created": self.created,
+                "config": self.config.to_dict(),
+                "counters": self.counters,
+                "metrics": self.metrics,
+                "extra": self.extra,
                 "tensors": tensors,
             },
-            ensure_ascii=False, sort_keys=True,
+            ensure_ascii=False,
+            sort_keys=True,
         ).encode("utf-8")
         head = MAGIC + _PREFIX.pack(FORMAT, len(header)) + header
         digest = hashlib.sha256(head)
@@ -155,14 +160,16 @@ class Snapshot:
         unexpected = {n for n in set(weights) - set(expected) if not n.startswith(OPTIMIZER_PREFIX)}
         if missing or unexpected:
             raise SnapshotError(
-                f"weights do not match the config: missing {sorted(missing)[:5]}, "
-                f"unexpected {sorted(unexpected)[:5]}"
+                f"weights do not match the config: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
             )
         for name, shape in expected.items():
             if weights[name].shape != shape:
                 raise SnapshotError(f"weight {name}: shape {weights[name].shape}, expected {shape}")
         snapshot = cls(
-            version=version, config=config, weights=weights, created=float(header["created"]),
+            version=version,
+            config=config,
+            weights=weights,
+            created=float(header["created"]),
             counters={k: int(v) for k, v in header.get("counters", {}).items()},
             metrics={k: float(v) for k, v in header.get("metrics", {}).items()},
             extra=dict(header.get("extra", {})),
@@ -190,8 +197,7 @@ def _decode_tensor(t: dict[str, Any], payload: memoryview) -> np.ndarray:
             r_off, count = int(rows["offset"]), int(rows["count"])
         except (KeyError, TypeError, ValueError):
             raise SnapshotError(f"tensor {name}: bad row index") from None
-        if len(shape) != 2 or r_off < 0 or count < 0 or r_off + 4 * count > len(payload) \
-                or count > shape[0]:
+        if len(shape) != 2 or r_off < 0 or count < 0 or r_off + 4 * count > len(payload) or count > shape[0]:
             raise SnapshotError(f"tensor {name}: bad row index")
         index = np.frombuffer(payload, "<i4", count, r_off)
         if count and (index[0] < 0 or index[-1] >= shape[0] or np.any(np.diff(index) <= 0)):
@@ -240,16 +246,12 @@ class SnapshotStore:
         return self.directory / f"snapshot-{version:012d}.sgs"
 
     def versions(self) -> list[int]:
-        return sorted(
-            int(m.group(1)) for p in self.directory.iterdir() if (m := _FILE.match(p.name))
-        )
+        return sorted(int(m.group(1)) for p in self.directory.iterdir() if (m := _FILE.match(p.name)))
 
     def save(self, snapshot: Snapshot, **encode: Any) -> Path:
         versions = self.versions()
         if versions and snapshot.version <= versions[-1]:
-            raise SnapshotError(
-                f"version {snapshot.version} is not newer than the stored {versions[-1]}"
-            )
+            raise SnapshotError(f"version {snapshot.version} is not newer than the stored {versions[-1]}")
         target = self.path(snapshot.version)
         _write_atomically(target, snapshot.to_bytes(**encode))
         for old in self.versions()[: -self.keep] if self.keep > 0 else []:
@@ -277,7 +279,9 @@ class SnapshotStore:
         old = self.load(version)
         newest = self.versions()[-1]
         new = replace(
-            old, version=newest + 1, created=time.time(),
+            old,
+            version=newest + 1,
+            created=time.time(),
             extra={**old.extra, "rolled_back_from": version},
         )
         self.save(new)

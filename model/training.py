@@ -36,9 +36,7 @@ class Trainer:
     """Learns from micro-batches of :class:`~model.examples.Example`; exports snapshots with
     monotonically increasing versions; resumes from a snapshot (weights and optimizer state)."""
 
-    def __init__(
-        self, config: ModelConfig, seed: int = 0, resume: Snapshot | None = None
-    ) -> None:
+    def __init__(self, config: ModelConfig, seed: int = 0, resume: Snapshot | None = None) -> None:
         tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(seed)
         if resume is not None:
@@ -48,15 +46,12 @@ class Trainer:
         weights = resume.serving_weights() if resume is not None else initial_weights(config, seed)
         self.net = MultiTaskNet(config, weights)
         self._adagrad = [self.net.named[n] for n in ADAGRAD_WEIGHTS]
-        self._dense = [
-            v for n, v in self.net.named.items() if n not in ADAGRAD_WEIGHTS and v.trainable
-        ]
+        self._dense = [v for n, v in self.net.named.items() if n not in ADAGRAD_WEIGHTS and v.trainable]
         # A tiny initial accumulator: rows see few, small gradients (one example's share of a
         # batch mean), which a large one would drown for thousands of steps.
         self._opt_adagrad = [
             keras.optimizers.Adagrad(rate, initial_accumulator_value=1e-6)
-            for rate in (config.item_learning_rate, config.text_learning_rate,
-                         config.wide_learning_rate)
+            for rate in (config.item_learning_rate, config.text_learning_rate, config.wide_learning_rate)
         ]
         self._opt_dense = keras.optimizers.Adam(config.learning_rate)
         for opt, table in zip(self._opt_adagrad, self._adagrad, strict=True):
@@ -127,8 +122,10 @@ class Trainer:
                 self.counters["skipped_steps"] += 1
                 continue
             here = {
-                "recommend": targets["engaged_weight"], "interest": targets["next_category_mask"],
-                "sentiment": targets["positive_mask"], "rating": targets["rating_mask"],
+                "recommend": targets["engaged_weight"],
+                "interest": targets["next_category_mask"],
+                "sentiment": targets["positive_mask"],
+                "rating": targets["rating_mask"],
             }
             for task in TASKS:
                 labelled = int(np.count_nonzero(here[task]))
@@ -138,9 +135,7 @@ class Trainer:
                     counts[task] = counts.get(task, 0) + 1
         return {t: sums[t] / counts[t] for t in sums}
 
-    def _drop_review_context(
-        self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]
-    ) -> None:
+    def _drop_review_context(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> None:
         """Serving scores review text without knowing the item, so the sentiment head must not
         come to depend on it: hide the reviewed item from a share of review rows. Also hide a
         ``text_dropout`` share of each text's n-grams (the rest scaled up to keep the
@@ -176,8 +171,13 @@ class Trainer:
         if with_optimizer:
             weights |= {k: v.numpy() for k, v in self._optimizer_variables().items()}
         return Snapshot(
-            version=self.version, config=self.config, weights=weights, created=time.time(),
-            counters=dict(self.counters), metrics=dict(metrics or {}), extra=dict(extra or {}),
+            version=self.version,
+            config=self.config,
+            weights=weights,
+            created=time.time(),
+            counters=dict(self.counters),
+            metrics=dict(metrics or {}),
+            extra=dict(extra or {}),
         )
 
 

@@ -84,8 +84,12 @@ class Catalog:
         old = self._items.get(item_id)
         f = item.figures()
         entry = CatalogEntry(
-            item.category, item.in_stock, item.in_catalog,
-            pop_log if old is None else max(pop_log, old.pop_log), f.positive_ratio, f.reviews,
+            item.category,
+            item.in_stock,
+            item.in_catalog,
+            pop_log if old is None else max(pop_log, old.pop_log),
+            f.positive_ratio,
+            f.reviews,
         )
         self._put(item_id, old, entry)
 
@@ -101,8 +105,11 @@ class Catalog:
         else:
             high, low = max(old.pop_log, added), min(old.pop_log, added)
             entry = CatalogEntry(
-                old.category if old.in_catalog or not category else category, old.in_stock,
-                old.in_catalog, high + math.log2(1.0 + 2.0 ** (low - high)), old.positive_ratio,
+                old.category if old.in_catalog or not category else category,
+                old.in_stock,
+                old.in_catalog,
+                high + math.log2(1.0 + 2.0 ** (low - high)),
+                old.positive_ratio,
                 old.reviews,
             )
         self._put(item_id, old, entry)

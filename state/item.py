@@ -56,9 +56,7 @@ class ItemState:
     def in_catalog(self) -> bool:
         return self.catalog_ts != float("-inf")
 
-    def apply_catalog(
-        self, category: str, title: str, price: float | None, in_stock: bool, ts: float
-    ) -> bool:
+    def apply_catalog(self, category: str, title: str, price: float | None, in_stock: bool, ts: float) -> bool:
         """Apply a catalog record unless an equally new or newer one was applied; True if applied."""
         if ts < self.catalog_ts:
             return False
@@ -66,9 +64,7 @@ class ItemState:
         self.catalog_ts = ts
         return True
 
-    def apply_activity(
-        self, counts: dict[str, float], ts: float, half_life_s: float, category: str = ""
-    ) -> None:
+    def apply_activity(self, counts: dict[str, float], ts: float, half_life_s: float, category: str = "") -> None:
         """Add click counts; ``category`` (from the clicks) fills in for items not in the catalog."""
         if category and not self.in_catalog:
             self.category = category
@@ -143,8 +139,9 @@ class ItemState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ItemState:
-        (category, title, price, in_stock, catalog_ts, popularity, counts, recent, alerting,
-         applied) = decode(data, "item")
+        (category, title, price, in_stock, catalog_ts, popularity, counts, recent, alerting, applied) = decode(
+            data, "item"
+        )
         reviews, positive, rating_sum, rating_n = counts
         return cls(
             category=category,

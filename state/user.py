@@ -79,9 +79,7 @@ class UserState:
     last: PublishedRecommendation | None = None
     applied: AppliedLog = field(default_factory=AppliedLog)
 
-    def apply_click(
-        self, item_id: str, action: str, ts: float, category: str, half_life_s: float
-    ) -> None:
+    def apply_click(self, item_id: str, action: str, ts: float, category: str, half_life_s: float) -> None:
         """Fold one click into the state. ``category`` is "" when neither the event nor the
         catalog knows it."""
         self.counts[ACTION_INDEX[action]] += 1

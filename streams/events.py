@@ -227,18 +227,14 @@ def _str(obj: dict[str, Any], name: str, max_len: int) -> str:
     if not value:
         raise InvalidEvent("out_of_range", f"field {name!r}: must not be empty")
     if len(value) > max_len:
-        raise InvalidEvent(
-            "out_of_range", f"field {name!r}: {len(value)} characters, at most {max_len}"
-        )
+        raise InvalidEvent("out_of_range", f"field {name!r}: {len(value)} characters, at most {max_len}")
     return value
 
 
 def _id(obj: dict[str, Any], name: str) -> str:
     value = _str(obj, name, ID_MAX)
     if value.strip() != value or _has_control(value):
-        raise InvalidEvent(
-            "out_of_range", f"field {name!r}: ids must not contain control characters or edge spaces"
-        )
+        raise InvalidEvent("out_of_range", f"field {name!r}: ids must not contain control characters or edge spaces")
     return value
 
 

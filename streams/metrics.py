@@ -11,8 +11,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 #: From 1 ms to 10 s: the SLO (p99 <= 50 ms) sits in the fine part of the range.
 LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
+    0.001,
+    0.0025,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
 )
 TRAIN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4)
 
@@ -28,13 +43,16 @@ class Metrics:
             registry=r,
         )
         self.deadletters = Counter(
-            "shopguide_deadletter_total", "Messages sent to the dead-letter topic, by reason",
-            ["reason"], registry=r,
+            "shopguide_deadletter_total",
+            "Messages sent to the dead-letter topic, by reason",
+            ["reason"],
+            registry=r,
         )
         self.published = Counter(
             "shopguide_published_messages_total",
             "Messages the broker acknowledged, by topic (outputs, table changelogs, snapshots)",
-            ["topic"], registry=r,
+            ["topic"],
+            registry=r,
         )
         self.resent = Counter(
             "shopguide_resent_messages_total",
@@ -45,85 +63,104 @@ class Metrics:
             "shopguide_recommendations_total", "Recommendation messages published", registry=r
         )
         self.sentiments = Counter(
-            "shopguide_sentiment_total", "Sentiment messages published, by label", ["label"],
+            "shopguide_sentiment_total",
+            "Sentiment messages published, by label",
+            ["label"],
             registry=r,
         )
         self.event_to_recommendation = Histogram(
             "shopguide_event_to_recommendation_seconds",
             "From a click's ts to its recommendation's published_ts",
-            buckets=LATENCY_BUCKETS, registry=r,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.event_to_sentiment = Histogram(
             "shopguide_event_to_sentiment_seconds",
             "From a review's ts to its sentiment message's published_ts",
-            buckets=LATENCY_BUCKETS, registry=r,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.batch_size = Histogram(
-            "shopguide_batch_events", "Events an agent processed together, by source topic", ["topic"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=r,
+            "shopguide_batch_events",
+            "Events an agent processed together, by source topic",
+            ["topic"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=r,
         )
         self.train_step = Histogram(
-            "shopguide_train_step_seconds", "Duration of one incremental training step",
-            buckets=TRAIN_BUCKETS, registry=r,
+            "shopguide_train_step_seconds",
+            "Duration of one incremental training step",
+            buckets=TRAIN_BUCKETS,
+            registry=r,
         )
-        self.model_version = Gauge(
-            "shopguide_model_version", "Version of the model this worker serves", registry=r
-        )
+        self.model_version = Gauge("shopguide_model_version", "Version of the model this worker serves", registry=r)
         self.snapshot_age = Gauge(
             "shopguide_model_snapshot_age_seconds",
             "Newest trained example minus the newest example in the served snapshot",
             registry=r,
         )
         self.train_examples = Counter(
-            "shopguide_train_examples_total", "Training examples learned, by task", ["task"],
+            "shopguide_train_examples_total",
+            "Training examples learned, by task",
+            ["task"],
             registry=r,
         )
         self.train_skipped = Counter(
             "shopguide_train_skipped_steps_total",
             "Training micro-batches skipped because their loss or gradient was not finite: a bad "
-            "feature or example, which would otherwise go unnoticed", registry=r,
+            "feature or example, which would otherwise go unnoticed",
+            registry=r,
         )
-        self.train_loss = Gauge(
-            "shopguide_train_loss", "Loss of the last training step, by task", ["task"], registry=r
-        )
+        self.train_loss = Gauge("shopguide_train_loss", "Loss of the last training step, by task", ["task"], registry=r)
         self.online_hits = Counter(
             "shopguide_online_hits_total",
-            "Clicks whose item was in the user's last published top-k", registry=r,
+            "Clicks whose item was in the user's last published top-k",
+            registry=r,
         )
         self.online_trials = Counter(
             "shopguide_online_trials_total",
-            "Clicks of users who had a published recommendation", registry=r,
+            "Clicks of users who had a published recommendation",
+            registry=r,
         )
         self.online_hit_rate = Gauge(
             "shopguide_online_hit_rate",
-            "Prequential hit rate of the published top-k over this worker's lifetime", registry=r,
+            "Prequential hit rate of the published top-k over this worker's lifetime",
+            registry=r,
         )
         self.consumer_lag = Gauge(
-            "shopguide_consumer_lag", "Messages behind the end of each assigned partition",
-            ["topic", "partition"], registry=r,
+            "shopguide_consumer_lag",
+            "Messages behind the end of each assigned partition",
+            ["topic", "partition"],
+            registry=r,
         )
         self.table_keys = Gauge(
-            "shopguide_table_keys", "Keys in this worker's partitions of each table", ["table"],
+            "shopguide_table_keys",
+            "Keys in this worker's partitions of each table",
+            ["table"],
             registry=r,
         )
         self.snapshots_rejected = Counter(
             "shopguide_model_snapshots_rejected_total",
-            "Model snapshots refused by the integrity or sanity checks, by reason", ["reason"],
+            "Model snapshots refused by the integrity or sanity checks, by reason",
+            ["reason"],
             registry=r,
         )
 
         self.model_rollbacks = Counter(
             "shopguide_model_rollbacks_total",
-            "Snapshots rolled back because the online hit rate collapsed under them", registry=r,
+            "Snapshots rolled back because the online hit rate collapsed under them",
+            registry=r,
         )
         self.train_feed_delay = Gauge(
             "shopguide_train_feed_delay_seconds",
             "How long ago the newest training record handed to the trainer had been sent, when it "
-            "was handed over (0 on a worker that does not train)", registry=r,
+            "was handed over (0 on a worker that does not train)",
+            registry=r,
         )
         self.train_dropped = Gauge(
             "shopguide_train_dropped_examples",
-            "Examples the trainer had no time for since this worker started it", registry=r,
+            "Examples the trainer had no time for since this worker started it",
+            registry=r,
         )
         self.broker_up = Gauge(
             "shopguide_broker_up", "1 while this worker's probe reaches the broker, else 0", registry=r

@@ -33,42 +33,94 @@ class Settings:
     partitions: int = _opt("SHOPGUIDE_PARTITIONS", 4, "Partitions of the keyed topics (and changelogs)")
     replication: int = _opt("SHOPGUIDE_REPLICATION", 1, "Replication factor for topics the engine creates")
     app_id: str = _opt("SHOPGUIDE_APP_ID", "shopguide", "Consumer group id; prefixes the table changelogs")
-    data_dir: Path = _opt("SHOPGUIDE_DATA_DIR", Path("./var"), "Where a worker keeps RocksDB tables and model snapshots")
+    data_dir: Path = _opt(
+        "SHOPGUIDE_DATA_DIR", Path("./var"), "Where a worker keeps RocksDB tables and model snapshots"
+    )
     web_port: int = _opt("SHOPGUIDE_WEB_PORT", 6066, "HTTP port of the worker (API, /healthz, /metrics)")
     web_bind: str = _opt("SHOPGUIDE_WEB_BIND", "127.0.0.1", "Address the HTTP port binds; 0.0.0.0 exposes it")
-    web_host: str = _opt("SHOPGUIDE_WEB_HOST", "127.0.0.1", "Host other workers use to reach this one (request routing)")
+    web_host: str = _opt(
+        "SHOPGUIDE_WEB_HOST", "127.0.0.1", "Host other workers use to reach this one (request routing)"
+    )
     create_topics: bool = _opt("SHOPGUIDE_CREATE_TOPICS", True, "Worker creates missing topics at start-up")
     session_timeout_s: float = _opt("SHOPGUIDE_SESSION_TIMEOUT_S", 6.0, "Consumer group session timeout")
     rebalance_timeout_s: float = _opt("SHOPGUIDE_REBALANCE_TIMEOUT_S", 3.0, "Consumer group rebalance timeout")
     heartbeat_s: float = _opt("SHOPGUIDE_HEARTBEAT_S", 1.0, "Consumer group heartbeat interval")
-    fetch_wait_ms: int = _opt("SHOPGUIDE_FETCH_WAIT_MS", 10, "Longest a consumer fetch waits for data (some brokers always wait this long)")
-    follower_fetch_wait_ms: int = _opt("SHOPGUIDE_FOLLOWER_FETCH_WAIT_MS", 100, "The same for the catalog, snapshot and training readers, which need no millisecond latency (each idle fetch costs worker and broker CPU)")
+    fetch_wait_ms: int = _opt(
+        "SHOPGUIDE_FETCH_WAIT_MS", 10, "Longest a consumer fetch waits for data (some brokers always wait this long)"
+    )
+    follower_fetch_wait_ms: int = _opt(
+        "SHOPGUIDE_FOLLOWER_FETCH_WAIT_MS",
+        100,
+        "The same for the catalog, snapshot and training readers, which need no millisecond latency (each idle fetch costs worker and broker CPU)",
+    )
     commit_interval_s: float = _opt("SHOPGUIDE_COMMIT_INTERVAL_S", 1.0, "How often consumed offsets are committed")
-    standby_replicas: int = _opt("SHOPGUIDE_STANDBY_REPLICAS", 1, "Standby copies of each table partition on other workers")
+    standby_replicas: int = _opt(
+        "SHOPGUIDE_STANDBY_REPLICAS", 1, "Standby copies of each table partition on other workers"
+    )
     batch_max: int = _opt("SHOPGUIDE_BATCH_MAX", 256, "Most events one agent step processes together")
-    batch_wait_ms: float = _opt("SHOPGUIDE_BATCH_WAIT_MS", 2.0, "Longest wait to fill a batch (adds at most this to latency)")
-    batch_wait_behind_ms: float = _opt("SHOPGUIDE_BATCH_WAIT_BEHIND_MS", 50.0, "Longest wait to fill a batch whose first event waited more than SHOPGUIDE_COALESCE_AFTER_MS")
+    batch_wait_ms: float = _opt(
+        "SHOPGUIDE_BATCH_WAIT_MS", 2.0, "Longest wait to fill a batch (adds at most this to latency)"
+    )
+    batch_wait_behind_ms: float = _opt(
+        "SHOPGUIDE_BATCH_WAIT_BEHIND_MS",
+        50.0,
+        "Longest wait to fill a batch whose first event waited more than SHOPGUIDE_COALESCE_AFTER_MS",
+    )
     top_k: int = _opt("SHOPGUIDE_TOP_K", 10, "Items per published recommendation")
-    coalesce_after_ms: float = _opt("SHOPGUIDE_COALESCE_AFTER_MS", 1000.0, "Clicks that waited longer than this in Kafka share one recommendation per user and batch (floods, backlogs)")
-    interest_half_life_s: float = _opt("SHOPGUIDE_INTEREST_HALF_LIFE_S", 3 * 3600.0, "Half-life of a user's category interest weights")
-    popularity_half_life_s: float = _opt("SHOPGUIDE_POPULARITY_HALF_LIFE_S", 6 * 3600.0, "Half-life of item popularity counters")
-    item_flush_s: float = _opt("SHOPGUIDE_ITEM_FLUSH_S", 2.0, "How often a worker sends its item activity counts to the item table")
-    train: bool = _opt("SHOPGUIDE_TRAIN", True, "This worker may run the trainer (the group <app id>-trainer picks one that may)")
-    snapshot_interval_s: float = _opt("SHOPGUIDE_SNAPSHOT_INTERVAL_S", 1.0, "Most often the trainer publishes a snapshot")
+    coalesce_after_ms: float = _opt(
+        "SHOPGUIDE_COALESCE_AFTER_MS",
+        1000.0,
+        "Clicks that waited longer than this in Kafka share one recommendation per user and batch (floods, backlogs)",
+    )
+    interest_half_life_s: float = _opt(
+        "SHOPGUIDE_INTEREST_HALF_LIFE_S", 3 * 3600.0, "Half-life of a user's category interest weights"
+    )
+    popularity_half_life_s: float = _opt(
+        "SHOPGUIDE_POPULARITY_HALF_LIFE_S", 6 * 3600.0, "Half-life of item popularity counters"
+    )
+    item_flush_s: float = _opt(
+        "SHOPGUIDE_ITEM_FLUSH_S", 2.0, "How often a worker sends its item activity counts to the item table"
+    )
+    train: bool = _opt(
+        "SHOPGUIDE_TRAIN", True, "This worker may run the trainer (the group <app id>-trainer picks one that may)"
+    )
+    snapshot_interval_s: float = _opt(
+        "SHOPGUIDE_SNAPSHOT_INTERVAL_S", 1.0, "Most often the trainer publishes a snapshot"
+    )
     trainer_threads: int = _opt("SHOPGUIDE_TRAINER_THREADS", 1, "TensorFlow threads of the trainer process")
-    trainer_nice: int = _opt("SHOPGUIDE_TRAINER_NICE", 0, "Niceness added to the trainer process: 19 serves first (queueing under load a third to a half of that at 0) but delays snapshots")
+    trainer_nice: int = _opt(
+        "SHOPGUIDE_TRAINER_NICE",
+        0,
+        "Niceness added to the trainer process: 19 serves first (queueing under load a third to a half of that at 0) but delays snapshots",
+    )
     snapshots_kept: int = _opt("SHOPGUIDE_SNAPSHOTS_KEPT", 5, "Snapshots a worker keeps on disk (newest first)")
-    rollback_drop: float = _opt("SHOPGUIDE_ROLLBACK_DROP", 0.5, "Roll back a snapshot whose hit rate falls below (1 - this) x the recent rate")
-    rollback_min_trials: int = _opt("SHOPGUIDE_ROLLBACK_MIN_TRIALS", 300, "Clicks a snapshot is judged on before a rollback")
-    rollback_cooldown_s: float = _opt("SHOPGUIDE_ROLLBACK_COOLDOWN_S", 60.0, "Newer snapshots are refused this long after a rollback")
+    rollback_drop: float = _opt(
+        "SHOPGUIDE_ROLLBACK_DROP", 0.5, "Roll back a snapshot whose hit rate falls below (1 - this) x the recent rate"
+    )
+    rollback_min_trials: int = _opt(
+        "SHOPGUIDE_ROLLBACK_MIN_TRIALS", 300, "Clicks a snapshot is judged on before a rollback"
+    )
+    rollback_cooldown_s: float = _opt(
+        "SHOPGUIDE_ROLLBACK_COOLDOWN_S", 60.0, "Newer snapshots are refused this long after a rollback"
+    )
     alert_window: int = _opt("SHOPGUIDE_ALERT_WINDOW", 20, "Recent reviews per item the sentiment alert looks at")
     alert_min_reviews: int = _opt("SHOPGUIDE_ALERT_MIN_REVIEWS", 5, "Fewest recent reviews before an alert can fire")
-    alert_negative_ratio: float = _opt("SHOPGUIDE_ALERT_NEGATIVE_RATIO", 0.5, "Recent negative ratio that raises an alert")
-    alert_jump: float = _opt("SHOPGUIDE_ALERT_JUMP", 0.25, "How far the recent negative ratio must exceed the item's long-run one")
-    alert_rearm_ratio: float = _opt("SHOPGUIDE_ALERT_REARM_RATIO", 0.3, "An item alerts again only after its recent negative ratio fell below this")
-    security_protocol: str = _opt("SHOPGUIDE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    alert_negative_ratio: float = _opt(
+        "SHOPGUIDE_ALERT_NEGATIVE_RATIO", 0.5, "Recent negative ratio that raises an alert"
+    )
+    alert_jump: float = _opt(
+        "SHOPGUIDE_ALERT_JUMP", 0.25, "How far the recent negative ratio must exceed the item's long-run one"
+    )
+    alert_rearm_ratio: float = _opt(
+        "SHOPGUIDE_ALERT_REARM_RATIO", 0.3, "An item alerts again only after its recent negative ratio fell below this"
+    )
+    security_protocol: str = _opt(
+        "SHOPGUIDE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
     sasl_mechanism: str = _opt("SHOPGUIDE_KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
-    sasl_username: str = _opt("SHOPGUIDE_KAFKA_SASL_USERNAME", "", "SASL user (from a secret, never a file in the repository)")
+    sasl_username: str = _opt(
+        "SHOPGUIDE_KAFKA_SASL_USERNAME", "", "SASL user (from a secret, never a file in the repository)"
+    )
     sasl_password: str = _opt("SHOPGUIDE_KAFKA_SASL_PASSWORD", "", "SASL password (from a secret)")
     ssl_cafile: str = _opt("SHOPGUIDE_KAFKA_SSL_CAFILE", "", "CA bundle to verify the brokers' certificates")
     ssl_certfile: str = _opt("SHOPGUIDE_KAFKA_SSL_CERTFILE", "", "Client certificate for mutual TLS")

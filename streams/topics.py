@@ -124,8 +124,7 @@ def _check_partitions(admin: KafkaAdminClient, specs: list[TopicSpec]) -> None:
     ]
     if wrong:
         raise TopicLayoutError(
-            "keyed topics must all have SHOPGUIDE_PARTITIONS partitions (state is co-partitioned): "
-            + "; ".join(wrong)
+            "keyed topics must all have SHOPGUIDE_PARTITIONS partitions (state is co-partitioned): " + "; ".join(wrong)
         )
 
 
@@ -142,7 +141,9 @@ def heal_changelogs(settings: Settings) -> None:
     """
     topics = Topics(settings)
     producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", enable_idempotence=False,
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,
         **settings.kafka_client_options(),
     )
     try:

@@ -27,8 +27,7 @@ class Recommender(Protocol):
 
     def recommend(self, user: UserState, now: float, k: int) -> list[tuple[str, float]]: ...
 
-    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
-                category: str) -> None: ...
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float, category: str) -> None: ...
 
 
 class _TopScores:
@@ -76,8 +75,7 @@ class Popularity:
         ranked = self._top.ranked()
         return admissible(_unseen(ranked, user) if self.unseen_only else ranked, user, self.catalog, k)
 
-    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
-                category: str) -> None:
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         self._top.add(item_id, self._top.scores.get(item_id, 0.0) + 1.0)
 
 
@@ -92,8 +90,7 @@ class RecencyPopularity(Popularity):
         super().__init__(catalog, pool)
         self.half_life = half_life_s
 
-    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
-                category: str) -> None:
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         old = self._top.scores.get(item_id, -math.inf)
         self._top.add(item_id, float(np.logaddexp2(old, ts / self.half_life)))
 
@@ -106,8 +103,7 @@ class Covisitation:
 
     name = "covisitation"
 
-    def __init__(self, catalog: Catalog, index: CovisIndex | None = None, *,
-                 unseen_only: bool = False) -> None:
+    def __init__(self, catalog: Catalog, index: CovisIndex | None = None, *, unseen_only: bool = False) -> None:
         self.catalog = catalog
         self.index = index or CovisIndex()
         self.unseen_only = unseen_only
@@ -120,8 +116,7 @@ class Covisitation:
         ranked = heapq.nlargest(k + len(user.bought) + 10 + extra, scores.items(), key=lambda kv: kv[1])
         return admissible(_unseen(ranked, user) if self.unseen_only else ranked, user, self.catalog, k)
 
-    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
-                category: str) -> None:
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         self.index.observe(user_before, item_id)
 
 
@@ -133,8 +128,7 @@ class Cooccurrence:
 
     name = "cooccurrence"
 
-    def __init__(self, catalog: Catalog, sources: int = 5, per_source: int = 50,
-                 max_neighbors: int = 500) -> None:
+    def __init__(self, catalog: Catalog, sources: int = 5, per_source: int = 50, max_neighbors: int = 500) -> None:
         self.catalog = catalog
         self.max_neighbors = max_neighbors
         self.sources = sources
@@ -157,8 +151,7 @@ class Cooccurrence:
         ranked = heapq.nlargest(k + len(user.bought) + 10, scores.items(), key=lambda kv: kv[1])
         return admissible(ranked, user, self.catalog, k)
 
-    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
-                category: str) -> None:
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         pairs = self._pairs
         for other in {r.item_id for r in user_before.recent} - {item_id}:
             for a, b in ((other, item_id), (item_id, other)):
@@ -182,8 +175,7 @@ class Repeat:
         ranked = [(r.item_id, 1.0 / (1 + i)) for i, r in enumerate(reversed(user.recent))]
         return admissible(ranked, user, self.catalog, k)
 
-    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
-                category: str) -> None:
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         """The user's state already holds everything this method needs."""
 
 
@@ -213,8 +205,7 @@ class TfidfLogReg:
             vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2))
         else:
             vectorizer = TfidfVectorizer(ngram_range=(1, 2))
-        classifier = LogisticRegression(max_iter=2000, class_weight="balanced",
-                                        random_state=self.seed)
+        classifier = LogisticRegression(max_iter=2000, class_weight="balanced", random_state=self.seed)
         self._pipeline = make_pipeline(vectorizer, classifier).fit(list(texts), list(labels))
         return self
 

@@ -40,8 +40,15 @@ def progress_bar(total: int, description: str) -> Iterator[Callable[[int], None]
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     console = Console(stderr=True)
-    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=False, disable=not console.is_terminal) as bar:
+    with Progress(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
 
@@ -116,14 +123,15 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     trainer = Trainer(_config(args), seed=args.seed)
     with progress_bar(len(train) * args.epochs, "training (model)") as advance:
-        best, history = train_sentiment(trainer, train, args.epochs, seed=args.seed,
-                                        progress=advance)
+        best, history = train_sentiment(trainer, train, args.epochs, seed=args.seed, progress=advance)
     labels = np.array([r.label for r in test])
     texts = [r.text for r in test]
     results: dict[str, Any] = {"model": snapshot_sentiment(best, test)}
-    results["model"] |= {"train_seconds": time.perf_counter() - started,
-                         "validation_accuracy_by_epoch": history,
-                         "epochs_used": history.index(max(history)) + 1}
+    results["model"] |= {
+        "train_seconds": time.perf_counter() - started,
+        "validation_accuracy_by_epoch": history,
+        "epochs_used": history.index(max(history)) + 1,
+    }
     if args.snapshot:
         snap = Snapshot.from_bytes(Path(args.snapshot).read_bytes())
         results["snapshot"] = snapshot_sentiment(snap, test)
@@ -133,9 +141,15 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     results["tfidf_logreg"] = classification_figures(labels, baseline.predict_proba(texts))
     results["tfidf_logreg"]["train_seconds"] = time.perf_counter() - started
     payload = {
-        "task": "sentiment", "n": len(test), "train_n": len(train), "path": str(args.path),
-        "protocol": protocol, "max_epochs": args.epochs, "seed": args.seed,
-        "config": trainer.config.to_dict(), "results": results,
+        "task": "sentiment",
+        "n": len(test),
+        "train_n": len(train),
+        "path": str(args.path),
+        "protocol": protocol,
+        "max_epochs": args.epochs,
+        "seed": args.seed,
+        "config": trainer.config.to_dict(),
+        "results": results,
     }
     _write_json(args.json, payload)
     return payload
@@ -154,14 +168,21 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
     half_life = POPULARITY_HALF_LIFE[args.format]
     catalog, clock = replay_catalog(half_life)
     trainer = Trainer(_config(args), seed=args.seed)
-    model = ModelRecommender(trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE,
-                             seed=args.seed, train_every=args.train_every)
+    model = ModelRecommender(
+        trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE, seed=args.seed, train_every=args.train_every
+    )
     methods = [model, *baseline_recommenders(catalog, half_life)]
     with progress_bar(len(events), f"prequential replay ({args.format})") as advance:
         result = prequential(
-            events, methods, catalog, clock, is_positive=is_positive(args.format),
-            interest_half_life_s=INTEREST_HALF_LIFE, popularity_half_life_s=half_life,
-            window=args.window, progress=advance,
+            events,
+            methods,
+            catalog,
+            clock,
+            is_positive=is_positive(args.format),
+            interest_half_life_s=INTEREST_HALF_LIFE,
+            popularity_half_life_s=half_life,
+            window=args.window,
+            progress=advance,
             tuned_until=args.tuned_until if args.tuned_until < len(events) else None,
         )
     results = result.results()
@@ -170,22 +191,32 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
     if result.after:
         after_results = result.results_after()
         best_after = max((v["hit_rate@10"], k) for k, v in after_results.items() if k != "model")
-        after = {"after_tuning": {
-            "events_from": result.tuned_until, "best_baseline": best_after[1],
-            "model_vs_best_baseline": after_results["model"]["hit_rate@10"] / best_after[0]
-            if best_after[0] else None,
-            "results": after_results,
-        }}
+        after = {
+            "after_tuning": {
+                "events_from": result.tuned_until,
+                "best_baseline": best_after[1],
+                "model_vs_best_baseline": after_results["model"]["hit_rate@10"] / best_after[0]
+                if best_after[0]
+                else None,
+                "results": after_results,
+            }
+        }
     payload = {
-        "task": "recommend", "n": result.n, "events": result.events, "format": args.format,
-        "path": str(args.path), "seed": args.seed, "seconds": round(result.seconds, 1),
+        "task": "recommend",
+        "n": result.n,
+        "events": result.events,
+        "format": args.format,
+        "path": str(args.path),
+        "seed": args.seed,
+        "seconds": round(result.seconds, 1),
         "recommend_ms_per_event": result.recommend_ms,
         "best_baseline": best[1],
         "model_vs_best_baseline": results["model"]["hit_rate@10"] / best[0] if best[0] else None,
         "prequential_losses": {t: float(np.mean(v)) for t, v in model.losses.items()},
-        "curves": {"window": result.window,
-                   **{k: s.curve for k, s in result.scores.items()}},
-        "config": trainer.config.to_dict(), "results": results, **after,
+        "curves": {"window": result.window, **{k: s.curve for k, s in result.scores.items()}},
+        "config": trainer.config.to_dict(),
+        "results": results,
+        **after,
     }
     if args.plot:
         from model.offline.plots import plot_curves
@@ -204,9 +235,7 @@ def training_streams(limit: int | None = None) -> list[tuple[str, list[data.Inte
     (Taobao, where shoppers come back to what they just viewed) comes last, not MovieLens (where a
     rated film is never rated again), because the warm start serves a shop. With MovieLens last,
     a new shop's user's own just-viewed items scored about 0."""
-    return [
-        (fmt, read_stream(fmt, data.default_path(fmt))[:limit]) for fmt in ("movielens", "taobao")
-    ]
+    return [(fmt, read_stream(fmt, data.default_path(fmt))[:limit]) for fmt in ("movielens", "taobao")]
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
@@ -226,10 +255,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
     store = SnapshotStore(args.out, keep=args.keep)
     if store.versions():  # every run counts its versions from 1: it could not save at the end
-        raise SystemExit(f"{args.out} already holds a training run's snapshots: remove it or "
-                         "choose another --out")
-    sources = {name: data.default_path(name) for name in
-               ("taobao", "movielens", "reviews-zh", "reviews-en")}
+        raise SystemExit(f"{args.out} already holds a training run's snapshots: remove it or choose another --out")
+    sources = {name: data.default_path(name) for name in ("taobao", "movielens", "reviews-zh", "reviews-en")}
     checksums = {name: sha256_file(p) for name, p in sources.items()}
     reviews: list[Any] = []
     held_out: dict[str, list[data.LabeledReview]] = {}
@@ -251,20 +278,46 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     for fmt, events in streams:
         catalog, clock = replay_catalog(POPULARITY_HALF_LIFE[fmt])
-        model = ModelRecommender(trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE,
-                                 seed=args.seed, train_every=256, extra_examples=extra)
+        model = ModelRecommender(
+            trainer,
+            catalog,
+            interest_half_life_s=INTEREST_HALF_LIFE,
+            seed=args.seed,
+            train_every=256,
+            extra_examples=extra,
+        )
         with progress_bar(len(events), f"training on {fmt}") as advance:
-            prequential(events, [model], catalog, clock, is_positive=lambda e: False,
-                        interest_half_life_s=INTEREST_HALF_LIFE,
-                        popularity_half_life_s=POPULARITY_HALF_LIFE[fmt], progress=advance)
-    command = "shopguide train " + " ".join(sys.argv[sys.argv.index("train") + 1 :]) \
-        if "train" in sys.argv else "shopguide train"
-    extra_meta = {"data_sha256": checksums, "command": command, "seed": args.seed,
-                  "epochs": args.epochs, "seconds": round(time.perf_counter() - started, 1)}
+            prequential(
+                events,
+                [model],
+                catalog,
+                clock,
+                is_positive=lambda e: False,
+                interest_half_life_s=INTEREST_HALF_LIFE,
+                popularity_half_life_s=POPULARITY_HALF_LIFE[fmt],
+                progress=advance,
+            )
+    command = (
+        "shopguide train " + " ".join(sys.argv[sys.argv.index("train") + 1 :])
+        if "train" in sys.argv
+        else "shopguide train"
+    )
+    extra_meta = {
+        "data_sha256": checksums,
+        "command": command,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     snapshot = trainer.export(with_optimizer=True, extra=extra_meta)
     path = store.save(snapshot)
-    payload: dict[str, Any] = {"task": "train", "snapshot": str(path), "version": snapshot.version,
-                               "counters": snapshot.counters, **extra_meta}
+    payload: dict[str, Any] = {
+        "task": "train",
+        "snapshot": str(path),
+        "version": snapshot.version,
+        "counters": snapshot.counters,
+        **extra_meta,
+    }
     scored = {"checkpoint": snapshot}
     if args.warm_start:
         payload["warm_start"] = write_warm_start(snapshot, Path(args.warm_start))
@@ -273,7 +326,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     # reviews training held out.
     payload["held_out_sentiment"] = {
         f"{name}/{label}": snapshot_sentiment(snap, rows)
-        for name, rows in held_out.items() for label, snap in scored.items()
+        for name, rows in held_out.items()
+        for label, snap in scored.items()
     }
     _write_json(args.json, payload)
     return payload
@@ -288,8 +342,7 @@ def _cycle_shuffled(items: list[Any], rng: np.random.Generator) -> Iterator[Any]
 WARM_START_MAX_BYTES = 4_800_000
 
 
-def write_warm_start(snapshot: Any, path: Path, max_bytes: int = WARM_START_MAX_BYTES
-                     ) -> dict[str, Any]:
+def write_warm_start(snapshot: Any, path: Path, max_bytes: int = WARM_START_MAX_BYTES) -> dict[str, Any]:
     """The shipped warm start: serving weights only, float16, non-zero rows only. Item-id and
     category rows are dropped (a new shop's item ids and category names mean nothing to a model
     trained on Taobao and MovieLens ids: a category of the new shop that happened to hash onto a
@@ -319,8 +372,12 @@ def write_warm_start(snapshot: Any, path: Path, max_bytes: int = WARM_START_MAX_
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(blob)
     tmp.replace(path)
-    return {"path": str(path), "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest(),
-            "text_rows_pruned": int(pruned)}
+    return {
+        "path": str(path),
+        "bytes": len(blob),
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "text_rows_pruned": int(pruned),
+    }
 
 
 # --------------------------------------------------------------------------- ablation
@@ -364,14 +421,24 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
         per_flush = round(len(reviews) * args.epochs / len(events) * 256)
         trainer = Trainer(config, seed=args.seed)
         catalog, clock = replay_catalog(POPULARITY_HALF_LIFE["taobao"])
-        model = ModelRecommender(trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE,
-                                 seed=args.seed,
-                                 extra_examples=lambda f=feed, k=per_flush: [next(f) for _ in range(k)])
+        model = ModelRecommender(
+            trainer,
+            catalog,
+            interest_half_life_s=INTEREST_HALF_LIFE,
+            seed=args.seed,
+            extra_examples=lambda f=feed, k=per_flush: [next(f) for _ in range(k)],
+        )
         with progress_bar(len(events), f"ablation: {label}") as advance:
-            result = prequential(events, [model], catalog, clock, is_positive=lambda e: True,
-                                 interest_half_life_s=INTEREST_HALF_LIFE,
-                                 popularity_half_life_s=POPULARITY_HALF_LIFE["taobao"],
-                                 progress=advance)
+            result = prequential(
+                events,
+                [model],
+                catalog,
+                clock,
+                is_positive=lambda e: True,
+                interest_half_life_s=INTEREST_HALF_LIFE,
+                popularity_half_life_s=POPULARITY_HALF_LIFE["taobao"],
+                progress=advance,
+            )
         figures: dict[str, Any] = {
             "recommend_hit_rate@10": result.results()["model"]["hit_rate@10"],
             "interest_prequential_xent": float(np.mean(model.losses.get("interest", [np.nan]))),
@@ -388,8 +455,14 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
             figures["learned_weights"] = {t: float(np.exp(-v)) for t, v in zip(TASKS, log_vars, strict=True)}
         out[label] = figures
         print(label, json.dumps(figures), file=sys.stderr)
-    payload = {"task": "ablation", "events": len(events), "reviews": len(reviews),
-               "epochs": args.epochs, "seed": args.seed, "results": out}
+    payload = {
+        "task": "ablation",
+        "events": len(events),
+        "reviews": len(reviews),
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "results": out,
+    }
     _write_json(args.json, payload)
     return payload
 
@@ -426,8 +499,9 @@ def register(subparsers: Any) -> None:
     kinds = evaluate.add_subparsers(dest="kind", required=True)
     sent = kinds.add_parser("sentiment", help="accuracy and macro-F1 on a labelled review CSV")
     sent.add_argument("--path", required=True, help="CSV with label,review[,cat] columns")
-    sent.add_argument("--epochs", type=int, default=12,
-                      help="most epochs; a 10%% validation share of the training rows stops early")
+    sent.add_argument(
+        "--epochs", type=int, default=12, help="most epochs; a 10%% validation share of the training rows stops early"
+    )
     sent.add_argument("--holdout-cat", help="test on this category, train on the others")
     sent.add_argument("--snapshot", help="also score a trained snapshot file (no training)")
     _common(sent)
@@ -440,9 +514,13 @@ def register(subparsers: Any) -> None:
     rec.add_argument("--train-every", type=int, default=256, help="events per training batch")
     rec.add_argument("--window", type=int, default=2000, help="positives per hit-rate point")
     rec.add_argument("--plot", help="PNG of the hit rate over the replay")
-    rec.add_argument("--tuned-until", type=int, default=TUNING_EVENTS,
-                     help="events of the stream's prefix used for tuning decisions; the positives "
-                          "after it are also reported on their own (after_tuning)")
+    rec.add_argument(
+        "--tuned-until",
+        type=int,
+        default=TUNING_EVENTS,
+        help="events of the stream's prefix used for tuning decisions; the positives "
+        "after it are also reported on their own (after_tuning)",
+    )
     _common(rec)
     rec.set_defaults(func=cmd_evaluate_recommend)
 
@@ -465,5 +543,4 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--shared-bottom", action="store_true", help="shared-bottom, not MMoE")
-    parser.add_argument("--uncertainty", action="store_true",
-                        help="learn task weights (Kendall et al. 2018)")
+    parser.add_argument("--uncertainty", action="store_true", help="learn task weights (Kendall et al. 2018)")

@@ -142,7 +142,10 @@ def read_reviews_en(path: Path) -> Iterator[LabeledReview | Rejected]:
             if rating == 3:
                 continue
             yield LabeledReview(
-                text, int(rating >= 4), rating, (row.get("Department Name") or "").strip(),
+                text,
+                int(rating >= 4),
+                rating,
+                (row.get("Department Name") or "").strip(),
                 f"en-{(row.get('Clothing ID') or '').strip()}",
             )
 

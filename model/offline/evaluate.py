@@ -59,9 +59,7 @@ class ModelRecommender:
         self.rng = np.random.default_rng(seed)
         self.train_every = train_every
         self.example_config = ExampleConfig(trainer.config, interest_half_life_s)
-        self.serving = NeuralServingModel(
-            trainer.export(), catalog, interest_half_life_s=interest_half_life_s
-        )
+        self.serving = NeuralServingModel(trainer.export(), catalog, interest_half_life_s=interest_half_life_s)
         self.extra_examples = extra_examples
         self.pending: list[Example] = []
         self.events = 0
@@ -74,8 +72,7 @@ class ModelRecommender:
         self._last = (id(user), now, pool)
         return admissible(self.serving.rank(z["recommend"][0], pool), user, self.catalog, k)
 
-    def observe(self, user_before: UserState, item_id: str, action: str, ts: float,
-                category: str) -> None:
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         pool = None
         if self._last is not None and self._last[:2] == (id(user_before), ts):
             cached = self._last[2]
@@ -85,8 +82,15 @@ class ModelRecommender:
             pool = self.serving.pool(user_before, ts, extra=[item_id])
         self._last = None
         self.pending += click_examples(
-            user_before, item_id, action, ts, category, self.catalog, self.rng,
-            config=self.example_config, pool=pool,
+            user_before,
+            item_id,
+            action,
+            ts,
+            category,
+            self.catalog,
+            self.rng,
+            config=self.example_config,
+            pool=pool,
         )
         self.serving.observe_click(user_before, item_id, action, ts, category)
         self.events += 1
@@ -236,8 +240,14 @@ def prequential(
         if isinstance(m, ModelRecommender):
             m.flush()
     return ReplayResult(
-        n, n_events, scores, window, time.perf_counter() - started,
-        {name: 1000 * s / max(n, 1) for name, s in spent.items()}, after, tuned_until,
+        n,
+        n_events,
+        scores,
+        window,
+        time.perf_counter() - started,
+        {name: 1000 * s / max(n, 1) for name, s in spent.items()},
+        after,
+        tuned_until,
     )
 
 
@@ -269,8 +279,9 @@ def classification_figures(labels: np.ndarray, probabilities: np.ndarray) -> dic
     return {"accuracy": float(np.mean(predicted == labels)), "macro_f1": float(np.mean(f1s))}
 
 
-def split(rows: Sequence[LabeledReview], seed: int = 0, test: float = 0.2
-          ) -> tuple[list[LabeledReview], list[LabeledReview]]:
+def split(
+    rows: Sequence[LabeledReview], seed: int = 0, test: float = 0.2
+) -> tuple[list[LabeledReview], list[LabeledReview]]:
     """Shuffle with ``seed`` (numpy default_rng permutation), then hold out the last ``test``."""
     order = np.random.default_rng(seed).permutation(len(rows))
     shuffled = [rows[i] for i in order]
@@ -322,12 +333,10 @@ def snapshot_sentiment(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> dic
     """Accuracy and macro-F1 of a snapshot's sentiment on labelled reviews, scored as serving
     scores a review: its text alone, through the numpy path."""
     serving = NeuralServingModel(snapshot, Catalog(3600.0), interest_half_life_s=3600.0)
-    return classification_figures(np.array([r.label for r in rows]),
-                                  sentiment_scores(serving, [r.text for r in rows]))
+    return classification_figures(np.array([r.label for r in rows]), sentiment_scores(serving, [r.text for r in rows]))
 
 
-def sentiment_scores(serving: NeuralServingModel, texts: Sequence[str], batch: int = 512
-                     ) -> np.ndarray:
+def sentiment_scores(serving: NeuralServingModel, texts: Sequence[str], batch: int = 512) -> np.ndarray:
     out: list[float] = []
     for start in range(0, len(texts), batch):
         out += serving.sentiment_many(texts[start : start + batch])

@@ -68,8 +68,7 @@ def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30
         category = f"cat-{zipf[t] % 500}"
         now[0] = float(t)
         if t % 3 == 0:
-            examples += click_examples(u, item, action, float(t), category, catalog, rng,
-                                       index=index, config=ex_config)
+            examples += click_examples(u, item, action, float(t), category, catalog, rng, index=index, config=ex_config)
         index.observe(u, item)
         u.apply_click(item, action, float(t), category, HALF_LIFE)
         state = item_states.setdefault(item, ItemState())
@@ -88,8 +87,8 @@ def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30
     snapshot = trainer.export()
     out["snapshot"] = snapshot_costs(snapshot)
     out["serving_from_snapshot_ms"] = _median_ms(
-        lambda: serving_from_snapshot(snapshot, catalog, interest_half_life_s=HALF_LIFE,
-                                      index=index), 20)
+        lambda: serving_from_snapshot(snapshot, catalog, interest_half_life_s=HALF_LIFE, index=index), 20
+    )
 
     serving = serving_from_snapshot(snapshot, catalog, interest_half_life_s=HALF_LIFE, index=index)
     active = [u for u in states if u.recent]
@@ -101,11 +100,9 @@ def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30
     )
     out["score_500_candidates_ms"] = _median_ms(lambda: serving.rank(z["recommend"][0], pool), 200)
     batch = active[:256]
-    out["recommend_many_256_users_ms"] = _median_ms(
-        lambda: serving.recommend_many(batch, now[0], 10), 5)
+    out["recommend_many_256_users_ms"] = _median_ms(lambda: serving.recommend_many(batch, now[0], 10), 5)
     out["recommend_per_user_ms"] = out["recommend_many_256_users_ms"] / len(batch)
-    out["retrieval_pool_size_mean"] = float(np.mean([len(serving.pool(u, now[0]).items)
-                                                     for u in batch]))
+    out["retrieval_pool_size_mean"] = float(np.mean([len(serving.pool(u, now[0]).items) for u in batch]))
     texts = ["质量很好 非常满意", "terrible fabric, returned it"] * 128
     out["sentiment_many_256_ms"] = _median_ms(lambda: serving.sentiment_many(texts), 5)
     out["catalog_items"] = len(catalog)

@@ -34,11 +34,24 @@ from streams.settings import Settings
 
 #: Settings of the engine's Faust app that decide how fast it can consume and produce.
 ENGINE_CONF = (
-    "broker", "broker_credentials", "broker_session_timeout", "broker_rebalance_timeout",
-    "broker_heartbeat_interval", "broker_commit_interval", "broker_max_poll_records",
-    "consumer_auto_offset_reset", "consumer_max_fetch_size", "producer_acks", "producer_linger",
-    "producer_max_batch_size", "producer_compression_type", "topic_partitions", "topic_allow_declare",
-    "topic_disable_leader", "stream_buffer_maxsize", "stream_wait_empty",
+    "broker",
+    "broker_credentials",
+    "broker_session_timeout",
+    "broker_rebalance_timeout",
+    "broker_heartbeat_interval",
+    "broker_commit_interval",
+    "broker_max_poll_records",
+    "consumer_auto_offset_reset",
+    "consumer_max_fetch_size",
+    "producer_acks",
+    "producer_linger",
+    "producer_max_batch_size",
+    "producer_compression_type",
+    "topic_partitions",
+    "topic_allow_declare",
+    "topic_disable_leader",
+    "stream_buffer_maxsize",
+    "stream_wait_empty",
 )
 
 
@@ -51,8 +64,11 @@ async def pipe(settings: Settings, sources: list[str], sink: str, count: int) ->
     over the first ``count`` messages of ``sources``. Clocks start at the first fetched batch, so
     connection set-up is not counted."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_wait_ms, **settings.kafka_client_options(),
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.fetch_wait_ms,
+        **settings.kafka_client_options(),
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, acks="all", **settings.kafka_client_options()
@@ -148,16 +164,15 @@ def bare_app(
     async def bare(stream: Any) -> None:
         n, first, start = 0, 0, 0.0
         batches = (
-            acked_batches(stream, settings.batch_max, fill_wait(settings)) if mode == "forward"
+            acked_batches(stream, settings.batch_max, fill_wait(settings))
+            if mode == "forward"
             else stream.take_events(settings.batch_max, within)
         )
         async for events in batches:
             if not start:
                 start, first = time.perf_counter(), len(events)
             if mode == "forward":
-                await asyncio.gather(*await app.publish(
-                    [(sink, None, e.message.key, e.message.value) for e in events]
-                ))
+                await asyncio.gather(*await app.publish([(sink, None, e.message.key, e.message.value) for e in events]))
             n += len(events)
             if n >= count or time.perf_counter() - start >= seconds:
                 took = time.perf_counter() - start

@@ -20,16 +20,25 @@ def register(subparsers: Any) -> None:
     from streams.bench.runner import SECTIONS
 
     p = subparsers.add_parser(
-        "bench", help="measure throughput, latency, freshness, memory and growth (see streams/bench)",
+        "bench",
+        help="measure throughput, latency, freshness, memory and growth (see streams/bench)",
         description="Run the benchmark on the embedded broker (or on SHOPGUIDE_BROKER, on fresh topics) "
         "and write results.json, report.md and PNG plots to --report.",
     )
-    p.add_argument("--duration", type=float, default=None,
-                   help="seconds of the throughput window and of each latency rate (default 30, --quick 4)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds of the throughput window and of each latency rate (default 30, --quick 4)",
+    )
     p.add_argument("--json", default=None, help="also write the JSON results here")
     p.add_argument("--report", default="bench-out", help="directory of the report (default bench-out/)")
-    p.add_argument("--rates", type=rates, default=None,
-                   help="comma-separated events/s offered in the latency section (default 1000,3000)")
+    p.add_argument(
+        "--rates",
+        type=rates,
+        default=None,
+        help="comma-separated events/s offered in the latency section (default 1000,3000)",
+    )
     p.add_argument("--only", default=None, help=f"comma-separated sections among {', '.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for iterating and the smoke test")
     p.add_argument("--profile", action="store_true", help="py-spy the worker during the throughput window")

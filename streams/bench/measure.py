@@ -31,8 +31,14 @@ def percentiles(values_ms: Iterable[float]) -> dict[str, float | int | None]:
     if not len(arr):
         return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
     p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-    return {"n": len(arr), "p50": float(p50), "p95": float(p95), "p99": float(p99),
-            "max": float(arr.max()), "mean": float(arr.mean())}
+    return {
+        "n": len(arr),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "max": float(arr.max()),
+        "mean": float(arr.mean()),
+    }
 
 
 def read_outputs(
@@ -69,8 +75,7 @@ class Metrics:
 
     def value(self, name: str, **labels: str) -> float:
         return sum(
-            s.value for s in self._samples
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+            s.value for s in self._samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
         )
 
     def processed(self, *topics: str) -> float:

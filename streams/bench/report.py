@@ -117,9 +117,11 @@ def _snapshot_age_line(r: dict[str, Any]) -> str:
     age = r.get("snapshot_age") or {}
     if not age.get("n"):
         return "* Model snapshot age: not measured (no trainer progress or snapshot during the load)."
-    return (f"* Model snapshot age (served weights behind the newest example learned, event time), sampled "
-            f"each second under {age['offered_eps']:,} events/s: p50 {_f(age['p50'])} s, max {_f(age['max'])} s "
-            f"({age['n']} samples).")
+    return (
+        f"* Model snapshot age (served weights behind the newest example learned, event time), sampled "
+        f"each second under {age['offered_eps']:,} events/s: p50 {_f(age['p50'])} s, max {_f(age['max'])} s "
+        f"({age['n']} samples)."
+    )
 
 
 def _online_over_offline(replay: dict[str, Any] | None, population: str = "returning") -> float | None:
@@ -169,17 +171,27 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
             verdict = "reachable" if g["reachable"] else "**not reachable**"
             bound = f"{_f(g['bound'], 3 if g['bound'] < 10 else 1)} ({verdict})"
         lines.append(f"| {g['goal']} | {_f(g['value'], 3 if (g['value'] or 0) < 10 else 1)} | {met} | {bound} |")
-    lines += ["", "A processing-free engine: the Faust agent that forwards each event the way the engine "
-              "sends its outputs (throughput), and the transport alone before the worker starts "
-              "(latency). A goal it misses cannot be met here by any engine that answers each event "
-              "through Faust."]
-    lines += ["", "## Throughput and its ceilings (same run, same messages)", "",
-              "| | events/s | engine / this |", "| --- | ---: | ---: |"]
+    lines += [
+        "",
+        "A processing-free engine: the Faust agent that forwards each event the way the engine "
+        "sends its outputs (throughput), and the transport alone before the worker starts "
+        "(latency). A goal it misses cannot be met here by any engine that answers each event "
+        "through Faust.",
+    ]
+    lines += [
+        "",
+        "## Throughput and its ceilings (same run, same messages)",
+        "",
+        "| | events/s | engine / this |",
+        "| --- | ---: | ---: |",
+    ]
     tp = r.get("throughput_eps")
     for name, key in (
-        ("engine (whole pipeline)", "throughput_eps"), ("bare Faust agent, counting", "faust_bare_eps"),
+        ("engine (whole pipeline)", "throughput_eps"),
+        ("bare Faust agent, counting", "faust_bare_eps"),
         ("Faust agent forwarding each event as the engine sends (no processing)", "faust_forward_eps"),
-        ("aiokafka consume → produce", "aiokafka_pipe_eps"), ("aiokafka consume only", "aiokafka_consume_eps"),
+        ("aiokafka consume → produce", "aiokafka_pipe_eps"),
+        ("aiokafka consume only", "aiokafka_consume_eps"),
         ("aiokafka produce only", "aiokafka_produce_eps"),
     ):
         value = r.get(key)
@@ -187,16 +199,23 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
         lines.append(f"| {name} | {_f(value, 0)} | {_f(ratio, 2)} |")
     t = r.get("throughput")
     if t:
-        lines += ["", f"Steady window {t['window_s']:.1f} s of a backlog of {t['backlog']:,} events: events/s from "
-                  "the worker's processed-events counter; outputs (recommendations and sentiment signals) "
-                  f"{_f(t['outputs_eps'], 0)}/s (a worker behind its input answers a user's clicks of one batch "
-                  f"once); worker CPU {_f(t['worker_cpu_share'], 2)} cores; whole machine busy "
-                  f"{t['machine_busy_share']:.0%}."]
+        lines += [
+            "",
+            f"Steady window {t['window_s']:.1f} s of a backlog of {t['backlog']:,} events: events/s from "
+            "the worker's processed-events counter; outputs (recommendations and sentiment signals) "
+            f"{_f(t['outputs_eps'], 0)}/s (a worker behind its input answers a user's clicks of one batch "
+            f"once); worker CPU {_f(t['worker_cpu_share'], 2)} cores; whole machine busy "
+            f"{t['machine_busy_share']:.0%}.",
+        ]
     if r.get("latency_ms"):
-        lines += ["", "## Latency: click `ts` → recommendation `published_ts` (ms)", "",
-                  "| offered ev/s | achieved | p50 | p95 | p99 | max | n | transport p50 / p99 "
-                  "| engine / transport p50, p99 | transport alone p50 / p99 |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "## Latency: click `ts` → recommendation `published_ts` (ms)",
+            "",
+            "| offered ev/s | achieved | p50 | p95 | p99 | max | n | transport p50 / p99 "
+            "| engine / transport p50, p99 | transport alone p50 / p99 |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for rate, v in r["latency_ms"].items():
             tr, alone = v["transport"], v.get("transport_alone") or {}
             lines.append(
@@ -205,32 +224,47 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                 f"{_f(v['ratio_p50_to_transport'], 2)}, {_f(v['ratio_p99_to_transport'], 2)} | "
                 f"{_f(alone.get('p50'))} / {_f(alone.get('p99'))} |"
             )
-        lines += ["", "Transport: the same clicks as a plain consumer (kafka-python, same fetch wait) "
-                  "read them in the same run: what the broker and the client alone cost. Transport "
-                  "alone: the same at the same rate before the worker starts, nothing else running: "
-                  "the floor under any worker's latency on this broker and machine."]
+        lines += [
+            "",
+            "Transport: the same clicks as a plain consumer (kafka-python, same fetch wait) "
+            "read them in the same run: what the broker and the client alone cost. Transport "
+            "alone: the same at the same rate before the worker starts, nothing else running: "
+            "the floor under any worker's latency on this broker and machine.",
+        ]
     fr = r.get("freshness")
     if fr:
         d = fr["click_to_recommendation_ms"]
-        lines += ["", "## Freshness", "",
-                  f"* A click shows in that user's recommendations after p50 {_f(d['p50'])} ms, max {_f(d['max'])} ms "
-                  f"({fr['reflected']} of {fr['probes']} probes; {fr['reflected_by_own_recommendation']} in the "
-                  f"recommendation the click itself triggered); {_f(fr['ratio_p50_to_transport'], 2)} x transport p50.",
-                  _snapshot_age_line(r)]
+        lines += [
+            "",
+            "## Freshness",
+            "",
+            f"* A click shows in that user's recommendations after p50 {_f(d['p50'])} ms, max {_f(d['max'])} ms "
+            f"({fr['reflected']} of {fr['probes']} probes; {fr['reflected_by_own_recommendation']} in the "
+            f"recommendation the click itself triggered); {_f(fr['ratio_p50_to_transport'], 2)} x transport p50.",
+            _snapshot_age_line(r),
+        ]
     mem = r.get("memory")
     if mem:
-        lines += ["", "## Memory and state", "",
-                  f"Measured in {mem['measured_in']} with {mem['users']:,} users: worker RSS {_f(mem['rss_mb'], 0)} MB "
-                  f"({_f(mem['rss_mb_before_load'], 0)} MB before the load), state "
-                  f"{_f(mem['state_bytes_per_user'], 0)} bytes per user (keys and values; "
-                  f"{_f(mem['disk_bytes_per_user'], 0)} bytes per user of RocksDB files on disk)."]
+        lines += [
+            "",
+            "## Memory and state",
+            "",
+            f"Measured in {mem['measured_in']} with {mem['users']:,} users: worker RSS {_f(mem['rss_mb'], 0)} MB "
+            f"({_f(mem['rss_mb_before_load'], 0)} MB before the load), state "
+            f"{_f(mem['state_bytes_per_user'], 0)} bytes per user (keys and values; "
+            f"{_f(mem['disk_bytes_per_user'], 0)} bytes per user of RocksDB files on disk).",
+        ]
     if r.get("growth"):
-        lines += ["", "## Growth", "",
-                  "| users | items | CPU ms/event draining | reference ms | CPU / reference | x first | each drain's "
-                  "CPU / reference | events/s draining | CPU ms/event at the light load | light load ev/s | p50 ms "
-                  "| p99 ms | RSS MB | state B/user | ready s |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-                  "| ---: |"]
+        lines += [
+            "",
+            "## Growth",
+            "",
+            "| users | items | CPU ms/event draining | reference ms | CPU / reference | x first | each drain's "
+            "CPU / reference | events/s draining | CPU ms/event at the light load | light load ev/s | p50 ms "
+            "| p99 ms | RSS MB | state B/user | ready s |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+            "| ---: |",
+        ]
         first = r["growth"][0].get("cpu_per_reference")
         for g in r["growth"]:
             ratio = g.get("cpu_per_reference")
@@ -244,42 +278,58 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                 f"{_f(g['state_bytes_per_user'], 0)} | {_f(g['ready_s'], 0)} |"
             )
         drains = r["plan"].get("growth_drains", 1)
-        lines += ["", f"Each point first drains {drains} backlog{'s' if drains > 1 else ''} of "
-                  f"{r['plan']['growth_drain_events']:,} events with every click answered: CPU ms/event draining is "
-                  "the worker's CPU time over the middle of a drain (20% to 90% processed), its work per event. "
-                  "Beside it, a fixed piece of work (JSON, dicts, sorting, small matrix products) runs four times a "
-                  "second in the benchmark's own process, and its mean CPU ms over the same seconds is the machine's "
-                  "speed then (the reference): CPU / reference compares points measured minutes apart on a shared "
-                  "machine, and the goal is judged on it (each point: the median of its drains). Then a light load "
-                  "(half of what the first point drained, the same "
-                  "for every point) gives the latency; at that load the worker's CPU per event also holds its "
-                  "timers, followers and polls, spread over fewer events. "
-                  "Users are seeded into the users table's changelog and recovered by the worker at start "
-                  "(the state a worker holds after a restart); the load then draws users and items from the same "
-                  "Zipf laws over the whole population. Max/min along each axis: "
-                  + ", ".join(f"{k} {_f(v, 2)}" for k, v in r.get("growth_spread", {}).items()) + "."]
+        lines += [
+            "",
+            f"Each point first drains {drains} backlog{'s' if drains > 1 else ''} of "
+            f"{r['plan']['growth_drain_events']:,} events with every click answered: CPU ms/event draining is "
+            "the worker's CPU time over the middle of a drain (20% to 90% processed), its work per event. "
+            "Beside it, a fixed piece of work (JSON, dicts, sorting, small matrix products) runs four times a "
+            "second in the benchmark's own process, and its mean CPU ms over the same seconds is the machine's "
+            "speed then (the reference): CPU / reference compares points measured minutes apart on a shared "
+            "machine, and the goal is judged on it (each point: the median of its drains). Then a light load "
+            "(half of what the first point drained, the same "
+            "for every point) gives the latency; at that load the worker's CPU per event also holds its "
+            "timers, followers and polls, spread over fewer events. "
+            "Users are seeded into the users table's changelog and recovered by the worker at start "
+            "(the state a worker holds after a restart); the load then draws users and items from the same "
+            "Zipf laws over the whole population. Max/min along each axis: "
+            + ", ".join(f"{k} {_f(v, 2)}" for k, v in r.get("growth_spread", {}).items())
+            + ".",
+        ]
     rp = r.get("replay")
     if rp:
-        lines += ["", "## Taobao replay", "",
-                  f"{rp['recommendations']:,} of {rp['events']:,} events, as fast as the engine takes them: "
-                  f"{_f(rp['eps'], 0)} events/s "
-                  f"({_f(rp.get('ratio_to_faust_bare'), 2)} x the bare Faust agent), online hit rate "
-                  f"{_f(rp['hit_rate'], 4)} ({_f(rp['hits'], 0)} of {_f(rp['trials'], 0)} clicks of users with "
-                  f"a published recommendation), {_f(rp.get('hit_rate_all_events'), 4)} of all clicks."]
+        lines += [
+            "",
+            "## Taobao replay",
+            "",
+            f"{rp['recommendations']:,} of {rp['events']:,} events, as fast as the engine takes them: "
+            f"{_f(rp['eps'], 0)} events/s "
+            f"({_f(rp.get('ratio_to_faust_bare'), 2)} x the bare Faust agent), online hit rate "
+            f"{_f(rp['hit_rate'], 4)} ({_f(rp['hits'], 0)} of {_f(rp['trials'], 0)} clicks of users with "
+            f"a published recommendation), {_f(rp.get('hit_rate_all_events'), 4)} of all clicks.",
+        ]
         off = rp.get("offline")
         if off:
-            lines += ["", f"The worker started from untrained weights, as the offline replay's model does (the shipped "
-                      "warm start learned from this stream). Offline prequential HitRate@10 of the model on the same "
-                      f"{off['n']:,} events ({off['source']}): {_f(off.get('returning_hit_rate@10'), 4)} over the "
-                      f"clicks of users with an earlier event ({_f(off.get('returning_n'), 0)}), "
-                      f"{_f(off['hit_rate@10'], 4)} over all. Online / offline: "
-                      f"{_f(_online_over_offline(rp), 2)} for returning users, "
-                      f"{_f(_online_over_offline(rp, 'all'), 2)} over all clicks (online, a user's first click "
-                      "has no recommendation to hit; offline, the model ranks for a user it never saw)."]
+            lines += [
+                "",
+                f"The worker started from untrained weights, as the offline replay's model does (the shipped "
+                "warm start learned from this stream). Offline prequential HitRate@10 of the model on the same "
+                f"{off['n']:,} events ({off['source']}): {_f(off.get('returning_hit_rate@10'), 4)} over the "
+                f"clicks of users with an earlier event ({_f(off.get('returning_n'), 0)}), "
+                f"{_f(off['hit_rate@10'], 4)} over all. Online / offline: "
+                f"{_f(_online_over_offline(rp), 2)} for returning users, "
+                f"{_f(_online_over_offline(rp, 'all'), 2)} over all clicks (online, a user's first click "
+                "has no recommendation to hit; offline, the model ranks for a user it never saw).",
+            ]
     prof = (r.get("throughput") or {}).get("profile")
     if prof and prof.get("samples"):
-        lines += ["", "## Where the worker's time goes (py-spy, throughput window)", "",
-                  "| bucket | share of samples |", "| --- | ---: |"]
+        lines += [
+            "",
+            "## Where the worker's time goes (py-spy, throughput window)",
+            "",
+            "| bucket | share of samples |",
+            "| --- | ---: |",
+        ]
         lines += [f"| {k} | {v:.1%} |" for k, v in prof["buckets"].items()]
         lines += ["", "| function (inclusive) | share |", "| --- | ---: |"]
         lines += [f"| `{k}` | {v:.1%} |" for k, v in prof["inclusive"][:15]]
@@ -321,8 +371,9 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
         ax.plot(range(len(series)), series, label="engine")
         for key, label in (("faust_bare_eps", "bare Faust agent"), ("faust_forward_eps", "Faust forwarding")):
             if results.get(key):
-                ax.axhline(results[key], linestyle="--", color="grey" if key == "faust_bare_eps" else "orange",
-                           label=label)
+                ax.axhline(
+                    results[key], linestyle="--", color="grey" if key == "faust_bare_eps" else "orange", label=label
+                )
         ax.set_xlabel("seconds since the first output")
         ax.set_ylabel("events/s")
         ax.legend()
@@ -343,8 +394,12 @@ def plots(results: dict[str, Any], out: Path) -> list[str]:
             ax.plot(xs, [g["cpu_ms_per_event"] for g in line], "o-", label="CPU ms/event, draining")
             speed = growth[0].get("reference_ms")
             if speed:  # the same cost at the first point's machine speed
-                ax.plot(xs, [g["cpu_per_reference"] * speed if g.get("cpu_per_reference") else None for g in line],
-                        "o-", label="the same, at the first point's machine speed")
+                ax.plot(
+                    xs,
+                    [g["cpu_per_reference"] * speed if g.get("cpu_per_reference") else None for g in line],
+                    "o-",
+                    label="the same, at the first point's machine speed",
+                )
             ax.plot(xs, [g["light_cpu_ms_per_event"] for g in line], "o--", label="CPU ms/event, light load")
             ax.set_xscale("log")
             ax.set_xlabel(f"{axis} ({fixed_key} = {fixed:,})")

@@ -96,9 +96,18 @@ class Plan:
     @classmethod
     def quick(cls, duration_s: float | None = None) -> Plan:
         return cls(
-            duration_s=duration_s or 4.0, users=2_000, items=500, growth_users=(1_000, 10_000),
-            growth_items=(100, 1_000), growth_drain_events=1_500, growth_drains=1, growth_s=4.0, ceiling_s=3.0,
-            replay_limit=5_000, drain_s=5.0, trainer_warmup_s=4.0,
+            duration_s=duration_s or 4.0,
+            users=2_000,
+            items=500,
+            growth_users=(1_000, 10_000),
+            growth_items=(100, 1_000),
+            growth_drain_events=1_500,
+            growth_drains=1,
+            growth_s=4.0,
+            ceiling_s=3.0,
+            replay_limit=5_000,
+            drain_s=5.0,
+            trainer_warmup_s=4.0,
         )
 
     @property
@@ -132,10 +141,16 @@ def code_version() -> dict[str, Any]:
     holds someone's unfinished change, and the workers run whatever is there)."""
     root = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", "streams", "state", "model"], cwd=root,
-                                capture_output=True, text=True, check=True).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "streams", "state", "model"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None, "modified": []}
     modified = [line[3:] for line in status.splitlines() if not line[3:].startswith("streams/bench/")]
@@ -170,11 +185,18 @@ class Bench:
         self.report_dir = report_dir
         self.work = Path(tempfile.mkdtemp(prefix="shopguide-bench-"))
         self.results: dict[str, Any] = {
-            "machine": machine(), "code": code_version(), "plan": asdict(plan), "notes": [],
+            "machine": machine(),
+            "code": code_version(),
+            "plan": asdict(plan),
+            "notes": [],
         }
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description:<11}"), BarColumn(bar_width=24),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
+            SpinnerColumn(),
+            TextColumn("{task.description:<11}"),
+            BarColumn(bar_width=24),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
         )
         self._backlog: tuple[Settings, int] | None = None
 
@@ -209,8 +231,10 @@ class Bench:
         """Fresh topics, consumer group and data directory: no phase sees another's events."""
         run = uuid.uuid4().hex[:6]
         settings = self.base.with_(
-            topic_prefix=f"bench-{name}-{run}.", app_id=f"bench-{name}-{run}",
-            data_dir=self.work / f"{name}-{run}", web_port=free_port(),
+            topic_prefix=f"bench-{name}-{run}.",
+            app_id=f"bench-{name}-{run}",
+            data_dir=self.work / f"{name}-{run}",
+            web_port=free_port(),
         )
         create_topics(settings)
         return settings
@@ -254,15 +278,23 @@ class Bench:
             if loaded != last:
                 last, since = loaded, time.monotonic()
             elif time.monotonic() - since > stall_s:
-                self.note(f"{worker.settings.app_id}: the worker's item view stopped at {loaded:,} of the "
-                          f"{items:,} catalog records produced (records the engine did not process)")
+                self.note(
+                    f"{worker.settings.app_id}: the worker's item view stopped at {loaded:,} of the "
+                    f"{items:,} catalog records produced (records the engine did not process)"
+                )
                 return
             self.progress.update(task, status=f"catalog {loaded:,}/{items:,}")
             time.sleep(0.5)
 
     def _watch(
-        self, worker: WorkerProcess, topics: Topics, task: Any, until: Callable[[list[dict[str, float]]], bool],
-        label: str, timeout_s: float = 3600.0, model_age: bool = False,
+        self,
+        worker: WorkerProcess,
+        topics: Topics,
+        task: Any,
+        until: Callable[[list[dict[str, float]]], bool],
+        label: str,
+        timeout_s: float = 3600.0,
+        model_age: bool = False,
     ) -> list[dict[str, float]]:
         """Poll the worker once a second until ``until(series)`` is true: live status, and the
         series of (time, processed events, CPU seconds, RSS and, with ``model_age``, the served
@@ -299,8 +331,21 @@ class Bench:
             total = int(self.plan.duration_s * BACKLOG_EPS)
             self.progress.update(task, status=f"producing a backlog of {total:,} events")
             procs = [
-                self._spawn(settings, "loadgen", "events", "--users", str(self.plan.users), "--items",
-                            str(self.plan.items), "--seed", str(k), "--tag", f"tp{k}", "--count", str(total // 2))
+                self._spawn(
+                    settings,
+                    "loadgen",
+                    "events",
+                    "--users",
+                    str(self.plan.users),
+                    "--items",
+                    str(self.plan.items),
+                    "--seed",
+                    str(k),
+                    "--tag",
+                    f"tp{k}",
+                    "--count",
+                    str(total // 2),
+                )
                 for k in range(2)
             ]
             sent = sum(p.result()["sent"] for p in procs)
@@ -328,8 +373,23 @@ class Bench:
         for mode in ("count", "forward") if self.plan.forward_ceiling else ("count",):
             self.progress.update(task, status=f"bare Faust agent ({mode})")
             result = self.work / f"bare-{mode}.json"
-            proc = self._spawn(settings, "ceilings", "faust", "--mode", mode, "--sources", sources, "--sink", sink,
-                               "--count", str(n), "--seconds", str(self.plan.ceiling_s), "--result", str(result))
+            proc = self._spawn(
+                settings,
+                "ceilings",
+                "faust",
+                "--mode",
+                mode,
+                "--sources",
+                sources,
+                "--sink",
+                sink,
+                "--count",
+                str(n),
+                "--seconds",
+                str(self.plan.ceiling_s),
+                "--result",
+                str(result),
+            )
             deadline = time.monotonic() + self.plan.ceiling_s + 120
             while not result.exists() and proc.running and time.monotonic() < deadline:
                 time.sleep(0.2)
@@ -340,7 +400,9 @@ class Bench:
             key = "faust_bare_eps" if mode == "count" else "faust_forward_eps"
             self.results[key] = bare["eps"]
         self.progress.update(
-            task, total=1, completed=1,
+            task,
+            total=1,
+            completed=1,
             status=f"pipe {pipe['pipe_eps']:,.0f}, bare Faust {self.results['faust_bare_eps']:,.0f}, "
             f"forward {self.results.get('faust_forward_eps') or 0:,.0f} ev/s",
         )
@@ -353,16 +415,22 @@ class Bench:
         profile = None
         with self._worker(settings, task) as worker:
             assert worker.proc is not None
-            self._watch(worker, topics, task, label="joining", timeout_s=120,
-                        until=lambda s: bool(s and s[-1]["processed"] > 0))
+            self._watch(
+                worker, topics, task, label="joining", timeout_s=120, until=lambda s: bool(s and s[-1]["processed"] > 0)
+            )
             start = time.monotonic()
             if plan.profile:
                 profile = self._profile(worker.proc.pid, plan.warmup_s, plan.duration_s)
             cpu_before = psutil.cpu_times()
             series = self._watch(
-                worker, topics, task, label="draining",
-                until=lambda s: time.monotonic() - start > plan.warmup_s + plan.duration_s + 1
-                or bool(s and s[-1]["processed"] >= n),
+                worker,
+                topics,
+                task,
+                label="draining",
+                until=lambda s: (
+                    time.monotonic() - start > plan.warmup_s + plan.duration_s + 1
+                    or bool(s and s[-1]["processed"] >= n)
+                ),
             )
             drained = bool(series and series[-1]["processed"] >= n)
             machine_busy = _busy_share(cpu_before, psutil.cpu_times())
@@ -384,8 +452,10 @@ class Bench:
         if len(window) >= 2:
             eps = (window[-1]["processed"] - window[0]["processed"]) / (window[-1]["t"] - window[0]["t"])
         if drained and last < first + plan.warmup_s + plan.duration_s:
-            self.note(f"the throughput backlog ({n:,} events) drained after {last - first:.1f} s: "
-                      "the window was shortened to its end")
+            self.note(
+                f"the throughput backlog ({n:,} events) drained after {last - first:.1f} s: "
+                "the window was shortened to its end"
+            )
         self.results["throughput_eps"] = eps
         self.results["throughput"] = {
             "outputs_in_window": in_window,
@@ -394,7 +464,8 @@ class Bench:
             "backlog": n,
             "series_eps": per_second(published, first, last),
             "worker_cpu_share": (window[-1]["cpu_s"] - window[0]["cpu_s"]) / (window[-1]["t"] - window[0]["t"])
-            if len(window) >= 2 else None,
+            if len(window) >= 2
+            else None,
             "machine_busy_share": machine_busy,
             "profile": profile.wait() if profile else None,
         }
@@ -426,13 +497,33 @@ class Bench:
             probes: list[Click] = []
             try:
                 for n, phase in enumerate(phases):
-                    proc = self._spawn(settings, "loadgen", "events", "--users", str(plan.users), "--items",
-                                       str(plan.items), "--seed", str(100 + n), "--tag", phase.tag, "--rate",
-                                       str(phase.rate), "--duration", str(plan.duration_s))
+                    proc = self._spawn(
+                        settings,
+                        "loadgen",
+                        "events",
+                        "--users",
+                        str(plan.users),
+                        "--items",
+                        str(plan.items),
+                        "--seed",
+                        str(100 + n),
+                        "--tag",
+                        phase.tag,
+                        "--rate",
+                        str(phase.rate),
+                        "--duration",
+                        str(plan.duration_s),
+                    )
                     phase.start = time.time()
                     prober = _Prober(settings, topics) if n == 0 else None
-                    phase.series = self._watch(worker, topics, task, until=lambda _, p=proc: not p.running,
-                                               label=f"{phase.rate:,} ev/s offered:", model_age=True)
+                    phase.series = self._watch(
+                        worker,
+                        topics,
+                        task,
+                        until=lambda _, p=proc: not p.running,
+                        label=f"{phase.rate:,} ev/s offered:",
+                        model_age=True,
+                    )
                     if prober is not None:
                         probes = prober.stop()
                     phase.load = proc.result()
@@ -457,8 +548,12 @@ class Bench:
             engine = percentiles(samples[str(phase.rate)])
             seen = percentiles(_transport_ms(transport, phase.tag, since))
             latency[str(phase.rate)] = {
-                **engine, "offered_eps": phase.rate, "achieved_eps": phase.load["rate"],
-                "recommendations": len(mine), "transport": seen, "transport_alone": alone[str(phase.rate)],
+                **engine,
+                "offered_eps": phase.rate,
+                "achieved_eps": phase.load["rate"],
+                "recommendations": len(mine),
+                "transport": seen,
+                "transport_alone": alone[str(phase.rate)],
                 "ratio_p50_to_transport": _ratio(engine["p50"], seen["p50"]),
                 "ratio_p99_to_transport": _ratio(engine["p99"], seen["p99"]),
             }
@@ -467,13 +562,16 @@ class Bench:
         self.results["freshness"] = _freshness(probes, recs, latency[str(phases[0].rate)]["transport"])
         # Under load, not after it: once the load stops the trainer catches up and the age is 0.
         first = phases[0]
-        ages = [x["snapshot_age_s"] for x in first.series
-                if "snapshot_age_s" in x and x["t"] >= first.start + plan.warmup_s]
+        ages = [
+            x["snapshot_age_s"] for x in first.series if "snapshot_age_s" in x and x["t"] >= first.start + plan.warmup_s
+        ]
         self.results["snapshot_age_s"] = max(ages) if ages else None
         self.results["snapshot_age"] = {**percentiles(ages), "offered_eps": first.rate}
         if not ages:
-            self.note(f"at {first.rate:,} ev/s the worker reported no snapshot age (no trainer progress "
-                      "or no snapshot from it yet): nothing to report")
+            self.note(
+                f"at {first.rate:,} ev/s the worker reported no snapshot age (no trainer progress "
+                "or no snapshot from it yet): nothing to report"
+            )
         if status == 200 and isinstance(model, dict):
             self.results["model"] = model
         users = table_size(settings.data_dir, "users")
@@ -494,16 +592,37 @@ class Bench:
             for n, rate in enumerate(self.plan.rates):
                 self.progress.update(task, status=f"the transport alone at {rate:,} ev/s")
                 tag, since = f"alone{rate}", time.time() + self.plan.warmup_s
-                self._loadgen(settings, "events", "--users", str(self.plan.users), "--items", str(self.plan.items),
-                              "--seed", str(200 + n), "--tag", tag, "--rate", str(rate), "--duration", str(seconds))
+                self._loadgen(
+                    settings,
+                    "events",
+                    "--users",
+                    str(self.plan.users),
+                    "--items",
+                    str(self.plan.items),
+                    "--seed",
+                    str(200 + n),
+                    "--tag",
+                    tag,
+                    "--rate",
+                    str(rate),
+                    "--duration",
+                    str(seconds),
+                )
                 time.sleep(1.0)  # the reader's last fetch
                 out[str(rate)] = percentiles(_transport_ms(reader, tag, since))
         finally:
             reader.close()
         return out
 
-    def _warm_up(self, settings: Settings, worker: WorkerProcess, topics: Topics, task: Any,
-                 rate: int = 200, round_s: float = 10.0) -> int:
+    def _warm_up(
+        self,
+        settings: Settings,
+        worker: WorkerProcess,
+        topics: Topics,
+        task: Any,
+        rate: int = 200,
+        round_s: float = 10.0,
+    ) -> int:
         """A light load until the worker serves a snapshot of its own trainer, then until it has
         caught up; returns the events offered. The latency phases then measure a worker in its
         steady state (the trainer loaded and learning, snapshots flowing), the only state in
@@ -516,9 +635,22 @@ class Bench:
         rounds = max(1, round(self.plan.trainer_warmup_s / round_s))
         self.progress.update(task, status="warming up until the trainer's first snapshot is served")
         for n in range(rounds):
-            load = self._loadgen(settings, "events", "--users", str(self.plan.users), "--items",
-                                 str(self.plan.items), "--seed", str(90 + n), "--tag", f"warm{n}",
-                                 "--rate", str(rate), "--duration", str(round_s))
+            load = self._loadgen(
+                settings,
+                "events",
+                "--users",
+                str(self.plan.users),
+                "--items",
+                str(self.plan.items),
+                "--seed",
+                str(90 + n),
+                "--tag",
+                f"warm{n}",
+                "--rate",
+                str(rate),
+                "--duration",
+                str(round_s),
+            )
             offered += int(load["sent"])
             if get_json(worker.url + "/model")[1].get("version") != start:
                 break
@@ -532,13 +664,20 @@ class Bench:
         """After a fixed-rate load, until the worker has processed everything offered so far (a
         phase's latency then counts all its events, the queued ones too), or ``drain_s``."""
         limit = self.plan.drain_s
-        series = self._watch(worker, topics, task, label=f"draining {phase.rate:,} ev/s:", timeout_s=limit + 30,
-                             until=lambda s: bool(s and (s[-1]["processed"] >= offered
-                                                         or s[-1]["t"] - phase.end > limit)))
+        series = self._watch(
+            worker,
+            topics,
+            task,
+            label=f"draining {phase.rate:,} ev/s:",
+            timeout_s=limit + 30,
+            until=lambda s: bool(s and (s[-1]["processed"] >= offered or s[-1]["t"] - phase.end > limit)),
+        )
         done = series[-1]["processed"] if series else 0
         if done < offered:
-            self.note(f"{phase.rate:,} ev/s: {int(done):,} of the {offered:,} events offered so far were processed "
-                      f"{limit:.0f} s after the load stopped; the latency figures count only processed events")
+            self.note(
+                f"{phase.rate:,} ev/s: {int(done):,} of the {offered:,} events offered so far were processed "
+                f"{limit:.0f} s after the load stopped; the latency figures count only processed events"
+            )
 
     def _memory(
         self, where: str, users: int, loaded: ProcessSample, idle: ProcessSample, logical: int, disk: int
@@ -547,7 +686,10 @@ class Bench:
         if users <= self.results.get("memory", {}).get("users", -1):
             return
         self.results["memory"] = {
-            "measured_in": where, "users": users, "rss_mb": loaded.rss_mb, "rss_mb_before_load": idle.rss_mb,
+            "measured_in": where,
+            "users": users,
+            "rss_mb": loaded.rss_mb,
+            "rss_mb_before_load": idle.rss_mb,
             "state_bytes_per_user": logical / users if users else None,
             "disk_bytes_per_user": disk / users if users else None,
         }
@@ -581,16 +723,36 @@ class Bench:
                 ready_s = time.monotonic() - seed_start - seed_s
                 ready = sample_process(worker.proc.pid)
                 drains = [
-                    self._drain_cost(worker, settings, topics, population, f"{tag}d{k}", 8 + k, task,
-                                     f"{label}: drain {k + 1}/{plan.growth_drains}")
+                    self._drain_cost(
+                        worker,
+                        settings,
+                        topics,
+                        population,
+                        f"{tag}d{k}",
+                        8 + k,
+                        task,
+                        f"{label}: drain {k + 1}/{plan.growth_drains}",
+                    )
                     for k in range(plan.growth_drains)
                 ]
                 drain = _median_drain(drains)
                 # Latency at a load the worker keeps up with: half what the first point drained.
                 rate = rows[0]["latency_rate"] if rows else max(10, int(drain["eps"] / 2))
                 before = Metrics.scrape(worker.url).processed(topics.clicks, topics.reviews)
-                proc = self._spawn(settings, "loadgen", "events", *population, "--seed", "7", "--tag", tag,
-                                   "--rate", str(rate), "--duration", str(plan.growth_s))
+                proc = self._spawn(
+                    settings,
+                    "loadgen",
+                    "events",
+                    *population,
+                    "--seed",
+                    "7",
+                    "--tag",
+                    tag,
+                    "--rate",
+                    str(rate),
+                    "--duration",
+                    str(plan.growth_s),
+                )
                 start = time.time()
                 cpu0 = sample_process(worker.proc.pid)
                 self._watch(worker, topics, task, until=lambda _, p=proc: not p.running, label=f"{label}:")
@@ -600,18 +762,32 @@ class Bench:
                 processed = Metrics.scrape(worker.url).processed(topics.clicks, topics.reviews) - before
                 hits = Metrics.scrape(worker.url)
             self.progress.update(task, status=f"{label}: reading the outputs")
-            recs = read_outputs(settings, topics.recommendations,
-                                lambda m, t=tag: str(m.get("trigger_event_id", "")).startswith(t + "-"))
-            lat = percentiles((m["published_ts"] - m["event_ts"]) * 1000 for m in recs
-                              if m["event_ts"] >= start + plan.warmup_s)
+            recs = read_outputs(
+                settings,
+                topics.recommendations,
+                lambda m, t=tag: str(m.get("trigger_event_id", "")).startswith(t + "-"),
+            )
+            lat = percentiles(
+                (m["published_ts"] - m["event_ts"]) * 1000 for m in recs if m["event_ts"] >= start + plan.warmup_s
+            )
             table = table_size(settings.data_dir, "users")
             row = {
-                "users": users, "items": items, "seeded_users": seeded["sent"], "seed_s": seed_s, "ready_s": ready_s,
-                "cpu_ms_per_event": drain["cpu_ms_per_event"], "drain_eps": drain["eps"],
-                "reference_ms": drain["reference_ms"], "cpu_per_reference": drain["cpu_per_reference"],
-                "drains": drains, "latency_rate": rate, "events": processed,
+                "users": users,
+                "items": items,
+                "seeded_users": seeded["sent"],
+                "seed_s": seed_s,
+                "ready_s": ready_s,
+                "cpu_ms_per_event": drain["cpu_ms_per_event"],
+                "drain_eps": drain["eps"],
+                "reference_ms": drain["reference_ms"],
+                "cpu_per_reference": drain["cpu_per_reference"],
+                "drains": drains,
+                "latency_rate": rate,
+                "events": processed,
                 "light_cpu_ms_per_event": 1000 * (cpu1.cpu_s - cpu0.cpu_s) / processed if processed else None,
-                "latency_ms": lat, "rss_mb": cpu1.rss_mb, "table_keys": table.keys,
+                "latency_ms": lat,
+                "rss_mb": cpu1.rss_mb,
+                "table_keys": table.keys,
                 "state_bytes_per_user": table.logical_bytes / table.keys if table.keys else None,
                 "disk_bytes_per_user": table.disk_bytes / table.keys if table.keys else None,
                 "hit_rate": _hit_rate(hits),
@@ -629,8 +805,15 @@ class Bench:
         self.progress.update(task, status="done")
 
     def _drain_cost(
-        self, worker: WorkerProcess, settings: Settings, topics: Topics, population: tuple[str, ...],
-        tag: str, seed: int, task: Any, label: str,
+        self,
+        worker: WorkerProcess,
+        settings: Settings,
+        topics: Topics,
+        population: tuple[str, ...],
+        tag: str,
+        seed: int,
+        task: Any,
+        label: str,
     ) -> dict[str, Any]:
         """The worker's CPU per event while it drains a backlog: its work per event, where at a
         light load the CPU of its timers, followers and polls would dominate the figure. Taken
@@ -638,11 +821,18 @@ class Bench:
         assert worker.proc is not None
         n = self.plan.growth_drain_events
         base = Metrics.scrape(worker.url).processed(topics.clicks, topics.reviews)
-        sent = self._loadgen(settings, "events", *population, "--seed", str(seed),
-                             "--tag", tag, "--count", str(n))["sent"]
+        sent = self._loadgen(settings, "events", *population, "--seed", str(seed), "--tag", tag, "--count", str(n))[
+            "sent"
+        ]
         with SpeedProbe() as probe:
-            series = self._watch(worker, topics, task, label=label, timeout_s=600,
-                                 until=lambda s: bool(s and s[-1]["processed"] - base >= sent))
+            series = self._watch(
+                worker,
+                topics,
+                task,
+                label=label,
+                timeout_s=600,
+                until=lambda s: bool(s and s[-1]["processed"] - base >= sent),
+            )
         middle = [s for s in series if 0.2 * sent <= s["processed"] - base <= 0.9 * sent]
         if len(middle) < 2:  # a short drain (quick runs): the whole of it
             middle = series
@@ -679,13 +869,17 @@ class Bench:
         # weights instead, as the offline replay's model does, so that the two hit rates compare.
         SnapshotStore(settings.data_dir / "snapshots").save(untrained_snapshot())
         with self._worker(settings, task) as worker:
+
             def drained(series: list[dict[str, float]]) -> bool:
                 # Done when every event is processed, or nothing moved for 15 s (rejected rows).
                 if not series:
                     return False
                 stalled = [s for s in series if s["processed"] == series[-1]["processed"]]
-                return (series[-1]["processed"] >= sent or series[-1]["t"] - stalled[0]["t"] > 15
-                        or series[-1]["t"] - series[0]["t"] > self.plan.replay_s)
+                return (
+                    series[-1]["processed"] >= sent
+                    or series[-1]["t"] - stalled[0]["t"] > 15
+                    or series[-1]["t"] - series[0]["t"] > self.plan.replay_s
+                )
 
             self._watch(worker, topics, task, until=drained, label="replaying")
             hits = Metrics.scrape(worker.url)
@@ -699,13 +893,16 @@ class Bench:
         replay["hit_rate_all_events"] = replay["hits"] / clicks if clicks else None
         replay["offline"] = offline_hit_rate(self.plan.replay_limit)
         if len(published) < sent * 0.99:
-            self.note(f"replay: {len(published):,} of {sent:,} Taobao events were processed within "
-                      f"{self.plan.replay_s:.0f} s; the hit rate covers those")
+            self.note(
+                f"replay: {len(published):,} of {sent:,} Taobao events were processed within "
+                f"{self.plan.replay_s:.0f} s; the hit rate covers those"
+            )
         if self.results.get("faust_bare_eps"):
             replay["ratio_to_faust_bare"] = eps / self.results["faust_bare_eps"]
         self.results["replay"] = replay
-        self.progress.update(task, total=1, completed=1,
-                             status=f"{eps:,.0f} ev/s, online hit rate {replay['hit_rate'] or 0:.3f}")
+        self.progress.update(
+            task, total=1, completed=1, status=f"{eps:,.0f} ev/s, online hit rate {replay['hit_rate'] or 0:.3f}"
+        )
 
 
 class _Child:
@@ -775,8 +972,13 @@ def offline_hit_rate(limit: int) -> dict[str, Any] | None:
         return None
     results = json.loads(OFFLINE_TAOBAO.read_text())
     model = results["results"]["model"]
-    return {"hit_rate@10": model["hit_rate@10"], "n": results["n"], "source": OFFLINE_TAOBAO.name,
-            "returning_hit_rate@10": model.get("returning_hit_rate@10"), "returning_n": model.get("returning_n")}
+    return {
+        "hit_rate@10": model["hit_rate@10"],
+        "n": results["n"],
+        "source": OFFLINE_TAOBAO.name,
+        "returning_hit_rate@10": model.get("returning_hit_rate@10"),
+        "returning_n": model.get("returning_n"),
+    }
 
 
 def _hit_rate(metrics: Metrics) -> dict[str, Any]:
@@ -813,8 +1015,10 @@ def _spread(rows: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
 def _transport_ms(reader: TopicReader, tag: str, since: float) -> list[float]:
     """Click ``ts`` to the reader's receipt (ms) of the clicks of one load phase, from ``since``."""
     return [
-        (r.received - r.value["ts"]) * 1000 for r in reader.items
-        if isinstance(r.value, dict) and str(r.value.get("event_id", "")).startswith(tag + "-")
+        (r.received - r.value["ts"]) * 1000
+        for r in reader.items
+        if isinstance(r.value, dict)
+        and str(r.value.get("event_id", "")).startswith(tag + "-")
         and r.value["ts"] >= since
     ]
 
@@ -825,7 +1029,8 @@ def _freshness(probes: list[Click], recs: list[dict[str, Any]], transport: dict[
     delays, own = [], 0
     for click in probes:
         shown = [
-            m for m in recs
+            m
+            for m in recs
             if m.get("user_id") == click.user_id and any(i["category"] == click.category for i in m["interests"])
         ]
         if shown:
@@ -834,7 +1039,9 @@ def _freshness(probes: list[Click], recs: list[dict[str, Any]], transport: dict[
             own += first["trigger_event_id"] == click.event_id
     summary = percentiles(delays)
     return {
-        "probes": len(probes), "reflected": len(delays), "reflected_by_own_recommendation": own,
+        "probes": len(probes),
+        "reflected": len(delays),
+        "reflected_by_own_recommendation": own,
         "click_to_recommendation_ms": summary,
         "ratio_p50_to_transport": _ratio(summary["p50"], transport.get("p50")),
     }
@@ -882,8 +1089,22 @@ class _Profiler:
         exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         self.out = out
         out.parent.mkdir(parents=True, exist_ok=True)
-        self._cmd = [exe, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200", "-f", "raw",
-                     "--full-filenames", "-o", str(out), "--nonblocking"]
+        self._cmd = [
+            exe,
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(int(seconds)),
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "--full-filenames",
+            "-o",
+            str(out),
+            "--nonblocking",
+        ]
         self._proc: subprocess.Popen[bytes] | None = None
         self._timer = threading.Timer(delay_s, self._start)
         self._timer.start()
@@ -898,4 +1119,3 @@ class _Profiler:
         from streams.bench.report import profile_summary
 
         return {"collapsed": str(self.out), **profile_summary(self.out)} if self.out.exists() else {}
-

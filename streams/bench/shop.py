@@ -97,15 +97,21 @@ class SimulatedShop:
             users = self._users.draw(rng, _CHUNK)
             items, actions = self._items_for(rng, users)
             reviews = rng.random(_CHUNK) < self.review_share
-            for u, i, a, is_review in zip(users.tolist(), items.tolist(), actions.tolist(), reviews.tolist(),
-                                          strict=True):
+            for u, i, a, is_review in zip(
+                users.tolist(), items.tolist(), actions.tolist(), reviews.tolist(), strict=True
+            ):
                 ts = next(clock)
                 event_id = f"{tag}-{n}"
                 n += 1
                 if is_review:
                     positive = texts.random() < 0.7
-                    yield Review(event_id, self.user_id(u), self.item_id(i),
-                                 review_text(texts, positive, texts.random() < 0.3), ts)
+                    yield Review(
+                        event_id,
+                        self.user_id(u),
+                        self.item_id(i),
+                        review_text(texts, positive, texts.random() < 0.3),
+                        ts,
+                    )
                 else:
                     yield Click(event_id, self.user_id(u), self.item_id(i), self._actions[a], ts, self.category(i))
 

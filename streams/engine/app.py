@@ -146,24 +146,23 @@ class Engine:
         self.items = self._table("items")
         self._changelogs = {t.changelog_topic_name: t for t in (self.users, self.items)}
         self._handles = {
-            name: self.app.topic(
-                name, key_serializer="raw", value_serializer="raw", partitions=spec_partitions
-            )
-            for name, spec_partitions in (
-                (spec.name, spec.partitions) for spec in self.topics.specs()
-            )
+            name: self.app.topic(name, key_serializer="raw", value_serializer="raw", partitions=spec_partitions)
+            for name, spec_partitions in ((spec.name, spec.partitions) for spec in self.topics.specs())
         }
-        self.catalog_follower = Follower(
-            settings, self.topics.items_changelog, self._apply_item_change, "catalog"
+        self.catalog_follower = Follower(settings, self.topics.items_changelog, self._apply_item_change, "catalog")
+        self.snapshot_follower = Follower(settings, self.topics.snapshots, self._apply_snapshot_record, "snapshots")
+        self.training_feed = (
+            TrainingFeed(
+                settings,
+                self.topics.training,
+                submit=self._submit_training,
+                on_elected=self._ensure_trainer,
+                on_deposed=self._stop_trainer,
+                on_delay=self.metrics.train_feed_delay.set,
+            )
+            if settings.train
+            else None
         )
-        self.snapshot_follower = Follower(
-            settings, self.topics.snapshots, self._apply_snapshot_record, "snapshots"
-        )
-        self.training_feed = TrainingFeed(
-            settings, self.topics.training, submit=self._submit_training,
-            on_elected=self._ensure_trainer, on_deposed=self._stop_trainer,
-            on_delay=self.metrics.train_feed_delay.set,
-        ) if settings.train else None
         self.broker_watch = BrokerWatch(
             settings,
             on_change=lambda up: self.metrics.broker_up.set(int(up)),
@@ -174,29 +173,43 @@ class Engine:
         n = settings.partitions
         current_model = self.current_model
         self.clicks = ClickProcessor(
-            self.topics, n, self.metrics, users, self.catalog, current_model, self.activity,
-            top_k=settings.top_k, interest_half_life_s=settings.interest_half_life_s,
-            coalesce_after_s=settings.coalesce_after_ms / 1000.0, learn=self._learn,
+            self.topics,
+            n,
+            self.metrics,
+            users,
+            self.catalog,
+            current_model,
+            self.activity,
+            top_k=settings.top_k,
+            interest_half_life_s=settings.interest_half_life_s,
+            coalesce_after_s=settings.coalesce_after_ms / 1000.0,
+            learn=self._learn,
             on_hit=self.keeper.record_hit,
         )
         self.reviews = ReviewProcessor(
             self.topics, n, self.metrics, users, current_model, self.catalog, learn=self._learn
         )
         rule = AlertRule(
-            settings.alert_window, settings.alert_min_reviews, settings.alert_negative_ratio,
-            settings.alert_jump, settings.alert_rearm_ratio,
+            settings.alert_window,
+            settings.alert_min_reviews,
+            settings.alert_negative_ratio,
+            settings.alert_jump,
+            settings.alert_rearm_ratio,
         )
         self.item_reviews = ItemReviewProcessor(self.topics, n, self.metrics, items, rule)
         self.catalog_updates = CatalogProcessor(self.topics, n, self.metrics, items)
-        self.item_activity = ActivityProcessor(
-            self.topics, n, self.metrics, items, settings.popularity_half_life_s
-        )
+        self.item_activity = ActivityProcessor(self.topics, n, self.metrics, items, settings.popularity_half_life_s)
         self._register()
 
     def _table(self, name: str) -> BatchTable:
         table = BatchTable(
-            self.app, name=name, beacon=self.app.tables.beacon, key_type=bytes, value_type=bytes,
-            partitions=self.settings.partitions, options=ROCKSDB_OPTIONS,
+            self.app,
+            name=name,
+            beacon=self.app.tables.beacon,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=self.settings.partitions,
+            options=ROCKSDB_OPTIONS,
         )
         self.app.tables.add(table)
         return table
@@ -255,8 +268,10 @@ class Engine:
                 log.error("the trainer process died; starting a new one from the served snapshot")
             s = self.settings
             self.trainer = TrainerProcess(
-                self.keeper.snapshot.to_bytes(), s.snapshot_interval_s,
-                threads=s.trainer_threads, nice=s.trainer_nice,
+                self.keeper.snapshot.to_bytes(),
+                s.snapshot_interval_s,
+                threads=s.trainer_threads,
+                nice=s.trainer_nice,
             )
         return self.trainer
 
@@ -274,8 +289,10 @@ class Engine:
                     self.metrics.train_examples.labels(task).inc(n)
                 self.metrics.train_skipped.inc(report.skipped)
             if report.snapshot is not None:
-                out += [Outgoing(self.topics.snapshots, key, value)
-                        for key, value in snapshot_records(report.snapshot, report.version)]
+                out += [
+                    Outgoing(self.topics.snapshots, key, value)
+                    for key, value in snapshot_records(report.snapshot, report.version)
+                ]
             progress = TrainerProgress(report.trained_until, report.examples, report.version)
             out.append(Outgoing(self.topics.snapshots, PROGRESS_KEY, progress.to_bytes()))
         self.metrics.train_dropped.set(trainer.dropped)
@@ -292,14 +309,17 @@ class Engine:
         if self._snapshot_producer is None and time.monotonic() >= self._snapshot_producer_retry:
             s = self.settings
             producer = AIOKafkaProducer(
-                bootstrap_servers=s.bootstrap_servers, acks="all", client_id=f"{s.app_id}-snapshots",
+                bootstrap_servers=s.bootstrap_servers,
+                acks="all",
+                client_id=f"{s.app_id}-snapshots",
                 **s.kafka_client_options(),
             )
             try:
                 await producer.start()
             except Exception as exc:  # noqa: BLE001 - a timer that raises stops the whole app
-                log.warning("the snapshot producer could not start (%r); trying again in %.0f s",
-                            exc, SNAPSHOT_PRODUCER_RETRY_S)
+                log.warning(
+                    "the snapshot producer could not start (%r); trying again in %.0f s", exc, SNAPSHOT_PRODUCER_RETRY_S
+                )
                 self._snapshot_producer_retry = time.monotonic() + SNAPSHOT_PRODUCER_RETRY_S
                 with contextlib.suppress(Exception):
                     await producer.stop()
@@ -413,8 +433,13 @@ class Engine:
             for topic, n in sent.items():
                 self.metrics.published.labels(topic).inc(n)
             if failed:
-                log.warning("the broker refused %d of %d messages (%r): sending them again in %.1f s",
-                            len(failed), len(out), failed[0][1], delay)
+                log.warning(
+                    "the broker refused %d of %d messages (%r): sending them again in %.1f s",
+                    len(failed),
+                    len(out),
+                    failed[0][1],
+                    delay,
+                )
                 self.metrics.resent.inc(len(failed))
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 5.0)
@@ -432,8 +457,13 @@ class Engine:
     def _process(self, processor: Any, events: Sequence[Any]) -> list[Outgoing]:
         batch = [
             Incoming(
-                e.message.topic, e.message.partition, e.message.offset, e.message.key,
-                e.message.value, e, int(e.message.timestamp * 1000),
+                e.message.topic,
+                e.message.partition,
+                e.message.offset,
+                e.message.key,
+                e.message.value,
+                e,
+                int(e.message.timestamp * 1000),
             )
             for e in events
         ]
@@ -526,4 +556,3 @@ class Engine:
 
         setup_prometheus_sensors(app, registry=self.metrics.registry, name_prefix="shopguide_faust")
         register_views(self)
-

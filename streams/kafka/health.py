@@ -70,7 +70,8 @@ class BrokerWatch:
         log.error(
             "the broker has lost %d of the engine's topics (%s...): creating them again; "
             "their data is gone, this worker carries on with its local state",
-            len(missing), sorted(missing)[0],
+            len(missing),
+            sorted(missing)[0],
         )
         await asyncio.to_thread(create_topics, self._settings)
         await self._on_recreated(missing)

@@ -194,10 +194,13 @@ class _Consumer(driver.Consumer):
         skipped = self._continuity.check(records, guarded)
         if not skipped:
             return records
-        log.warning("fetched records past offsets never delivered, fetching again from %s", {
-            f"{tp.topic}[{tp.partition}]": {"owed": offset, "fetched": records[tp][0].offset}
-            for tp, offset in skipped.items()
-        })
+        log.warning(
+            "fetched records past offsets never delivered, fetching again from %s",
+            {
+                f"{tp.topic}[{tp.partition}]": {"owed": offset, "fetched": records[tp][0].offset}
+                for tp, offset in skipped.items()
+            },
+        )
         with _unless_rebalanced():
             await self._thread.seek_wait(skipped)
         return {tp: batch for tp, batch in records.items() if tp not in skipped}

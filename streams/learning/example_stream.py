@@ -89,8 +89,15 @@ class ExampleBuilder:
         if not isinstance(model, NeuralServingModel):
             return None
         examples = click_examples(
-            before, click.item_id, click.action, click.ts, category, self._catalog, self._rng,
-            index=model.index, config=self._config(model),
+            before,
+            click.item_id,
+            click.action,
+            click.ts,
+            category,
+            self._catalog,
+            self._rng,
+            index=model.index,
+            config=self._config(model),
         )
         return pack_examples(examples)
 
@@ -100,7 +107,13 @@ class ExampleBuilder:
         if not isinstance(model, NeuralServingModel) or review.rating is None:
             return None
         example = review_example(
-            before, review.text, review.rating, None, review.item_id, category, ts=review.ts,
+            before,
+            review.text,
+            review.rating,
+            None,
+            review.item_id,
+            category,
+            ts=review.ts,
             config=self._config(model),
         )
         return pack_examples([example])

@@ -166,7 +166,11 @@ class ModelKeeper:
         assert self._previous is not None
         log.error(
             "model %d: online hit rate %.4f fell below %.0f%% of the baseline %.4f; rolling back to %d",
-            version, rate, 100 * (1 - self._rule.drop), self._baseline.value, self._previous[0].version,
+            version,
+            rate,
+            100 * (1 - self._rule.drop),
+            self._baseline.value,
+            self._previous[0].version,
         )
         self._rolled_back.add(version)
         self.snapshot, self.current = self._previous

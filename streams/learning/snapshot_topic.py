@@ -43,8 +43,7 @@ def snapshot_records(data: bytes, version: int) -> list[tuple[bytes, bytes]]:
     """The records that publish one snapshot, manifest last."""
     chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
     records = [
-        (f"chunk/{i}".encode(), _CHUNK_HEAD.pack(version, i, len(chunks)) + chunk)
-        for i, chunk in enumerate(chunks)
+        (f"chunk/{i}".encode(), _CHUNK_HEAD.pack(version, i, len(chunks)) + chunk) for i, chunk in enumerate(chunks)
     ]
     manifest = {
         "version": version,

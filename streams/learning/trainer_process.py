@@ -41,8 +41,14 @@ class TrainerReport:
 
 
 def _child(
-    inbox: Any, outbox: Any, resume: bytes | None, interval_s: float, seed: int, parent: int,
-    threads: int, nice: int,
+    inbox: Any,
+    outbox: Any,
+    resume: bytes | None,
+    interval_s: float,
+    seed: int,
+    parent: int,
+    threads: int,
+    nice: int,
 ) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # A worker's event loop is one thread, and a trainer on every core (TensorFlow's default) cost
@@ -93,8 +99,9 @@ def _child(
             losses = trainer.learn_many(pending)
             labels = {t: trainer.counters[f"labels/{t}"] - before.get(f"labels/{t}", 0) for t in TASKS}
             skipped = trainer.counters["skipped_steps"] - before["skipped_steps"]
-            outbox.put(TrainerReport(newest, len(pending), time.perf_counter() - began, losses, labels,
-                                     skipped=skipped))
+            outbox.put(
+                TrainerReport(newest, len(pending), time.perf_counter() - began, losses, labels, skipped=skipped)
+            )
             learned_since_export += len(pending)
             trained_until = newest
             pending = []
@@ -110,7 +117,12 @@ def _child(
 
 class TrainerProcess:
     def __init__(
-        self, resume: bytes | None, snapshot_interval_s: float, *, threads: int = 1, nice: int = 0,
+        self,
+        resume: bytes | None,
+        snapshot_interval_s: float,
+        *,
+        threads: int = 1,
+        nice: int = 0,
         backlog: int = 8,
     ) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that runs threads

@@ -79,8 +79,13 @@ class ProcessorBase:
         self.metrics.events.labels(msg.topic, "deadlettered").inc()
         self.metrics.deadletters.labels(reason).inc()
         value = messages.dead_letter(
-            source_topic=msg.topic, partition=msg.partition, offset=msg.offset, reason=reason,
-            error=error, payload=msg.value, ts=self.clock(),
+            source_topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            reason=reason,
+            error=error,
+            payload=msg.value,
+            ts=self.clock(),
         )
         return Outgoing(self.topics.deadletter, None, value)
 

@@ -39,8 +39,17 @@ class ItemReviewProcessor(ProcessorBase):
         out: list[Outgoing] = []
         for msg in batch:
             try:
-                r = parse_internal(msg.value, {"event_id": str, "user_id": str, "item_id": str,
-                                          "ts": float, "score": float, "model_version": int})
+                r = parse_internal(
+                    msg.value,
+                    {
+                        "event_id": str,
+                        "user_id": str,
+                        "item_id": str,
+                        "ts": float,
+                        "score": float,
+                        "model_version": int,
+                    },
+                )
             except InvalidEvent as exc:
                 out.append(self.dead_letter(msg, exc.reason, str(exc)))
                 continue
@@ -65,8 +74,13 @@ class ItemReviewProcessor(ProcessorBase):
                     self.topics.sentiment,
                     item_id.encode(),
                     messages.sentiment(
-                        event_id=r["event_id"], user_id=r["user_id"], item_id=item_id, score=score,
-                        figures=figures, model_version=r["model_version"], event_ts=r["ts"],
+                        event_id=r["event_id"],
+                        user_id=r["user_id"],
+                        item_id=item_id,
+                        score=score,
+                        figures=figures,
+                        model_version=r["model_version"],
+                        event_ts=r["ts"],
                         published_ts=now,
                     ),
                 )
@@ -80,8 +94,11 @@ class ItemReviewProcessor(ProcessorBase):
                         self.topics.sentiment,
                         item_id.encode(),
                         messages.sentiment_alert(
-                            item_id=item_id, trigger_event_id=r["event_id"], figures=alert,
-                            threshold=self.rule.negative_ratio, model_version=r["model_version"],
+                            item_id=item_id,
+                            trigger_event_id=r["event_id"],
+                            figures=alert,
+                            threshold=self.rule.negative_ratio,
+                            model_version=r["model_version"],
                             published_ts=now,
                         ),
                     )

@@ -135,9 +135,7 @@ class ClickProcessor(ProcessorBase):
         out += self._publish(round_, model)
         return out
 
-    def _publish(
-        self, round_: dict[str, tuple[Incoming, Click, UserState]], model: ServingModel
-    ) -> list[Outgoing]:
+    def _publish(self, round_: dict[str, tuple[Incoming, Click, UserState]], model: ServingModel) -> list[Outgoing]:
         if not round_:
             return []
         entries = list(round_.values())

@@ -42,8 +42,13 @@ def _json(obj: Any) -> bytes:
 
 
 def valid_click(n: int) -> dict[str, Any]:
-    return {"event_id": f"fz-{n}", "user_id": f"fz-u{n % 17}", "item_id": f"fz-i{n % 23}",
-            "action": ACTIONS[n % 5], "ts": NOW - 60 + n % 50}
+    return {
+        "event_id": f"fz-{n}",
+        "user_id": f"fz-u{n % 17}",
+        "item_id": f"fz-i{n % 23}",
+        "action": ACTIONS[n % 5],
+        "ts": NOW - 60 + n % 50,
+    }
 
 
 hostile_objects = st.fixed_dictionaries(

@@ -59,9 +59,7 @@ class TopicReader:
         with self._lock:
             return list(self._items)
 
-    def wait_for(
-        self, predicate: Callable[[Any], bool], count: int = 1, timeout_s: float = 30.0
-    ) -> list[Any]:
+    def wait_for(self, predicate: Callable[[Any], bool], count: int = 1, timeout_s: float = 30.0) -> list[Any]:
         """The values matching ``predicate`` once there are at least ``count`` of them."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
@@ -71,9 +69,7 @@ class TopicReader:
                     return found
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(
-                        f"{self.topic}: {len(found)} of {count} expected messages after {timeout_s} s"
-                    )
+                    raise TimeoutError(f"{self.topic}: {len(found)} of {count} expected messages after {timeout_s} s")
                 self._lock.wait(min(left, 0.5))
 
     def close(self) -> None:
@@ -185,7 +181,8 @@ def progress_report(url: str, topic: str) -> str:
         return f"worker unreachable: {exc!r}"
     quoted = f'topic="{topic}"'
     lines = [
-        line for line in text.splitlines()
+        line
+        for line in text.splitlines()
         if quoted in line and line.startswith(("shopguide_consumer_lag", "shopguide_events_total"))
     ]
     return f"healthz {status} {health}; " + "; ".join(lines or ["no lag or event metric: no partition assigned"])
@@ -208,8 +205,9 @@ class ClickStream(threading.Thread):
         for n in range(self.events):
             user = rng.choice(users)
             action = rng.choices(("view", "click", "cart", "fav", "buy"), weights=(60, 25, 6, 5, 4))[0]
-            click = Click(f"{self.prefix}-{n}", user, f"{self.prefix}-item-{rng.randrange(200)}", action,
-                          time.time(), "c")
+            click = Click(
+                f"{self.prefix}-{n}", user, f"{self.prefix}-item-{rng.randrange(200)}", action, time.time(), "c"
+            )
             self.cluster.producer.send(self.cluster.topics.clicks, user.encode(), click.to_json())
             self.expected[user][action] += 1
             time.sleep(max(0.0, start + (n + 1) / self.rate - time.monotonic()))

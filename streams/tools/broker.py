@@ -45,8 +45,12 @@ def broker_env() -> dict[str, str]:
     """Tansu reads unprefixed variables (LISTENER_URL, STORAGE_ENGINE...): pass the command line
     only, so a stray variable in the caller's shell cannot move the broker."""
     tansu_vars = {
-        "CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE",
-        "SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "CLUSTER_ID",
+        "LISTENER_URL",
+        "ADVERTISED_LISTENER_URL",
+        "STORAGE_ENGINE",
+        "SCHEMA_REGISTRY",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
     }
     env = {k: v for k, v in os.environ.items() if k not in tansu_vars}
     env.setdefault("RUST_LOG", "warn")

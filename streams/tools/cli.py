@@ -101,8 +101,12 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     pacer = Pacer(args.rate)
     sent = rejected = 0
     progress = Progress(
-        TextColumn("[bold]replay {task.fields[fmt]}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.0f} ev/s"), TimeElapsedColumn(), console=err,
+        TextColumn("[bold]replay {task.fields[fmt]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.0f} ev/s"),
+        TimeElapsedColumn(),
+        console=err,
     )
     start = time.monotonic()
     with EventProducer(settings) as producer, progress:
@@ -184,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=0, help="send at most this many events")
     p.add_argument("--rate", type=float, default=0.0, help="events per second (default: as fast as possible)")
     p.add_argument(
-        "--timestamps", choices=("now", "original"), default="now",
+        "--timestamps",
+        choices=("now", "original"),
+        default="now",
         help="stamp events with the send time (default) or keep the data set's times",
     )
     p.set_defaults(run=_replay)
@@ -215,9 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"shopguide: {exc}")
         return 2
     if args.command != "worker":  # the worker's logging is set up by Faust
-        logging.basicConfig(
-            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.WARNING)
     return int(args.run(args, settings) or 0)
 

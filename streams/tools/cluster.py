@@ -23,8 +23,18 @@ from typing import Any
 from streams.settings import Settings
 
 #: Variables Faust or its libraries would read if they were set in the parent.
-_FOREIGN = ("WEB_PORT", "WEB_BIND", "WEB_HOST", "BROKER_URL", "STORE", "DATADIR", "APP_DATADIR",
-            "CANONICAL_URL", "F_DATADIR", "WORKDIR")
+_FOREIGN = (
+    "WEB_PORT",
+    "WEB_BIND",
+    "WEB_HOST",
+    "BROKER_URL",
+    "STORE",
+    "DATADIR",
+    "APP_DATADIR",
+    "CANONICAL_URL",
+    "F_DATADIR",
+    "WORKDIR",
+)
 
 
 def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -46,9 +46,7 @@ class _Watcher:
             topics.deadletter: "deadletter",
         }
         self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._watch, args=(t,), daemon=True) for t in self._names
-        ]
+        self._threads = [threading.Thread(target=self._watch, args=(t,), daemon=True) for t in self._names]
 
     def start(self) -> None:
         for t in self._threads:
@@ -121,10 +119,7 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0) -> int:
             producer.flush()
             # Interleave clicks and reviews in time order, broken messages among them.
             stream = sorted([*sample.clicks, *sample.reviews], key=lambda e: e.ts)
-            bad_at = {
-                len(stream) * (i + 1) // (len(sample.invalid) + 1): bad
-                for i, bad in enumerate(sample.invalid)
-            }
+            bad_at = {len(stream) * (i + 1) // (len(sample.invalid) + 1): bad for i, bad in enumerate(sample.invalid)}
             pacer = Pacer(rate)
             for n, event in enumerate(stream):
                 if n in bad_at:
@@ -140,8 +135,7 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0) -> int:
         expected = Counter(sentiment=len(sample.reviews), deadletter=len(sample.invalid))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (
-            any(watcher.counts[k] < v for k, v in expected.items())
-            or not set(latest.values()) <= watcher.triggers
+            any(watcher.counts[k] < v for k, v in expected.items()) or not set(latest.values()) <= watcher.triggers
         ):
             time.sleep(0.2)
         time.sleep(0.5)  # alerts come right after their review's sentiment

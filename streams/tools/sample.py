@@ -13,17 +13,50 @@ from dataclasses import dataclass
 from streams.events import Click, Item, Review
 
 CATEGORIES = (
-    "dresses", "shoes", "bags", "phones", "laptops", "books", "tea", "skincare", "toys",
-    "kitchen", "sports", "jewelry",
+    "dresses",
+    "shoes",
+    "bags",
+    "phones",
+    "laptops",
+    "books",
+    "tea",
+    "skincare",
+    "toys",
+    "kitchen",
+    "sports",
+    "jewelry",
 )
 ACTION_MIX = (("view", 0.62), ("click", 0.2), ("fav", 0.06), ("cart", 0.08), ("buy", 0.04))
 
-_EN_POS = ("Love it", "Great quality", "Fits perfectly", "Exactly as described", "Very comfortable",
-           "Beautiful colour", "Fast delivery", "Worth every penny", "Highly recommend")
-_EN_NEG = ("Terrible quality", "Broke after two days", "Much smaller than pictured", "Arrived damaged",
-           "Cheap material", "Not worth the money", "Very disappointed", "Returned it immediately")
-_EN_TAIL = ("my sister agrees.", "will buy again.", "for the price.", "after a week of use.",
-            "as a gift.", "compared to the photos.")
+_EN_POS = (
+    "Love it",
+    "Great quality",
+    "Fits perfectly",
+    "Exactly as described",
+    "Very comfortable",
+    "Beautiful colour",
+    "Fast delivery",
+    "Worth every penny",
+    "Highly recommend",
+)
+_EN_NEG = (
+    "Terrible quality",
+    "Broke after two days",
+    "Much smaller than pictured",
+    "Arrived damaged",
+    "Cheap material",
+    "Not worth the money",
+    "Very disappointed",
+    "Returned it immediately",
+)
+_EN_TAIL = (
+    "my sister agrees.",
+    "will buy again.",
+    "for the price.",
+    "after a week of use.",
+    "as a gift.",
+    "compared to the photos.",
+)
 _ZH_POS = ("质量很好", "非常满意", "物流很快", "性价比高", "做工精致", "颜色很漂亮", "穿着很舒服", "值得购买")
 _ZH_NEG = ("质量太差", "非常失望", "物流太慢", "做工粗糙", "和图片不一样", "用了两天就坏了", "不值这个价", "客服态度差")
 _ZH_TAIL = ("下次还会再来。", "推荐给朋友了。", "包装也不错。", "就这样吧。", "不会再买了。", "给个评价。")
@@ -105,8 +138,11 @@ def generate(events: int = 2000, seed: int = 7, start_ts: float = 1.7e9) -> Samp
             )
         )
     invalid = [
-        ("clicks", b'{"event_id": "bad-1", "user_id": "user-001", "item_id": "item-0001", '
-                   b'"action": "teleport", "ts": 1800000000}'),
+        (
+            "clicks",
+            b'{"event_id": "bad-1", "user_id": "user-001", "item_id": "item-0001", '
+            b'"action": "teleport", "ts": 1800000000}',
+        ),
         ("clicks", b"301780,543546,4181361,pv,15"),
         ("reviews", b'{"event_id": "bad-3", "item_id": "item-0002", "text": "no user", "ts": 1800000000}'),
     ][:n_invalid]

@@ -69,8 +69,13 @@ def test_profile_summary_groups_collapsed_stacks(tmp_path: Path):
 
 
 def test_goals_are_judged_from_the_figures_alone():
-    results = {"throughput_eps": 6000.0, "faust_bare_eps": 10_000.0, "state_bytes_per_user": 900.0,
-               "latency_ms": {"1000": {"p50": 4.0, "p99": 80.0}}, "snapshot_age_s": 2.5}
+    results = {
+        "throughput_eps": 6000.0,
+        "faust_bare_eps": 10_000.0,
+        "state_bytes_per_user": 900.0,
+        "latency_ms": {"1000": {"p50": 4.0, "p99": 80.0}},
+        "snapshot_age_s": 2.5,
+    }
     met = {g["goal"]: g["met"] for g in judge(results)}
     assert met["model snapshot age <= 2 s at 1,000 events/s (the most seen)"] is False
     assert met["engine throughput >= 5,000 events/s"] is True
@@ -81,9 +86,12 @@ def test_goals_are_judged_from_the_figures_alone():
 
 
 def test_a_goal_that_a_processing_free_engine_misses_is_not_reachable():
-    results = {"throughput_eps": 800.0, "faust_bare_eps": 10_000.0, "faust_forward_eps": 6_000.0,
-               "latency_ms": {"1000": {"p50": 900.0, "p99": 2_000.0,
-                                       "transport_alone": {"p50": 11.0, "p99": 20.0}}}}
+    results = {
+        "throughput_eps": 800.0,
+        "faust_bare_eps": 10_000.0,
+        "faust_forward_eps": 6_000.0,
+        "latency_ms": {"1000": {"p50": 900.0, "p99": 2_000.0, "transport_alone": {"p50": 11.0, "p99": 20.0}}},
+    }
     goals = {g["goal"]: g for g in judge(results)}
     throughput = goals["engine throughput >= 5,000 events/s"]
     assert throughput["met"] is False and throughput["bound"] == 6_000.0 and throughput["reachable"] is True
@@ -110,7 +118,11 @@ def test_online_hit_rate_is_judged_against_the_offline_figure_of_the_same_clicks
 def test_growth_points_cover_both_axes_once():
     plan = Plan()
     assert plan.growth_points() == [
-        (10_000, 10_000), (100_000, 10_000), (1_000_000, 10_000), (100_000, 1_000), (100_000, 100_000),
+        (10_000, 10_000),
+        (100_000, 10_000),
+        (1_000_000, 10_000),
+        (100_000, 1_000),
+        (100_000, 100_000),
     ]
 
 
@@ -127,10 +139,16 @@ def test_a_points_figures_all_come_from_its_median_drain():
 
 def test_growth_is_judged_on_the_cost_over_the_machine_speed_of_the_same_seconds():
     def point(users: int, items: int, drains: list[tuple[float, float]]) -> dict[str, object]:
-        runs = [{"eps": 500.0, "cpu_ms_per_event": cpu, "reference_ms": ref,
-                 "cpu_per_reference": cpu / ref} for cpu, ref in drains]
-        return {"users": users, "items": items, "light_cpu_ms_per_event": 3.0,
-                "latency_ms": {"p50": 50.0}} | _median_drain(runs)
+        runs = [
+            {"eps": 500.0, "cpu_ms_per_event": cpu, "reference_ms": ref, "cpu_per_reference": cpu / ref}
+            for cpu, ref in drains
+        ]
+        return {
+            "users": users,
+            "items": items,
+            "light_cpu_ms_per_event": 3.0,
+            "latency_ms": {"p50": 50.0},
+        } | _median_drain(runs)
 
     # The 1M point ran while the machine was 30% slower: its raw cost is 30% higher, its cost
     # over the reference the same. The 100k point's second drain was disturbed: the median drops it.

@@ -18,9 +18,24 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
     out, report = tmp_path / "bench.json", tmp_path / "report"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPGUIDE_")}
     subprocess.run(
-        [sys.executable, "-m", "streams.tools.cli", "bench", "--quick", "--duration", "1",
-         "--only", "ceilings,throughput,latency", "--json", str(out), "--report", str(report)],
-        env=env, check=True, timeout=170,
+        [
+            sys.executable,
+            "-m",
+            "streams.tools.cli",
+            "bench",
+            "--quick",
+            "--duration",
+            "1",
+            "--only",
+            "ceilings,throughput,latency",
+            "--json",
+            str(out),
+            "--report",
+            str(report),
+        ],
+        env=env,
+        check=True,
+        timeout=170,
     )
     r = json.loads(out.read_text())
     for key in ("throughput_eps", "faust_bare_eps", "faust_forward_eps", "aiokafka_pipe_eps"):

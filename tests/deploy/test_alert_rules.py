@@ -60,9 +60,7 @@ def test_alert_names_are_unique(alert_rules: list[dict[str, Any]]) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED_ALERTS))
-def test_alert_has_summary_severity_and_a_runbook_that_exists(
-    alert_rules: list[dict[str, Any]], name: str
-) -> None:
+def test_alert_has_summary_severity_and_a_runbook_that_exists(alert_rules: list[dict[str, Any]], name: str) -> None:
     (rule,) = [r for r in alert_rules if r.get("alert") == name]
     assert rule["labels"]["severity"] in {"warning", "critical"}
     assert rule["annotations"]["summary"].strip()
@@ -104,7 +102,9 @@ def test_scrape_config_loads_the_rules_and_scrapes_the_workers_metrics_path() ->
 def test_promtool_check_rules(promtool: str) -> None:
     result = subprocess.run(
         [promtool, "check", "rules", str(PROMETHEUS / "alerts.yml")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -112,7 +112,9 @@ def test_promtool_check_rules(promtool: str) -> None:
 def test_promtool_check_config(promtool: str) -> None:
     result = subprocess.run(
         [promtool, "check", "config", str(PROMETHEUS / "prometheus.yml")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout

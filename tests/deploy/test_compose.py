@@ -195,15 +195,10 @@ def test_prometheus_scrapes_exactly_the_workers(compose: dict[str, Any]) -> None
     )
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
     for rule_file in config["rule_files"]:
-        assert Path(DEPLOY, volumes[f"/etc/prometheus/{rule_file}"]).resolve() == (
-            DEPLOY / "prometheus" / rule_file
-        )
+        assert Path(DEPLOY, volumes[f"/etc/prometheus/{rule_file}"]).resolve() == (DEPLOY / "prometheus" / rule_file)
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "shopguide"]
     targets = {t for group in job["static_configs"] for t in group["targets"]}
-    expected = {
-        f"{name}:{Settings.from_env(resolved_env(w)).web_port}"
-        for name, w in workers(compose).items()
-    }
+    expected = {f"{name}:{Settings.from_env(resolved_env(w)).web_port}" for name, w in workers(compose).items()}
     assert targets == expected
 
 

@@ -35,7 +35,9 @@ def run(*command: str) -> None:
 
 def test_compose_file_matches_the_compose_specification() -> None:
     run(
-        tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
+        tool("check-jsonschema"),
+        "--builtin-schema",
+        "vendor.compose-spec",
         str(DEPLOY / "docker-compose.yml"),
     )
 

@@ -155,9 +155,7 @@ def test_topics_job_creates_the_topics(k8s_objects: Objects) -> None:
     assert worker_container(k8s_objects)["args"] == ["worker"]
 
 
-def test_images_are_pinned_and_the_same_as_compose(
-    k8s_objects: Objects, compose: dict[str, Any]
-) -> None:
+def test_images_are_pinned_and_the_same_as_compose(k8s_objects: Objects, compose: dict[str, Any]) -> None:
     engine = compose["services"]["worker-1"]["image"]
     for (kind, name), obj in k8s_objects.items():
         if kind not in {"StatefulSet", "Job"}:

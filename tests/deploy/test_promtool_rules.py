@@ -20,7 +20,11 @@ TESTS = PROMETHEUS / "alerts_test.yml"
 def run_tests(promtool: str, directory: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [promtool, "test", "rules", "alerts_test.yml"],
-        cwd=directory, capture_output=True, text=True, check=False, timeout=120,
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
 
 
@@ -58,9 +62,7 @@ def test_every_alert_is_tested_both_firing_and_quiet() -> None:
 
 
 @pytest.mark.parametrize("alert", alert_names())
-def test_unit_tests_fail_when_the_alert_never_fires(
-    promtool: str, tmp_path: Path, alert: str
-) -> None:
+def test_unit_tests_fail_when_the_alert_never_fires(promtool: str, tmp_path: Path, alert: str) -> None:
     groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
     (expr,) = [r["expr"] for g in groups for r in g["rules"] if r.get("alert") == alert]
     result = run_tests(promtool, mutated_rules(tmp_path, alert, expr, "vector(1) == 0"))

@@ -62,17 +62,31 @@ CLICK_OK = '"item_id": "i", "action": "view", "ts": 1800000000'
 BAD = [
     ("clicks", b"{not json at all bad-1", "invalid JSON"),
     ("clicks", b"\xff\xfe\x00\x01 binary bad-2", "not UTF-8"),
-    ("clicks", b'{"event_id": "bad-3", "user_id": 7, "item_id": "i", "action": "view", "ts": 1}',
-     "'user_id': expected a string"),
+    (
+        "clicks",
+        b'{"event_id": "bad-3", "user_id": 7, "item_id": "i", "action": "view", "ts": 1}',
+        "'user_id': expected a string",
+    ),
     ("clicks", ('{"event_id": "bad-4", ' + CLICK_OK + "}").encode(), "'user_id': missing"),
-    ("clicks", b'{"event_id": "bad-5", "user_id": "dl-user", "item_id": "i", "action": "steal", "ts": 1800000000}',
-     "got 'steal'"),
+    (
+        "clicks",
+        b'{"event_id": "bad-5", "user_id": "dl-user", "item_id": "i", "action": "steal", "ts": 1800000000}',
+        "got 'steal'",
+    ),
     ("clicks", b"301780,543546,4181361,pv,15 bad-6", "invalid JSON"),
     ("clicks", b'{"event_id": "bad-7", "user_id": "dl-user", "item_id": "i", "action": "view", "ts": NaN}', "NaN"),
-    ("reviews", json.dumps({"event_id": "bad-8", "user_id": "dl-user", "item_id": "i", "text": "x" * 10_001,
-                            "ts": 1.8e9}).encode(), "at most 10000"),
-    ("reviews", b'{"event_id": "bad-9", "user_id": "dl-user", "item_id": "i", "text": "ok", "rating": 9, "ts": 1.8e9}',
-     "1..5"),
+    (
+        "reviews",
+        json.dumps(
+            {"event_id": "bad-8", "user_id": "dl-user", "item_id": "i", "text": "x" * 10_001, "ts": 1.8e9}
+        ).encode(),
+        "at most 10000",
+    ),
+    (
+        "reviews",
+        b'{"event_id": "bad-9", "user_id": "dl-user", "item_id": "i", "text": "ok", "rating": 9, "ts": 1.8e9}',
+        "1..5",
+    ),
     ("items", b'{"item_id": "bad-10", "category": "c", "price": "free"}', "'price'"),
     ("clicks", b'[{"event_id": "bad-11"}]', "expected a JSON object"),
 ]

@@ -36,16 +36,19 @@ class Prometheus:
         )
         with open(work / "prometheus.log", "wb") as log:
             self.proc = subprocess.Popen(
-                ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={work / 'tsdb'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}"],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    "prometheus",
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={work / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_for_port(self.port, 30, self.proc)
 
     def query(self, expr: str) -> float | None:
-        status, body = get_json(
-            f"http://127.0.0.1:{self.port}/api/v1/query?query={urllib.parse.quote(expr)}"
-        )
+        status, body = get_json(f"http://127.0.0.1:{self.port}/api/v1/query?query={urllib.parse.quote(expr)}")
         assert status == 200, body
         result = body["data"]["result"]
         return float(result[0]["value"][1]) if result else None
@@ -86,8 +89,13 @@ def test_counters_move_by_exactly_the_events_sent(monitored):
     for n in range(bad["json"]):
         cluster.send("clicks", None, b"{broken json " + str(n).encode())
     for n in range(bad["unknown_action"]):
-        cluster.send("clicks", "u", json.dumps({"event_id": f"x{n}", "user_id": "u", "item_id": "i",
-                                                "action": "steal", "ts": time.time()}).encode())
+        cluster.send(
+            "clicks",
+            "u",
+            json.dumps(
+                {"event_id": f"x{n}", "user_id": "u", "item_id": "i", "action": "steal", "ts": time.time()}
+            ).encode(),
+        )
     no_user = {"event_id": "m", "item_id": "i", "action": "view", "ts": time.time()}
     cluster.send("clicks", None, json.dumps(no_user).encode())
 

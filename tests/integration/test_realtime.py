@@ -61,6 +61,7 @@ def test_both_workers_learn_and_serve_the_same_newest_model(pair):
             review = Review(f"learn-r{n}", f"learner-{n % 30}", f"rt-{n % 40}", text, time.time(), 5 if n % 12 else 1)
             pair.producer.send(pair.topics.reviews, review.user_id.encode(), review.to_json())
     pair.producer.flush()
+
     def published() -> int:
         newest = max(model_of(w)["trainer"]["newest_version"] for w in pair.workers)
         return newest if newest > start else 0
@@ -142,8 +143,11 @@ def test_a_bought_item_never_reappears(pair):
     pair.producer.flush()
     pair.recommendations.wait_for(lambda m: m["trigger_event_id"] == "buy-after-7", timeout_s=60)
     # Every recommendation after the purchase; one per click unless the worker ran behind.
-    recs = [r.value for r in pair.recommendations.items
-            if r.value["user_id"] == user and r.value["trigger_event_id"].startswith(("buy-1", "buy-after"))]
+    recs = [
+        r.value
+        for r in pair.recommendations.items
+        if r.value["user_id"] == user and r.value["trigger_event_id"].startswith(("buy-1", "buy-after"))
+    ]
     assert recs and all("rt-5" not in {i["item_id"] for i in r["items"]} for r in recs)
 
 

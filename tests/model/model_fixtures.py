@@ -16,9 +16,12 @@ from state.user import UserState
 TINY = tiny_config()
 HALF_LIFE = 3600.0
 REVIEWS = [  # "\uff0c" is the full-width comma of Chinese text
-    ("这个东西很好用\uff0c非常满意", 5, 1), ("质量太差了\uff0c很失望", 1, 0),
-    ("great fit, love it", 5, 1), ("terrible fabric, returned it", 1, 0),
-    ("物流很快\uff0c不错", 4, 1), ("not good, too small", 2, 0),
+    ("这个东西很好用\uff0c非常满意", 5, 1),
+    ("质量太差了\uff0c很失望", 1, 0),
+    ("great fit, love it", 5, 1),
+    ("terrible fabric, returned it", 1, 0),
+    ("物流很快\uff0c不错", 4, 1),
+    ("not good, too small", 2, 0),
 ]
 
 
@@ -35,8 +38,12 @@ class Stream:
         self.examples: list[Example] = []
         self.config = ExampleConfig(TINY, HALF_LIFE)
         for i in range(events):
-            self.click(f"u{self.rng.integers(30)}", f"i{self.rng.integers(120)}",
-                       ("view", "click", "cart", "fav", "buy")[self.rng.integers(5)], 1000.0 + i)
+            self.click(
+                f"u{self.rng.integers(30)}",
+                f"i{self.rng.integers(120)}",
+                ("view", "click", "cart", "fav", "buy")[self.rng.integers(5)],
+                1000.0 + i,
+            )
         for n, (text, rating, label) in enumerate(REVIEWS * 10):
             self.examples.append(review_example(None, text, rating, label, f"i{n % 7}", "c1"))
 
@@ -44,8 +51,9 @@ class Stream:
         self.now = ts
         category = f"c{int(item_id[1:]) % 9}"
         user = self.users.setdefault(user_id, UserState())
-        self.examples += click_examples(user, item_id, action, ts, category, self.catalog,
-                                        self.rng, index=self.index, config=self.config)
+        self.examples += click_examples(
+            user, item_id, action, ts, category, self.catalog, self.rng, index=self.index, config=self.config
+        )
         self.index.observe(user, item_id)
         user.apply_click(item_id, action, ts, category, HALF_LIFE)
         item = self.items.setdefault(item_id, ItemState())

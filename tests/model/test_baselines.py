@@ -21,9 +21,17 @@ def _events() -> list[Interaction]:
 def test_prequential_scores_every_method_on_the_same_positives() -> None:
     catalog, clock = replay_catalog(3600.0)
     methods = baseline_recommenders(catalog, 3600.0)
-    result = prequential(_events(), methods, catalog, clock, is_positive=lambda e: True,
-                         interest_half_life_s=3600.0, popularity_half_life_s=3600.0, window=100,
-                         tuned_until=400)
+    result = prequential(
+        _events(),
+        methods,
+        catalog,
+        clock,
+        is_positive=lambda e: True,
+        interest_half_life_s=3600.0,
+        popularity_half_life_s=3600.0,
+        window=100,
+        tuned_until=400,
+    )
     figures = result.results()
     assert result.n == 600 and set(figures) == {m.name for m in methods}
     assert len(figures) == 7

@@ -23,14 +23,39 @@ def test_evaluate_recommend_json(tmp_path) -> None:
     path.write_text("\n".join(rows) + "\n301780,543546,4181361,pv,15\n")
     out = tmp_path / "rec.json"
     plot = tmp_path / "rec.png"
-    assert main(["evaluate", "recommend", "--format", "taobao", "--path", str(path),
-                 "--json", str(out), "--train-every", "64", "--window", "100",
-                 "--plot", str(plot)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "recommend",
+                "--format",
+                "taobao",
+                "--path",
+                str(path),
+                "--json",
+                str(out),
+                "--train-every",
+                "64",
+                "--window",
+                "100",
+                "--plot",
+                str(plot),
+            ]
+        )
+        == 0
+    )
     payload = json.loads(out.read_text())
     assert payload["task"] == "recommend" and payload["n"] == 400
-    assert set(payload["results"]) == {"model", "popularity", "popularity_unseen",
-                                       "recency_popularity", "covisitation",
-                                       "covisitation_unseen", "cooccurrence", "repeat"}
+    assert set(payload["results"]) == {
+        "model",
+        "popularity",
+        "popularity_unseen",
+        "recency_popularity",
+        "covisitation",
+        "covisitation_unseen",
+        "cooccurrence",
+        "repeat",
+    }
     for figures in payload["results"].values():
         assert 0.0 <= figures["ndcg@10"] <= figures["hit_rate@10"] <= 1.0
     assert plot.stat().st_size > 1000
@@ -38,13 +63,10 @@ def test_evaluate_recommend_json(tmp_path) -> None:
 
 def test_evaluate_sentiment_json(tmp_path) -> None:
     path = tmp_path / "reviews.csv"
-    lines = ["cat,label,review"] + [
-        f"shop{i % 2},{label},{text}" for i, (text, _, label) in enumerate(REVIEWS * 12)
-    ]
+    lines = ["cat,label,review"] + [f"shop{i % 2},{label},{text}" for i, (text, _, label) in enumerate(REVIEWS * 12)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "sent.json"
-    assert main(["evaluate", "sentiment", "--path", str(path), "--json", str(out),
-                 "--epochs", "2"]) == 0
+    assert main(["evaluate", "sentiment", "--path", str(path), "--json", str(out), "--epochs", "2"]) == 0
     payload = json.loads(out.read_text())
     assert payload["task"] == "sentiment" and payload["n"] == len(REVIEWS) * 12 // 5 + 1
     for method in ("model", "tfidf_logreg"):

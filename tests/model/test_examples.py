@@ -35,8 +35,17 @@ def _shop() -> tuple[UserState, Catalog, CovisIndex]:
 def test_click_examples_positive_then_admissible_negatives() -> None:
     user, catalog, index = _shop()
     before = user.to_bytes()
-    out = click_examples(user, "i7", "cart", 200.0, "c1", catalog, np.random.default_rng(0),
-                         index=index, config=ExampleConfig(TINY, HALF_LIFE))
+    out = click_examples(
+        user,
+        "i7",
+        "cart",
+        200.0,
+        "c1",
+        catalog,
+        np.random.default_rng(0),
+        index=index,
+        config=ExampleConfig(TINY, HALF_LIFE),
+    )
     assert user.to_bytes() == before  # inputs are not mutated
     assert out[0].item_id == "i7" and out[0].engaged == 1.0 and out[0].weight == 4.0
     assert out[0].next_category == "c1"
@@ -50,8 +59,17 @@ def test_click_examples_positive_then_admissible_negatives() -> None:
 
 def test_click_examples_see_only_the_past() -> None:
     user, catalog, index = _shop()
-    out = click_examples(user, "i7", "click", 200.0, "c1", catalog, np.random.default_rng(0),
-                         index=index, config=ExampleConfig(TINY, HALF_LIFE))
+    out = click_examples(
+        user,
+        "i7",
+        "click",
+        200.0,
+        "c1",
+        catalog,
+        np.random.default_rng(0),
+        index=index,
+        config=ExampleConfig(TINY, HALF_LIFE),
+    )
     assert "i7" not in [h[0] for h in out[0].user.history]
     assert out[0].candidate[0] == 0.0  # not in the user's history yet
 
@@ -69,8 +87,17 @@ def test_examples_of_an_event_travel_as_one_record_and_corruption_is_refused(str
         assert unpack_examples(data) == examples and packed_count(data) == len(examples)
     # A click's examples share their user context: it travels once.
     user, catalog, index = _shop()
-    click = click_examples(user, "i7", "cart", 200.0, "c1", catalog, np.random.default_rng(0),
-                           index=index, config=ExampleConfig(TINY, HALF_LIFE))
+    click = click_examples(
+        user,
+        "i7",
+        "cart",
+        200.0,
+        "c1",
+        catalog,
+        np.random.default_rng(0),
+        index=index,
+        config=ExampleConfig(TINY, HALF_LIFE),
+    )
     together = len(pack_examples(click))
     apart = sum(len(pack_examples([e])) for e in click)
     assert len(click) > 3 and together < 0.7 * apart
@@ -96,14 +123,16 @@ def test_a_click_retrieval_did_not_offer_labels_only_the_interest() -> None:
     no history, co-visitation or popularity is a good sign."""
     user, catalog, index = _shop()
     config = ExampleConfig(TINY, HALF_LIFE)
-    [only] = click_examples(user, "new-item", "click", 200.0, "c2", catalog,
-                            np.random.default_rng(0), index=index, config=config)
+    [only] = click_examples(
+        user, "new-item", "click", 200.0, "c2", catalog, np.random.default_rng(0), index=index, config=config
+    )
     assert only.engaged is None and only.next_category == "c2"
     _, t = encode_examples([only], TINY)
     assert t["engaged_weight"][0] == 0.0 and t["next_category_mask"][0] == 1.0
     everything = ExampleConfig(TINY, HALF_LIFE, retrieved_positives_only=False)
-    out = click_examples(user, "new-item", "click", 200.0, "c2", catalog,
-                         np.random.default_rng(0), index=index, config=everything)
+    out = click_examples(
+        user, "new-item", "click", 200.0, "c2", catalog, np.random.default_rng(0), index=index, config=everything
+    )
     assert out[0].engaged == 1.0
     assert 1 + TINY.negatives < len(out) <= 1 + TINY.negatives + everything.catalog_negatives
 
@@ -133,23 +162,30 @@ def test_catalog_negatives_are_drawn_beyond_the_pool_with_retrieval_features() -
     config = ExampleConfig(TINY, HALF_LIFE, catalog_negatives=4)
     interests = user.interest_weights(200.0, HALF_LIFE, TINY.interests)
     pool = retrieve(user, 200.0, catalog, index, interests, config.retrieval, extra=["i30"])
-    out = click_examples(user, "i30", "click", 200.0, "c2", catalog, np.random.default_rng(3),
-                         config=config, pool=pool)
+    out = click_examples(user, "i30", "click", 200.0, "c2", catalog, np.random.default_rng(3), config=config, pool=pool)
     assert out[0].engaged == 1.0
     negatives = out[1:]
     assert all(e.engaged == 0.0 and e.weight == 1.0 for e in negatives)
-    beyond = [e for e in negatives[TINY.negatives:] if e.item_id not in pool.items]
+    beyond = [e for e in negatives[TINY.negatives :] if e.item_id not in pool.items]
     assert beyond, "uniform draws from a 500-item catalog should leave the pool"
     extra = [e.item_id for e in beyond]
-    reference = retrieve(user, 200.0, catalog, index, interests, config.retrieval,
-                         extra=["i30", *extra])
+    reference = retrieve(user, 200.0, catalog, index, interests, config.retrieval, extra=["i30", *extra])
     for e in beyond:
         i = reference.items.index(e.item_id)
         assert not reference.was_retrieved(i)
         assert e.candidate == tuple(reference.features[i].tolist())
         assert e.category == reference.categories[i]
-    off = click_examples(user, "i30", "click", 200.0, "c2", catalog, np.random.default_rng(3),
-                         config=ExampleConfig(TINY, HALF_LIFE, catalog_negatives=0), pool=pool)
+    off = click_examples(
+        user,
+        "i30",
+        "click",
+        200.0,
+        "c2",
+        catalog,
+        np.random.default_rng(3),
+        config=ExampleConfig(TINY, HALF_LIFE, catalog_negatives=0),
+        pool=pool,
+    )
     assert len(off) == 1 + TINY.negatives and {e.item_id for e in off} <= set(pool.items)
 
 

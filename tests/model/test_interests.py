@@ -65,8 +65,7 @@ def _foreign_snapshot() -> Snapshot:
     table[category_bucket("books", TINY), TINY.dim] = 3.0
     weights["category_table"] = table
     weights["interest/prior"] = np.array([0.5, 1.5], np.float32)
-    weights["interest/query/kernel"] = rng.normal(0.0, 0.3, weights["interest/query/kernel"].shape
-                                                  ).astype(np.float32)
+    weights["interest/query/kernel"] = rng.normal(0.0, 0.3, weights["interest/query/kernel"].shape).astype(np.float32)
     return Snapshot(3, TINY, weights)
 
 

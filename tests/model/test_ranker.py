@@ -51,8 +51,7 @@ def _train(catalog_negatives: int, seed: int = 0) -> Trainer:
         else:
             item_id = f"s{int(rng.integers(400))}"
         category = CATEGORIES[int(item_id[1:]) % 8]
-        examples += click_examples(user, item_id, "click", ts, category, catalog, rng,
-                                   index=index, config=config)
+        examples += click_examples(user, item_id, "click", ts, category, catalog, rng, index=index, config=config)
         index.observe(user, item_id)
         user.apply_click(item_id, "click", ts, category, HALF_LIFE)
         items[item_id].apply_activity({"click": 1.0}, ts, HALF_LIFE, category)

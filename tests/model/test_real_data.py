@@ -15,20 +15,25 @@ from model.training import Trainer
 
 pytestmark = [
     pytest.mark.data,
-    pytest.mark.skipif(not data.default_path("taobao").exists(),
-                       reason=f"real data sets not found in {data.data_dir()}"),
+    pytest.mark.skipif(
+        not data.default_path("taobao").exists(), reason=f"real data sets not found in {data.data_dir()}"
+    ),
 ]
 
 
 def test_taobao_prefix_replay_runs_and_learns() -> None:
-    events = [e for e in data.read_taobao(data.default_path("taobao"))
-              if isinstance(e, data.Interaction)][:3000]
+    events = [e for e in data.read_taobao(data.default_path("taobao")) if isinstance(e, data.Interaction)][:3000]
     catalog, clock = replay_catalog(6 * 3600.0)
-    model = ModelRecommender(Trainer(TINY, seed=0), catalog, interest_half_life_s=3 * 3600.0,
-                             train_every=128)
-    result = prequential(events, [model, *baseline_recommenders(catalog, 6 * 3600.0)], catalog,
-                         clock, is_positive=lambda e: True, interest_half_life_s=3 * 3600.0,
-                         popularity_half_life_s=6 * 3600.0)
+    model = ModelRecommender(Trainer(TINY, seed=0), catalog, interest_half_life_s=3 * 3600.0, train_every=128)
+    result = prequential(
+        events,
+        [model, *baseline_recommenders(catalog, 6 * 3600.0)],
+        catalog,
+        clock,
+        is_positive=lambda e: True,
+        interest_half_life_s=3 * 3600.0,
+        popularity_half_life_s=6 * 3600.0,
+    )
     assert result.n == 3000
     assert all(np.isfinite(v) for losses in model.losses.values() for v in losses)
     assert model.trainer.counters["skipped_steps"] == 0
@@ -45,8 +50,24 @@ def test_train_writes_a_checkpoint_a_warm_start_and_their_held_out_sentiment(tmp
     from streams.tools.cli import main
 
     out, warm, report = tmp_path / "ckpt", tmp_path / "warm.sgs", tmp_path / "train.json"
-    assert main(["train", "--out", str(out), "--warm-start", str(warm), "--json", str(report),
-                 "--limit", "600", "--epochs", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--out",
+                str(out),
+                "--warm-start",
+                str(warm),
+                "--json",
+                str(report),
+                "--limit",
+                "600",
+                "--epochs",
+                "1",
+            ]
+        )
+        == 0
+    )
     payload = json.loads(report.read_text())
     assert Snapshot.from_bytes(warm.read_bytes()).version == payload["version"]
     assert payload["warm_start"]["bytes"] == warm.stat().st_size

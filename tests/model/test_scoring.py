@@ -19,8 +19,9 @@ def serving(stream) -> NeuralServingModel:
     rng = np.random.default_rng(0)
     for name in ("item_table", "category_table", "text_table"):
         weights[name] = rng.normal(0, 0.5, weights[name].shape).astype(np.float32)
-    return serving_from_snapshot(Snapshot(7, TINY, weights), stream.catalog,
-                                 interest_half_life_s=HALF_LIFE, index=stream.index)
+    return serving_from_snapshot(
+        Snapshot(7, TINY, weights), stream.catalog, interest_half_life_s=HALF_LIFE, index=stream.index
+    )
 
 
 def test_is_a_serving_model(serving) -> None:

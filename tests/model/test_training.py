@@ -63,18 +63,25 @@ def _gradients(trainer: Trainer, examples) -> dict[str, np.ndarray]:
     names = list(trainer.net.named)
     with tf.GradientTape() as tape:
         out = trainer.net(inputs)
-        loss = total_loss(task_losses(out, targets), present(targets), trainer.config,
-                          trainer.net.named["task_log_vars"])
+        loss = total_loss(
+            task_losses(out, targets), present(targets), trainer.config, trainer.net.named["task_log_vars"]
+        )
     grads = tape.gradient(loss, [trainer.net.named[n].value for n in names])
-    return {n: (np.zeros(1) if g is None else tf.convert_to_tensor(g).numpy())
-            for n, g in zip(names, grads, strict=True)}
+    return {
+        n: (np.zeros(1) if g is None else tf.convert_to_tensor(g).numpy()) for n, g in zip(names, grads, strict=True)
+    }
 
 
 def test_masked_tasks_contribute_no_gradient(trained, stream) -> None:
     reviews = [e for e in stream.examples if e.positive is not None][:16]
     grads = _gradients(trained, reviews)
-    for name in ("recommend/features/out", "recommend/user/kernel", "recommend/wide",
-                 "interest/query/kernel", "interest/prior"):
+    for name in (
+        "recommend/features/out",
+        "recommend/user/kernel",
+        "recommend/wide",
+        "interest/query/kernel",
+        "interest/prior",
+    ):
         assert not np.any(grads[name]), name
     assert np.any(grads["sentiment/out"])
     clicks = [e for e in stream.examples if e.engaged is not None][:16]
@@ -161,15 +168,16 @@ def test_numpy_scorer_matches_keras(trained, stream) -> None:
     net = NumpyNet(trained.export())
     x, _ = encode_examples(examples, TINY)
     z, text = net.towers(x)
-    rec = net.recommend(z["recommend"], np.arange(len(examples)), x["item"], x["category"],
-                        x["candidate_features"])
+    rec = net.recommend(z["recommend"], np.arange(len(examples)), x["item"], x["category"], x["candidate_features"])
     np.testing.assert_allclose(rec, keras_out["recommend"], atol=1e-4)
-    np.testing.assert_allclose(net.sentiment(z["sentiment"], text, x["item"], x["category"]),
-                               keras_out["sentiment"], atol=1e-4)
+    np.testing.assert_allclose(
+        net.sentiment(z["sentiment"], text, x["item"], x["category"]), keras_out["sentiment"], atol=1e-4
+    )
     np.testing.assert_allclose(net.rating(z["rating"], text), keras_out["rating"], atol=1e-4)
     buckets = np.arange(1, TINY.category_buckets)
-    np.testing.assert_allclose(net.interest(z["interest"], x, buckets, unlearned="mask"),
-                               keras_out["interest"][:, 1:], atol=1e-4)
+    np.testing.assert_allclose(
+        net.interest(z["interest"], x, buckets, unlearned="mask"), keras_out["interest"][:, 1:], atol=1e-4
+    )
 
 
 def test_shared_bottom_variant_trains(stream) -> None:

@@ -56,8 +56,11 @@ def test_an_unreachable_broker_is_reported_and_nothing_is_lost(broker, tmp_path)
         during.join(60)
         cluster.producer.flush()
         wait_until(lambda: health(cluster)[0] == 200, 60, "/healthz to recover")
-        wait_until(lambda: all(counts(cluster, u).get("view") == n for u, n in expected.items()), 120,
-             "every click to be counted exactly once")
+        wait_until(
+            lambda: all(counts(cluster, u).get("view") == n for u, n in expected.items()),
+            120,
+            "every click to be counted exactly once",
+        )
     finally:
         broker.resume()
         cluster.close()
@@ -93,8 +96,9 @@ def test_a_restarted_empty_broker_is_recreated_and_the_worker_carries_on(broker,
         finally:
             answered = {r.value["trigger_event_id"] for r in cluster.recommendations.items}
             counted = {u: counts(cluster, u).get("view") for u in after}
-            assert latest <= answered, (f"no recommendation for {sorted(latest - answered)}; "
-                                        f"clicks counted {counted}, sent {dict(after)}")
+            assert latest <= answered, (
+                f"no recommendation for {sorted(latest - answered)}; clicks counted {counted}, sent {dict(after)}"
+            )
         # The worker kept its local state: users seen before the restart keep their history.
         assert counts(cluster, "first-u0")["view"] == expected["first-u0"]
     finally:

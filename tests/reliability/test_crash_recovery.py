@@ -35,7 +35,8 @@ def test_kill_minus_nine_three_times_loses_and_duplicates_nothing(broker, tmp_pa
             f"after {kills} kills, users with wrong counts: {list(wrong.items())[:3]}\n"
             f"{progress_report(url, cluster.topics.clicks)}\n"
             + "\n".join(line for line in cluster.workers[0].log_tail(1000).splitlines() if "resume at" in line)
-            + "\n" + cluster.workers[0].log_tail(30)
+            + "\n"
+            + cluster.workers[0].log_tail(30)
         )
         assert sum(sum(c.values()) for c in expected.values()) == EVENTS
 

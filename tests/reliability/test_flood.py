@@ -53,13 +53,18 @@ def test_a_flood_from_one_user_is_bounded_and_starves_no_one(broker, tmp_path):
         # worker's memory.
         start_version = get_json(f"{worker.url}/model")[1]["version"]
         for i, user in enumerate(elsewhere + beside):
-            cluster.producer.send(cluster.topics.clicks, user.encode(),
-                                  Click(f"warm-{i}", user, f"item-{i}", "view", time.time(), "c").to_json())
+            cluster.producer.send(
+                cluster.topics.clicks,
+                user.encode(),
+                Click(f"warm-{i}", user, f"item-{i}", "view", time.time(), "c").to_json(),
+            )
         cluster.producer.flush()
-        cluster.recommendations.wait_for(lambda m: m["trigger_event_id"].startswith("warm-"),
-                                         count=len(elsewhere + beside), timeout_s=60)
-        wait_until(lambda: get_json(f"{worker.url}/model")[1]["version"] > start_version, 120,
-                   "the trainer's first snapshot")
+        cluster.recommendations.wait_for(
+            lambda m: m["trigger_event_id"].startswith("warm-"), count=len(elsewhere + beside), timeout_s=60
+        )
+        wait_until(
+            lambda: get_json(f"{worker.url}/model")[1]["version"] > start_version, 120, "the trainer's first snapshot"
+        )
         rss_before, _ = rss_mb(worker.proc.pid)
 
         flood_sent = threading.Event()
@@ -68,8 +73,16 @@ def test_a_flood_from_one_user_is_bounded_and_starves_no_one(broker, tmp_path):
         def flood() -> None:
             now = time.time()
             for i in range(FLOOD):
-                body = json.dumps({"event_id": f"flood-{i}", "user_id": FLOODER, "item_id": f"item-{i % 500}",
-                                   "action": "view", "ts": now, "category": f"c{i % 7}"}).encode()
+                body = json.dumps(
+                    {
+                        "event_id": f"flood-{i}",
+                        "user_id": FLOODER,
+                        "item_id": f"item-{i % 500}",
+                        "action": "view",
+                        "ts": now,
+                        "category": f"c{i % 7}",
+                    }
+                ).encode()
                 flooder.send(cluster.topics.clicks, FLOODER.encode(), body)
             flooder.flush()
             flood_sent.set()
@@ -84,8 +97,9 @@ def test_a_flood_from_one_user_is_bounded_and_starves_no_one(broker, tmp_path):
             if len(shopped) < 60:  # the other users keep clicking while the flood is worked off
                 for user in elsewhere + beside:
                     event_id, ts = f"shop-{len(shopped)}", time.time()
-                    cluster.producer.send(cluster.topics.clicks, user.encode(),
-                                          Click(event_id, user, "item-1", "view", ts, "c").to_json())
+                    cluster.producer.send(
+                        cluster.topics.clicks, user.encode(), Click(event_id, user, "item-1", "view", ts, "c").to_json()
+                    )
                     shopped.append((event_id, user, ts))
                 cluster.producer.flush()
             rss, trainer = rss_mb(worker.proc.pid)
@@ -100,20 +114,27 @@ def test_a_flood_from_one_user_is_bounded_and_starves_no_one(broker, tmp_path):
         # share the answer of a later click (SHOPGUIDE_COALESCE_AFTER_MS): its latency is until the
         # first recommendation that reflects it.
         latest = {u: e for e, u, _ in shopped}
-        cluster.recommendations.wait_for(lambda m: m["trigger_event_id"] in set(latest.values()),
-                                         count=len(latest), timeout_s=60)
+        cluster.recommendations.wait_for(
+            lambda m: m["trigger_event_id"] in set(latest.values()), count=len(latest), timeout_s=60
+        )
         sent_ts = {e: ts for e, _, ts in shopped}
         seq = {e: n for n, (e, _, _) in enumerate(shopped)}
-        answered = sorted((seq[r.value["trigger_event_id"]], r.value["published_ts"])
-                         for r in cluster.recommendations.items if r.value["trigger_event_id"] in seq)
-        latency = {e: min(ts for n, ts in answered if n >= seq[e] and shopped[n][1] == u) - sent_ts[e]
-                   for e, u, _ in shopped}
+        answered = sorted(
+            (seq[r.value["trigger_event_id"]], r.value["published_ts"])
+            for r in cluster.recommendations.items
+            if r.value["trigger_event_id"] in seq
+        )
+        latency = {
+            e: min(ts for n, ts in answered if n >= seq[e] and shopped[n][1] == u) - sent_ts[e] for e, u, _ in shopped
+        }
         other = sorted(latency[e] for e, u, _ in shopped if u in elsewhere)
-        print(f"flood of {FLOOD} clicks worked off in {flood_s:.1f} s; other partitions' latency "
-              f"median {statistics.median(other):.3f} s, max {other[-1]:.3f} s; "
-              f"same partition max {max(latency[e] for e, u, _ in shopped if u in beside):.3f} s; "
-              f"worker RSS {rss_before:.0f} MB before, peak {peak:.0f} MB (trainer peak {trainer_peak:.0f} MB); "
-              f"RSS by clicks worked off: {samples[::max(1, len(samples) // 8)]}")
+        print(
+            f"flood of {FLOOD} clicks worked off in {flood_s:.1f} s; other partitions' latency "
+            f"median {statistics.median(other):.3f} s, max {other[-1]:.3f} s; "
+            f"same partition max {max(latency[e] for e, u, _ in shopped if u in beside):.3f} s; "
+            f"worker RSS {rss_before:.0f} MB before, peak {peak:.0f} MB (trainer peak {trainer_peak:.0f} MB); "
+            f"RSS by clicks worked off: {samples[:: max(1, len(samples) // 8)]}"
+        )
 
         # Others were answered while the flood lasted, not after it.
         assert statistics.median(other) < flood_s / 4 and other[-1] < flood_s / 2

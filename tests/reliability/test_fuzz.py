@@ -35,8 +35,12 @@ def target(broker, tmp_path_factory) -> Iterator[tuple[Cluster, KafkaProducer]]:
     settings = fresh_settings(broker, tmp_path_factory.mktemp("fuzz")).with_(coalesce_after_ms=1e9)
     cluster = Cluster(settings)
     cluster.start_worker()
-    raw = KafkaProducer(bootstrap_servers=cluster.settings.bootstrap_servers, enable_idempotence=False,
-                        linger_ms=5, max_request_size=1_048_576)
+    raw = KafkaProducer(
+        bootstrap_servers=cluster.settings.bootstrap_servers,
+        enable_idempotence=False,
+        linger_ms=5,
+        max_request_size=1_048_576,
+    )
     yield cluster, raw
     raw.close()
     cluster.close()
@@ -56,9 +60,13 @@ counter = iter(range(10**9))
 
 # No shrinking: each case costs a real round trip through the worker; the failure report names the
 # message (topic, partition, offset) instead.
-@settings(max_examples=RUNS, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=RUNS,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(data=st.data())
 def test_hostile_messages_never_stop_the_worker(target, data):
     cluster, raw = target

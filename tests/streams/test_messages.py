@@ -22,16 +22,29 @@ def test_recommendation_contract():
 def test_sentiment_contract():
     item = ItemState()
     figures = item.apply_review(False, 2, 20)
-    m = json.loads(messages.sentiment(event_id="r1", user_id="u", item_id="i", score=0.2, figures=figures,
-                                      model_version=1, event_ts=5.0, published_ts=6.0))
+    m = json.loads(
+        messages.sentiment(
+            event_id="r1",
+            user_id="u",
+            item_id="i",
+            score=0.2,
+            figures=figures,
+            model_version=1,
+            event_ts=5.0,
+            published_ts=6.0,
+        )
+    )
     assert m["label"] == "negative" and m["item_reviews"] == 1 and m["item_positive_ratio"] == 0.0
     assert {"event_id", "user_id", "item_id", "score", "model_version", "published_ts"} <= m.keys()
 
 
 def test_dead_letter_keeps_the_payload_as_text_cut_to_4kb():
     payload = b"\xff" + "好".encode() * 3000
-    m = json.loads(messages.dead_letter(source_topic="t", partition=1, offset=2, reason="encoding",
-                                        error="bad", payload=payload, ts=1.0))
+    m = json.loads(
+        messages.dead_letter(
+            source_topic="t", partition=1, offset=2, reason="encoding", error="bad", payload=payload, ts=1.0
+        )
+    )
     assert m["payload"].startswith("\\xff好")
     assert m["truncated"] and m["payload_bytes"] == len(payload)
     assert len(m["payload"].encode()) <= 4096 + 16

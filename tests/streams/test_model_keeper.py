@@ -18,8 +18,13 @@ def keeper(tmp_path: Path):
     events: list[tuple[str, str]] = []
     now = [0.0]
     k = ModelKeeper(
-        Catalog(3600.0), 3600.0, tmp_path, keep=3, rule=RollbackRule(drop=0.5, min_trials=50, cooldown_s=30.0),
-        on_event=lambda outcome, reason: events.append((outcome, reason)), clock=lambda: now[0],
+        Catalog(3600.0),
+        3600.0,
+        tmp_path,
+        keep=3,
+        rule=RollbackRule(drop=0.5, min_trials=50, cooldown_s=30.0),
+        on_event=lambda outcome, reason: events.append((outcome, reason)),
+        clock=lambda: now[0],
         start=snap(1),
     )
     return k, events, now

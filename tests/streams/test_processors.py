@@ -81,8 +81,16 @@ def setup():
     model = RecordingModel(catalog, ["gone", "i1", "i2", "i2", "i3", "i4"])
     users, metrics = DictStore(), Metrics()
     proc = ClickProcessor(
-        TOPICS, N, metrics, users, catalog, lambda: model, ActivityCounts(),
-        top_k=2, interest_half_life_s=3600.0, clock=lambda: NOW + 100,
+        TOPICS,
+        N,
+        metrics,
+        users,
+        catalog,
+        lambda: model,
+        ActivityCounts(),
+        top_k=2,
+        interest_half_life_s=3600.0,
+        clock=lambda: NOW + 100,
     )
     return proc, users, model, metrics
 
@@ -106,8 +114,11 @@ def test_click_publishes_a_filtered_recommendation_reflecting_it(setup):
 
 def test_a_user_twice_in_a_batch_is_scored_in_two_rounds(setup):
     proc, users, model, _ = setup
-    batch = [msg(TOPICS.clicks, "u1", click(1), 0), msg(TOPICS.clicks, "u2", click(2, user="u2"), 0),
-             msg(TOPICS.clicks, "u1", click(3), 1)]
+    batch = [
+        msg(TOPICS.clicks, "u1", click(1), 0),
+        msg(TOPICS.clicks, "u2", click(2, user="u2"), 0),
+        msg(TOPICS.clicks, "u1", click(3), 1),
+    ]
     out = proc.process(batch)
     assert len(outputs(out, TOPICS.recommendations)) == 3
     assert model.rounds == [[1, 1], [2]]  # the second u1 click saw the first one's state

@@ -8,8 +8,14 @@ from streams.settings import Settings, SettingsError, describe
 def test_defaults_and_environment():
     s = Settings.from_env({})
     assert (s.broker, s.partitions, s.web_bind, s.data_dir) == ("127.0.0.1:9092", 4, "127.0.0.1", Path("./var"))
-    s = Settings.from_env({"SHOPGUIDE_PARTITIONS": "8", "SHOPGUIDE_CREATE_TOPICS": "no",
-                           "SHOPGUIDE_BROKER": "a:1, b:2", "SHOPGUIDE_DATA_DIR": "/tmp/x"})
+    s = Settings.from_env(
+        {
+            "SHOPGUIDE_PARTITIONS": "8",
+            "SHOPGUIDE_CREATE_TOPICS": "no",
+            "SHOPGUIDE_BROKER": "a:1, b:2",
+            "SHOPGUIDE_DATA_DIR": "/tmp/x",
+        }
+    )
     assert (s.partitions, s.create_topics, s.data_dir) == (8, False, Path("/tmp/x"))
     assert s.bootstrap_servers == ["a:1", "b:2"]
 
@@ -41,8 +47,13 @@ def test_round_trip_through_environment_and_docs():
 
 
 def test_sasl_options_pass_through():
-    s = Settings.from_env({"SHOPGUIDE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-                           "SHOPGUIDE_KAFKA_SASL_USERNAME": "u", "SHOPGUIDE_KAFKA_SASL_PASSWORD": "p"})
+    s = Settings.from_env(
+        {
+            "SHOPGUIDE_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "SHOPGUIDE_KAFKA_SASL_USERNAME": "u",
+            "SHOPGUIDE_KAFKA_SASL_PASSWORD": "p",
+        }
+    )
     opts = s.kafka_client_options()
     assert opts["sasl_plain_username"] == "u" and opts["security_protocol"] == "SASL_PLAINTEXT"
     assert "ssl_context" not in opts

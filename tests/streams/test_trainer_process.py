@@ -21,14 +21,20 @@ CONFIG = ModelConfig(item_buckets=64, category_buckets=16, text_buckets=64)
 
 
 def _clicks(feature: float) -> bytes:
-    return pack_examples([
-        Example(UserContext.empty(), f"i{n}", "c", (feature,) * N_CANDIDATE_FEATURES, engaged=float(n % 2))
-        for n in range(8)
-    ])
+    return pack_examples(
+        [
+            Example(UserContext.empty(), f"i{n}", "c", (feature,) * N_CANDIDATE_FEATURES, engaged=float(n % 2))
+            for n in range(8)
+        ]
+    )
 
 
-def _collect(trainer: TrainerProcess, seen: list[TrainerReport],
-             enough: Callable[[list[TrainerReport]], bool], timeout_s: float = 120.0) -> None:
+def _collect(
+    trainer: TrainerProcess,
+    seen: list[TrainerReport],
+    enough: Callable[[list[TrainerReport]], bool],
+    timeout_s: float = 120.0,
+) -> None:
     deadline = time.monotonic() + timeout_s  # the child imports TensorFlow first
     while not enough(seen):
         assert time.monotonic() < deadline, f"the trainer reported {seen}"
@@ -86,8 +92,9 @@ time.sleep(600)
 def test_a_trainer_whose_worker_was_killed_exits_even_with_reports_nobody_read() -> None:
     # Seen here: a trainer outlived its SIGKILLed worker for 40 minutes. Its loop noticed the
     # orphaning, but exiting waited for its report queue to flush into a pipe nobody reads.
-    with subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT, str(Path(__file__).parent)],
-                          stdout=subprocess.PIPE, text=True) as parent:
+    with subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_PARENT, str(Path(__file__).parent)], stdout=subprocess.PIPE, text=True
+    ) as parent:
         try:
             assert parent.stdout is not None
             child = psutil.Process(int(parent.stdout.readline()))
