@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import sys
@@ -333,6 +334,10 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     return payload
 
 
+def _take(feed: Iterator[Any], n: int) -> list[Any]:
+    return [next(feed) for _ in range(n)]
+
+
 def _cycle_shuffled(items: list[Any], rng: np.random.Generator) -> Iterator[Any]:
     while True:
         for i in rng.permutation(len(items)):
@@ -426,7 +431,7 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
             catalog,
             interest_half_life_s=INTEREST_HALF_LIFE,
             seed=args.seed,
-            extra_examples=lambda f=feed, k=per_flush: [next(f) for _ in range(k)],
+            extra_examples=functools.partial(_take, feed, per_flush),
         )
         with progress_bar(len(events), f"ablation: {label}") as advance:
             result = prequential(

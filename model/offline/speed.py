@@ -4,6 +4,7 @@ build the serving model). Uses the default config and synthetic data, so it need
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,8 +44,8 @@ def snapshot_costs(snapshot: Snapshot, repeat: int = 5) -> dict[str, dict[str, f
         received = Snapshot.from_bytes(blob)
         out[dtype] = {
             "bytes": len(blob),
-            "encode_ms": _median_ms(lambda d=dtype: snapshot.to_bytes(dtype=d), repeat),
-            "decode_verify_ms": _median_ms(lambda b=blob: Snapshot.from_bytes(b), repeat),
+            "encode_ms": _median_ms(functools.partial(snapshot.to_bytes, dtype=dtype), repeat),
+            "decode_verify_ms": _median_ms(functools.partial(Snapshot.from_bytes, blob), repeat),
             "store_received_encode_ms": _median_ms(received.to_bytes, repeat),
         }
     return out

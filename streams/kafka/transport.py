@@ -81,7 +81,7 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka keeps the value privately and reads it when the consumer starts.
-        consumer._fetch_max_wait_ms = self.app.conf.fetch_wait_ms  # type: ignore[attr-defined]
+        consumer._fetch_max_wait_ms = self.app.conf.fetch_wait_ms
         return consumer
 
     def verify_event_path(self, now: float, tp: Any) -> None:
@@ -253,7 +253,7 @@ class Continuity:
         return skipped
 
 
-class BatchTable(faust.Table):
+class BatchTable(faust.Table):  # type: ignore[type-arg]
     """A table whose changelog records wait in :attr:`unsent` for :meth:`take_changelog`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -293,7 +293,7 @@ class App(faust.App):
 
     def __init__(self, *args: Any, fetch_wait_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.conf.fetch_wait_ms = fetch_wait_ms  # type: ignore[attr-defined]
+        self.conf.fetch_wait_ms = fetch_wait_ms
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

@@ -145,6 +145,6 @@ def parse_internal(payload: bytes | None, schema: dict[str, type]) -> dict[str, 
             value = obj[name] = float(value)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise InvalidEvent("wrong_type", f"field {name!r}: expected {kind.__name__}")
-        if kind is float and not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise InvalidEvent("out_of_range", f"field {name!r}: must be finite")
     return obj

@@ -108,7 +108,7 @@ class ClickProcessor(ProcessorBase):
                 continue
             pending = round_.get(click.user_id)
             flooding = pending is not None and self.clock() - msg.timestamp_ms / 1000.0 > self.coalesce_after_s
-            if flooding:
+            if flooding and pending is not None:
                 state = pending[2]  # this click joins the unpublished one's answer
             else:
                 if pending is not None:
