@@ -16,6 +16,7 @@ import msgpack
 import numpy as np
 
 from model.config import N_CANDIDATE_FEATURES, N_COUNTS, ModelConfig
+from model.errors import ExampleDecodeError
 from model.features import (
     UserContext,
     category_bucket,
@@ -26,6 +27,7 @@ from model.features import (
 )
 from model.retrieval import CandidatePool, CovisIndex, RetrievalConfig, retrieve
 from state.catalog import Catalog
+from state.decay import INTEREST_HALF_LIFE_S
 from state.user import ACTION_WEIGHT, UserState
 
 #: Version byte of a record of examples (1: one example per record, no longer read).
@@ -33,10 +35,6 @@ FORMAT = 2
 _CANDIDATE = struct.Struct(f"<{N_CANDIDATE_FEATURES}f")
 #: A record's example count is its second byte (an event yields at most 1 + negatives examples).
 MAX_PACKED = 255
-
-
-class ExampleDecodeError(ValueError):
-    """Bytes that are not an example this version understands."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +134,7 @@ class ExampleConfig:
     """How examples are built: the same values must be used by the serving model's features."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    interest_half_life_s: float = 3 * 3600.0
+    interest_half_life_s: float = INTEREST_HALF_LIFE_S
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     #: Label the ranker only with clicks whose item retrieval had offered (and their negatives).
     #: The ranker only ever ranks the pool; a clicked item retrieval missed looks like "no

@@ -36,7 +36,7 @@ from streams.kafka.health import BrokerWatch
 from streams.kafka.training_feed import TrainingFeed
 from streams.kafka.transport import App, BatchTable, publish
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
-from streams.learning.model_keeper import ModelKeeper, RollbackRule, decode
+from streams.learning.model_keeper import ModelKeeper, RollbackRule, SnapshotOutcome, decode
 from streams.learning.snapshot_topic import PROGRESS_KEY, SnapshotAssembler, snapshot_records
 from streams.learning.snapshot_topic import Progress as TrainerProgress
 from streams.learning.trainer_process import TrainerProcess
@@ -225,10 +225,10 @@ class Engine:
         if examples is not None:
             self.sink.add(examples, event.ts)
 
-    def _on_model_event(self, outcome: str, reason: str) -> None:
-        if outcome == "refused":
+    def _on_model_event(self, outcome: SnapshotOutcome, reason: str) -> None:
+        if outcome is SnapshotOutcome.REFUSED:
             self.metrics.snapshots_rejected.labels(reason).inc()
-        elif outcome == "rolled_back":
+        elif outcome is SnapshotOutcome.ROLLED_BACK:
             self.metrics.model_rollbacks.inc()
         self.metrics.model_version.set(self.keeper.version)
 

@@ -63,7 +63,8 @@ def _child(
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     from model.config import TASKS, ModelConfig
-    from model.examples import ExampleDecodeError, unpack_examples
+    from model.errors import ExampleDecodeError
+    from model.examples import unpack_examples
     from model.snapshot import Snapshot
     from model.training import Trainer
 

@@ -12,7 +12,8 @@ from model.serving import ServingModel
 from state.catalog import Catalog
 from state.user import PublishedRecommendation, UserState
 from streams import messages
-from streams.events import Click, InvalidEvent, parse_click, parse_review
+from streams.errors import InvalidEvent
+from streams.events import Click, parse_click, parse_review
 from streams.metrics import Metrics
 from streams.processors.base import Clock, Incoming, Learn, Outgoing, ProcessorBase, Store, load_user
 from streams.topics import Topics

@@ -17,7 +17,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams.settings import Settings, SettingsError, describe
+from streams.errors import SettingsError
+from streams.settings import Settings, describe
 
 err = Console(stderr=True, highlight=False)
 
