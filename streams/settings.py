@@ -205,6 +205,13 @@ def describe() -> list[tuple[str, str, str]]:
     return rows
 
 
+def configuration_table() -> str:
+    """Every option as a markdown table (variable, default, meaning): docs/configuration.md's."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{env}` | `{default}` | {doc} |" for env, default, doc in describe()]
+    return "\n".join(rows)
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
