@@ -56,8 +56,8 @@ class Example:
 def pack_examples(examples: Sequence[Example]) -> bytes:
     """The examples of one event as one record. They share the user's context (a click's positive
     and negatives, built from the same state), which is most of an example's bytes: sent once per
-    event instead of once per example, a simulated shop's click (6.7 examples) takes 950 bytes
-    instead of 2,250, 8 us to pack instead of 50 and 17 us to unpack instead of 81."""
+    event instead of once per example, a click's examples take less than half the bytes and a
+    fraction of the time to pack and unpack."""
     contexts: dict[int, int] = {}  # id(context) -> its index in ``users``
     users: list[list[object]] = []
     rows: list[list[object]] = []

@@ -302,8 +302,8 @@ class Engine:
     async def _snapshot_sender(self) -> AIOKafkaProducer | None:
         """The trainer's snapshots travel on a producer (a broker connection) of their own.
         aiokafka sends one request at a time to a broker: on the engine's producer, the
-        megabytes of a snapshot went ahead of the recommendations of the batches processed
-        meanwhile and held them back by 100-250 ms once a second. None while it cannot start
+        megabytes of a snapshot would go ahead of the recommendations of the batches processed
+        meanwhile (docs/decisions/003-snapshot-producer.md). None while it cannot start
         (the broker is away; tried again every few seconds): the app's producer takes the
         records meanwhile."""
         if self._snapshot_producer is None and time.monotonic() >= self._snapshot_producer_retry:
