@@ -4,10 +4,10 @@
 outputs and its table changelog records), sending again what it refused: a broker that has just
 lost and recreated its topics refuses some for a moment, and an acked event would otherwise have
 lost its outputs. A record refused with an error that retrying cannot cure (too large, not
-authorized, an invalid topic) would stall its partition forever: after ``REFUSED_ATTEMPTS`` such
-refusals it goes to the dead-letter topic with the reason instead, and the batch moves on. If the
-dead letter is refused for good too, the record is counted as lost and :attr:`Delivery.lost` makes
-the worker report itself unhealthy (``/healthz``).
+authorized, an invalid topic: :data:`REFUSALS_FOR_GOOD`) would stall its partition forever: after
+``REFUSED_ATTEMPTS`` such refusals it goes to the dead-letter topic with the reason instead, and
+the batch moves on. If the dead letter is refused for good too, the record is counted as lost and
+:attr:`Delivery.lost` makes the worker report itself unhealthy (``/healthz``).
 
 :meth:`Delivery.send` is the fire-and-forget path, for what the next message supersedes anyway.
 """
@@ -22,7 +22,18 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    CorruptRecordException,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    PolicyViolationError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnsupportedForMessageFormatError,
+)
 
 from streams import messages
 from streams.kafka.transport import BatchTable, publish
@@ -45,9 +56,25 @@ class Publisher(Protocol):
     ) -> list[asyncio.Future[Any]]: ...
 
 
+#: What the broker (or the client, for its own size limit) answers a record it will never take. Not
+#: every error Kafka marks not retriable: a timeout (``KafkaTimeoutError``) is one, and it only
+#: means the broker was away; such a record is sent again until it is taken.
+REFUSALS_FOR_GOOD: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+    InvalidTopicError,
+    PolicyViolationError,
+    CorruptRecordException,
+    UnsupportedForMessageFormatError,
+)
+
+
 def refused_for_good(exc: BaseException) -> bool:
-    """Whether sending the same record again cannot succeed (Kafka marks such errors not retriable)."""
-    return isinstance(exc, KafkaError) and not exc.retriable
+    """Whether sending the same record again cannot succeed."""
+    return isinstance(exc, REFUSALS_FOR_GOOD)
 
 
 class Delivery:

@@ -11,8 +11,14 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+    TopicAuthorizationFailedError,
+)
 
-from streams.kafka.delivery import REFUSED_ATTEMPTS, Delivery
+from streams.kafka.delivery import REFUSED_ATTEMPTS, Delivery, refused_for_good
 from streams.kafka.transport import publish
 from streams.metrics import Metrics
 from streams.processors.base import Outgoing
@@ -83,3 +89,11 @@ def test_a_dead_letter_refused_too_is_counted_as_lost(broker, tmp_path):
     delivery, metrics, took = deliver(settings, out, max_request_size=1000)  # smaller than the dead letter
     assert delivery.lost == 1 and metrics.lost._value.get() == 1 and took < 10.0
     assert metrics.published.labels(topics.deadletter)._value.get() == 0
+
+
+def test_only_refusals_retrying_cannot_cure_count_as_for_good():
+    # A timeout is "not retriable" to Kafka, but it only means the broker was away or slow: the
+    # record must be sent again until it is taken, not dead-lettered.
+    assert not refused_for_good(KafkaTimeoutError())
+    assert not refused_for_good(NotLeaderForPartitionError())
+    assert refused_for_good(MessageSizeTooLargeError()) and refused_for_good(TopicAuthorizationFailedError())
