@@ -23,6 +23,8 @@ GOALS = (
     "worker RSS <= 1.5 GB with 1M users",
     "state <= 2 KB per user",
     "online hit rate of the whole Taobao replay >= 0.9 x the offline prequential figure (returning users)",
+    "click path in process <= 100 us of CPU per click of a new shopper",
+    "click path in process <= 150 us of CPU per click of a returning shopper (full history)",
 )
 
 #: Frames grouped into the few places where a worker's time can go (first match wins).
@@ -99,6 +101,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         (big["rss_mb"] if big and big["users"] >= 1_000_000 else None, 1536.0, False),
         (results.get("state_bytes_per_user"), 2048.0, False),
         (_online_over_offline(results.get("replay")), 0.9, True),
+        (results.get("click", {}).get("new_us_per_click"), 100.0, False),
+        (results.get("click", {}).get("returning_us_per_click"), 150.0, False),
     ]
     out = []
     for goal, (value, threshold, at_least) in zip(GOALS, values, strict=True):
@@ -197,6 +201,19 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
         value = r.get(key)
         ratio = tp / value if tp is not None and value else None
         lines.append(f"| {name} | {_f(value, 0)} | {_f(ratio, 2)} |")
+    c = r.get("click")
+    if c:
+        lines += [
+            "",
+            "## The click path in process (no Kafka)",
+            "",
+            f"CPU per click of the engine's click processor (retrieval, features, ranking, interests, "
+            f"training examples, state updates, messages) over a dict store, {c['batch']} clicks a batch, "
+            f"{c['catalog_items']:,} items: **{_f(c['new_us_per_click'], 0)} us** per click of a new shopper "
+            f"({c['clicks']:,} clicks), **{_f(c['returning_us_per_click'], 0)} us** per click of "
+            f"{c['returning_shoppers']:,} returning shoppers with {c['history_per_shopper']} clicks of history "
+            f"each ({c['clicks']:,} clicks).",
+        ]
     t = r.get("throughput")
     if t:
         lines += [
