@@ -19,7 +19,7 @@ from typing import Any
 
 from model.retrieval import CovisIndex
 from model.scoring import NeuralServingModel, load_warm_start
-from model.serving import ServingModel
+from model.serving import Recommendations, ServingModel
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import RECENT_MAX, UserState
@@ -48,6 +48,23 @@ class _DictStore:
 
     def put(self, key: str, value: bytes, handle: Any) -> None:
         self.data[key] = value
+
+
+class _NoModel:
+    """A model that ranks nothing and learns nothing: the click path with it is the processing-free
+    shell (parsing, effect marks, state load, update and store, messages), the floor under any
+    implementation of retrieval and ranking."""
+
+    version = 0
+
+    def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
+        return None
+
+    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
+        return [Recommendations([], []) for _ in users]
+
+    def sentiment_many(self, texts: Sequence[str]) -> list[float]:
+        return [0.5 for _ in texts]
 
 
 @dataclass
@@ -110,9 +127,10 @@ class Replay:
             self.digest.example_records += 1
 
 
-def build_replay(shop: SimulatedShop) -> Replay:
+def build_replay(shop: SimulatedShop, *, rank: bool = True) -> Replay:
     """The click and review processors over the warm-start model and a catalog holding every item
-    of ``shop`` (every ``OUT_OF_STOCK``-th one out of stock), learning as the engine does."""
+    of ``shop`` (every ``OUT_OF_STOCK``-th one out of stock), learning as the engine does; without
+    ``rank``, over a model that neither ranks nor learns (the processing-free shell)."""
     settings = Settings()
     topics = Topics(settings)
     clock = [START_TS]
@@ -121,7 +139,11 @@ def build_replay(shop: SimulatedShop) -> Replay:
         state = ItemState()
         state.apply_catalog(item.category, item.title, item.price, n % OUT_OF_STOCK != 0, item.ts)
         catalog.upsert(item.item_id, state)
-    model = NeuralServingModel(load_warm_start(), catalog, interest_half_life_s=HALF_LIFE_S, index=CovisIndex())
+    model: ServingModel = (
+        NeuralServingModel(load_warm_start(), catalog, interest_half_life_s=HALF_LIFE_S, index=CovisIndex())
+        if rank
+        else _NoModel()
+    )
     builder, sink = ExampleBuilder(catalog, HALF_LIFE_S, seed=0), ExampleSink()
 
     def learn(model: ServingModel, before: UserState, event: Click | Review, category: str) -> None:
@@ -194,18 +216,19 @@ def per_click_us(replay: Replay, batches: Sequence[list[Incoming]]) -> float:
 def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     """The click path's CPU per click, in process: ``clicks`` clicks of new shoppers (each the
     first of its shopper), then ``clicks`` of ``shoppers`` returning shoppers whose histories were
-    first filled (``RECENT_MAX`` clicks each, not timed)."""
-    replay = build_replay(shop)
-    new = as_batches(shopper_clicks(shop, clicks, clicks, "new-"))
-    replay.feed(new[0])  # the first batch pays for lazy set-ups (popular lists, model caches)
-    new_us = per_click_us(replay, new[1:])
+    first filled (``RECENT_MAX`` clicks each, not timed); both beside the processing-free shell
+    (the same clicks through a model that neither ranks nor learns)."""
     warm = RECENT_MAX * shoppers
+    new = as_batches(shopper_clicks(shop, clicks + BATCH, clicks + BATCH, "new-"))
     returning = list(shopper_clicks(shop, warm + clicks, shoppers, "ret-"))
-    per_click_us(replay, as_batches(returning[:warm]))
-    returning_us = per_click_us(replay, as_batches(returning[warm:]))
-    return {
-        "new_us_per_click": new_us,
-        "returning_us_per_click": returning_us,
+    out: dict[str, Any] = {}
+    for rank, label in ((True, ""), (False, "shell_")):
+        replay = build_replay(shop, rank=rank)
+        replay.feed(new[0])  # the first batch pays for lazy set-ups (popular lists, model caches)
+        out[f"{label}new_us_per_click"] = per_click_us(replay, new[1:])
+        per_click_us(replay, as_batches(returning[:warm]))
+        out[f"{label}returning_us_per_click"] = per_click_us(replay, as_batches(returning[warm:]))
+    return out | {
         "clicks": clicks,
         "returning_shoppers": shoppers,
         "history_per_shopper": RECENT_MAX,
