@@ -2,7 +2,7 @@
 warm-start serving model, a real catalog and a dict store, fed fixed batches of a simulated shop.
 
 It is the reference any faster click path must equal: the golden test (tests/streams/
-test_click_golden.py) replays 6,000 events and compares the digests of what came out with recorded
+test_click_golden.py) replays 6,400 events and compares the digests of what came out with recorded
 ones, and ``shopguide bench --only click`` times it per click, for new and for returning shoppers.
 """
 
@@ -110,7 +110,7 @@ class Replay:
     sink: ExampleSink
     clock: list[float]
     topics: Topics
-    digest: Digest = field(default_factory=Digest)
+    digest: Digest | None = None  # what it published, when asked for (not while it is timed)
 
     def feed(self, batch: Sequence[Incoming]) -> None:
         """One agent batch (all clicks or all reviews), at the time of its last event."""
@@ -119,18 +119,22 @@ class Replay:
         self._record(proc.process(batch))
 
     def _record(self, out: list[Outgoing]) -> None:
+        records = self.sink.drain()  # the engine packs a batch's training records too
+        if self.digest is None:
+            return
         for o in out:
             if o.topic == self.topics.recommendations:
                 self.digest.add(o.value or b"")
-        for record in self.sink.drain():
+        for record in records:
             self.digest.examples.update(record)
             self.digest.example_records += 1
 
 
-def build_replay(shop: SimulatedShop, *, rank: bool = True) -> Replay:
+def build_replay(shop: SimulatedShop, *, rank: bool = True, digest: bool = False) -> Replay:
     """The click and review processors over the warm-start model and a catalog holding every item
     of ``shop`` (every ``OUT_OF_STOCK``-th one out of stock), learning as the engine does; without
-    ``rank``, over a model that neither ranks nor learns (the processing-free shell)."""
+    ``rank``, over a model that neither ranks nor learns (the processing-free shell). With
+    ``digest``, it keeps the :class:`Digest` of what it publishes."""
     settings = Settings()
     topics = Topics(settings)
     clock = [START_TS]
@@ -173,7 +177,7 @@ def build_replay(shop: SimulatedShop, *, rank: bool = True) -> Replay:
         clock=now,
     )
     reviews = ReviewProcessor(topics, 1, metrics, users, lambda: model, catalog, learn=learn, clock=now)
-    return Replay(clicks, reviews, sink, clock, topics)
+    return Replay(clicks, reviews, sink, clock, topics, Digest() if digest else None)
 
 
 def as_batches(events: Iterable[Click | Review], batch: int = BATCH) -> list[list[Incoming]]:
@@ -205,30 +209,37 @@ def shopper_clicks(shop: SimulatedShop, n: int, shoppers: int, prefix: str) -> I
         yield dataclasses.replace(click, user_id=f"{prefix}{k % shoppers}", ts=START_TS + k / 1000.0)
 
 
-def per_click_us(replay: Replay, batches: Sequence[list[Incoming]]) -> float:
-    """CPU microseconds per click of feeding ``batches`` (clicks only) to ``replay``."""
-    t0 = time.process_time()
+def per_click_us(replays: Sequence[Replay], batches: Sequence[list[Incoming]]) -> list[float]:
+    """CPU microseconds per click of feeding ``batches`` (clicks only) to each replay, interleaved
+    batch by batch so that a shared machine's changing speed weighs on them alike."""
+    spent = [0.0] * len(replays)
     for batch in batches:
-        replay.feed(batch)
-    return 1e6 * (time.process_time() - t0) / max(1, sum(len(b) for b in batches))
+        for k, replay in enumerate(replays):
+            t0 = time.process_time()
+            replay.feed(batch)
+            spent[k] += time.process_time() - t0
+    clicks = max(1, sum(len(b) for b in batches))
+    return [1e6 * s / clicks for s in spent]
 
 
 def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     """The click path's CPU per click, in process: ``clicks`` clicks of new shoppers (each the
     first of its shopper), then ``clicks`` of ``shoppers`` returning shoppers whose histories were
-    first filled (``RECENT_MAX`` clicks each, not timed); both beside the processing-free shell
-    (the same clicks through a model that neither ranks nor learns)."""
+    first filled (``RECENT_MAX`` clicks each, not timed); beside the processing-free shell (the
+    same clicks through a model that neither ranks nor learns), interleaved with it."""
     warm = RECENT_MAX * shoppers
     new = as_batches(shopper_clicks(shop, clicks + BATCH, clicks + BATCH, "new-"))
     returning = list(shopper_clicks(shop, warm + clicks, shoppers, "ret-"))
-    out: dict[str, Any] = {}
-    for rank, label in ((True, ""), (False, "shell_")):
-        replay = build_replay(shop, rank=rank)
-        replay.feed(new[0])  # the first batch pays for lazy set-ups (popular lists, model caches)
-        out[f"{label}new_us_per_click"] = per_click_us(replay, new[1:])
-        per_click_us(replay, as_batches(returning[:warm]))
-        out[f"{label}returning_us_per_click"] = per_click_us(replay, as_batches(returning[warm:]))
-    return out | {
+    replays = [build_replay(shop), build_replay(shop, rank=False)]
+    per_click_us(replays, new[:1])  # the first batch pays for lazy set-ups (popular lists, model caches)
+    new_us = per_click_us(replays, new[1:])
+    per_click_us(replays, as_batches(returning[:warm]))
+    returning_us = per_click_us(replays, as_batches(returning[warm:]))
+    return {
+        "new_us_per_click": new_us[0],
+        "returning_us_per_click": returning_us[0],
+        "shell_new_us_per_click": new_us[1],
+        "shell_returning_us_per_click": returning_us[1],
         "clicks": clicks,
         "returning_shoppers": shoppers,
         "history_per_shopper": RECENT_MAX,

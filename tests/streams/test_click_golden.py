@@ -31,9 +31,10 @@ def test_the_click_path_publishes_the_golden_outputs() -> None:
     assert sum(c.action == "buy" for c in clicks) > 100
     assert sum(int(c.item_id[1:]) % OUT_OF_STOCK == 0 for c in clicks) > 100
 
-    replay = build_replay(shop)
+    replay = build_replay(shop, digest=True)
     for batch in as_batches(events):
         replay.feed(batch)
+    assert replay.digest is not None
     got = replay.digest.summary()
     assert abs(got.pop("score_sum") - GOLDEN["score_sum"]) < 0.01
     assert abs(got.pop("interest_sum") - GOLDEN["interest_sum"]) < 0.01
