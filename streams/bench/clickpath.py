@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import statistics
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -210,16 +211,16 @@ def shopper_clicks(shop: SimulatedShop, n: int, shoppers: int, prefix: str) -> I
 
 
 def per_click_us(replays: Sequence[Replay], batches: Sequence[list[Incoming]]) -> list[float]:
-    """CPU microseconds per click of feeding ``batches`` (clicks only) to each replay, interleaved
-    batch by batch so that a shared machine's changing speed weighs on them alike."""
-    spent = [0.0] * len(replays)
+    """CPU microseconds per click of feeding ``batches`` (clicks only) to each replay: the median
+    over the batches, fed to the replays in turn so that a shared machine's changing speed weighs
+    on them alike (on this VM a batch's CPU time doubles when the host is busy)."""
+    spent: list[list[float]] = [[] for _ in replays]
     for batch in batches:
         for k, replay in enumerate(replays):
             t0 = time.process_time()
             replay.feed(batch)
-            spent[k] += time.process_time() - t0
-    clicks = max(1, sum(len(b) for b in batches))
-    return [1e6 * s / clicks for s in spent]
+            spent[k].append(1e6 * (time.process_time() - t0) / len(batch))
+    return [statistics.median(s) if s else 0.0 for s in spent]
 
 
 def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:

@@ -211,15 +211,16 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
             "",
             "## The click path in process (no Kafka)",
             "",
-            f"CPU per click of the engine's click processor (retrieval, features, ranking, interests, "
-            f"training examples, state updates, messages) over a dict store, {c['batch']} clicks a batch, "
+            f"CPU per click (median over batches) of the engine's click processor (retrieval, features, "
+            f"ranking, interests, training examples, state updates, messages) over a dict store, "
+            f"{c['batch']} clicks a batch, "
             f"{c['catalog_items']:,} items: **{_f(c['new_us_per_click'], 0)} us** per click of a new shopper "
             f"({c['clicks']:,} clicks), **{_f(c['returning_us_per_click'], 0)} us** per click of "
             f"{c['returning_shoppers']:,} returning shoppers with {c['history_per_shopper']} clicks of history "
             f"each ({c['clicks']:,} clicks). The processing-free shell (the same clicks through a model "
-            f"that neither ranks nor learns: parsing, effect marks, state, messages): "
-            f"{_f(c['shell_new_us_per_click'], 0)} us new, {_f(c['shell_returning_us_per_click'], 0)} us "
-            "returning.",
+            f"that neither ranks nor learns: parsing, effect marks, state, messages), fed each batch in "
+            f"turn with it: {_f(c['shell_new_us_per_click'], 0)} us new, "
+            f"{_f(c['shell_returning_us_per_click'], 0)} us returning.",
         ]
     t = r.get("throughput")
     if t:
