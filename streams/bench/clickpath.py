@@ -201,13 +201,13 @@ def shop_events(shop: SimulatedShop, n: int, tag: str = "golden") -> list[Click 
     return list(islice(shop.events(tag, clock), n))
 
 
-def shopper_clicks(shop: SimulatedShop, n: int, shoppers: int, prefix: str) -> Iterator[Click]:
-    """``n`` of the shop's clicks (same items, actions and skew) re-assigned round-robin to
-    ``shoppers`` users named ``{prefix}{k}``: with as many shoppers as clicks every click is a new
-    shopper's; with fewer, each shopper's history fills up."""
+def shopper_clicks(shop: SimulatedShop, n: int, shoppers: int, prefix: str, start: float = START_TS) -> Iterator[Click]:
+    """``n`` of the shop's clicks (same items, actions and skew), one a millisecond from ``start``,
+    re-assigned round-robin to ``shoppers`` users named ``{prefix}{k}``: with as many shoppers as
+    clicks every click is a new shopper's; with fewer, each shopper's history fills up."""
     clicks = (e for e in shop.events(prefix, repeat(START_TS)) if isinstance(e, Click))
     for k, click in enumerate(islice(clicks, n)):
-        yield dataclasses.replace(click, user_id=f"{prefix}{k % shoppers}", ts=START_TS + k / 1000.0)
+        yield dataclasses.replace(click, user_id=f"{prefix}{k % shoppers}", ts=start + k / 1000.0)
 
 
 def per_click_us(replays: Sequence[Replay], batches: Sequence[list[Incoming]]) -> list[float]:
@@ -230,7 +230,7 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     same clicks through a model that neither ranks nor learns), interleaved with it."""
     warm = RECENT_MAX * shoppers
     new = as_batches(shopper_clicks(shop, clicks + BATCH, clicks + BATCH, "new-"))
-    returning = list(shopper_clicks(shop, warm + clicks, shoppers, "ret-"))
+    returning = list(shopper_clicks(shop, warm + clicks, shoppers, "ret-", new[-1][-1].timestamp_ms / 1000.0 + 1.0))
     replays = [build_replay(shop), build_replay(shop, rank=False)]
     per_click_us(replays, new[:1])  # the first batch pays for lazy set-ups (popular lists, model caches)
     new_us = per_click_us(replays, new[1:])
