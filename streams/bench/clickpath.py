@@ -81,6 +81,7 @@ class Digest:
     example_records: int = 0
     score_sum: float = 0.0
     interest_sum: float = 0.0
+    outputs: dict[str, int] = field(default_factory=dict)  # every other output, counted by topic
 
     def add(self, recommendation: bytes) -> None:
         rec = json.loads(recommendation)
@@ -99,6 +100,7 @@ class Digest:
             "example_records": self.example_records,
             "score_sum": round(self.score_sum, 3),
             "interest_sum": round(self.interest_sum, 3),
+            "outputs": dict(sorted(self.outputs.items())),
         }
 
 
@@ -113,9 +115,10 @@ class Replay:
     topics: Topics
     digest: Digest | None = None  # what it published, when asked for (not while it is timed)
 
-    def feed(self, batch: Sequence[Incoming]) -> None:
-        """One agent batch (all clicks or all reviews), at the time of its last event."""
-        self.clock[0] = batch[-1].timestamp_ms / 1000.0
+    def feed(self, batch: Sequence[Incoming], waited_s: float = 0.0) -> None:
+        """One agent batch (all clicks or all reviews), handled ``waited_s`` after its last
+        message reached Kafka (more than ``coalesce_after_ms``: a worker running behind)."""
+        self.clock[0] = batch[-1].timestamp_ms / 1000.0 + waited_s
         proc = self.clicks if batch[0].topic == self.topics.clicks else self.reviews
         self._record(proc.process(batch))
 
@@ -126,6 +129,8 @@ class Replay:
         for o in out:
             if o.topic == self.topics.recommendations:
                 self.digest.add(o.value or b"")
+            else:
+                self.digest.outputs[o.topic] = self.digest.outputs.get(o.topic, 0) + 1
         for record in records:
             self.digest.examples.update(record)
             self.digest.example_records += 1
