@@ -205,6 +205,16 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
         value = r.get(key)
         ratio = tp / value if tp is not None and value else None
         lines.append(f"| {name} | {_f(value, 0)} | {_f(ratio, 2)} |")
+    t = r.get("throughput")
+    if t:
+        lines += [
+            "",
+            f"Steady window {t['window_s']:.1f} s of a backlog of {t['backlog']:,} events: events/s from "
+            "the worker's processed-events counter; outputs (recommendations and sentiment signals) "
+            f"{_f(t['outputs_eps'], 0)}/s (a worker behind its input answers a user's clicks of one batch "
+            f"once); worker CPU {_f(t['worker_cpu_share'], 2)} cores; whole machine busy "
+            f"{t['machine_busy_share']:.0%}.",
+        ]
     c = r.get("click")
     if c:
         lines += [
@@ -221,16 +231,6 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
             f"that neither ranks nor learns: parsing, effect marks, state, messages), fed each batch in "
             f"turn with it: {_f(c['shell_new_us_per_click'], 0)} us new, "
             f"{_f(c['shell_returning_us_per_click'], 0)} us returning.",
-        ]
-    t = r.get("throughput")
-    if t:
-        lines += [
-            "",
-            f"Steady window {t['window_s']:.1f} s of a backlog of {t['backlog']:,} events: events/s from "
-            "the worker's processed-events counter; outputs (recommendations and sentiment signals) "
-            f"{_f(t['outputs_eps'], 0)}/s (a worker behind its input answers a user's clicks of one batch "
-            f"once); worker CPU {_f(t['worker_cpu_share'], 2)} cores; whole machine busy "
-            f"{t['machine_busy_share']:.0%}.",
         ]
     if r.get("latency_ms"):
         lines += [
