@@ -4,11 +4,16 @@ Every option lives here, with its environment variable, default and meaning, so 
 configuration table and ``shopguide config`` are generated from the same source and cannot drift.
 Faust reads many unprefixed variables of its own (``WEB_PORT``, ``BROKER_URL``...); the app is built
 with an empty Faust environment so that only the variables below configure it.
+
+Secrets (the SASL password, the snapshot key, the API tokens) may also come from a file named by
+``<VARIABLE>_FILE`` (a mounted secret); they are left out of the settings' repr and redacted by
+``shopguide config`` and in the worker's logs (:meth:`Settings.secret_values`).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -24,6 +29,15 @@ def _opt(env: str, default: Any, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "doc": doc})
 
 
+def _secret(env: str, doc: str) -> Any:
+    return field(default="", repr=False, metadata={"env": env, "doc": f"{doc} (or a file: {env}_FILE)", "secret": True})
+
+
+#: SASL mechanisms the engine's Kafka clients (aiokafka, kafka-python, Faust) are configured for.
+#: OAUTHBEARER needs a token provider object in every one of them and is not supported.
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Engine settings. Build with :meth:`from_env`; override in tests with :meth:`with_`."""
@@ -36,7 +50,7 @@ class Settings:
     data_dir: Path = _opt(
         "SHOPGUIDE_DATA_DIR", Path("./var"), "Where a worker keeps RocksDB tables and model snapshots"
     )
-    web_port: int = _opt("SHOPGUIDE_WEB_PORT", 6066, "HTTP port of the worker (API, /healthz, /metrics)")
+    web_port: int = _opt("SHOPGUIDE_WEB_PORT", 6066, "HTTP port of the worker (API, /livez, /readyz, /metrics)")
     web_bind: str = _opt("SHOPGUIDE_WEB_BIND", "127.0.0.1", "Address the HTTP port binds; 0.0.0.0 exposes it")
     web_host: str = _opt(
         "SHOPGUIDE_WEB_HOST", "127.0.0.1", "Host other workers use to reach this one (request routing)"
@@ -117,14 +131,37 @@ class Settings:
     security_protocol: str = _opt(
         "SHOPGUIDE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )
-    sasl_mechanism: str = _opt("SHOPGUIDE_KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    sasl_mechanism: str = _opt(
+        "SHOPGUIDE_KAFKA_SASL_MECHANISM",
+        "PLAIN",
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (OAUTHBEARER is not supported)",
+    )
     sasl_username: str = _opt(
         "SHOPGUIDE_KAFKA_SASL_USERNAME", "", "SASL user (from a secret, never a file in the repository)"
     )
-    sasl_password: str = _opt("SHOPGUIDE_KAFKA_SASL_PASSWORD", "", "SASL password (from a secret)")
+    sasl_password: str = _secret("SHOPGUIDE_KAFKA_SASL_PASSWORD", "SASL password")
     ssl_cafile: str = _opt("SHOPGUIDE_KAFKA_SSL_CAFILE", "", "CA bundle to verify the brokers' certificates")
     ssl_certfile: str = _opt("SHOPGUIDE_KAFKA_SSL_CERTFILE", "", "Client certificate for mutual TLS")
     ssl_keyfile: str = _opt("SHOPGUIDE_KAFKA_SSL_KEYFILE", "", "Client key for mutual TLS")
+    snapshot_key: str = _secret(
+        "SHOPGUIDE_SNAPSHOT_KEY",
+        "Key (16+ characters) the trainer signs model snapshots with (HMAC-SHA256) and workers verify them with; a worker needs one",
+    )
+    snapshot_max_step: int = _opt(
+        "SHOPGUIDE_SNAPSHOT_MAX_STEP",
+        1_000_000,
+        "A snapshot more than this many versions ahead of the served one is refused",
+    )
+    api_tokens: str = _secret(
+        "SHOPGUIDE_API_TOKENS", "Bearer tokens (comma-separated) the data endpoints of the HTTP API accept"
+    )
+    api_open: bool = _opt(
+        "SHOPGUIDE_API_OPEN",
+        False,
+        "Serve the data endpoints without tokens (only behind a proxy that authenticates); without it and without tokens a worker refuses to start",
+    )
+    api_rate: float = _opt("SHOPGUIDE_API_RATE", 50.0, "HTTP requests a second each client (token or address) may make")
+    api_burst: int = _opt("SHOPGUIDE_API_BURST", 100, "HTTP requests a client may make at once above its rate")
     log_level: str = _opt("SHOPGUIDE_LOG_LEVEL", "info", "Worker log level")
 
     @classmethod
@@ -133,9 +170,14 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = env.get(f.metadata["env"])
+            name = f.metadata["env"]
+            raw = env.get(name)
+            if f.metadata.get("secret") and env.get(f"{name}_FILE"):
+                if raw:
+                    raise SettingsError(f"set {name} or {name}_FILE, not both")
+                raw = _read_secret(f"{name}_FILE", env[f"{name}_FILE"])
             if raw is not None and raw != "":
-                values[f.name] = _parse(f.metadata["env"], raw, type(f.default))
+                values[f.name] = _parse(name, raw, type(f.default))
         settings = cls(**values)
         settings.validate()
         return settings
@@ -162,6 +204,51 @@ class Settings:
             raise SettingsError("SHOPGUIDE_TOP_K must be at least 1")
         if self.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
             raise SettingsError(f"unknown SHOPGUIDE_KAFKA_SECURITY_PROTOCOL {self.security_protocol!r}")
+        if self.sasl_mechanism not in SASL_MECHANISMS:
+            raise SettingsError(
+                f"SHOPGUIDE_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, got {self.sasl_mechanism!r}"
+            )
+        if self.snapshot_key and len(self.snapshot_key.encode()) < 16:
+            raise SettingsError("SHOPGUIDE_SNAPSHOT_KEY must be at least 16 bytes")
+        if self.snapshot_max_step < 1:
+            raise SettingsError("SHOPGUIDE_SNAPSHOT_MAX_STEP must be at least 1")
+        if not self.api_rate > 0 or self.api_burst < 1:
+            raise SettingsError("SHOPGUIDE_API_RATE must be > 0 and SHOPGUIDE_API_BURST >= 1")
+
+    def check_worker(self) -> None:
+        """What a worker needs beyond valid values: a snapshot key, and tokens for its API unless
+        it is explicitly open."""
+        if not self.snapshot_key:
+            raise SettingsError(
+                "a worker needs SHOPGUIDE_SNAPSHOT_KEY (or SHOPGUIDE_SNAPSHOT_KEY_FILE): the trainer signs model "
+                "snapshots with it and workers refuse snapshots it did not sign"
+            )
+        if not self.api_token_list and not self.api_open:
+            raise SettingsError(
+                "set SHOPGUIDE_API_TOKENS (or SHOPGUIDE_API_TOKENS_FILE), or SHOPGUIDE_API_OPEN=1 to serve personal "
+                "data without authentication"
+            )
+
+    def with_generated_secrets(self) -> Settings:
+        """A random snapshot key and API token where none is set: the embedded demo, test fixtures
+        and benchmarks, whose workers and trainer share them for one run."""
+        return self.with_(
+            snapshot_key=self.snapshot_key or secrets.token_hex(32),
+            api_tokens=self.api_tokens or secrets.token_urlsafe(24),
+        )
+
+    @property
+    def api_token_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.api_tokens.split(",") if t.strip())
+
+    @property
+    def snapshot_key_bytes(self) -> bytes:
+        return self.snapshot_key.encode()
+
+    def secret_values(self) -> list[str]:
+        """The secret strings set (each API token on its own), for redaction."""
+        values = [getattr(self, f.name) for f in fields(self) if f.metadata.get("secret")]
+        return [v for v in [*values, *self.api_token_list] if v]
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables, to hand to a child process."""
@@ -204,6 +291,20 @@ def describe() -> list[tuple[str, str, str]]:
         shown = ("1" if default else "0") if isinstance(default, bool) else str(default)
         rows.append((f.metadata["env"], shown, f.metadata["doc"]))
     return rows
+
+
+def is_secret(env: str) -> bool:
+    """Whether the variable ``env`` (or ``env`` without ``_FILE``) holds a secret."""
+    name = env.removesuffix("_FILE")
+    return any(f.metadata["env"] == name and f.metadata.get("secret") for f in fields(Settings))
+
+
+def _read_secret(name: str, path: str) -> str:
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise SettingsError(f"{name}: cannot read {path}: {reason}") from None
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams.settings import Settings, SettingsError, describe
+from streams.settings import Settings, SettingsError, describe, is_secret
 
 err = Console(stderr=True, highlight=False)
 
@@ -146,6 +146,10 @@ def _model(args: argparse.Namespace, settings: Settings) -> int:
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     for env, default, doc in describe():
         current = os.environ.get(env)
+        if current and is_secret(env):
+            current = "***"
+        elif not current and is_secret(env) and os.environ.get(f"{env}_FILE"):
+            current = f"*** (from {os.environ[f'{env}_FILE']})"
         shown = f"{current}  (default {default})" if current not in (None, "") else default
         print(f"{env}={shown}\n    {doc}")
     return 0
