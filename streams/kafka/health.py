@@ -2,7 +2,7 @@
 
 Faust's consumer and producer retry quietly through an outage, so without a probe a worker whose
 broker is gone looks healthy. The probe asks for cluster metadata with a short timeout: while it
-fails, ``/healthz`` answers 503 and ``shopguide_broker_up`` is 0. When the broker comes back
+fails, ``/readyz`` answers 503 and ``shopguide_broker_up`` is 0. When the broker comes back
 without the engine's topics (the in-memory embedded broker loses everything when it restarts),
 the probe creates them again so that the worker carries on without anyone's help.
 """

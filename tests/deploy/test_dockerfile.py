@@ -67,11 +67,11 @@ def test_exposes_the_web_port_and_binds_all_interfaces_only_inside_the_image() -
     assert Settings.from_env({}).web_bind == "127.0.0.1"
 
 
-def test_healthcheck_asks_the_worker_for_healthz() -> None:
+def test_healthcheck_asks_the_worker_whether_it_is_alive() -> None:
     check = only("HEALTHCHECK")
     assert "--start-period=" in check
     command = json.loads(check.split("CMD", 1)[1])
-    assert "/healthz" in command[-1]
+    assert "/livez" in command[-1]
     assert "SHOPGUIDE_WEB_PORT" in command[-1]
 
 

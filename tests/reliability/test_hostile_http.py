@@ -1,0 +1,118 @@
+"""Thousands of generated hostile HTTP requests at a real worker, on every path it serves and some it
+does not (Faust's table and router views included): never a 5xx, the worker stays up."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streams.testing.harness import Cluster, fresh_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REQUESTS = 3000
+PATHS = (
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/model",
+    "/users/",
+    "/recommendations/",
+    "/items/",
+    "/table/users/",
+    "/router/",
+    "/",
+    "//",
+)
+METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "TRACE", "CONNECT")
+
+
+@pytest.fixture(scope="module")
+def target(broker, tmp_path_factory) -> Iterator[tuple[Cluster, Counter[int]]]:
+    # A high rate limit: the requests must reach the views, not stop at the limiter.
+    cluster = Cluster(fresh_settings(broker, tmp_path_factory.mktemp("hostile"), api_rate=1e6, api_burst=1_000_000))
+    cluster.start_worker()
+    yield cluster, Counter()
+    cluster.close()
+
+
+def suffix() -> st.SearchStrategy[bytes]:
+    text = st.text(max_size=120)
+    return st.one_of(
+        text.map(lambda t: urllib.parse.quote(t, safe="").encode()),
+        text.map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.binary(max_size=80),
+        st.sampled_from([b"u-1", b"u-1/sentiment", b"x" * 300, b"%00", b"..%2F..%2Fetc", b"a/b/c/d"]),
+    )
+
+
+def headers(token: str) -> st.SearchStrategy[list[bytes]]:
+    auth = st.sampled_from(
+        [f"Bearer {token}", "Bearer wrong", "Bearer ", "Basic eDp5", token, f"Bearer {token}x", "Bearer \x00"]
+    ).map(lambda v: b"Authorization: " + v.encode())
+    other = st.one_of(
+        st.integers(-5, 10**12).map(lambda n: b"Content-Length: %d" % n),
+        st.just(b"Transfer-Encoding: chunked"),
+        st.binary(max_size=60).map(lambda b: b"X-Junk: " + b),
+        st.binary(max_size=40),
+        st.just(b"Host: " + b"h" * 9000),
+    )
+    return st.lists(st.one_of(auth, other), max_size=4)
+
+
+def send(port: int, data: bytes) -> bytes:
+    """The answer's status line, headers and body (read up to its Content-Length: the server may
+    linger on the connection to drain a request body it did not read)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with contextlib.suppress(OSError):  # the server may close first, having answered already
+            sock.sendall(data)
+        answer = b""
+        while True:
+            head, sep, body = answer.partition(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            if sep and length and len(body) >= int(length.group(1)):
+                return answer
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                return answer
+            if not chunk:
+                return answer
+            answer += chunk
+
+
+def test_hostile_requests_never_get_a_5xx(target):
+    cluster, statuses = target
+    worker = cluster.workers[0]
+    port = cluster.settings.web_port
+
+    @settings(max_examples=REQUESTS, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(
+        method=st.one_of(st.sampled_from(METHODS).map(str.encode), st.binary(min_size=1, max_size=8)),
+        path=st.tuples(st.sampled_from(PATHS).map(str.encode), suffix()).map(b"".join),
+        head=headers(worker.token),
+        body=st.binary(max_size=200),
+    )
+    def hostile(method: bytes, path: bytes, head: list[bytes], body: bytes) -> None:
+        request = method + b" " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        request += b"".join(h + b"\r\n" for h in head)
+        answer = send(port, request + b"\r\n" + body)
+        match = re.match(rb"HTTP/1\.[01] (\d{3})", answer)
+        status = int(match.group(1)) if match else 0  # 0: closed without an answer
+        statuses[status] += 1
+        assert status < 500, (request[:200], answer[:300])
+
+    hostile()
+    assert sum(statuses.values()) >= REQUESTS
+    assert {200, 401, 404, 400} <= statuses.keys(), statuses  # the views themselves were reached
+    assert worker.alive
+    assert send(port, b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
+    print(f"statuses of {sum(statuses.values())} hostile requests: {dict(sorted(statuses.items()))}")
