@@ -12,8 +12,6 @@ from typing import Any
 from state.item import SentimentFigures
 from state.user import PublishedRecommendation
 
-DEADLETTER_PAYLOAD_MAX = 4096
-
 
 def _dump(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -96,9 +94,11 @@ def dead_letter(
     error: str,
     payload: bytes | None,
     ts: float,
+    payload_max: int,
 ) -> bytes:
-    """The original bytes travel as text (invalid UTF-8 escaped), cut to 4 KB so that a flood of
-    huge payloads cannot flood the dead-letter topic too."""
+    """The original bytes travel as text (invalid UTF-8 escaped), cut to ``payload_max`` bytes
+    (``SHOPGUIDE_DEADLETTER_PAYLOAD_BYTES``): enough to tell what was wrong, little personal data,
+    and a flood of huge payloads cannot flood the dead-letter topic too."""
     raw = payload or b""
     return _dump(
         {
@@ -107,9 +107,9 @@ def dead_letter(
             "offset": offset,
             "reason": reason,
             "error": error,
-            "payload": raw[:DEADLETTER_PAYLOAD_MAX].decode("utf-8", errors="backslashreplace"),
+            "payload": raw[:payload_max].decode("utf-8", errors="backslashreplace"),
             "payload_bytes": len(raw),
-            "truncated": len(raw) > DEADLETTER_PAYLOAD_MAX,
+            "truncated": len(raw) > payload_max,
             "ts": ts,
         }
     )

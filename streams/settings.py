@@ -162,6 +162,17 @@ class Settings:
     )
     api_rate: float = _opt("SHOPGUIDE_API_RATE", 50.0, "HTTP requests a second each client (token or address) may make")
     api_burst: int = _opt("SHOPGUIDE_API_BURST", 100, "HTTP requests a client may make at once above its rate")
+    deadletter_payload_bytes: int = _opt(
+        "SHOPGUIDE_DEADLETTER_PAYLOAD_BYTES", 256, "Bytes of a bad message's payload its dead letter keeps"
+    )
+    deadletter_retention_h: float = _opt(
+        "SHOPGUIDE_DEADLETTER_RETENTION_H", 168.0, "Retention of the dead-letter topic, set when it is created"
+    )
+    training_retention_h: float = _opt(
+        "SHOPGUIDE_TRAINING_RETENTION_H",
+        24.0,
+        "Retention of the training-example and forget-request topics, set when they are created",
+    )
     log_level: str = _opt("SHOPGUIDE_LOG_LEVEL", "info", "Worker log level")
 
     @classmethod
@@ -212,6 +223,10 @@ class Settings:
             raise SettingsError("SHOPGUIDE_SNAPSHOT_KEY must be at least 16 bytes")
         if self.snapshot_max_step < 1:
             raise SettingsError("SHOPGUIDE_SNAPSHOT_MAX_STEP must be at least 1")
+        if self.deadletter_payload_bytes < 0 or min(self.deadletter_retention_h, self.training_retention_h) <= 0:
+            raise SettingsError(
+                "SHOPGUIDE_DEADLETTER_PAYLOAD_BYTES must be >= 0, the retentions (_RETENTION_H) above 0"
+            )
         if not self.api_rate > 0 or self.api_burst < 1:
             raise SettingsError("SHOPGUIDE_API_RATE must be > 0 and SHOPGUIDE_API_BURST >= 1")
 

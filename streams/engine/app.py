@@ -43,7 +43,7 @@ from streams.learning.trainer_process import TrainerProcess
 from streams.metrics import Metrics
 from streams.processors.base import Incoming, Outgoing
 from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
-from streams.processors.users import ActivityCounts, ClickProcessor, ReviewProcessor
+from streams.processors.users import ActivityCounts, ClickProcessor, ForgetProcessor, ReviewProcessor
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -87,6 +87,13 @@ class FaustTableStore:
             self._missing.discard(key)
             self.keys.created(handle.message.partition)
         self._table[key] = value
+
+    def delete(self, key: str, handle: Any) -> None:
+        _current_event.set(weakref.ref(handle))
+        if key in self._table:
+            del self._table[key]  # a tombstone in the changelog (BatchTable.on_key_del)
+            self.keys.deleted(handle.message.partition)
+        self._missing.discard(key)
 
     def key_count(self, active: set[int], recovering: bool) -> int:
         self._missing.clear()
@@ -200,6 +207,16 @@ class Engine:
         self.item_reviews = ItemReviewProcessor(self.topics, n, self.metrics, items, rule)
         self.catalog_updates = CatalogProcessor(self.topics, n, self.metrics, items)
         self.item_activity = ActivityProcessor(self.topics, n, self.metrics, items, settings.popularity_half_life_s)
+        self.forget = ForgetProcessor(self.topics, n, self.metrics, users)
+        for processor in (
+            self.clicks,
+            self.reviews,
+            self.item_reviews,
+            self.catalog_updates,
+            self.item_activity,
+            self.forget,
+        ):
+            processor.deadletter_payload_bytes = settings.deadletter_payload_bytes
         self._register()
 
     def _table(self, name: str) -> BatchTable:
@@ -514,6 +531,7 @@ class Engine:
         agent(t.item_reviews, self.item_reviews)
         agent(t.items, self.catalog_updates)
         agent(t.item_activity, self.item_activity)
+        agent(t.forget, self.forget)
 
         @app.task
         async def follow_catalog() -> None:
@@ -552,7 +570,7 @@ class Engine:
             # Runs after the agents stopped and before Faust flushes its producer.
             await self.send(self.activity.drain(t.item_activity))
 
-        sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity}
+        sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity, t.forget}
 
         @app.timer(interval=MONITOR_INTERVAL_S)
         async def refresh_gauges() -> None:

@@ -71,6 +71,28 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.events import InvalidEvent, forget_request, parse_forget
+    from streams.tools.producer import EventProducer
+    from streams.topics import Topics
+
+    try:
+        users = [parse_forget(forget_request(user_id)) for user_id in args.user_ids]
+    except InvalidEvent as exc:
+        err.print(f"forget: {exc}")
+        return 2
+    topic = Topics(settings).forget
+    with EventProducer(settings) as producer:
+        for user_id in users:
+            producer.send(topic, user_id.encode(), forget_request(user_id))
+        producer.flush()  # raises unless every request was acknowledged
+    print(
+        f"asked to forget {len(users)} user(s): the worker owning each deletes its state and latest "
+        "recommendation (tombstones on the users changelog and the recommendations topic)"
+    )
+    return 0
+
+
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from streams.tools.tail import messages, render, resolve
 
@@ -178,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=("clicks", "reviews", "items"))
     p.add_argument("file", help="a JSON-lines file, or - for standard input")
     p.set_defaults(run=_produce)
+
+    p = sub.add_parser("forget", help="erase users: their state and latest recommendation, through Kafka")
+    p.add_argument("user_ids", nargs="+", metavar="USER_ID")
+    p.set_defaults(run=_forget)
 
     p = sub.add_parser("tail", help="print a topic's messages (e.g. recommendations, sentiment, deadletter)")
     p.add_argument("topic")
