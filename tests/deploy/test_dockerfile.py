@@ -44,10 +44,14 @@ def test_base_image_is_python_311_slim_pinned_to_a_patch_release() -> None:
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", only("FROM"))
 
 
-def test_installs_the_project_with_pip() -> None:
+def test_installs_the_pinned_runtime_dependencies_then_the_project_with_pip() -> None:
     runs = " ".join(a for k, a in instructions() if k == "RUN")
-    assert "pip install --no-cache-dir /tmp/shopguide-src" in runs
+    pinned = "pip install --no-cache-dir --no-deps -r /tmp/shopguide-src/deploy/requirements-runtime.txt"
+    project = "pip install --no-cache-dir --no-deps --no-build-isolation /tmp/shopguide-src"
+    assert pinned in runs and project in runs and runs.index(pinned) < runs.index(project)
     assert only("COPY") == ". /tmp/shopguide-src"
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    assert "deploy" in ignored and "!deploy/requirements-runtime.txt" in ignored
 
 
 def test_runs_as_an_unprivileged_numeric_user(k8s_objects: dict[tuple[str, str], Any]) -> None:
