@@ -101,6 +101,9 @@ def test_malformed_and_oversized_requests_get_their_status_without_their_bytes(g
         assert b"Server: shopguide" in head and b"aiohttp" not in answer
         assert marker not in body and b"uuuuuuuuuu" not in body and b"hhhhhhhhhh" not in body
     assert request(guarded, "/livez").status == 200
+    log = guarded.workers[0].log_path.read_text(errors="replace")
+    assert log.count("malformed or oversized HTTP requests") == 1, "logged once per interval"
+    assert "Error handling request" not in log and "LineTooLong" not in log  # no traceback each
 
 
 def test_a_burst_from_one_client_is_limited_and_others_go_on(guarded):
