@@ -112,7 +112,8 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0) -> int:
         if token_generated:
             console.print(
                 f"API token for this run: curl -H 'Authorization: Bearer {worker.token}' "
-                f"{worker.url}/recommendations/user-001"
+                f"{worker.url}/recommendations/user-001",
+                soft_wrap=True,  # one line to copy
             )
         watcher = _Watcher(settings, topics)
         watcher.start()
