@@ -33,9 +33,9 @@ def _secret(env: str, doc: str) -> Any:
     return field(default="", repr=False, metadata={"env": env, "doc": f"{doc} (or a file: {env}_FILE)", "secret": True})
 
 
-#: SASL mechanisms the engine's Kafka clients (aiokafka, kafka-python, Faust) are configured for.
-#: OAUTHBEARER needs a token provider object in every one of them and is not supported.
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+#: SASL mechanisms the engine's Kafka clients (aiokafka, kafka-python, Faust) are configured for;
+#: OAUTHBEARER reads its token from SHOPGUIDE_KAFKA_SASL_OAUTH_TOKEN_FILE (streams.kafka.oauth).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 
 
 @dataclass(frozen=True)
@@ -134,12 +134,17 @@ class Settings:
     sasl_mechanism: str = _opt(
         "SHOPGUIDE_KAFKA_SASL_MECHANISM",
         "PLAIN",
-        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (OAUTHBEARER is not supported)",
+        "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER",
     )
     sasl_username: str = _opt(
         "SHOPGUIDE_KAFKA_SASL_USERNAME", "", "SASL user (from a secret, never a file in the repository)"
     )
     sasl_password: str = _secret("SHOPGUIDE_KAFKA_SASL_PASSWORD", "SASL password")
+    sasl_oauth_token_file: str = _opt(
+        "SHOPGUIDE_KAFKA_SASL_OAUTH_TOKEN_FILE",
+        "",
+        "With OAUTHBEARER: a file holding the current token, read at each new connection (whatever issues tokens keeps it fresh)",
+    )
     ssl_cafile: str = _opt("SHOPGUIDE_KAFKA_SSL_CAFILE", "", "CA bundle to verify the brokers' certificates")
     ssl_certfile: str = _opt("SHOPGUIDE_KAFKA_SSL_CERTFILE", "", "Client certificate for mutual TLS")
     ssl_keyfile: str = _opt("SHOPGUIDE_KAFKA_SSL_KEYFILE", "", "Client key for mutual TLS")
@@ -219,6 +224,10 @@ class Settings:
             raise SettingsError(
                 f"SHOPGUIDE_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, got {self.sasl_mechanism!r}"
             )
+        if self.sasl_mechanism == "OAUTHBEARER" and not self.sasl_oauth_token_file:
+            raise SettingsError(
+                "SHOPGUIDE_KAFKA_SASL_MECHANISM=OAUTHBEARER needs SHOPGUIDE_KAFKA_SASL_OAUTH_TOKEN_FILE"
+            )
         if self.snapshot_key and len(self.snapshot_key.encode()) < 16:
             raise SettingsError("SHOPGUIDE_SNAPSHOT_KEY must be at least 16 bytes")
         if self.snapshot_max_step < 1:
@@ -273,10 +282,16 @@ class Settings:
             out[f.metadata["env"]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
         return out
 
-    def kafka_client_options(self) -> dict[str, Any]:
-        """Security options in the keyword form kafka-python and aiokafka both accept."""
+    def kafka_client_options(self, asyncio: bool = False) -> dict[str, Any]:
+        """Security options in the keyword form kafka-python and aiokafka both accept; ``asyncio``
+        for an aiokafka client (its OAUTHBEARER token provider is a coroutine)."""
         opts: dict[str, Any] = {"security_protocol": self.security_protocol}
-        if self.security_protocol.startswith("SASL"):
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism == "OAUTHBEARER":
+            from streams.kafka.oauth import AsyncFileTokenProvider, FileTokenProvider
+
+            provider = AsyncFileTokenProvider if asyncio else FileTokenProvider
+            opts.update(sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=provider(self.sasl_oauth_token_file))
+        elif self.security_protocol.startswith("SASL"):
             opts.update(
                 sasl_mechanism=self.sasl_mechanism,
                 sasl_plain_username=self.sasl_username,

@@ -110,6 +110,11 @@ class FaustTableStore:
 
 
 def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol.startswith("SASL") and settings.sasl_mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(
+            oauth_cb=settings.kafka_client_options(asyncio=True)["sasl_oauth_token_provider"],
+            ssl_context=settings.ssl_context() if settings.security_protocol == "SASL_SSL" else None,
+        )
     if settings.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.sasl_username,
@@ -337,7 +342,7 @@ class Engine:
                 bootstrap_servers=s.bootstrap_servers,
                 acks="all",
                 client_id=f"{s.app_id}-snapshots",
-                **s.kafka_client_options(),
+                **s.kafka_client_options(asyncio=True),
             )
             try:
                 await producer.start()

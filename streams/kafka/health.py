@@ -50,7 +50,7 @@ class BrokerWatch:
                     client = AIOKafkaClient(
                         bootstrap_servers=self._settings.bootstrap_servers,
                         request_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
-                        **self._settings.kafka_client_options(),
+                        **self._settings.kafka_client_options(asyncio=True),
                     )
                     await asyncio.wait_for(client.bootstrap(), PROBE_TIMEOUT_S)
                 metadata = await asyncio.wait_for(client.fetch_all_metadata(), PROBE_TIMEOUT_S)
