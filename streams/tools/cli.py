@@ -253,7 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "worker":  # the worker's logging is set up by Faust
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.WARNING)
-    return int(args.run(args, settings) or 0)
+    try:
+        return int(args.run(args, settings) or 0)
+    except SettingsError as exc:  # what a command needs beyond valid values (a worker: its secrets)
+        err.print(f"shopguide: {exc}")
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,15 @@ def test_shopguide_config_redacts_secrets(monkeypatch, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "hunter2" not in out and "tok-secret" not in out and "kkkk" not in out
     assert "SHOPGUIDE_KAFKA_SASL_PASSWORD=***" in out and f"SHOPGUIDE_SNAPSHOT_KEY=*** (from {key_file})" in out
+
+
+def test_a_worker_without_its_secrets_refuses_to_start_with_a_clear_message(monkeypatch, capsys):
+    from streams.tools.cli import main
+
+    for name in [n for n in os.environ if n.startswith("SHOPGUIDE_")]:
+        monkeypatch.delenv(name)
+    assert main(["worker"]) == 2
+    assert "SHOPGUIDE_SNAPSHOT_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("SHOPGUIDE_SNAPSHOT_KEY", "k" * 32)
+    assert main(["worker"]) == 2
+    assert "SHOPGUIDE_API_TOKENS" in capsys.readouterr().err
