@@ -111,7 +111,7 @@ class _QuietRequestHandler(RequestHandler):
     with the bare status: aiohttp's own answer echoes the offending bytes, names its version and
     logs a traceback for each."""
 
-    _last_logged = 0.0
+    _last_logged = float("-inf")  # monotonic time of the last summary line (all connections)
     _unlogged = 0
 
     def handle_error(
@@ -129,7 +129,10 @@ class _QuietRequestHandler(RequestHandler):
                 cls._last_logged, cls._unlogged = now, 0
         if request is not None and request.writer.output_size > 0:
             raise ConnectionError("a response was sent already")
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
         response = aio.json_response({"error": phrase}, status=status, headers={"Server": SERVER})
         response.force_close()
         return response
