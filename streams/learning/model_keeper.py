@@ -6,9 +6,9 @@ kept, when its signature or bytes fail verification (``streams.learning.snapshot
 ``model.snapshot``), when its version is more than ``max_step`` ahead of the served one (so that
 even a signed runaway version cannot make every later snapshot stale), or when it scores a probe
 with a non-finite or out-of-range value. Each refusal is counted by reason and logged the first
-time its reason occurs. A snapshot that was taken but then
-makes the online hit rate collapse is rolled back to the one before it, and newer snapshots are
-refused for a cool-down so that a diverging trainer cannot flap the served model.
+time its reason occurs. A snapshot that was taken but then makes the online hit rate collapse is
+rolled back to the one before it, and newer snapshots are refused for a cool-down so that a
+diverging trainer cannot flap the served model.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from model.scoring import NeuralServingModel, latest_or_warm_start, serving_from
 from model.snapshot import Snapshot, SnapshotError, SnapshotStore
 from state.catalog import Catalog
 from state.user import UserState
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class ModelKeeper:
         on_event: Callable[[str, str], None] = lambda outcome, reason: None,
         clock: Callable[[], float] = time.monotonic,
         start: Snapshot | None = None,
-        max_step: int = 1_000_000,
+        max_step: int = Settings.snapshot_max_step,
     ) -> None:
         """``start`` overrides the starting point: the newest snapshot on disk, else the warm start."""
         directory.mkdir(parents=True, exist_ok=True)
