@@ -48,9 +48,17 @@ def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[s
     return env
 
 
+#: The API token of each worker this process started, by its base URL: requests to it carry it.
+_TOKENS: dict[str, str] = {}
+
+
 def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
+    request = urllib.request.Request(url)  # noqa: S310 - local URLs
+    for base, token in _TOKENS.items():
+        if url.startswith(base + "/"):
+            request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - local URLs
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 - local URLs
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -80,8 +88,16 @@ class WorkerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.web_port}"
 
+    @property
+    def token(self) -> str | None:
+        """An API token the worker accepts (the first configured)."""
+        tokens = self.settings.api_token_list
+        return tokens[0] if tokens else None
+
     def start(self) -> WorkerProcess:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.token:
+            _TOKENS[self.url] = self.token
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.tools.cli", "worker"],
@@ -94,13 +110,13 @@ class WorkerProcess:
         return self
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
-        """Until ``/healthz`` answers 200 (tables recovered, catalog loaded)."""
+        """Until ``/readyz`` answers 200 (tables recovered, catalog loaded)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early; see {self.log_path}:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
-                status, _ = get_json(self.url + "/healthz", 2.0)
+                status, _ = get_json(self.url + "/readyz", 2.0)
                 if status == 200:
                     return
             time.sleep(0.2)

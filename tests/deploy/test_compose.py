@@ -21,6 +21,7 @@ SECURITY_VARIABLES = {
     "SHOPGUIDE_KAFKA_SASL_MECHANISM",
     "SHOPGUIDE_KAFKA_SASL_USERNAME",
     "SHOPGUIDE_KAFKA_SASL_PASSWORD",
+    "SHOPGUIDE_KAFKA_SASL_OAUTH_TOKEN_FILE",
     "SHOPGUIDE_KAFKA_SSL_CAFILE",
     "SHOPGUIDE_KAFKA_SSL_CERTFILE",
     "SHOPGUIDE_KAFKA_SSL_KEYFILE",
@@ -235,3 +236,10 @@ def test_bind_mounts_exist_and_named_volumes_are_declared(compose: dict[str, Any
                 assert (DEPLOY / source).exists(), f"{name}: {source}"
             else:
                 assert source in compose["volumes"], f"{name}: {source}"
+
+
+def test_worker_secrets_are_required_not_defaulted(compose: dict[str, Any]) -> None:
+    for name, worker in workers(compose).items():
+        env = worker["environment"]
+        for variable in ("SHOPGUIDE_SNAPSHOT_KEY", "SHOPGUIDE_API_TOKENS"):
+            assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]+\}}", env[variable]), (name, env[variable])

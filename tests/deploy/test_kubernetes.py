@@ -121,8 +121,10 @@ def test_container_port_probes_and_scrape_annotations_agree(k8s_objects: Objects
     web_port = Settings.from_env(config(k8s_objects)).web_port
     container = worker_container(k8s_objects)
     assert named_ports(container) == {"http": web_port}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    probes = {"startupProbe": "/livez", "readinessProbe": "/readyz", "livenessProbe": "/livez"}
+    for probe, path in probes.items():
+        # A broker outage makes a worker unready, never restarts it.
+        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
     annotations = statefulset(k8s_objects)["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == str(web_port)
