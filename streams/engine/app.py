@@ -9,15 +9,12 @@ workers side by side.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 
@@ -26,6 +23,7 @@ from state.catalog import Catalog
 from state.item import AlertRule, ItemState
 from state.user import UserState
 from streams.engine.monitor import KeyCounts, Progress, refresh_lag
+from streams.engine.training_host import TrainingHost
 from streams.engine.web import register_views
 from streams.events import Click, Review
 from streams.kafka.batching import acked_batches, fill_wait
@@ -36,9 +34,8 @@ from streams.kafka.training_feed import TrainingFeed
 from streams.kafka.transport import App, BatchTable
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
 from streams.learning.model_keeper import ModelKeeper, RollbackRule, SnapshotOutcome, decode
-from streams.learning.snapshot_topic import PROGRESS_KEY, SignatureError, SnapshotAssembler, snapshot_records
+from streams.learning.snapshot_topic import PROGRESS_KEY, SignatureError, SnapshotAssembler
 from streams.learning.snapshot_topic import Progress as TrainerProgress
-from streams.learning.trainer_process import TrainerProcess
 from streams.metrics import Metrics
 from streams.processors.base import Incoming, Outgoing
 from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
@@ -53,7 +50,6 @@ MONITOR_INTERVAL_S = 5.0
 #: How often the worker running the trainer collects its reports and publishes its snapshots.
 TRAINER_POLL_S = 0.1
 #: How long after its snapshot producer failed to start the worker tries again.
-SNAPSHOT_PRODUCER_RETRY_S = 5.0
 # Faust opens RocksDB with 3 x 64 MB write buffers and a 2 GB block cache per table partition; a
 # worker holds several. Small per-key states need far less, and the bound is what an operator sizes
 # the container by (deploy/).
@@ -146,9 +142,6 @@ class Engine:
         self.metrics.model_version.set(self.keeper.version)
         self.examples = ExampleBuilder(self.catalog, settings.interest_half_life_s)
         self.sink = ExampleSink()
-        self.trainer: TrainerProcess | None = None
-        self._snapshot_producer: AIOKafkaProducer | None = None
-        self._snapshot_producer_retry = 0.0  # monotonic time of the next try to start it
         self.trainer_progress: TrainerProgress | None = None
         self.assembler = SnapshotAssembler(settings.snapshot_key_bytes)
         self.activity = ActivityCounts()
@@ -160,6 +153,7 @@ class Engine:
         self.delivery = Delivery(
             self.app, self.metrics, self._changelogs, self.topics.deadletter, settings.deadletter_payload_bytes
         )
+        self.training = TrainingHost(settings, self.metrics, self.delivery, self.keeper, self.assembler)
         self._handles = {
             name: self.app.topic(name, key_serializer="raw", value_serializer="raw", partitions=spec_partitions)
             for name, spec_partitions in ((spec.name, spec.partitions) for spec in self.topics.specs())
@@ -170,9 +164,9 @@ class Engine:
             TrainingFeed(
                 settings,
                 self.topics.training,
-                submit=self._submit_training,
-                on_elected=self._ensure_trainer,
-                on_deposed=self._stop_trainer,
+                submit=self.training.submit,
+                on_elected=self.training.ensure_trainer,
+                on_deposed=self.training.stop_trainer,
                 on_delay=self.metrics.train_feed_delay.set,
             )
             if settings.train
@@ -308,7 +302,7 @@ class Engine:
         snap = self.keeper.snapshot
         hits, trials = self.metrics.hit_rate
         progress = self.trainer_progress
-        trainer = self.trainer
+        trainer = self.training.trainer
         return {
             "version": snap.version,
             "snapshot_age_s": self.snapshot_age(),
@@ -332,97 +326,6 @@ class Engine:
         if self.trainer_progress is None or served is None:
             return None
         return max(0.0, self.trainer_progress.trained_until - float(served))
-
-    def _ensure_trainer(self) -> TrainerProcess | None:
-        if not self.settings.train:
-            return None
-        if self.trainer is None or not self.trainer.alive:
-            if self.trainer is not None:
-                log.error("the trainer process died; starting a new one from the served snapshot")
-            s = self.settings
-            self.trainer = TrainerProcess(
-                self.keeper.snapshot.to_bytes(),
-                s.snapshot_interval_s,
-                threads=s.trainer_threads,
-                nice=s.trainer_nice,
-            )
-        return self.trainer
-
-    async def _publish_training(self) -> None:
-        trainer = self.trainer
-        if trainer is None:
-            return
-        out: list[Outgoing] = []
-        for report in trainer.reports():
-            if report.examples:
-                self.metrics.train_step.observe(report.step_s)
-                for task, loss in report.losses.items():
-                    self.metrics.train_loss.labels(task).set(loss)
-                for task, n in report.labels.items():
-                    self.metrics.train_examples.labels(task).inc(n)
-                self.metrics.train_skipped.inc(report.skipped)
-            if report.snapshot is not None:
-                try:
-                    records = snapshot_records(report.snapshot, report.version, self.settings.snapshot_key_bytes)
-                except ValueError as exc:  # a timer that raises stops the whole app
-                    log.error("the trainer's snapshot is not published: %s", exc)
-                    records = []
-                out += [Outgoing(self.topics.snapshots, key, value) for key, value in records]
-            progress = TrainerProgress(report.trained_until, report.examples, report.version)
-            signed = progress.to_bytes(self.settings.snapshot_key_bytes)
-            out.append(Outgoing(self.topics.snapshots, PROGRESS_KEY, signed))
-        self.metrics.train_dropped.set(trainer.dropped)
-        if out:
-            await self.delivery.send(out, await self._snapshot_sender())
-
-    async def _snapshot_sender(self) -> AIOKafkaProducer | None:
-        """The trainer's snapshots travel on a producer (a broker connection) of their own.
-        aiokafka sends one request at a time to a broker: on the engine's producer, the
-        megabytes of a snapshot would go ahead of the recommendations of the batches processed
-        meanwhile (docs/decisions/003-snapshot-producer.md). None while it cannot start
-        (the broker is away; tried again every few seconds): the app's producer takes the
-        records meanwhile."""
-        if self._snapshot_producer is None and time.monotonic() >= self._snapshot_producer_retry:
-            s = self.settings
-            producer = AIOKafkaProducer(
-                bootstrap_servers=s.bootstrap_servers,
-                acks="all",
-                client_id=f"{s.app_id}-snapshots",
-                **s.kafka_client_options(asyncio=True),
-            )
-            try:
-                await producer.start()
-            except Exception as exc:  # noqa: BLE001 - a timer that raises stops the whole app
-                log.warning(
-                    "the snapshot producer could not start (%r); trying again in %.0f s", exc, SNAPSHOT_PRODUCER_RETRY_S
-                )
-                self._snapshot_producer_retry = time.monotonic() + SNAPSHOT_PRODUCER_RETRY_S
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                return None
-            self._snapshot_producer = producer
-        return self._snapshot_producer
-
-    async def _close_snapshot_sender(self) -> None:
-        """Stop it, sending what is queued first, but not for long: behind a broker that is
-        gone, the newest snapshot on disk is what a restart resumes from anyway."""
-        producer, self._snapshot_producer = self._snapshot_producer, None
-        if producer is not None:
-            try:
-                await asyncio.wait_for(producer.stop(), SNAPSHOT_PRODUCER_RETRY_S)
-            except Exception as exc:  # noqa: BLE001 - shutting down either way
-                log.warning("the snapshot producer did not stop cleanly: %r", exc)
-
-    def _submit_training(self, examples: list[bytes], newest: float) -> None:
-        trainer = self._ensure_trainer()
-        if trainer is not None:
-            trainer.submit(examples, newest, max(self.keeper.version, self.assembler.newest))
-
-    def _stop_trainer(self) -> None:
-        self.metrics.train_feed_delay.set(0.0)  # a worker that does not train is behind nothing
-        if self.trainer is not None:
-            self.trainer.stop()
-            self.trainer = None
 
     def _make_app(self) -> faust.App:
         s = self.settings
@@ -545,7 +448,7 @@ class Engine:
 
         @app.timer(interval=TRAINER_POLL_S)
         async def publish_training() -> None:
-            await self._publish_training()
+            await self.training.publish()
 
         if self.training_feed is not None:
             feed = self.training_feed
@@ -556,8 +459,8 @@ class Engine:
 
         @app.on_before_shutdown.connect
         async def stop_trainer(sender: Any, **kwargs: Any) -> None:
-            self._stop_trainer()
-            await self._close_snapshot_sender()
+            self.training.stop_trainer()
+            await self.training.close_sender()
 
         @app.timer(interval=self.settings.item_flush_s)
         async def flush_activity() -> None:
