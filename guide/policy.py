@@ -37,7 +37,9 @@ def load_policy(path: str | Path | None = None) -> list[PolicyEntry]:
                 key=str(e["key"]),
                 topic=str(e["topic"]),
                 text={"zh": str(e["zh"]), "en": str(e["en"])},
-                keywords={lang: tuple(str(w).lower() for w in e.get("keywords", {}).get(lang, ())) for lang in ("zh", "en")},
+                keywords={
+                    lang: tuple(str(w).lower() for w in e.get("keywords", {}).get(lang, ())) for lang in ("zh", "en")
+                },
             )
             for e in raw["entries"]
         ]

@@ -22,14 +22,15 @@ _EN_END = re.compile(r"(?<=[.!?;])\s+|\n+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _HAS_CONTENT = re.compile(r"[\w\u3400-\u9fff]")
 
-STOP_WORDS = frozenset(
-    """a an the and or but if of to in on at for with by from as is are was were be been being am do does did
-    it its it's this that these those there here i me my we our you your he she they them their his her
-    what which who whom how when where why can could would should will shall may might must have has had
-    so than then too very just about into over under up down out off again once any some such no not only
-    own same other all both each few more most s t don't doesn't isn't aren't i'm i've it'll will lol
-    please thanks thank hi hello also get got one ok really""".split()
-)
+_STOP_WORDS_TEXT = """
+a an the and or but if of to in on at for with by from as is are was were be been being am do does
+did it its it's this that these those there here i me my we our you your he she they them their his
+her what which who whom how when where why can could would should will shall may might must have has
+had so than then too very just about into over under up down out off again once any some such no not
+only own same other all both each few more most s t don't doesn't isn't aren't i'm i've it'll will
+lol please thanks thank hi hello also get got one ok really
+"""
+STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 #: Chinese characters too common to tell sentences apart on their own (their bigrams are kept).
 ZH_STOP_CHARS = frozenset("的了吗呢吧啊呀是我你他她它们这那个有和也就都很还会在要不么什怎嘛")
 _SUFFIXES = ("ing", "edly", "ed", "ies", "es", "s", "ly")
