@@ -53,6 +53,19 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _guide(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.service.server import run_guide
+
+    return run_guide(settings)
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.service.sessions import SessionSigner, session_key
+
+    print(SessionSigner(session_key(settings), settings.guide_session_ttl_s).mint(args.user_id, time.time()))
+    return 0
+
+
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from streams.tools.producer import EventProducer, key_of
     from streams.topics import Topics
@@ -169,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run one engine worker")
     p.set_defaults(run=_worker)
+
+    p = sub.add_parser("guide", help="run the shopping guide: /ask, reply drafts and the shopper's page")
+    p.set_defaults(run=_guide)
+
+    p = sub.add_parser("token", help="mint a shopper's session token for the page (signed, expiring)")
+    p.add_argument("user_id")
+    p.set_defaults(run=_token)
 
     p = sub.add_parser("produce", help="send JSON-lines events to a topic")
     p.add_argument("kind", choices=("clicks", "reviews", "items"))
