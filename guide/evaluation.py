@@ -25,7 +25,7 @@ import numpy as np
 
 from guide import ranker
 from guide.encoder import Encoder
-from guide.text import tokens
+from guide.text import detect_lang, tokens
 
 GOLD_DIR = Path(__file__).with_name("gold")
 FOLDS = 5
@@ -161,3 +161,160 @@ def register(subparsers: Any) -> None:
     ans.add_argument("--fit", action="store_true", help="refit the shipped ranker weights on this file")
     ans.add_argument("--json", nargs="?", const="-", help="print JSON; with FILE, also write it there")
     ans.set_defaults(func=cmd_answers)
+
+    ask = subparsers.add_parser("ask", help="the knowledge base on the gold questions over the demo catalog")
+    ask.add_argument("--no-encoder", action="store_true", help="answer from BM25 alone")
+    ask.add_argument("--json", nargs="?", const="-", help="print JSON; with FILE, also write it there")
+    ask.set_defaults(func=cmd_ask)
+
+    asp = subparsers.add_parser("aspects", help="complaint aspects of labelled negative reviews, macro-F1")
+    asp.add_argument("--json", nargs="?", const="-", help="print JSON; with FILE, also write it there")
+    asp.set_defaults(func=cmd_aspects)
+
+
+# --------------------------------------------------------------------------- gold sets
+
+
+def load_gold(name: str) -> dict[str, Any]:
+    return json.loads((GOLD_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def demo_knowledge_base(*, use_encoder: bool = True) -> Any:
+    """An in-memory knowledge base holding the gold demo catalog and its reviews."""
+    from guide.knowledge import KnowledgeBase
+
+    catalog = load_gold("catalog")
+    kb = KnowledgeBase.open(None, use_encoder=use_encoder)
+    for item in catalog["items"]:
+        kb.add_item(item)
+    kb.add_reviews(catalog["reviews"])
+    return kb
+
+
+def _evidence_langs(gold: list[str], review_lang: dict[str, str]) -> set[str]:
+    langs: set[str] = set()
+    for g in gold:
+        if g.startswith("policy:"):
+            langs.update(("zh", "en"))
+        elif g.startswith("catalog:"):
+            langs.add("en")
+        else:
+            langs.add(review_lang[g])
+    return langs
+
+
+def _rate(flags: list[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def _ask_figures(rows: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+    """p@1 (top evidence is gold), answered correctly (and not handed off), handoff recall."""
+
+    def handed(r: dict[str, Any]) -> bool:
+        return r["intent"] == "human" or r["top"] is None or r["confidence"] < threshold
+
+    out: dict[str, Any] = {}
+    groups = {
+        "zh": [r for r in rows if r["lang"] == "zh"],
+        "en": [r for r in rows if r["lang"] == "en"],
+        "cross_lingual": [r for r in rows if r["cross"]],
+    }
+    for name, group in groups.items():
+        answerable = [r for r in group if r["gold"]]
+        out[name] = {
+            "questions": len(answerable),
+            "p_at_1": _rate([r["top"] in r["gold"] for r in answerable]),
+            "answered_correctly": _rate([r["top"] in r["gold"] and not handed(r) for r in answerable]),
+        }
+    unanswerable = [r for r in rows if not r["gold"]]
+    out["unanswerable"] = {"questions": len(unanswerable), "handoff_recall": _rate([handed(r) for r in unanswerable])}
+    answerable = [r for r in rows if r["gold"]]
+    out["answerable_handed_off"] = _rate([handed(r) for r in answerable])
+    return out
+
+
+def _best_threshold(rows: list[dict[str, Any]]) -> float:
+    """The threshold with the best balanced outcome: answered correctly vs unanswerable handed off."""
+    best, best_value = 0.0, -1.0
+    for t in np.arange(0.0, 1.0, 0.01):
+        f = _ask_figures(rows, float(t))
+        answered = _rate([r["top"] in r["gold"] and r["confidence"] >= t for r in rows if r["gold"]]) or 0.0
+        value = (answered + (f["unanswerable"]["handoff_recall"] or 0.0)) / 2
+        if value > best_value + 1e-9:
+            best, best_value = round(float(t), 2), value
+    return best
+
+
+def ask_figures(*, use_encoder: bool = True) -> dict[str, Any]:
+    """The knowledge base on the gold questions: figures at the shipped threshold and calibrated by halves."""
+    from guide import knowledge
+
+    kb = demo_knowledge_base(use_encoder=use_encoder)
+    review_lang = {r["event_id"]: detect_lang(r["text"]) for r in load_gold("catalog")["reviews"]}
+    rows = []
+    for q in load_gold("questions")["questions"]:
+        a = kb.ask(q["text"], item_id=q["item_id"])
+        rows.append(
+            {
+                "id": q["id"],
+                "lang": a.lang,
+                "intent": a.intent,
+                "gold": q["gold"],
+                "cross": bool(q["gold"]) and a.lang not in _evidence_langs(q["gold"], review_lang),
+                "top": a.evidence[0].event_id if a.evidence else None,
+                "confidence": a.confidence,
+            }
+        )
+    intents = [
+        kb_intent == q["intent"]
+        for kb_intent, q in zip((r["intent"] for r in rows), load_gold("questions")["questions"], strict=True)
+    ]
+    halves = [[r for k, r in enumerate(rows) if k % 2 == h] for h in (0, 1)]
+    split = {}
+    for h in (0, 1):
+        t = _best_threshold(halves[h])
+        split[f"calibrated_on_half_{h}"] = {"threshold": t, "figures_on_other_half": _ask_figures(halves[1 - h], t)}
+    kb.close()
+    return {
+        "task": "ask",
+        "encoder_available": kb.encoder_available,
+        "questions": len(rows),
+        "intent_accuracy": _rate(intents),
+        "threshold": knowledge.HANDOFF_BELOW,
+        "threshold_best_on_all": _best_threshold(rows),
+        "results": _ask_figures(rows, knowledge.HANDOFF_BELOW),
+        "split": split,
+        "misses": [r["id"] for r in rows if r["gold"] and r["top"] not in r["gold"]],
+    }
+
+
+def aspects_figures() -> dict[str, Any]:
+    """Per-aspect and macro F1 of ``detect_aspects`` on the labelled negative reviews, per language."""
+    from guide.aspects import ASPECTS, detect_aspects
+
+    reviews = load_gold("aspects")["reviews"]
+    results: dict[str, Any] = {}
+    for lang in ("zh", "en"):
+        counts = {a: [0, 0, 0] for a in ASPECTS}  # true positives, false positives, false negatives
+        group = [r for r in reviews if r["lang"] == lang]
+        for r in group:
+            predicted, gold = set(detect_aspects(r["text"])), set(r["aspects"])
+            for a in ASPECTS:
+                counts[a][0] += a in predicted and a in gold
+                counts[a][1] += a in predicted and a not in gold
+                counts[a][2] += a in gold and a not in predicted
+        f1 = {a: round(2 * tp / (2 * tp + fp + fn), 4) for a, (tp, fp, fn) in counts.items() if tp + fp + fn}
+        results[lang] = {"reviews": len(group), "macro_f1": round(float(np.mean(list(f1.values()))), 4), "f1": f1}
+    return {"task": "aspects", "results": results}
+
+
+def cmd_ask(args: argparse.Namespace) -> dict[str, Any]:
+    payload = ask_figures(use_encoder=not args.no_encoder)
+    _emit(args, payload)
+    return payload
+
+
+def cmd_aspects(args: argparse.Namespace) -> dict[str, Any]:
+    payload = aspects_figures()
+    _emit(args, payload)
+    return payload
