@@ -127,19 +127,20 @@ class Shelf:
     def feed(self, user_id: str, recommendation: dict[str, Any], now: float) -> dict[str, Any]:
         """The page's view of a recommendation: in-stock cards with reasons, and interest chips."""
         interests = [i["category"] for i in recommendation.get("interests", ())]
-        tapped: dict[str, str] = {}  # category -> the newest tapped item's title
-        for tapped_id in self._taps.get(user_id, ()):
+        tapped: dict[str, list[tuple[str, str]]] = {}  # category -> (item id, title) of taps, newest first
+        for tapped_id in reversed(self._taps.get(user_id, ())):
             card = self.card(tapped_id, now)
             if card is not None:
-                tapped[card["category"]] = card["title"]
+                tapped.setdefault(card["category"], []).append((tapped_id, card["title"]))
         cards = []
         for rec_item in recommendation.get("items", ()):
             card = self.card(str(rec_item.get("item_id")), now)
             if card is None or not card["in_stock"]:
                 continue
             category = card["category"]
-            if category in tapped:
-                card["reason"] = {"kind": "viewed", "title": tapped[category]}
+            viewed = next((title for i, title in tapped.get(category, ()) if i != card["item_id"]), None)
+            if viewed is not None:
+                card["reason"] = {"kind": "viewed", "title": viewed}
             elif category in interests[:3]:
                 card["reason"] = {"kind": "interest", "category": category}
             else:

@@ -51,15 +51,17 @@ def test_the_feed_drops_unavailable_items_and_explains_the_rest():
         Item("h1", "hats", "Cap"),
         Item("x1", "hats", "Gone", in_stock=False),
     )
+    shelf.note_tap("u1", "s2")
     shelf.note_tap("u1", "s1")
     rec = {
-        "items": [{"item_id": i} for i in ("s2", "b1", "h1", "x1", "unknown")],
+        "items": [{"item_id": i} for i in ("s1", "s2", "b1", "h1", "x1", "unknown")],
         "interests": [{"category": "bags", "weight": 0.5}],
         "published_ts": NOW,
     }
     view = shelf.feed("u1", rec, NOW)
-    assert [c["item_id"] for c in view["cards"]] == ["s2", "b1", "h1"]
+    assert [c["item_id"] for c in view["cards"]] == ["s1", "s2", "b1", "h1"]
     assert [c["reason"] for c in view["cards"]] == [
+        {"kind": "viewed", "title": "Sandal"},  # never the card's own item
         {"kind": "viewed", "title": "Boot"},
         {"kind": "interest", "category": "bags"},
         {"kind": "popular", "category": "hats"},
