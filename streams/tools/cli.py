@@ -148,7 +148,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.tools.demo import run_demo
 
-    return run_demo(settings, args.events, args.rate)
+    return run_demo(settings, args.events, args.rate, args.serve)
 
 
 def _model(args: argparse.Namespace, settings: Settings) -> int:
@@ -218,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="embedded broker + worker + a generated shop, end to end")
     p.add_argument("--events", type=int, default=2000, help="clicks, reviews and broken messages to send")
     p.add_argument("--rate", type=float, default=400.0, help="events per second")
+    p.add_argument("--serve", action="store_true", help="keep the engine and the shopper's page running until Ctrl-C")
     p.set_defaults(run=_demo)
 
     p = sub.add_parser("config", help="list every SHOPGUIDE_* variable, its value and default")
