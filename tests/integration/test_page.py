@@ -105,7 +105,7 @@ class Shopper:
 
     def shot(self, name: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
     def close(self) -> None:
         self.context.close()
