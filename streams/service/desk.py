@@ -7,6 +7,8 @@ or was handed to a person, as a knowledge gap of that item.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,6 +19,8 @@ from streams.service.gaps import KnowledgeGaps
 from streams.service.guide_metrics import GuideMetrics
 from streams.service.knowledge_thread import KnowledgeThread
 from streams.service.shelf import Shelf
+
+log = logging.getLogger(__name__)
 
 
 class AnswerDesk:
@@ -33,6 +37,18 @@ class AnswerDesk:
         self._gaps = gaps
         self._metrics = metrics
         self._send_click = send_click
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def _click_soon(self, click: Click) -> None:
+        """Publish the click without holding the answer back for the broker's acknowledgement."""
+        task = asyncio.create_task(self._send_click(click))
+        self._sending.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("guide: a question's view click was not published: %r", task.exception())
 
     async def answer(self, question: Question, channel: str) -> dict[str, Any]:
         started = time.perf_counter()
@@ -49,9 +65,8 @@ class AnswerDesk:
             category = self._shelf.category_of(question.item_id)
             if category is not None:  # a known item: the question is interest in it
                 self._shelf.note_tap(question.user_id, question.item_id)
-                await self._send_click(
-                    Click(f"ask-{uuid.uuid4().hex}", question.user_id, question.item_id, "view", now, category)
-                )
+                click = Click(f"ask-{uuid.uuid4().hex}", question.user_id, question.item_id, "view", now, category)
+                self._click_soon(click)
         body["user_id"] = question.user_id
         body["item_id"] = question.item_id
         if question.event_id is not None:

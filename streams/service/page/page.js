@@ -84,6 +84,7 @@ function renderFeed() {
   const f = state.feed;
   const list = $("feed");
   if (!f) { list.replaceChildren(el("li", { class: "empty" }, t("empty"))); return; }
+  list.dataset.trigger = f.trigger_event_id || "";  // which action this feed answers (benchmarks)
   $("chips").replaceChildren(...f.interests.slice(0, 6).map((i) =>
     el("span", { class: "chip", "data-testid": "interest-chip", "data-category": i.category }, i.category)));
   list.replaceChildren(...f.cards.map((c) => {
