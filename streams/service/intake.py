@@ -168,7 +168,12 @@ class KnowledgeIntake:
             if self._shelf.apply_item(item):
                 self._hub.item_changed(item.item_id)
             if new:
-                await self._knowledge.add_item(json.loads(item.to_json()))
+                try:
+                    await self._knowledge.add_item(json.loads(item.to_json()))
+                except ValueError as exc:  # valid for the engine, refused by the library
+                    log.warning("guide: item %s not indexed: %s", item.item_id, exc)
+                    self._metrics.ingested.labels("items", "invalid").inc()
+                    continue
                 self._metrics.ingested.labels("items", "indexed").inc()
         reviews = []
         for record, new in by_topic[t.reviews]:
@@ -198,9 +203,13 @@ class KnowledgeIntake:
             label = message.get("label")
             if new and label in ("positive", "negative"):
                 event_id = str(message.get("event_id"))
-                await self._knowledge.set_sentiment(
-                    str(message.get("item_id")), event_id, label, float(message.get("score", 0.0))
-                )
+                try:
+                    await self._knowledge.set_sentiment(
+                        str(message.get("item_id")), event_id, label, float(message.get("score", 0.0))
+                    )
+                except (ValueError, TypeError):
+                    self._metrics.ingested.labels("sentiment", "invalid").inc()
+                    continue
                 self._metrics.ingested.labels("sentiment", "indexed").inc()
                 drafted = self._watch.label(event_id, label)
                 if drafted:

@@ -70,18 +70,26 @@ class QuestionTopic:
         try:
             question = parse_question(payload, need_event_id=True)
         except InvalidEvent as exc:
-            self._metrics.invalid.labels("kafka", exc.reason).inc()
-            letter = dead_letter(
-                source_topic=t.questions,
-                partition=partition,
-                offset=offset,
-                reason=exc.reason,
-                error=str(exc),
-                payload=payload,
-                ts=time.time(),
-            )
-            await self._send(t.deadletter, None, letter)
+            await self._dead_letter(partition, offset, payload, exc.reason, str(exc))
             return
-        answer = await self._desk.answer(question, "kafka")
+        try:
+            answer = await self._desk.answer(question, "kafka")
+        except Exception as exc:  # a bug must not stop the reader: the question is kept, with the error
+            log.exception("guide: cannot answer question %s", question.event_id)
+            await self._dead_letter(partition, offset, payload, "internal", f"{type(exc).__name__}: {exc}"[:500])
+            return
         value = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         await self._send(t.answers, question.user_id.encode("utf-8"), value)
+
+    async def _dead_letter(self, partition: int, offset: int, payload: bytes | None, reason: str, error: str) -> None:
+        self._metrics.invalid.labels("kafka", reason).inc()
+        letter = dead_letter(
+            source_topic=self._topics.questions,
+            partition=partition,
+            offset=offset,
+            reason=reason,
+            error=error,
+            payload=payload,
+            ts=time.time(),
+        )
+        await self._send(self._topics.deadletter, None, letter)

@@ -65,6 +65,7 @@ class GuideService:
         self.recommendations = Follower(settings, self.topics.recommendations, self._recommendation, "guide-recs")
         self.questions = QuestionTopic(settings, self.desk, self.send, self.metrics)
         self.closing = asyncio.Event()
+        self.failed = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -127,11 +128,20 @@ class GuideService:
         log.info("guide: knowledge index %s (%s)", self.knowledge.path, "restored" if restored else "new")
         await self._start_producer()
         for body in (self.intake.run, self.recommendations.run, self.questions.run, self._refresh_gauges):
-            self._tasks.append(asyncio.create_task(body()))
+            task = asyncio.create_task(body(), name=body.__qualname__)
+            task.add_done_callback(self._task_ended)
+            self._tasks.append(task)
         self._runner = web.AppRunner(build_app(self), shutdown_timeout=2.0, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, s.guide_bind, s.guide_port).start()
         log.info("guide: serving on http://%s:%d", s.guide_bind, s.guide_port)
+
+    def _task_ended(self, task: asyncio.Task[None]) -> None:
+        """A reader that ends before the guide stops is a bug: say so, and stop the guide (its
+        supervisor restarts it) rather than serve stale answers."""
+        if not self.closing.is_set() and not task.cancelled():
+            log.error("guide: %s ended: %r; stopping", task.get_name(), task.exception())
+            self.failed.set()
 
     async def _refresh_gauges(self) -> None:
         while True:
@@ -154,7 +164,7 @@ class GuideService:
         await self.knowledge.close()
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings) -> int:
     service = GuideService(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -162,12 +172,16 @@ async def _serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await service.start()
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        failing = asyncio.create_task(service.failed.wait())
+        await asyncio.wait((stopping, failing), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
         log.info("guide: stopping")
     finally:
         await service.stop()
+    return 1 if service.failed.is_set() else 0
 
 
 def run_guide(settings: Settings) -> int:
-    asyncio.run(_serve(settings))
-    return 0
+    return asyncio.run(_serve(settings))
