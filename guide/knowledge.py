@@ -45,8 +45,9 @@ log = logging.getLogger(__name__)
 #: ones handed off (``shopguide evaluate ask`` reports it, and the figures of a threshold
 #: calibrated on one half of the questions and applied to the other).
 HANDOFF_BELOW = 0.65
-#: A question about shipping, returns, payment or an order is answered from the policy when its
-#: best entry scores at least this.
+#: The same for an answer from the policy, whose entries are scored apart (``_rank_policy``); a
+#: question about shipping, returns, payment or an order goes to the policy when its best entry
+#: reaches this.
 POLICY_FLOOR = 0.5
 #: Evidence quoted with the best one must reach this share of its score.
 QUOTE_SHARE = 0.6
@@ -509,12 +510,13 @@ class KnowledgeBase:
             or best_policy.score > best_item.score
         )
         ranked = policy if use_policy else items
-        if not ranked or ranked[0].score < HANDOFF_BELOW:
+        floor = POLICY_FLOOR if use_policy else HANDOFF_BELOW
+        if not ranked or ranked[0].score < floor:
             evidence = ranked[:1]
             confidence = ranked[0].score if ranked else 0.0
             return Answer(intent, q_lang, t["handoff"], evidence, round(confidence, 4), True)
         top = ranked[0].score
-        evidence = [e for e in ranked if e.score >= max(HANDOFF_BELOW, QUOTE_SHARE * top)][:MAX_QUOTES]
+        evidence = [e for e in ranked if e.score >= max(floor, QUOTE_SHARE * top)][:MAX_QUOTES]
         if use_policy:
             evidence = evidence[:1]
         answer = self._compose(evidence, items if not use_policy else [], q_tokens, q_lang)
