@@ -126,7 +126,7 @@ def answers_figures(path: Path, *, fit_shipped: bool = False) -> dict[str, Any]:
         shipped = {v: ranker.fit(v, x, y) for v in ranker.VARIANTS}
         ranker.save_rankers(shipped, note=f"fitted on {path.name}, {len(questions)} questions")
     if shipped is not None:
-        results["model_shipped_weights"] = {"p_at_1": _p_at_1([shipped["full"].predict(f) for f in feats], labels)}
+        results["model_shipped_weights_in_sample"] = {"p_at_1": _p_at_1([shipped["full"].predict(f) for f in feats], labels)}
     return {
         "task": "answers",
         "path": str(path),
