@@ -1,6 +1,6 @@
 """``shopguide evaluate answers|aspects|ask``: the guide's quality figures.
 
-``register(subparsers)`` adds the three commands to the ``evaluate`` subparsers of the CLI; each
+``register(subparsers)`` adds the commands to the ``evaluate`` subparsers of the CLI; each
 prints a JSON document (``--json [FILE]`` also writes it to FILE) and returns it.
 
 * ``answers``: precision at 1 on ePQA (``../shared/data/product_qa``): BM25, the encoder, their
@@ -9,6 +9,8 @@ prints a JSON document (``--json [FILE]`` also writes it to FILE) and returns it
   ``--fit`` refits the shipped weights on the whole file.
 * ``ask``: the knowledge base on the demo catalog and its gold questions (``guide/gold``).
 * ``aspects``: complaint aspects of the labelled negative reviews, macro-F1 per language.
+* ``guide-speed``: index bytes per sentence and ``ask`` latency on a synthetic shop (10,000 items,
+  100,000 sentences by default).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from guide import knowledge, ranker
 from guide.encoder import Encoder
-from guide.text import detect_lang, tokens
+from guide.text import detect_lang, split_sentences, tokens
 
 GOLD_DIR = Path(__file__).with_name("gold")
 FOLDS = 5
@@ -126,7 +128,9 @@ def answers_figures(path: Path, *, fit_shipped: bool = False) -> dict[str, Any]:
         shipped = {v: ranker.fit(v, x, y) for v in ranker.VARIANTS}
         ranker.save_rankers(shipped, note=f"fitted on {path.name}, {len(questions)} questions")
     if shipped is not None:
-        results["model_shipped_weights_in_sample"] = {"p_at_1": _p_at_1([shipped["full"].predict(f) for f in feats], labels)}
+        results["model_shipped_weights_in_sample"] = {
+            "p_at_1": _p_at_1([shipped["full"].predict(f) for f in feats], labels)
+        }
     return {
         "task": "answers",
         "path": str(path),
@@ -141,35 +145,6 @@ def cmd_answers(args: argparse.Namespace) -> dict[str, Any]:
     payload = answers_figures(Path(args.path), fit_shipped=args.fit)
     _emit(args, payload)
     return payload
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _emit(args: argparse.Namespace, payload: dict[str, Any]) -> None:
-    text = json.dumps(payload, indent=2, ensure_ascii=False)
-    if args.json not in (None, "-"):
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n", encoding="utf-8")
-    print(text)
-
-
-def register(subparsers: Any) -> None:
-    """Add ``answers``, ``aspects`` and ``ask`` to the ``evaluate`` subparsers of an argparse CLI."""
-    ans = subparsers.add_parser("answers", help="answer ranking, precision at 1 on ePQA")
-    ans.add_argument("--path", required=True, help="ePQA CSV (qid,question,ASIN,candidate,source,...,label)")
-    ans.add_argument("--fit", action="store_true", help="refit the shipped ranker weights on this file")
-    ans.add_argument("--json", nargs="?", const="-", help="print JSON; with FILE, also write it there")
-    ans.set_defaults(func=cmd_answers)
-
-    ask = subparsers.add_parser("ask", help="the knowledge base on the gold questions over the demo catalog")
-    ask.add_argument("--no-encoder", action="store_true", help="answer from BM25 alone")
-    ask.add_argument("--json", nargs="?", const="-", help="print JSON; with FILE, also write it there")
-    ask.set_defaults(func=cmd_ask)
-
-    asp = subparsers.add_parser("aspects", help="complaint aspects of labelled negative reviews, macro-F1")
-    asp.add_argument("--json", nargs="?", const="-", help="print JSON; with FILE, also write it there")
-    asp.set_defaults(func=cmd_aspects)
 
 
 # --------------------------------------------------------------------------- gold sets
@@ -315,3 +290,111 @@ def cmd_aspects(args: argparse.Namespace) -> dict[str, Any]:
     payload = aspects_figures()
     _emit(args, payload)
     return payload
+
+
+# --------------------------------------------------------------------------- speed
+
+
+def speed_figures(*, items: int, sentences_per_item: int, questions: int, path: str | None) -> dict[str, Any]:
+    """Index size and ``ask`` latency in-process on a synthetic shop built from the gold reviews' sentences.
+
+    Every item gets the demo catalog's fields under a new id, and reviews made of gold sentences,
+    all embedded for real; questions are the gold questions, half about an item, half without one.
+    """
+    import tempfile
+    import time
+
+    catalog = load_gold("catalog")
+    pool = [t for r in catalog["reviews"] for t in split_sentences(r["text"])]
+    qs = load_gold("questions")["questions"]
+    rng = random.Random(SEED)
+    with tempfile.TemporaryDirectory() as tmp:
+        kb = knowledge.KnowledgeBase.open(path or tmp)
+        start = time.perf_counter()
+        for n in range(items):
+            base = catalog["items"][n % len(catalog["items"])]
+            kb.add_item({**base, "item_id": f"s-{n:05d}", "title": f"{base['title']} {n}"})
+        item_seconds = time.perf_counter() - start
+        start, indexed = time.perf_counter(), 0
+        for first in range(0, items, 100):
+            batch = [
+                {
+                    "event_id": f"s-{n:05d}-{k}",
+                    "item_id": f"s-{n:05d}",
+                    "text": rng.choice(pool),
+                    "ts": 1_795_800_000.0 + k,
+                    "rating": rng.randint(1, 5),
+                }
+                for n in range(first, min(first + 100, items))
+                for k in range(sentences_per_item)
+            ]
+            indexed += kb.add_reviews(batch)
+        review_seconds = time.perf_counter() - start
+        stats = kb.stats()
+        latencies: dict[str, list[float]] = {"with_item": [], "without_item": []}
+        for k in range(questions):
+            q = qs[k % len(qs)]
+            item_id = f"s-{rng.randrange(items):05d}" if k % 2 == 0 else None
+            start = time.perf_counter()
+            kb.ask(q["text"], item_id=item_id)
+            latencies["with_item" if item_id else "without_item"].append(1000 * (time.perf_counter() - start))
+        kb.close()
+        disk = sum(f.stat().st_size for f in Path(path or tmp).rglob("*") if f.is_file())
+    return {
+        "task": "speed",
+        "items": items,
+        "sentences": stats["sentences"],
+        "index_bytes_per_sentence": stats["bytes_per_sentence"],
+        "rocksdb_disk_bytes_per_sentence": round(disk / max(1, stats["sentences"]), 1),
+        "add_item_ms": round(1000 * item_seconds / items, 2),
+        "add_reviews_sentences_per_s": round(indexed / review_seconds, 1),
+        "ask_ms": {
+            name: {"p50": round(float(np.percentile(v, 50)), 2), "p99": round(float(np.percentile(v, 99)), 2)}
+            for name, v in latencies.items()
+        },
+    }
+
+
+def cmd_speed(args: argparse.Namespace) -> dict[str, Any]:
+    payload = speed_figures(
+        items=args.items, sentences_per_item=args.sentences_per_item, questions=args.questions, path=args.path
+    )
+    _emit(args, payload)
+    return payload
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any]) -> None:
+    text = json.dumps(payload, indent=2, ensure_ascii=False)
+    if args.json not in (None, "-"):
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``answers``, ``aspects`` and ``ask`` to the ``evaluate`` subparsers of an argparse CLI."""
+    ans = subparsers.add_parser("answers", help="answer ranking, precision at 1 on ePQA")
+    ans.add_argument("--path", required=True, help="ePQA CSV (qid,question,ASIN,candidate,source,...,label)")
+    ans.add_argument("--fit", action="store_true", help="refit the shipped ranker weights on this file")
+    ans.add_argument("--json", nargs="?", const="-", help="print JSON; with FILE, also write it there")
+    ans.set_defaults(func=cmd_answers)
+
+    ask = subparsers.add_parser("ask", help="the knowledge base on the gold questions over the demo catalog")
+    ask.add_argument("--no-encoder", action="store_true", help="answer from BM25 alone")
+    ask.add_argument("--json", nargs="?", const="-", help="print JSON; with FILE, also write it there")
+    ask.set_defaults(func=cmd_ask)
+
+    asp = subparsers.add_parser("aspects", help="complaint aspects of labelled negative reviews, macro-F1")
+    asp.add_argument("--json", nargs="?", const="-", help="print JSON; with FILE, also write it there")
+    asp.set_defaults(func=cmd_aspects)
+
+    speed = subparsers.add_parser("guide-speed", help="the guide's index size and ask latency at shop scale")
+    speed.add_argument("--items", type=int, default=10_000)
+    speed.add_argument("--sentences-per-item", type=int, default=10)
+    speed.add_argument("--questions", type=int, default=2_000)
+    speed.add_argument("--path", help="RocksDB directory to build the index in (default: a temporary one)")
+    speed.add_argument("--json", nargs="?", const="-", help="print JSON; with FILE, also write it there")
+    speed.set_defaults(func=cmd_speed)
