@@ -81,6 +81,7 @@ _CUES: dict[str, dict[str, tuple[str, ...]]] = {
             r"\btore\b",
             r"tearing",
             r"feels like a",
+            r"shr[iu]nk",
         ),
         "zh": (
             "坏了",
@@ -108,6 +109,7 @@ _CUES: dict[str, dict[str, tuple[str, ...]]] = {
             "不能用",
             "太脆",
             "脱落",
+            "缩水",
         ),
     },
     "shipping": {

@@ -49,8 +49,10 @@ HANDOFF_BELOW = 0.65
 #: question about shipping, returns, payment or an order goes to the policy when its best entry
 #: reaches this.
 POLICY_FLOOR = 0.5
-#: Evidence quoted with the best one must reach this share of its score.
+#: Evidence quoted (and reviews counted for the stance) with the best one must reach this share of
+#: its score and this floor.
 QUOTE_SHARE = 0.6
+QUOTE_FLOOR = 0.4
 MAX_QUOTES = 3
 #: Without an item id, the reviews of this many best-matching items are searched.
 ITEMS_SEARCHED = 3
@@ -516,7 +518,7 @@ class KnowledgeBase:
             confidence = ranked[0].score if ranked else 0.0
             return Answer(intent, q_lang, t["handoff"], evidence, round(confidence, 4), True)
         top = ranked[0].score
-        evidence = [e for e in ranked if e.score >= max(floor, QUOTE_SHARE * top)][:MAX_QUOTES]
+        evidence = [e for e in ranked if e.score >= max(QUOTE_FLOOR, QUOTE_SHARE * top)][:MAX_QUOTES]
         if use_policy:
             evidence = evidence[:1]
         answer = self._compose(evidence, items if not use_policy else [], q_tokens, q_lang)
@@ -618,7 +620,7 @@ class KnowledgeBase:
         parts = []
         reviews = [e for e in evidence if not e.event_id.startswith("catalog:")]
         catalog = [e for e in evidence if e.event_id.startswith("catalog:")]
-        floor = max(HANDOFF_BELOW, QUOTE_SHARE * evidence[0].score)
+        floor = max(QUOTE_FLOOR, QUOTE_SHARE * evidence[0].score)
         stance: dict[str, str | None] = {}
         for e in ranked:
             if e.score >= floor and not e.event_id.startswith("catalog:") and e.event_id not in stance:
