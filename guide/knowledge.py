@@ -31,7 +31,7 @@ import msgpack
 import numpy as np
 
 from guide import text as textlib
-from guide.aspects import detect_aspects
+from guide.aspects import aspects_of
 from guide.encoder import DIM, Encoder, dequantize, quantize
 from guide.intent import detect_intent
 from guide.policy import PolicyEntry, load_policy
@@ -655,7 +655,7 @@ class KnowledgeBase:
             item_id=item_id,
             review_event_id=str(review.get("event_id", "")),
             lang=textlib.detect_lang(body),
-            aspects=detect_aspects(body),
+            aspects=aspects_of(body, self._question_vector(body[:2000])),
             title=title,
             policy=self._policy,
         )

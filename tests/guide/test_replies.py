@@ -30,7 +30,8 @@ def test_unknown_item_and_no_cue_still_get_a_polite_draft(demo_kb):
 
 
 def test_aspects_in_both_languages():
-    assert detect_aspects("The box was crushed and it arrived two weeks late") == ["shipping", "packaging"]
-    assert detect_aspects("客服态度差，颜色和图片不一样", "zh") == ["service", "not_as_described"]
+    assert {"shipping", "packaging"} <= set(detect_aspects("The box was crushed and it arrived two weeks late"))
+    assert {"service", "not_as_described"} <= set(detect_aspects("客服态度差，颜色和图片不一样", "zh"))
+    assert detect_aspects("Ordered a large, fits like a medium.") == ["size_fit"]
     assert detect_aspects("") == ["other"]
     assert set(detect_aspects("too expensive, broke in a week, wrong size")) <= set(ASPECTS)
