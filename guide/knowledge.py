@@ -424,6 +424,8 @@ class KnowledgeBase:
                 fresh.append(review)
         touched: dict[str, list[_Review]] = {}
         for review in fresh:
+            if not review.sentences:
+                continue  # emoji or punctuation only: marked as delivered, nothing to index
             view = self._view(review.item_id)
             view.reviews = view.reviews or {}
             view.reviews[review.event_id] = review
