@@ -1,16 +1,26 @@
 """What a negative review complains about: ``size_fit``, ``quality``, ``shipping``, ``packaging``,
 ``service``, ``price``, ``not_as_described``, or ``other`` when none of them.
 
-Bilingual cue lexicons: a review names its complaint in a small vocabulary ("runs small", "偏小",
-"物流慢", "色差"), and a reply draft must be explainable to the merchant who sends it. A review can
-have several aspects; they are returned in ``ASPECTS`` order.
+Two voters, either suffices: bilingual cue lexicons (a review names its complaint in a small
+vocabulary: "runs small", "偏小", "物流慢", "色差"; a merchant can read why a draft says what it
+says), and one logistic head per aspect over the review's sentence embedding, which catches the
+phrasings no lexicon lists ("fits like a medium", "已读不回"). The heads ship in
+``aspects_model.json`` (``shopguide evaluate aspects --fit``); without the encoder the lexicons
+answer alone. A review can have several aspects; they are returned in ``ASPECTS`` order.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from pathlib import Path
 
-from guide.text import detect_lang
+import numpy as np
+
+from guide.encoder import Encoder
+
+MODEL_PATH = Path(__file__).with_name("aspects_model.json")
 
 ASPECTS = ("size_fit", "quality", "shipping", "packaging", "service", "price", "not_as_described", "other")
 
@@ -81,6 +91,7 @@ _CUES: dict[str, dict[str, tuple[str, ...]]] = {
             r"\btore\b",
             r"tearing",
             r"feels like a",
+            r"shr[iu]nk",
         ),
         "zh": (
             "坏了",
@@ -108,6 +119,7 @@ _CUES: dict[str, dict[str, tuple[str, ...]]] = {
             "不能用",
             "太脆",
             "脱落",
+            "缩水",
         ),
     },
     "shipping": {
@@ -252,16 +264,42 @@ _PATTERNS = {
 
 
 def detect_aspects(text: str, lang: str | None = None) -> list[str]:
-    """The complaint aspects of a negative review, ``["other"]`` when no cue matches.
+    """The complaint aspects of a negative review, ``["other"]`` when neither voter finds one.
 
-    Both languages' cues are tried (mixed reviews are common); ``lang`` is accepted for callers that
-    know it, and defaults to the detected language.
+    Both languages' cues are tried (mixed reviews are common), so ``lang`` is not needed; it is
+    accepted for callers that know it.
     """
-    lang = lang or detect_lang(text)
+    vectors = _encoder().encode([text])
+    return aspects_of(text, None if vectors is None else vectors[0])
+
+
+def aspects_of(text: str, vector: np.ndarray | None) -> list[str]:
+    """``detect_aspects`` for a caller that has the text's embedding already (or None)."""
     lowered = text.lower()
-    found = [
+    found = {
         aspect
         for aspect, cues in _PATTERNS.items()
         if cues["en"].search(lowered) or any(c in lowered for c in cues["zh"])
-    ]
-    return found or ["other"]
+    }
+    model = _model()
+    if vector is not None and model is not None:
+        names, weights, bias, threshold = model
+        probability = 1.0 / (1.0 + np.exp(-(weights @ vector + bias)))
+        found.update(n for n, p in zip(names, probability, strict=True) if p >= threshold)
+    return [a for a in ASPECTS if a in found] or ["other"]
+
+
+@functools.cache
+def _encoder() -> Encoder:
+    return Encoder()
+
+
+@functools.cache
+def _model() -> tuple[list[str], np.ndarray, np.ndarray, float] | None:
+    if not MODEL_PATH.exists():
+        return None
+    raw = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    names = list(raw["heads"])
+    weights = np.asarray([raw["heads"][n]["weights"] for n in names], dtype=np.float32)
+    bias = np.asarray([raw["heads"][n]["bias"] for n in names], dtype=np.float32)
+    return names, weights, bias, float(raw["threshold"])

@@ -39,7 +39,7 @@ _SUFFIXES = ("ing", "edly", "ed", "ies", "es", "s", "ly")
 def detect_lang(text: str) -> str:
     """``"zh"`` when Han characters are a fair share of the letters, else ``"en"``.
 
-    Mixed text ("Nice鞋子 非常comfortable") goes to the script with more weight: one Han character
+    Mixed text ("Nice鞋子 非常舒服 comfortable") goes to the script with more weight: one Han character
     counts as much as three Latin letters, about one word each.
     """
     han = len(_CJK.findall(text))
