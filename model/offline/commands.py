@@ -538,11 +538,8 @@ def register(subparsers: Any) -> None:
     speed.add_argument("--json", help="write the results here")
     speed.set_defaults(func=cmd_evaluate_speed)
     from guide.evaluation import register as register_guide  # the shopping guide's figures
+
     register_guide(kinds)
-
-    from guide.evaluation import register as register_guide
-
-    register_guide(kinds)  # answers, aspects, ask: the shopping guide's knowledge library
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
