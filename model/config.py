@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from model.errors import ConfigError
+
 TASKS: tuple[str, ...] = ("recommend", "interest", "sentiment", "rating")
 #: Candidate features computed in numpy at serving time (see ``model.retrieval``).
 N_CANDIDATE_FEATURES = 19
@@ -26,10 +28,6 @@ N_COUNTS = 6
 #: reviews: trained on reviews alone the sentiment head stayed a wide (hashed logistic
 #: regression) model, and only clicks, moving the shared biases, woke the deep part up.
 RELU_BIAS_INIT = 0.1
-
-
-class ConfigError(ValueError):
-    """A config that cannot describe a model (unknown option, bad value)."""
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ class MultiTaskNet(keras.Model):
                 trainable=trainable,
             )
 
-    def call(self, x: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:  # type: ignore[override]
+    def call(self, x: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         w, c = self.named, self.config
         d, dt = c.dim, c.text_dim
         items, cats, text = w["item_table"], w["category_table"], w["text_table"]

@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from model.config import ConfigError, ModelConfig, weight_shapes
+from model.config import ModelConfig, weight_shapes
+from model.errors import ConfigError, SnapshotError
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ _DIGEST = 32
 _DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16, "int32": np.int32}
 #: Optimizer state lives beside the weights under this prefix (training checkpoints only).
 OPTIMIZER_PREFIX = "optimizer/"
-
-
-class SnapshotError(ValueError):
-    """Bytes or files that are not a valid snapshot: corrupt, truncated, tampered or mis-shaped."""
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ import numpy as np
 import tensorflow as tf
 
 from model.config import TASKS, ModelConfig, initial_weights
+from model.errors import SnapshotError
 from model.examples import Example, encode_examples
 from model.losses import present, task_losses, total_loss
 from model.network import MultiTaskNet
-from model.snapshot import OPTIMIZER_PREFIX, Snapshot, SnapshotError
+from model.snapshot import OPTIMIZER_PREFIX, Snapshot
 
 #: Weights learnt by Adagrad, each at its own rate (``ModelConfig``): the embedding tables, whose
 #: rows see sparse gradients, and the ranker's linear part, which must move fast at first.

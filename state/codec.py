@@ -11,11 +11,9 @@ from typing import Any
 
 import msgpack
 
+from state.errors import StateDecodeError
+
 FORMAT = 1
-
-
-class StateDecodeError(ValueError):
-    """Stored bytes are not a state value this version understands."""
 
 
 def encode(fields: list[Any]) -> bytes:

@@ -10,6 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+#: Default half-lives: a shopper's category interests fade over hours, an item's popularity a
+#: little slower (the engine's settings, training and evaluation all start from these).
+INTEREST_HALF_LIFE_S = 3 * 3600.0
+POPULARITY_HALF_LIFE_S = 6 * 3600.0
+
 
 def decay_factor(elapsed_s: float, half_life_s: float) -> float:
     if elapsed_s <= 0.0:

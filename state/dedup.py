@@ -59,4 +59,4 @@ class AppliedLog:
     @classmethod
     def from_fields(cls, fields: list[object]) -> AppliedLog:
         marks, ids = fields
-        return cls(marks=dict(marks), ids=list(ids))  # type: ignore[arg-type,call-overload]
+        return cls(marks=dict(marks), ids=list(ids))  # type: ignore[call-overload]

@@ -15,7 +15,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-ACTIONS = frozenset({"view", "click", "cart", "fav", "buy"})
+from state.user import ACTIONS as USER_ACTIONS
+from streams.errors import InvalidEvent
+
+ACTIONS = frozenset(USER_ACTIONS)
 ID_MAX = 128
 TEXT_MAX = 10_000
 TITLE_MAX = 1_000
@@ -38,14 +41,6 @@ MAX_FUTURE_S = 86_400.0
 #: Timestamps before this (2000-01-01) are refused: no shop replays older traffic, and a value in
 #: milliseconds or a small integer is a producer bug better caught at the door.
 MIN_TS = 946_684_800.0
-
-
-class InvalidEvent(ValueError):
-    """A message that breaks its topic's contract. ``reason`` is one of :data:`REASONS`."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 REASONS = (
@@ -71,7 +66,7 @@ class Click:
     session_id: str | None = None
 
     def to_json(self) -> bytes:
-        return _dump({k: v for k, v in asdict(self).items() if v is not None})
+        return compact_json({k: v for k, v in asdict(self).items() if v is not None})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +79,7 @@ class Review:
     rating: int | None = None
 
     def to_json(self) -> bytes:
-        return _dump({k: v for k, v in asdict(self).items() if v is not None})
+        return compact_json({k: v for k, v in asdict(self).items() if v is not None})
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +93,7 @@ class Item:
     attributes: dict[str, str | float] | None = field(default=None, hash=False)
 
     def to_json(self) -> bytes:
-        return _dump({k: v for k, v in asdict(self).items() if v is not None})
+        return compact_json({k: v for k, v in asdict(self).items() if v is not None})
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,10 +300,20 @@ def _str(obj: dict[str, Any], name: str, max_len: int) -> str:
     return value
 
 
+def id_error(value: str) -> str | None:
+    """Why ``value`` is not a valid id (the rule of every contract and of the HTTP API), or None."""
+    if not value or len(value) > ID_MAX:
+        return f"ids are 1..{ID_MAX} characters"
+    if value.strip() != value or _has_control(value):
+        return "ids must not contain control characters or edge spaces"
+    return None
+
+
 def _id(obj: dict[str, Any], name: str) -> str:
     value = _str(obj, name, ID_MAX)
-    if value.strip() != value or _has_control(value):
-        raise InvalidEvent("out_of_range", f"field {name!r}: ids must not contain control characters or edge spaces")
+    error = id_error(value)
+    if error:
+        raise InvalidEvent("out_of_range", f"field {name!r}: {error}")
     return value
 
 
@@ -343,5 +348,6 @@ def _ts(obj: dict[str, Any], now: float | None) -> float:
     return ts
 
 
-def _dump(obj: dict[str, Any]) -> bytes:
+def compact_json(obj: dict[str, Any]) -> bytes:
+    """UTF-8 JSON without spaces or ASCII escapes: the form of every message the engine writes."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

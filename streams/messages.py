@@ -6,31 +6,30 @@ example of each. Kept apart from the agents so that the wire format is tested di
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from state.item import SentimentFigures
 from state.user import PublishedRecommendation
+from streams.events import compact_json
 
 DEADLETTER_PAYLOAD_MAX = 4096
 
 
-def _dump(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def recommendation_fields(user_id: str, rec: PublishedRecommendation) -> dict[str, Any]:
+    """A recommendation as the topic and ``GET /recommendations/{user_id}`` both show it."""
+    return {
+        "user_id": user_id,
+        "items": [{"item_id": i, "score": round(s, 6)} for i, s in rec.items],
+        "interests": [{"category": c, "weight": round(w, 6)} for c, w in rec.interests],
+        "model_version": rec.model_version,
+        "trigger_event_id": rec.trigger_event_id,
+        "event_ts": rec.event_ts,
+        "published_ts": rec.published_ts,
+    }
 
 
 def recommendation(user_id: str, rec: PublishedRecommendation) -> bytes:
-    return _dump(
-        {
-            "user_id": user_id,
-            "items": [{"item_id": i, "score": round(s, 6)} for i, s in rec.items],
-            "interests": [{"category": c, "weight": round(w, 6)} for c, w in rec.interests],
-            "model_version": rec.model_version,
-            "trigger_event_id": rec.trigger_event_id,
-            "event_ts": rec.event_ts,
-            "published_ts": rec.published_ts,
-        }
-    )
+    return compact_json(recommendation_fields(user_id, rec))
 
 
 def sentiment(
@@ -44,7 +43,7 @@ def sentiment(
     event_ts: float,
     published_ts: float,
 ) -> bytes:
-    return _dump(
+    return compact_json(
         {
             "event_id": event_id,
             "user_id": user_id,
@@ -69,7 +68,7 @@ def sentiment_alert(
     model_version: int,
     published_ts: float,
 ) -> bytes:
-    return _dump(
+    return compact_json(
         {
             "event_id": f"alert:{trigger_event_id}",
             "item_id": item_id,
@@ -100,7 +99,7 @@ def dead_letter(
     """The original bytes travel as text (invalid UTF-8 escaped), cut to 4 KB so that a flood of
     huge payloads cannot flood the dead-letter topic too."""
     raw = payload or b""
-    return _dump(
+    return compact_json(
         {
             "source_topic": source_topic,
             "partition": partition,

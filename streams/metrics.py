@@ -7,7 +7,19 @@ count does not grow with its traffic.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Outcome(StrEnum):
+    """What became of a consumed message: the ``outcome`` label of ``shopguide_events_total``."""
+
+    PROCESSED = "processed"
+    DEADLETTERED = "deadlettered"
+    DUPLICATE = "duplicate"  # its effects were already applied: redelivery after a crash
+    FORWARDED = "forwarded"  # found in another partition than its key's, sent to the right one
+
 
 #: From 1 ms to 10 s: the SLO (p99 <= 50 ms) sits in the fine part of the range.
 LATENCY_BUCKETS = (

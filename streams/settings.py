@@ -15,9 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-
-class SettingsError(ValueError):
-    """A ``SHOPGUIDE_*`` variable holds a value of the wrong type or range."""
+from state.decay import INTEREST_HALF_LIFE_S, POPULARITY_HALF_LIFE_S
+from streams.errors import SettingsError
 
 
 def _opt(env: str, default: Any, doc: str) -> Any:
@@ -73,10 +72,10 @@ class Settings:
         "Clicks that waited longer than this in Kafka share one recommendation per user and batch (floods, backlogs)",
     )
     interest_half_life_s: float = _opt(
-        "SHOPGUIDE_INTEREST_HALF_LIFE_S", 3 * 3600.0, "Half-life of a user's category interest weights"
+        "SHOPGUIDE_INTEREST_HALF_LIFE_S", INTEREST_HALF_LIFE_S, "Half-life of a user's category interest weights"
     )
     popularity_half_life_s: float = _opt(
-        "SHOPGUIDE_POPULARITY_HALF_LIFE_S", 6 * 3600.0, "Half-life of item popularity counters"
+        "SHOPGUIDE_POPULARITY_HALF_LIFE_S", POPULARITY_HALF_LIFE_S, "Half-life of item popularity counters"
     )
     item_flush_s: float = _opt(
         "SHOPGUIDE_ITEM_FLUSH_S", 2.0, "How often a worker sends its item activity counts to the item table"
@@ -236,6 +235,13 @@ def describe() -> list[tuple[str, str, str]]:
         shown = ("1" if default else "0") if isinstance(default, bool) else str(default)
         rows.append((f.metadata["env"], shown, f.metadata["doc"]))
     return rows
+
+
+def configuration_table() -> str:
+    """Every option as a markdown table (variable, default, meaning): docs/configuration.md's."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    rows += [f"| `{env}` | `{default}` | {doc} |" for env, default, doc in describe()]
+    return "\n".join(rows)
 
 
 _TRUE = {"1", "true", "yes", "on"}

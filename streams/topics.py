@@ -15,6 +15,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from streams.errors import TopicLayoutError
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,6 @@ class Topics:
             TopicSpec(self.users_changelog, n, COMPACT, keyed_by="user"),
             TopicSpec(self.items_changelog, n, COMPACT, keyed_by="item"),
         ]
-
-
-class TopicLayoutError(RuntimeError):
-    """An existing topic has a partition count that would break co-partitioning."""
 
 
 def admin_client(settings: Settings, timeout_s: float = 30.0) -> KafkaAdminClient:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import json
 import sys
@@ -21,13 +22,13 @@ import numpy as np
 
 from model.config import TASKS, ModelConfig
 from model.offline import datasets as data
+from state.decay import INTEREST_HALF_LIFE_S, POPULARITY_HALF_LIFE_S
 
 DEFAULT_SEED = 0
 MOVIELENS_POSITIVE = 4.0
 #: Popularity half-life of the replay per data set: the engine's default for a live shop
 #: (Taobao covers two hours), a month for MovieLens (22 years of ratings).
-POPULARITY_HALF_LIFE = {"taobao": 6 * 3600.0, "movielens": 30 * 86400.0}
-INTEREST_HALF_LIFE = 3 * 3600.0
+POPULARITY_HALF_LIFE = {"taobao": POPULARITY_HALF_LIFE_S, "movielens": 30 * 86400.0}
 #: Every modelling choice for recommendation was compared on the first 40,000 events of each
 #: stream only (their prequential figures); the rest of each stream is reported on its own.
 TUNING_EVENTS = 40_000
@@ -169,7 +170,7 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
     catalog, clock = replay_catalog(half_life)
     trainer = Trainer(_config(args), seed=args.seed)
     model = ModelRecommender(
-        trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE, seed=args.seed, train_every=args.train_every
+        trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE_S, seed=args.seed, train_every=args.train_every
     )
     methods = [model, *baseline_recommenders(catalog, half_life)]
     with progress_bar(len(events), f"prequential replay ({args.format})") as advance:
@@ -179,7 +180,7 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
             catalog,
             clock,
             is_positive=is_positive(args.format),
-            interest_half_life_s=INTEREST_HALF_LIFE,
+            interest_half_life_s=INTEREST_HALF_LIFE_S,
             popularity_half_life_s=half_life,
             window=args.window,
             progress=advance,
@@ -281,7 +282,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         model = ModelRecommender(
             trainer,
             catalog,
-            interest_half_life_s=INTEREST_HALF_LIFE,
+            interest_half_life_s=INTEREST_HALF_LIFE_S,
             seed=args.seed,
             train_every=256,
             extra_examples=extra,
@@ -293,7 +294,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
                 catalog,
                 clock,
                 is_positive=lambda e: False,
-                interest_half_life_s=INTEREST_HALF_LIFE,
+                interest_half_life_s=INTEREST_HALF_LIFE_S,
                 popularity_half_life_s=POPULARITY_HALF_LIFE[fmt],
                 progress=advance,
             )
@@ -331,6 +332,10 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     }
     _write_json(args.json, payload)
     return payload
+
+
+def _take(feed: Iterator[Any], n: int) -> list[Any]:
+    return [next(feed) for _ in range(n)]
 
 
 def _cycle_shuffled(items: list[Any], rng: np.random.Generator) -> Iterator[Any]:
@@ -424,9 +429,9 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
         model = ModelRecommender(
             trainer,
             catalog,
-            interest_half_life_s=INTEREST_HALF_LIFE,
+            interest_half_life_s=INTEREST_HALF_LIFE_S,
             seed=args.seed,
-            extra_examples=lambda f=feed, k=per_flush: [next(f) for _ in range(k)],
+            extra_examples=functools.partial(_take, feed, per_flush),
         )
         with progress_bar(len(events), f"ablation: {label}") as advance:
             result = prequential(
@@ -435,7 +440,7 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
                 catalog,
                 clock,
                 is_positive=lambda e: True,
-                interest_half_life_s=INTEREST_HALF_LIFE,
+                interest_half_life_s=INTEREST_HALF_LIFE_S,
                 popularity_half_life_s=POPULARITY_HALF_LIFE["taobao"],
                 progress=advance,
             )

@@ -4,6 +4,7 @@ build the serving model). Uses the default config and synthetic data, so it need
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,10 +18,9 @@ from model.scoring import serving_from_snapshot
 from model.snapshot import Snapshot
 from model.training import Trainer
 from state.catalog import Catalog
+from state.decay import INTEREST_HALF_LIFE_S, POPULARITY_HALF_LIFE_S
 from state.item import ItemState
 from state.user import ACTIONS, UserState
-
-HALF_LIFE = 3 * 3600.0
 
 
 def _median_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -43,8 +43,8 @@ def snapshot_costs(snapshot: Snapshot, repeat: int = 5) -> dict[str, dict[str, f
         received = Snapshot.from_bytes(blob)
         out[dtype] = {
             "bytes": len(blob),
-            "encode_ms": _median_ms(lambda d=dtype: snapshot.to_bytes(dtype=d), repeat),
-            "decode_verify_ms": _median_ms(lambda b=blob: Snapshot.from_bytes(b), repeat),
+            "encode_ms": _median_ms(functools.partial(snapshot.to_bytes, dtype=dtype), repeat),
+            "decode_verify_ms": _median_ms(functools.partial(Snapshot.from_bytes, blob), repeat),
             "store_received_encode_ms": _median_ms(received.to_bytes, repeat),
         }
     return out
@@ -53,11 +53,11 @@ def snapshot_costs(snapshot: Snapshot, repeat: int = 5) -> dict[str, dict[str, f
 def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30_000) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     now = [0.0]
-    catalog = Catalog(6 * 3600.0, clock=lambda: now[0])
+    catalog = Catalog(POPULARITY_HALF_LIFE_S, clock=lambda: now[0])
     index = CovisIndex()
     states = [UserState() for _ in range(users)]
     config = ModelConfig()
-    ex_config = ExampleConfig(config, HALF_LIFE)
+    ex_config = ExampleConfig(config, INTEREST_HALF_LIFE_S)
     examples = []
     item_states: dict[str, ItemState] = {}
     zipf = np.minimum(rng.zipf(1.3, size=events), items) - 1
@@ -70,9 +70,9 @@ def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30
         if t % 3 == 0:
             examples += click_examples(u, item, action, float(t), category, catalog, rng, index=index, config=ex_config)
         index.observe(u, item)
-        u.apply_click(item, action, float(t), category, HALF_LIFE)
+        u.apply_click(item, action, float(t), category, INTEREST_HALF_LIFE_S)
         state = item_states.setdefault(item, ItemState())
-        state.apply_activity({action: 1.0}, float(t), 6 * 3600.0, category)
+        state.apply_activity({action: 1.0}, float(t), POPULARITY_HALF_LIFE_S, category)
         catalog.upsert(item, state)
     examples += [review_example(None, "质量很好 非常满意 great quality", 5, None, "i", "c")] * 2000
 
@@ -87,10 +87,10 @@ def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30
     snapshot = trainer.export()
     out["snapshot"] = snapshot_costs(snapshot)
     out["serving_from_snapshot_ms"] = _median_ms(
-        lambda: serving_from_snapshot(snapshot, catalog, interest_half_life_s=HALF_LIFE, index=index), 20
+        lambda: serving_from_snapshot(snapshot, catalog, interest_half_life_s=INTEREST_HALF_LIFE_S, index=index), 20
     )
 
-    serving = serving_from_snapshot(snapshot, catalog, interest_half_life_s=HALF_LIFE, index=index)
+    serving = serving_from_snapshot(snapshot, catalog, interest_half_life_s=INTEREST_HALF_LIFE_S, index=index)
     active = [u for u in states if u.recent]
     z, _ = serving.net.towers(serving.user_inputs(active[:1], now[0]))
     pool = CandidatePool(

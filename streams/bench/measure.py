@@ -21,6 +21,7 @@ import numpy as np
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
+from streams.metrics import Outcome
 from streams.settings import Settings
 from streams.tools.tail import messages
 
@@ -79,7 +80,7 @@ class Metrics:
         )
 
     def processed(self, *topics: str) -> float:
-        return sum(self.value("shopguide_events_total", topic=t, outcome="processed") for t in topics)
+        return sum(self.value("shopguide_events_total", topic=t, outcome=Outcome.PROCESSED) for t in topics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,7 @@ def table_size(data_dir: Path, table: str) -> TableSize:
                 if isinstance(key, bytes) and key.startswith(b"__faust"):
                     continue
                 keys += 1
-                logical += len(key) + len(value)
+                logical += len(key) + len(value)  # type: ignore[arg-type]  # raw tables: bytes
         finally:
             store.close()
     return TableSize(keys, logical, disk)

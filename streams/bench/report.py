@@ -133,7 +133,7 @@ def _online_over_offline(replay: dict[str, Any] | None, population: str = "retur
     offline = (replay or {}).get("offline") or {}
     if replay is None or replay.get(online_key) is None or not offline.get(offline_key):
         return None
-    return float(replay[online_key]) / offline[offline_key]
+    return float(replay[online_key]) / float(offline[offline_key])
 
 
 def _minus_one(x: float | None) -> float | None:

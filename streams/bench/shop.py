@@ -52,9 +52,9 @@ class SimulatedShop:
         self._users = Zipf(users, USER_SKEW)
         self._global = Zipf(items, ITEM_SKEW)
         self._in_category = Zipf(-(-items // self.categories), ITEM_SKEW)
-        actions, weights = zip(*ACTION_MIX, strict=True)
-        self._actions = list(actions)
-        self._action_p = np.array(weights) / sum(weights)
+        self._actions = [a for a, _ in ACTION_MIX]
+        weights = np.array([w for _, w in ACTION_MIX])
+        self._action_p = weights / weights.sum()
 
     @staticmethod
     def user_id(rank: int) -> str:

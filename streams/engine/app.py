@@ -36,7 +36,7 @@ from streams.kafka.health import BrokerWatch
 from streams.kafka.training_feed import TrainingFeed
 from streams.kafka.transport import App, BatchTable, publish
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
-from streams.learning.model_keeper import ModelKeeper, RollbackRule, decode
+from streams.learning.model_keeper import ModelKeeper, RollbackRule, SnapshotOutcome, decode
 from streams.learning.snapshot_topic import PROGRESS_KEY, SnapshotAssembler, snapshot_records
 from streams.learning.snapshot_topic import Progress as TrainerProgress
 from streams.learning.trainer_process import TrainerProcess
@@ -225,10 +225,10 @@ class Engine:
         if examples is not None:
             self.sink.add(examples, event.ts)
 
-    def _on_model_event(self, outcome: str, reason: str) -> None:
-        if outcome == "refused":
+    def _on_model_event(self, outcome: SnapshotOutcome, reason: str) -> None:
+        if outcome is SnapshotOutcome.REFUSED:
             self.metrics.snapshots_rejected.labels(reason).inc()
-        elif outcome == "rolled_back":
+        elif outcome is SnapshotOutcome.ROLLED_BACK:
             self.metrics.model_rollbacks.inc()
         self.metrics.model_version.set(self.keeper.version)
 
@@ -302,8 +302,8 @@ class Engine:
     async def _snapshot_sender(self) -> AIOKafkaProducer | None:
         """The trainer's snapshots travel on a producer (a broker connection) of their own.
         aiokafka sends one request at a time to a broker: on the engine's producer, the
-        megabytes of a snapshot went ahead of the recommendations of the batches processed
-        meanwhile and held them back by 100-250 ms once a second. None while it cannot start
+        megabytes of a snapshot would go ahead of the recommendations of the batches processed
+        meanwhile (docs/decisions/003-snapshot-producer.md). None while it cannot start
         (the broker is away; tried again every few seconds): the app's producer takes the
         records meanwhile."""
         if self._snapshot_producer is None and time.monotonic() >= self._snapshot_producer_retry:

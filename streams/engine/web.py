@@ -3,25 +3,21 @@ that owns the key's partition, so any worker answers for any key."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING
 
 from faust import web
 
-from state.codec import StateDecodeError
+from state.errors import StateDecodeError
 from state.item import ItemState
 from state.user import UserState
-from streams.events import ID_MAX
+from streams import messages
+from streams.events import id_error
 
 if TYPE_CHECKING:
     from streams.engine.app import Engine
 
-
-def _bad_id(value: str) -> str | None:
-    if not value or len(value) > ID_MAX:
-        return f"ids are 1..{ID_MAX} characters"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value) or value.strip() != value:
-        return "ids must not contain control characters or edge spaces"
-    return None
+log = logging.getLogger(__name__)
 
 
 def register_views(engine: Engine) -> None:
@@ -80,7 +76,7 @@ def register_views(engine: Engine) -> None:
     @app.page("/users/{user_id}")
     @app.table_route(table=engine.users, match_info="user_id")
     async def user(self: web.View, request: web.Request, user_id: str) -> web.Response:
-        error = _bad_id(user_id)
+        error = id_error(user_id)
         if error:
             return self.json({"error": error}, status=400)
         state = load_user(user_id)
@@ -107,34 +103,28 @@ def register_views(engine: Engine) -> None:
     @app.page("/recommendations/{user_id}")
     @app.table_route(table=engine.users, match_info="user_id")
     async def recommendations(self: web.View, request: web.Request, user_id: str) -> web.Response:
-        error = _bad_id(user_id)
+        error = id_error(user_id)
         if error:
             return self.json({"error": error}, status=400)
         state = load_user(user_id)
         if state is None or state.last is None:
             return self.json({"error": f"no recommendation for user {user_id!r} yet"}, status=404)
-        rec = state.last
-        body: dict[str, Any] = {
-            "user_id": user_id,
-            "items": [{"item_id": i, "score": round(sc, 6)} for i, sc in rec.items],
-            "interests": [{"category": c, "weight": round(w, 6)} for c, w in rec.interests],
-            "model_version": rec.model_version,
-            "trigger_event_id": rec.trigger_event_id,
-            "event_ts": rec.event_ts,
-            "published_ts": rec.published_ts,
-        }
-        return self.json(body)
+        return self.json(messages.recommendation_fields(user_id, state.last))
 
     @app.page("/items/{item_id}/sentiment")
     @app.table_route(table=engine.items, match_info="item_id")
     async def item_sentiment(self: web.View, request: web.Request, item_id: str) -> web.Response:
-        error = _bad_id(item_id)
+        error = id_error(item_id)
         if error:
             return self.json({"error": error}, status=400)
         raw = engine.items.get(item_id)
         if raw is None:
             return self.json({"error": f"unknown item {item_id!r}"}, status=404)
-        item = ItemState.from_bytes(raw)
+        try:
+            item = ItemState.from_bytes(raw)
+        except StateDecodeError:
+            log.warning("unreadable state for an item: answered as unknown")
+            return self.json({"error": f"no readable state for item {item_id!r}"}, status=404)
         f = item.figures()
         return self.json(
             {

@@ -25,13 +25,10 @@ _GC_YOUNG_THRESHOLD = 20_000
 
 def _fix_malloc_thresholds() -> None:
     """A worker swaps in a new model every second or so: tens of MB of weight arrays allocated and
-    freed. glibc raises its mmap threshold each time such a block is freed (up to 32 MB), after which
-    those arrays come from the heap, whose freed memory it keeps: the worker's RSS rose about 100 MB
-    in one step some time into a flood test (106-118 MB above its start), then stayed there. Fixed
-    thresholds keep the tables in their own mappings, returned on free (the same test: a peak 65 MB
-    above the start, 36 MB at the end); the trim threshold must be fixed too, or the heap is trimmed
-    and grown again around every batch (measured: 10-15% fewer events/s; with both fixed, no
-    difference in 4 interleaved runs)."""
+    freed. glibc raises its mmap threshold each time such a block is freed, after which those arrays
+    come from the heap, whose freed memory it keeps, and the RSS rises in steps. Fixed thresholds
+    keep them in their own mappings, returned on free; the trim threshold is fixed too, or the heap
+    is trimmed and grown again around every batch (docs/reliability.md, the flood test)."""
     name = ctypes.util.find_library("c")
     if name is None:
         return
@@ -46,19 +43,17 @@ def _fix_malloc_thresholds() -> None:
 
 
 def _fewer_collections() -> None:
-    """A click allocates a few thousand short-lived containers (a candidate pool, its feature
-    rows, examples, messages), nearly all freed by reference counting: at Python's default the
-    cycle collector ran every few hundred of them and took up to 7% of a click's CPU (16-93 us of
-    1.1-2.4 ms in in-process replays of the click path); at this threshold 0-4 us. The few cycles
-    are collected a little later."""
+    """A click allocates a few thousand short-lived containers, nearly all freed by reference
+    counting: at Python's default threshold the cycle collector ran every few hundred of them and
+    took a noticeable share of a click's CPU. The few cycles are collected a little later."""
     gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _one_blas_thread() -> None:
     """The worker's matrix products are small, one event loop's worth per batch. OpenBLAS splits
     the larger ones (the interest head over the 5,000 categories of a 100,000-item catalog) over
-    every core, and its helper thread spins between them: measured 0.65 cores of a spinning BLAS
-    thread beside the event loop, the CPU the trainer and the broker share on two cores."""
+    every core, and its helper thread spins between them, taking the CPU the trainer and the
+    broker need."""
     threadpool_limits(limits=1)
 
 

@@ -1,7 +1,7 @@
 """Read a whole topic, every partition, into local memory, and keep following it.
 
 Some state must be seen by every worker, not just the owner of a partition: the item view used to
-filter and retrieve candidates, and (later) the newest model snapshot. A follower is a plain
+filter and retrieve candidates, and the newest model snapshot. A follower is a plain
 consumer without a group: it reads all partitions from the beginning, tells when it has caught up
 with what existed at start-up, then applies each new message as it arrives.
 """

@@ -1,63 +1,21 @@
-"""Faust's Kafka transport, with two corrections the engine depends on.
+"""Faust's Kafka transport, with the corrections the engine depends on (the evidence for each is
+in docs/decisions/001-transport-corrections.md):
 
-**Fetch wait.** Faust hard-codes the worker consumer's ``fetch_max_wait_ms`` to 1500. Apache Kafka
-answers a fetch as soon as data arrives, so there the wait only bounds idle polls; but a broker
-that answers when the wait expires (the embedded Tansu broker does, measured: p50 394 ms at
-1500 ms, 3 ms at 5 ms) adds up to the whole wait to every event's latency.
-``SHOPGUIDE_FETCH_WAIT_MS`` sets it instead.
-
-**No records from before a seek.** After a rebalance Faust seeks every partition back to its
-committed offset. A fetch that was already under way returns records from the old position after
-the seek; Faust delivers them, and when the re-fetched records that follow do not continue them it
-records the difference as a "gap" of offsets that count as acknowledged, and commits past them.
-Likewise aiokafka leaves partitions without a committed offset (or with 0) where fetching got to.
-Measured by killing a worker three times in a 3,000-click stream: up to 200 consecutive offsets
-of a partition committed without ever reaching an agent. Now a fetch that overlapped a seek is
-dropped and the consumer seeks back to the committed offsets once more, so that what follows is
-fetched again, in order. Seeking back is always safe here: offsets are committed only after their
-effects are durable, and state marks make replayed events harmless.
-
-**No records past a hole.** Even so, a worker restarted after SIGKILLs was seen to receive a
-partition's first records hundreds of offsets past its committed offset (115 committed, 371
-fetched first; the crash-recovery test failed 5 times in 125 runs). Faust counted the hole as acknowledged,
-committed past it, and the events in it were lost for good: the users' state marks had moved past
-them, so a later replay took them for duplicates. :class:`Continuity` now checks each fetched
-partition's first record against the offset it owes and seeks back when they differ. Faust also
-drops records below a partition's read offset, and a delivery still under way when a seek happened
-can move that offset past what the seek asked for (seen once: resumed at 616, first processed
-645): a fetch's delivery now stops at a seek, and a read offset past what the partition owes is
-lowered to it.
-
-**Outputs without the one-at-a-time buffer.** ``Topic.send_soon`` queues every message in Faust's
-``ProducerBuffer``, which a single task hands to aiokafka one by one, each with its sensor hooks and
-a debug log record, and whose backlog pauses the conductor. :meth:`App.publish` appends a batch's
-outputs to aiokafka's accumulator directly, where they travel in per-partition batches (measured on
-a drained backlog: 1.4-2x the events/s of ``send_soon``). Table changelogs still go through Faust.
-
-**Table changelogs by the batch.** A table write queues its changelog record with ``send_soon``,
-one at a time like any output. :class:`BatchTable` collects them instead (a key written twice in
-a batch keeps only its last value, as compaction would); the engine sends them with the batch's
-outputs and, once acknowledged, records the changelog offset in the table's store, as Faust does
-after each send.
-
-**A livelock check that cannot crash the worker.** Every 2.5 commit intervals Faust checks each
-assigned partition's event path and reads its position; a partition that was just sought (the
-seeks above, or aiokafka's own offset reset) has none until its next fetch, and aiokafka's
-assertion then crashed the whole consumer (seen once, 5 s after a worker started). Such a
-partition is skipped until it has a position: there is nothing to verify yet.
-
-**A seek that a rebalance overtakes.** aiokafka reads the committed offsets one partition at a
-time and then seeks each; a rebalance in between takes partitions away, and seeking one of them
-raised ``IllegalStateError`` from the fetcher, which crashed the worker (the takeover test, where
-a worker joins while another leaves, failed in CI and in 1 of 2 runs here; the race happens in
-nearly every run). The seek back after a hole runs in Faust's consumer thread and can be
-overtaken the same way. The rebalance's recovery seeks every partition it assigns, so such a seek
-is simply abandoned.
-
-**Logs that restarted.** A broker that lost its topics (the in-memory embedded broker on a restart)
-still receives the offsets Faust had acked before the outage: committed into the new, empty logs,
-they would skip their first records. Partitions of topics that were created again are read from
-their beginning and what Faust remembered of them is forgotten.
+* **Fetch wait** from ``SHOPGUIDE_FETCH_WAIT_MS`` instead of Faust's fixed 1.5 s: a broker that
+  answers a fetch only when its wait expires would add the whole wait to every event's latency.
+* **No records from before a seek**: a fetch that overlapped a seek is dropped and the consumer
+  seeks back to the committed offsets, so no offset is ever counted as acknowledged unprocessed.
+* **No records past a hole**: :class:`Continuity` checks each partition's first fetched record and
+  Faust's read offset against the offset the partition owes, and seeks back when they differ.
+* **Outputs by the batch**: :meth:`App.publish` appends a batch's outputs to aiokafka's
+  accumulator directly instead of Faust's one-at-a-time ``send_soon`` buffer, and
+  :class:`BatchTable` sends table changelog records with the batch's outputs.
+* **A livelock check that cannot crash the worker**: partitions just sought have no position yet
+  and are skipped until they do.
+* **A seek that a rebalance overtakes** is abandoned: the rebalance's recovery seeks every
+  partition it assigns.
+* **Logs that restarted** (a broker that lost its topics) are read from their beginning, and what
+  Faust remembered of them is forgotten.
 """
 
 from __future__ import annotations
@@ -81,7 +39,7 @@ class _ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka keeps the value privately and reads it when the consumer starts.
-        consumer._fetch_max_wait_ms = self.app.conf.fetch_wait_ms  # type: ignore[attr-defined]
+        consumer._fetch_max_wait_ms = self.app.conf.fetch_wait_ms
         return consumer
 
     def verify_event_path(self, now: float, tp: Any) -> None:
@@ -253,7 +211,7 @@ class Continuity:
         return skipped
 
 
-class BatchTable(faust.Table):
+class BatchTable(faust.Table):  # type: ignore[type-arg]
     """A table whose changelog records wait in :attr:`unsent` for :meth:`take_changelog`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -293,7 +251,7 @@ class App(faust.App):
 
     def __init__(self, *args: Any, fetch_wait_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.conf.fetch_wait_ms = fetch_wait_ms  # type: ignore[attr-defined]
+        self.conf.fetch_wait_ms = fetch_wait_ms
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

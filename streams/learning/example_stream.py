@@ -54,7 +54,9 @@ class ExampleSink:
         return len(self._examples)
 
     def drain(self) -> list[bytes]:
-        records, current, size = [], [], 0
+        records: list[bytes] = []
+        current: list[bytes] = []
+        size = 0
         for e in self._examples:
             if current and size + len(e) + 5 > RECORD_BYTES:  # 5: msgpack header of a bytes value
                 records.append(pack(current, self._newest))

@@ -17,14 +17,25 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
+from model.errors import SnapshotError
 from model.scoring import NeuralServingModel, latest_or_warm_start, serving_from_snapshot
-from model.snapshot import Snapshot, SnapshotError, SnapshotStore
+from model.snapshot import Snapshot, SnapshotStore
 from state.catalog import Catalog
 from state.user import UserState
 
 log = logging.getLogger(__name__)
+
+
+class SnapshotOutcome(StrEnum):
+    """What the keeper did with a snapshot, reported to its ``on_event`` callback."""
+
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+    ROLLED_BACK = "rolled_back"
+
 
 #: Recent clicks the baseline hit rate is computed over.
 BASELINE_TRIALS = 5000
@@ -79,7 +90,7 @@ class ModelKeeper:
         directory: Path,
         keep: int,
         rule: RollbackRule,
-        on_event: Callable[[str, str], None] = lambda outcome, reason: None,
+        on_event: Callable[[SnapshotOutcome, str], None] = lambda outcome, reason: None,
         clock: Callable[[], float] = time.monotonic,
         start: Snapshot | None = None,
     ) -> None:
@@ -132,7 +143,7 @@ class ModelKeeper:
         self._rate = _Rate()
         self.swapped_at = time.time()
         self._saver.submit(self._save, snapshot)
-        self._on_event("accepted", "")
+        self._on_event(SnapshotOutcome.ACCEPTED, "")
         return "accepted"
 
     def flush(self) -> None:
@@ -178,11 +189,11 @@ class ModelKeeper:
         self._rate = _Rate()
         self._refuse_until = self._clock() + self._rule.cooldown_s
         self.swapped_at = time.time()
-        self._on_event("rolled_back", "hit_rate")
+        self._on_event(SnapshotOutcome.ROLLED_BACK, "hit_rate")
 
     def _refuse(self, reason: str, detail: str) -> str:
         log.warning("refused a model snapshot (%s): %s", reason, detail)
-        self._on_event("refused", reason)
+        self._on_event(SnapshotOutcome.REFUSED, reason)
         return reason
 
 

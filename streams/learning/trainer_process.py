@@ -51,19 +51,17 @@ def _child(
     nice: int,
 ) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # A worker's event loop is one thread, and a trainer on every core (TensorFlow's default) cost
-    # it about 30% of its events per second on two cores; on one thread the trainer learns no
-    # slower with micro-batches this small. Niceness was measured too and is off by default: at
-    # 10 it did not measurably raise the worker's events/s, and it doubled the snapshot age under
-    # load (max 5.3 s against 2.8 s, one bench run each); at 19 a fixed load's queueing delays
-    # were a third to a half of those at 0, the snapshot age up to 2.03 s (streams/bench/RESULTS.md).
+    # A trainer on every core (TensorFlow's default) takes CPU from the worker's event loop, and on
+    # one thread it learns no slower with micro-batches this small. Niceness trades serving for
+    # older snapshots, so it is a setting, off by default (docs/benchmarks.md).
     os.nice(nice)
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     from model.config import TASKS, ModelConfig
-    from model.examples import ExampleDecodeError, unpack_examples
+    from model.errors import ExampleDecodeError
+    from model.examples import unpack_examples
     from model.snapshot import Snapshot
     from model.training import Trainer
 
@@ -107,9 +105,8 @@ def _child(
             pending = []
         if learned_since_export and time.monotonic() - last_export >= interval_s:
             snap = trainer.export(metrics=losses, extra={"trained_until": trained_until})
-            # float16 halves what every worker fetches, assembles and checks each second (measured
-            # on a 10 MB float32 snapshot: 5.4 MB, chunking and reassembly 33 -> 7 ms; decoding,
-            # in a thread, 11 -> 14 ms); serving reads float32 either way.
+            # float16 halves what every worker fetches, assembles and checks each second; serving
+            # reads float32 either way.
             data = snap.to_bytes(dtype="float16")
             outbox.put(TrainerReport(trained_until, 0, 0.0, losses, {}, data, snap.version))
             last_export, learned_since_export = time.monotonic(), 0

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from model.serving import ServingModel
-from state.codec import StateDecodeError
+from state.errors import StateDecodeError
 from state.item import ItemState
 from state.user import UserState
 from streams import messages
-from streams.events import InvalidEvent
-from streams.metrics import Metrics
+from streams.errors import InvalidEvent
+from streams.metrics import Metrics, Outcome
 from streams.partitioning import partition_for
 from streams.topics import Topics
 
@@ -76,7 +76,7 @@ class ProcessorBase:
         self.clock = clock
 
     def dead_letter(self, msg: Incoming, reason: str, error: str) -> Outgoing:
-        self.metrics.events.labels(msg.topic, "deadlettered").inc()
+        self.metrics.events.labels(msg.topic, Outcome.DEADLETTERED).inc()
         self.metrics.deadletters.labels(reason).inc()
         value = messages.dead_letter(
             source_topic=msg.topic,
@@ -94,17 +94,17 @@ class ProcessorBase:
         send it, keyed right, to the partition that owns the key."""
         if partition_for(key, self.partitions) == msg.partition:
             return None
-        self.metrics.events.labels(msg.topic, "forwarded").inc()
+        self.metrics.events.labels(msg.topic, Outcome.FORWARDED).inc()
         return Outgoing(msg.topic, key.encode(), msg.value or b"")
 
     def processed(self, msg: Incoming) -> None:
-        self.metrics.events.labels(msg.topic, "processed").inc()
+        self.metrics.events.labels(msg.topic, Outcome.PROCESSED).inc()
 
     def duplicate(self, msg: Incoming, store: Store, key: str, state: bytes) -> None:
         """Skip an event the state already reflects, but write the state again: after a crash the
         local RocksDB may hold an update whose changelog message was lost, and this event's offset
         is about to be committed, so the changelog must get it now or never."""
-        self.metrics.events.labels(msg.topic, "duplicate").inc()
+        self.metrics.events.labels(msg.topic, Outcome.DUPLICATE).inc()
         store.put(key, state, msg.handle)
 
 
@@ -145,6 +145,6 @@ def parse_internal(payload: bytes | None, schema: dict[str, type]) -> dict[str, 
             value = obj[name] = float(value)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise InvalidEvent("wrong_type", f"field {name!r}: expected {kind.__name__}")
-        if kind is float and not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise InvalidEvent("out_of_range", f"field {name!r}: must be finite")
     return obj

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from state.item import AlertRule
 from state.user import ACTIONS
 from streams import messages
-from streams.events import InvalidEvent, parse_item
+from streams.errors import InvalidEvent
+from streams.events import parse_item
 from streams.metrics import Metrics
 from streams.processors.base import Clock, Incoming, Outgoing, ProcessorBase, Store, load_item, parse_internal
 from streams.topics import Topics

@@ -12,7 +12,8 @@ from model.serving import ServingModel
 from state.catalog import Catalog
 from state.user import PublishedRecommendation, UserState
 from streams import messages
-from streams.events import Click, InvalidEvent, parse_click, parse_review
+from streams.errors import InvalidEvent
+from streams.events import Click, parse_click, parse_review
 from streams.metrics import Metrics
 from streams.processors.base import Clock, Incoming, Learn, Outgoing, ProcessorBase, Store, load_user
 from streams.topics import Topics
@@ -108,7 +109,7 @@ class ClickProcessor(ProcessorBase):
                 continue
             pending = round_.get(click.user_id)
             flooding = pending is not None and self.clock() - msg.timestamp_ms / 1000.0 > self.coalesce_after_s
-            if flooding:
+            if flooding and pending is not None:
                 state = pending[2]  # this click joins the unpublished one's answer
             else:
                 if pending is not None:

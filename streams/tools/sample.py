@@ -106,7 +106,8 @@ def generate(events: int = 2000, seed: int = 7, start_ts: float = 1.7e9) -> Samp
     n_clicks = events - n_invalid - n_reviews
     clicks, reviews = [], []
     ts = start_ts
-    actions, action_w = zip(*ACTION_MIX, strict=True)
+    actions = [a for a, _ in ACTION_MIX]
+    action_w = [w for _, w in ACTION_MIX]
     for n in range(n_clicks):
         ts += rng.uniform(0.0, 0.5)
         user = int(rng.paretovariate(1.2)) % n_users

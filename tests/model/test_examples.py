@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from model_fixtures import HALF_LIFE, TINY
 
+from model.errors import ExampleDecodeError
 from model.examples import (
     ExampleConfig,
-    ExampleDecodeError,
     click_examples,
     encode_examples,
     pack_examples,

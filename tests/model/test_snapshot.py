@@ -9,7 +9,8 @@ import pytest
 from model_fixtures import TINY
 
 from model.config import initial_weights
-from model.snapshot import MAGIC, Snapshot, SnapshotError, SnapshotStore
+from model.errors import SnapshotError
+from model.snapshot import MAGIC, Snapshot, SnapshotStore
 
 
 def _snapshot(version: int = 1) -> Snapshot:

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaProducer
 
-from streams.events import REASONS, InvalidEvent, parse_click, parse_item, parse_review
+from streams.errors import InvalidEvent
+from streams.events import REASONS, parse_click, parse_item, parse_review
 from streams.testing.fuzzing import hostile_payloads, valid_click
 from streams.testing.harness import Cluster, fresh_settings
 from streams.tools.cluster import get_json

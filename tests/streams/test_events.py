@@ -2,15 +2,8 @@ import json
 
 import pytest
 
-from streams.events import (
-    ID_MAX,
-    PAYLOAD_MAX,
-    TEXT_MAX,
-    InvalidEvent,
-    parse_click,
-    parse_item,
-    parse_review,
-)
+from streams.errors import InvalidEvent
+from streams.events import ID_MAX, PAYLOAD_MAX, TEXT_MAX, parse_click, parse_item, parse_review
 
 NOW = 1.8e9
 CLICK = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "action": "view", "ts": NOW - 5}

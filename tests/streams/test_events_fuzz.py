@@ -3,7 +3,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.events import REASONS, InvalidEvent, parse_click, parse_item, parse_review
+from streams.errors import InvalidEvent
+from streams.events import REASONS, parse_click, parse_item, parse_review
 from streams.testing.fuzzing import NOW, hostile_payloads
 
 PARSERS = (parse_click, parse_review, parse_item)

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings, SettingsError, describe
+from streams.errors import SettingsError
+from streams.settings import Settings, describe
 
 
 def test_defaults_and_environment():
