@@ -62,7 +62,9 @@ def _gold_questions() -> list[dict[str, Any]]:
     return list(json.loads(text)["questions"])
 
 
-def run_page_bench(settings: Settings, work: Path, questions: int = 300, reviews: int = 20, taps: int = 20) -> dict:
+def run_page_bench(
+    settings: Settings, work: Path, questions: int = 300, reviews: int = 20, taps: int = 20
+) -> dict[str, Any]:
     topics = Topics(settings)
     results: dict[str, Any] = {}
     worker = WorkerProcess(settings, work / "page-worker.log").start()

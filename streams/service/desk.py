@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from streams.events import Click, Question
@@ -30,7 +30,7 @@ class AnswerDesk:
         shelf: Shelf,
         gaps: KnowledgeGaps,
         metrics: GuideMetrics,
-        send_click: Callable[[Click], Awaitable[None]],
+        send_click: Callable[[Click], Coroutine[Any, Any, None]],
     ) -> None:
         self._knowledge = knowledge
         self._shelf = shelf

@@ -25,7 +25,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.events import InvalidEvent, parse_item, parse_review
+from streams.errors import InvalidEvent
+from streams.events import parse_item, parse_review
 from streams.kafka.followers import reconnecting
 from streams.service.drafting import NegativeReviewWatch
 from streams.service.feeds import FeedHub
@@ -214,8 +215,8 @@ class KnowledgeIntake:
                 drafted = self._watch.label(event_id, label)
                 if drafted:
                     drafts.append(drafted)
-        for review, label in drafts:
-            draft = await self._knowledge.draft_reply(review, label)
+        for negative, label in drafts:
+            draft = await self._knowledge.draft_reply(negative, label)
             if draft is not None:
-                await self._publish_draft(review["item_id"], draft)
+                await self._publish_draft(negative["item_id"], draft)
                 self._metrics.drafts.inc()

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer
 
-from streams.events import InvalidEvent, parse_question
+from streams.errors import InvalidEvent
+from streams.events import parse_question
 from streams.kafka.followers import reconnecting
 from streams.messages import dead_letter
 from streams.service.desk import AnswerDesk

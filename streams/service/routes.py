@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.events import ACTIONS, ID_MAX, Click, InvalidEvent, parse_question
+from streams.errors import InvalidEvent
+from streams.events import ACTIONS, ID_MAX, Click, parse_question
 from streams.service.feeds import sse_event
 
 if TYPE_CHECKING:
