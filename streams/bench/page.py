@@ -22,21 +22,13 @@ from typing import Any
 from streams.bench.measure import percentiles
 from streams.events import Item, Review
 from streams.settings import Settings
+from streams.testing.browser import CHROMIUM, launch
 from streams.tools.broker import free_port
 from streams.tools.cluster import GuideProcess, WorkerProcess, post_json
 from streams.tools.producer import EventProducer
 from streams.topics import Topics
 
-CHROMIUM = Path("/usr/bin/chromium")
 CATEGORIES = ("shoes", "bags", "hats", "kitchen")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 #: The page's JavaScript for one tap: post the action, then wait until the feed shows the
 #: recommendation that this action triggered; milliseconds between the two.
 _TAP = """async (itemId) => {
@@ -138,7 +130,7 @@ def _browser(guide: GuideProcess, taps: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(p)
         try:
             context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
             page = context.new_page()

@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.errors import InvalidEvent
 from streams.events import parse_item, parse_review
-from streams.kafka.followers import reconnecting
+from streams.kafka.followers import reconnecting, topic_partitions
 from streams.service.drafting import NegativeReviewWatch
 from streams.service.feeds import FeedHub
 from streams.service.guide_metrics import GuideMetrics
@@ -108,14 +108,7 @@ class KnowledgeIntake:
         try:
             await consumer.start()
             names = (t.items, t.reviews, t.sentiment)
-            tps: list[TopicPartition] = []
-            for name in names:
-                partitions = consumer.partitions_for_topic(name)
-                while not partitions:
-                    await asyncio.sleep(0.5)
-                    await consumer.force_metadata_update()
-                    partitions = consumer.partitions_for_topic(name)
-                tps += [TopicPartition(name, p) for p in sorted(partitions)]
+            tps = [tp for name in names for tp in await topic_partitions(consumer, name)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)

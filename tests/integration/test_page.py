@@ -18,12 +18,12 @@ import pytest
 
 from streams.events import Item
 from streams.service.sessions import SessionSigner
+from streams.testing.browser import CHROMIUM, launch
 from streams.testing.harness import Cluster, fresh_settings
 from streams.tools.broker import EmbeddedBroker
 from streams.tools.cluster import GuideProcess
 
 pytestmark = pytest.mark.integration
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "page"
 CATEGORIES = ("shoes", "bags", "hats", "kitchen")
 PER_CATEGORY = 15
@@ -62,17 +62,7 @@ def shop(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--disable-sync",
-            ],
-        )
+        b = launch(p)
         yield b
         b.close()
 
