@@ -12,6 +12,11 @@ event on a state exactly-once:
 * the hashes of the last ``ids_kept`` event ids, for a duplicate that a producer wrote twice (at a
   new offset). A duplicate arriving more than ``ids_kept`` events of the same key after its twin is
   applied again; the bound is what keeps a state small.
+
+The timestamps are the producers' (Kafka's CreateTime). The mark keeps the newest one seen, so a
+replay is recognised whatever the producers' clocks. What skew can still do: after the embedded
+broker lost its logs, records stamped earlier than the newest before the loss (a producer whose
+clock ran hours ahead) are taken for replays and skipped. A production Kafka never restarts a log.
 """
 
 from __future__ import annotations
@@ -50,8 +55,15 @@ class AppliedLog:
             del self.ids[: len(self.ids) - self.ids_kept]
 
     def record_offset(self, source: str, where: Where) -> None:
-        if not self.seen_offset(source, where):
-            self.marks[source] = list(where)
+        if self.seen_offset(source, where):
+            return
+        partition, offset, ts_ms = where
+        mark = self.marks.get(source)
+        if mark is not None and mark[0] == partition:
+            # The newest timestamp, not the last: producers' clocks differ, and a record stamped
+            # earlier than one before it must not make that one's replay look new.
+            ts_ms = max(ts_ms, mark[2])
+        self.marks[source] = [partition, offset, ts_ms]
 
     def to_fields(self) -> list[object]:
         return [self.marks, self.ids]

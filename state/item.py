@@ -50,6 +50,7 @@ class ItemState:
     rating_n: int = 0
     recent: list[int] = field(default_factory=list)  # 1 positive, 0 negative; oldest first
     alerting: bool = False
+    alert_trigger: str = ""  # the event id of the review that raised the last alert
     applied: AppliedLog = field(default_factory=AppliedLog)
 
     @property
@@ -134,14 +135,16 @@ class ItemState:
                 self.recent,
                 self.alerting,
                 self.applied.to_fields(),
+                self.alert_trigger,
             ]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ItemState:
-        (category, title, price, in_stock, catalog_ts, popularity, counts, recent, alerting, applied) = decode(
-            data, "item"
-        )
+        fields = decode(data, "item")
+        if len(fields) == 10:  # written before items remembered their last alert's trigger
+            fields.append("")
+        (category, title, price, in_stock, catalog_ts, popularity, counts, recent, alerting, applied, trigger) = fields
         reviews, positive, rating_sum, rating_n = counts
         return cls(
             category=category,
@@ -156,5 +159,6 @@ class ItemState:
             rating_n=int(rating_n),
             recent=list(recent),
             alerting=bool(alerting),
+            alert_trigger=str(trigger),
             applied=AppliedLog.from_fields(applied),
         )

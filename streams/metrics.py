@@ -71,6 +71,17 @@ class Metrics:
             "Output messages the broker refused and the engine sent again (at-least-once outputs)",
             registry=r,
         )
+        self.lost = Counter(
+            "shopguide_lost_messages_total",
+            "Outputs the broker refused for good whose dead letters it refused too",
+            registry=r,
+        )
+        self.republished = Counter(
+            "shopguide_republished_messages_total",
+            "Outputs published again for a redelivered event the state already reflected, by topic",
+            ["topic"],
+            registry=r,
+        )
         self.recommendations = Counter(
             "shopguide_recommendations_total", "Recommendation messages published", registry=r
         )

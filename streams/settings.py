@@ -18,6 +18,8 @@ from typing import Any
 from state.decay import INTEREST_HALF_LIFE_S, POPULARITY_HALF_LIFE_S
 from streams.errors import SettingsError
 
+BROKER_KINDS = ("auto", "embedded", "kafka")
+
 
 def _opt(env: str, default: Any, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "doc": doc})
@@ -41,6 +43,11 @@ class Settings:
         "SHOPGUIDE_WEB_HOST", "127.0.0.1", "Host other workers use to reach this one (request routing)"
     )
     create_topics: bool = _opt("SHOPGUIDE_CREATE_TOPICS", True, "Worker creates missing topics at start-up")
+    broker_kind: str = _opt(
+        "SHOPGUIDE_BROKER_KIND",
+        "auto",
+        "embedded: work around the in-memory dev broker losing its logs (recreate topics, tolerate short changelogs); kafka: never; auto: embedded if the cluster id says so",
+    )
     session_timeout_s: float = _opt("SHOPGUIDE_SESSION_TIMEOUT_S", 6.0, "Consumer group session timeout")
     rebalance_timeout_s: float = _opt("SHOPGUIDE_REBALANCE_TIMEOUT_S", 3.0, "Consumer group rebalance timeout")
     heartbeat_s: float = _opt("SHOPGUIDE_HEARTBEAT_S", 1.0, "Consumer group heartbeat interval")
@@ -191,6 +198,8 @@ class Settings:
             raise SettingsError("SHOPGUIDE_ROLLBACK_DROP must be between 0 and 1")
         if self.top_k < 1:
             raise SettingsError("SHOPGUIDE_TOP_K must be at least 1")
+        if self.broker_kind not in BROKER_KINDS:
+            raise SettingsError(f"SHOPGUIDE_BROKER_KIND must be one of {', '.join(BROKER_KINDS)}")
         if self.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
             raise SettingsError(f"unknown SHOPGUIDE_KAFKA_SECURITY_PROTOCOL {self.security_protocol!r}")
 

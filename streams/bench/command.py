@@ -59,6 +59,7 @@ def rates(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.bench import report
     from streams.bench.runner import SECTIONS, Bench, Plan
+    from streams.tools.children import sigterm_exits
 
     console = Console(stderr=True, highlight=False)
     plan = Plan.quick(args.duration) if args.quick else Plan(duration_s=args.duration or Plan.duration_s)
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     plan = dataclasses.replace(plan, profile=args.profile, rates=args.rates or plan.rates)
     command = "shopguide " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     started = time.time()
-    results = Bench(plan, settings, console, Path(args.report)).run()
+    with sigterm_exits():
+        results = Bench(plan, settings, console, Path(args.report)).run()
     results["date"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(started))
     results["command"] = command
     results["wall_s"] = time.time() - started

@@ -61,6 +61,7 @@ from streams.events import Click
 from streams.settings import Settings
 from streams.testing.harness import TopicReader
 from streams.tools.broker import EmbeddedBroker, free_port
+from streams.tools.children import die_with_parent
 from streams.tools.cluster import WorkerProcess, child_env, get_json
 from streams.tools.producer import EventProducer
 from streams.topics import Topics, admin_client, create_topics
@@ -921,7 +922,13 @@ class _Child:
         self.log = log
         with open(log, "w") as err:
             self._proc = subprocess.Popen(
-                argv, env=env, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True
+                argv,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
 
     @property

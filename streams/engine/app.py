@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 import weakref
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,10 +29,11 @@ from streams.engine.monitor import KeyCounts, Progress, refresh_lag
 from streams.engine.web import register_views
 from streams.events import Click, Review
 from streams.kafka.batching import acked_batches, fill_wait
+from streams.kafka.delivery import Delivery
 from streams.kafka.followers import Follower
 from streams.kafka.health import BrokerWatch
 from streams.kafka.training_feed import TrainingFeed
-from streams.kafka.transport import App, BatchTable, publish
+from streams.kafka.transport import App, BatchTable
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
 from streams.learning.model_keeper import ModelKeeper, RollbackRule, SnapshotOutcome, decode
 from streams.learning.snapshot_topic import PROGRESS_KEY, SnapshotAssembler, snapshot_records
@@ -145,6 +144,7 @@ class Engine:
         self.users = self._table("users")
         self.items = self._table("items")
         self._changelogs = {t.changelog_topic_name: t for t in (self.users, self.items)}
+        self.delivery = Delivery(self.app, self.metrics, self._changelogs, self.topics.deadletter)
         self._handles = {
             name: self.app.topic(name, key_serializer="raw", value_serializer="raw", partitions=spec_partitions)
             for name, spec_partitions in ((spec.name, spec.partitions) for spec in self.topics.specs())
@@ -167,6 +167,7 @@ class Engine:
             settings,
             on_change=lambda up: self.metrics.broker_up.set(int(up)),
             on_recreated=self._topics_recreated,
+            recreate_lost=settings.broker_kind == "embedded" and settings.create_topics,
         )
         self.stores = {"users": FaustTableStore(self.users), "items": FaustTableStore(self.items)}
         users, items = self.stores["users"], self.stores["items"]
@@ -297,7 +298,7 @@ class Engine:
             out.append(Outgoing(self.topics.snapshots, PROGRESS_KEY, progress.to_bytes()))
         self.metrics.train_dropped.set(trainer.dropped)
         if out:
-            await self.send(out, await self._snapshot_sender())
+            await self.delivery.send(out, await self._snapshot_sender())
 
     async def _snapshot_sender(self) -> AIOKafkaProducer | None:
         """The trainer's snapshots travel on a producer (a broker connection) of their own.
@@ -370,9 +371,10 @@ class Engine:
             # other partitions' events would wait for all of them. Two batches keep the CPU busy.
             stream_buffer_maxsize=2 * s.batch_max,
             # A changelog shorter than what the local RocksDB has applied means the broker lost
-            # data (the in-memory embedded broker does on every restart). Faust would refuse to
-            # start; carrying on with the local state is what an always-on engine should do.
-            recovery_consistency_check=False,
+            # data. Faust then refuses to start, which is right for a production Kafka; the
+            # in-memory embedded broker loses everything on every restart, and there carrying on
+            # with the local state is what a development engine should do.
+            recovery_consistency_check=s.broker_kind != "embedded",
             table_standby_replicas=s.standby_replicas,
             producer_acks=-1,
             web_port=s.web_port,
@@ -391,60 +393,6 @@ class Engine:
         else:
             self.catalog.upsert(item_id, ItemState.from_bytes(value))
 
-    async def send(self, out: Sequence[Outgoing], producer: AIOKafkaProducer | None = None) -> None:
-        """Send without waiting for the broker (item activity counts and the trainer's reports:
-        the next flush or snapshot supersedes a lost one), on ``producer`` or the app's. Straight
-        to aiokafka's accumulator, as :meth:`deliver` does: through ``Topic.send_soon`` every
-        message would cross Faust's one-at-a-time producer buffer, whose backlog also pauses the
-        delivery of input events."""
-        records = [(o.topic, o.partition, o.key, o.value) for o in out]
-        futures = await (self.app.publish(records) if producer is None else publish(producer, records))
-        for o, future in zip(out, futures, strict=True):
-            future.add_done_callback(functools.partial(self._sent, o.topic))
-
-    def _sent(self, topic: str, future: asyncio.Future[Any]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            log.warning("a message to %s was not sent: %r", topic, None if future.cancelled() else future.exception())
-            return
-        self.metrics.published.labels(topic).inc()
-
-    async def deliver(self, out: Sequence[Outgoing]) -> None:
-        """Send and wait until the broker has acknowledged every message, sending again what it
-        refused. Faust only logs a failed send; a broker that has just lost and recreated its
-        topics refuses some for a moment, and an acked event would then have lost its outputs."""
-        delay = 0.1
-        while out:
-            futures = await self.app.publish([(o.topic, o.partition, o.key, o.value) for o in out])
-            # Faust commits an event's offset once it is acked (when the agent's body returns) but
-            # never waits for what its processing sent. Every effect of a batch, its table
-            # changelog records included, is in ``out``: waiting for all of them here makes an
-            # acked event's effects durable before its offset can be committed.
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            failed: list[tuple[Outgoing, BaseException]] = []
-            sent: Counter[str] = Counter()
-            for o, r in zip(out, results, strict=True):
-                table = self._changelogs.get(o.topic)
-                if isinstance(r, BaseException):
-                    failed.append((o, r))
-                    continue
-                sent[o.topic] += 1
-                if table is not None:
-                    table.changelog_sent(r.partition, r.offset)
-            for topic, n in sent.items():
-                self.metrics.published.labels(topic).inc(n)
-            if failed:
-                log.warning(
-                    "the broker refused %d of %d messages (%r): sending them again in %.1f s",
-                    len(failed),
-                    len(out),
-                    failed[0][1],
-                    delay,
-                )
-                self.metrics.resent.inc(len(failed))
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 5.0)
-            out = [o for o, _ in failed]
-
     async def _run_batches(self, stream: Any, processor: Any, wait_for_views: bool) -> None:
         if wait_for_views:  # serve with the whole catalog and the newest model
             await self.catalog_follower.caught_up.wait()
@@ -452,7 +400,7 @@ class Engine:
         async for events in acked_batches(stream, self.settings.batch_max, fill_wait(self.settings)):
             out = self._process(processor, events)
             out += [Outgoing(self.topics.training, None, r) for r in self.sink.drain()]
-            await self.deliver(out)
+            await self.delivery.deliver(out)
 
     def _process(self, processor: Any, events: Sequence[Any]) -> list[Outgoing]:
         batch = [
@@ -533,12 +481,12 @@ class Engine:
 
         @app.timer(interval=self.settings.item_flush_s)
         async def flush_activity() -> None:
-            await self.send(self.activity.drain(t.item_activity))
+            await self.delivery.send(self.activity.drain(t.item_activity))
 
         @app.on_before_shutdown.connect
         async def send_last_activity(sender: Any, **kwargs: Any) -> None:
             # Runs after the agents stopped and before Faust flushes its producer.
-            await self.send(self.activity.drain(t.item_activity))
+            await self.delivery.send(self.activity.drain(t.item_activity))
 
         sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity}
 

@@ -40,11 +40,16 @@ def register_views(engine: Engine) -> None:
         status = "ok" if ready else "starting"
         if not watch.up:
             status, ready = "broker_unreachable", False
+        elif watch.missing:
+            status, ready = "topics_missing", False  # a production Kafka lost them: an operator's call
+        elif engine.delivery.lost:
+            status, ready = "outputs_lost", False  # see shopguide_lost_messages_total
         body = {
             "status": status,
             "broker_down_since": watch.down_since,
             "catalog_items": len(engine.catalog),
             "model_version": engine.keeper.version,
+            "outputs_lost": engine.delivery.lost,
         }
         return self.json(body, status=200 if ready else 503)
 

@@ -11,6 +11,7 @@ import faust
 from threadpoolctl import threadpool_limits
 
 from streams.engine.app import Engine
+from streams.kafka.embedded import resolve_broker_kind
 from streams.settings import Settings
 from streams.topics import create_topics, heal_changelogs
 
@@ -66,7 +67,9 @@ def run_worker(settings: Settings) -> None:
         created, _ = create_topics(settings)
         if created:
             log.info("created topics: %s", ", ".join(created))
-    heal_changelogs(settings)
+    settings = resolve_broker_kind(settings)
+    if settings.broker_kind == "embedded":
+        heal_changelogs(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(settings)
     worker = faust.Worker(engine.app, loglevel=settings.log_level, redirect_stdouts=False)

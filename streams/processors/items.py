@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from state.item import AlertRule
+from state.item import AlertRule, SentimentFigures
 from state.user import ACTIONS
 from streams import messages
 from streams.errors import InvalidEvent
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 
 class ItemReviewProcessor(ProcessorBase):
     """Scored reviews, keyed by item: update the item's sentiment figures, publish the sentiment
-    signal, and an alert when the item's recent reviews turn negative."""
+    signal, and an alert when the item's recent reviews turn negative. A review the state already
+    reflects publishes its signal (and its alert) again: they may have been lost in a crash."""
 
     def __init__(
         self,
@@ -60,52 +62,69 @@ class ItemReviewProcessor(ProcessorBase):
                 out.append(forward)
                 continue
             state = load_item(self.items, item_id, msg.handle)
-            if state.applied.seen("item-reviews", msg.where, r["event_id"]):
-                self.duplicate(msg, self.items, item_id, state.to_bytes())
-                continue
             score = r["score"]
+            if state.applied.seen("item-reviews", msg.where, r["event_id"]):
+                # Its outputs may not have reached the broker before a crash: published again, with
+                # the item's current figures (they may reflect later reviews too).
+                self.duplicate(msg, self.items, item_id, state.to_bytes())
+                figures = state.figures()
+                alert = figures if state.alert_trigger == r["event_id"] else None
+                self.metrics.republished.labels(self.topics.sentiment).inc()
+                out += self._signals(item_id, r, figures, alert)
+                continue
             rating = r.get("rating")
             figures = state.apply_review(score >= 0.5, rating if isinstance(rating, int) else None, self.rule.window)
             alert = state.check_alert(self.rule)
+            if alert is not None:
+                state.alert_trigger = r["event_id"]
             state.applied.record("item-reviews", msg.where, r["event_id"])
             self.items.put(item_id, state.to_bytes(), msg.handle)
-            now = self.clock()
+            out += self._signals(item_id, r, figures, alert)
+            label = "positive" if score >= 0.5 else "negative"
+            self.metrics.sentiments.labels(label).inc()
+            self.metrics.event_to_sentiment.observe(max(0.0, self.clock() - r["ts"]))
+            if alert is not None:
+                self.metrics.sentiments.labels("alert").inc()
+            self.processed(msg)
+        return out
+
+    def _signals(
+        self, item_id: str, r: dict[str, Any], figures: SentimentFigures, alert: SentimentFigures | None
+    ) -> list[Outgoing]:
+        """The sentiment message of a scored review, and the alert it raised if any."""
+        now = self.clock()
+        score = r["score"]
+        out = [
+            Outgoing(
+                self.topics.sentiment,
+                item_id.encode(),
+                messages.sentiment(
+                    event_id=r["event_id"],
+                    user_id=r["user_id"],
+                    item_id=item_id,
+                    score=score,
+                    figures=figures,
+                    model_version=r["model_version"],
+                    event_ts=r["ts"],
+                    published_ts=now,
+                ),
+            )
+        ]
+        if alert is not None:
             out.append(
                 Outgoing(
                     self.topics.sentiment,
                     item_id.encode(),
-                    messages.sentiment(
-                        event_id=r["event_id"],
-                        user_id=r["user_id"],
+                    messages.sentiment_alert(
                         item_id=item_id,
-                        score=score,
-                        figures=figures,
+                        trigger_event_id=r["event_id"],
+                        figures=alert,
+                        threshold=self.rule.negative_ratio,
                         model_version=r["model_version"],
-                        event_ts=r["ts"],
                         published_ts=now,
                     ),
                 )
             )
-            label = "positive" if score >= 0.5 else "negative"
-            self.metrics.sentiments.labels(label).inc()
-            self.metrics.event_to_sentiment.observe(max(0.0, now - r["ts"]))
-            if alert is not None:
-                out.append(
-                    Outgoing(
-                        self.topics.sentiment,
-                        item_id.encode(),
-                        messages.sentiment_alert(
-                            item_id=item_id,
-                            trigger_event_id=r["event_id"],
-                            figures=alert,
-                            threshold=self.rule.negative_ratio,
-                            model_version=r["model_version"],
-                            published_ts=now,
-                        ),
-                    )
-                )
-                self.metrics.sentiments.labels("alert").inc()
-            self.processed(msg)
         return out
 
 

@@ -3,6 +3,7 @@ and publish recommendations and sentiment."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -97,6 +98,7 @@ class ClickProcessor(ProcessorBase):
         out: list[Outgoing] = []
         model = self.model()  # one version for the whole batch, even if a new one arrives
         round_: dict[str, tuple[Incoming, Click, UserState]] = {}
+        replays: dict[str, tuple[Click, UserState]] = {}  # per user, the redelivered click to answer again
         for msg in batch:
             try:
                 click = parse_click(msg.value, self.clock())
@@ -107,8 +109,9 @@ class ClickProcessor(ProcessorBase):
             if forward is not None:
                 out.append(forward)
                 continue
+            behind = self.clock() - msg.timestamp_ms / 1000.0 > self.coalesce_after_s
             pending = round_.get(click.user_id)
-            flooding = pending is not None and self.clock() - msg.timestamp_ms / 1000.0 > self.coalesce_after_s
+            flooding = pending is not None and behind
             if flooding and pending is not None:
                 state = pending[2]  # this click joins the unpublished one's answer
             else:
@@ -117,7 +120,15 @@ class ClickProcessor(ProcessorBase):
                 state = load_user(self.users, click.user_id, msg.handle)
             if state.applied.seen("clicks", msg.where, click.event_id):
                 self.duplicate(msg, self.users, click.user_id, state.to_bytes())
+                if not flooding:  # else the unpublished answer covers it
+                    earlier = replays.pop(click.user_id, None)
+                    if earlier is not None and not behind:
+                        out += self._replay(*earlier)
+                    replays[click.user_id] = (click, state)
                 continue
+            earlier = replays.pop(click.user_id, None)
+            if earlier is not None:
+                out += self._replay(*earlier)
             category = click.category or self.catalog.category_of(click.item_id)
             if state.last is not None:
                 hit = click.item_id in state.last.item_ids()
@@ -134,7 +145,25 @@ class ClickProcessor(ProcessorBase):
             round_[click.user_id] = (msg, click, state)
             self.processed(msg)
         out += self._publish(round_, model)
+        for click, state in replays.values():
+            out += self._replay(click, state)
         return out
+
+    def _replay(self, click: Click, state: UserState) -> list[Outgoing]:
+        """Publish again the answer to a click the state already reflects: its outputs may not
+        have reached the broker before a crash (the state is written first). The user's last
+        recommendation, under this click's id when a later click's answer replaced its own (it
+        then reflects those later clicks too); consumers drop repeats by ``trigger_event_id``.
+        Behind, a user's redelivered clicks of one batch share one, like fresh ones."""
+        if state.last is None:  # its answer was coalesced into one that was never published
+            return []
+        rec = state.last
+        if rec.trigger_event_id != click.event_id:
+            rec = dataclasses.replace(rec, trigger_event_id=click.event_id, event_ts=click.ts)
+        self.metrics.republished.labels(self.topics.recommendations).inc()
+        return [
+            Outgoing(self.topics.recommendations, click.user_id.encode(), messages.recommendation(click.user_id, rec))
+        ]
 
     def _publish(self, round_: dict[str, tuple[Incoming, Click, UserState]], model: ServingModel) -> list[Outgoing]:
         if not round_:
@@ -169,7 +198,8 @@ class ClickProcessor(ProcessorBase):
 
 class ReviewProcessor(ProcessorBase):
     """Reviews: count them on the user, score their sentiment in one batched call, and re-key
-    them by item so that the item's owner can keep exact per-item sentiment figures."""
+    them by item so that the item's owner can keep exact per-item sentiment figures. A review the
+    state already reflects is scored and re-keyed again (its outputs may have been lost)."""
 
     def __init__(
         self,
@@ -204,7 +234,11 @@ class ReviewProcessor(ProcessorBase):
                 continue
             state = load_user(self.users, review.user_id, msg.handle)
             if state.applied.seen("reviews", msg.where, review.event_id):
+                # Its scored copy may not have reached the broker before a crash: sent again, the
+                # item's owner drops it as a duplicate or publishes its sentiment once more.
                 self.duplicate(msg, self.users, review.user_id, state.to_bytes())
+                self.metrics.republished.labels(self.topics.item_reviews).inc()
+                accepted.append(review)
                 continue
             if self.learn is not None:
                 self.learn(model, state, review, self.catalog.category_of(review.item_id))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.events import ACTIONS, Click
+from streams.events import ACTIONS, Click, Review
 from streams.settings import Settings
 from streams.tools.broker import EmbeddedBroker, free_port
 from streams.tools.cluster import GuideProcess, WorkerProcess, get_json, get_text
@@ -205,12 +205,21 @@ def progress_report(url: str, topic: str) -> str:
 
 class ClickStream(threading.Thread):
     """A thread sending random clicks of ``{prefix}-user-N`` (ids ``{prefix}-N``) at ``rate`` a
-    second; ``expected`` counts what was sent, per user and action, to compare with the engine's."""
+    second; ``expected`` counts what was sent, per user and action, to compare with the engine's.
+    With ``review_every`` n, every n-th event is a review instead, counted in ``reviews`` (per
+    user) and ``item_reviews`` (per item)."""
 
-    def __init__(self, cluster: Cluster, prefix: str, events: int, users: int, rate: float) -> None:
+    def __init__(
+        self, cluster: Cluster, prefix: str, events: int, users: int, rate: float, review_every: int = 0
+    ) -> None:
         super().__init__(daemon=True, name=f"clicks-{prefix}")
         self.cluster, self.prefix, self.events, self.rate = cluster, prefix, events, rate
+        self.review_every = review_every
         self.expected: dict[str, Counter[str]] = {f"{prefix}-user-{u}": Counter() for u in range(users)}
+        self.reviews: Counter[str] = Counter()
+        self.item_reviews: Counter[str] = Counter()
+        self.click_ids: set[str] = set()
+        self.review_ids: set[str] = set()
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -220,11 +229,19 @@ class ClickStream(threading.Thread):
         for n in range(self.events):
             user = rng.choice(users)
             action = rng.choices(("view", "click", "cart", "fav", "buy"), weights=(60, 25, 6, 5, 4))[0]
-            click = Click(
-                f"{self.prefix}-{n}", user, f"{self.prefix}-item-{rng.randrange(200)}", action, time.time(), "c"
-            )
-            self.cluster.producer.send(self.cluster.topics.clicks, user.encode(), click.to_json())
-            self.expected[user][action] += 1
+            event_id, item = f"{self.prefix}-{n}", f"{self.prefix}-item-{rng.randrange(200)}"
+            if self.review_every and n % self.review_every == self.review_every - 1:
+                text = rng.choice(("good, works well", "broken on arrival", "fine"))
+                review = Review(event_id, user, item, text, time.time(), rng.randint(1, 5))
+                self.cluster.producer.send(self.cluster.topics.reviews, user.encode(), review.to_json())
+                self.reviews[user] += 1
+                self.item_reviews[item] += 1
+                self.review_ids.add(event_id)
+            else:
+                click = Click(event_id, user, item, action, time.time(), "c")
+                self.cluster.producer.send(self.cluster.topics.clicks, user.encode(), click.to_json())
+                self.expected[user][action] += 1
+                self.click_ids.add(event_id)
             time.sleep(max(0.0, start + (n + 1) / self.rate - time.monotonic()))
         self.cluster.producer.flush()
         self.done.set()

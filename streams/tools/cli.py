@@ -147,9 +147,11 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.tools.children import sigterm_exits
     from streams.tools.demo import run_demo
 
-    return run_demo(settings, args.events, args.rate, args.serve)
+    with sigterm_exits():
+        return run_demo(settings, args.events, args.rate, args.serve)
 
 
 def _model(args: argparse.Namespace, settings: Settings) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from streams.settings import Settings
+from streams.tools.children import die_with_parent
 
 #: Variables Faust or its libraries would read if they were set in the parent.
 _FOREIGN = (
@@ -110,6 +111,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 env=child_env(self.settings),
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         return self
 

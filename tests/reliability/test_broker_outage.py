@@ -56,11 +56,14 @@ def test_an_unreachable_broker_is_reported_and_nothing_is_lost(broker, tmp_path)
         during.join(60)
         cluster.producer.flush()
         wait_until(lambda: health(cluster)[0] == 200, 60, "/healthz to recover")
+        send_clicks(cluster, "after", 100, expected)
+        cluster.producer.flush()
         wait_until(
             lambda: all(counts(cluster, u).get("view") == n for u, n in expected.items()),
             120,
-            "every click to be counted exactly once",
+            "every click, before, during and after the outage, to be counted exactly once",
         )
+        assert {u.split("-")[0] for u in expected} == {"before", "during", "after"}
     finally:
         broker.resume()
         cluster.close()

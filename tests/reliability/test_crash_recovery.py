@@ -1,4 +1,6 @@
-"""SIGKILL a worker in the middle of a click stream, several times: no event lost, none counted twice."""
+"""SIGKILL a worker in the middle of a click stream, several times: no event lost, none counted
+twice, and (coalescing off) every click answered by a recommendation carrying its id and every
+review by its sentiment message, also when a standby worker takes over from a killed one."""
 
 from __future__ import annotations
 
@@ -6,7 +8,16 @@ import time
 
 import pytest
 
-from streams.testing.harness import ClickStream, Cluster, fresh_settings, progress_report, wait_until_exact
+from streams.testing.harness import (
+    ClickStream,
+    Cluster,
+    fresh_settings,
+    progress_report,
+    wait_until,
+    wait_until_exact,
+)
+from streams.tools.broker import free_port
+from streams.tools.cluster import get_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -54,5 +65,87 @@ def test_kill_minus_nine_three_times_loses_and_duplicates_nothing(broker, tmp_pa
             f"rebuilt from the changelog, users with wrong counts: {list(wrong.items())[:3]}\n"
             f"{progress_report(fresh.url, cluster.topics.clicks)}"
         )
+    finally:
+        cluster.close()
+
+
+#: Clicks that waited in Kafka never share a recommendation: every click is answered on its own.
+NO_COALESCING = {"coalesce_after_ms": 1e9}
+
+
+def unanswered(cluster: Cluster, stream: ClickStream) -> tuple[set[str], set[str]]:
+    """Clicks without a recommendation carrying their id, reviews without their sentiment message."""
+    triggers = {r.value["trigger_event_id"] for r in cluster.recommendations.items}
+    signals = {r.value.get("event_id") for r in cluster.sentiment.items}
+    return stream.click_ids - triggers, stream.review_ids - signals
+
+
+def check_everything_answered_once(cluster: Cluster, stream: ClickStream, url: str, what: str) -> None:
+    wrong = wait_until_exact(url, stream.expected, stall_s=30)
+    assert not wrong, (
+        f"{what}: users with wrong counts: {list(wrong.items())[:3]}\n{progress_report(url, cluster.topics.clicks)}"
+    )
+    try:
+        wait_until(lambda: unanswered(cluster, stream) == (set(), set()), 120, "every event's outputs")
+    except AssertionError:
+        clicks, reviews_left = unanswered(cluster, stream)
+        users = {u: get_json(f"{url}/users/{u}")[1]["reviews"] for u in stream.reviews}
+        items = {i: get_json(f"{url}/items/{i}/sentiment")[1] for i in stream.item_reviews}
+        print(
+            "reviews per user (counted, sent):",
+            {u: (n, stream.reviews[u]) for u, n in users.items() if n != stream.reviews[u]},
+            "per item:",
+            {
+                i: (b and b["reviews"], stream.item_reviews[i])
+                for i, b in items.items()
+                if not b or b["reviews"] != stream.item_reviews[i]
+            },
+        )
+        raise AssertionError(
+            f"{what}: {len(clicks)} clicks unanswered {sorted(clicks)[:5]}, "
+            f"{len(reviews_left)} reviews without sentiment {sorted(reviews_left)[:5]}\n"
+            + "\n".join(progress_report(url, t) for t in (cluster.topics.reviews, cluster.topics.item_reviews))
+        ) from None
+    # Every review's sentiment message is out: its item has counted it.
+    reviews = {u: get_json(f"{url}/users/{u}")[1]["reviews"] for u in stream.reviews}
+    assert reviews == dict(stream.reviews), f"{what}: review counts per user"
+    items = {i: get_json(f"{url}/items/{i}/sentiment")[1] for i in stream.item_reviews}
+    assert {i: body["reviews"] for i, body in items.items()} == dict(stream.item_reviews), f"{what}: per item"
+    recs = cluster.recommendations.items
+    print(
+        f"{what}: {len(stream.click_ids)} clicks, {len(stream.review_ids)} reviews, all answered; "
+        f"{len(recs)} recommendations ({len(recs) - len(stream.click_ids)} repeats), "
+        f"{len(cluster.sentiment.items)} sentiment messages"
+    )
+
+
+def test_every_click_and_review_is_answered_across_three_kill_minus_nines(broker, tmp_path):
+    cluster = Cluster(fresh_settings(broker, tmp_path, **NO_COALESCING))
+    try:
+        cluster.start_worker()
+        stream = ClickStream(cluster, "ao", 2500, USERS, rate=250, review_every=8)
+        stream.start()
+        for delay in (2.0, 2.5, 3.0):
+            time.sleep(delay)
+            cluster.workers[0].kill()
+            cluster.workers.clear()
+            cluster.start_worker()
+        assert stream.done.wait(120), "the producer did not finish"
+        check_everything_answered_once(cluster, stream, cluster.workers[0].url, "3 SIGKILLs")
+    finally:
+        cluster.close()
+
+
+def test_a_standby_takes_over_from_a_killed_worker_under_load_and_answers_everything(broker, tmp_path):
+    cluster = Cluster(fresh_settings(broker, tmp_path, **NO_COALESCING))
+    try:
+        cluster.start_worker()
+        survivor = cluster.start_worker(web_port=free_port(), data_dir=tmp_path / "second")
+        stream = ClickStream(cluster, "sb", 2500, USERS, rate=250, review_every=8)
+        stream.start()
+        time.sleep(4.0)
+        cluster.workers[0].kill()  # the other holds standby copies of its table partitions
+        assert stream.done.wait(120), "the producer did not finish"
+        check_everything_answered_once(cluster, stream, survivor.url, "standby takeover")
     finally:
         cluster.close()

@@ -12,18 +12,21 @@ import time
 import psutil
 import pytest
 
-from state.user import RECENT_MAX
+from state.user import INTERESTS_MAX, RECENT_MAX, UserState
 from streams.events import Click
 from streams.partitioning import partition_for
 from streams.testing.harness import Cluster, counts_of, fresh_settings, wait_until
 from streams.tools.cluster import get_json
 from streams.tools.producer import EventProducer
+from streams.tools.tail import messages
 
 # About 200 s here: the flood is worked off at several hundred clicks a second (see the README).
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 FLOOD = 100_000
 FLOODER = "flood-user"
+#: More categories than a user's state keeps (INTERESTS_MAX) and the API shows (10).
+FLOOD_CATEGORIES = 50
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -31,6 +34,16 @@ def rss_mb(pid: int) -> tuple[float, float]:
     proc = psutil.Process(pid)
     children = sum(p.memory_info().rss for p in proc.children(recursive=True))
     return proc.memory_info().rss / 2**20, children / 2**20
+
+
+def stored_user(cluster: Cluster, user: str) -> UserState:
+    """The user's newest state in the users table's changelog."""
+    latest = None
+    for _, _, key, value in messages(cluster.settings, cluster.topics.users_changelog, True, 5.0):
+        if key == user.encode() and value is not None:
+            latest = value
+    assert latest is not None, f"no state of {user} in the changelog"
+    return UserState.from_bytes(latest)
 
 
 def view_count(url: str, user: str) -> int:
@@ -80,7 +93,7 @@ def test_a_flood_from_one_user_is_bounded_and_starves_no_one(broker, tmp_path):
                         "item_id": f"item-{i % 500}",
                         "action": "view",
                         "ts": now,
-                        "category": f"c{i % 7}",
+                        "category": f"c{i % FLOOD_CATEGORIES}",
                     }
                 ).encode()
                 flooder.send(cluster.topics.clicks, FLOODER.encode(), body)
@@ -141,7 +154,10 @@ def test_a_flood_from_one_user_is_bounded_and_starves_no_one(broker, tmp_path):
         # Every click counted once; the flooding user's state is bounded.
         status, state = get_json(f"{worker.url}/users/{FLOODER}")
         assert status == 200 and state["counts"]["view"] == FLOOD
-        assert len(state["recent_items"]) <= RECENT_MAX and len(state["interests"]) <= 10
+        assert len(state["recent_items"]) == RECENT_MAX and len(state["interests"]) == 10
+        stored = stored_user(cluster, FLOODER)  # what the table holds, beyond the API's top 10
+        assert len(stored.interests.weights) == INTERESTS_MAX and len(stored.recent) == RECENT_MAX
+        assert len(stored.to_bytes()) < 8192
         assert all(view_count(worker.url, u) == 1 + sum(1 for _, v, _ in shopped if v == u) for u in elsewhere + beside)
         # The flood's last click is answered; the flooding user's answers are far fewer than its clicks.
         cluster.recommendations.wait_for(lambda m: m["trigger_event_id"] == f"flood-{FLOOD - 1}", timeout_s=30)

@@ -4,7 +4,9 @@ answers hostile requests with 4xx, never 5xx."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -134,11 +136,24 @@ def test_hostile_requests_get_4xx_never_5xx(target, key, route):
     assert status < 500, (key, status)
 
 
+def raw_status(port: int, path: str) -> int | None:
+    """The status of a GET sent whole on a raw socket (None: no HTTP answer). A server that
+    answers before reading the whole request may reset the connection while it is sent; its
+    answer is read all the same."""
+    with socket.create_connection(("127.0.0.1", port), 10) as conn:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := conn.recv(65536):
+                answer += chunk
+    head = answer.split(b"\r\n", 1)[0].split()
+    return int(head[1]) if len(head) > 1 and head[0].startswith(b"HTTP/") else None
+
+
 def test_very_long_paths_are_refused_cleanly(target):
     cluster, _ = target
-    for size in (1_000, 10_000, 100_000):
-        try:
-            status, _ = get_json(f"{cluster.workers[0].url}/users/{'u' * size}")
-        except OSError:
-            status = 400  # the server may close a connection whose request line is too long
-        assert 400 <= status < 500
+    statuses = {
+        size: raw_status(cluster.settings.web_port, f"/users/{'u' * size}") for size in (1_000, 10_000, 100_000)
+    }
+    assert all(status is not None and 400 <= status < 500 for status in statuses.values()), statuses

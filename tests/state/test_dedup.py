@@ -30,6 +30,17 @@ def test_a_log_restarted_at_offset_zero_is_not_mistaken_for_a_replay():
     assert not log.seen("clicks", (1, 1, T + 60_001), "new-1")
 
 
+def test_replays_are_caught_whatever_the_producers_clocks():
+    log = AppliedLog()
+    hours = 3 * 3600 * 1000
+    log.record("clicks", (1, 10, T + hours), "fast-clock")  # a producer hours ahead
+    log.record("clicks", (1, 11, T), "right-clock")  # then one on time: stamped earlier
+    log.ids.clear()  # beyond the id bound: the offset mark alone decides
+    assert log.seen("clicks", (1, 10, T + hours), "fast-clock")
+    assert log.seen("clicks", (1, 11, T), "right-clock")
+    assert not log.seen("clicks", (1, 12, T - hours), "slow-clock")  # a new record, however stamped
+
+
 def test_producer_duplicates_are_caught_by_event_id_within_the_bound():
     log = AppliedLog()
     log.record("clicks", (0, 1, T), "dup")

@@ -67,6 +67,20 @@ def test_a_snapshot_of_the_wrong_shape_is_refused(keeper):
     assert k.version == 1
 
 
+def test_a_snapshot_scoring_non_finite_values_is_refused(keeper):
+    """Finite weights pass verification, but ones this extreme overflow: the probe scores NaN."""
+    k, events, _ = keeper
+    base = snap(4)
+    extreme = {
+        name: np.where(np.indices(w.shape).sum(0) % 2 == 0, 3e38, -3e38).astype(np.float32) if w.ndim == 2 else w
+        for name, w in base.weights.items()
+    }
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert k.offer(Snapshot(version=4, config=base.config, weights=extreme).to_bytes()) == "insane"
+    assert k.version == 1 and events == [("refused", "insane")]
+    assert k.offer(snap(5).to_bytes()) == "accepted"  # and a sane successor is taken
+
+
 def test_a_collapsing_hit_rate_rolls_back_and_cools_down(keeper):
     k, events, now = keeper
     for n in range(200):

@@ -138,20 +138,37 @@ def test_a_flooding_user_shares_one_recommendation_and_loses_no_click(setup):
     assert learned == ["e1", "e99"]  # the flood does not train the model
     state = UserState.from_bytes(users.data["u1"])
     assert state.counts[0] == 10 and state.last is not None and state.last.trigger_event_id == "e10"
-    # Replayed, the flood changes nothing and is not scored again.
-    assert outputs(proc.process(batch), TOPICS.recommendations) == []
+    # Replayed, the flood changes nothing and is not scored again; each user's last answer is
+    # published again, once, under the id of its last redelivered click.
+    replayed = outputs(proc.process(batch), TOPICS.recommendations)
+    assert sorted(r["trigger_event_id"] for r in replayed) == ["e10", "e99"]
+    assert model.rounds == [[10, 1]]
     assert UserState.from_bytes(users.data["u1"]).counts[0] == 10
 
 
-def test_redelivered_and_duplicated_events_change_nothing(setup):
-    proc, users, _model, metrics = setup
+def test_redelivered_and_duplicated_events_change_nothing_and_are_answered_again(setup):
+    proc, users, model, metrics = setup
     first = [msg(TOPICS.clicks, "u1", click(n), n) for n in range(5)]
-    proc.process(first)
+    answers = outputs(proc.process(first), TOPICS.recommendations)
     out = proc.process(first[2:])  # redelivery after a crash: same offsets
     out += proc.process([msg(TOPICS.clicks, "u1", click(4), 9)])  # producer retry: new offset
-    assert outputs(out, TOPICS.recommendations) == []
     assert UserState.from_bytes(users.data["u1"]).counts[0] == 5
     assert metrics.events.labels(TOPICS.clicks, "duplicate")._value.get() == 4
+    assert len(model.rounds) == 5  # nothing scored again
+    # Every redelivered click is answered again (its answer may have been lost in the crash): the
+    # last one with its own recommendation, the earlier ones with the latest under their own id.
+    again = outputs(out, TOPICS.recommendations)
+    assert [r["trigger_event_id"] for r in again] == ["e2", "e3", "e4", "e4"]
+    assert again[-1] == answers[-1]
+    assert all(r["items"] == answers[-1]["items"] for r in again)
+    assert metrics.republished.labels(TOPICS.recommendations)._value.get() == 4
+
+
+def test_a_redelivered_click_before_a_new_one_is_answered_first(setup):
+    proc, _users, _model, _ = setup
+    proc.process([msg(TOPICS.clicks, "u1", click(1), 0)])
+    out = proc.process([msg(TOPICS.clicks, "u1", click(1), 0), msg(TOPICS.clicks, "u1", click(2), 1)])
+    assert [r["trigger_event_id"] for r in outputs(out, TOPICS.recommendations)] == ["e1", "e2"]
 
 
 def test_invalid_events_are_dead_lettered_and_the_rest_processed(setup):
@@ -213,6 +230,24 @@ def test_reviews_are_scored_and_rekeyed_by_item_then_aggregated():
     assert sentiment["label"] == "positive" and sentiment["score"] == 0.9
     assert sentiment["item_reviews"] == 1 and sentiment["item_positive_ratio"] == 1.0
     assert sentiment["model_version"] == 7 and sentiment["event_id"] == "r1"
+
+
+def test_redelivered_reviews_publish_their_signals_again_and_count_once():
+    users, items, metrics = DictStore(), DictStore(), Metrics()
+    model = RecordingModel(Catalog(3600.0), [])
+    reviews = ReviewProcessor(TOPICS, N, metrics, users, lambda: model, Catalog(3600.0), clock=lambda: NOW)
+    review = {"event_id": "r1", "user_id": "u1", "item_id": "i9", "text": "bad", "rating": 1, "ts": NOW}
+    [fwd] = reviews.process([msg(TOPICS.reviews, "u1", review, 0)])
+    [again] = reviews.process([msg(TOPICS.reviews, "u1", review, 0)])
+    assert (again.topic, again.key, again.value) == (fwd.topic, fwd.key, fwd.value)
+    assert UserState.from_bytes(users.data["u1"]).reviews == 1
+    per_item = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(window=3, min_reviews=1), clock=lambda: NOW)
+    first = outputs(per_item.process([msg(TOPICS.item_reviews, "i9", fwd.value, 0)]), TOPICS.sentiment)
+    assert [m["label"] for m in first] == ["negative", "alert"]
+    second = outputs(per_item.process([msg(TOPICS.item_reviews, "i9", again.value, 0)]), TOPICS.sentiment)
+    assert second == first  # the signal and the alert it raised, published again
+    assert ItemState.from_bytes(items.data["i9"]).reviews == 1
+    assert metrics.republished.labels(TOPICS.sentiment)._value.get() == 1
 
 
 def test_a_negative_burst_raises_one_alert():
