@@ -1,5 +1,6 @@
 """Shoppers' session tokens: signed, expiring, bound to one shopper."""
 
+import time
 from pathlib import Path
 
 from streams.service.sessions import SessionSigner, session_key
@@ -35,3 +36,12 @@ def test_without_a_secret_the_key_is_made_once_and_kept(tmp_path: Path):
     assert first == session_key(settings) and len(first) >= 32
     assert (tmp_path / "guide-session.key").stat().st_mode & 0o777 == 0o600
     assert session_key(settings.with_(guide_secret="s" * 20)) == b"s" * 20
+
+
+def test_the_token_command_mints_what_the_guide_accepts(monkeypatch, capsys):
+    from streams.tools.cli import main
+
+    monkeypatch.setenv("SHOPGUIDE_GUIDE_SECRET", "s" * 32)
+    assert main(["token", "shopper-42"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert SessionSigner(b"s" * 32, ttl_s=60).verify(token, now=time.time()) == "shopper-42"
