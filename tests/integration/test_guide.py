@@ -190,7 +190,7 @@ def test_a_restart_keeps_the_index(shop: Shop, tmp_path: Path):
     guide = shop.guide
     before = shop.ask("How long does the battery last?", "g-earbuds")[1]
     assert evidence_ids(before)
-    guide.stop()
+    assert guide.stop() == 0  # SIGTERM: a clean stop
     assert (guide.settings.data_dir / "knowledge").exists()
     guide.start()
     guide.wait_ready()
