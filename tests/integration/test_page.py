@@ -21,7 +21,7 @@ from streams.service.sessions import SessionSigner
 from streams.testing.browser import CHROMIUM, launch
 from streams.testing.harness import Cluster, fresh_settings
 from streams.tools.broker import EmbeddedBroker
-from streams.tools.cluster import GuideProcess
+from streams.tools.cluster import GuideProcess, post_json
 
 pytestmark = pytest.mark.integration
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "page"
@@ -206,6 +206,10 @@ def test_a_session_opens_only_its_own_shoppers_feed(shop):
     assert status("/api/users/alice/feed", token[:-2] + "xx") == 401
     expired = signer.mint("alice", time.time() - 120)
     assert status("/api/users/alice/feed", expired) == 401
+    as_bob = json.dumps({"user_id": "bob", "text": "Where is my order?"}).encode()
+    assert post_json(guide.url + "/ask", as_bob, {"Authorization": f"Bearer {token}"})[0] == 403
+    tap = json.dumps({"item_id": "shoes-1", "action": "buy"}).encode()
+    assert post_json(guide.url + "/api/actions", tap)[0] == 401
 
 
 def test_the_page_reconnects_when_the_guide_restarts(shop, browser):
