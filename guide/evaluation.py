@@ -1,4 +1,4 @@
-"""``shopguide evaluate answers|aspects|ask``: the guide's quality figures.
+"""``shopguide evaluate answers|ask|aspects|guide-speed``: the guide's quality and speed figures.
 
 ``register(subparsers)`` adds the commands to the ``evaluate`` subparsers of the CLI; each
 prints a JSON document (``--json [FILE]`` also writes it to FILE) and returns it.
@@ -441,7 +441,7 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any]) -> None:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``answers``, ``aspects`` and ``ask`` to the ``evaluate`` subparsers of an argparse CLI."""
+    """Add ``answers``, ``ask``, ``aspects`` and ``guide-speed`` to the ``evaluate`` subparsers of an argparse CLI."""
     ans = subparsers.add_parser("answers", help="answer ranking, precision at 1 on ePQA")
     ans.add_argument("--path", required=True, help="ePQA CSV (qid,question,ASIN,candidate,source,...,label)")
     ans.add_argument("--fit", action="store_true", help="refit the shipped ranker weights on this file")

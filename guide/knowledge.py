@@ -278,6 +278,56 @@ def _clean_question(text: Any) -> str:
     return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)[:MAX_QUESTION_CHARS]
 
 
+class _CatalogIndex:
+    """Every item's catalog tokens and title vector, updated in place, for questions without an item.
+
+    An inverted index over the tokens and one matrix of title vectors keep a search over all items
+    at a few milliseconds, and an item update touches only its own row.
+    """
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+        self._row: dict[str, int] = {}
+        self._tokens: list[frozenset[str]] = []
+        self._postings: dict[str, set[int]] = {}
+        self._matrix = np.zeros((0, DIM), dtype=np.float32)
+
+    def put(self, item_id: str, fields: list[_Field]) -> None:
+        row = self._row.get(item_id)
+        if row is None:
+            row = self._row[item_id] = len(self._ids)
+            self._ids.append(item_id)
+            self._tokens.append(frozenset())
+            if row == len(self._matrix):
+                grown = np.zeros((max(16, 2 * row), DIM), dtype=np.float32)
+                grown[:row] = self._matrix
+                self._matrix = grown
+        for tok in self._tokens[row]:
+            self._postings[tok].discard(row)
+        self._tokens[row] = frozenset(tok for f in fields for tok in f.tokens)
+        for tok in self._tokens[row]:
+            self._postings.setdefault(tok, set()).add(row)
+        title = next((f for f in fields if f.name == "title"), None)
+        self._matrix[row] = _vector(title.q, title.scale) if title is not None else 0.0
+
+    def best(self, q_tokens: list[str], q_vector: np.ndarray | None, k: int) -> list[str]:
+        """The ``k`` items with the best share of question tokens plus title similarity."""
+        n = len(self._ids)
+        if n == 0:
+            return []
+        score = np.zeros(n, dtype=np.float32)
+        q_set = set(q_tokens)
+        for tok in q_set:
+            rows = self._postings.get(tok)
+            if rows:
+                score[list(rows)] += 1.0 / len(q_set)
+        if q_vector is not None:
+            score += self._matrix[:n] @ q_vector
+        best = np.argpartition(-score, k - 1)[:k] if n > k else np.arange(n)
+        best = best[np.argsort(-score[best], kind="stable")]
+        return [self._ids[i] for i in best if score[i] > 0]
+
+
 class KnowledgeBase:
     """Catalog, review sentences and shop policy, indexed for answering (see the module docstring)."""
 
@@ -298,7 +348,7 @@ class KnowledgeBase:
         self._marks: set[str] = set()
         self._sentiment: dict[tuple[str, str], str] = {}
         self._policy_vectors: dict[str, np.ndarray] = {}
-        self._titles: tuple[list[str], np.ndarray | None, list[list[str]]] | None = None
+        self._catalog = _CatalogIndex()
         self._cross_scale: tuple[float, float] | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -367,6 +417,7 @@ class KnowledgeBase:
                 view = self._view(rest)
                 view.item = rec["item"]
                 view.fields = [_Field(n, t, lang, textlib.tokens(t), _vec(q), s) for n, t, lang, q, s in rec["fields"]]
+                self._catalog.put(rest, view.fields)
             elif prefix == _REVIEW:
                 item_id, event_id = rest.split("\x00", 1)
                 rec = msgpack.unpackb(value)
@@ -400,7 +451,7 @@ class KnowledgeBase:
             q, s = _quantized(vectors, k)
             fields.append(_Field(name, t, lang, textlib.tokens(t), q, s))
         view.item, view.fields, view.cached = rec, fields, None
-        self._titles = None
+        self._catalog.put(rec["item_id"], fields)
         value = msgpack.packb(
             {
                 "item": rec,
@@ -616,27 +667,8 @@ class KnowledgeBase:
         return view.cached
 
     def _match_items(self, q_tokens: list[str], q_vector: np.ndarray | None) -> list[str]:
-        """Items whose title, category and attributes best match a question asked without an item."""
-        if self._titles is None:
-            ids = [i for i, v in self._items.items() if v.item is not None and v.fields]
-            docs = [[tok for f in self._items[i].fields or [] for tok in f.tokens] for i in ids]
-            title_vectors = [
-                next((_vector(f.q, f.scale) for f in self._items[i].fields or [] if f.name == "title"), None)
-                for i in ids
-            ]
-            matrix = (
-                np.stack([v if v is not None else np.zeros(DIM, np.float32) for v in title_vectors]) if ids else None
-            )
-            self._titles = (ids, matrix, docs)
-        ids, matrix, docs = self._titles
-        if not ids:
-            return []
-        q_set = set(q_tokens)
-        score = np.array([len(q_set.intersection(d)) / (len(q_set) or 1) for d in docs])
-        if q_vector is not None and matrix is not None:
-            score = score + matrix @ q_vector
-        best = np.argsort(-score, kind="stable")[:ITEMS_SEARCHED]
-        return [ids[i] for i in best if score[i] > 0]
+        """Items whose catalog fields best match a question asked without an item."""
+        return self._catalog.best(q_tokens, q_vector, ITEMS_SEARCHED)
 
     def _compose(self, evidence: list[Evidence], ranked: list[Evidence], q_tokens: list[str], lang: str) -> str:
         """The answer's text: fixed templates around the quoted evidence, with a stance count for reviews."""

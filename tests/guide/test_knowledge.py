@@ -146,3 +146,17 @@ def test_demo_catalog_stats(demo_kb):
     stats = demo_kb.stats()
     assert stats["items"] == len(load_gold("catalog")["items"])
     assert stats["sentences"] > 0 and stats["bytes"] > 0
+
+
+def test_question_without_an_item_searches_the_best_matching_items(demo_kb):
+    answer = demo_kb.ask("Is the air fryer basket easy to clean?")
+    assert answer.evidence[0].item_id == "g-airfryer"
+    assert demo_kb.ask("电热水壶烧水快吗").evidence[0].item_id == "g-kettle"
+
+
+def test_an_item_update_replaces_its_catalog_entry(kb):
+    kb.add_item({**ITEM, "title": "Garden hose 20 m", "category": "garden", "attributes": {}, "ts": 1.0})
+    kb.add_item({**ITEM, "item_id": "it-2", "title": "Rain boots", "category": "shoes", "attributes": {}, "ts": 1.0})
+    kb.add_item({**ITEM, "title": "Espresso machine", "category": "kitchen", "attributes": {}, "ts": 2.0})
+    assert kb.ask("espresso machine price").evidence[0].item_id == "it-1"
+    assert kb.stats()["items"] == 2
