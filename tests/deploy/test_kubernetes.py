@@ -192,6 +192,9 @@ def test_the_guide_runs_unprivileged_behind_its_service(k8s_objects: Objects, co
     assert "memory" in container["resources"]["limits"]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    monitor = k8s_objects[("PodMonitor", "shopguide-guide")]
+    assert selects(monitor["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"])
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["http"]
     service = k8s_objects[("Service", "shopguide-guide")]
     assert selects(service["spec"]["selector"], pod["metadata"]["labels"])
     assert not selects(service["spec"]["selector"], pod_labels(k8s_objects)), "the guide's service selects workers"
