@@ -3,6 +3,8 @@ progress display.
 
 Sections (``--only`` picks some):
 
+* ``click``: the click path in this process, without Kafka (``streams.bench.clickpath``): CPU per
+  click of new shoppers, and of returning shoppers with full histories.
 * ``ceilings``: the aiokafka pipe and the bare Faust agents (counting; forwarding the engine's
   way) over the throughput backlog.
 * ``throughput``: a worker drains a backlog of simulated clicks and reviews that is bigger than it
@@ -47,6 +49,7 @@ from model.config import initial_weights
 from model.offline.datasets import default_path
 from model.scoring import load_warm_start
 from model.snapshot import Snapshot, SnapshotStore
+from streams.bench import clickpath
 from streams.bench.measure import (
     Metrics,
     ProcessSample,
@@ -57,6 +60,7 @@ from streams.bench.measure import (
     sample_process,
     table_size,
 )
+from streams.bench.shop import SimulatedShop
 from streams.events import Click
 from streams.settings import Settings
 from streams.testing.harness import TopicReader
@@ -66,7 +70,9 @@ from streams.tools.cluster import WorkerProcess, child_env, get_json
 from streams.tools.producer import EventProducer
 from streams.topics import Topics, admin_client, create_topics
 
-SECTIONS = ("ceilings", "throughput", "latency", "growth", "replay", "page")
+SECTIONS = ("click", "ceilings", "throughput", "latency", "growth", "replay", "page")
+#: Sections that need no broker.
+IN_PROCESS = frozenset({"click"})
 #: Events per second of backlog per second of window: above the engine's goal (5,000/s) and the
 #: bare Faust agent (about 4,400-5,400/s here), so that the engine cannot drain it within the window.
 BACKLOG_EPS = 8000
@@ -91,6 +97,8 @@ class Plan:
     drain_s: float = 60.0  # longest wait, after a fixed-rate load, for the worker to catch up
     trainer_warmup_s: float = 80.0  # longest light load before the latency phases (see _warm_up)
     forward_ceiling: bool = True  # also measure a Faust agent forwarding each event as the engine sends
+    click_clicks: int = 2048  # timed clicks of each kind in the click section
+    click_shoppers: int = 256  # returning shoppers of the click section (one click each per batch)
     sections: tuple[str, ...] = SECTIONS
     profile: bool = False
 
@@ -109,6 +117,8 @@ class Plan:
             replay_limit=5_000,
             drain_s=5.0,
             trainer_warmup_s=4.0,
+            click_clicks=512,
+            click_shoppers=32,
         )
 
     @property
@@ -206,7 +216,9 @@ class Bench:
     def run(self) -> dict[str, Any]:
         with contextlib.ExitStack() as stack:
             stack.callback(shutil.rmtree, self.work, True)
-            if "SHOPGUIDE_BROKER" in os.environ:
+            if not set(self.plan.sections) - IN_PROCESS:
+                self.results["broker"] = "none (in-process sections only)"
+            elif "SHOPGUIDE_BROKER" in os.environ:
                 self.results["broker"] = self.base.broker
             else:
                 broker = EmbeddedBroker(log_path=self.work / "broker.log").start()
@@ -352,6 +364,19 @@ class Bench:
             sent = sum(p.result()["sent"] for p in procs)
             self._backlog = (settings, sent)
         return self._backlog
+
+    def _click(self) -> None:
+        task = self.progress.add_task("click", total=None, status="in process, no Kafka")
+        plan = self.plan
+        shop = SimulatedShop(plan.users, plan.items)
+        click = self.results["click"] = clickpath.measure(shop, plan.click_clicks, plan.click_shoppers)
+        self.progress.update(
+            task,
+            total=1,
+            completed=1,
+            status=f"new {click['new_us_per_click']:,.0f} us, returning {click['returning_us_per_click']:,.0f} us "
+            "per click",
+        )
 
     def _ceilings(self) -> None:
         task = self.progress.add_task("ceilings", total=None, status="")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from state.user import UserState
+from streams.bench import clickpath
 from streams.bench.command import rates
 from streams.bench.measure import SpeedProbe, per_second, percentiles
 from streams.bench.report import judge, profile_summary
@@ -179,3 +180,15 @@ def test_latency_rates_are_positive_whole_numbers():
     for bad in ("", "200,x", "0", "-5,100", "2.5"):
         with pytest.raises(argparse.ArgumentTypeError):
             rates(bad)
+
+
+def test_the_click_section_measures_the_click_path_beside_its_shell():
+    click = clickpath.measure(SimulatedShop(200, 300), clicks=64, shoppers=8)
+    # Figures only (speed is judged by the benchmark, not here): every one measured.
+    for kind in ("new", "returning"):
+        assert click[f"{kind}_us_per_click"] > 0 and click[f"shell_{kind}_us_per_click"] > 0, kind
+    goals = {g["goal"]: g for g in judge({"click": click | {"new_us_per_click": 90.0}})}
+    new = goals["click path in process <= 100 us of CPU per click of a new shopper"]
+    assert new["met"] is True and new["bound"] == click["shell_new_us_per_click"]
+    returning = goals["click path in process <= 150 us of CPU per click of a returning shopper (full history)"]
+    assert returning["value"] == click["returning_us_per_click"]

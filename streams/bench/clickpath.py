@@ -1,0 +1,254 @@
+"""The click path in one process, without Kafka: the engine's click and review processors over the
+warm-start serving model, a real catalog and a dict store, fed fixed batches of a simulated shop.
+
+It is the reference any faster click path must equal: the golden test (tests/streams/
+test_click_golden.py) replays 6,400 events and compares the digests of what came out with recorded
+ones, and ``shopguide bench --only click`` times it per click, for new and for returning shoppers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import statistics
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice, repeat
+from typing import Any
+
+from model.retrieval import CovisIndex
+from model.scoring import NeuralServingModel, load_warm_start
+from model.serving import Recommendations, ServingModel
+from state.catalog import Catalog
+from state.item import ItemState
+from state.user import RECENT_MAX, UserState
+from streams.bench.shop import SimulatedShop
+from streams.events import Click, Review
+from streams.learning.example_stream import ExampleBuilder, ExampleSink
+from streams.metrics import Metrics
+from streams.processors.base import Incoming, Outgoing
+from streams.processors.users import ActivityCounts, ClickProcessor, ReviewProcessor
+from streams.settings import Settings
+from streams.topics import Topics
+
+HALF_LIFE_S = 3 * 3600.0
+START_TS = 1.8e9
+#: Every ``OUT_OF_STOCK``-th item of the catalog is out of stock.
+OUT_OF_STOCK = 17
+BATCH = 256
+
+
+class _DictStore:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def get(self, key: str, handle: Any) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: str, value: bytes, handle: Any) -> None:
+        self.data[key] = value
+
+
+class _NoModel:
+    """A model that ranks nothing and learns nothing: the click path with it is the processing-free
+    shell (parsing, effect marks, state load, update and store, messages), the floor under any
+    implementation of retrieval and ranking."""
+
+    version = 0
+
+    def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
+        return None
+
+    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
+        return [Recommendations([], []) for _ in users]
+
+    def sentiment_many(self, texts: Sequence[str]) -> list[float]:
+        return [0.5 for _ in texts]
+
+
+@dataclass
+class Digest:
+    """What a replay published, in a form that does not depend on the machine's BLAS: SHA-256 of
+    the recommendations' items and interest categories in order, and of the training records
+    (built in plain Python floats), with the sums of the published scores and interest weights
+    (matrix products may differ in their last bits from one BLAS to another)."""
+
+    recommendations: Any = field(default_factory=hashlib.sha256)
+    examples: Any = field(default_factory=hashlib.sha256)
+    published: int = 0
+    example_records: int = 0
+    score_sum: float = 0.0
+    interest_sum: float = 0.0
+    outputs: dict[str, int] = field(default_factory=dict)  # every other output, counted by topic
+
+    def add(self, recommendation: bytes) -> None:
+        rec = json.loads(recommendation)
+        shown = [rec["user_id"], rec["trigger_event_id"], [i["item_id"] for i in rec["items"]]]
+        shown.append([c["category"] for c in rec["interests"]])
+        self.recommendations.update(json.dumps(shown).encode())
+        self.published += 1
+        self.score_sum += sum(i["score"] for i in rec["items"])
+        self.interest_sum += sum(c["weight"] for c in rec["interests"])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "recommendations": self.recommendations.hexdigest(),
+            "examples": self.examples.hexdigest(),
+            "published": self.published,
+            "example_records": self.example_records,
+            "score_sum": round(self.score_sum, 3),
+            "interest_sum": round(self.interest_sum, 3),
+            "outputs": dict(sorted(self.outputs.items())),
+        }
+
+
+@dataclass
+class Replay:
+    """One click path, wired as the engine wires it, and the digest of what it produced."""
+
+    clicks: ClickProcessor
+    reviews: ReviewProcessor
+    sink: ExampleSink
+    clock: list[float]
+    topics: Topics
+    digest: Digest | None = None  # what it published, when asked for (not while it is timed)
+
+    def feed(self, batch: Sequence[Incoming], waited_s: float = 0.0) -> None:
+        """One agent batch (all clicks or all reviews), handled ``waited_s`` after its last
+        message reached Kafka (more than ``coalesce_after_ms``: a worker running behind)."""
+        self.clock[0] = batch[-1].timestamp_ms / 1000.0 + waited_s
+        proc = self.clicks if batch[0].topic == self.topics.clicks else self.reviews
+        self._record(proc.process(batch))
+
+    def _record(self, out: list[Outgoing]) -> None:
+        records = self.sink.drain()  # the engine packs a batch's training records too
+        if self.digest is None:
+            return
+        for o in out:
+            if o.topic == self.topics.recommendations:
+                self.digest.add(o.value or b"")
+            else:
+                self.digest.outputs[o.topic] = self.digest.outputs.get(o.topic, 0) + 1
+        for record in records:
+            self.digest.examples.update(record)
+            self.digest.example_records += 1
+
+
+def build_replay(shop: SimulatedShop, *, rank: bool = True, digest: bool = False) -> Replay:
+    """The click and review processors over the warm-start model and a catalog holding every item
+    of ``shop`` (every ``OUT_OF_STOCK``-th one out of stock), learning as the engine does; without
+    ``rank``, over a model that neither ranks nor learns (the processing-free shell). With
+    ``digest``, it keeps the :class:`Digest` of what it publishes."""
+    settings = Settings()
+    topics = Topics(settings)
+    clock = [START_TS]
+    catalog = Catalog(settings.popularity_half_life_s, clock=lambda: clock[0])
+    for n, item in enumerate(shop.catalog(START_TS - 60.0)):
+        state = ItemState()
+        state.apply_catalog(item.category, item.title, item.price, n % OUT_OF_STOCK != 0, item.ts)
+        catalog.upsert(item.item_id, state)
+    model: ServingModel = (
+        NeuralServingModel(load_warm_start(), catalog, interest_half_life_s=HALF_LIFE_S, index=CovisIndex())
+        if rank
+        else _NoModel()
+    )
+    builder, sink = ExampleBuilder(catalog, HALF_LIFE_S, seed=0), ExampleSink()
+
+    def learn(model: ServingModel, before: UserState, event: Click | Review, category: str) -> None:
+        if isinstance(event, Click):
+            record = builder.click(model, before, event, category)
+        else:
+            record = builder.review(model, before, event, category)
+        if record is not None:
+            sink.add(record, event.ts)
+
+    metrics, users = Metrics(), _DictStore()
+
+    def now() -> float:
+        return clock[0]
+
+    clicks = ClickProcessor(
+        topics,
+        1,
+        metrics,
+        users,
+        catalog,
+        lambda: model,
+        ActivityCounts(),
+        top_k=settings.top_k,
+        interest_half_life_s=HALF_LIFE_S,
+        learn=learn,
+        clock=now,
+    )
+    reviews = ReviewProcessor(topics, 1, metrics, users, lambda: model, catalog, learn=learn, clock=now)
+    return Replay(clicks, reviews, sink, clock, topics, Digest() if digest else None)
+
+
+def as_batches(events: Iterable[Click | Review], batch: int = BATCH) -> list[list[Incoming]]:
+    """Events as agent batches of at most ``batch`` messages of one topic, in stream order, on a
+    single partition (a message reaches Kafka at its event's ``ts``)."""
+    topics = Topics(Settings())
+    out: list[list[Incoming]] = []
+    for offset, event in enumerate(events):
+        topic = topics.clicks if isinstance(event, Click) else topics.reviews
+        if not out or out[-1][0].topic != topic or len(out[-1]) == batch:
+            out.append([])
+        msg = Incoming(topic, 0, offset, event.user_id.encode(), event.to_json(), None, int(event.ts * 1000))
+        out[-1].append(msg)
+    return out
+
+
+def shop_events(shop: SimulatedShop, n: int, tag: str = "golden") -> list[Click | Review]:
+    """The shop's first ``n`` events, one a millisecond from ``START_TS``."""
+    clock = (START_TS + k / 1000.0 for k in range(n + 1))
+    return list(islice(shop.events(tag, clock), n))
+
+
+def shopper_clicks(shop: SimulatedShop, n: int, shoppers: int, prefix: str, start: float = START_TS) -> Iterator[Click]:
+    """``n`` of the shop's clicks (same items, actions and skew), one a millisecond from ``start``,
+    re-assigned round-robin to ``shoppers`` users named ``{prefix}{k}``: with as many shoppers as
+    clicks every click is a new shopper's; with fewer, each shopper's history fills up."""
+    clicks = (e for e in shop.events(prefix, repeat(START_TS)) if isinstance(e, Click))
+    for k, click in enumerate(islice(clicks, n)):
+        yield dataclasses.replace(click, user_id=f"{prefix}{k % shoppers}", ts=start + k / 1000.0)
+
+
+def per_click_us(replays: Sequence[Replay], batches: Sequence[list[Incoming]]) -> list[float]:
+    """CPU microseconds per click of feeding ``batches`` (clicks only) to each replay: the median
+    over the batches, fed to the replays in turn so that a shared machine's changing speed weighs
+    on them alike (on this VM a batch's CPU time doubles when the host is busy)."""
+    spent: list[list[float]] = [[] for _ in replays]
+    for batch in batches:
+        for k, replay in enumerate(replays):
+            t0 = time.process_time()
+            replay.feed(batch)
+            spent[k].append(1e6 * (time.process_time() - t0) / len(batch))
+    return [statistics.median(s) if s else 0.0 for s in spent]
+
+
+def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
+    """The click path's CPU per click, in process: ``clicks`` clicks of new shoppers (each the
+    first of its shopper), then ``clicks`` of ``shoppers`` returning shoppers whose histories were
+    first filled (``RECENT_MAX`` clicks each, not timed); beside the processing-free shell (the
+    same clicks through a model that neither ranks nor learns), interleaved with it."""
+    warm = RECENT_MAX * shoppers
+    new = as_batches(shopper_clicks(shop, clicks + BATCH, clicks + BATCH, "new-"))
+    returning = list(shopper_clicks(shop, warm + clicks, shoppers, "ret-", new[-1][-1].timestamp_ms / 1000.0 + 1.0))
+    replays = [build_replay(shop), build_replay(shop, rank=False)]
+    per_click_us(replays, new[:1])  # the first batch pays for lazy set-ups (popular lists, model caches)
+    new_us = per_click_us(replays, new[1:])
+    per_click_us(replays, as_batches(returning[:warm]))
+    returning_us = per_click_us(replays, as_batches(returning[warm:]))
+    return {
+        "new_us_per_click": new_us[0],
+        "returning_us_per_click": returning_us[0],
+        "shell_new_us_per_click": new_us[1],
+        "shell_returning_us_per_click": returning_us[1],
+        "clicks": clicks,
+        "returning_shoppers": shoppers,
+        "history_per_shopper": RECENT_MAX,
+        "catalog_items": shop.items,
+        "batch": BATCH,
+    }
