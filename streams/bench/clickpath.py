@@ -147,7 +147,7 @@ def build_replay(shop: SimulatedShop, *, rank: bool = True, digest: bool = False
     catalog = Catalog(settings.popularity_half_life_s, clock=lambda: clock[0])
     for n, item in enumerate(shop.catalog(START_TS - 60.0)):
         state = ItemState()
-        state.apply_catalog(item.category, item.title, item.price, n % OUT_OF_STOCK != 0, item.ts)
+        state.apply_catalog(item.category, item.title or "", item.price, n % OUT_OF_STOCK != 0, item.ts or 0.0)
         catalog.upsert(item.item_id, state)
     model: ServingModel = (
         NeuralServingModel(load_warm_start(), catalog, interest_half_life_s=HALF_LIFE_S, index=CovisIndex())
