@@ -6,6 +6,7 @@ Skipped when ``/usr/bin/chromium`` is absent (``apt-get install chromium fonts-w
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import time
@@ -236,3 +237,31 @@ def test_the_page_reconnects_when_the_guide_restarts(shop, browser):
     )
     assert shopper.feed_ids() != before
     shopper.close()
+
+
+def test_a_stream_resumed_with_the_last_event_id_waits_for_something_new(shop):
+    _, guide = shop
+    user = "page-shopper-1"  # has recommendations: the first test's shopper
+    token = SessionSigner(guide.settings.guide_secret.encode(), 60).mint(user, time.time())
+
+    def first_event_id(last: str | None) -> str | None:
+        """The id of the first event the stream sends within 2 s, or None."""
+        conn = http.client.HTTPConnection("127.0.0.1", guide.port, timeout=2)
+        headers = {"Authorization": f"Bearer {token}", **({"Last-Event-ID": last} if last else {})}
+        conn.request("GET", f"/api/users/{user}/feed", headers=headers)
+        response = conn.getresponse()
+        assert response.status == 200
+        try:
+            while line := response.fp.readline():
+                if line.startswith(b"id: "):
+                    return line[4:].decode().strip()
+        except TimeoutError:
+            return None
+        finally:
+            conn.close()
+        return None
+
+    latest = first_event_id(None)
+    assert latest is not None
+    assert first_event_id(latest) is None  # seen already: nothing until the next recommendation
+    assert first_event_id("1.0") == latest  # an older one: the latest at once
