@@ -5,7 +5,11 @@ as a checkpoint, so its format is: no pickle (loading must never run code), a JS
 creation time, training counters, metrics, the model config and a table of tensors), raw
 little-endian tensor bytes, then a SHA-256 of everything before it. Loading verifies the checksum,
 every offset, and every shape against the shapes the embedded config implies, and raises
-:class:`SnapshotError` with the reason on any mismatch.
+:class:`SnapshotError` with the reason on any mismatch, any malformed header included. The sizes a
+header declares are checked against :data:`MAX_WEIGHT_BYTES` and :data:`MAX_VERSION` before any
+array is allocated, so a small forged snapshot cannot make a worker allocate gigabytes. (The
+checksum is not a signature: whoever may publish snapshots is checked by
+``streams.learning.snapshot_topic``.)
 
 Embedding tables are mostly zero rows early on (and for a new shop), so a table may be stored as
 its non-zero rows plus their indices; tensors may be stored as float16 to halve the size (the
@@ -20,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import struct
@@ -45,6 +50,12 @@ _DIGEST = 32
 _DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16, "int32": np.int32}
 #: Optimizer state lives beside the weights under this prefix (training checkpoints only).
 OPTIMIZER_PREFIX = "optimizer/"
+#: Most float32 bytes the tensors of one snapshot, optimizer state included, may expand to (the
+#: default model's weights are 26 MB); checked from the header, before anything is allocated.
+MAX_WEIGHT_BYTES = 256 * 2**20
+#: Highest version a snapshot may carry: far below 2**64, so that the next version always fits the
+#: 64-bit fields that carry it, and exact in a JSON number.
+MAX_VERSION = 2**53
 
 
 @dataclass(frozen=True)
@@ -129,12 +140,21 @@ class Snapshot:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Snapshot:
-        """Decode and verify; raises :class:`SnapshotError` saying what is wrong. The weights are
-        float32 and read-only (a snapshot is a value; its bytes are kept for :meth:`to_bytes`)."""
+        """Decode and verify; raises :class:`SnapshotError` saying what is wrong, whatever the
+        bytes. The weights are float32 and read-only (a snapshot is a value; its bytes are kept for
+        :meth:`to_bytes`)."""
+        try:
+            return cls._decode(bytes(data))
+        except SnapshotError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError, RecursionError, MemoryError) as exc:
+            raise SnapshotError(f"malformed snapshot: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+    @classmethod
+    def _decode(cls, data: bytes) -> Snapshot:
         head = len(MAGIC) + _PREFIX.size
         if len(data) < head + _DIGEST or not data.startswith(MAGIC):
             raise SnapshotError("not a shopguide snapshot (bad magic or too short)")
-        data = bytes(data)
         body, digest = memoryview(data)[:-_DIGEST], data[-_DIGEST:]
         if hashlib.sha256(body).digest() != digest:
             raise SnapshotError("checksum mismatch: the snapshot is corrupt, truncated or tampered")
@@ -146,13 +166,20 @@ class Snapshot:
         try:
             header = json.loads(bytes(body[head : head + header_len]).decode("utf-8"))
             config = ModelConfig.from_dict(header["config"])
-            version = int(header["version"])
+            version = header["version"]
             tensors = header["tensors"]
         except (ValueError, KeyError, TypeError, ConfigError) as exc:
             raise SnapshotError(f"unreadable snapshot header: {exc}") from None
-        payload = body[head + header_len :]
-        weights = {t["name"]: _decode_tensor(t, payload) for t in tensors}
+        if type(version) is not int or not 0 <= version <= MAX_VERSION:
+            raise SnapshotError(f"version {str(version)[:30]} is not an integer in 0..{MAX_VERSION}")
+        if not isinstance(tensors, list) or not all(isinstance(t, dict) for t in tensors):
+            raise SnapshotError("the tensor table is not a list of entries")
+        if not all(isinstance(header.get(k, {}), dict) for k in ("counters", "metrics", "extra")):
+            raise SnapshotError("counters, metrics and extra must be objects")
         expected = weight_shapes(config)
+        _check_sizes(expected, tensors)
+        payload = body[head + header_len :]
+        weights = {str(t["name"]): _decode_tensor(t, payload) for t in tensors}
         missing = set(expected) - set(weights)
         unexpected = {n for n in set(weights) - set(expected) if not n.startswith(OPTIMIZER_PREFIX)}
         if missing or unexpected:
@@ -167,12 +194,28 @@ class Snapshot:
             config=config,
             weights=weights,
             created=float(header["created"]),
-            counters={k: int(v) for k, v in header.get("counters", {}).items()},
-            metrics={k: float(v) for k, v in header.get("metrics", {}).items()},
+            counters={str(k): int(v) for k, v in header.get("counters", {}).items()},
+            metrics={str(k): float(v) for k, v in header.get("metrics", {}).items()},
             extra=dict(header.get("extra", {})),
         )
         object.__setattr__(snapshot, "_encoded", data)
         return snapshot
+
+
+def _check_sizes(expected: dict[str, tuple[int, ...]], tensors: list[dict[str, Any]]) -> None:
+    """Refuse a snapshot whose config or tensor table would expand beyond :data:`MAX_WEIGHT_BYTES`
+    of float32, before anything is allocated."""
+    total = 4 * sum(math.prod(shape) for shape in expected.values())
+    if total > MAX_WEIGHT_BYTES:
+        raise SnapshotError(f"the config implies {total >> 20} MB of weights, above {MAX_WEIGHT_BYTES >> 20} MB")
+    declared = 0
+    for t in tensors:
+        shape = t.get("shape")
+        if not isinstance(shape, list) or len(shape) > 8 or not all(type(n) is int and n >= 0 for n in shape):
+            raise SnapshotError(f"tensor {str(t.get('name'))[:80]}: bad shape {str(shape)[:80]}")
+        declared += 4 * math.prod(shape)
+        if declared > MAX_WEIGHT_BYTES:
+            raise SnapshotError(f"the tensors declare more than {MAX_WEIGHT_BYTES >> 20} MB of weights")
 
 
 def _decode_tensor(t: dict[str, Any], payload: memoryview) -> np.ndarray:
@@ -201,7 +244,7 @@ def _decode_tensor(t: dict[str, Any], payload: memoryview) -> np.ndarray:
             raise SnapshotError(f"tensor {name}: row indices out of range or unsorted")
         stored_shape = (count, shape[1])
     itemsize = np.dtype(dtype).itemsize
-    if nbytes != int(np.prod(stored_shape)) * itemsize:
+    if nbytes != math.prod(stored_shape) * itemsize:
         raise SnapshotError(f"tensor {name}: {nbytes} bytes do not fit shape {stored_shape}")
     stored = np.frombuffer(payload, np.dtype(dtype).newbyteorder("<"), nbytes // itemsize, offset)
     if t["dtype"] == "bfloat16":

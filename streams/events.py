@@ -222,6 +222,17 @@ def _attributes(value: Any) -> dict[str, str | float] | None:
     return out
 
 
+def forget_request(user_id: str) -> bytes:
+    """A request to erase everything the engine keeps about a user (``shopguide forget``), sent to
+    the forget topic keyed by the user id."""
+    return compact_json({"user_id": user_id})
+
+
+def parse_forget(payload: bytes | None) -> str:
+    """The user id of a forget request."""
+    return _id(_load(payload), "user_id")
+
+
 def _reject_constant(name: str) -> Any:
     raise InvalidEvent("json", f"invalid JSON: {name} is not a number JSON allows")
 

@@ -12,8 +12,6 @@ from state.item import SentimentFigures
 from state.user import PublishedRecommendation
 from streams.events import compact_json
 
-DEADLETTER_PAYLOAD_MAX = 4096
-
 
 def recommendation_fields(user_id: str, rec: PublishedRecommendation) -> dict[str, Any]:
     """A recommendation as the topic and ``GET /recommendations/{user_id}`` both show it."""
@@ -96,9 +94,11 @@ def dead_letter(
     error: str,
     payload: bytes | None,
     ts: float,
+    payload_max: int,
 ) -> bytes:
-    """The original bytes travel as text (invalid UTF-8 escaped), cut to 4 KB so that a flood of
-    huge payloads cannot flood the dead-letter topic too."""
+    """The original bytes travel as text (invalid UTF-8 escaped), cut to ``payload_max`` bytes
+    (``SHOPGUIDE_DEADLETTER_PAYLOAD_BYTES``): enough to tell what was wrong, little personal data,
+    and a flood of huge payloads cannot flood the dead-letter topic too."""
     raw = payload or b""
     return compact_json(
         {
@@ -107,9 +107,9 @@ def dead_letter(
             "offset": offset,
             "reason": reason,
             "error": error,
-            "payload": raw[:DEADLETTER_PAYLOAD_MAX].decode("utf-8", errors="backslashreplace"),
+            "payload": raw[:payload_max].decode("utf-8", errors="backslashreplace"),
             "payload_bytes": len(raw),
-            "truncated": len(raw) > DEADLETTER_PAYLOAD_MAX,
+            "truncated": len(raw) > payload_max,
             "ts": ts,
         }
     )

@@ -4,11 +4,16 @@ Every option lives here, with its environment variable, default and meaning, so 
 configuration table and ``shopguide config`` are generated from the same source and cannot drift.
 Faust reads many unprefixed variables of its own (``WEB_PORT``, ``BROKER_URL``...); the app is built
 with an empty Faust environment so that only the variables below configure it.
+
+Secrets (the SASL password, the snapshot key, the API tokens) may also come from a file named by
+``<VARIABLE>_FILE`` (a mounted secret); they are left out of the settings' repr and redacted by
+``shopguide config`` and in the worker's logs (:meth:`Settings.secret_values`).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -25,6 +30,15 @@ def _opt(env: str, default: Any, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "doc": doc})
 
 
+def _secret(env: str, doc: str) -> Any:
+    return field(default="", repr=False, metadata={"env": env, "doc": f"{doc} (or a file: {env}_FILE)", "secret": True})
+
+
+#: SASL mechanisms the engine's Kafka clients (aiokafka, kafka-python, Faust) are configured for;
+#: OAUTHBEARER reads its token from SHOPGUIDE_KAFKA_SASL_OAUTH_TOKEN_FILE (streams.kafka.oauth).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Engine settings. Build with :meth:`from_env`; override in tests with :meth:`with_`."""
@@ -37,7 +51,7 @@ class Settings:
     data_dir: Path = _opt(
         "SHOPGUIDE_DATA_DIR", Path("./var"), "Where a worker keeps RocksDB tables and model snapshots"
     )
-    web_port: int = _opt("SHOPGUIDE_WEB_PORT", 6066, "HTTP port of the worker (API, /healthz, /metrics)")
+    web_port: int = _opt("SHOPGUIDE_WEB_PORT", 6066, "HTTP port of the worker (API, /livez, /readyz, /metrics)")
     web_bind: str = _opt("SHOPGUIDE_WEB_BIND", "127.0.0.1", "Address the HTTP port binds; 0.0.0.0 exposes it")
     web_host: str = _opt(
         "SHOPGUIDE_WEB_HOST", "127.0.0.1", "Host other workers use to reach this one (request routing)"
@@ -151,14 +165,53 @@ class Settings:
     security_protocol: str = _opt(
         "SHOPGUIDE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )
-    sasl_mechanism: str = _opt("SHOPGUIDE_KAFKA_SASL_MECHANISM", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    sasl_mechanism: str = _opt(
+        "SHOPGUIDE_KAFKA_SASL_MECHANISM",
+        "PLAIN",
+        "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER",
+    )
     sasl_username: str = _opt(
         "SHOPGUIDE_KAFKA_SASL_USERNAME", "", "SASL user (from a secret, never a file in the repository)"
     )
-    sasl_password: str = _opt("SHOPGUIDE_KAFKA_SASL_PASSWORD", "", "SASL password (from a secret)")
+    sasl_password: str = _secret("SHOPGUIDE_KAFKA_SASL_PASSWORD", "SASL password")
+    sasl_oauth_token_file: str = _opt(
+        "SHOPGUIDE_KAFKA_SASL_OAUTH_TOKEN_FILE",
+        "",
+        "With OAUTHBEARER: a file holding the current token, read at each new connection (whatever issues tokens keeps it fresh)",
+    )
     ssl_cafile: str = _opt("SHOPGUIDE_KAFKA_SSL_CAFILE", "", "CA bundle to verify the brokers' certificates")
     ssl_certfile: str = _opt("SHOPGUIDE_KAFKA_SSL_CERTFILE", "", "Client certificate for mutual TLS")
     ssl_keyfile: str = _opt("SHOPGUIDE_KAFKA_SSL_KEYFILE", "", "Client key for mutual TLS")
+    snapshot_key: str = _secret(
+        "SHOPGUIDE_SNAPSHOT_KEY",
+        "Key (16+ characters) the trainer signs model snapshots with (HMAC-SHA256) and workers verify them with; a worker needs one",
+    )
+    snapshot_max_step: int = _opt(
+        "SHOPGUIDE_SNAPSHOT_MAX_STEP",
+        1_000_000,
+        "A snapshot more than this many versions ahead of the served one is refused",
+    )
+    api_tokens: str = _secret(
+        "SHOPGUIDE_API_TOKENS", "Bearer tokens (comma-separated) the data endpoints of the HTTP API accept"
+    )
+    api_open: bool = _opt(
+        "SHOPGUIDE_API_OPEN",
+        False,
+        "Serve the data endpoints without tokens (only behind a proxy that authenticates); without it and without tokens a worker refuses to start",
+    )
+    api_rate: float = _opt("SHOPGUIDE_API_RATE", 50.0, "HTTP requests a second each client (token or address) may make")
+    api_burst: int = _opt("SHOPGUIDE_API_BURST", 100, "HTTP requests a client may make at once above its rate")
+    deadletter_payload_bytes: int = _opt(
+        "SHOPGUIDE_DEADLETTER_PAYLOAD_BYTES", 256, "Bytes of a bad message's payload its dead letter keeps"
+    )
+    deadletter_retention_h: float = _opt(
+        "SHOPGUIDE_DEADLETTER_RETENTION_H", 168.0, "Retention of the dead-letter topic, set when it is created"
+    )
+    training_retention_h: float = _opt(
+        "SHOPGUIDE_TRAINING_RETENTION_H",
+        24.0,
+        "Retention of the training-example and forget-request topics, set when they are created",
+    )
     log_level: str = _opt("SHOPGUIDE_LOG_LEVEL", "info", "Worker log level")
 
     @classmethod
@@ -167,9 +220,14 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = env.get(f.metadata["env"])
+            name = f.metadata["env"]
+            raw = env.get(name)
+            if f.metadata.get("secret") and env.get(f"{name}_FILE"):
+                if raw:
+                    raise SettingsError(f"set {name} or {name}_FILE, not both")
+                raw = _read_secret(f"{name}_FILE", env[f"{name}_FILE"])
             if raw is not None and raw != "":
-                values[f.name] = _parse(f.metadata["env"], raw, type(f.default))
+                values[f.name] = _parse(name, raw, type(f.default))
         settings = cls(**values)
         settings.validate()
         return settings
@@ -202,6 +260,59 @@ class Settings:
             raise SettingsError(f"SHOPGUIDE_BROKER_KIND must be one of {', '.join(BROKER_KINDS)}")
         if self.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
             raise SettingsError(f"unknown SHOPGUIDE_KAFKA_SECURITY_PROTOCOL {self.security_protocol!r}")
+        if self.sasl_mechanism not in SASL_MECHANISMS:
+            raise SettingsError(
+                f"SHOPGUIDE_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, got {self.sasl_mechanism!r}"
+            )
+        if self.sasl_mechanism == "OAUTHBEARER" and not self.sasl_oauth_token_file:
+            raise SettingsError(
+                "SHOPGUIDE_KAFKA_SASL_MECHANISM=OAUTHBEARER needs SHOPGUIDE_KAFKA_SASL_OAUTH_TOKEN_FILE"
+            )
+        if self.snapshot_key and len(self.snapshot_key.encode()) < 16:
+            raise SettingsError("SHOPGUIDE_SNAPSHOT_KEY must be at least 16 bytes")
+        if self.snapshot_max_step < 1:
+            raise SettingsError("SHOPGUIDE_SNAPSHOT_MAX_STEP must be at least 1")
+        if self.deadletter_payload_bytes < 0 or min(self.deadletter_retention_h, self.training_retention_h) <= 0:
+            raise SettingsError(
+                "SHOPGUIDE_DEADLETTER_PAYLOAD_BYTES must be >= 0, the retentions (_RETENTION_H) above 0"
+            )
+        if not self.api_rate > 0 or self.api_burst < 1:
+            raise SettingsError("SHOPGUIDE_API_RATE must be > 0 and SHOPGUIDE_API_BURST >= 1")
+
+    def check_worker(self) -> None:
+        """What a worker needs beyond valid values: a snapshot key, and tokens for its API unless
+        it is explicitly open."""
+        if not self.snapshot_key:
+            raise SettingsError(
+                "a worker needs SHOPGUIDE_SNAPSHOT_KEY (or SHOPGUIDE_SNAPSHOT_KEY_FILE): the trainer signs model "
+                "snapshots with it and workers refuse snapshots it did not sign"
+            )
+        if not self.api_token_list and not self.api_open:
+            raise SettingsError(
+                "set SHOPGUIDE_API_TOKENS (or SHOPGUIDE_API_TOKENS_FILE), or SHOPGUIDE_API_OPEN=1 to serve personal "
+                "data without authentication"
+            )
+
+    def with_generated_secrets(self) -> Settings:
+        """A random snapshot key and API token where none is set: the embedded demo, test fixtures
+        and benchmarks, whose workers and trainer share them for one run."""
+        return self.with_(
+            snapshot_key=self.snapshot_key or secrets.token_hex(32),
+            api_tokens=self.api_tokens or secrets.token_urlsafe(24),
+        )
+
+    @property
+    def api_token_list(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.api_tokens.split(",") if t.strip())
+
+    @property
+    def snapshot_key_bytes(self) -> bytes:
+        return self.snapshot_key.encode()
+
+    def secret_values(self) -> list[str]:
+        """The secret strings set (each API token on its own), for redaction."""
+        values = [getattr(self, f.name) for f in fields(self) if f.metadata.get("secret")]
+        return [v for v in [*values, *self.api_token_list] if v]
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables, to hand to a child process."""
@@ -211,10 +322,16 @@ class Settings:
             out[f.metadata["env"]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
         return out
 
-    def kafka_client_options(self) -> dict[str, Any]:
-        """Security options in the keyword form kafka-python and aiokafka both accept."""
+    def kafka_client_options(self, asyncio: bool = False) -> dict[str, Any]:
+        """Security options in the keyword form kafka-python and aiokafka both accept; ``asyncio``
+        for an aiokafka client (its OAUTHBEARER token provider is a coroutine)."""
         opts: dict[str, Any] = {"security_protocol": self.security_protocol}
-        if self.security_protocol.startswith("SASL"):
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism == "OAUTHBEARER":
+            from streams.kafka.oauth import AsyncFileTokenProvider, FileTokenProvider
+
+            provider = AsyncFileTokenProvider if asyncio else FileTokenProvider
+            opts.update(sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=provider(self.sasl_oauth_token_file))
+        elif self.security_protocol.startswith("SASL"):
             opts.update(
                 sasl_mechanism=self.sasl_mechanism,
                 sasl_plain_username=self.sasl_username,
@@ -251,6 +368,20 @@ def configuration_table() -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     rows += [f"| `{env}` | `{default}` | {doc} |" for env, default, doc in describe()]
     return "\n".join(rows)
+
+
+def is_secret(env: str) -> bool:
+    """Whether the variable ``env`` (or ``env`` without ``_FILE``) holds a secret."""
+    name = env.removesuffix("_FILE")
+    return any(f.metadata["env"] == name and f.metadata.get("secret") for f in fields(Settings))
+
+
+def _read_secret(name: str, path: str) -> str:
+    try:
+        return Path(path).read_text().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise SettingsError(f"{name}: cannot read {path}: {reason}") from None
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -55,9 +55,13 @@ class Topics:
         self.item_activity = f"{p}item-activity"
         self.training = f"{p}training"
         self.snapshots = f"{p}snapshots"
+        self.forget = f"{p}forget"  # requests to erase a user (``shopguide forget``)
         self.users_changelog = f"{settings.app_id}-users-changelog"
         self.items_changelog = f"{settings.app_id}-items-changelog"
         self._partitions = settings.partitions
+        # Dead letters and training examples carry personal data: kept only this long.
+        self._deadletter_retention = {"retention.ms": str(int(settings.deadletter_retention_h * 3_600_000))}
+        self._training_retention = {"retention.ms": str(int(settings.training_retention_h * 3_600_000))}
 
     def specs(self) -> list[TopicSpec]:
         n = self._partitions
@@ -67,14 +71,15 @@ class Topics:
             TopicSpec(self.items, n, COMPACT, keyed_by="item"),
             TopicSpec(self.recommendations, n, COMPACT, keyed_by="user"),
             TopicSpec(self.sentiment, n, keyed_by="item"),
-            TopicSpec(self.deadletter, 1),
+            TopicSpec(self.deadletter, 1, self._deadletter_retention),
             TopicSpec(self.questions, n, keyed_by="user"),
             TopicSpec(self.answers, n, keyed_by="user"),
             TopicSpec(self.review_replies, n, keyed_by="item"),
             TopicSpec(self.item_reviews, n, keyed_by="item"),
             TopicSpec(self.item_activity, n, keyed_by="item"),
-            TopicSpec(self.training, 1),
+            TopicSpec(self.training, 1, self._training_retention),
             TopicSpec(self.snapshots, 1, COMPACT),
+            TopicSpec(self.forget, n, self._training_retention, keyed_by="user"),
             TopicSpec(self.users_changelog, n, COMPACT, keyed_by="user"),
             TopicSpec(self.items_changelog, n, COMPACT, keyed_by="item"),
         ]

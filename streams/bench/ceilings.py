@@ -68,10 +68,10 @@ async def pipe(settings: Settings, sources: list[str], sink: str, count: int) ->
         group_id=None,
         enable_auto_commit=False,
         fetch_max_wait_ms=settings.fetch_wait_ms,
-        **settings.kafka_client_options(),
+        **settings.kafka_client_options(asyncio=True),
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", **settings.kafka_client_options()
+        bootstrap_servers=settings.bootstrap_servers, acks="all", **settings.kafka_client_options(asyncio=True)
     )
     await consumer.start()
     await producer.start()

@@ -50,6 +50,9 @@ class _DictStore:
     def put(self, key: str, value: bytes, handle: Any) -> None:
         self.data[key] = value
 
+    def delete(self, key: str, handle: Any) -> None:
+        self.data.pop(key, None)
+
 
 class _NoModel:
     """A model that ranks nothing and learns nothing: the click path with it is the processing-free

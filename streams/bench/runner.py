@@ -243,7 +243,7 @@ class Bench:
     def _settings(self, name: str) -> Settings:
         """Fresh topics, consumer group and data directory: no phase sees another's events."""
         run = uuid.uuid4().hex[:6]
-        settings = self.base.with_(
+        settings = self.base.with_generated_secrets().with_(
             topic_prefix=f"bench-{name}-{run}.",
             app_id=f"bench-{name}-{run}",
             data_dir=self.work / f"{name}-{run}",
@@ -284,7 +284,7 @@ class Bench:
         the run goes on with the items it has, and says so)."""
         last, since = -1, time.monotonic()
         while True:
-            _, health = get_json(worker.url + "/healthz")
+            _, health = get_json(worker.url + "/readyz")
             loaded = (health or {}).get("catalog_items", 0)
             if loaded >= items:
                 return

@@ -36,13 +36,13 @@ from streams.kafka.training_feed import TrainingFeed
 from streams.kafka.transport import App, BatchTable
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
 from streams.learning.model_keeper import ModelKeeper, RollbackRule, SnapshotOutcome, decode
-from streams.learning.snapshot_topic import PROGRESS_KEY, SnapshotAssembler, snapshot_records
+from streams.learning.snapshot_topic import PROGRESS_KEY, SignatureError, SnapshotAssembler, snapshot_records
 from streams.learning.snapshot_topic import Progress as TrainerProgress
 from streams.learning.trainer_process import TrainerProcess
 from streams.metrics import Metrics
 from streams.processors.base import Incoming, Outgoing
 from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
-from streams.processors.users import ActivityCounts, ClickProcessor, ReviewProcessor
+from streams.processors.users import ActivityCounts, ClickProcessor, ForgetProcessor, ReviewProcessor
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -87,6 +87,13 @@ class FaustTableStore:
             self.keys.created(handle.message.partition)
         self._table[key] = value
 
+    def delete(self, key: str, handle: Any) -> None:
+        _current_event.set(weakref.ref(handle))
+        if key in self._table:
+            del self._table[key]  # a tombstone in the changelog (BatchTable.on_key_del)
+            self.keys.deleted(handle.message.partition)
+        self._missing.discard(key)
+
     def key_count(self, active: set[int], recovering: bool) -> int:
         self._missing.clear()
         return self.keys.total(active, recovering)
@@ -102,6 +109,11 @@ class FaustTableStore:
 
 
 def _credentials(settings: Settings) -> Any:
+    if settings.security_protocol.startswith("SASL") and settings.sasl_mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(
+            oauth_cb=settings.kafka_client_options(asyncio=True)["sasl_oauth_token_provider"],
+            ssl_context=settings.ssl_context() if settings.security_protocol == "SASL_SSL" else None,
+        )
     if settings.security_protocol.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.sasl_username,
@@ -129,6 +141,7 @@ class Engine:
             settings.snapshots_kept,
             RollbackRule(settings.rollback_drop, settings.rollback_min_trials, settings.rollback_cooldown_s),
             on_event=self._on_model_event,
+            max_step=settings.snapshot_max_step,
         )
         self.metrics.model_version.set(self.keeper.version)
         self.examples = ExampleBuilder(self.catalog, settings.interest_half_life_s)
@@ -137,14 +150,16 @@ class Engine:
         self._snapshot_producer: AIOKafkaProducer | None = None
         self._snapshot_producer_retry = 0.0  # monotonic time of the next try to start it
         self.trainer_progress: TrainerProgress | None = None
-        self.assembler = SnapshotAssembler()
+        self.assembler = SnapshotAssembler(settings.snapshot_key_bytes)
         self.activity = ActivityCounts()
         self.progress = Progress()
         self.app = self._make_app()
         self.users = self._table("users")
         self.items = self._table("items")
         self._changelogs = {t.changelog_topic_name: t for t in (self.users, self.items)}
-        self.delivery = Delivery(self.app, self.metrics, self._changelogs, self.topics.deadletter)
+        self.delivery = Delivery(
+            self.app, self.metrics, self._changelogs, self.topics.deadletter, settings.deadletter_payload_bytes
+        )
         self._handles = {
             name: self.app.topic(name, key_serializer="raw", value_serializer="raw", partitions=spec_partitions)
             for name, spec_partitions in ((spec.name, spec.partitions) for spec in self.topics.specs())
@@ -200,6 +215,16 @@ class Engine:
         self.item_reviews = ItemReviewProcessor(self.topics, n, self.metrics, items, rule)
         self.catalog_updates = CatalogProcessor(self.topics, n, self.metrics, items)
         self.item_activity = ActivityProcessor(self.topics, n, self.metrics, items, settings.popularity_half_life_s)
+        self.forget = ForgetProcessor(self.topics, n, self.metrics, users)
+        for processor in (
+            self.clicks,
+            self.reviews,
+            self.item_reviews,
+            self.catalog_updates,
+            self.item_activity,
+            self.forget,
+        ):
+            processor.deadletter_payload_bytes = settings.deadletter_payload_bytes
         self._register()
 
     def _table(self, name: str) -> BatchTable:
@@ -245,14 +270,18 @@ class Engine:
 
     async def _apply_snapshot_record(self, key: bytes | None, value: bytes | None) -> None:
         if key == PROGRESS_KEY and value is not None:
-            self.trainer_progress = TrainerProgress.from_bytes(value)
+            try:
+                self.trainer_progress = TrainerProgress.from_bytes(value, self.settings.snapshot_key_bytes)
+            except SignatureError as exc:
+                self.keeper.refuse(exc.reason, f"progress record: {exc}")
             return
         complete = self.assembler.add(key, value)
-        while self.assembler.rejected:
-            log.warning("snapshot topic: %s", self.assembler.rejected.pop())
-            self.metrics.snapshots_rejected.labels("incomplete").inc()
+        for problem in self.assembler.rejected:
+            self.keeper.refuse(problem.reason, f"snapshot topic: {problem}")
+        self.assembler.rejected.clear()
         if complete is not None:
-            self.keeper.consider(await asyncio.to_thread(decode, complete[1]))
+            version, data = complete
+            self.keeper.consider(await asyncio.to_thread(decode, data), version)
 
     def snapshot_age(self) -> float | None:
         """How far the served weights lag behind the newest example the trainer has learned."""
@@ -290,12 +319,15 @@ class Engine:
                     self.metrics.train_examples.labels(task).inc(n)
                 self.metrics.train_skipped.inc(report.skipped)
             if report.snapshot is not None:
-                out += [
-                    Outgoing(self.topics.snapshots, key, value)
-                    for key, value in snapshot_records(report.snapshot, report.version)
-                ]
+                try:
+                    records = snapshot_records(report.snapshot, report.version, self.settings.snapshot_key_bytes)
+                except ValueError as exc:  # a timer that raises stops the whole app
+                    log.error("the trainer's snapshot is not published: %s", exc)
+                    records = []
+                out += [Outgoing(self.topics.snapshots, key, value) for key, value in records]
             progress = TrainerProgress(report.trained_until, report.examples, report.version)
-            out.append(Outgoing(self.topics.snapshots, PROGRESS_KEY, progress.to_bytes()))
+            signed = progress.to_bytes(self.settings.snapshot_key_bytes)
+            out.append(Outgoing(self.topics.snapshots, PROGRESS_KEY, signed))
         self.metrics.train_dropped.set(trainer.dropped)
         if out:
             await self.delivery.send(out, await self._snapshot_sender())
@@ -313,7 +345,7 @@ class Engine:
                 bootstrap_servers=s.bootstrap_servers,
                 acks="all",
                 client_id=f"{s.app_id}-snapshots",
-                **s.kafka_client_options(),
+                **s.kafka_client_options(asyncio=True),
             )
             try:
                 await producer.start()
@@ -381,6 +413,10 @@ class Engine:
             web_bind=s.web_bind,
             canonical_url=f"http://{s.web_host}:{s.web_port}",
             web_enabled=True,
+            # Faust's /table views return raw table values past the API's checks and /router lists
+            # the workers: personal data and topology, without a token (streams.engine.web).
+            web_tables_enabled=False,
+            web_router_enabled=False,
         )
         return app
 
@@ -450,6 +486,7 @@ class Engine:
         agent(t.item_reviews, self.item_reviews)
         agent(t.items, self.catalog_updates)
         agent(t.item_activity, self.item_activity)
+        agent(t.forget, self.forget)
 
         @app.task
         async def follow_catalog() -> None:
@@ -488,7 +525,7 @@ class Engine:
             # Runs after the agents stopped and before Faust flushes its producer.
             await self.delivery.send(self.activity.drain(t.item_activity))
 
-        sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity}
+        sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity, t.forget}
 
         @app.timer(interval=MONITOR_INTERVAL_S)
         async def refresh_gauges() -> None:

@@ -65,6 +65,11 @@ class KeyCounts:
             self.counts[partition] = self._count_partition(partition)
         self.counts[partition] += 1
 
+    def deleted(self, partition: int) -> None:
+        """A delete removed a key from ``partition``."""
+        if partition in self.counts:
+            self.counts[partition] -= 1
+
     def total(self, active: set[int], recovering: bool) -> int:
         """Keys in the ``active`` partitions; partitions not yet counted are counted now unless
         the table is still being recovered into them."""

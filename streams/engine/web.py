@@ -1,11 +1,28 @@
 """The worker's small HTTP API. Reads of a user's or item's state are routed by Faust to the worker
-that owns the key's partition, so any worker answers for any key."""
+that owns the key's partition, so any worker answers for any key.
+
+The API serves personal data, so every path but the probes, ``/metrics`` and ``/model`` needs a
+bearer token (``SHOPGUIDE_API_TOKENS``) unless the API was explicitly opened
+(``SHOPGUIDE_API_OPEN``); each client (its token, else its address) has a token bucket of requests
+(429 beyond it); Faust's own ``/table`` and ``/router`` views are off (see ``streams.engine.app``);
+responses name no server version, and a malformed request is answered with its status alone, never
+with its own bytes echoed, and logged without a traceback (an oversized one once per interval).
+"""
 
 from __future__ import annotations
 
+import hmac
 import logging
-from typing import TYPE_CHECKING
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
+import aiohttp.web_server
+from aiohttp import web as aio
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 from faust import web
 
 from state.errors import StateDecodeError
@@ -13,16 +30,124 @@ from state.item import ItemState
 from state.user import UserState
 from streams import messages
 from streams.events import id_error
+from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.engine.app import Engine
 
 log = logging.getLogger(__name__)
 
+#: Paths anyone may call: the probes, the Prometheus scrape and the model's version and age.
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/metrics", "/model"})
+#: Clients whose buckets are remembered; the least recently seen are forgotten beyond it.
+MAX_CLIENTS = 10_000
+#: Oversized or malformed requests are logged at most once per this many seconds.
+BAD_REQUEST_LOG_S = 60.0
+SERVER = "shopguide"
+
+
+class RateLimiter:
+    """A token bucket per client: ``burst`` requests at once, refilled at ``rate`` a second; the
+    buckets of at most :data:`MAX_CLIENTS` clients are kept (least recently seen forgotten)."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate, self._burst, self._clock = rate, float(burst), clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # client -> (tokens, at)
+
+    def wait(self, client: str) -> float:
+        """0 when ``client`` may make a request now (and it is counted), else seconds to wait."""
+        now = self._clock()
+        tokens, at = self._buckets.pop(client, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - at) * self._rate)
+        allowed = tokens >= 1.0
+        self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > MAX_CLIENTS:
+            self._buckets.popitem(last=False)
+        return 0.0 if allowed else (1.0 - tokens) / self._rate
+
+
+class Access:
+    """Who may call the API, and how often."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        self._tokens = [t.encode() for t in settings.api_token_list]
+        self._open = settings.api_open and not self._tokens
+        self.limiter = RateLimiter(settings.api_rate, settings.api_burst, clock)
+
+    def token_of(self, authorization: str | None) -> str | None:
+        """The valid bearer token of an ``Authorization`` header, else None (compared in constant time)."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        given = authorization[len("Bearer ") :].strip().encode()
+        valid = False
+        for token in self._tokens:
+            valid |= hmac.compare_digest(given, token)
+        return given.decode() if valid else None
+
+    def refusal(self, request: aio.Request) -> aio.Response | None:
+        """The answer to a request that may not go on (429, 401), or None."""
+        token = self.token_of(request.headers.get("Authorization"))
+        wait = self.limiter.wait(f"token:{token}" if token else f"addr:{request.remote}")
+        if wait:
+            return aio.json_response(
+                {"error": "too many requests"}, status=429, headers={"Retry-After": str(max(1, round(wait)))}
+            )
+        if token is None and not self._open and request.path not in OPEN_PATHS:
+            return aio.json_response(
+                {"error": "a bearer token is required"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        return None
+
+
+class _QuietRequestHandler(RequestHandler):
+    """aiohttp's connection handler, answering a request it could not parse (or a failing handler)
+    with the bare status: aiohttp's own answer echoes the offending bytes, names its version and
+    logs a traceback for each."""
+
+    _last_logged = float("-inf")  # monotonic time of the last summary line (all connections)
+    _unlogged = 0
+
+    def handle_error(
+        self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> aio.StreamResponse:
+        if status >= 500:
+            log.error("internal error answering %s", request.path if request is not None else "?", exc_info=exc)
+        else:
+            cls = type(self)
+            cls._unlogged += 1
+            now = time.monotonic()
+            if now - cls._last_logged >= BAD_REQUEST_LOG_S:
+                kind = "oversized" if isinstance(exc, LineTooLong) else "malformed"
+                log.warning("refused %d malformed or oversized HTTP requests (the last %s)", cls._unlogged, kind)
+                cls._last_logged, cls._unlogged = now, 0
+        if request is not None and request.writer.output_size > 0:
+            raise ConnectionError("a response was sent already")
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        response = aio.json_response({"error": phrase}, status=status, headers={"Server": SERVER})
+        response.force_close()
+        return response
+
+
+async def _no_version(request: aio.Request, response: aio.StreamResponse) -> None:
+    response.headers["Server"] = SERVER
+
 
 def register_views(engine: Engine) -> None:
     app = engine.app
     s = engine.settings
+    access = Access(s)
+    aiohttp.web_server.RequestHandler = _QuietRequestHandler  # type: ignore[attr-defined]
+
+    @aio.middleware
+    async def guard(request: aio.Request, handler: Callable[[aio.Request], Awaitable[Any]]) -> Any:
+        return access.refusal(request) or await handler(request)
+
+    web_app = app.web.web_app  # type: ignore[attr-defined]  # Faust's aiohttp driver
+    web_app.middlewares.append(guard)
+    web_app.on_response_prepare.append(_no_version)
 
     def load_user(user_id: str) -> UserState | None:
         raw = engine.users.get(user_id)
@@ -33,8 +158,14 @@ def register_views(engine: Engine) -> None:
         except StateDecodeError:
             return None
 
-    @app.page("/healthz")
-    async def healthz(self: web.View, request: web.Request) -> web.Response:
+    @app.page("/livez")
+    async def livez(self: web.View, request: web.Request) -> web.Response:
+        """The process is alive and its event loop answers: restart it only when this fails."""
+        return self.json({"status": "alive"})
+
+    @app.page("/readyz")
+    async def readyz(self: web.View, request: web.Request) -> web.Response:
+        """Caught up with the catalog and the model, and the broker reachable: send it traffic."""
         ready = engine.catalog_follower.caught_up.is_set() and engine.snapshot_follower.caught_up.is_set()
         watch = engine.broker_watch
         status = "ok" if ready else "starting"

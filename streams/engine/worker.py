@@ -58,8 +58,33 @@ def _one_blas_thread() -> None:
     threadpool_limits(limits=1)
 
 
+def _redact_logs(secrets: list[str]) -> None:
+    """Every log record of this process with the secrets replaced by ``***``, whichever library
+    logs it (a connection error quoting a URL, a repr of credentials): a record factory sees them
+    all, before any handler or filter."""
+    if not secrets:
+        return
+    make = logging.getLogRecordFactory()
+
+    def redacting(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed call is the handler's to report, not a crash here
+            return record
+        if any(s in message for s in secrets):
+            for s in secrets:
+                message = message.replace(s, "***")
+            record.msg, record.args = message, None
+        return record
+
+    logging.setLogRecordFactory(redacting)
+
+
 def run_worker(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT; Faust's worker stops agents, commits and closes tables."""
+    settings.check_worker()
+    _redact_logs(settings.secret_values())
     _fix_malloc_thresholds()
     _fewer_collections()
     _one_blas_thread()

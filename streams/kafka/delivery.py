@@ -87,12 +87,14 @@ class Delivery:
         metrics: Metrics,
         changelogs: Mapping[str, BatchTable],
         deadletter_topic: str,
+        payload_max: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._app = app
         self._metrics = metrics
         self._changelogs = changelogs
         self._deadletter = deadletter_topic
+        self._payload_max = payload_max
         self._clock = clock
         #: How many records were lost: refused for good, and their dead letters refused too.
         self.lost = 0
@@ -178,6 +180,7 @@ class Delivery:
                 reason="refused",
                 error=f"the broker refused this output for good: {exc!r}"[:500],
                 payload=o.value,
+                payload_max=self._payload_max,
                 ts=self._clock(),
             )
             letters.append(Outgoing(self._deadletter, None, value))

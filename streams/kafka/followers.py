@@ -74,7 +74,7 @@ class Follower:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self._settings.follower_fetch_wait_ms,
             client_id=f"{self._settings.app_id}-{self._name}-follower",
-            **self._settings.kafka_client_options(),
+            **self._settings.kafka_client_options(asyncio=True),
         )
         await consumer.start()
         try:

@@ -2,7 +2,7 @@
 
 Faust's consumer and producer retry quietly through an outage, so without a probe a worker whose
 broker is gone looks healthy. The probe asks for cluster metadata with a short timeout: while it
-fails, ``/healthz`` answers 503 and ``shopguide_broker_up`` is 0. When the embedded broker comes
+fails, ``/readyz`` answers 503 and ``shopguide_broker_up`` is 0. When the embedded broker comes
 back without the engine's topics (it keeps everything in memory), the probe creates them again so
 that the worker carries on without anyone's help. A production Kafka that lost the engine's topics
 lost data: the probe reports it and leaves the topics to an operator.
@@ -64,7 +64,7 @@ class BrokerWatch:
                 client = AIOKafkaClient(
                     bootstrap_servers=self._settings.bootstrap_servers,
                     request_timeout_ms=int(PROBE_TIMEOUT_S * 1000),
-                    **self._settings.kafka_client_options(),
+                    **self._settings.kafka_client_options(asyncio=True),
                 )
                 await asyncio.wait_for(client.bootstrap(), PROBE_TIMEOUT_S)
             metadata = await asyncio.wait_for(client.fetch_all_metadata(), PROBE_TIMEOUT_S)

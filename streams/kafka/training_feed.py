@@ -81,7 +81,7 @@ class TrainingFeed:
             session_timeout_ms=int(s.session_timeout_s * 1000),
             rebalance_timeout_ms=int(s.rebalance_timeout_s * 1000),
             heartbeat_interval_ms=int(s.heartbeat_s * 1000),
-            **s.kafka_client_options(),
+            **s.kafka_client_options(asyncio=True),
         )
         consumer.subscribe([self._topic], listener=_Election(self))
         await consumer.start()

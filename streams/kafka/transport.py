@@ -230,6 +230,16 @@ class BatchTable(faust.Table):  # type: ignore[type-arg]
         self._maybe_set_key_ttl(key, partition)
         self._sensor_on_set(self, key, value)
 
+    def on_key_del(self, key: Any) -> None:
+        """A delete: a tombstone for the changelog, which takes the key out of every copy."""
+        partition = self.partition_for_key(key)
+        if partition is None:
+            raise RuntimeError(f"table {self.name}: a delete outside of an event has no partition")
+        k, _ = self.changelog_topic.prepare_key(key, self.key_serializer)
+        self.unsent[(partition, k)] = None
+        self._maybe_del_key_ttl(key, partition)
+        self._sensor_on_del(self, key)
+
     def take_changelog(self) -> list[tuple[int, bytes, bytes | None]]:
         """The records written since the last call: ``(partition, key, value)``."""
         records = [(partition, key, value) for (partition, key), value in self.unsent.items()]

@@ -2,10 +2,13 @@
 
 A worker starts from the newest snapshot it has on disk, or the warm start shipped in the package,
 then takes every newer snapshot the trainer publishes. A snapshot is refused, and the current model
-kept, when its bytes fail verification (truncated, tampered, wrong shapes: ``model.snapshot``) or
-when it scores a probe with a non-finite or out-of-range value. A snapshot that was taken but then
-makes the online hit rate collapse is rolled back to the one before it, and newer snapshots are
-refused for a cool-down so that a diverging trainer cannot flap the served model.
+kept, when its signature or bytes fail verification (``streams.learning.snapshot_topic``,
+``model.snapshot``), when its version is more than ``max_step`` ahead of the served one (so that
+even a signed runaway version cannot make every later snapshot stale), or when it scores a probe
+with a non-finite or out-of-range value. Each refusal is counted by reason and logged the first
+time its reason occurs. A snapshot that was taken but then makes the online hit rate collapse is
+rolled back to the one before it, and newer snapshots are refused for a cool-down so that a
+diverging trainer cannot flap the served model.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from model.scoring import NeuralServingModel, latest_or_warm_start, serving_from
 from model.snapshot import Snapshot, SnapshotStore
 from state.catalog import Catalog
 from state.user import UserState
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,7 @@ class ModelKeeper:
         on_event: Callable[[SnapshotOutcome, str], None] = lambda outcome, reason: None,
         clock: Callable[[], float] = time.monotonic,
         start: Snapshot | None = None,
+        max_step: int = Settings.snapshot_max_step,
     ) -> None:
         """``start`` overrides the starting point: the newest snapshot on disk, else the warm start."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -112,6 +117,8 @@ class ModelKeeper:
         self._baseline = _Rate()  # recent hits of the versions before it
         self._refuse_until = 0.0
         self._rolled_back: set[int] = set()
+        self._max_step = max_step
+        self._logged: set[str] = set()  # refusal reasons already logged
         # Writing a snapshot to disk (about 10 ms for 7 MB) must not stall serving either; one
         # thread keeps the writes in version order.
         self._saver = ThreadPoolExecutor(1, thread_name_prefix="snapshot-save")
@@ -120,22 +127,29 @@ class ModelKeeper:
     def version(self) -> int:
         return self.current.version
 
-    def offer(self, data: bytes) -> str:
-        """Consider a published snapshot; returns ``accepted`` or why not."""
-        return self.consider(decode(data))
+    def offer(self, data: bytes, version: int | None = None) -> str:
+        """Consider a published snapshot (announced as ``version``); returns ``accepted`` or why not."""
+        return self.consider(decode(data), version)
 
-    def consider(self, snapshot: Snapshot | SnapshotError) -> str:
+    def consider(self, snapshot: Snapshot | SnapshotError, version: int | None = None) -> str:
         """:meth:`offer` for a snapshot already :func:`decode`-d."""
         if isinstance(snapshot, SnapshotError):
-            return self._refuse("integrity", str(snapshot))
+            return self.refuse("integrity", str(snapshot))
+        if version is not None and snapshot.version != version:
+            return self.refuse("integrity", f"snapshot {snapshot.version} was announced as version {version}")
         if snapshot.version <= self.current.version:
             return "stale"
+        if snapshot.version > self.current.version + self._max_step:
+            return self.refuse(
+                "version_jump",
+                f"snapshot {snapshot.version} is more than {self._max_step} versions ahead of {self.current.version}",
+            )
         if snapshot.version in self._rolled_back or self._clock() < self._refuse_until:
-            return self._refuse("cooldown", f"snapshot {snapshot.version} arrived during a rollback cool-down")
+            return self.refuse("cooldown", f"snapshot {snapshot.version} arrived during a rollback cool-down")
         candidate = self.current.with_snapshot(snapshot)
         problem = _probe(candidate)
         if problem:
-            return self._refuse("insane", f"snapshot {snapshot.version}: {problem}")
+            return self.refuse("insane", f"snapshot {snapshot.version}: {problem}")
         self._previous = (self.snapshot, self.current)
         self.snapshot, self.current = snapshot, candidate
         for hit in self._rate.recent:  # the outgoing version's record joins the baseline
@@ -191,8 +205,14 @@ class ModelKeeper:
         self.swapped_at = time.time()
         self._on_event(SnapshotOutcome.ROLLED_BACK, "hit_rate")
 
-    def _refuse(self, reason: str, detail: str) -> str:
-        log.warning("refused a model snapshot (%s): %s", reason, detail)
+    def refuse(self, reason: str, detail: str) -> str:
+        """Count a refused snapshot (or snapshot record) by ``reason``; log the first of each reason
+        (a flood of forged records must not flood the log). Returns ``reason``."""
+        if reason not in self._logged:
+            self._logged.add(reason)
+            log.warning("refused a model snapshot (%s): %s (further ones are only counted)", reason, detail)
+        else:
+            log.debug("refused a model snapshot (%s): %s", reason, detail)
         self._on_event(SnapshotOutcome.REFUSED, reason)
         return reason
 

@@ -1,23 +1,85 @@
-"""Model snapshots and trainer progress over a compacted Kafka topic.
+"""Model snapshots and trainer progress over a compacted Kafka topic, signed.
 
 A snapshot is a few megabytes, above many brokers' default message limit, so it travels as
-numbered chunks followed by a manifest (its version, chunk count, size and SHA-256). Keys are fixed
+numbered chunks followed by a manifest (its version, chunk count and size). Keys are fixed
 (``chunk/0``, ``chunk/1``..., ``manifest``), so compaction keeps exactly the newest snapshot; each
 chunk carries its version, so a reader never mixes the chunks of two snapshots. A ``progress``
 record says how far the trainer has got, which is what the snapshot age is measured against.
+
+Whoever can write to the topic must not control the model, so every record carries an HMAC-SHA256
+under the snapshot key (``SHOPGUIDE_SNAPSHOT_KEY``): a chunk's over its header and bytes, the
+manifest's and the progress record's over their fields, each with its own domain prefix so that
+one kind of record cannot pass for another. The chunk MACs bind version, index and count, and the
+manifest's binds version, count and size, so a completed snapshot is exactly what the key holder
+published. The assembler drops unsigned chunks at once and keeps the chunks of at most
+:data:`PENDING_VERSIONS` versions of at most :data:`MAX_SNAPSHOT_BYTES` each: its memory is bounded
+whatever is written to the topic.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from model.snapshot import MAX_VERSION, MAX_WEIGHT_BYTES
 
 CHUNK_BYTES = 512 * 1024
 MANIFEST_KEY = b"manifest"
 PROGRESS_KEY = b"progress"
+#: Largest snapshot the topic carries (float16 tensors and row indexes stay below this).
+MAX_SNAPSHOT_BYTES = MAX_WEIGHT_BYTES
+MAX_CHUNKS = math.ceil(MAX_SNAPSHOT_BYTES / CHUNK_BYTES)
+#: Versions whose chunks an assembler holds at once (a publication and the one after it).
+PENDING_VERSIONS = 2
 _CHUNK_HEAD = struct.Struct("<QII")  # version, index, count
+_MAC = 32
+_CHUNK_DOMAIN = b"shopguide-chunk\0"
+_MANIFEST_DOMAIN = b"shopguide-manifest\0"
+_PROGRESS_DOMAIN = b"shopguide-progress\0"
+
+
+class SignatureError(ValueError):
+    """A record of the snapshot topic that is unsigned, wrongly signed or malformed; ``reason`` is
+    the metric label (``unsigned``, ``bad_signature``, ``malformed``, ``too_large``)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _mac(key: bytes, domain: bytes, *parts: bytes) -> bytes:
+    mac = hmac.new(key, domain, hashlib.sha256)
+    for part in parts:
+        mac.update(part)
+    return mac.digest()
+
+
+def _signed_json(key: bytes, domain: bytes, fields: Mapping[str, object]) -> bytes:
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps({**fields, "hmac": _mac(key, domain, body).hex()}, sort_keys=True).encode()
+
+
+def _verified_json(key: bytes, domain: bytes, data: bytes, names: tuple[str, ...]) -> dict[str, int | float]:
+    """The named numeric fields of a signed JSON record, or :class:`SignatureError`."""
+    try:
+        obj = json.loads(data)
+        fields = {name: obj[name] for name in names}
+        tag = bytes.fromhex(obj["hmac"]) if "hmac" in obj else None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise SignatureError("malformed", f"unreadable record: {str(exc)[:100]}") from None
+    if tag is None:
+        raise SignatureError("unsigned", "record without a signature")
+    if not all(type(v) in (int, float) for v in fields.values()):
+        raise SignatureError("malformed", "a field is not a number")
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    if not hmac.compare_digest(tag, _mac(key, domain, body)):
+        raise SignatureError("bad_signature", "the signature does not match the snapshot key")
+    return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,71 +90,94 @@ class Progress:
     examples: int
     version: int
 
-    def to_bytes(self) -> bytes:
-        return json.dumps(
-            {"trained_until": self.trained_until, "examples": self.examples, "version": self.version}
-        ).encode()
+    def to_bytes(self, key: bytes) -> bytes:
+        fields = {"trained_until": self.trained_until, "examples": self.examples, "version": self.version}
+        return _signed_json(key, _PROGRESS_DOMAIN, fields)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Progress:
-        obj = json.loads(data)
-        return cls(float(obj["trained_until"]), int(obj["examples"]), int(obj["version"]))
+    def from_bytes(cls, data: bytes, key: bytes) -> Progress:
+        """Verified, or :class:`SignatureError`."""
+        f = _verified_json(key, _PROGRESS_DOMAIN, data, ("trained_until", "examples", "version"))
+        if not (math.isfinite(f["trained_until"]) and type(f["examples"]) is int and type(f["version"]) is int):
+            raise SignatureError("malformed", "progress fields of the wrong type")
+        return cls(float(f["trained_until"]), int(f["examples"]), int(f["version"]))
 
 
-def snapshot_records(data: bytes, version: int) -> list[tuple[bytes, bytes]]:
-    """The records that publish one snapshot, manifest last."""
+def snapshot_records(data: bytes, version: int, key: bytes) -> list[tuple[bytes, bytes]]:
+    """The signed records that publish one snapshot, manifest last."""
+    if not 0 < version <= MAX_VERSION or len(data) > MAX_SNAPSHOT_BYTES:
+        raise ValueError(f"cannot publish version {version} of {len(data)} bytes")
     chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
-    records = [
-        (f"chunk/{i}".encode(), _CHUNK_HEAD.pack(version, i, len(chunks)) + chunk) for i, chunk in enumerate(chunks)
-    ]
-    manifest = {
-        "version": version,
-        "chunks": len(chunks),
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
-    records.append((MANIFEST_KEY, json.dumps(manifest).encode()))
+    records = []
+    for i, chunk in enumerate(chunks):
+        head = _CHUNK_HEAD.pack(version, i, len(chunks))
+        records.append((f"chunk/{i}".encode(), head + _mac(key, _CHUNK_DOMAIN, head, chunk) + chunk))
+    manifest = {"version": version, "chunks": len(chunks), "bytes": len(data)}
+    records.append((MANIFEST_KEY, _signed_json(key, _MANIFEST_DOMAIN, manifest)))
     return records
 
 
 class SnapshotAssembler:
-    """Reassembles snapshots from the topic's records, in any interleaving of versions."""
+    """Reassembles signed snapshots from the topic's records, in any interleaving of versions."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
         self._chunks: dict[int, dict[int, bytes]] = {}  # version -> index -> payload
-        self.rejected: list[str] = []  # why a manifest could not be honoured
-        self.newest = 0  # highest version a manifest announced
+        self.rejected: list[SignatureError] = []  # records refused, oldest first; the caller drains it
+        self.newest = 0  # highest version a verified manifest announced
 
     def add(self, key: bytes | None, value: bytes | None) -> tuple[int, bytes] | None:
         """Feed one record; returns ``(version, snapshot bytes)`` when a manifest completes one."""
         if key is None or value is None:
             return None
-        if key.startswith(b"chunk/"):
-            if len(value) < _CHUNK_HEAD.size:
-                self.rejected.append("chunk shorter than its header")
-                return None
-            version, index, count = _CHUNK_HEAD.unpack_from(value)
-            self._chunks.setdefault(version, {})[index] = value[_CHUNK_HEAD.size :]
-            return None
-        if key != MANIFEST_KEY:
-            return None
         try:
-            manifest = json.loads(value)
-            version, count = int(manifest["version"]), int(manifest["chunks"])
-            digest = str(manifest["sha256"])
-        except (ValueError, KeyError, TypeError):
-            self.rejected.append("unreadable manifest")
-            return None
-        self.newest = max(self.newest, version)
+            if key.startswith(b"chunk/"):
+                self._add_chunk(value)
+            elif key == MANIFEST_KEY:
+                return self._complete(value)
+        except SignatureError as exc:
+            self.rejected.append(exc)
+        return None
+
+    def _add_chunk(self, value: bytes) -> None:
+        if len(value) < _CHUNK_HEAD.size + _MAC:
+            raise SignatureError("unsigned", "chunk shorter than its signed header")
+        head, tag, payload = (
+            value[: _CHUNK_HEAD.size],
+            value[_CHUNK_HEAD.size : _CHUNK_HEAD.size + _MAC],
+            value[_CHUNK_HEAD.size + _MAC :],
+        )
+        if not hmac.compare_digest(tag, _mac(self._key, _CHUNK_DOMAIN, head, payload)):
+            raise SignatureError("bad_signature", "a chunk's signature does not match the snapshot key")
+        version, index, count = _CHUNK_HEAD.unpack(head)
+        if count > MAX_CHUNKS or index >= count or len(payload) > CHUNK_BYTES or version > MAX_VERSION:
+            raise SignatureError("too_large", f"chunk {index} of {count} of version {version} is out of bounds")
+        if version <= self.newest:
+            return  # a snapshot already settled
+        if version not in self._chunks and len(self._chunks) >= PENDING_VERSIONS:
+            del self._chunks[min(self._chunks)]  # the oldest unfinished publication gives way
+        self._chunks.setdefault(version, {})[index] = payload
+
+    def _complete(self, value: bytes) -> tuple[int, bytes] | None:
+        m = _verified_json(self._key, _MANIFEST_DOMAIN, value, ("version", "chunks", "bytes"))
+        version, count, size = m["version"], m["chunks"], m["bytes"]
+        if not all(type(v) is int for v in (version, count, size)) or not 0 < count <= MAX_CHUNKS:
+            raise SignatureError("malformed", "manifest fields out of range")
+        version, count, size = int(version), int(count), int(size)
+        if version <= self.newest:
+            return None  # compaction replays an old manifest: nothing new
+        self.newest = version  # authentic, so the trainer's next version must pass it even if incomplete
         parts = self._chunks.get(version, {})
-        if any(i not in parts for i in range(count)):
-            self.rejected.append(f"snapshot {version}: chunks missing")
-            return None
-        data = b"".join(parts[i] for i in range(count))
-        # Everything up to this version is settled: older chunks can go.
-        for v in [v for v in self._chunks if v <= version]:
+        for v in [v for v in self._chunks if v <= version]:  # everything up to it is settled
             del self._chunks[v]
-        if hashlib.sha256(data).hexdigest() != digest:
-            self.rejected.append(f"snapshot {version}: checksum of the chunks does not match")
-            return None
+        if any(i not in parts for i in range(count)):
+            raise SignatureError("incomplete", f"snapshot {version}: chunks missing")
+        data = b"".join(parts[i] for i in range(count))
+        if len(data) != size:
+            raise SignatureError("malformed", f"snapshot {version}: {len(data)} bytes, the manifest says {size}")
         return version, data
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of chunks held for snapshots not yet complete."""
+        return sum(len(p) for parts in self._chunks.values() for p in parts.values())

@@ -27,6 +27,7 @@ from streams import messages
 from streams.errors import InvalidEvent
 from streams.metrics import Metrics, Outcome
 from streams.partitioning import partition_for
+from streams.settings import Settings
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class Store(Protocol):
 
     def put(self, key: str, value: bytes, handle: Any) -> None: ...
 
+    def delete(self, key: str, handle: Any) -> None: ...
+
 
 Clock = Callable[[], float]
 #: Turns an event into training examples, given the model and the user's state before the event.
@@ -68,6 +71,9 @@ Learn = Callable[[ServingModel, UserState, Any, str], None]
 
 class ProcessorBase:
     """Dead-lettering, forwarding and state loading shared by every processor."""
+
+    #: Bytes of a bad message's payload its dead letter keeps (the engine sets its configured value).
+    deadletter_payload_bytes: int = Settings.deadletter_payload_bytes
 
     def __init__(self, topics: Topics, partitions: int, metrics: Metrics, clock: Clock) -> None:
         self.topics = topics
@@ -86,6 +92,7 @@ class ProcessorBase:
             error=error,
             payload=msg.value,
             ts=self.clock(),
+            payload_max=self.deadletter_payload_bytes,
         )
         return Outgoing(self.topics.deadletter, None, value)
 

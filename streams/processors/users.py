@@ -15,7 +15,7 @@ from state.catalog import Catalog
 from state.user import PublishedRecommendation, UserState
 from streams import messages
 from streams.errors import InvalidEvent
-from streams.events import Click, parse_click, parse_review
+from streams.events import Click, parse_click, parse_forget, parse_review
 from streams.metrics import Metrics
 from streams.processors.base import Clock, Incoming, Learn, Outgoing, ProcessorBase, Store, load_user
 from streams.topics import Topics
@@ -263,4 +263,37 @@ class ReviewProcessor(ProcessorBase):
                 if score < 0.5:  # what it complains of, for the item's alert
                     body["aspects"] = aspects_of(review.text, None)
                 out.append(Outgoing(self.topics.item_reviews, review.item_id.encode(), json.dumps(body).encode()))
+        return out
+
+
+class ForgetProcessor(ProcessorBase):
+    """Requests to erase a user: the user's state goes from the table (a tombstone in its
+    changelog, so standby copies and the compacted changelog lose it too; the event-id index of
+    already applied events is part of that state) and the latest recommendation from the compacted
+    recommendations topic (a tombstone keyed by the user). Logged without the user's id."""
+
+    def __init__(
+        self, topics: Topics, partitions: int, metrics: Metrics, users: Store, clock: Clock = time.time
+    ) -> None:
+        super().__init__(topics, partitions, metrics, clock)
+        self.users = users
+
+    def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for msg in batch:
+            try:
+                user_id = parse_forget(msg.value)
+            except InvalidEvent as exc:
+                out.append(self.dead_letter(msg, exc.reason, str(exc)))
+                continue
+            forward = self.misplaced(msg, user_id)
+            if forward is not None:
+                out.append(forward)
+                continue
+            self.users.delete(user_id, msg.handle)
+            out.append(Outgoing(self.topics.recommendations, user_id.encode(), None))
+            self.processed(msg)
+        forgotten = sum(1 for o in out if o.topic == self.topics.recommendations)
+        if forgotten:
+            log.info("forgot %d users", forgotten)
         return out

@@ -92,5 +92,6 @@ class QuestionTopic:
             error=error,
             payload=payload,
             ts=time.time(),
+            payload_max=self._settings.deadletter_payload_bytes,
         )
         await self._send(self._topics.deadletter, None, letter)

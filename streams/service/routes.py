@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.engine.web import Access
 from streams.errors import InvalidEvent
 from streams.events import ACTIONS, ID_MAX, Click, parse_question
 from streams.service.feeds import sse_event
@@ -39,6 +40,7 @@ def _bad_id(value: str) -> bool:
 def build_app(service: GuideService) -> web.Application:
     s = service.settings
     signer = service.signer
+    access = Access(s)  # the API tokens of SHOPGUIDE_API_TOKENS: the shop's backend
     index = _page_file("index.html")
     static = {
         name: _page_file(name) for name in STATIC if resources.files("streams.service").joinpath("page", name).is_file()
@@ -144,13 +146,16 @@ def build_app(service: GuideService) -> web.Application:
         return web.json_response({"event_id": click.event_id}, status=202)
 
     async def ask(request: web.Request) -> web.Response:
+        backend = access.token_of(request.headers.get("Authorization")) is not None
+        user = None if backend else shopper(request)
+        if not backend and user is None and s.api_token_list:
+            return error(401, "a bearer token of SHOPGUIDE_API_TOKENS or a shopper's session is required")
         raw = await request.read()
         try:
             question = parse_question(raw, need_event_id=False)
         except InvalidEvent as exc:
             service.metrics.invalid.labels("http", exc.reason).inc()
             return web.json_response({"error": str(exc), "reason": exc.reason}, status=400)
-        user = shopper(request)
         if user is not None and user != question.user_id:
             return error(403, "a session asks only as its own shopper")
         return web.json_response(await service.desk.answer(question, "http"))
@@ -160,6 +165,9 @@ def build_app(service: GuideService) -> web.Application:
         if _bad_id(item_id):
             return error(400, "malformed item id")
         return web.json_response(service.gaps.of(item_id))
+
+    async def livez(request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
 
     async def healthz(request: web.Request) -> web.Response:
         body: dict[str, Any] = {
@@ -191,7 +199,9 @@ def build_app(service: GuideService) -> web.Application:
             web.post("/api/actions", action),
             web.post("/ask", ask),
             web.get("/items/{item_id}/gaps", gaps),
+            web.get("/livez", livez),
             web.get("/healthz", healthz),
+            web.get("/readyz", healthz),
             web.get("/metrics", metrics),
         ]
     )

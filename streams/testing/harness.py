@@ -78,9 +78,10 @@ class TopicReader:
 
 
 def fresh_settings(broker: EmbeddedBroker, data_root: Path, **changes: object) -> Settings:
-    """Settings for a throwaway engine: its own topics, consumer group, data dir and port."""
+    """Settings for a throwaway engine: its own topics, consumer group, data dir, port and secrets."""
     run = uuid.uuid4().hex[:8]
-    return Settings.from_env({}).with_(
+    base = Settings.from_env({}).with_generated_secrets()  # the workers' and the trainer's, for this run
+    return base.with_(
         broker=broker.address,
         topic_prefix=f"t{run}.",
         app_id=f"shopguide-test-{run}",
@@ -126,7 +127,7 @@ class Cluster:
         through the item table's changelog, a few milliseconds after they are produced)."""
         deadline = time.monotonic() + timeout_s
         for worker in self.workers:
-            while get_json(worker.url + "/healthz")[1]["catalog_items"] < items:
+            while get_json(worker.url + "/readyz")[1]["catalog_items"] < items:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"catalog below {items} items after {timeout_s} s")
                 time.sleep(0.05)
@@ -190,7 +191,7 @@ def progress_report(url: str, topic: str) -> str:
     event counters. Printed beside wrong counts, it tells a worker that stopped moving (lag left,
     or no partition assigned) from one that consumed everything and lost events (no lag)."""
     try:
-        status, health = get_json(f"{url}/healthz")
+        status, health = get_json(f"{url}/readyz")
         text = get_text(f"{url}/metrics")
     except OSError as exc:
         return f"worker unreachable: {exc!r}"
@@ -200,7 +201,7 @@ def progress_report(url: str, topic: str) -> str:
         for line in text.splitlines()
         if quoted in line and line.startswith(("shopguide_consumer_lag", "shopguide_events_total"))
     ]
-    return f"healthz {status} {health}; " + "; ".join(lines or ["no lag or event metric: no partition assigned"])
+    return f"readyz {status} {health}; " + "; ".join(lines or ["no lag or event metric: no partition assigned"])
 
 
 class ClickStream(threading.Thread):

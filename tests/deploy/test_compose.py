@@ -21,6 +21,7 @@ SECURITY_VARIABLES = {
     "SHOPGUIDE_KAFKA_SASL_MECHANISM",
     "SHOPGUIDE_KAFKA_SASL_USERNAME",
     "SHOPGUIDE_KAFKA_SASL_PASSWORD",
+    "SHOPGUIDE_KAFKA_SASL_OAUTH_TOKEN_FILE",
     "SHOPGUIDE_KAFKA_SSL_CAFILE",
     "SHOPGUIDE_KAFKA_SSL_CERTFILE",
     "SHOPGUIDE_KAFKA_SSL_KEYFILE",
@@ -246,3 +247,10 @@ def test_the_guide_is_published_scraped_and_keeps_its_index_on_a_volume(compose:
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
     (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "shopguide-guide"]
     assert [t for group in job["static_configs"] for t in group["targets"]] == [f"guide:{settings.guide_port}"]
+
+
+def test_worker_secrets_are_required_not_defaulted(compose: dict[str, Any]) -> None:
+    for name, worker in workers(compose).items():
+        env = worker["environment"]
+        for variable in ("SHOPGUIDE_SNAPSHOT_KEY", "SHOPGUIDE_API_TOKENS"):
+            assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]+\}}", env[variable]), (name, env[variable])

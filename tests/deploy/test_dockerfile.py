@@ -44,10 +44,14 @@ def test_base_image_is_python_311_slim_pinned_to_a_patch_release() -> None:
     assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", only("FROM"))
 
 
-def test_installs_the_project_with_pip() -> None:
+def test_installs_the_pinned_runtime_dependencies_then_the_project_with_pip() -> None:
     runs = " ".join(a for k, a in instructions() if k == "RUN")
-    assert "pip install --no-cache-dir /tmp/shopguide-src" in runs
+    pinned = "pip install --no-cache-dir --no-deps -r /tmp/shopguide-src/deploy/requirements-runtime.txt"
+    project = "pip install --no-cache-dir --no-deps --no-build-isolation /tmp/shopguide-src"
+    assert pinned in runs and project in runs and runs.index(pinned) < runs.index(project)
     assert only("COPY") == ". /tmp/shopguide-src"
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
+    assert "deploy" in ignored and "!deploy/requirements-runtime.txt" in ignored
 
 
 def test_runs_as_an_unprivileged_numeric_user(k8s_objects: dict[tuple[str, str], Any]) -> None:
@@ -67,11 +71,11 @@ def test_exposes_the_web_port_and_binds_all_interfaces_only_inside_the_image() -
     assert Settings.from_env({}).web_bind == "127.0.0.1"
 
 
-def test_healthcheck_asks_the_worker_for_healthz() -> None:
+def test_healthcheck_asks_the_worker_whether_it_is_alive() -> None:
     check = only("HEALTHCHECK")
     assert "--start-period=" in check
     command = json.loads(check.split("CMD", 1)[1])
-    assert "/healthz" in command[-1]
+    assert "/livez" in command[-1]
     assert "SHOPGUIDE_WEB_PORT" in command[-1]
 
 

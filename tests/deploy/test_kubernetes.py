@@ -121,8 +121,10 @@ def test_container_port_probes_and_scrape_annotations_agree(k8s_objects: Objects
     web_port = Settings.from_env(config(k8s_objects)).web_port
     container = worker_container(k8s_objects)
     assert named_ports(container) == {"http": web_port}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    probes = {"startupProbe": "/livez", "readinessProbe": "/readyz", "livenessProbe": "/livez"}
+    for probe, path in probes.items():
+        # A broker outage makes a worker unready, never restarts it.
+        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
     annotations = statefulset(k8s_objects)["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == str(web_port)
@@ -183,15 +185,17 @@ def test_the_guide_runs_unprivileged_behind_its_service(k8s_objects: Objects, co
     pod = deployment["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     assert container["args"] == ["guide"] and container["image"] == compose["services"]["worker-1"]["image"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if not e["name"].endswith("_FILE")}  # Secret files
     settings = Settings.from_env({**config(k8s_objects), **env})
+    assert {"name": "SHOPGUIDE_API_TOKENS_FILE", "value": "/etc/shopguide/secrets/api-tokens"} in container["env"]
     assert named_ports(container) == {"http": settings.guide_port} and settings.guide_bind == "0.0.0.0"
     assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(settings.guide_port)
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert "memory" in container["resources"]["limits"]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/livez", "port": "http"}
     monitor = k8s_objects[("PodMonitor", "shopguide-guide")]
     assert selects(monitor["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"])
     assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["http"]

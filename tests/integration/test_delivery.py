@@ -47,7 +47,9 @@ def deliver(settings: Any, out: list[Outgoing], max_request_size: int) -> tuple[
         )
         await producer.start()
         try:
-            delivery = Delivery(Producer(producer), metrics, {}, Topics(settings).deadletter)
+            delivery = Delivery(
+                Producer(producer), metrics, {}, Topics(settings).deadletter, settings.deadletter_payload_bytes
+            )
             started = time.monotonic()
             await asyncio.wait_for(delivery.deliver(out), 30)
             return delivery, time.monotonic() - started

@@ -110,4 +110,4 @@ def test_bad_input_is_dead_lettered_and_the_valid_events_around_it_are_all_proce
     assert sorted(r["trigger_event_id"] for r in recs) == sorted(valid)
     status, user = get_json(f"{cluster.workers[0].url}/users/dl-user")
     assert status == 200 and user["counts"]["view"] == len(valid)
-    assert get_json(f"{cluster.workers[0].url}/healthz")[0] == 200
+    assert get_json(f"{cluster.workers[0].url}/readyz")[0] == 200

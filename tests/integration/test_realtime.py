@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import struct
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from kafka import KafkaProducer
@@ -12,7 +16,7 @@ from model.snapshot import SnapshotStore
 from streams.bench.measure import Metrics
 from streams.events import Click, Item, Review
 from streams.learning.example_stream import pack
-from streams.learning.snapshot_topic import snapshot_records
+from streams.learning.snapshot_topic import CHUNK_BYTES, snapshot_records
 from streams.testing.harness import Cluster, fresh_settings, wait_until
 from streams.tools.cluster import get_json, get_text
 
@@ -89,7 +93,7 @@ def test_a_corrupt_snapshot_is_refused_and_the_model_kept(pair):
     assert valid is not None
     corrupt = bytearray(valid.to_bytes())
     corrupt[len(corrupt) // 2] ^= 0xFF  # damaged inside, republished with a matching manifest
-    for key, value in snapshot_records(bytes(corrupt), 10**9):
+    for key, value in snapshot_records(bytes(corrupt), 10**6, good.settings.snapshot_key_bytes):
         pair.producer.send(pair.topics.snapshots, key, value)
     pair.producer.flush()
 
@@ -98,7 +102,56 @@ def test_a_corrupt_snapshot_is_refused_and_the_model_kept(pair):
 
     wait_until(refused, 30, "the corrupt snapshot to be refused")
     after = [model_of(w)["version"] for w in pair.workers]
-    assert all(a >= b for a, b in zip(after, before, strict=True)) and max(after) < 10**9
+    assert all(a >= b for a, b in zip(after, before, strict=True)) and max(after) < 10**6
+
+
+def test_a_forged_snapshot_through_kafka_is_never_served_and_real_ones_still_are(pair):
+    """Whoever can write to the snapshot topic, with plain kafka-python, but has not the key: a
+    snapshot with altered weights and a valid checksum, unsigned at version 2**64-1 and signed with
+    another key, is refused and counted; the trainer's next real snapshots are taken after it."""
+    good = pair.workers[0]
+    valid = SnapshotStore(good.settings.data_dir / "snapshots").latest()
+    assert valid is not None
+    before = max(max(m["version"], m["trainer"]["newest_version"]) for m in map(model_of, pair.workers))
+    near_version = before + 500_000  # within the allowed step: only the signature stops it
+    weights = {name: w * 3.0 for name, w in valid.weights.items()}
+    forged = replace(valid, weights=weights, version=2**64 - 1).to_bytes()  # a valid SHA-256
+    raw = KafkaProducer(bootstrap_servers=pair.settings.bootstrap_servers)
+    chunks = [forged[i : i + CHUNK_BYTES] for i in range(0, len(forged), CHUNK_BYTES)]
+    for i, chunk in enumerate(chunks):  # the format before signatures: version, index, count
+        raw.send(
+            pair.topics.snapshots,
+            key=f"chunk/{i}".encode(),
+            value=struct.pack("<QII", 2**64 - 1, i, len(chunks)) + chunk,
+        )
+    manifest = {
+        "version": 2**64 - 1,
+        "chunks": len(chunks),
+        "bytes": len(forged),
+        "sha256": hashlib.sha256(forged).hexdigest(),
+    }
+    raw.send(pair.topics.snapshots, key=b"manifest", value=json.dumps(manifest).encode())
+    near = replace(valid, weights=weights, version=near_version).to_bytes()
+    for key, value in snapshot_records(near, near_version, b"not the trainer's key, 32 bytes!"):
+        raw.send(pair.topics.snapshots, key=key, value=value)
+    raw.flush()
+    raw.close()
+
+    def counted() -> bool:
+        text = get_text(good.url + "/metrics")
+        return all(f'snapshots_rejected_total{{reason="{r}"}}' in text for r in ("unsigned", "bad_signature"))
+
+    wait_until(counted, 30, "the forged records to be refused")
+    for n in range(300):  # the trainer learns more and publishes again
+        click(pair, f"after-forgery-{n}", f"learner-{n % 30}", n % 40)
+    pair.producer.flush()
+
+    def newer_served() -> set[int]:
+        versions = {model_of(w)["version"] for w in pair.workers}
+        assert max(versions) < near_version, "a forged snapshot was served"
+        return versions if min(versions) > before else set()
+
+    wait_until(newer_served, 240, "both workers to serve a real snapshot newer than the forgeries")
 
 
 def burst(pair, user: str) -> tuple[dict, dict]:

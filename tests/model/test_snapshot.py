@@ -156,3 +156,90 @@ def test_store_skips_a_corrupt_newest_file(tmp_path) -> None:
     assert store.latest().version == 1
     with pytest.raises(SnapshotError):
         store.load(2)
+
+
+def _forge(header_change, tensors_change=None) -> bytes:
+    """A snapshot whose header was rewritten and whose checksum was made to match again."""
+    data = _snapshot().to_bytes()
+    body = data[:-32]
+    _, header_len = struct.unpack_from("<IQ", body, len(MAGIC))
+    start = len(MAGIC) + 12
+    header = json.loads(body[start : start + header_len])
+    header_change(header)
+    new_header = json.dumps(header).encode()
+    forged = body[: len(MAGIC)] + struct.pack("<IQ", 1, len(new_header)) + new_header + body[start + header_len :]
+    return _reseal(forged)
+
+
+def test_a_small_snapshot_declaring_huge_tables_is_refused_before_allocating() -> None:
+    """A config with 2**23-row tables implies hundreds of MB of weights; the bytes are a few KB."""
+    import tracemalloc
+
+    def huge(header: dict) -> None:
+        header["config"]["item_buckets"] = header["config"]["text_buckets"] = 2**23
+
+    data = _forge(huge)
+    assert len(data) < 100_000
+    tracemalloc.start()
+    with pytest.raises(SnapshotError, match="MB of weights"):
+        Snapshot.from_bytes(data)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 10 * 2**20
+
+
+def test_an_optimizer_tensor_declaring_a_huge_shape_is_refused() -> None:
+    def huge(header: dict) -> None:
+        header["tensors"].append(
+            {
+                "name": "optimizer/x",
+                "shape": [2**40, 2**20],
+                "dtype": "float32",
+                "offset": 0,
+                "nbytes": 0,
+                "rows": {"offset": 0, "count": 0},
+            }
+        )
+
+    with pytest.raises(SnapshotError, match="MB of weights"):
+        Snapshot.from_bytes(_forge(huge))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda h: h.update(version=2**64 - 1),
+        lambda h: h.update(version="7"),
+        lambda h: h.update(version=1.5),
+        lambda h: h.update(created="yesterday"),
+        lambda h: h.update(counters=[1, 2]),
+        lambda h: h.update(metrics={"loss": "low"}),
+        lambda h: h.update(extra=[]),
+        lambda h: h.update(tensors={"a": 1}),
+        lambda h: h.update(tensors=[1, 2]),
+        lambda h: h["tensors"][0].update(shape="big"),
+        lambda h: h["tensors"][0].update(shape=[-1, 3]),
+        lambda h: h["tensors"][0].update(dtype="float64"),
+        lambda h: h["tensors"][0].update(rows=[1]),
+        lambda h: h["tensors"][0].pop("name"),
+        lambda h: h["config"].update(dim="wide"),
+        lambda h: h.update(config=None),
+    ],
+)
+def test_every_malformed_header_is_a_snapshot_error(change) -> None:
+    with pytest.raises(SnapshotError):
+        Snapshot.from_bytes(_forge(change))
+
+
+def test_random_header_bytes_only_ever_raise_snapshot_error() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+    def check(header: bytes) -> None:
+        forged = MAGIC + struct.pack("<IQ", 1, len(header)) + header
+        with pytest.raises(SnapshotError):
+            Snapshot.from_bytes(_reseal(forged))
+
+    check()

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 def health(cluster: Cluster) -> tuple[int, dict]:
     try:
-        return get_json(cluster.workers[0].url + "/healthz", 3.0)
+        return get_json(cluster.workers[0].url + "/readyz", 3.0)
     except OSError:
         return 0, {}
 
@@ -47,7 +47,7 @@ def test_an_unreachable_broker_is_reported_and_nothing_is_lost(broker, tmp_path)
         send_clicks(cluster, "before", 100, expected)
         cluster.producer.flush()
         broker.pause()
-        wait_until(lambda: outage_reported(cluster), 15, "/healthz to report the outage")
+        wait_until(lambda: outage_reported(cluster), 15, "/readyz to report the outage")
         assert health(cluster)[0] == 503
         during = threading.Thread(target=send_clicks, args=(cluster, "during", 100, expected))
         during.start()  # the CLI's producer keeps retrying while the broker is frozen
@@ -55,7 +55,7 @@ def test_an_unreachable_broker_is_reported_and_nothing_is_lost(broker, tmp_path)
         broker.resume()
         during.join(60)
         cluster.producer.flush()
-        wait_until(lambda: health(cluster)[0] == 200, 60, "/healthz to recover")
+        wait_until(lambda: health(cluster)[0] == 200, 60, "/readyz to recover")
         send_clicks(cluster, "after", 100, expected)
         cluster.producer.flush()
         wait_until(
@@ -78,7 +78,7 @@ def test_a_restarted_empty_broker_is_recreated_and_the_worker_carries_on(broker,
         cluster.producer.flush()
         wait_until(lambda: counts(cluster, "first-u0").get("view") == expected["first-u0"], 60, "the first clicks")
         broker.stop()
-        wait_until(lambda: outage_reported(cluster), 15, "/healthz to report the outage")
+        wait_until(lambda: outage_reported(cluster), 15, "/readyz to report the outage")
         time.sleep(10)
         broker.start()  # same port, and empty: Tansu keeps everything in memory
         wait_until(lambda: health(cluster)[0] == 200, 90, "the worker to recreate the topics and recover")

@@ -124,7 +124,7 @@ def test_hostile_messages_never_stop_the_worker(target, data):
             signals = {r.value.get("event_id") for r in cluster.sentiment.items}
         assert valid_reviews <= signals
     worker = cluster.workers[0]
-    assert worker.alive and get_json(worker.url + "/healthz")[0] == 200
+    assert worker.alive and get_json(worker.url + "/readyz")[0] == 200
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -38,14 +38,21 @@ def test_sentiment_contract():
     assert {"event_id", "user_id", "item_id", "score", "model_version", "published_ts"} <= m.keys()
 
 
-def test_dead_letter_keeps_the_payload_as_text_cut_to_4kb():
+def test_dead_letter_keeps_a_prefix_of_the_payload_as_text():
     payload = b"\xff" + "好".encode() * 3000
     m = json.loads(
         messages.dead_letter(
-            source_topic="t", partition=1, offset=2, reason="encoding", error="bad", payload=payload, ts=1.0
+            source_topic="t",
+            partition=1,
+            offset=2,
+            reason="encoding",
+            error="bad",
+            payload=payload,
+            ts=1.0,
+            payload_max=256,
         )
     )
     assert m["payload"].startswith("\\xff好")
     assert m["truncated"] and m["payload_bytes"] == len(payload)
-    assert len(m["payload"].encode()) <= 4096 + 16
+    assert len(m["payload"].encode()) <= 256 + 16
     assert {"source_topic", "partition", "offset", "error", "payload", "ts"} <= m.keys()

@@ -105,3 +105,42 @@ def test_a_healthy_version_is_not_rolled_back(keeper):
     for n in range(500):
         k.record_hit(2, n % 6 == 0)  # 17% vs 20%: within the allowed drop
     assert k.version == 2 and ("rolled_back", "hit_rate") not in events
+
+
+def test_a_version_too_far_ahead_is_refused_and_later_real_ones_still_taken(tmp_path: Path):
+    events: list[tuple[str, str]] = []
+    k = ModelKeeper(
+        Catalog(3600.0),
+        3600.0,
+        tmp_path,
+        keep=3,
+        rule=RollbackRule(),
+        on_event=lambda outcome, reason: events.append((outcome, reason)),
+        start=snap(1),
+        max_step=100,
+    )
+    assert k.offer(snap(2**53).to_bytes()) == "version_jump"
+    assert k.offer(snap(102).to_bytes()) == "version_jump"
+    assert k.offer(snap(101).to_bytes()) == "accepted"
+    assert k.offer(snap(102).to_bytes()) == "accepted"
+    assert events == [("refused", "version_jump"), ("refused", "version_jump"), ("accepted", ""), ("accepted", "")]
+
+
+def test_a_snapshot_announced_as_another_version_is_refused(keeper):
+    k, _, _ = keeper
+    assert k.offer(snap(3).to_bytes(), version=4) == "integrity"
+    assert k.offer(snap(3).to_bytes(), version=3) == "accepted"
+
+
+def test_each_refusal_reason_is_logged_once_and_always_counted(keeper, caplog):
+    k, events, _ = keeper
+    with caplog.at_level("WARNING", logger="streams.learning.model_keeper"):
+        for _ in range(5):
+            k.offer(b"garbage")
+        k.refuse("bad_signature", "forged chunk")
+        k.refuse("bad_signature", "forged chunk")
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "refused a model snapshot (integrity)",
+        "refused a model snapshot (bad_signature)",
+    ]
+    assert events.count(("refused", "integrity")) == 5 and events.count(("refused", "bad_signature")) == 2
