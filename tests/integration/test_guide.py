@@ -197,3 +197,10 @@ def test_a_restart_keeps_the_index(shop: Shop, tmp_path: Path):
     after = shop.ask("How long does the battery last?", "g-earbuds")[1]
     assert evidence_ids(after) == evidence_ids(before)
     assert "shopguide_guide_embedded_sentences_total 0.0" in get_text(guide.url + "/metrics")  # nothing embedded again
+
+
+def test_ask_needs_an_api_token_or_the_shoppers_session(shop: Shop):
+    assert shop.guide.token, "the fixture's settings carry API tokens"
+    body = json.dumps({"user_id": "shopper-1", "text": "How long does shipping take?"}).encode()
+    assert post_json(shop.guide.url + "/ask", body, {"Authorization": "Bearer not-a-token"})[0] == 401
+    assert post_json(shop.guide.url + "/ask", body, {"Authorization": f"Bearer {shop.guide.token}"})[0] == 200
