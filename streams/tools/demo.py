@@ -83,7 +83,8 @@ class _Watcher:
         elif kind == "sentiment" and m.get("label") == "alert":
             console.print(
                 f"[red]ALERT[/] {m['item_id']}: {m['recent_negative_ratio']:.0%} of the last "
-                f"{m['recent_reviews']} reviews negative"
+                f"{m['recent_reviews']} reviews negative; complaints: "
+                + (", ".join(f"{a} {c}" for a, c in m.get("aspects", {}).items()) or "-")  # type: ignore[attr-defined]
             )
         elif kind == "sentiment" and (n <= 5 or n % 25 == 0):
             console.print(
