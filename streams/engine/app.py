@@ -283,6 +283,49 @@ class Engine:
             version, data = complete
             self.keeper.consider(await asyncio.to_thread(decode, data), version)
 
+    def readiness(self) -> dict[str, Any]:
+        """Caught up with the catalog and the model, the broker reachable with every topic, and no
+        output lost: ``status`` ``ok``, else why not."""
+        ready = self.catalog_follower.caught_up.is_set() and self.snapshot_follower.caught_up.is_set()
+        watch = self.broker_watch
+        status = "ok" if ready else "starting"
+        if not watch.up:
+            status = "broker_unreachable"
+        elif watch.missing:
+            status = "topics_missing"  # a production Kafka lost them: an operator's call
+        elif self.delivery.lost:
+            status = "outputs_lost"  # see shopguide_lost_messages_total
+        return {
+            "status": status,
+            "broker_down_since": watch.down_since,
+            "catalog_items": len(self.catalog),
+            "model_version": self.keeper.version,
+            "outputs_lost": self.delivery.lost,
+        }
+
+    def model_status(self) -> dict[str, Any]:
+        """The served model, the trainer's progress and the online hit rate (``GET /model``)."""
+        snap = self.keeper.snapshot
+        hits, trials = self.metrics.hit_rate
+        progress = self.trainer_progress
+        trainer = self.trainer
+        return {
+            "version": snap.version,
+            "snapshot_age_s": self.snapshot_age(),
+            "trained_examples": snap.counters.get("examples", 0),
+            "trained_until": snap.extra.get("trained_until"),
+            "created": snap.created,
+            "served_since": self.keeper.swapped_at,
+            "metrics": snap.metrics,
+            "trainer": {
+                "trained_until": progress.trained_until if progress else None,
+                "newest_version": self.assembler.newest,
+                "running_here": bool(trainer and trainer.alive),
+                "dropped_examples": trainer.dropped if trainer else 0,
+            },
+            "online": {"hits": hits, "trials": trials, "hit_rate": hits / trials if trials else None},
+        }
+
     def snapshot_age(self) -> float | None:
         """How far the served weights lag behind the newest example the trainer has learned."""
         served = self.keeper.snapshot.extra.get("trained_until")

@@ -17,9 +17,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiohttp.web_server
+import faust
 from aiohttp import web as aio
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
@@ -31,9 +32,6 @@ from state.user import UserState
 from streams import messages
 from streams.events import id_error
 from streams.settings import Settings
-
-if TYPE_CHECKING:
-    from streams.engine.app import Engine
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +133,22 @@ async def _no_version(request: aio.Request, response: aio.StreamResponse) -> Non
     response.headers["Server"] = SERVER
 
 
-def register_views(engine: Engine) -> None:
+class EngineView(Protocol):
+    """What the API reads of a worker: its app and settings, its two tables, and two reports."""
+
+    app: faust.App
+    settings: Settings
+    users: faust.Table  # type: ignore[type-arg]
+    items: faust.Table  # type: ignore[type-arg]
+
+    def readiness(self) -> dict[str, Any]:
+        """``status`` is ``ok`` when the worker should get traffic, else why not."""
+        ...
+
+    def model_status(self) -> dict[str, Any]: ...
+
+
+def register_views(engine: EngineView) -> None:
     app = engine.app
     s = engine.settings
     access = Access(s)
@@ -166,48 +179,12 @@ def register_views(engine: Engine) -> None:
     @app.page("/readyz")
     async def readyz(self: web.View, request: web.Request) -> web.Response:
         """Caught up with the catalog and the model, and the broker reachable: send it traffic."""
-        ready = engine.catalog_follower.caught_up.is_set() and engine.snapshot_follower.caught_up.is_set()
-        watch = engine.broker_watch
-        status = "ok" if ready else "starting"
-        if not watch.up:
-            status, ready = "broker_unreachable", False
-        elif watch.missing:
-            status, ready = "topics_missing", False  # a production Kafka lost them: an operator's call
-        elif engine.delivery.lost:
-            status, ready = "outputs_lost", False  # see shopguide_lost_messages_total
-        body = {
-            "status": status,
-            "broker_down_since": watch.down_since,
-            "catalog_items": len(engine.catalog),
-            "model_version": engine.keeper.version,
-            "outputs_lost": engine.delivery.lost,
-        }
-        return self.json(body, status=200 if ready else 503)
+        body = engine.readiness()
+        return self.json(body, status=200 if body["status"] == "ok" else 503)
 
     @app.page("/model")
     async def model(self: web.View, request: web.Request) -> web.Response:
-        snap = engine.keeper.snapshot
-        hits, trials = engine.metrics.hit_rate
-        progress = engine.trainer_progress
-        trainer = engine.trainer
-        return self.json(
-            {
-                "version": snap.version,
-                "snapshot_age_s": engine.snapshot_age(),
-                "trained_examples": snap.counters.get("examples", 0),
-                "trained_until": snap.extra.get("trained_until"),
-                "created": snap.created,
-                "served_since": engine.keeper.swapped_at,
-                "metrics": snap.metrics,
-                "trainer": {
-                    "trained_until": progress.trained_until if progress else None,
-                    "newest_version": engine.assembler.newest,
-                    "running_here": bool(trainer and trainer.alive),
-                    "dropped_examples": trainer.dropped if trainer else 0,
-                },
-                "online": {"hits": hits, "trials": trials, "hit_rate": hits / trials if trials else None},
-            }
-        )
+        return self.json(engine.model_status())
 
     @app.page("/users/{user_id}")
     @app.table_route(table=engine.users, match_info="user_id")

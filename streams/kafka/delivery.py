@@ -7,7 +7,7 @@ lost its outputs. A record refused with an error that retrying cannot cure (too 
 authorized, an invalid topic: :data:`REFUSALS_FOR_GOOD`) would stall its partition forever: after
 ``REFUSED_ATTEMPTS`` such refusals it goes to the dead-letter topic with the reason instead, and
 the batch moves on. If the dead letter is refused for good too, the record is counted as lost and
-:attr:`Delivery.lost` makes the worker report itself unhealthy (``/healthz``).
+:attr:`Delivery.lost` makes the worker report itself unhealthy (``/readyz``).
 
 :meth:`Delivery.send` is the fire-and-forget path, for what the next message supersedes anyway.
 """

@@ -17,7 +17,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from model.serving import ServingModel
 from state.errors import StateDecodeError
@@ -31,6 +31,9 @@ from streams.settings import Settings
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
+
+#: The event a processor parses from a message.
+E = TypeVar("E")
 
 
 @dataclass(slots=True)
@@ -95,6 +98,23 @@ class ProcessorBase:
             payload_max=self.deadletter_payload_bytes,
         )
         return Outgoing(self.topics.deadletter, None, value)
+
+    def admit(
+        self, msg: Incoming, parse: Callable[[bytes | None], E], key: Callable[[E], str], out: list[Outgoing]
+    ) -> E | None:
+        """The first step of every processor: the message's event, or None when it is not to be
+        processed here, having appended its dead letter (bad input) or its forward (misplaced) to
+        ``out``."""
+        try:
+            event = parse(msg.value)
+        except InvalidEvent as exc:
+            out.append(self.dead_letter(msg, exc.reason, str(exc)))
+            return None
+        forward = self.misplaced(msg, key(event))
+        if forward is not None:
+            out.append(forward)
+            return None
+        return event
 
     def misplaced(self, msg: Incoming, key: str) -> Outgoing | None:
         """A message in another partition than its key's would split that key's state in two:

@@ -41,26 +41,10 @@ class ItemReviewProcessor(ProcessorBase):
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
         for msg in batch:
-            try:
-                r = parse_internal(
-                    msg.value,
-                    {
-                        "event_id": str,
-                        "user_id": str,
-                        "item_id": str,
-                        "ts": float,
-                        "score": float,
-                        "model_version": int,
-                    },
-                )
-            except InvalidEvent as exc:
-                out.append(self.dead_letter(msg, exc.reason, str(exc)))
+            r = self.admit(msg, _parse_scored_review, lambda r: str(r["item_id"]), out)
+            if r is None:
                 continue
             item_id = r["item_id"]
-            forward = self.misplaced(msg, item_id)
-            if forward is not None:
-                out.append(forward)
-                continue
             state = load_item(self.items, item_id, msg.handle)
             score = r["score"]
             if state.applied.seen("item-reviews", msg.where, r["event_id"]):
@@ -144,14 +128,8 @@ class CatalogProcessor(ProcessorBase):
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
         for msg in batch:
-            try:
-                item = parse_item(msg.value, self.clock())
-            except InvalidEvent as exc:
-                out.append(self.dead_letter(msg, exc.reason, str(exc)))
-                continue
-            forward = self.misplaced(msg, item.item_id)
-            if forward is not None:
-                out.append(forward)
+            item = self.admit(msg, lambda v: parse_item(v, self.clock()), lambda i: i.item_id, out)
+            if item is None:
                 continue
             state = load_item(self.items, item.item_id, msg.handle)
             ts = item.ts if item.ts is not None else max(state.catalog_ts, 0.0)
@@ -180,17 +158,10 @@ class ActivityProcessor(ProcessorBase):
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
         for msg in batch:
-            try:
-                a = parse_internal(msg.value, {"item_id": str, "category": str, "counts": dict, "ts": float})
-                counts = {k: float(v) for k, v in a["counts"].items() if k in ACTIONS}
-            except (InvalidEvent, TypeError, ValueError) as exc:
-                reason = exc.reason if isinstance(exc, InvalidEvent) else "wrong_type"
-                out.append(self.dead_letter(msg, reason, str(exc)))
+            a = self.admit(msg, _parse_activity, lambda a: str(a["item_id"]), out)
+            if a is None:
                 continue
-            forward = self.misplaced(msg, a["item_id"])
-            if forward is not None:
-                out.append(forward)
-                continue
+            counts = a["counts"]
             state = load_item(self.items, a["item_id"], msg.handle)
             # Activity messages carry no event id: the offset mark alone makes replays harmless.
             if state.applied.seen_offset("item-activity", msg.where):
@@ -201,3 +172,27 @@ class ActivityProcessor(ProcessorBase):
             self.items.put(a["item_id"], state.to_bytes(), msg.handle)
             self.processed(msg)
         return out
+
+
+def _parse_scored_review(payload: bytes | None) -> dict[str, Any]:
+    return parse_internal(
+        payload,
+        {
+            "event_id": str,
+            "user_id": str,
+            "item_id": str,
+            "ts": float,
+            "score": float,
+            "model_version": int,
+        },
+    )
+
+
+def _parse_activity(payload: bytes | None) -> dict[str, Any]:
+    """An activity record, its counts as floats per known action."""
+    a = parse_internal(payload, {"item_id": str, "category": str, "counts": dict, "ts": float})
+    try:
+        a["counts"] = {k: float(v) for k, v in a["counts"].items() if k in ACTIONS}
+    except (TypeError, ValueError) as exc:
+        raise InvalidEvent("wrong_type", f"field 'counts': {exc}") from None
+    return a

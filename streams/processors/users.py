@@ -14,7 +14,6 @@ from model.serving import ServingModel
 from state.catalog import Catalog
 from state.user import PublishedRecommendation, UserState
 from streams import messages
-from streams.errors import InvalidEvent
 from streams.events import Click, parse_click, parse_forget, parse_review
 from streams.metrics import Metrics
 from streams.processors.base import Clock, Incoming, Learn, Outgoing, ProcessorBase, Store, load_user
@@ -101,14 +100,8 @@ class ClickProcessor(ProcessorBase):
         round_: dict[str, tuple[Incoming, Click, UserState]] = {}
         replays: dict[str, tuple[Click, UserState]] = {}  # per user, the redelivered click to answer again
         for msg in batch:
-            try:
-                click = parse_click(msg.value, self.clock())
-            except InvalidEvent as exc:
-                out.append(self.dead_letter(msg, exc.reason, str(exc)))
-                continue
-            forward = self.misplaced(msg, click.user_id)
-            if forward is not None:
-                out.append(forward)
+            click = self.admit(msg, lambda v: parse_click(v, self.clock()), lambda c: c.user_id, out)
+            if click is None:
                 continue
             behind = self.clock() - msg.timestamp_ms / 1000.0 > self.coalesce_after_s
             pending = round_.get(click.user_id)
@@ -224,14 +217,8 @@ class ReviewProcessor(ProcessorBase):
         accepted = []
         model = self.model()
         for msg in batch:
-            try:
-                review = parse_review(msg.value, self.clock())
-            except InvalidEvent as exc:
-                out.append(self.dead_letter(msg, exc.reason, str(exc)))
-                continue
-            forward = self.misplaced(msg, review.user_id)
-            if forward is not None:
-                out.append(forward)
+            review = self.admit(msg, lambda v: parse_review(v, self.clock()), lambda r: r.user_id, out)
+            if review is None:
                 continue
             state = load_user(self.users, review.user_id, msg.handle)
             if state.applied.seen("reviews", msg.where, review.event_id):
@@ -281,14 +268,8 @@ class ForgetProcessor(ProcessorBase):
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
         for msg in batch:
-            try:
-                user_id = parse_forget(msg.value)
-            except InvalidEvent as exc:
-                out.append(self.dead_letter(msg, exc.reason, str(exc)))
-                continue
-            forward = self.misplaced(msg, user_id)
-            if forward is not None:
-                out.append(forward)
+            user_id = self.admit(msg, parse_forget, str, out)
+            if user_id is None:
                 continue
             self.users.delete(user_id, msg.handle)
             out.append(Outgoing(self.topics.recommendations, user_id.encode(), None))

@@ -20,7 +20,8 @@ def test_an_item_whose_state_cannot_be_decoded_is_answered_404(broker, tmp_path)
         worker = cluster.start_worker()  # recovers both records into its own RocksDB
         status, body = get_json(f"{worker.url}/items/corrupt-item/sentiment")
         assert status == 404 and "no readable state" in body["error"]
-        assert get_json(f"{worker.url}/items/sound-item/sentiment")[0] == 200
-        assert get_json(f"{worker.url}/healthz")[0] == 200
+        sound = get_json(f"{worker.url}/items/sound-item/sentiment")
+        assert sound[0] == 200, sound
+        assert get_json(f"{worker.url}/readyz")[0] == 200
     finally:
         cluster.close()
