@@ -319,7 +319,7 @@ class _CatalogIndex:
         q_set = set(q_tokens)
         for tok in q_set:
             rows = self._postings.get(tok)
-            if rows:
+            if rows and len(rows) <= max(1, n // 2):  # a token most items share tells none apart
                 score[list(rows)] += 1.0 / len(q_set)
         if q_vector is not None:
             score += self._matrix[:n] @ q_vector
