@@ -7,8 +7,10 @@ follows the table's changelog to keep a read-only view of all items (``state.cat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from guide.aspects import ASPECTS
 from state.codec import decode, encode
 from state.decay import DecayedWeights
 from state.dedup import AppliedLog
@@ -34,6 +36,8 @@ class SentimentFigures:
     recent_reviews: int
     baseline_negative_ratio: float  # over the reviews before the recent window
     mean_rating: float | None
+    #: (aspect, count) of the complaint aspects among the recent negative reviews, in ASPECTS order.
+    recent_aspects: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -48,7 +52,8 @@ class ItemState:
     positive: int = 0
     rating_sum: float = 0.0
     rating_n: int = 0
-    recent: list[int] = field(default_factory=list)  # 1 positive, 0 negative; oldest first
+    # Oldest first: 1 a positive review, -mask a negative one (bit i: it complains of ASPECTS[i]; 0: none known).
+    recent: list[int] = field(default_factory=list)
     alerting: bool = False
     alert_trigger: str = ""  # the event id of the review that raised the last alert
     applied: AppliedLog = field(default_factory=AppliedLog)
@@ -76,20 +81,25 @@ class ItemState:
         """Action-weighted decayed activity at ``now``."""
         return sum(ACTION_WEIGHT[a] * n for a, n in self.popularity.at(now, half_life_s).items())
 
-    def apply_review(self, positive: bool, rating: int | None, window: int) -> SentimentFigures:
+    def apply_review(
+        self, positive: bool, rating: int | None, window: int, aspects: Sequence[str] = ()
+    ) -> SentimentFigures:
+        """Count a scored review; a negative one's complaint ``aspects`` are kept while it is recent."""
         self.reviews += 1
         self.positive += int(positive)
         if rating is not None:
             self.rating_sum += rating
             self.rating_n += 1
-        self.recent.append(int(positive))
+        mask = sum(1 << i for i, a in enumerate(ASPECTS) if a in aspects)
+        self.recent.append(1 if positive else -mask)
         if len(self.recent) > window:
             del self.recent[: len(self.recent) - window]
         return self.figures()
 
     def figures(self) -> SentimentFigures:
         recent_n = len(self.recent)
-        recent_neg = recent_n - sum(self.recent)
+        recent_neg = sum(1 for v in self.recent if v != 1)
+        counts = [sum(1 for v in self.recent if v != 1 and -v & (1 << i)) for i in range(len(ASPECTS))]
         before_n = self.reviews - recent_n
         before_neg = (self.reviews - self.positive) - recent_neg
         return SentimentFigures(
@@ -99,6 +109,7 @@ class ItemState:
             recent_reviews=recent_n,
             baseline_negative_ratio=before_neg / before_n if before_n > 0 else 0.0,
             mean_rating=self.rating_sum / self.rating_n if self.rating_n else None,
+            recent_aspects=tuple((a, n) for a, n in zip(ASPECTS, counts, strict=True) if n),
         )
 
     def check_alert(self, rule: AlertRule) -> SentimentFigures | None:

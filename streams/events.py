@@ -1,7 +1,7 @@
-"""The input contracts: click, review and catalog events, and their validation.
+"""The input contracts: click, review and catalog events, shoppers' questions, and their validation.
 
-Every consumed message goes through :func:`parse_click`, :func:`parse_review` or :func:`parse_item`
-before anything else touches it. They either return a typed event or raise :class:`InvalidEvent`
+Every consumed message goes through :func:`parse_click`, :func:`parse_review`, :func:`parse_item` or
+:func:`parse_question` before anything else touches it. They either return a typed event or raise :class:`InvalidEvent`
 with a short ``reason`` (a low-cardinality code for metrics) and a precise message (for the
 dead-letter record). Nothing here knows about Faust or Kafka.
 """
@@ -12,7 +12,7 @@ import json
 import math
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from state.user import ACTIONS as USER_ACTIONS
@@ -22,6 +22,13 @@ ACTIONS = frozenset(USER_ACTIONS)
 ID_MAX = 128
 TEXT_MAX = 10_000
 TITLE_MAX = 1_000
+#: An item's ``attributes``: at most this many, names of at most ATTRIBUTE_NAME_MAX characters,
+#: string values of at most ATTRIBUTE_VALUE_MAX.
+ATTRIBUTES_MAX = 32
+ATTRIBUTE_NAME_MAX = 64
+ATTRIBUTE_VALUE_MAX = 200
+#: A shopper's question to the guide, in characters.
+QUESTION_MAX = 1_000
 #: Larger payloads are refused before parsing (10,000 CJK characters as \\u escapes fit well).
 PAYLOAD_MAX = 256 * 1024
 # Deeper JSON is refused before parsing. A fixed limit keeps the verdict the same wherever the parser
@@ -83,9 +90,21 @@ class Item:
     price: float | None = None
     in_stock: bool = True
     ts: float | None = None
+    attributes: dict[str, str | float] | None = field(default=None, hash=False)
 
     def to_json(self) -> bytes:
         return compact_json({k: v for k, v in asdict(self).items() if v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A shopper's question to the guide (``POST /ask`` or ``shopguide.questions``)."""
+
+    user_id: str
+    text: str
+    item_id: str | None = None
+    lang: str | None = None
+    event_id: str | None = None
 
 
 def parse_click(payload: bytes | None, now: float | None = None) -> Click:
@@ -145,7 +164,62 @@ def parse_item(payload: bytes | None, now: float | None = None) -> Item:
         price=float(price) if price is not None else None,
         in_stock=in_stock,
         ts=_ts(obj, now) if obj.get("ts") is not None else None,
+        attributes=_attributes(obj.get("attributes")),
     )
+
+
+def parse_question(payload: bytes | None, *, need_event_id: bool) -> Question:
+    """A question of 1..QUESTION_MAX characters of text (not blank, no control characters other
+    than line breaks and tabs: binary pasted into a chat box is refused); the Kafka topic's
+    questions also carry an ``event_id``."""
+    obj = _load(payload)
+    text = _str(obj, "text", QUESTION_MAX)
+    if not text.strip():
+        raise InvalidEvent("out_of_range", "field 'text': must not be blank")
+    if any((ord(ch) < 32 and ch not in "\n\r\t") or ord(ch) == 127 or ch == "\ufffd" for ch in text):
+        raise InvalidEvent("encoding", "field 'text': contains control characters or undecodable bytes (binary?)")
+    lang = _opt_str(obj, "lang", 8)
+    if lang is not None and lang not in ("zh", "en"):
+        raise InvalidEvent("out_of_range", f"field 'lang': expected zh or en, got {lang!r}")
+    return Question(
+        user_id=_id(obj, "user_id"),
+        text=text,
+        item_id=_id(obj, "item_id") if obj.get("item_id") is not None else None,
+        lang=lang,
+        event_id=_id(obj, "event_id") if need_event_id or obj.get("event_id") is not None else None,
+    )
+
+
+def _attributes(value: Any) -> dict[str, str | float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidEvent("wrong_type", f"field 'attributes': expected an object, got {_kind(value)}")
+    if len(value) > ATTRIBUTES_MAX:
+        raise InvalidEvent("out_of_range", f"field 'attributes': {len(value)} entries, at most {ATTRIBUTES_MAX}")
+    out: dict[str, str | float] = {}
+    for name, v in value.items():
+        if not name or len(name) > ATTRIBUTE_NAME_MAX or _has_control(name):
+            raise InvalidEvent(
+                "out_of_range",
+                f"field 'attributes': names are 1..{ATTRIBUTE_NAME_MAX} characters without control characters",
+            )
+        if isinstance(v, str):
+            if len(v) > ATTRIBUTE_VALUE_MAX:
+                raise InvalidEvent(
+                    "out_of_range",
+                    f"field 'attributes.{name[:40]}': {len(v)} characters, at most {ATTRIBUTE_VALUE_MAX}",
+                )
+            out[name] = v
+        elif _is_number(v):
+            if _finite(v) is None:
+                raise InvalidEvent("out_of_range", f"field 'attributes.{name[:40]}': must be finite")
+            out[name] = v
+        else:
+            raise InvalidEvent(
+                "wrong_type", f"field 'attributes.{name[:40]}': expected a string or a number, got {_kind(v)}"
+            )
+    return out
 
 
 def forget_request(user_id: str) -> bytes:

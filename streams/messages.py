@@ -77,6 +77,7 @@ def sentiment_alert(
             "threshold": threshold,
             "item_positive_ratio": round(figures.positive_ratio, 6),
             "item_reviews": figures.reviews,
+            "aspects": dict(figures.recent_aspects),
             "trigger_event_id": trigger_event_id,
             "model_version": model_version,
             "published_ts": published_ts,

@@ -134,6 +134,34 @@ class Settings:
     alert_rearm_ratio: float = _opt(
         "SHOPGUIDE_ALERT_REARM_RATIO", 0.3, "An item alerts again only after its recent negative ratio fell below this"
     )
+    guide_port: int = _opt(
+        "SHOPGUIDE_GUIDE_PORT", 8080, "HTTP port of `shopguide guide` (the shopper's page, /ask, /metrics)"
+    )
+    guide_bind: str = _opt(
+        "SHOPGUIDE_GUIDE_BIND", "127.0.0.1", "Address the guide's HTTP port binds; 0.0.0.0 exposes it"
+    )
+    guide_policy: str = _opt(
+        "SHOPGUIDE_GUIDE_POLICY",
+        "",
+        "The shop's bilingual policy/FAQ file (JSON); empty: the sample shipped with the guide",
+    )
+    guide_max_sentences: int = _opt(
+        "SHOPGUIDE_GUIDE_MAX_SENTENCES", 200, "Newest review sentences the guide's index keeps per item"
+    )
+    guide_encoder: bool = _opt(
+        "SHOPGUIDE_GUIDE_ENCODER", True, "The guide uses the multilingual sentence encoder (0: BM25 alone)"
+    )
+    guide_secret: str = _opt(
+        "SHOPGUIDE_GUIDE_SECRET",
+        "",
+        "Key that signs shoppers' session tokens (from a secret); empty: a random key kept in the data dir",
+    )
+    guide_session_ttl_s: float = _opt(
+        "SHOPGUIDE_GUIDE_SESSION_TTL_S", 86400.0, "How long a shopper's session token stays valid"
+    )
+    guide_demo_login: bool = _opt(
+        "SHOPGUIDE_GUIDE_DEMO_LOGIN", False, "The page accepts /?user=ID without a token (demos and tests only)"
+    )
     security_protocol: str = _opt(
         "SHOPGUIDE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )
@@ -215,6 +243,10 @@ class Settings:
             raise SettingsError("SHOPGUIDE_PARTITIONS must be at least 1")
         if not 0 < self.web_port < 65536:
             raise SettingsError("SHOPGUIDE_WEB_PORT must be a TCP port")
+        if not 0 < self.guide_port < 65536:
+            raise SettingsError("SHOPGUIDE_GUIDE_PORT must be a TCP port")
+        if self.guide_max_sentences < 1 or self.guide_session_ttl_s <= 0:
+            raise SettingsError("SHOPGUIDE_GUIDE_MAX_SENTENCES must be >= 1 and SHOPGUIDE_GUIDE_SESSION_TTL_S > 0")
         if self.batch_max < 1 or min(self.batch_wait_ms, self.batch_wait_behind_ms, self.coalesce_after_ms) < 0:
             raise SettingsError(
                 "SHOPGUIDE_BATCH_MAX must be >= 1, SHOPGUIDE_BATCH_WAIT_MS, SHOPGUIDE_BATCH_WAIT_BEHIND_MS and "

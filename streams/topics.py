@@ -46,6 +46,10 @@ class Topics:
         self.recommendations = f"{p}recommendations"
         self.sentiment = f"{p}sentiment"
         self.deadletter = f"{p}deadletter"
+        # The shopping guide: questions in, answers and reply drafts out.
+        self.questions = f"{p}questions"
+        self.answers = f"{p}answers"
+        self.review_replies = f"{p}review-replies"
         # Internal: reviews and click counts re-keyed by item, the trainer's input, model snapshots.
         self.item_reviews = f"{p}item-reviews"
         self.item_activity = f"{p}item-activity"
@@ -68,6 +72,9 @@ class Topics:
             TopicSpec(self.recommendations, n, COMPACT, keyed_by="user"),
             TopicSpec(self.sentiment, n, keyed_by="item"),
             TopicSpec(self.deadletter, 1, self._deadletter_retention),
+            TopicSpec(self.questions, n, keyed_by="user"),
+            TopicSpec(self.answers, n, keyed_by="user"),
+            TopicSpec(self.review_replies, n, keyed_by="item"),
             TopicSpec(self.item_reviews, n, keyed_by="item"),
             TopicSpec(self.item_activity, n, keyed_by="item"),
             TopicSpec(self.training, 1, self._training_retention),

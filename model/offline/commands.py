@@ -542,6 +542,9 @@ def register(subparsers: Any) -> None:
     speed.add_argument("--seed", type=int, default=DEFAULT_SEED)
     speed.add_argument("--json", help="write the results here")
     speed.set_defaults(func=cmd_evaluate_speed)
+    from guide.evaluation import register as register_guide  # the shopping guide's figures
+
+    register_guide(kinds)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -346,6 +346,27 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                 f"{_f(_online_over_offline(rp, 'all'), 2)} over all clicks (online, a user's first click "
                 "has no recommendation to hit; offline, the model ranks for a user it never saw).",
             ]
+    pg = r.get("page")
+    if pg:
+        ask, fresh, browser = pg["ask_ms"], pg["review_answerable_s"], pg["browser"]
+        lines += [
+            "",
+            "## Shopping guide and the shopper's page",
+            "",
+            f"`/ask` over HTTP on the demo catalog: p50 {_f(ask['p50'])} ms, p95 {_f(ask['p95'])} ms, p99 "
+            f"{_f(ask['p99'])} ms ({ask['n']} questions; goal p50 <= 30, p99 <= 100 ms at 10,000 items). A new review "
+            f"answerable after p50 {_f(fresh['p50'], 2)} s, p95 {_f(fresh['p95'], 2)} s (goal p95 <= 2 s).",
+        ]
+        if "tap_to_feed_ms" in browser:
+            tap = browser["tap_to_feed_ms"]
+            lines += [
+                "",
+                f"In Chromium: page {browser['page_bytes']:,} bytes (goal <= 150 KB), first contentful paint "
+                f"{_f(browser['first_contentful_paint_ms'], 0)} ms (goal <= 500 ms), tap to repainted feed p50 "
+                f"{_f(tap['p50'], 0)} ms, p95 {_f(tap['p95'], 0)} ms (goals 300 ms and 1 s).",
+            ]
+        else:
+            lines += ["", f"Browser figures skipped: {browser.get('skipped')}."]
     prof = (r.get("throughput") or {}).get("profile")
     if prof and prof.get("samples"):
         lines += [

@@ -70,7 +70,7 @@ from streams.tools.cluster import WorkerProcess, child_env, get_json
 from streams.tools.producer import EventProducer
 from streams.topics import Topics, admin_client, create_topics
 
-SECTIONS = ("click", "ceilings", "throughput", "latency", "growth", "replay")
+SECTIONS = ("click", "ceilings", "throughput", "latency", "growth", "replay", "page")
 #: Sections that need no broker.
 IN_PROCESS = frozenset({"click"})
 #: Events per second of backlog per second of window: above the engine's goal (5,000/s) and the
@@ -875,6 +875,14 @@ class Bench:
         }
 
     # ------------------------------------------------------------------ replay
+
+    def _page(self) -> None:
+        """The shopping guide's answers and the shopper's page (streams/bench/page.py)."""
+        from streams.bench.page import run_page_bench
+
+        task = self.progress.add_task("page", total=None, status="worker, guide and browser")
+        self.results["page"] = run_page_bench(self._settings("page"), self.work)
+        self.progress.update(task, status="done")
 
     def _replay(self) -> None:
         task = self.progress.add_task("replay", total=None, status="")

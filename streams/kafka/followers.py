@@ -38,6 +38,16 @@ async def reconnecting(name: str, body: Callable[[], Awaitable[None]]) -> None:
             await asyncio.sleep(1.0)
 
 
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic``, waiting for the topic to exist (another process creates it)."""
+    partitions = consumer.partitions_for_topic(topic)
+    while not partitions:
+        await asyncio.sleep(0.5)
+        await consumer.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic)
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
 class Follower:
     def __init__(self, settings: Settings, topic: str, apply: Apply, name: str) -> None:
         self._settings = settings
@@ -68,12 +78,7 @@ class Follower:
         )
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(self._topic)
-            while not partitions:
-                await asyncio.sleep(0.5)
-                await consumer.force_metadata_update()
-                partitions = consumer.partitions_for_topic(self._topic)
-            tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+            tps = await topic_partitions(consumer, self._topic)
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)

@@ -57,7 +57,11 @@ class ItemReviewProcessor(ProcessorBase):
                 out += self._signals(item_id, r, figures, alert)
                 continue
             rating = r.get("rating")
-            figures = state.apply_review(score >= 0.5, rating if isinstance(rating, int) else None, self.rule.window)
+            aspects = r.get("aspects")
+            aspects = [a for a in aspects if isinstance(a, str)] if isinstance(aspects, list) else []
+            figures = state.apply_review(
+                score >= 0.5, rating if isinstance(rating, int) else None, self.rule.window, aspects
+            )
             alert = state.check_alert(self.rule)
             if alert is not None:
                 state.alert_trigger = r["event_id"]

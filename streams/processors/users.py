@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from guide.aspects import aspects_of
 from model.serving import ServingModel
 from state.catalog import Catalog
 from state.user import PublishedRecommendation, UserState
@@ -237,7 +238,7 @@ class ReviewProcessor(ProcessorBase):
         if accepted:
             scores = model.sentiment_many([r.text for r in accepted])
             for review, score in zip(accepted, scores, strict=True):
-                body = {
+                body: dict[str, object] = {
                     "event_id": review.event_id,
                     "user_id": review.user_id,
                     "item_id": review.item_id,
@@ -246,6 +247,8 @@ class ReviewProcessor(ProcessorBase):
                     "score": float(score),
                     "model_version": model.version,
                 }
+                if score < 0.5:  # what it complains of, for the item's alert
+                    body["aspects"] = aspects_of(review.text, None)
                 out.append(Outgoing(self.topics.item_reviews, review.item_id.encode(), json.dumps(body).encode()))
         return out
 

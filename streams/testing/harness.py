@@ -17,7 +17,7 @@ from typing import Any
 from streams.events import ACTIONS, Click, Review
 from streams.settings import Settings
 from streams.tools.broker import EmbeddedBroker, free_port
-from streams.tools.cluster import WorkerProcess, get_json, get_text
+from streams.tools.cluster import GuideProcess, WorkerProcess, get_json, get_text
 from streams.tools.producer import EventProducer
 from streams.tools.tail import messages
 from streams.topics import Topics, create_topics
@@ -99,6 +99,7 @@ class Cluster:
         self.topics = Topics(settings)
         create_topics(settings)
         self.workers: list[WorkerProcess] = []
+        self.guides: list[GuideProcess] = []
         self.producer = EventProducer(settings)
         self.recommendations = TopicReader(settings, self.topics.recommendations)
         self.sentiment = TopicReader(settings, self.topics.sentiment)
@@ -110,6 +111,16 @@ class Cluster:
         self.workers.append(worker)
         worker.wait_ready()
         return worker
+
+    def start_guide(self, data_dir: Path, **changes: object) -> GuideProcess:
+        """A ``shopguide guide`` on these topics, with its own data dir and port, demo login on."""
+        settings = self.settings.with_(
+            data_dir=data_dir, guide_port=free_port(), guide_demo_login=True, guide_secret="test-" + "k" * 27, **changes
+        )
+        guide = GuideProcess(settings).start()
+        self.guides.append(guide)
+        guide.wait_ready()
+        return guide
 
     def wait_catalog(self, items: int, timeout_s: float = 20.0) -> None:
         """Until every worker's item view holds at least ``items`` items (catalog records reach it
@@ -126,7 +137,9 @@ class Cluster:
         self.producer.flush()
 
     def close(self) -> None:
-        # Workers before the broker: a worker whose broker is gone can hang on SIGTERM.
+        # Guides and workers before the broker: a worker whose broker is gone can hang on SIGTERM.
+        for guide in self.guides:
+            guide.stop()
         for worker in self.workers:
             worker.stop()
         for reader in (self.recommendations, self.sentiment, self.deadletter):

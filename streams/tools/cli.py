@@ -54,6 +54,19 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _guide(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.service.server import run_guide
+
+    return run_guide(settings)
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.service.sessions import SessionSigner, session_key
+
+    print(SessionSigner(session_key(settings), settings.guide_session_ttl_s).mint(args.user_id, time.time()))
+    return 0
+
+
 def _produce(args: argparse.Namespace, settings: Settings) -> int:
     from streams.tools.producer import EventProducer, key_of
     from streams.topics import Topics
@@ -161,7 +174,7 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.tools.demo import run_demo
 
     with sigterm_exits():
-        return run_demo(settings, args.events, args.rate)
+        return run_demo(settings, args.events, args.rate, args.serve)
 
 
 def _model(args: argparse.Namespace, settings: Settings) -> int:
@@ -203,6 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run one engine worker")
     p.set_defaults(run=_worker)
 
+    p = sub.add_parser("guide", help="run the shopping guide: /ask, reply drafts and the shopper's page")
+    p.set_defaults(run=_guide)
+
+    p = sub.add_parser("token", help="mint a shopper's session token for the page (signed, expiring)")
+    p.add_argument("user_id")
+    p.set_defaults(run=_token)
+
     p = sub.add_parser("produce", help="send JSON-lines events to a topic")
     p.add_argument("kind", choices=("clicks", "reviews", "items"))
     p.add_argument("file", help="a JSON-lines file, or - for standard input")
@@ -235,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="embedded broker + worker + a generated shop, end to end")
     p.add_argument("--events", type=int, default=2000, help="clicks, reviews and broken messages to send")
     p.add_argument("--rate", type=float, default=400.0, help="events per second")
+    p.add_argument("--serve", action="store_true", help="keep the engine and the shopper's page running until Ctrl-C")
     p.set_defaults(run=_demo)
 
     p = sub.add_parser("config", help="list every SHOPGUIDE_* variable, its value and default")

@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from streams.settings import Settings
 from streams.tools.children import die_with_parent
@@ -52,11 +52,16 @@ def child_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[s
 _TOKENS: dict[str, str] = {}
 
 
-def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
-    request = urllib.request.Request(url)  # noqa: S310 - local URLs
+def _authorized(request: urllib.request.Request) -> urllib.request.Request:
+    """The request with the API token of the process it goes to, unless it names its own."""
     for base, token in _TOKENS.items():
-        if url.startswith(base + "/"):
+        if request.full_url.startswith(base + "/") and not request.has_header("Authorization"):
             request.add_header("Authorization", f"Bearer {token}")
+    return request
+
+
+def _get(url: str, timeout_s: float) -> tuple[int, bytes]:
+    request = _authorized(urllib.request.Request(url))  # noqa: S310 - local URLs
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310 - local URLs
             return resp.status, resp.read()
@@ -73,20 +78,44 @@ def get_json(url: str, timeout_s: float = 5.0) -> tuple[int, Any]:
         return status, None
 
 
+def post_json(url: str, body: bytes, headers: dict[str, str] | None = None, timeout_s: float = 10.0) -> tuple[int, Any]:
+    """(status, parsed body) of a POST of ``body`` (sent as JSON, whatever it holds)."""
+    request = _authorized(
+        urllib.request.Request(  # noqa: S310 - local URLs
+            url, data=body, headers={"Content-Type": "application/json", **(headers or {})}, method="POST"
+        )
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:  # noqa: S310
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, None
+
+
 def get_text(url: str, timeout_s: float = 5.0) -> str:
     """The body of a GET as text, whatever its status."""
     return _get(url, timeout_s)[1].decode("utf-8", errors="replace")
 
 
 class WorkerProcess:
+    command = "worker"
+
     def __init__(self, settings: Settings, log_path: Path | None = None) -> None:
         self.settings = settings
-        self.log_path = log_path or settings.data_dir / "worker.log"
+        self.log_path = log_path or settings.data_dir / f"{self.command}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def port(self) -> int:
+        return self.settings.web_port
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.web_port}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def token(self) -> str | None:
@@ -94,13 +123,13 @@ class WorkerProcess:
         tokens = self.settings.api_token_list
         return tokens[0] if tokens else None
 
-    def start(self) -> WorkerProcess:
+    def start(self) -> Self:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         if self.token:
             _TOKENS[self.url] = self.token
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.tools.cli", "worker"],
+                [sys.executable, "-m", "streams.tools.cli", self.command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=child_env(self.settings),
@@ -114,13 +143,13 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited early; see {self.log_path}:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.command} exited early; see {self.log_path}:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
                 status, _ = get_json(self.url + "/readyz", 2.0)
                 if status == 200:
                     return
             time.sleep(0.2)
-        raise TimeoutError(f"worker not ready after {timeout_s:.0f} s; see {self.log_path}:\n{self.log_tail()}")
+        raise TimeoutError(f"{self.command} not ready after {timeout_s:.0f} s; see {self.log_path}:\n{self.log_tail()}")
 
     def stop(self, timeout_s: float = 20.0) -> int | None:
         """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``; the exit code."""
@@ -152,3 +181,14 @@ class WorkerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+class GuideProcess(WorkerProcess):
+    """A real ``shopguide guide`` in a child process (its own data dir and ``SHOPGUIDE_GUIDE_PORT``);
+    ready once ``/healthz`` answers 200 (the catalog, reviews and recommendations read)."""
+
+    command = "guide"
+
+    @property
+    def port(self) -> int:
+        return self.settings.guide_port

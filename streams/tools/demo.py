@@ -3,19 +3,26 @@
 Unless ``SHOPGUIDE_BROKER`` is set it starts the embedded broker on a free port; then it creates
 the topics, starts a worker, replays the generated sample shop (catalog, clicks, reviews in Chinese
 and English, and three broken messages), prints recommendations and sentiment as they arrive,
-stops everything (worker before broker) and ends with one summary line.
+stops everything (guide, then worker, then broker) and ends with one summary line.
+
+Beside the worker runs the shopping guide (``shopguide guide``), fed the guide's demo catalog too:
+the demo asks it a few questions in Chinese and English, prints each answer with its quoted
+evidence, and prints the shopper's page URL; with ``--serve`` it keeps everything running until
+Ctrl-C.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from contextlib import ExitStack
+from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -23,7 +30,7 @@ from rich.console import Console
 from streams.events import Click, Review
 from streams.settings import Settings
 from streams.tools.broker import EmbeddedBroker, free_port
-from streams.tools.cluster import WorkerProcess
+from streams.tools.cluster import GuideProcess, WorkerProcess, post_json
 from streams.tools.producer import EventProducer
 from streams.tools.replay import Pacer, stamp
 from streams.tools.sample import generate
@@ -76,7 +83,8 @@ class _Watcher:
         elif kind == "sentiment" and m.get("label") == "alert":
             console.print(
                 f"[red]ALERT[/] {m['item_id']}: {m['recent_negative_ratio']:.0%} of the last "
-                f"{m['recent_reviews']} reviews negative"
+                f"{m['recent_reviews']} reviews negative; complaints: "
+                + (", ".join(f"{a} {c}" for a, c in m.get("aspects", {}).items()) or "-")  # type: ignore[attr-defined]
             )
         elif kind == "sentiment" and (n <= 5 or n % 25 == 0):
             console.print(
@@ -87,13 +95,58 @@ class _Watcher:
             console.print(f"[yellow]dead-letter[/] {m['source_topic']}: {m['error']}")
 
 
-def run_demo(settings: Settings, events: int, rate: float = 400.0) -> int:
+#: (item, question, language) the demo asks the guide; the items are the guide's demo catalog's.
+QUESTIONS = (
+    ("g-earbuds", "How long does the battery last?", "en"),
+    ("g-earbuds", "降噪效果怎么样", "zh"),
+    ("g-shoes", "鞋码偏小吗", "zh"),
+    ("g-shoes", "Are they comfortable for long runs?", "en"),
+    (None, "How long does shipping take?", "en"),
+    (None, "我要转人工", "zh"),
+)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _ask_guide(guide: GuideProcess, user_id: str) -> None:
+    """Ask the demo questions, once the first one is answered from its item's reviews (they are indexed)."""
+    deadline = time.monotonic() + 30
+    for n, (item_id, text, lang) in enumerate(QUESTIONS):
+        body = {"user_id": user_id, "text": text, "lang": lang, **({"item_id": item_id} if item_id else {})}
+        while True:
+            status, answer = post_json(guide.url + "/ask", json.dumps(body, ensure_ascii=False).encode())
+            quoted = status == 200 and any(e.get("item_id") == item_id for e in answer["evidence"])
+            if n > 0 or quoted or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if status != 200:
+            console.print(f"[red]ask[/] {text}: HTTP {status} {answer}")
+            continue
+        flag = " [yellow](hand-off)[/]" if answer["handoff"] else ""
+        console.print(f"[bold magenta]Q[/] ({item_id or 'shop'}) {text}\n[bold magenta]A[/] {answer['answer']}{flag}")
+        for e in answer["evidence"][:3]:
+            console.print(f"   [dim]“{e['text']}” ({e.get('sentiment') or e['lang']}, {e['event_id']})[/]")
+
+
+def _publish_guide_catalog(producer: EventProducer, topics: Topics) -> None:
+    catalog = json.loads(resources.files("guide").joinpath("gold", "catalog.json").read_text(encoding="utf-8"))
+    for item in catalog["items"]:
+        producer.send(topics.items, item["item_id"].encode(), json.dumps(item, ensure_ascii=False).encode())
+    for review in catalog["reviews"]:
+        review = {**review, "ts": time.time()}
+        producer.send(topics.reviews, review["user_id"].encode(), json.dumps(review, ensure_ascii=False).encode())
+
+
+def run_demo(settings: Settings, events: int, rate: float = 400.0, serve: bool = False) -> int:
     with ExitStack() as stack:
         work = Path(tempfile.mkdtemp(prefix="shopguide-demo-"))
         if "SHOPGUIDE_BROKER" not in os.environ:
             broker = EmbeddedBroker(log_path=work / "broker.log").start()
             stack.callback(broker.stop)
-            settings = settings.with_(broker=broker.address)
+            settings = settings.with_(broker=broker.address, guide_demo_login=True)
             console.print(f"embedded broker (Tansu) on {broker.address}")
         else:
             # A shared broker keeps old topics: use fresh ones so the counts are this run's.
@@ -115,6 +168,11 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0) -> int:
                 f"{worker.url}/recommendations/user-001",
                 soft_wrap=True,  # one line to copy
             )
+        guide_port = settings.guide_port if _port_free(settings.guide_port) else free_port()
+        guide = GuideProcess(settings.with_(data_dir=work / "guide", guide_port=guide_port)).start()
+        stack.callback(guide.stop)
+        console.print(f"guide starting (log: {guide.log_path}) …")
+        guide.wait_ready()
         watcher = _Watcher(settings, topics)
         watcher.start()
         stack.callback(watcher.stop)
@@ -123,6 +181,7 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0) -> int:
         with EventProducer(settings) as producer:
             for item in sample.items:
                 producer.send(topics.items, item.item_id.encode(), item.to_json())
+            _publish_guide_catalog(producer, topics)
             producer.flush()
             # Interleave clicks and reviews in time order, broken messages among them.
             stream: list[Click | Review] = sorted([*sample.clicks, *sample.reviews], key=lambda e: e.ts)
@@ -146,7 +205,18 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0) -> int:
         ):
             time.sleep(0.2)
         time.sleep(0.5)  # alerts come right after their review's sentiment
-        console.print("stopping the worker, then the broker …")
+        shopper = sample.clicks[-1].user_id
+        _ask_guide(guide, shopper)
+        login = "/?user=" + shopper if guide.settings.guide_demo_login else " (sign in with `shopguide token USER_ID`)"
+        console.print(f"the shopper's page: [bold]{guide.url}{login}[/]")
+        if serve:
+            console.print("serving until Ctrl-C …")
+            try:
+                while worker.alive and guide.alive:
+                    time.sleep(1.0)
+            except KeyboardInterrupt:
+                pass
+        console.print("stopping the guide, the worker, then the broker …")
     c = watcher.counts
     answered = len(set(latest.values()) & watcher.triggers)
     print(

@@ -60,20 +60,23 @@ def dashboard() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def metric_catalog() -> dict[str, frozenset[str]]:
-    """Every series name a worker can expose, with its label names.
+    """Every series name a worker or the shopping guide can expose, with its label names.
 
-    Built from the registry the worker really serves: :class:`streams.metrics.Metrics` plus
-    Faust's Prometheus sensor created on it with the prefix ``streams.engine.app`` uses.
+    Built from the registries they really serve: :class:`streams.metrics.Metrics` plus Faust's
+    Prometheus sensor created on it with the prefix ``streams.engine.app`` uses, and the guide's
+    :class:`streams.service.guide_metrics.GuideMetrics`.
     """
     from faust.sensors.prometheus import FaustMetrics
     from prometheus_client.metrics import MetricWrapperBase
 
     from streams.metrics import Metrics
+    from streams.service.guide_metrics import GuideMetrics
 
     metrics = Metrics()
     faust_metrics = FaustMetrics.create(metrics.registry, "shopguide_faust")
     collectors = [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
     collectors += list(faust_metrics)
+    collectors += [v for v in vars(GuideMetrics()).values() if isinstance(v, MetricWrapperBase)]
     suffixes = {
         "counter": ("_total", "_created"),
         "gauge": ("",),

@@ -238,6 +238,17 @@ def test_bind_mounts_exist_and_named_volumes_are_declared(compose: dict[str, Any
                 assert source in compose["volumes"], f"{name}: {source}"
 
 
+def test_the_guide_is_published_scraped_and_keeps_its_index_on_a_volume(compose: dict[str, Any]) -> None:
+    (guide,) = [s for s in compose["services"].values() if s.get("command") == ["guide"]]
+    settings = Settings.from_env({**dockerfile_env(), **resolved_env(guide)})
+    assert [p[1:] for p in published(guide)] == [(settings.guide_port, settings.guide_port)]
+    assert settings.guide_bind == "0.0.0.0" and not settings.create_topics
+    assert mounts(guide)[str(settings.data_dir)] in compose["volumes"]
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "shopguide-guide"]
+    assert [t for group in job["static_configs"] for t in group["targets"]] == [f"guide:{settings.guide_port}"]
+
+
 def test_worker_secrets_are_required_not_defaulted(compose: dict[str, Any]) -> None:
     for name, worker in workers(compose).items():
         env = worker["environment"]

@@ -178,3 +178,28 @@ def test_pods_run_unprivileged(k8s_objects: Objects) -> None:
             assert context["allowPrivilegeEscalation"] is False
             assert context["capabilities"]["drop"] == ["ALL"]
             assert "memory" in container["resources"]["limits"]
+
+
+def test_the_guide_runs_unprivileged_behind_its_service(k8s_objects: Objects, compose: dict[str, Any]) -> None:
+    deployment = k8s_objects[("Deployment", "shopguide-guide")]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["guide"] and container["image"] == compose["services"]["worker-1"]["image"]
+    env = {e["name"]: e["value"] for e in container["env"] if not e["name"].endswith("_FILE")}  # Secret files
+    settings = Settings.from_env({**config(k8s_objects), **env})
+    assert {"name": "SHOPGUIDE_API_TOKENS_FILE", "value": "/etc/shopguide/secrets/api-tokens"} in container["env"]
+    assert named_ports(container) == {"http": settings.guide_port} and settings.guide_bind == "0.0.0.0"
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(settings.guide_port)
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert "memory" in container["resources"]["limits"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/livez", "port": "http"}
+    monitor = k8s_objects[("PodMonitor", "shopguide-guide")]
+    assert selects(monitor["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"])
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["http"]
+    service = k8s_objects[("Service", "shopguide-guide")]
+    assert selects(service["spec"]["selector"], pod["metadata"]["labels"])
+    assert not selects(service["spec"]["selector"], pod_labels(k8s_objects)), "the guide's service selects workers"
+    assert service["spec"]["ports"][0]["targetPort"] == "http"

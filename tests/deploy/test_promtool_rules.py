@@ -85,6 +85,8 @@ def test_unit_tests_fail_when_the_alert_never_fires(promtool: str, tmp_path: Pat
         ("ShopguideConsumerLagGrowing", "[10m])) > 0", "[10m])) >= 0"),
         # 150 trials in 30 minutes are too few to judge.
         ("ShopguideOnlineHitRateCollapse", ">= 200", ">= 0"),
+        ("ShopguideGuideModelFallback", "< 1", "< 0"),
+        ("ShopguideGuideHandoffRateRising", "> 0.3", "> 0.6"),
     ],
 )
 def test_unit_tests_catch_a_changed_threshold_or_guard(

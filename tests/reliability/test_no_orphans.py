@@ -58,8 +58,10 @@ def left_over(processes: set, timeout_s: float = 30.0) -> list[str]:
 def test_demo_stopped_or_killed_leaves_no_process(tmp_path, sig):
     proc, log = start(tmp_path, "demo", "--events", "100000", "--rate", "200")
     try:
-        children = descendants_once_running(proc, log, "streams.tools.cli worker", 120)
+        # The guide starts once the worker is ready: then the broker, the worker and the guide run.
+        children = descendants_once_running(proc, log, "streams.tools.cli guide", 180)
         assert any("broker" in " ".join(p.cmdline()) for p in children), children
+        assert any("streams.tools.cli worker" in " ".join(p.cmdline()) for p in children), children
         proc.send_signal(sig)
         proc.wait(60)
         assert left_over(children) == [], log.read_text()[-2000:]

@@ -81,3 +81,17 @@ def test_round_trip():
     s.applied.record("item-reviews", (0, 3, 1_700_000_000_000), "r1")
     assert ItemState.from_bytes(s.to_bytes()) == s
     assert ItemState.from_bytes(ItemState().to_bytes()) == ItemState()
+
+
+def test_complaint_aspects_of_recent_negative_reviews_are_counted():
+    s = ItemState()
+    s.apply_review(False, 1, 3, ["size_fit"])
+    s.apply_review(False, 2, 3, ["size_fit", "shipping"])
+    s.apply_review(True, 5, 3, ["quality"])  # a positive review complains of nothing
+    assert s.figures().recent_aspects == (("size_fit", 2), ("shipping", 1))
+    s.apply_review(False, 1, 3)  # no aspects known; the oldest review leaves the window
+    assert s.figures().recent_aspects == (("size_fit", 1), ("shipping", 1))
+    assert s.figures().recent_negative_ratio == 2 / 3
+    assert ItemState.from_bytes(s.to_bytes()) == s
+    old = ItemState(reviews=2, positive=1, recent=[1, 0])  # a state written before aspects: 0 is negative
+    assert old.figures().recent_negative_ratio == 0.5 and old.figures().recent_aspects == ()

@@ -286,3 +286,18 @@ def test_catalog_and_activity_update_the_item_table():
     activity.process([msg(TOPICS.item_activity, "i1", body, 0)])  # redelivered
     state = ItemState.from_bytes(items.data["i1"])
     assert state.popularity.weights == {"view": 2.0, "buy": 1.0}
+
+
+def test_an_alert_counts_the_complaint_aspects_of_the_recent_negative_reviews():
+    users, items, metrics = DictStore(), DictStore(), Metrics()
+    model = RecordingModel(Catalog(3600.0), [])
+    reviews = ReviewProcessor(TOPICS, N, metrics, users, lambda: model, Catalog(3600.0), clock=lambda: NOW)
+    per_item = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(window=4, min_reviews=3), clock=lambda: NOW)
+    texts = ["bad, runs two sizes too small", "bad: the box arrived crushed", "bad, too small and bad quality"]
+    out = []
+    for n, text in enumerate(texts):
+        review = {"event_id": f"r{n}", "user_id": f"u{n}", "item_id": "i1", "text": text, "ts": NOW}
+        [fwd] = reviews.process([msg(TOPICS.reviews, f"u{n}", review, n)])
+        out += per_item.process([msg(TOPICS.item_reviews, "i1", fwd.value, n)])
+    [alert] = [m for m in outputs(out, TOPICS.sentiment) if m["label"] == "alert"]
+    assert alert["aspects"]["size_fit"] == 2 and alert["aspects"]["packaging"] == 1

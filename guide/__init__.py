@@ -1,0 +1,1 @@
+"""The AI shopping guide's knowledge: answers from the catalog, reviews and shop policy; reply drafts."""

@@ -1,0 +1,759 @@
+"""The shopping guide's knowledge base: the catalog, review sentences and shop policy, and answers from them.
+
+``KnowledgeBase`` indexes item events and review events as they stream in (each review split into
+sentences, embedded once, the newest ``max_sentences_per_item`` kept per item) and answers a
+shopper's question with quoted evidence only: review sentences, catalog fields and policy entries,
+framed by fixed templates in the question's language. Nothing is generated.
+
+Retrieval is hybrid: BM25 within a language, the multilingual encoder across languages, combined by
+the shipped ranker (``guide.ranker``) into a probability that a candidate answers. Policy entries
+are ranked by their keywords, the encoder and the question's intent.
+
+Persistence: with a path, everything (items, sentences with their int8 embeddings, sentiment
+labels, the policy's embeddings, the marks that make review delivery idempotent) lives in one
+RocksDB (rocksdict) and is loaded back on open, so a restart re-embeds nothing.
+
+Threading: not thread-safe by design. The service calls every method from one worker thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from guide import text as textlib
+from guide.aspects import aspects_of
+from guide.encoder import DIM, Encoder, dequantize, quantize
+from guide.intent import detect_intent
+from guide.policy import PolicyEntry, load_policy
+from guide.ranker import ALL_FEATURES, Candidate, Ranker, feature_matrix, load_rankers
+from guide.replies import ReplyDraft, write_reply
+
+log = logging.getLogger(__name__)
+
+#: Below this confidence the guide hands the question to a person: the lowest threshold that
+#: hands off 80% of the gold set's unanswerable questions (``shopguide evaluate ask`` reports it,
+#: and a threshold calibrated on one half of the questions applied to the other).
+HANDOFF_BELOW = 0.59
+#: The same for an answer from the policy, whose entries are scored apart (``_rank_policy``); a
+#: question about shipping, returns, payment or an order goes to the policy when its best entry
+#: reaches this.
+POLICY_FLOOR = 0.5
+#: Evidence quoted (and reviews counted for the stance) with the best one must reach this share of
+#: its score and this floor.
+QUOTE_SHARE = 0.6
+QUOTE_FLOOR = 0.4
+MAX_QUOTES = 3
+#: Without an item id, the reviews of this many best-matching items are searched.
+ITEMS_SEARCHED = 3
+POLICY_INTENTS = frozenset({"shipping", "returns", "payment", "order_status"})
+MAX_QUESTION_CHARS = 1000
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_KEY = 64
+MAX_ATTRIBUTE_VALUE = 256
+_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+
+_ITEM, _REVIEW, _MARK, _SENTIMENT, _POLICY_VEC = b"i", b"r", b"m", b"s", b"p"
+
+_TEMPLATES = {
+    "en": {
+        "stance": '{pos} of {n} reviews that mention "{topic}" are positive.',
+        "stance_generic": "{pos} of {n} reviews that speak to this are positive.",
+        "reviews": "Shoppers say: {quotes}",
+        "catalog": "Product details: {quotes}",
+        "policy": "Our policy: {quotes}",
+        "handoff": "I could not find a reliable answer to this; a colleague from customer service will reply.",
+        "human": "I am passing you to a colleague from customer service.",
+        "quote": '"{text}"',
+    },
+    "zh": {
+        "stance": "提到“{topic}”的{n}条评论中有{pos}条是正面的。",
+        "stance_generic": "相关的{n}条评论中有{pos}条是正面的。",
+        "reviews": "买家评价：{quotes}",
+        "catalog": "商品信息：{quotes}",
+        "policy": "本店政策：{quotes}",
+        "handoff": "这个问题我没有找到可靠的答案，稍后会有客服同事为您解答。",
+        "human": "正在为您转接人工客服。",
+        "quote": "“{text}”",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One quoted piece of evidence: a review sentence, a catalog field or a policy entry."""
+
+    text: str
+    item_id: str | None
+    event_id: str
+    lang: str
+    sentiment: str | None
+    ts: float | None
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The guide's answer to one question; ``handoff`` asks for a person."""
+
+    intent: str
+    lang: str
+    answer: str
+    evidence: list[Evidence]
+    confidence: float
+    handoff: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "evidence": [e.to_json() for e in self.evidence]}
+
+
+@dataclass
+class _Sentence:
+    idx: int
+    text: str
+    lang: str
+    tokens: list[str]
+    q: np.ndarray | None
+    scale: float
+
+
+@dataclass
+class _Review:
+    item_id: str
+    event_id: str
+    ts: float
+    rating: float | None
+    sentences: list[_Sentence]
+
+    def record(self) -> bytes:
+        return msgpack.packb(
+            {
+                "ts": self.ts,
+                "rating": self.rating,
+                "s": [[s.idx, s.text, s.lang, None if s.q is None else s.q.tobytes(), s.scale] for s in self.sentences],
+            }
+        )
+
+
+@dataclass
+class _Field:
+    """A catalog field rendered as a sentence, with its embedding."""
+
+    name: str
+    text: str
+    lang: str
+    tokens: list[str]
+    q: np.ndarray | None
+    scale: float
+
+
+@dataclass
+class _ItemView:
+    """Everything the guide knows of one item, with the candidates of a search cached."""
+
+    item: dict[str, Any] | None = None
+    fields: list[_Field] | None = None
+    reviews: dict[str, _Review] | None = None
+    cached: list[tuple[Candidate, Evidence]] | None = None
+
+    def sentence_count(self) -> int:
+        return sum(len(r.sentences) for r in (self.reviews or {}).values())
+
+
+class _Store:
+    """Bytes keys to bytes values: a rocksdict RocksDB on disk, or a dict in memory."""
+
+    def __init__(self, path: str | None) -> None:
+        self._db: Any
+        if path is None:
+            self._db = {}
+        else:
+            from rocksdict import Rdict
+
+            Path(path).mkdir(parents=True, exist_ok=True)
+            self._db = Rdict(path)
+        self.sizes: dict[bytes, int] = {}
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._db[key] = value
+        self.sizes[key] = len(key) + len(value)
+
+    def delete(self, key: bytes) -> None:
+        if key in self.sizes:
+            del self._db[key]
+            del self.sizes[key]
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        for key, value in self._db.items():
+            self.sizes[key] = len(key) + len(value)
+            yield key, value
+
+    def close(self) -> None:
+        if not isinstance(self._db, dict):
+            self._db.close()
+
+
+def _key(prefix: bytes, *parts: str) -> bytes:
+    return prefix + b"\x00".join(p.encode("utf-8") for p in parts)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The item event reduced to what the guide keeps; ValueError says what is wrong."""
+    if not isinstance(item, Mapping):
+        raise ValueError(f"item: expected an object, got {type(item).__name__}")
+    item_id = item.get("item_id")
+    if not isinstance(item_id, str) or not _ID.match(item_id):
+        raise ValueError("item_id: expected 1..128 characters without control characters")
+    out: dict[str, Any] = {"item_id": item_id}
+    category = item.get("category")
+    if not isinstance(category, str) or not category.strip() or len(category) > 128:
+        raise ValueError("category: expected a non-empty string of at most 128 characters")
+    out["category"] = category
+    if item.get("title") is not None:
+        if not isinstance(item["title"], str) or len(item["title"]) > 512:
+            raise ValueError("title: expected a string of at most 512 characters")
+        out["title"] = item["title"]
+    if item.get("price") is not None:
+        if not _finite(item["price"]) or item["price"] < 0:
+            raise ValueError("price: expected a finite number >= 0")
+        out["price"] = float(item["price"])
+    in_stock = item.get("in_stock", True)
+    if not isinstance(in_stock, bool):
+        raise ValueError("in_stock: expected true or false")
+    out["in_stock"] = in_stock
+    ts = item.get("ts", 0.0)
+    if not _finite(ts):
+        raise ValueError("ts: expected a finite number (unix seconds)")
+    out["ts"] = float(ts)
+    attributes = item.get("attributes") or {}
+    if not isinstance(attributes, Mapping):
+        raise ValueError("attributes: expected an object of string keys")
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise ValueError(f"attributes: at most {MAX_ATTRIBUTES} keys, got {len(attributes)}")
+    for k, v in attributes.items():
+        if not isinstance(k, str) or not k or len(k) > MAX_ATTRIBUTE_KEY:
+            raise ValueError(f"attributes: keys are 1..{MAX_ATTRIBUTE_KEY} characters, got {str(k)[:80]!r}")
+        if isinstance(v, str):
+            if len(v) > MAX_ATTRIBUTE_VALUE:
+                raise ValueError(f"attributes[{k!r}]: at most {MAX_ATTRIBUTE_VALUE} characters, got {len(v)}")
+        elif not _finite(v):
+            raise ValueError(f"attributes[{k!r}]: expected a string or a finite number, got {type(v).__name__}")
+    out["attributes"] = dict(attributes)
+    return out
+
+
+def _render_fields(item: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field name, sentence) for each catalog field worth quoting."""
+    fields = []
+    if item.get("title"):
+        fields.append(("title", str(item["title"])))
+    fields.append(("category", f"category: {item['category']}"))
+    if item.get("price") is not None:
+        fields.append(("price", f"price: {item['price']:g}"))
+    fields.append(("in_stock", "in stock" if item.get("in_stock", True) else "out of stock"))
+    for k, v in item.get("attributes", {}).items():
+        fields.append((k, f"{k.replace('_', ' ')}: {v}"))
+    return fields
+
+
+def _clean_question(text: Any) -> str:
+    text = text if isinstance(text, str) else str(text)
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", " ", text)[:MAX_QUESTION_CHARS]
+
+
+class _CatalogIndex:
+    """Every item's catalog tokens and title vector, updated in place, for questions without an item.
+
+    An inverted index over the tokens and one matrix of title vectors keep a search over all items
+    at a few milliseconds, and an item update touches only its own row.
+    """
+
+    def __init__(self) -> None:
+        self._ids: list[str] = []
+        self._row: dict[str, int] = {}
+        self._tokens: list[frozenset[str]] = []
+        self._postings: dict[str, set[int]] = {}
+        self._matrix = np.zeros((0, DIM), dtype=np.float32)
+
+    def put(self, item_id: str, fields: list[_Field]) -> None:
+        row = self._row.get(item_id)
+        if row is None:
+            row = self._row[item_id] = len(self._ids)
+            self._ids.append(item_id)
+            self._tokens.append(frozenset())
+            if row == len(self._matrix):
+                grown = np.zeros((max(16, 2 * row), DIM), dtype=np.float32)
+                grown[:row] = self._matrix
+                self._matrix = grown
+        for tok in self._tokens[row]:
+            self._postings[tok].discard(row)
+        self._tokens[row] = frozenset(tok for f in fields for tok in f.tokens)
+        for tok in self._tokens[row]:
+            self._postings.setdefault(tok, set()).add(row)
+        title = next((f for f in fields if f.name == "title"), None)
+        self._matrix[row] = _vector(title.q, title.scale) if title is not None else 0.0
+
+    def best(self, q_tokens: list[str], q_vector: np.ndarray | None, k: int) -> list[str]:
+        """The ``k`` items with the best share of question tokens plus title similarity."""
+        n = len(self._ids)
+        if n == 0:
+            return []
+        score = np.zeros(n, dtype=np.float32)
+        q_set = set(q_tokens)
+        for tok in q_set:
+            rows = self._postings.get(tok)
+            if rows and len(rows) <= max(1, n // 2):  # a token most items share tells none apart
+                score[list(rows)] += 1.0 / len(q_set)
+        if q_vector is not None:
+            score += self._matrix[:n] @ q_vector
+        best = np.argpartition(-score, k - 1)[:k] if n > k else np.arange(n)
+        best = best[np.argsort(-score[best], kind="stable")]
+        return [self._ids[i] for i in best if score[i] > 0]
+
+
+class KnowledgeBase:
+    """Catalog, review sentences and shop policy, indexed for answering (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: _Store,
+        encoder: Encoder,
+        policy: list[PolicyEntry],
+        rankers: dict[str, Ranker],
+        max_sentences_per_item: int,
+    ) -> None:
+        self._store = store
+        self._encoder = encoder
+        self._policy = policy
+        self._rankers = rankers
+        self._max_sentences = max_sentences_per_item
+        self._items: dict[str, _ItemView] = {}
+        self._marks: set[str] = set()
+        self._sentiment: dict[tuple[str, str], str] = {}
+        self._policy_vectors: dict[str, np.ndarray] = {}
+        self._catalog = _CatalogIndex()
+        self._cross_scale: tuple[float, float] | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    @classmethod
+    def open(
+        cls,
+        path: str | None,
+        *,
+        max_sentences_per_item: int = 200,
+        policy_path: str | None = None,
+        use_encoder: bool = True,
+    ) -> KnowledgeBase:
+        """Open (or create) the index at ``path`` (a RocksDB directory; None keeps it in memory)."""
+        if max_sentences_per_item < 1:
+            raise ValueError("max_sentences_per_item: expected at least 1")
+        kb = cls(
+            _Store(path),
+            Encoder(enabled=use_encoder),
+            load_policy(policy_path),
+            load_rankers(),
+            max_sentences_per_item,
+        )
+        kb._load()
+        kb._embed_policy()
+        return kb
+
+    def close(self) -> None:
+        """Close the store; the object is unusable afterwards."""
+        self._store.close()
+
+    @property
+    def encoder_available(self) -> bool:
+        return self._encoder.available
+
+    def stats(self) -> dict[str, Any]:
+        """Items, indexed sentences, and the bytes the index takes in its store (keys + values)."""
+        sentences = sum(v.sentence_count() for v in self._items.values())
+        size = sum(self._store.sizes.values())
+        return {
+            "items": sum(1 for v in self._items.values() if v.item is not None),
+            "sentences": sentences,
+            "bytes": size,
+            "bytes_per_sentence": round(size / sentences, 1) if sentences else None,
+            "encoder_available": self.encoder_available,
+        }
+
+    def _view(self, item_id: str) -> _ItemView:
+        view = self._items.get(item_id)
+        if view is None:
+            view = self._items[item_id] = _ItemView()
+        return view
+
+    def _load(self) -> None:
+        for key, value in self._store.items():
+            prefix, rest = key[:1], key[1:].decode("utf-8")
+            if prefix == _MARK:
+                self._marks.add(rest)
+            elif prefix == _SENTIMENT:
+                item_id, event_id = rest.split("\x00", 1)
+                self._sentiment[(item_id, event_id)] = msgpack.unpackb(value)[0]
+            elif prefix == _POLICY_VEC:
+                self._policy_vectors[rest] = np.frombuffer(value, dtype=np.float32)
+            elif prefix == _ITEM:
+                rec = msgpack.unpackb(value)
+                view = self._view(rest)
+                view.item = rec["item"]
+                view.fields = [_Field(n, t, lang, textlib.tokens(t), _vec(q), s) for n, t, lang, q, s in rec["fields"]]
+                self._catalog.put(rest, view.fields)
+            elif prefix == _REVIEW:
+                item_id, event_id = rest.split("\x00", 1)
+                rec = msgpack.unpackb(value)
+                sentences = [_Sentence(i, t, lang, textlib.tokens(t), _vec(q), s) for i, t, lang, q, s in rec["s"]]
+                review = _Review(item_id, event_id, rec["ts"], rec["rating"], sentences)
+                view = self._view(item_id)
+                view.reviews = view.reviews or {}
+                view.reviews[event_id] = review
+
+    def _embed_policy(self) -> None:
+        """Policy vectors, by text digest: computed once, stored, loaded on the next open."""
+        texts = sorted({t for e in self._policy for t in e.text.values() if _digest(t) not in self._policy_vectors})
+        vectors = self._encoder.encode(texts) if texts else None
+        for t, v in zip(texts, vectors if vectors is not None else [], strict=False):
+            self._policy_vectors[_digest(t)] = v.astype(np.float32)
+            self._store.put(_key(_POLICY_VEC, _digest(t)), v.astype(np.float32).tobytes())
+
+    # ------------------------------------------------------------------ indexing
+
+    def add_item(self, item: dict[str, Any]) -> None:
+        """Index an item event (ValueError when it breaks the item contract); older events are ignored."""
+        rec = _check_item(item)
+        view = self._view(rec["item_id"])
+        if view.item is not None and view.item.get("ts", 0.0) > rec["ts"]:
+            return
+        rendered = _render_fields(rec)
+        langs = [textlib.detect_lang(t) for _, t in rendered]
+        vectors = self._encoder.encode([t for _, t in rendered])
+        fields = []
+        for k, ((name, t), lang) in enumerate(zip(rendered, langs, strict=True)):
+            q, s = _quantized(vectors, k)
+            fields.append(_Field(name, t, lang, textlib.tokens(t), q, s))
+        view.item, view.fields, view.cached = rec, fields, None
+        self._catalog.put(rec["item_id"], fields)
+        value = msgpack.packb(
+            {
+                "item": rec,
+                "fields": [[f.name, f.text, f.lang, None if f.q is None else f.q.tobytes(), f.scale] for f in fields],
+            }
+        )
+        self._store.put(_key(_ITEM, rec["item_id"]), value)
+
+    def add_reviews(self, reviews: list[dict[str, Any]]) -> int:
+        """Index review events; returns the sentences indexed. Malformed events and repeats are skipped.
+
+        All new sentences are embedded in one batch, after the per-item bound is applied, so
+        sentences that would be trimmed at once cost nothing.
+        """
+        fresh: list[_Review] = []
+        for r in reviews:
+            review = self._parse_review(r)
+            if review is not None and review.event_id not in self._marks:
+                self._marks.add(review.event_id)
+                self._store.put(_key(_MARK, review.event_id), b"")
+                fresh.append(review)
+        touched: dict[str, list[_Review]] = {}
+        for review in fresh:
+            if not review.sentences:
+                continue  # emoji or punctuation only: marked as delivered, nothing to index
+            view = self._view(review.item_id)
+            view.reviews = view.reviews or {}
+            view.reviews[review.event_id] = review
+            view.cached = None
+            touched.setdefault(review.item_id, []).append(review)
+        for item_id in touched:
+            self._trim(item_id)
+        survivors = [
+            (review, s)
+            for item_id, revs in touched.items()
+            for review in revs
+            if review.event_id in (self._items[item_id].reviews or {})
+            for s in review.sentences
+        ]
+        vectors = self._encoder.encode([s.text for _, s in survivors])
+        for k, (_, s) in enumerate(survivors):
+            s.q, s.scale = _quantized(vectors, k)
+        for review in {id(r): r for r, _ in survivors}.values():
+            self._store.put(_key(_REVIEW, review.item_id, review.event_id), review.record())
+        return len(survivors)
+
+    def _parse_review(self, r: Any) -> _Review | None:
+        if not isinstance(r, Mapping):
+            return None
+        event_id, item_id, body = r.get("event_id"), r.get("item_id"), r.get("text")
+        if not (isinstance(event_id, str) and _ID.match(event_id) and isinstance(item_id, str) and _ID.match(item_id)):
+            return None
+        ts = float(r["ts"]) if _finite(r.get("ts")) else 0.0
+        rating = float(r["rating"]) if _finite(r.get("rating")) else None
+        parts = textlib.split_sentences(body) if isinstance(body, str) else []
+        sentences = [_Sentence(i, t, textlib.detect_lang(t), textlib.tokens(t), None, 1.0) for i, t in enumerate(parts)]
+        return _Review(item_id, event_id, ts, rating, sentences)
+
+    def _trim(self, item_id: str) -> None:
+        """Keep the newest ``max_sentences_per_item`` sentences of the item (by review time)."""
+        view = self._items[item_id]
+        reviews = view.reviews or {}
+        excess = sum(len(r.sentences) for r in reviews.values()) - self._max_sentences
+        if excess <= 0:
+            return
+        for review in sorted(reviews.values(), key=lambda r: (r.ts, r.event_id)):
+            if excess <= 0:
+                break
+            drop = min(excess, len(review.sentences))
+            excess -= drop
+            review.sentences = review.sentences[drop:]
+            key = _key(_REVIEW, item_id, review.event_id)
+            if not review.sentences:
+                del reviews[review.event_id]
+                self._store.delete(key)
+            elif key in self._store.sizes:
+                self._store.put(key, review.record())
+
+    def set_sentiment(self, item_id: str, review_event_id: str, label: str, score: float) -> None:
+        """Attach the engine's sentiment label to a review's sentences (before or after the review)."""
+        if label not in ("positive", "negative"):
+            return
+        self._sentiment[(item_id, review_event_id)] = label
+        self._store.put(_key(_SENTIMENT, item_id, review_event_id), msgpack.packb([label, float(score)]))
+        view = self._items.get(item_id)
+        if view is not None:
+            view.cached = None
+
+    # ------------------------------------------------------------------ answering
+
+    def ask(self, text: str, *, item_id: str | None = None, lang: str | None = None) -> Answer:
+        """Answer a shopper's question from quoted evidence; never raises on any string."""
+        question = _clean_question(text)
+        q_lang = lang if lang in textlib.LANGS else textlib.detect_lang(question)
+        intent = detect_intent(question, item_id=item_id)
+        t = _TEMPLATES[q_lang]
+        if intent == "human":
+            contact = [e for e in self._policy if e.key == "customer_service"]
+            evidence = [self._policy_evidence(e, q_lang, 1.0) for e in contact]
+            answer = " ".join([t["human"], *(e.text for e in evidence)])
+            return Answer(intent, q_lang, answer, evidence, 1.0, True)
+        q_tokens = textlib.tokens(question)
+        q_vector = self._question_vector(question)
+        policy = self._rank_policy(question, q_tokens, q_vector, q_lang, intent)
+        items = self._rank_items(q_tokens, q_vector, q_lang, item_id)
+        best_policy = policy[0] if policy else None
+        best_item = items[0] if items else None
+        use_policy = best_policy is not None and (
+            best_item is None
+            or (intent in POLICY_INTENTS and best_policy.score >= POLICY_FLOOR)
+            or best_policy.score > best_item.score
+        )
+        ranked = policy if use_policy else items
+        floor = POLICY_FLOOR if use_policy else HANDOFF_BELOW
+        if not ranked or ranked[0].score < floor:
+            evidence = ranked[:1]
+            confidence = ranked[0].score if ranked else 0.0
+            return Answer(intent, q_lang, t["handoff"], evidence, round(confidence, 4), True)
+        top = ranked[0].score
+        evidence = [e for e in ranked if e.score >= max(QUOTE_FLOOR, QUOTE_SHARE * top)][:MAX_QUOTES]
+        if use_policy:
+            evidence = evidence[:1]
+        answer = self._compose(evidence, items if not use_policy else [], q_tokens, q_lang)
+        return Answer(intent, q_lang, answer, evidence, round(top, 4), False)
+
+    def _question_vector(self, question: str) -> np.ndarray | None:
+        vectors = self._encoder.encode([question])
+        return None if vectors is None else vectors[0]
+
+    def _policy_evidence(self, entry: PolicyEntry, lang: str, score: float) -> Evidence:
+        return Evidence(entry.text[lang], None, f"policy:{entry.key}", lang, None, None, round(score, 4))
+
+    def _rank_policy(
+        self, question: str, q_tokens: list[str], q_vector: np.ndarray | None, lang: str, intent: str
+    ) -> list[Evidence]:
+        """Policy entries by a score from keyword hits, encoder similarity and the intent's topic.
+
+        Not the ePQA ranker: shop policy is not product evidence. The weights below are set by hand
+        and checked on the gold policy questions.
+        """
+        out = []
+        for entry in self._policy:
+            hits = entry.matches(question)
+            cos = 0.0
+            if q_vector is not None:
+                vec = self._policy_vectors.get(_digest(entry.text[lang]))
+                cos = float(vec @ q_vector) if vec is not None else 0.0
+            z = -3.0 + 1.5 * min(hits, 2) + 4.0 * cos + (1.0 if entry.topic == intent else 0.0)
+            out.append(self._policy_evidence(entry, lang, 1.0 / (1.0 + math.exp(-z))))
+        return sorted(out, key=lambda e: -e.score)
+
+    def _rank_items(
+        self, q_tokens: list[str], q_vector: np.ndarray | None, lang: str, item_id: str | None
+    ) -> list[Evidence]:
+        """Review sentences and catalog fields of the item (or of the best-matching items), by the ranker."""
+        if item_id is not None:
+            item_ids = [item_id] if item_id in self._items else []
+        else:
+            item_ids = self._match_items(q_tokens, q_vector)
+        pairs = [p for i in item_ids for p in self._candidates(i)]
+        if not pairs:
+            return []
+        cands = [c for c, _ in pairs]
+        x = feature_matrix(q_tokens, q_vector, cands)
+        if q_vector is None:
+            scores = self._rankers["lexical"].predict(x)
+        else:
+            same = np.array([e.lang == lang for _, e in pairs])
+            cross = x.copy()
+            cos = ALL_FEATURES.index("cos")
+            cross[:, cos] = self._cross_lingual_cos(cross[:, cos])
+            scores = np.where(same, self._rankers["full"].predict(x), self._rankers["encoder"].predict(cross))
+        ranked = sorted(zip(scores, (e for _, e in pairs), strict=True), key=lambda p: -p[0])
+        return [_with_score(e, float(s)) for s, e in ranked]
+
+    def _cross_lingual_cos(self, cos: np.ndarray) -> np.ndarray:
+        """Similarities across languages put on the scale of similarities within one.
+
+        The encoder scores a translation well below an identical sentence; the policy's own zh/en
+        pairs measure by how much (``unrelated`` texts across languages score like those within one,
+        a ``translation`` like a near-paraphrase), and the map stretches the range between them.
+        """
+        if self._cross_scale is None:
+            zh = [self._policy_vectors.get(_digest(e.text["zh"])) for e in self._policy]
+            en = [self._policy_vectors.get(_digest(e.text["en"])) for e in self._policy]
+            pairs = [(a, b) for a, b in zip(zh, en, strict=True) if a is not None and b is not None]
+            if len(pairs) < 3:
+                self._cross_scale = (0.0, 1.0)
+            else:
+                a, b = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+                sims = a @ b.T
+                off = ~np.eye(len(pairs), dtype=bool)
+                unrelated, translation = float(sims[off].mean()), float(np.diag(sims).mean())
+                self._cross_scale = (unrelated, (1.0 - unrelated) / max(translation - unrelated, 1e-3))
+        unrelated, stretch = self._cross_scale
+        return np.clip(unrelated + (cos - unrelated) * stretch, -1.0, 1.0)
+
+    def _candidates(self, item_id: str) -> list[tuple[Candidate, Evidence]]:
+        view = self._items[item_id]
+        if view.cached is None:
+            pairs = []
+            ts = view.item.get("ts") if view.item else None
+            for f in view.fields or []:
+                source = "description" if f.name == "title" else "attribute"
+                ev = Evidence(f.text, item_id, f"catalog:{f.name}", f.lang, None, ts, 0.0)
+                pairs.append((Candidate(f.text, f.tokens, source, _vector(f.q, f.scale)), ev))
+            for review in (view.reviews or {}).values():
+                sentiment = self._sentiment.get((item_id, review.event_id)) or _from_rating(review.rating)
+                for s in review.sentences:
+                    ev = Evidence(s.text, item_id, review.event_id, s.lang, sentiment, review.ts, 0.0)
+                    pairs.append((Candidate(s.text, s.tokens, "review", _vector(s.q, s.scale)), ev))
+            view.cached = pairs
+        return view.cached
+
+    def _match_items(self, q_tokens: list[str], q_vector: np.ndarray | None) -> list[str]:
+        """Items whose catalog fields best match a question asked without an item."""
+        return self._catalog.best(q_tokens, q_vector, ITEMS_SEARCHED)
+
+    def _compose(self, evidence: list[Evidence], ranked: list[Evidence], q_tokens: list[str], lang: str) -> str:
+        """The answer's text: fixed templates around the quoted evidence, with a stance count for reviews."""
+        t = _TEMPLATES[lang]
+        policy = [e for e in evidence if e.event_id.startswith("policy:")]
+        if policy:
+            return t["policy"].format(quotes=policy[0].text)
+        parts = []
+        reviews = [e for e in evidence if not e.event_id.startswith("catalog:")]
+        catalog = [e for e in evidence if e.event_id.startswith("catalog:")]
+        floor = max(QUOTE_FLOOR, QUOTE_SHARE * evidence[0].score)
+        stance: dict[str, str | None] = {}
+        for e in ranked:
+            if e.score >= floor and not e.event_id.startswith("catalog:") and e.event_id not in stance:
+                stance[e.event_id] = e.sentiment
+        labelled = [s for s in stance.values() if s is not None]
+        if labelled:
+            topic = _topic(q_tokens, [e for e in ranked if e.event_id in stance], lang)
+            key = "stance" if topic else "stance_generic"
+            pos = sum(1 for s in labelled if s == "positive")
+            parts.append(t[key].format(pos=pos, n=len(labelled), topic=topic))
+        if reviews:
+            parts.append(t["reviews"].format(quotes=" ".join(t["quote"].format(text=e.text) for e in reviews)))
+        if catalog:
+            parts.append(t["catalog"].format(quotes="; ".join(e.text for e in catalog)))
+        return " ".join(parts)
+
+    # ------------------------------------------------------------------ replies
+
+    def draft_reply(self, review: dict[str, Any], label: str | None) -> ReplyDraft | None:
+        """A reply draft for an unhappy review (label "negative" or rating <= 2), else None."""
+        if not isinstance(review, Mapping):
+            return None
+        rating = review.get("rating")
+        unhappy = label == "negative" or (_finite(rating) and rating <= 2)
+        body = review.get("text")
+        if not unhappy or not isinstance(body, str):
+            return None
+        item_id = str(review.get("item_id", ""))
+        view = self._items.get(item_id)
+        title = view.item.get("title") if view is not None and view.item is not None else None
+        return write_reply(
+            item_id=item_id,
+            review_event_id=str(review.get("event_id", "")),
+            lang=textlib.detect_lang(body),
+            aspects=aspects_of(body, self._question_vector(body[:2000])),
+            title=title,
+            policy=self._policy,
+        )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def _vec(raw: bytes | None) -> np.ndarray | None:
+    return None if raw is None else np.frombuffer(raw, dtype=np.int8)
+
+
+def _quantized(vectors: np.ndarray | None, k: int) -> tuple[np.ndarray | None, float]:
+    if vectors is None:
+        return None, 1.0
+    q, scale = quantize(vectors[k : k + 1])
+    return q[0], float(scale[0])
+
+
+def _vector(q: np.ndarray | None, scale: float) -> np.ndarray:
+    """A stored sentence's float32 vector; zeros when it was indexed without the encoder."""
+    if q is None:
+        return np.zeros(DIM, dtype=np.float32)
+    return dequantize(q[None, :], np.asarray([scale], dtype=np.float32))[0]
+
+
+def _with_score(e: Evidence, score: float) -> Evidence:
+    return Evidence(e.text, e.item_id, e.event_id, e.lang, e.sentiment, e.ts, round(score, 4))
+
+
+def _from_rating(rating: float | None) -> str | None:
+    if rating is None:
+        return None
+    return "positive" if rating >= 4 else "negative" if rating <= 2 else None
+
+
+def _topic(q_tokens: Iterable[str], evidence: list[Evidence], lang: str) -> str | None:
+    """The question's word that the relevant reviews share, longest first; None when they share none."""
+    same = [(textlib.tokens(e.text), e.text.lower()) for e in evidence if e.lang == lang]
+    shared = [tok for tok in dict.fromkeys(q_tokens) if len(tok) > 1 and any(tok in t and tok in s for t, s in same)]
+    return max(shared, key=len) if shared else None
