@@ -258,8 +258,8 @@ _CUES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
-_PATTERNS = {
-    aspect: {"en": re.compile("|".join(cues["en"])), "zh": tuple(cues["zh"])} for aspect, cues in _CUES.items()
+_PATTERNS: dict[str, tuple[re.Pattern[str], tuple[str, ...]]] = {
+    aspect: (re.compile("|".join(cues["en"])), tuple(cues["zh"])) for aspect, cues in _CUES.items()
 }
 
 
@@ -278,8 +278,8 @@ def aspects_of(text: str, vector: np.ndarray | None) -> list[str]:
     lowered = text.lower()
     found = {
         aspect
-        for aspect, cues in _PATTERNS.items()
-        if cues["en"].search(lowered) or any(c in lowered for c in cues["zh"])
+        for aspect, (english, chinese) in _PATTERNS.items()
+        if english.search(lowered) or any(c in lowered for c in chinese)
     }
     model = _model()
     if vector is not None and model is not None:

@@ -703,7 +703,7 @@ class KnowledgeBase:
         if not isinstance(review, Mapping):
             return None
         rating = review.get("rating")
-        unhappy = label == "negative" or (_finite(rating) and rating <= 2)
+        unhappy = label == "negative" or (isinstance(rating, int | float) and _finite(rating) and rating <= 2)
         body = review.get("text")
         if not unhappy or not isinstance(body, str):
             return None
