@@ -103,7 +103,7 @@ class KnowledgeIntake:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self._settings.fetch_wait_ms,
             client_id=f"{self._settings.app_id}-guide-intake",
-            **self._settings.kafka_client_options(),
+            **self._settings.kafka_client_options(asyncio=True),
         )
         try:
             await consumer.start()

@@ -52,7 +52,7 @@ class QuestionTopic:
             session_timeout_ms=int(s.session_timeout_s * 1000),
             heartbeat_interval_ms=int(s.heartbeat_s * 1000),
             client_id=f"{s.app_id}-guide-questions",
-            **s.kafka_client_options(),
+            **s.kafka_client_options(asyncio=True),
         )
         try:
             await consumer.start()

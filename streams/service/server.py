@@ -101,7 +101,7 @@ class GuideService:
                 enable_idempotence=False,
                 linger_ms=1,
                 client_id=f"{s.app_id}-guide",
-                **s.kafka_client_options(),
+                **s.kafka_client_options(asyncio=True),
             )
             try:
                 await producer.start()
