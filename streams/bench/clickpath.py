@@ -31,6 +31,7 @@ from streams.metrics import Metrics
 from streams.processors.base import Incoming, Outgoing
 from streams.processors.users import ActivityCounts, ClickProcessor, ReviewProcessor
 from streams.settings import Settings
+from streams.testing.memory_store import MemoryStore
 from streams.topics import Topics
 
 HALF_LIFE_S = 3 * 3600.0
@@ -38,20 +39,6 @@ START_TS = 1.8e9
 #: Every ``OUT_OF_STOCK``-th item of the catalog is out of stock.
 OUT_OF_STOCK = 17
 BATCH = 256
-
-
-class _DictStore:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    def get(self, key: str, handle: Any) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: bytes, handle: Any) -> None:
-        self.data[key] = value
-
-    def delete(self, key: str, handle: Any) -> None:
-        self.data.pop(key, None)
 
 
 class _NoModel:
@@ -167,7 +154,7 @@ def build_replay(shop: SimulatedShop, *, rank: bool = True, digest: bool = False
         if record is not None:
             sink.add(record, event.ts)
 
-    metrics, users = Metrics(), _DictStore()
+    metrics, users = Metrics(), MemoryStore()
 
     def now() -> float:
         return clock[0]

@@ -4,7 +4,6 @@ changelog tombstone), the latest recommendation gets a tombstone, bad requests a
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from streams.events import forget_request
 from streams.metrics import Metrics
@@ -12,24 +11,11 @@ from streams.partitioning import partition_for
 from streams.processors.base import Incoming
 from streams.processors.users import ForgetProcessor
 from streams.settings import Settings
+from streams.testing.memory_store import MemoryStore
 from streams.topics import Topics
 
 N = 4
 TOPICS = Topics(Settings())
-
-
-class DictStore:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {"gone": b"state", "kept": b"state"}
-
-    def get(self, key: str, handle: Any) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: bytes, handle: Any) -> None:
-        self.data[key] = value
-
-    def delete(self, key: str, handle: Any) -> None:
-        self.data.pop(key, None)
 
 
 def request(payload: bytes, key: str, partition: int | None = None) -> Incoming:
@@ -38,14 +24,14 @@ def request(payload: bytes, key: str, partition: int | None = None) -> Incoming:
 
 
 def test_a_user_is_forgotten_and_the_recommendation_tombstoned():
-    store = DictStore()
+    store = MemoryStore({"gone": b"state", "kept": b"state"})
     out = ForgetProcessor(TOPICS, N, Metrics(), store).process([request(forget_request("gone"), "gone")])
     assert store.data == {"kept": b"state"}
     assert [(o.topic, o.key, o.value) for o in out] == [(TOPICS.recommendations, b"gone", None)]
 
 
 def test_forgetting_an_unknown_user_is_harmless_and_repeatable():
-    store = DictStore()
+    store = MemoryStore({"gone": b"state", "kept": b"state"})
     proc = ForgetProcessor(TOPICS, N, Metrics(), store)
     for _ in range(2):
         out = proc.process([request(forget_request("never-seen"), "never-seen")])
@@ -54,7 +40,7 @@ def test_forgetting_an_unknown_user_is_harmless_and_repeatable():
 
 
 def test_bad_requests_are_dead_lettered_and_misplaced_ones_forwarded():
-    store = DictStore()
+    store = MemoryStore({"gone": b"state", "kept": b"state"})
     proc = ForgetProcessor(TOPICS, N, Metrics(), store)
     wrong = (partition_for("gone", N) + 1) % N
     out = proc.process(

@@ -16,24 +16,12 @@ from streams.processors.base import Incoming
 from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
 from streams.processors.users import ActivityCounts, ClickProcessor, ReviewProcessor
 from streams.settings import Settings
+from streams.testing.memory_store import MemoryStore
 from streams.topics import Topics
 
 N = 4
 NOW = 1.8e9
 TOPICS = Topics(Settings())
-
-
-class DictStore:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.puts = 0
-
-    def get(self, key: str, handle: Any) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: bytes, handle: Any) -> None:
-        self.data[key] = value
-        self.puts += 1
 
 
 class RecordingModel:
@@ -79,7 +67,7 @@ def setup():
     stock.apply_catalog("c", "", None, False, 1.0)
     catalog.upsert("gone", stock)
     model = RecordingModel(catalog, ["gone", "i1", "i2", "i2", "i3", "i4"])
-    users, metrics = DictStore(), Metrics()
+    users, metrics = MemoryStore(), Metrics()
     proc = ClickProcessor(
         TOPICS,
         N,
@@ -217,7 +205,7 @@ def test_activity_is_counted_per_item_and_drained_once(setup):
 
 
 def test_reviews_are_scored_and_rekeyed_by_item_then_aggregated():
-    users, items, metrics = DictStore(), DictStore(), Metrics()
+    users, items, metrics = MemoryStore(), MemoryStore(), Metrics()
     model = RecordingModel(Catalog(3600.0), [])
     reviews = ReviewProcessor(TOPICS, N, metrics, users, lambda: model, Catalog(3600.0), clock=lambda: NOW)
     review = {"event_id": "r1", "user_id": "u1", "item_id": "i9", "text": "good stuff", "rating": 5, "ts": NOW}
@@ -233,7 +221,7 @@ def test_reviews_are_scored_and_rekeyed_by_item_then_aggregated():
 
 
 def test_redelivered_reviews_publish_their_signals_again_and_count_once():
-    users, items, metrics = DictStore(), DictStore(), Metrics()
+    users, items, metrics = MemoryStore(), MemoryStore(), Metrics()
     model = RecordingModel(Catalog(3600.0), [])
     reviews = ReviewProcessor(TOPICS, N, metrics, users, lambda: model, Catalog(3600.0), clock=lambda: NOW)
     review = {"event_id": "r1", "user_id": "u1", "item_id": "i9", "text": "bad", "rating": 1, "ts": NOW}
@@ -251,7 +239,7 @@ def test_redelivered_reviews_publish_their_signals_again_and_count_once():
 
 
 def test_a_negative_burst_raises_one_alert():
-    items, metrics = DictStore(), Metrics()
+    items, metrics = MemoryStore(), Metrics()
     proc = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(window=10, min_reviews=5))
     out = []
     for n in range(30):
@@ -264,7 +252,7 @@ def test_a_negative_burst_raises_one_alert():
 
 
 def test_internal_topics_dead_letter_foreign_messages():
-    items, metrics = DictStore(), Metrics()
+    items, metrics = MemoryStore(), Metrics()
     proc = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule())
     out = proc.process([msg(TOPICS.item_reviews, "i1", {"item_id": "i1", "score": "high"}, 0)])
     assert [m["reason"] for m in outputs(out, TOPICS.deadletter)] == ["wrong_type"]
@@ -274,7 +262,7 @@ def test_internal_topics_dead_letter_foreign_messages():
 
 
 def test_catalog_and_activity_update_the_item_table():
-    items, metrics = DictStore(), Metrics()
+    items, metrics = MemoryStore(), Metrics()
     catalog = CatalogProcessor(TOPICS, N, metrics, items, clock=lambda: NOW)
     catalog.process([msg(TOPICS.items, "i1", {"item_id": "i1", "category": "shoes", "in_stock": False, "ts": NOW}, 0)])
     catalog.process([msg(TOPICS.items, "i1", {"item_id": "i1", "category": "bags", "ts": NOW - 10}, 1)])  # stale
@@ -289,7 +277,7 @@ def test_catalog_and_activity_update_the_item_table():
 
 
 def test_an_alert_counts_the_complaint_aspects_of_the_recent_negative_reviews():
-    users, items, metrics = DictStore(), DictStore(), Metrics()
+    users, items, metrics = MemoryStore(), MemoryStore(), Metrics()
     model = RecordingModel(Catalog(3600.0), [])
     reviews = ReviewProcessor(TOPICS, N, metrics, users, lambda: model, Catalog(3600.0), clock=lambda: NOW)
     per_item = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(window=4, min_reviews=3), clock=lambda: NOW)
