@@ -137,10 +137,11 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
         snap = Snapshot.from_bytes(Path(args.snapshot).read_bytes())
         results["snapshot"] = snapshot_sentiment(snap, test)
         results["snapshot"]["version"] = snap.version
-    started = time.perf_counter()
-    baseline = TfidfLogReg(seed=args.seed).fit([r.text for r in train], [r.label for r in train])
-    results["tfidf_logreg"] = classification_figures(labels, baseline.predict_proba(texts))
-    results["tfidf_logreg"]["train_seconds"] = time.perf_counter() - started
+    for balanced in (False, True):
+        started = time.perf_counter()
+        baseline = TfidfLogReg(seed=args.seed, balanced=balanced).fit([r.text for r in train], [r.label for r in train])
+        results[baseline.name] = classification_figures(labels, baseline.predict_proba(texts))
+        results[baseline.name]["train_seconds"] = time.perf_counter() - started
     payload = {
         "task": "sentiment",
         "n": len(test),
@@ -150,6 +151,7 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
         "max_epochs": args.epochs,
         "seed": args.seed,
         "config": trainer.config.to_dict(),
+        "macro_f1": {name: r["macro_f1"] for name, r in results.items()},
         "results": results,
     }
     _write_json(args.json, payload)
@@ -157,6 +159,25 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- evaluate recommend
+
+
+def segment_comparison(results: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Per segment ("all" and ``SEGMENTS``): the model's HR@10, the best baseline's on that same
+    segment, and their ratio (None when no baseline hits anything there)."""
+    from model.offline.evaluate import SEGMENTS
+
+    out: dict[str, dict[str, Any]] = {}
+    for segment in ("all", *SEGMENTS):
+        key = "hit_rate@10" if segment == "all" else f"{segment}_hit_rate@10"
+        best, name = max((v[key], k) for k, v in results.items() if k != "model")
+        model = results["model"][key]
+        out[segment] = {
+            "model": model,
+            "best_baseline": name,
+            "best_baseline_hit_rate@10": best,
+            "model_vs_best_baseline": model / best if best else None,
+        }
+    return out
 
 
 def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
@@ -199,6 +220,7 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
                 "model_vs_best_baseline": after_results["model"]["hit_rate@10"] / best_after[0]
                 if best_after[0]
                 else None,
+                "segments": segment_comparison(after_results),
                 "results": after_results,
             }
         }
@@ -213,6 +235,7 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
         "recommend_ms_per_event": result.recommend_ms,
         "best_baseline": best[1],
         "model_vs_best_baseline": results["model"]["hit_rate@10"] / best[0] if best[0] else None,
+        "segments": segment_comparison(results),
         "prequential_losses": {t: float(np.mean(v)) for t, v in model.losses.items()},
         "curves": {"window": result.window, **{k: s.curve for k, s in result.scores.items()}},
         "config": trainer.config.to_dict(),
@@ -502,7 +525,9 @@ def register(subparsers: Any) -> None:
 
     evaluate = subparsers.add_parser("evaluate", help="evaluate the model beside baselines")
     kinds = evaluate.add_subparsers(dest="kind", required=True)
-    sent = kinds.add_parser("sentiment", help="accuracy and macro-F1 on a labelled review CSV")
+    sent = kinds.add_parser(
+        "sentiment", help="macro-F1, per-class precision/recall and calibration on a labelled review CSV"
+    )
     sent.add_argument("--path", required=True, help="CSV with label,review[,cat] columns")
     sent.add_argument(
         "--epochs", type=int, default=12, help="most epochs; a 10%% validation share of the training rows stops early"
@@ -512,7 +537,9 @@ def register(subparsers: Any) -> None:
     _common(sent)
     sent.set_defaults(func=cmd_evaluate_sentiment)
 
-    rec = kinds.add_parser("recommend", help="prequential HitRate@10 / NDCG@10 replay")
+    rec = kinds.add_parser(
+        "recommend", help="prequential HitRate@10 / NDCG@10 replay, per segment, with pool recall and coverage"
+    )
     rec.add_argument("--format", choices=("taobao", "movielens"), required=True)
     rec.add_argument("--path", required=True)
     rec.add_argument("--limit", type=int, help="replay only the first N events")
