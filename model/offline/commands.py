@@ -132,7 +132,9 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     trainer = Trainer(_config(args), seed=args.seed)
     with progress_bar(len(train) * args.epochs, "training (model)") as advance:
-        best, history = train_sentiment(trainer, train, args.epochs, seed=args.seed, progress=advance)
+        best, history = train_sentiment(
+            trainer, train, args.epochs, seed=args.seed, progress=advance, balance=args.balance
+        )
     labels = np.array([r.label for r in test])
     texts = [r.text for r in test]
     train_seconds = time.perf_counter() - started
@@ -165,6 +167,7 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
         "path": str(args.path),
         "protocol": protocol,
         "max_epochs": args.epochs,
+        "balance": args.balance,
         "seed": args.seed,
         "config": trainer.config.to_dict(),
         "macro_f1": {name: r["macro_f1"] for name, r in results.items()},
@@ -550,6 +553,9 @@ def register(subparsers: Any) -> None:
     )
     sent.add_argument("--holdout-cat", help="test on this category, train on the others")
     sent.add_argument("--snapshot", help="also score a trained snapshot file (no training)")
+    sent.add_argument(
+        "--balance", action="store_true", help="train the model with the rarer class's reviews repeated (re-sampling)"
+    )
     _common(sent)
     sent.set_defaults(func=cmd_evaluate_sentiment)
 

@@ -398,11 +398,16 @@ def train_sentiment(
     progress: Progress | None = None,
     validation: float = 0.1,
     patience: int = 2,
+    balance: bool = False,
 ) -> tuple[Snapshot, list[float]]:
     """Epochs over the training reviews (reshuffled each time) with early stopping: a seeded
     ``validation`` share of the *training* rows picks the epoch, so the test rows are never
-    looked at. Returns the best snapshot and the validation accuracy after each epoch."""
+    looked at. With ``balance`` each epoch repeats the rarer class's reviews to about the other's
+    count (class re-sampling). Returns the best snapshot and the validation accuracy after each
+    epoch."""
     fit, held = validation_split(train, seed, validation)
+    if balance:
+        fit = oversampled(fit)
     examples = review_examples(fit)
     rng = np.random.default_rng(seed)
     bs = trainer.config.batch_size
@@ -424,6 +429,17 @@ def train_sentiment(
     if best is None:
         raise ValueError("max_epochs must be at least 1")
     return best[1], history
+
+
+def oversampled(rows: Sequence[LabeledReview]) -> list[LabeledReview]:
+    """``rows`` with the rarer label's rows repeated round(majority / minority) times."""
+    by_label: dict[int, list[LabeledReview]] = {}
+    for r in rows:
+        by_label.setdefault(r.label, []).append(r)
+    if len(by_label) < 2:
+        return list(rows)
+    rare, common = sorted(by_label.values(), key=len)
+    return common + rare * max(1, round(len(common) / len(rare)))
 
 
 def validation_split(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from model.offline.baselines import TfidfLogReg
-from model.offline.datasets import Interaction
+from model.offline.datasets import Interaction, LabeledReview
 from model.offline.evaluate import (
     MethodScore,
     Tally,
@@ -18,6 +18,7 @@ from model.offline.evaluate import (
     expected_calibration_error,
     macro_f1_threshold,
     ndcg_gain,
+    oversampled,
     prequential,
     replay_catalog,
     segments_of,
@@ -142,3 +143,12 @@ def test_macro_f1_threshold_is_chosen_from_the_scores_it_is_given() -> None:
     assert classification_figures(labels, scores)["negative_recall"] == 0.0
     # Scores already separated at 0.5: 0.5 stays.
     assert macro_f1_threshold(labels, np.array([0.1, 0.2, 0.8, 0.8, 0.9, 0.9])) == 0.5
+
+
+def test_oversampled_repeats_the_rarer_class_to_about_the_others_count() -> None:
+    rows = [LabeledReview(f"good {i}", 1, None, "c", "i") for i in range(10)]
+    rows += [LabeledReview("bad", 0, None, "c", "i"), LabeledReview("awful", 0, None, "c", "i")]
+    out = oversampled(rows)
+    assert sum(r.label == 1 for r in out) == 10 and sum(r.label == 0 for r in out) == 10  # 2 x 10 / 2
+    assert {r.text for r in out} == {r.text for r in rows}
+    assert oversampled(rows[:3]) == rows[:3]  # one class only: unchanged
