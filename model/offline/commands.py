@@ -107,7 +107,15 @@ def _config(args: argparse.Namespace) -> ModelConfig:
 
 def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     from model.offline.baselines import TfidfLogReg
-    from model.offline.evaluate import classification_figures, snapshot_sentiment, split, train_sentiment
+    from model.offline.evaluate import (
+        classification_figures,
+        macro_f1_threshold,
+        snapshot_scores,
+        snapshot_sentiment,
+        split,
+        train_sentiment,
+        validation_split,
+    )
     from model.snapshot import Snapshot
     from model.training import Trainer
 
@@ -124,23 +132,34 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     trainer = Trainer(_config(args), seed=args.seed)
     with progress_bar(len(train) * args.epochs, "training (model)") as advance:
-        best, history = train_sentiment(trainer, train, args.epochs, seed=args.seed, progress=advance)
+        best, history = train_sentiment(
+            trainer, train, args.epochs, seed=args.seed, progress=advance, balance=args.balance
+        )
     labels = np.array([r.label for r in test])
     texts = [r.text for r in test]
-    results: dict[str, Any] = {"model": snapshot_sentiment(best, test)}
+    train_seconds = time.perf_counter() - started
+    scores = snapshot_scores(best, test)
+    results: dict[str, Any] = {"model": classification_figures(labels, scores)}
     results["model"] |= {
-        "train_seconds": time.perf_counter() - started,
+        "train_seconds": train_seconds,
         "validation_accuracy_by_epoch": history,
         "epochs_used": history.index(max(history)) + 1,
     }
+    # The same scores with the threshold that maximises macro-F1 on the validation rows (the
+    # engine labels at 0.5): what a tuned decision rule alone would give.
+    held = validation_split(train, args.seed)[1]
+    threshold = macro_f1_threshold(np.array([r.label for r in held]), snapshot_scores(best, held))
+    results["model_validation_threshold"] = classification_figures(labels, scores, threshold)
+    results["model_validation_threshold"]["threshold"] = threshold
     if args.snapshot:
         snap = Snapshot.from_bytes(Path(args.snapshot).read_bytes())
         results["snapshot"] = snapshot_sentiment(snap, test)
         results["snapshot"]["version"] = snap.version
-    started = time.perf_counter()
-    baseline = TfidfLogReg(seed=args.seed).fit([r.text for r in train], [r.label for r in train])
-    results["tfidf_logreg"] = classification_figures(labels, baseline.predict_proba(texts))
-    results["tfidf_logreg"]["train_seconds"] = time.perf_counter() - started
+    for balanced in (False, True):
+        started = time.perf_counter()
+        baseline = TfidfLogReg(seed=args.seed, balanced=balanced).fit([r.text for r in train], [r.label for r in train])
+        results[baseline.name] = classification_figures(labels, baseline.predict_proba(texts))
+        results[baseline.name]["train_seconds"] = time.perf_counter() - started
     payload = {
         "task": "sentiment",
         "n": len(test),
@@ -148,8 +167,10 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
         "path": str(args.path),
         "protocol": protocol,
         "max_epochs": args.epochs,
+        "balance": args.balance,
         "seed": args.seed,
         "config": trainer.config.to_dict(),
+        "macro_f1": {name: r["macro_f1"] for name, r in results.items()},
         "results": results,
     }
     _write_json(args.json, payload)
@@ -157,6 +178,25 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- evaluate recommend
+
+
+def segment_comparison(results: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+    """Per segment ("all" and ``SEGMENTS``): the model's HR@10, the best baseline's on that same
+    segment, and their ratio (None when no baseline hits anything there)."""
+    from model.offline.evaluate import SEGMENTS
+
+    out: dict[str, dict[str, Any]] = {}
+    for segment in ("all", *SEGMENTS):
+        key = "hit_rate@10" if segment == "all" else f"{segment}_hit_rate@10"
+        best, name = max((v[key], k) for k, v in results.items() if k != "model")
+        model = results["model"][key]
+        out[segment] = {
+            "model": model,
+            "best_baseline": name,
+            "best_baseline_hit_rate@10": best,
+            "model_vs_best_baseline": model / best if best else None,
+        }
+    return out
 
 
 def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
@@ -199,6 +239,7 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
                 "model_vs_best_baseline": after_results["model"]["hit_rate@10"] / best_after[0]
                 if best_after[0]
                 else None,
+                "segments": segment_comparison(after_results),
                 "results": after_results,
             }
         }
@@ -213,6 +254,7 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
         "recommend_ms_per_event": result.recommend_ms,
         "best_baseline": best[1],
         "model_vs_best_baseline": results["model"]["hit_rate@10"] / best[0] if best[0] else None,
+        "segments": segment_comparison(results),
         "prequential_losses": {t: float(np.mean(v)) for t, v in model.losses.items()},
         "curves": {"window": result.window, **{k: s.curve for k, s in result.scores.items()}},
         "config": trainer.config.to_dict(),
@@ -502,17 +544,24 @@ def register(subparsers: Any) -> None:
 
     evaluate = subparsers.add_parser("evaluate", help="evaluate the model beside baselines")
     kinds = evaluate.add_subparsers(dest="kind", required=True)
-    sent = kinds.add_parser("sentiment", help="accuracy and macro-F1 on a labelled review CSV")
+    sent = kinds.add_parser(
+        "sentiment", help="macro-F1, per-class precision/recall and calibration on a labelled review CSV"
+    )
     sent.add_argument("--path", required=True, help="CSV with label,review[,cat] columns")
     sent.add_argument(
         "--epochs", type=int, default=12, help="most epochs; a 10%% validation share of the training rows stops early"
     )
     sent.add_argument("--holdout-cat", help="test on this category, train on the others")
     sent.add_argument("--snapshot", help="also score a trained snapshot file (no training)")
+    sent.add_argument(
+        "--balance", action="store_true", help="train the model with the rarer class's reviews repeated (re-sampling)"
+    )
     _common(sent)
     sent.set_defaults(func=cmd_evaluate_sentiment)
 
-    rec = kinds.add_parser("recommend", help="prequential HitRate@10 / NDCG@10 replay")
+    rec = kinds.add_parser(
+        "recommend", help="prequential HitRate@10 / NDCG@10 replay, per segment, with pool recall and coverage"
+    )
     rec.add_argument("--format", choices=("taobao", "movielens"), required=True)
     rec.add_argument("--path", required=True)
     rec.add_argument("--limit", type=int, help="replay only the first N events")

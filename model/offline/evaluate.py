@@ -1,4 +1,4 @@
-"""Offline evaluation: prequential replay of click streams, and held-out sentiment accuracy.
+"""Offline evaluation: prequential replay of click streams, and held-out sentiment figures.
 
 Prequential (test-then-train): events are replayed in time order through the same state rules as
 the engine (``state.user``, ``state.item``, ``state.catalog``); before each positive event every
@@ -72,6 +72,11 @@ class ModelRecommender:
         self._last = (id(user), now, pool)
         return admissible(self.serving.rank(z["recommend"][0], pool), user, self.catalog, k)
 
+    def last_pool(self) -> set[str] | None:
+        """The items of the candidate pool the last ``recommend`` ranked (what any ranker could
+        have shown), or None when ``observe`` has run since."""
+        return None if self._last is None else set(self._last[2].items)
+
     def observe(self, user_before: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         pool = None
         if self._last is not None and self._last[:2] == (id(user_before), ts):
@@ -111,47 +116,99 @@ class ModelRecommender:
         self.serving = self.serving.with_snapshot(self.trainer.export())
 
 
+#: A returning shopper's previous event was at least this long before (a new session).
+NEW_SESSION_GAP_S = 30 * 60.0
+#: The segments every method is scored on, beside all positives ("all"); see ``segments_of``.
+SEGMENTS = ("cold", "warm", "returning", "new_session", "discovery")
+
+
+def segments_of(user: UserState, touched: set[str], item_id: str, now: float) -> list[str]:
+    """The segments a positive belongs to, from the user's state *before* it: "cold" (< 5 prior
+    events) or "warm" (>= 5); "returning" (at least one prior event: a shopper already seen);
+    "new_session" (returning, and the previous event at least 30 minutes earlier: a shopper
+    coming back later); "discovery" (``item_id`` is not in ``touched``, every item the user ever
+    interacted with before, not only the last 50 the state keeps)."""
+    prior = sum(user.counts)
+    out = ["warm" if prior >= WARM_USER_EVENTS else "cold"]
+    if prior > 0:
+        out.append("returning")
+        if user.recent and now - user.recent[-1].ts >= NEW_SESSION_GAP_S:
+            out.append("new_session")
+    if item_id not in touched:
+        out.append("discovery")
+    return out
+
+
+def ndcg_gain(rank: int | None) -> float:
+    """NDCG@k of one positive with a single relevant item (ideal DCG 1): 1 / log2(rank + 2) for a
+    0-based rank inside the top k, 0 outside it."""
+    return 0.0 if rank is None else 1.0 / math.log2(rank + 2)
+
+
+@dataclass
+class Tally:
+    """Hits, summed NDCG gain and count of one segment's positives; with ``pool_*``, how many of
+    them were in the method's candidate pool (methods with a retrieval stage only)."""
+
+    hits: int = 0
+    gain: float = 0.0
+    n: int = 0
+    pool_hits: int = 0
+    pool_n: int = 0
+
+
 @dataclass
 class MethodScore:
-    hits: int = 0
-    ndcg: float = 0.0
-    n: int = 0
-    warm_hits: int = 0
-    warm_ndcg: float = 0.0
-    warm_n: int = 0
-    returning_hits: int = 0  # users with at least one prior event (online: those already answered once)
-    returning_n: int = 0
+    """One method's scores over a replay: per segment (``SEGMENTS`` and "all"), the items it ever
+    recommended (catalogue coverage) and the hit rate per window of positives."""
+
+    tallies: dict[str, Tally] = field(default_factory=lambda: {s: Tally() for s in ("all", *SEGMENTS)})
+    recommended: set[str] = field(default_factory=set)
     curve: list[float] = field(default_factory=list)  # hit rate per window of positives
     _window_hits: int = 0
 
-    def add(self, rank: int | None, warm: bool, returning: bool) -> None:
-        gain = 0.0 if rank is None else 1.0 / math.log2(rank + 2)
-        self.n += 1
-        if returning:
-            self.returning_n += 1
-            self.returning_hits += rank is not None
-        self.hits += rank is not None
-        self.ndcg += gain
+    @property
+    def n(self) -> int:
+        return self.tallies["all"].n
+
+    def add(
+        self, rank: int | None, segments: Iterable[str], ranked: Sequence[str] = (), in_pool: bool | None = None
+    ) -> None:
+        """Score one positive: ``rank`` of the true item in the top k (None: missed), the
+        positive's ``segments``, the ``ranked`` top k shown, and whether the true item was in the
+        candidate pool (None: the method has no pool)."""
+        gain = ndcg_gain(rank)
         self._window_hits += rank is not None
-        if warm:
-            self.warm_n += 1
-            self.warm_hits += rank is not None
-            self.warm_ndcg += gain
+        self.recommended.update(ranked)
+        for segment in ("all", *segments):
+            t = self.tallies[segment]
+            t.n += 1
+            t.hits += rank is not None
+            t.gain += gain
+            if in_pool is not None:
+                t.pool_n += 1
+                t.pool_hits += in_pool
 
     def close_window(self, size: int) -> None:
         self.curve.append(self._window_hits / size)
         self._window_hits = 0
 
-    def figures(self) -> dict[str, float]:
-        return {
-            "hit_rate@10": self.hits / self.n if self.n else 0.0,
-            "ndcg@10": self.ndcg / self.n if self.n else 0.0,
-            "warm_hit_rate@10": self.warm_hits / self.warm_n if self.warm_n else 0.0,
-            "warm_ndcg@10": self.warm_ndcg / self.warm_n if self.warm_n else 0.0,
-            "warm_n": self.warm_n,
-            "returning_hit_rate@10": self.returning_hits / self.returning_n if self.returning_n else 0.0,
-            "returning_n": self.returning_n,
-        }
+    def figures(self, catalog_items: int = 0) -> dict[str, float]:
+        """HR@10 and NDCG@10 overall (``hit_rate@10``) and per segment (``warm_hit_rate@10``,
+        ``warm_n``...), pool recall where the method has a pool (``pool_recall``,
+        ``warm_pool_recall``...), and ``coverage``: the share of the ``catalog_items`` items it
+        ever recommended."""
+        out: dict[str, float] = {}
+        for segment, t in self.tallies.items():
+            prefix = "" if segment == "all" else f"{segment}_"
+            out[f"{prefix}hit_rate@10"] = t.hits / t.n if t.n else 0.0
+            out[f"{prefix}ndcg@10"] = t.gain / t.n if t.n else 0.0
+            if segment != "all":
+                out[f"{prefix}n"] = t.n
+            if t.pool_n:
+                out[f"{prefix}pool_recall"] = t.pool_hits / t.pool_n
+        out["coverage"] = len(self.recommended) / catalog_items if catalog_items else 0.0
+        return out
 
 
 @dataclass
@@ -166,12 +223,13 @@ class ReplayResult:
     #: stream no tuning decision looked at), when ``prequential`` was given ``tuned_until``.
     after: dict[str, MethodScore] = field(default_factory=dict)
     tuned_until: int | None = None
+    items: int = 0  # distinct items in the replay: the catalogue of ``coverage``
 
     def results(self) -> dict[str, dict[str, float]]:
-        return {name: s.figures() for name, s in self.scores.items()}
+        return {name: s.figures(self.items) for name, s in self.scores.items()}
 
     def results_after(self) -> dict[str, dict[str, float]]:
-        return {name: s.figures() | {"n": s.n} for name, s in self.after.items()}
+        return {name: s.figures(self.items) | {"n": s.n} for name, s in self.after.items()}
 
 
 def replay_catalog(popularity_half_life_s: float) -> tuple[Catalog, list[float]]:
@@ -200,6 +258,7 @@ def prequential(
     With ``tuned_until``, the positives after that many events are also scored on their own."""
     users: dict[str, UserState] = {}
     items: dict[str, ItemState] = {}
+    touched: dict[str, set[str]] = {}  # every item each user ever interacted with (discovery)
     scores = {m.name: MethodScore() for m in methods}
     after = {m.name: MethodScore() for m in methods} if tuned_until is not None else {}
     spent = dict.fromkeys(scores, 0.0)
@@ -210,16 +269,17 @@ def prequential(
         if user is None:
             user = users[e.user_id] = UserState()
         if is_positive(e):
-            warm = sum(user.counts) >= WARM_USER_EVENTS
-            returning = sum(user.counts) > 0
+            segments = segments_of(user, touched.get(e.user_id, set()), e.item_id, e.ts)
             for m in methods:
                 t0 = time.perf_counter()
                 ranked = [i for i, _ in m.recommend(user, e.ts, k)]
                 spent[m.name] += time.perf_counter() - t0
                 rank = ranked.index(e.item_id) if e.item_id in ranked else None
-                scores[m.name].add(rank, warm, returning)
+                pool = m.last_pool() if isinstance(m, ModelRecommender) else None
+                in_pool = None if pool is None else e.item_id in pool
+                scores[m.name].add(rank, segments, ranked, in_pool)
                 if after and n_events >= tuned_until:  # type: ignore[operator]
-                    after[m.name].add(rank, warm, returning)
+                    after[m.name].add(rank, segments, ranked, in_pool)
             n += 1
             if n % window == 0:
                 for s in scores.values():
@@ -227,6 +287,7 @@ def prequential(
         for m in methods:
             m.observe(user, e.item_id, e.action, e.ts, e.category)
         user.apply_click(e.item_id, e.action, e.ts, e.category, interest_half_life_s)
+        touched.setdefault(e.user_id, set()).add(e.item_id)
         item = items.get(e.item_id)
         if item is None:
             item = items[e.item_id] = ItemState()
@@ -248,6 +309,7 @@ def prequential(
         {name: 1000 * s / max(n, 1) for name, s in spent.items()},
         after,
         tuned_until,
+        len(items),
     )
 
 
@@ -267,16 +329,51 @@ def baseline_recommenders(catalog: Catalog, popularity_half_life_s: float) -> li
     ]
 
 
-def classification_figures(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """Accuracy and macro-F1 at threshold 0.5."""
-    predicted = (probabilities >= 0.5).astype(int)
+def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
+    """ECE of ``probabilities`` read as P(positive): reviews binned by score into ``bins`` equal
+    widths of [0, 1] (a score of 1.0 in the last), then the mean over reviews of
+    |share of positives in the bin - mean score in the bin|. 0 is perfectly calibrated."""
+    labels = np.asarray(labels, dtype=float)
+    probabilities = np.asarray(probabilities, dtype=float)
+    if not len(labels):
+        return 0.0
+    which = np.minimum((probabilities * bins).astype(int), bins - 1)
+    error = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        error += inside.sum() * abs(labels[inside].mean() - probabilities[inside].mean())
+    return float(error / len(labels))
+
+
+def classification_figures(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """Macro-F1 first (the figure that counts when negatives are rare), accuracy, precision and
+    recall of each class, all with "positive" at ``probabilities >= threshold`` (the engine
+    publishes at 0.5), and the calibration of the scores (``ece``)."""
+    predicted = (probabilities >= threshold).astype(int)
+    per_class: dict[str, float] = {}
     f1s = []
-    for cls in (0, 1):
+    for cls, name in ((0, "negative"), (1, "positive")):
         tp = int(np.sum((predicted == cls) & (labels == cls)))
         fp = int(np.sum((predicted == cls) & (labels != cls)))
         fn = int(np.sum((predicted != cls) & (labels == cls)))
         f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return {"accuracy": float(np.mean(predicted == labels)), "macro_f1": float(np.mean(f1s))}
+        per_class[f"{name}_precision"] = tp / (tp + fp) if tp + fp else 0.0
+        per_class[f"{name}_recall"] = tp / (tp + fn) if tp + fn else 0.0
+        per_class[f"{name}_n"] = tp + fn
+    return {
+        "macro_f1": float(np.mean(f1s)),
+        "accuracy": float(np.mean(predicted == labels)),
+        **per_class,
+        "ece": expected_calibration_error(labels, probabilities),
+    }
+
+
+def macro_f1_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The decision threshold (a multiple of 0.01 in [0.01, 0.99]) with the best macro-F1 on these
+    labelled scores, the one nearest 0.5 among equals. Choose it on validation rows, never on the
+    rows it is then measured on."""
+    candidates = sorted(np.round(np.arange(1, 100) / 100, 2), key=lambda t: abs(t - 0.5))
+    return float(max(candidates, key=lambda t: classification_figures(labels, probabilities, t)["macro_f1"]))
 
 
 def split(
@@ -301,11 +398,16 @@ def train_sentiment(
     progress: Progress | None = None,
     validation: float = 0.1,
     patience: int = 2,
+    balance: bool = False,
 ) -> tuple[Snapshot, list[float]]:
     """Epochs over the training reviews (reshuffled each time) with early stopping: a seeded
     ``validation`` share of the *training* rows picks the epoch, so the test rows are never
-    looked at. Returns the best snapshot and the validation accuracy after each epoch."""
-    fit, held = split(train, seed=seed + 1, test=validation)
+    looked at. With ``balance`` each epoch repeats the rarer class's reviews to about the other's
+    count (class re-sampling). Returns the best snapshot and the validation accuracy after each
+    epoch."""
+    fit, held = validation_split(train, seed, validation)
+    if balance:
+        fit = oversampled(fit)
     examples = review_examples(fit)
     rng = np.random.default_rng(seed)
     bs = trainer.config.batch_size
@@ -329,11 +431,35 @@ def train_sentiment(
     return best[1], history
 
 
-def snapshot_sentiment(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> dict[str, float]:
-    """Accuracy and macro-F1 of a snapshot's sentiment on labelled reviews, scored as serving
-    scores a review: its text alone, through the numpy path."""
+def oversampled(rows: Sequence[LabeledReview]) -> list[LabeledReview]:
+    """``rows`` with the rarer label's rows repeated round(majority / minority) times."""
+    by_label: dict[int, list[LabeledReview]] = {}
+    for r in rows:
+        by_label.setdefault(r.label, []).append(r)
+    if len(by_label) < 2:
+        return list(rows)
+    rare, common = sorted(by_label.values(), key=len)
+    return common + rare * max(1, round(len(common) / len(rare)))
+
+
+def validation_split(
+    train: Sequence[LabeledReview], seed: int = 0, validation: float = 0.1
+) -> tuple[list[LabeledReview], list[LabeledReview]]:
+    """The training rows ``train_sentiment`` fits on, and the ``validation`` share of them it
+    holds out to choose its epoch."""
+    return split(train, seed=seed + 1, test=validation)
+
+
+def snapshot_scores(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> np.ndarray:
+    """A snapshot's sentiment score of each review, scored as serving scores a review: its text
+    alone, through the numpy path."""
     serving = NeuralServingModel(snapshot, Catalog(3600.0), interest_half_life_s=3600.0)
-    return classification_figures(np.array([r.label for r in rows]), sentiment_scores(serving, [r.text for r in rows]))
+    return sentiment_scores(serving, [r.text for r in rows])
+
+
+def snapshot_sentiment(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> dict[str, float]:
+    """``classification_figures`` of a snapshot's sentiment on labelled reviews."""
+    return classification_figures(np.array([r.label for r in rows]), snapshot_scores(snapshot, rows))
 
 
 def sentiment_scores(serving: NeuralServingModel, texts: Sequence[str], batch: int = 512) -> np.ndarray:

@@ -22,6 +22,8 @@ pytestmark = [
 
 
 def test_taobao_prefix_replay_runs_and_learns() -> None:
+    """The first 3,000 events: every figure of every segment is computed, and the model never hits
+    more than its candidate pool holds."""
     events = [e for e in data.read_taobao(data.default_path("taobao")) if isinstance(e, data.Interaction)][:3000]
     catalog, clock = replay_catalog(6 * 3600.0)
     model = ModelRecommender(Trainer(TINY, seed=0), catalog, interest_half_life_s=3 * 3600.0, train_every=128)
@@ -35,6 +37,12 @@ def test_taobao_prefix_replay_runs_and_learns() -> None:
         popularity_half_life_s=6 * 3600.0,
     )
     assert result.n == 3000
+    figures = result.results()
+    for f in figures.values():
+        assert f["cold_n"] + f["warm_n"] == 3000 and 0 < f["discovery_n"] < 3000
+        assert 0.0 < f["coverage"] <= 1.0
+    for segment in ("", "cold_", "returning_", "discovery_"):  # the pool is the ceiling of the ranking
+        assert figures["model"][f"{segment}hit_rate@10"] <= figures["model"][f"{segment}pool_recall"]
     assert all(np.isfinite(v) for losses in model.losses.values() for v in losses)
     assert model.trainer.counters["skipped_steps"] == 0
 
