@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from model.candidate_features import CANDIDATE_FEATURES
 from model.errors import ConfigError
 
 TASKS: tuple[str, ...] = ("recommend", "interest", "sentiment", "rating")
-#: Candidate features computed in numpy at serving time (see ``model.retrieval``).
-N_CANDIDATE_FEATURES = 19
 #: User activity counts: one per action plus the user's review count (log1p-scaled).
 N_COUNTS = 6
 #: Starting bias of every ReLU layer (experts / shared bottom, task towers, the ranker's and the
@@ -71,6 +70,9 @@ class ModelConfig:
     #: Share of a training review's n-grams hidden (inverted dropout, reviews only; serving sees
     #: every n-gram): keeps the deep text part from memorising rare n-grams.
     text_dropout: float = 0.5
+    #: The layout of a candidate's feature row (:mod:`model.candidate_features`). Configs from
+    #: before it was recorded were all trained on the layout of that time, which is this one.
+    candidate_features: tuple[str, ...] = CANDIDATE_FEATURES
 
     def __post_init__(self) -> None:
         for name in ("item_buckets", "category_buckets", "text_buckets"):
@@ -101,6 +103,8 @@ class ModelConfig:
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown config options: {sorted(unknown)}")
+        if "candidate_features" in data:
+            data = {**data, "candidate_features": tuple(data["candidate_features"])}
         return cls(**data)
 
     def with_(self, **changes: Any) -> ModelConfig:
@@ -134,7 +138,7 @@ def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes |= {"bottom/kernel": (x, h), "bottom/bias": (h,)}
     for task in TASKS:
         shapes |= {f"{task}/tower/kernel": (h, t), f"{task}/tower/bias": (t,)}
-    f = N_CANDIDATE_FEATURES
+    f = len(config.candidate_features)
     shapes |= {
         "recommend/user/kernel": (t, d),
         "recommend/user/bias": (d,),

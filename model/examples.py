@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import msgpack
 import numpy as np
 
-from model.config import N_CANDIDATE_FEATURES, N_COUNTS, ModelConfig
+from model.candidate_features import N_CANDIDATE_FEATURES
+from model.config import N_COUNTS, ModelConfig
 from model.errors import ExampleDecodeError
 from model.features import (
     UserContext,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from model.config import N_CANDIDATE_FEATURES
+from model.candidate_features import N_CANDIDATE_FEATURES
 from state.catalog import Catalog
 from state.user import ACTION_WEIGHT, UserState
 
@@ -367,7 +367,7 @@ class _Features:
             cat_r = 0.0 if rank is None else 1.0 / (1.0 + rank)
             a = after_of.get(item)
             after, after_r = (0.0, 0.0) if a is None else (log1p(a), 1.0 / (1.0 + after_rank[item]))
-            out += (
+            out += (  # in the order of model.candidate_features.CANDIDATE_FEATURES
                 seen,
                 recency,
                 repeats,

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from model.config import N_CANDIDATE_FEATURES, ModelConfig
+from model.candidate_features import N_CANDIDATE_FEATURES
+from model.config import ModelConfig
 from model.examples import ExampleConfig, click_examples, review_example
 from model.retrieval import CandidatePool, CovisIndex
 from model.scoring import serving_from_snapshot

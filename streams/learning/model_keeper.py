@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from model.candidate_features import CANDIDATE_FEATURES
 from model.errors import SnapshotError
 from model.scoring import NeuralServingModel, latest_or_warm_start, serving_from_snapshot
 from model.snapshot import Snapshot, SnapshotStore
@@ -146,6 +147,10 @@ class ModelKeeper:
             )
         if snapshot.version in self._rolled_back or self._clock() < self._refuse_until:
             return self.refuse("cooldown", f"snapshot {snapshot.version} arrived during a rollback cool-down")
+        if snapshot.config.candidate_features != CANDIDATE_FEATURES:
+            return self.refuse(
+                "feature_layout", f"snapshot {snapshot.version} was trained on another candidate-feature layout"
+            )
         candidate = self.current.with_snapshot(snapshot)
         problem = _probe(candidate)
         if problem:

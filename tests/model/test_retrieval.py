@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.candidate_features import CANDIDATE_FEATURES, FEATURE_INDEX
 from model.retrieval import CovisIndex, retrieve
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState
 
 HALF_LIFE = 3600.0
-AFTER = 16  # the candidate feature: how strongly the item tends to follow the user's recent items
-POPULARITY = 10  # the candidate feature: popularity on a log scale, 1 for the most popular item
+AFTER = FEATURE_INDEX["after"]
+POPULARITY = FEATURE_INDEX["popularity"]
 
 
 def _walk(index: CovisIndex, user: UserState, items: list[str], catalog: Catalog | None = None) -> None:
@@ -78,3 +79,20 @@ def test_features_stay_finite_while_the_popular_list_predates_all_activity() -> 
     pool = retrieve(_user("a"), 1000.0, catalog, CovisIndex(), [("c", 1.0)])
     assert np.isfinite(pool.features).all()
     assert pool.features[pool.items.index("b"), POPULARITY] == 1.0
+
+
+def test_feature_rows_follow_the_named_layout() -> None:
+    """A seen item's row has ``seen`` 1 and its recency and repeats; an unseen one has them 0: a
+    reorder of the row that the names do not follow fails here."""
+    catalog = Catalog(HALF_LIFE)
+    index = CovisIndex()
+    _walk(index, UserState(), ["p", "q", "r"], catalog)
+    user = _user("p", "p", "q")
+    pool = retrieve(user, 2002.0, catalog, index, [("c", 1.0)], extra=["r"])
+    rows = dict(zip(pool.items, pool.features, strict=True))
+    assert pool.features.shape[1] == len(CANDIDATE_FEATURES)
+    seen, unseen = rows["p"], rows["r"]
+    assert seen[FEATURE_INDEX["seen"]] == 1.0 and unseen[FEATURE_INDEX["seen"]] == 0.0
+    assert seen[FEATURE_INDEX["repeats"]] > 0.0 == unseen[FEATURE_INDEX["repeats"]]
+    assert rows["q"][FEATURE_INDEX["recency"]] > seen[FEATURE_INDEX["recency"]] > 0.0
+    assert seen[FEATURE_INDEX["category_known"]] == 1.0

@@ -144,3 +144,18 @@ def test_each_refusal_reason_is_logged_once_and_always_counted(keeper, caplog):
         "refused a model snapshot (bad_signature)",
     ]
     assert events.count(("refused", "integrity")) == 5 and events.count(("refused", "bad_signature")) == 2
+
+
+def test_a_snapshot_trained_on_another_candidate_feature_layout_is_refused(keeper):
+    k, events, _ = keeper
+    config = snap(1).config
+    other = config.with_(candidate_features=tuple(reversed(config.candidate_features)))
+    assert k.offer(untrained_snapshot(2, config=other).to_bytes()) == "feature_layout"
+    assert k.version == 1 and events == [("refused", "feature_layout")]
+    assert k.offer(snap(3).to_bytes()) == "accepted"
+
+
+def test_a_config_without_a_recorded_layout_reads_as_the_current_one():
+    data = snap(1).config.to_dict()
+    del data["candidate_features"]
+    assert type(snap(1).config).from_dict(data).candidate_features == snap(1).config.candidate_features

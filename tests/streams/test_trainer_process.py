@@ -11,7 +11,8 @@ from pathlib import Path
 
 import psutil
 
-from model.config import N_CANDIDATE_FEATURES, ModelConfig, initial_weights
+from model.candidate_features import N_CANDIDATE_FEATURES
+from model.config import ModelConfig, initial_weights
 from model.examples import Example, pack_examples
 from model.features import UserContext
 from model.snapshot import Snapshot
