@@ -88,7 +88,7 @@ def test_a_dead_letter_refused_too_is_counted_as_lost(broker, tmp_path):
     create_topics(settings)
     topics = Topics(settings)
     out = [Outgoing(topics.sentiment, b"i1", b"y" * 5000)]
-    delivery, metrics, took = deliver(settings, out, max_request_size=1000)  # smaller than the dead letter
+    delivery, metrics, took = deliver(settings, out, max_request_size=200)  # smaller than the dead letter
     assert delivery.lost == 1 and metrics.lost._value.get() == 1 and took < 10.0
     assert metrics.published.labels(topics.deadletter)._value.get() == 0
 
