@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from guide.encoder import Encoder
+from state.item import COMPLAINT_ASPECTS
 
 MODEL_PATH = Path(__file__).with_name("aspects_model.json")
 
-ASPECTS = ("size_fit", "quality", "shipping", "packaging", "service", "price", "not_as_described", "other")
+ASPECTS = COMPLAINT_ASPECTS
 
 _CUES: dict[str, dict[str, tuple[str, ...]]] = {
     "size_fit": {

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from guide.aspects import ASPECTS
 from state.codec import decode, encode
 from state.decay import DecayedWeights
 from state.dedup import AppliedLog
 from state.user import ACTION_WEIGHT
+
+#: What a negative review can complain of, in a fixed order (an item keeps them as bits).
+COMPLAINT_ASPECTS = ("size_fit", "quality", "shipping", "packaging", "service", "price", "not_as_described", "other")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,7 @@ class SentimentFigures:
     recent_reviews: int
     baseline_negative_ratio: float  # over the reviews before the recent window
     mean_rating: float | None
-    #: (aspect, count) of the complaint aspects among the recent negative reviews, in ASPECTS order.
+    #: (aspect, count) of the complaint aspects among the recent negative reviews, in COMPLAINT_ASPECTS order.
     recent_aspects: tuple[tuple[str, int], ...] = ()
 
 
@@ -52,7 +54,8 @@ class ItemState:
     positive: int = 0
     rating_sum: float = 0.0
     rating_n: int = 0
-    # Oldest first: 1 a positive review, -mask a negative one (bit i: it complains of ASPECTS[i]; 0: none known).
+    # Oldest first: 1 a positive review, -mask a negative one (bit i: it complains of
+    # COMPLAINT_ASPECTS[i]; 0: none known).
     recent: list[int] = field(default_factory=list)
     alerting: bool = False
     alert_trigger: str = ""  # the event id of the review that raised the last alert
@@ -90,7 +93,7 @@ class ItemState:
         if rating is not None:
             self.rating_sum += rating
             self.rating_n += 1
-        mask = sum(1 << i for i, a in enumerate(ASPECTS) if a in aspects)
+        mask = sum(1 << i for i, a in enumerate(COMPLAINT_ASPECTS) if a in aspects)
         self.recent.append(1 if positive else -mask)
         if len(self.recent) > window:
             del self.recent[: len(self.recent) - window]
@@ -99,7 +102,7 @@ class ItemState:
     def figures(self) -> SentimentFigures:
         recent_n = len(self.recent)
         recent_neg = sum(1 for v in self.recent if v != 1)
-        counts = [sum(1 for v in self.recent if v != 1 and -v & (1 << i)) for i in range(len(ASPECTS))]
+        counts = [sum(1 for v in self.recent if v != 1 and -v & (1 << i)) for i in range(len(COMPLAINT_ASPECTS))]
         before_n = self.reviews - recent_n
         before_neg = (self.reviews - self.positive) - recent_neg
         return SentimentFigures(
@@ -109,7 +112,7 @@ class ItemState:
             recent_reviews=recent_n,
             baseline_negative_ratio=before_neg / before_n if before_n > 0 else 0.0,
             mean_rating=self.rating_sum / self.rating_n if self.rating_n else None,
-            recent_aspects=tuple((a, n) for a, n in zip(ASPECTS, counts, strict=True) if n),
+            recent_aspects=tuple((a, n) for a, n in zip(COMPLAINT_ASPECTS, counts, strict=True) if n),
         )
 
     def check_alert(self, rule: AlertRule) -> SentimentFigures | None:

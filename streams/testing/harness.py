@@ -78,9 +78,11 @@ class TopicReader:
 
 
 def fresh_settings(broker: EmbeddedBroker, data_root: Path, **changes: object) -> Settings:
-    """Settings for a throwaway engine: its own topics, consumer group, data dir, port and secrets."""
+    """Settings for a throwaway engine: its own topics, consumer group, data dir, port and secrets,
+    and no practical rate limit on its API (a test that checks the limit sets its own)."""
     run = uuid.uuid4().hex[:8]
     base = Settings.from_env({}).with_generated_secrets()  # the workers' and the trainer's, for this run
+    changes = {"api_rate": 1e6, "api_burst": 1_000_000, **changes}
     return base.with_(
         broker=broker.address,
         topic_prefix=f"t{run}.",

@@ -28,7 +28,3 @@ def demo_kb() -> Iterator[KnowledgeBase]:
     base = demo_knowledge_base()
     yield base
     base.close()
-
-
-def review(event_id: str, item_id: str, text: str, ts: float = 1_795_800_000.0, **extra: object) -> dict[str, object]:
-    return {"event_id": event_id, "user_id": "u-1", "item_id": item_id, "text": text, "ts": ts, **extra}

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import review
+from guide_fixtures import review
 
 from guide.encoder import Encoder
 from guide.evaluation import load_gold
