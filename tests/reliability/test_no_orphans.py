@@ -28,6 +28,14 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
     return proc, log
 
 
+def command(p: psutil.Process) -> str:
+    """A process's command line, "" once it has exited (a zombie has none to read)."""
+    try:
+        return " ".join(p.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess, psutil.AccessDenied):
+        return ""
+
+
 def descendants_once_running(proc: subprocess.Popen[bytes], log: Path, needs: str, timeout_s: float) -> set:
     """Every process the command started (recursively), once one whose command line contains
     ``needs`` has run for a few seconds (a worker with its trainer, the broker beside it)."""
@@ -39,18 +47,25 @@ def descendants_once_running(proc: subprocess.Popen[bytes], log: Path, needs: st
         assert time.monotonic() < deadline, f"no {needs!r} process after {timeout_s} s:\n{log.read_text()[-3000:]}"
         with_children = psutil.Process(proc.pid).children(recursive=True)
         seen.update(with_children)
-        if found_at is None and any(needs in " ".join(p.cmdline()) for p in with_children if p.is_running()):
+        if found_at is None and any(needs in command(p) for p in with_children):
             found_at = time.monotonic()
         time.sleep(0.2)
     return seen
 
 
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def left_over(processes: set, timeout_s: float = 30.0) -> list[str]:
     deadline = time.monotonic() + timeout_s
     while True:
-        alive = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in processes if _alive(p)]
         if not alive or time.monotonic() > deadline:
-            return [f"{p.pid} {' '.join(p.cmdline())[:120]}" for p in alive]
+            return [f"{p.pid} {command(p)[:120]}" for p in alive]
         time.sleep(0.3)
 
 
@@ -60,13 +75,14 @@ def test_demo_stopped_or_killed_leaves_no_process(tmp_path, sig):
     try:
         # The guide starts once the worker is ready: then the broker, the worker and the guide run.
         children = descendants_once_running(proc, log, "streams.tools.cli guide", 180)
-        assert any("broker" in " ".join(p.cmdline()) for p in children), children
-        assert any("streams.tools.cli worker" in " ".join(p.cmdline()) for p in children), children
+        assert any("broker" in command(p) for p in children), children
+        assert any("streams.tools.cli worker" in command(p) for p in children), children
         proc.send_signal(sig)
         proc.wait(60)
         assert left_over(children) == [], log.read_text()[-2000:]
     finally:
         proc.kill()
+        proc.wait()
 
 
 def test_bench_stopped_leaves_no_process(tmp_path):
@@ -79,6 +95,7 @@ def test_bench_stopped_leaves_no_process(tmp_path):
         assert left_over(children) == [], log.read_text()[-2000:]
     finally:
         proc.kill()
+        proc.wait()
 
 
 def test_broker_stopped_leaves_no_process(tmp_path):
@@ -92,3 +109,4 @@ def test_broker_stopped_leaves_no_process(tmp_path):
         assert left_over(children) == [], log.read_text()[-2000:]
     finally:
         proc.kill()
+        proc.wait()
