@@ -151,10 +151,8 @@ class Settings:
     guide_encoder: bool = _opt(
         "SHOPGUIDE_GUIDE_ENCODER", True, "The guide uses the multilingual sentence encoder (0: BM25 alone)"
     )
-    guide_secret: str = _opt(
-        "SHOPGUIDE_GUIDE_SECRET",
-        "",
-        "Key that signs shoppers' session tokens (from a secret); empty: a random key kept in the data dir",
+    guide_secret: str = _secret(
+        "SHOPGUIDE_GUIDE_SECRET", "Key that signs shoppers' session tokens; empty: a random key kept in the data dir"
     )
     guide_session_ttl_s: float = _opt(
         "SHOPGUIDE_GUIDE_SESSION_TTL_S", 86400.0, "How long a shopper's session token stays valid"
