@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,7 @@ from state.user import UserState
 from streams.engine.monitor import KeyCounts, Progress, refresh_lag
 from streams.engine.training_host import TrainingHost
 from streams.engine.web import register_views
+from streams.errors import is_storage_failure
 from streams.events import Click, Review
 from streams.kafka.batching import acked_batches, fill_wait
 from streams.kafka.delivery import Delivery
@@ -45,6 +47,8 @@ from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
+#: The exit status of a worker whose disk failed under its tables (sysexits' EX_IOERR).
+EXIT_STORAGE_FAILED = 74
 #: How often lag, table-size and snapshot-age gauges are refreshed.
 MONITOR_INTERVAL_S = 5.0
 #: How often the worker running the trainer collects its reports and publishes its snapshots.
@@ -54,6 +58,23 @@ TRAINER_POLL_S = 0.1
 # worker holds several. Small per-key states need far less, and the bound is what an operator sizes
 # the container by (deploy/).
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 * 2**20, "max_write_buffer_number": 2, "block_cache_size": 16 * 2**20}
+
+
+def _stop_if_storage_failed(exc: Exception) -> None:
+    """Fail-stop on a failing disk (full, read-only): exit at once, as a crash would, with nothing
+    of the batch acknowledged, sent or dead-lettered. Every event after the last commit is
+    processed again by the restarted worker (or the one that takes its partitions over), as after
+    any crash; processing on would dead-letter every event while the disk stays full."""
+    if not is_storage_failure(exc):
+        return
+    log.critical(
+        "the disk under the tables failed (%s): stopping with status %d, nothing of this batch acknowledged; "
+        "restart the worker once the disk is writable",
+        exc,
+        EXIT_STORAGE_FAILED,
+    )
+    logging.shutdown()
+    os._exit(EXIT_STORAGE_FAILED)
 
 
 class FaustTableStore:
@@ -380,9 +401,13 @@ class Engine:
             await self.catalog_follower.caught_up.wait()
             await self.snapshot_follower.caught_up.wait()
         async for events in acked_batches(stream, self.settings.batch_max, fill_wait(self.settings)):
-            out = self._process(processor, events)
-            out += [Outgoing(self.topics.training, None, r) for r in self.sink.drain()]
-            await self.delivery.deliver(out)
+            try:
+                out = self._process(processor, events)
+                out += [Outgoing(self.topics.training, None, r) for r in self.sink.drain()]
+                await self.delivery.deliver(out)  # records changelog offsets in RocksDB too
+            except Exception as exc:
+                _stop_if_storage_failed(exc)
+                raise
 
     def _process(self, processor: Any, events: Sequence[Any]) -> list[Outgoing]:
         batch = [
@@ -404,12 +429,14 @@ class Engine:
         out: list[Outgoing] = []
         try:
             out = processor.process(batch)
-        except Exception:
+        except Exception as exc:
+            _stop_if_storage_failed(exc)
             log.exception("processing a batch failed; retrying its events one by one")
             for msg in batch:
                 try:
                     out += processor.process([msg])
                 except Exception as exc:
+                    _stop_if_storage_failed(exc)
                     log.exception("internal error on %s[%d]@%d", msg.topic, msg.partition, msg.offset)
                     out.append(processor.dead_letter(msg, "internal", f"internal error: {exc!r}"[:500]))
         # Processing never awaits: the tables' unsent changelog records are this batch's writes.

@@ -5,7 +5,8 @@ The API serves personal data, so every path but the probes, ``/metrics`` and ``/
 bearer token (``SHOPGUIDE_API_TOKENS``) unless the API was explicitly opened
 (``SHOPGUIDE_API_OPEN``); each client (its token, else its address) has a token bucket of requests
 (429 beyond it); Faust's own ``/table`` and ``/router`` views are off (see ``streams.engine.app``);
-responses name no server version, and a malformed request is answered with its status alone, never
+a key whose owner cannot be reached is answered 503 with Retry-After; responses name no
+server version, and a malformed request is answered with its status alone, never
 with its own bytes echoed, and logged without a traceback (an oversized one once per interval).
 """
 
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, Protocol
 
+import aiohttp
 import aiohttp.web_server
 import faust
 from aiohttp import web as aio
@@ -152,11 +154,28 @@ def register_views(engine: EngineView) -> None:
     app = engine.app
     s = engine.settings
     access = Access(s)
+    unreachable_logged = [float("-inf")]  # monotonic time of the last such log line
     aiohttp.web_server.RequestHandler = _QuietRequestHandler  # type: ignore[attr-defined]
 
     @aio.middleware
     async def guard(request: aio.Request, handler: Callable[[aio.Request], Awaitable[Any]]) -> Any:
-        return access.refusal(request) or await handler(request)
+        refusal = access.refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            return await handler(request)
+        except aiohttp.ClientError as exc:
+            # The key's partition belongs to a worker that cannot be reached (it died, and the
+            # group has not given its partitions to another yet): a retry will be answered.
+            now = time.monotonic()
+            if now - unreachable_logged[0] >= BAD_REQUEST_LOG_S:
+                log.warning("the worker owning %s is unreachable (answered 503): %s", request.path, exc)
+                unreachable_logged[0] = now
+            return aio.json_response(
+                {"error": "the worker holding this key is unreachable; retry shortly"},
+                status=503,
+                headers={"Retry-After": "1"},
+            )
 
     web_app = app.web.web_app  # type: ignore[attr-defined]  # Faust's aiohttp driver
     web_app.middlewares.append(guard)

@@ -151,6 +151,11 @@ def test_a_standby_takes_over_from_a_killed_worker_under_load_and_answers_everyt
         stream.start()
         time.sleep(4.0)
         cluster.workers[0].kill()  # the other holds standby copies of its table partitions
+        # Until the group gives the dead worker's partitions to the survivor, the survivor routes
+        # their keys to it: such reads are refused as unavailable (503), never as an error (500).
+        statuses = {get_json(f"{survivor.url}/users/sb-user-{n}")[0] for n in range(USERS)}
+        assert 500 not in statuses and statuses <= {200, 404, 503}, statuses
+        assert 503 in statuses, f"no read was routed to the dead worker: {statuses}"
         assert stream.done.wait(120), "the producer did not finish"
         check_everything_answered_once(cluster, stream, survivor.url, "standby takeover")
     finally:
