@@ -21,8 +21,8 @@ from streams.testing.harness import Cluster, fresh_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REQUESTS = 3000
-WELL_FORMED = 1500
+REQUESTS = 6000
+WELL_FORMED = 4000
 PATHS = (
     "/livez",
     "/readyz",
