@@ -156,6 +156,16 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.stalls = Counter(
+            "shopguide_stalls_total",
+            "Times the worker processed nothing for SHOPGUIDE_STALL_S while its input waited",
+            registry=r,
+        )
+        self.stalled_seconds = Gauge(
+            "shopguide_stalled_seconds",
+            "How long the worker has processed nothing while its input waited (0: it is not stalled)",
+            registry=r,
+        )
         self.table_keys = Gauge(
             "shopguide_table_keys",
             "Keys in this worker's partitions of each table",

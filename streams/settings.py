@@ -74,6 +74,21 @@ class Settings:
         "The same for the catalog, snapshot and training readers, which need no millisecond latency (each idle fetch costs worker and broker CPU)",
     )
     commit_interval_s: float = _opt("SHOPGUIDE_COMMIT_INTERVAL_S", 1.0, "How often consumed offsets are committed")
+    producer_timeout_s: float = _opt(
+        "SHOPGUIDE_PRODUCER_TIMEOUT_S",
+        30.0,
+        "How long a produce request waits for the broker's answer before it is sent again (Faust's default, 20 minutes, would hold a batch that long)",
+    )
+    stall_s: float = _opt(
+        "SHOPGUIDE_STALL_S",
+        30.0,
+        "Input waiting and no event processed for this long: a warning naming what the worker waits on",
+    )
+    stall_restart_s: float = _opt(
+        "SHOPGUIDE_STALL_RESTART_S",
+        180.0,
+        "Stalled this long: /livez answers 503, so that the orchestrator restarts the worker (0: never)",
+    )
     standby_replicas: int = _opt(
         "SHOPGUIDE_STANDBY_REPLICAS", 1, "Standby copies of each table partition on other workers"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +24,7 @@ from model.serving import ServingModel
 from state.catalog import Catalog
 from state.item import AlertRule, ItemState
 from state.user import UserState
-from streams.engine.monitor import KeyCounts, Progress, refresh_lag
+from streams.engine.monitor import KeyCounts, Progress, StallWatch, refresh_lag
 from streams.engine.training_host import TrainingHost
 from streams.engine.web import register_views
 from streams.errors import is_storage_failure
@@ -167,6 +168,7 @@ class Engine:
         self.assembler = SnapshotAssembler(settings.snapshot_key_bytes)
         self.activity = ActivityCounts()
         self.progress = Progress()
+        self.stall = StallWatch(settings.stall_s)
         self.app = self._make_app()
         self.users = self._table("users")
         self.items = self._table("items")
@@ -298,6 +300,45 @@ class Engine:
             version, data = complete
             self.keeper.consider(await asyncio.to_thread(decode, data), version)
 
+    def liveness(self) -> dict[str, Any]:
+        """``status`` ``alive``, or ``stalled`` once the worker has processed nothing for
+        ``SHOPGUIDE_STALL_RESTART_S`` while its input waited: a restart is what it needs."""
+        stalled = self.stall.stalled_for()
+        limit = self.settings.stall_restart_s
+        if limit > 0 and stalled >= limit:
+            return {"status": "stalled", "stalled_s": round(stalled)}
+        return {"status": "alive"}
+
+    async def _watch_stall(self, lag: int) -> None:
+        """Say what a stalled worker waits on, once per stall, and fetch its blocked inputs again."""
+        # Behind an unreachable broker the wait is the broker's (readyz says so): no restart helps.
+        began = self.stall.observe(lag if self.broker_watch.up else 0, self.progress.events)
+        self.metrics.stalled_seconds.set(self.stall.stalled_for())
+        if not began:
+            return
+        self.metrics.stalls.inc()
+        consumer = self.app.consumer
+        try:
+            blocked = consumer.blocked_inputs()
+        except Exception:  # a diagnosis must not stop the gauges
+            log.exception("could not inspect the consumer's partitions")
+            blocked = {}
+        waiting = self.delivery.waiting
+        delivery = "no delivery waiting"
+        if waiting is not None:
+            delivery = f"waiting {time.monotonic() - waiting[0]:.0f} s for {waiting[1]} acknowledgements"
+        log.warning(
+            "no event processed for %.0f s while %d wait in the input: blocked inputs %s; %s; rebalancing %s",
+            self.stall.stalled_for(),
+            lag,
+            blocked or "none",
+            delivery,
+            self.app.rebalancing,
+        )
+        if blocked and not self.app.rebalancing:
+            log.warning("fetching the blocked input partitions again from their committed offsets")
+            await consumer.unblock_inputs()
+
     def readiness(self) -> dict[str, Any]:
         """Caught up with the catalog and the model, the broker reachable with every topic, and no
         output lost: ``status`` ``ok``, else why not."""
@@ -376,6 +417,7 @@ class Engine:
             recovery_consistency_check=s.broker_kind != "embedded",
             table_standby_replicas=s.standby_replicas,
             producer_acks=-1,
+            producer_request_timeout=s.producer_timeout_s,
             web_port=s.web_port,
             web_bind=s.web_bind,
             canonical_url=f"http://{s.web_host}:{s.web_port}",
@@ -502,7 +544,7 @@ class Engine:
 
         @app.timer(interval=MONITOR_INTERVAL_S)
         async def refresh_gauges() -> None:
-            await refresh_lag(app.consumer, sources, self.progress, self.metrics)
+            await self._watch_stall(await refresh_lag(app.consumer, sources, self.progress, self.metrics))
             age = self.snapshot_age()
             if age is not None:
                 self.metrics.snapshot_age.set(age)

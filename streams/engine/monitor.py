@@ -1,4 +1,5 @@
-"""Gauges that are read rather than counted: consumer lag and table sizes, refreshed on a timer.
+"""Gauges that are read rather than counted: consumer lag and table sizes, refreshed on a timer;
+and the watch on a worker that stopped processing while its input waits.
 
 Lag is measured from what the engine has *processed* (not merely fetched): the end offset the
 consumer knows for each assigned source partition minus the next offset to process.
@@ -11,6 +12,7 @@ first becomes active and then kept up to date by the writes that create new keys
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,18 +20,21 @@ from streams.metrics import Metrics
 
 
 class Progress:
-    """The last offset processed per source partition."""
+    """The last offset processed per source partition, and how many events were processed."""
 
     def __init__(self) -> None:
         self.done: dict[tuple[str, int], int] = {}
+        self.events = 0
 
     def record(self, topic: str, partition: int, offset: int) -> None:
+        self.events += 1
         key = (topic, partition)
         if offset > self.done.get(key, -1):
             self.done[key] = offset
 
 
-async def refresh_lag(consumer: Any, sources: set[str], progress: Progress, metrics: Metrics) -> None:
+async def refresh_lag(consumer: Any, sources: set[str], progress: Progress, metrics: Metrics) -> int:
+    """Refresh the lag gauges; the total lag of the source partitions."""
     lags: dict[tuple[str, int], int] = {}
     for tp in consumer.assignment():
         if tp.topic not in sources:
@@ -50,6 +55,34 @@ async def refresh_lag(consumer: Any, sources: set[str], progress: Progress, metr
     metrics.consumer_lag.clear()
     for (topic, partition), lag in lags.items():
         metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+    return sum(lags.values())
+
+
+class StallWatch:
+    """A worker that stopped processing: its input waits (lag) and no event was processed for
+    ``after_s``. Nothing else tells it from a busy one: a worker behind a backlog processes."""
+
+    def __init__(self, after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._after_s = after_s
+        self._clock = clock
+        self._events = -1
+        self._since = clock()  # when the input last had no lag or an event was processed
+        self._warned = False
+
+    def observe(self, lag: int, events: int) -> bool:
+        """One sample (total lag, events processed so far); True once per stall, when it begins."""
+        now = self._clock()
+        if lag <= 0 or events != self._events:
+            self._events, self._since, self._warned = events, now, False
+            return False
+        if self._warned or now - self._since < self._after_s:
+            return False
+        self._warned = True
+        return True
+
+    def stalled_for(self) -> float:
+        """Seconds since the stall began (0 when not stalled)."""
+        return self._clock() - self._since if self._warned else 0.0
 
 
 class KeyCounts:

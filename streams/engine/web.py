@@ -149,6 +149,10 @@ class EngineView(Protocol):
 
     def model_status(self) -> dict[str, Any]: ...
 
+    def liveness(self) -> dict[str, Any]:
+        """``status`` ``alive`` unless the worker needs a restart."""
+        ...
+
 
 def register_views(engine: EngineView) -> None:
     app = engine.app
@@ -192,8 +196,9 @@ def register_views(engine: EngineView) -> None:
 
     @app.page("/livez")
     async def livez(self: web.View, request: web.Request) -> web.Response:
-        """The process is alive and its event loop answers: restart it only when this fails."""
-        return self.json({"status": "alive"})
+        """The process answers and is not stalled: restart it only when this fails."""
+        body = engine.liveness()
+        return self.json(body, status=200 if body["status"] == "alive" else 503)
 
     @app.page("/readyz")
     async def readyz(self: web.View, request: web.Request) -> web.Response:

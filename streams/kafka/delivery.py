@@ -98,6 +98,8 @@ class Delivery:
         self._clock = clock
         #: How many records were lost: refused for good, and their dead letters refused too.
         self.lost = 0
+        #: While :meth:`deliver` waits for acknowledgements: since when (monotonic) and for how many.
+        self.waiting: tuple[float, int] | None = None
 
     async def send(self, out: Sequence[Outgoing], producer: Any = None) -> None:
         """Send without waiting for the broker (item activity counts and the trainer's reports:
@@ -127,7 +129,11 @@ class Delivery:
             # never waits for what its processing sent. Every effect of a batch, its table
             # changelog records included, is in ``out``: waiting for all of them here makes an
             # acked event's effects durable before its offset can be committed.
-            results = await asyncio.gather(*futures, return_exceptions=True)
+            self.waiting = (time.monotonic(), len(futures))
+            try:
+                results = await asyncio.gather(*futures, return_exceptions=True)
+            finally:
+                self.waiting = None
             failed: list[tuple[Outgoing, int]] = []
             poisoned: list[tuple[Outgoing, BaseException]] = []
             error: BaseException | None = None

@@ -78,6 +78,34 @@ class _Consumer(driver.Consumer):
         self._restarted.update(dict.fromkeys(topics, now))
         await self.perform_seek()
 
+    def blocked_inputs(self) -> dict[str, list[str]]:
+        """Assigned input partitions whose records cannot reach the agents, by why: ``paused``
+        (Faust pauses them for a rebalance and resumes them after its recovery), ``inactive``
+        (left out of the fetch without a buffer waiting to drain), ``no_position`` (aiokafka does
+        not know where to read). Empty on a healthy worker."""
+        consumer = self._thread._ensure_consumer()
+        active = self._active_partitions or set()
+        found: dict[str, list[str]] = {}
+        for tp in sorted(self.assignment()):
+            if not self.app.topics.acks_enabled_for(tp.topic):
+                continue
+            name = f"{tp.topic}[{tp.partition}]"
+            if tp in self._paused_partitions:
+                found.setdefault("paused", []).append(name)
+            elif tp not in active and tp not in self._buffered_partitions:
+                found.setdefault("inactive", []).append(name)
+            if not has_position(consumer, tp):
+                found.setdefault("no_position", []).append(name)
+        if not self.flow_active:
+            found["flow"] = ["stopped"]
+        return found
+
+    async def unblock_inputs(self) -> None:
+        """Fetch every assigned input partition again (for when the rebalance that paused some
+        never resumed them) from its committed offset, as a rebalance's recovery does."""
+        self.resume_partitions({tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic)})
+        await self.perform_seek()
+
     def resumed_at(self, tp: Any) -> int | None:
         """The offset this worker took ``tp`` up from, or has committed since (None: unknown)."""
         return self._committed_offset.get(tp)

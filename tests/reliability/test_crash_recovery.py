@@ -17,7 +17,7 @@ from streams.testing.harness import (
     wait_until_exact,
 )
 from streams.tools.broker import free_port
-from streams.tools.cluster import get_json
+from streams.tools.cluster import WorkerProcess, get_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,10 +80,12 @@ def unanswered(cluster: Cluster, stream: ClickStream) -> tuple[set[str], set[str
     return stream.click_ids - triggers, stream.review_ids - signals
 
 
-def check_everything_answered_once(cluster: Cluster, stream: ClickStream, url: str, what: str) -> None:
-    wrong = wait_until_exact(url, stream.expected, stall_s=30)
+def check_everything_answered_once(cluster: Cluster, stream: ClickStream, worker: WorkerProcess, what: str) -> None:
+    url = worker.url
+    wrong = wait_until_exact(url, stream.expected, stall_s=45)  # longer than SHOPGUIDE_STALL_S
     assert not wrong, (
-        f"{what}: users with wrong counts: {list(wrong.items())[:3]}\n{progress_report(url, cluster.topics.clicks)}"
+        f"{what}: users with wrong counts: {list(wrong.items())[:3]}\n{progress_report(url, cluster.topics.clicks)}\n"
+        + "\n".join(line for line in worker.log_tail(5000).splitlines() if "[WARNING]" in line or "[ERROR]" in line)
     )
     try:
         wait_until(lambda: unanswered(cluster, stream) == (set(), set()), 120, "every event's outputs")
@@ -137,7 +139,7 @@ def test_every_click_and_review_is_answered_across_three_kill_minus_nines(broker
             cluster.workers.clear()
             cluster.start_worker()
         assert stream.done.wait(120), "the producer did not finish"
-        check_everything_answered_once(cluster, stream, cluster.workers[0].url, "3 SIGKILLs")
+        check_everything_answered_once(cluster, stream, cluster.workers[0], "3 SIGKILLs")
     finally:
         cluster.close()
 
@@ -157,6 +159,6 @@ def test_a_standby_takes_over_from_a_killed_worker_under_load_and_answers_everyt
         assert 500 not in statuses and statuses <= {200, 404, 503}, statuses
         assert 503 in statuses, f"no read was routed to the dead worker: {statuses}"
         assert stream.done.wait(120), "the producer did not finish"
-        check_everything_answered_once(cluster, stream, survivor.url, "standby takeover")
+        check_everything_answered_once(cluster, stream, survivor, "standby takeover")
     finally:
         cluster.close()
