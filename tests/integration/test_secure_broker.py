@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 from streams.events import Click, Item
 from streams.testing.harness import Cluster, counts_of, fresh_settings, wait_until, wait_until_exact
 from streams.tools.broker import BrokerSecurity, EmbeddedBroker
-from streams.tools.cluster import WorkerProcess, get_json, post_json
+from streams.tools.cluster import WorkerProcess, child_env, get_json, post_json
 
 pytestmark = [
     pytest.mark.integration,
@@ -106,12 +107,20 @@ def test_a_worker_over_tls_counts_answers_and_learns(tls_broker, pki, tmp_path):
         cluster.wait_catalog(40)
         start = get_json(worker.url + "/model")[1]["version"]
         expected: dict[str, Counter[str]] = {}
+        lines = []
         for n in range(600):  # enough for the trainer to publish a snapshot through the broker
             user = f"tls-user-{n % 8}"
             c = Click(f"tls-c{n}", user, f"tls-{(n % 8) * 4 + n % 3}", "view", time.time(), CATEGORIES[n % 4])
-            cluster.producer.send(cluster.topics.clicks, user.encode(), c.to_json())
+            lines.append(c.to_json())
             expected.setdefault(user, Counter())["view"] += 1
-        cluster.producer.flush()
+        (tmp_path / "clicks.jsonl").write_bytes(b"\n".join(lines))
+        produce = subprocess.run(  # the CLI producer, in a process of its own
+            [sys.executable, "-m", "streams.tools.cli", "produce", "clicks", str(tmp_path / "clicks.jsonl")],
+            env=child_env(settings),
+            capture_output=True,
+            timeout=120,
+        )
+        assert produce.returncode == 0 and b"produced 600 messages" in produce.stdout, produce.stderr[-2000:]
         [rec] = cluster.recommendations.wait_for(lambda m: m["trigger_event_id"] == "tls-c599", timeout_s=120)
         assert rec["user_id"] == "tls-user-7" and rec["items"]
         assert wait_until_exact(worker.url, expected, stall_s=30) == {}
