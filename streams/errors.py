@@ -14,6 +14,15 @@ class TopicLayoutError(RuntimeError):
     """An existing topic has a partition count that would break co-partitioning."""
 
 
+class BrokerUnreachable(RuntimeError):
+    """No Kafka broker answered a client within its deadline; the message names the last cause the
+    client saw (connection refused, an untrusted certificate, a refused login)."""
+
+
+class ScramLoginRefused(ValueError):
+    """The broker answered a SCRAM login with an error (unknown user, wrong password)."""
+
+
 class InvalidEvent(ValueError):
     """A message that breaks its topic's contract. ``reason`` is one of :data:`streams.events.REASONS`."""
 

