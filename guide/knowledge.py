@@ -35,7 +35,7 @@ from guide.aspects import aspects_of
 from guide.encoder import DIM, Encoder, dequantize, quantize
 from guide.intent import detect_intent
 from guide.policy import PolicyEntry, load_policy
-from guide.ranker import ALL_FEATURES, Candidate, Ranker, feature_matrix, load_rankers
+from guide.ranker import ALL_FEATURES, Candidate, CandidateSet, Ranker, load_rankers
 from guide.replies import ReplyDraft, write_reply
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class _ItemView:
     item: dict[str, Any] | None = None
     fields: list[_Field] | None = None
     reviews: dict[str, _Review] | None = None
-    cached: list[tuple[Candidate, Evidence]] | None = None
+    cached: tuple[list[Evidence], CandidateSet] | None = None
 
     def sentence_count(self) -> int:
         return sum(len(r.sentences) for r in (self.reviews or {}).values())
@@ -290,6 +290,7 @@ class _CatalogIndex:
         self._row: dict[str, int] = {}
         self._tokens: list[frozenset[str]] = []
         self._postings: dict[str, set[int]] = {}
+        self._arrays: dict[str, np.ndarray] = {}  # the postings as arrays, made when a question needs them
         self._matrix = np.zeros((0, DIM), dtype=np.float32)
 
     def put(self, item_id: str, fields: list[_Field]) -> None:
@@ -304,9 +305,11 @@ class _CatalogIndex:
                 self._matrix = grown
         for tok in self._tokens[row]:
             self._postings[tok].discard(row)
+            self._arrays.pop(tok, None)
         self._tokens[row] = frozenset(tok for f in fields for tok in f.tokens)
         for tok in self._tokens[row]:
             self._postings.setdefault(tok, set()).add(row)
+            self._arrays.pop(tok, None)
         title = next((f for f in fields if f.name == "title"), None)
         self._matrix[row] = _vector(title.q, title.scale) if title is not None else 0.0
 
@@ -320,7 +323,10 @@ class _CatalogIndex:
         for tok in q_set:
             rows = self._postings.get(tok)
             if rows and len(rows) <= max(1, n // 2):  # a token most items share tells none apart
-                score[list(rows)] += 1.0 / len(q_set)
+                array = self._arrays.get(tok)
+                if array is None:
+                    array = self._arrays[tok] = np.fromiter(rows, dtype=np.int64, count=len(rows))
+                score[array] += 1.0 / len(q_set)
         if q_vector is not None:
             score += self._matrix[:n] @ q_vector
         best = np.argpartition(-score, k - 1)[:k] if n > k else np.arange(n)
@@ -348,6 +354,7 @@ class KnowledgeBase:
         self._marks: set[str] = set()
         self._sentiment: dict[tuple[str, str], str] = {}
         self._policy_vectors: dict[str, np.ndarray] = {}
+        self._policy_vectors_by_lang: dict[str, list[np.ndarray | None]] = {}  # in policy order, made once
         self._catalog = _CatalogIndex()
         self._cross_scale: tuple[float, float] | None = None
 
@@ -593,11 +600,15 @@ class KnowledgeBase:
         and checked on the gold policy questions.
         """
         out = []
-        for entry in self._policy:
+        vectors = self._policy_vectors_by_lang.get(lang)
+        if vectors is None:
+            vectors = self._policy_vectors_by_lang[lang] = [
+                self._policy_vectors.get(_digest(entry.text[lang])) for entry in self._policy
+            ]
+        for entry, vec in zip(self._policy, vectors, strict=True):
             hits = entry.matches(question)
             cos = 0.0
             if q_vector is not None:
-                vec = self._policy_vectors.get(_digest(entry.text[lang]))
                 cos = float(vec @ q_vector) if vec is not None else 0.0
             z = -3.0 + 1.5 * min(hits, 2) + 4.0 * cos + (1.0 if entry.topic == intent else 0.0)
             out.append(self._policy_evidence(entry, lang, 1.0 / (1.0 + math.exp(-z))))
@@ -606,26 +617,31 @@ class KnowledgeBase:
     def _rank_items(
         self, q_tokens: list[str], q_vector: np.ndarray | None, lang: str, item_id: str | None
     ) -> list[Evidence]:
-        """Review sentences and catalog fields of the item (or of the best-matching items), by the ranker."""
+        """Review sentences and catalog fields of the item (or of the best-matching items), by the ranker.
+
+        Only what an answer can use is returned, best first: the best candidate and every other
+        reaching ``QUOTE_FLOOR`` (quotes and the stance count need no lower score).
+        """
         if item_id is not None:
             item_ids = [item_id] if item_id in self._items else []
         else:
             item_ids = self._match_items(q_tokens, q_vector)
-        pairs = [p for i in item_ids for p in self._candidates(i)]
-        if not pairs:
+        parts = [self._candidates(i) for i in item_ids]
+        evidence = [e for part, _ in parts for e in part]
+        if not evidence:
             return []
-        cands = [c for c, _ in pairs]
-        x = feature_matrix(q_tokens, q_vector, cands)
+        x = CandidateSet.concat([s for _, s in parts]).features(q_tokens, q_vector)
         if q_vector is None:
             scores = self._rankers["lexical"].predict(x)
         else:
-            same = np.array([e.lang == lang for _, e in pairs])
+            same = np.array([e.lang == lang for e in evidence])
             cross = x.copy()
             cos = ALL_FEATURES.index("cos")
             cross[:, cos] = self._cross_lingual_cos(cross[:, cos])
             scores = np.where(same, self._rankers["full"].predict(x), self._rankers["encoder"].predict(cross))
-        ranked = sorted(zip(scores, (e for _, e in pairs), strict=True), key=lambda p: -p[0])
-        return [_with_score(e, float(s)) for s, e in ranked]
+        order = np.argsort(-scores, kind="stable")
+        kept = order[: max(1, int(np.count_nonzero(scores >= QUOTE_FLOOR - 1e-4)))]  # scores are rounded to 4 places
+        return [_with_score(evidence[i], float(scores[i])) for i in kept]
 
     def _cross_lingual_cos(self, cos: np.ndarray) -> np.ndarray:
         """Similarities across languages put on the scale of similarities within one.
@@ -649,21 +665,22 @@ class KnowledgeBase:
         unrelated, stretch = self._cross_scale
         return np.clip(unrelated + (cos - unrelated) * stretch, -1.0, 1.0)
 
-    def _candidates(self, item_id: str) -> list[tuple[Candidate, Evidence]]:
+    def _candidates(self, item_id: str) -> tuple[list[Evidence], CandidateSet]:
+        """The item's catalog fields and review sentences as evidence, and their candidate set (cached)."""
         view = self._items[item_id]
         if view.cached is None:
-            pairs = []
+            evidence, cands = [], []
             ts = view.item.get("ts") if view.item else None
             for f in view.fields or []:
                 source = "description" if f.name == "title" else "attribute"
-                ev = Evidence(f.text, item_id, f"catalog:{f.name}", f.lang, None, ts, 0.0)
-                pairs.append((Candidate(f.text, f.tokens, source, _vector(f.q, f.scale)), ev))
+                evidence.append(Evidence(f.text, item_id, f"catalog:{f.name}", f.lang, None, ts, 0.0))
+                cands.append(Candidate(f.text, f.tokens, source, _vector(f.q, f.scale)))
             for review in (view.reviews or {}).values():
                 sentiment = self._sentiment.get((item_id, review.event_id)) or _from_rating(review.rating)
                 for s in review.sentences:
-                    ev = Evidence(s.text, item_id, review.event_id, s.lang, sentiment, review.ts, 0.0)
-                    pairs.append((Candidate(s.text, s.tokens, "review", _vector(s.q, s.scale)), ev))
-            view.cached = pairs
+                    evidence.append(Evidence(s.text, item_id, review.event_id, s.lang, sentiment, review.ts, 0.0))
+                    cands.append(Candidate(s.text, s.tokens, "review", _vector(s.q, s.scale)))
+            view.cached = evidence, CandidateSet.of(cands)
         return view.cached
 
     def _match_items(self, q_tokens: list[str], q_vector: np.ndarray | None) -> list[str]:
