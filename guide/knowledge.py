@@ -446,26 +446,41 @@ class KnowledgeBase:
 
     def add_item(self, item: dict[str, Any]) -> None:
         """Index an item event (ValueError when it breaks the item contract); older events are ignored."""
-        rec = _check_item(item)
-        view = self._view(rec["item_id"])
-        if view.item is not None and view.item.get("ts", 0.0) > rec["ts"]:
-            return
-        rendered = _render_fields(rec)
-        langs = [textlib.detect_lang(t) for _, t in rendered]
-        vectors = self._encoder.encode([t for _, t in rendered])
-        fields = []
-        for k, ((name, t), lang) in enumerate(zip(rendered, langs, strict=True)):
-            q, s = _quantized(vectors, k)
-            fields.append(_Field(name, t, lang, textlib.tokens(t), q, s))
-        view.item, view.fields, view.cached = rec, fields, None
-        self._catalog.put(rec["item_id"], fields)
-        value = msgpack.packb(
-            {
-                "item": rec,
-                "fields": [[f.name, f.text, f.lang, None if f.q is None else f.q.tobytes(), f.scale] for f in fields],
-            }
-        )
-        self._store.put(_key(_ITEM, rec["item_id"]), value)
+        refused = self.add_items([item])
+        if refused:
+            raise ValueError(refused[0][1])
+
+    def add_items(self, items: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        """Index item events, their fields embedded in one batch; returns (position, reason) of each
+        event that breaks the item contract. An event older than the one indexed is ignored."""
+        refused: list[tuple[int, str]] = []
+        latest: dict[str, dict[str, Any]] = {}
+        for k, item in enumerate(items):
+            try:
+                rec = _check_item(item)
+            except ValueError as exc:
+                refused.append((k, str(exc)))
+                continue
+            held = latest.get(rec["item_id"])
+            if held is None and rec["item_id"] in self._items:
+                held = self._items[rec["item_id"]].item
+            if held is None or held.get("ts", 0.0) <= rec["ts"]:
+                latest[rec["item_id"]] = rec
+        rendered = {item_id: _render_fields(rec) for item_id, rec in latest.items()}
+        vectors = self._encoder.encode([t for fields in rendered.values() for _, t in fields])
+        k = 0
+        for item_id, rec in latest.items():
+            fields = []
+            for name, t in rendered[item_id]:
+                q, scale = _quantized(vectors, k)
+                k += 1
+                fields.append(_Field(name, t, textlib.detect_lang(t), textlib.tokens(t), q, scale))
+            view = self._view(item_id)
+            view.item, view.fields, view.cached = rec, fields, None
+            self._catalog.put(item_id, fields)
+            stored = [[f.name, f.text, f.lang, None if f.q is None else f.q.tobytes(), f.scale] for f in fields]
+            self._store.put(_key(_ITEM, item_id), msgpack.packb({"item": rec, "fields": stored}))
+        return refused
 
     def add_reviews(self, reviews: list[dict[str, Any]]) -> int:
         """Index review events; returns the sentences indexed. Malformed events and repeats are skipped.
