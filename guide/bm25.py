@@ -20,11 +20,21 @@ B = 0.75
 
 
 class Bm25Index:
-    """Postings of a fixed list of token lists; ``concat`` joins indexes as if built from all docs."""
+    """Postings of a fixed list of token lists; ``concat`` joins indexes as if built from all docs.
 
-    def __init__(self, lengths: np.ndarray, postings: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    A joined index merges a term's postings from its parts only when a query asks for that term.
+    """
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        postings: dict[str, tuple[np.ndarray, np.ndarray]],
+        parts: Sequence[tuple[int, Bm25Index]] = (),
+    ) -> None:
         self.lengths = lengths
-        self.postings = postings
+        self._postings = postings
+        self._parts = parts
+        self._merged: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
 
     @classmethod
     def build(cls, docs: Sequence[Sequence[str]]) -> Bm25Index:
@@ -41,16 +51,22 @@ class Bm25Index:
     def concat(cls, parts: Sequence[Bm25Index]) -> Bm25Index:
         if len(parts) == 1:
             return parts[0]
-        rows: dict[str, list[np.ndarray]] = {}
-        counts: dict[str, list[np.ndarray]] = {}
-        offset = 0
-        for part in parts:
-            for t, (r, c) in part.postings.items():
-                rows.setdefault(t, []).append(r + offset)
-                counts.setdefault(t, []).append(c)
-            offset += len(part.lengths)
-        postings = {t: (np.concatenate(rows[t]), np.concatenate(counts[t])) for t in rows}
-        return cls(np.concatenate([p.lengths for p in parts]), postings)
+        offsets = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        lengths = np.concatenate([p.lengths for p in parts])
+        return cls(lengths, {}, [(int(o), p) for o, p in zip(offsets, parts, strict=True)])
+
+    def posting(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Rows of the documents holding ``term`` and its count in each; None when none does."""
+        if not self._parts:
+            return self._postings.get(term)
+        if term not in self._merged:
+            found = [(o, p) for o, p in ((o, part.posting(term)) for o, part in self._parts) if p is not None]
+            self._merged[term] = (
+                (np.concatenate([p[0] + o for o, p in found]), np.concatenate([p[1] for _, p in found]))
+                if found
+                else None
+            )
+        return self._merged[term]
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -64,7 +80,7 @@ class Bm25Index:
         avgdl = (float(self.lengths.sum()) / n) or 1.0
         norm = k1 * (1.0 - b + b * self.lengths / avgdl)
         for t in dict.fromkeys(query):
-            posting = self.postings.get(t)
+            posting = self.posting(t)
             if posting is None:
                 continue
             rows, tf = posting
@@ -79,7 +95,7 @@ class Bm25Index:
         if not terms:
             return hits
         for t in terms:
-            posting = self.postings.get(t)
+            posting = self.posting(t)
             if posting is not None:
                 hits[posting[0]] += 1.0
         return hits / len(terms)
