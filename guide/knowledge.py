@@ -205,6 +205,19 @@ class _Store:
             self._db.close()
 
 
+def single_threaded_blas() -> None:
+    """Limit BLAS to one thread for the whole process (call once, before answering).
+
+    The knowledge base answers one question at a time on one thread, and its largest product (the
+    catalog's title vectors times the question's, 10,000 x 512) is memory-bound: BLAS threads of
+    their own add nothing but contention, which on a busy machine shows in the tail of every answer
+    (figures in docs/guide-service.md).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
 def _key(prefix: bytes, *parts: str) -> bytes:
     return prefix + b"\x00".join(p.encode("utf-8") for p in parts)
 

@@ -42,8 +42,9 @@ class KnowledgeThread:
 
     async def open(self) -> bool:
         """Open (or create) the index; True when it existed, i.e. was restored rather than started empty."""
-        from guide.knowledge import KnowledgeBase
+        from guide.knowledge import KnowledgeBase, single_threaded_blas
 
+        single_threaded_blas()
         existed = self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         s = self._settings
