@@ -175,11 +175,13 @@ def _guide_lines(gd: dict[str, Any]) -> list[str]:
         "",
         "| per question, ms | p50 | p95 | p99 |",
         "| --- | ---: | ---: | ---: |",
-        f"| `/ask` over HTTP | {_f(ask['p50'])} | {_f(ask['p95'])} | {_f(ask['p99'])} |",
+        f"| `/ask` over HTTP, kept-alive connection | {_f(ask['p50'])} | {_f(ask['p95'])} | {_f(ask['p99'])} |",
     ]
     for kind, k in gd["ask_ms_by_kind"].items():
         lines.append(f"| `/ask`, {kind.replace('_', ' ')} | {_f(k['p50'])} | {_f(k['p95'])} | {_f(k['p99'])} |")
+    new = gd["ask_new_connection_ms"]
     lines += [
+        f"| `/ask` over HTTP, a new connection each | {_f(new['p50'])} | {_f(new['p95'])} | {_f(new['p99'])} |",
         f"| library alone, same question, this process | {_f(lib['p50'])} | {_f(lib['p95'])} | {_f(lib['p99'])} |",
         f"| encoder alone (the question's embedding) | {_f(enc['p50'])} | {_f(enc['p95'])} | {_f(enc['p99'])} |",
         "",
