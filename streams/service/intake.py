@@ -104,7 +104,9 @@ class KnowledgeIntake:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=self._settings.fetch_wait_ms,
+            # A follower's wait, not the worker's: a review answerable 0.1 s later is well within its
+            # goal (2 s), and each idle fetch costs the event loop that also answers the questions.
+            fetch_max_wait_ms=self._settings.follower_fetch_wait_ms,
             client_id=f"{self._settings.app_id}-guide-intake",
             **self._settings.kafka_client_options(asyncio=True),
         )
