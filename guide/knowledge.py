@@ -22,6 +22,7 @@ import hashlib
 import logging
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -436,12 +437,12 @@ class KnowledgeBase:
                 rec = msgpack.unpackb(value)
                 view = self._view(rest)
                 view.item = rec["item"]
-                view.fields = [_Field(n, t, lang, textlib.tokens(t), _vec(q), s) for n, t, lang, q, s in rec["fields"]]
+                view.fields = [_Field(n, t, lang, _kept_tokens(t), _vec(q), s) for n, t, lang, q, s in rec["fields"]]
                 self._catalog.put(rest, view.fields)
             elif prefix == _REVIEW:
                 item_id, event_id = rest.split("\x00", 1)
                 rec = msgpack.unpackb(value)
-                sentences = [_Sentence(i, t, lang, textlib.tokens(t), _vec(q), s) for i, t, lang, q, s in rec["s"]]
+                sentences = [_Sentence(i, t, lang, _kept_tokens(t), _vec(q), s) for i, t, lang, q, s in rec["s"]]
                 review = _Review(item_id, event_id, rec["ts"], rec["rating"], sentences)
                 view = self._view(item_id)
                 view.reviews = view.reviews or {}
@@ -487,7 +488,7 @@ class KnowledgeBase:
             for name, t in rendered[item_id]:
                 q, scale = _quantized(vectors, k)
                 k += 1
-                fields.append(_Field(name, t, textlib.detect_lang(t), textlib.tokens(t), q, scale))
+                fields.append(_Field(name, t, textlib.detect_lang(t), _kept_tokens(t), q, scale))
             view = self._view(item_id)
             view.item, view.fields, view.cached = rec, fields, None
             self._catalog.put(item_id, fields)
@@ -542,7 +543,7 @@ class KnowledgeBase:
         ts = float(r["ts"]) if _finite(r.get("ts")) else 0.0
         rating = float(r["rating"]) if _finite(r.get("rating")) else None
         parts = textlib.split_sentences(body) if isinstance(body, str) else []
-        sentences = [_Sentence(i, t, textlib.detect_lang(t), textlib.tokens(t), None, 1.0) for i, t in enumerate(parts)]
+        sentences = [_Sentence(i, t, textlib.detect_lang(t), _kept_tokens(t), None, 1.0) for i, t in enumerate(parts)]
         return _Review(item_id, event_id, ts, rating, sentences)
 
     def _trim(self, item_id: str) -> None:
@@ -763,6 +764,11 @@ class KnowledgeBase:
             title=title,
             policy=self._policy,
         )
+
+
+def _kept_tokens(text: str) -> list[str]:
+    """A stored sentence's tokens, interned: the index holds each distinct token once, not once a use."""
+    return [sys.intern(t) for t in textlib.tokens(text)]
 
 
 def _digest(text: str) -> str:
