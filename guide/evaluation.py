@@ -377,6 +377,7 @@ def speed_figures(*, items: int, sentences_per_item: int, questions: int, path: 
     pool = [t for r in catalog["reviews"] for t in split_sentences(r["text"])]
     qs = load_gold("questions")["questions"]
     rng = random.Random(SEED)
+    knowledge.single_threaded_blas()  # as the guide service answers
     with tempfile.TemporaryDirectory() as tmp:
         kb = knowledge.KnowledgeBase.open(path or tmp)
         start = time.perf_counter()

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from guide.aspects import aspects_of
 from guide.encoder import DIM, Encoder, dequantize, quantize
 from guide.intent import detect_intent
 from guide.policy import PolicyEntry, load_policy
-from guide.ranker import ALL_FEATURES, Candidate, Ranker, feature_matrix, load_rankers
+from guide.ranker import ALL_FEATURES, Candidate, CandidateSet, Ranker, load_rankers
 from guide.replies import ReplyDraft, write_reply
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class _ItemView:
     item: dict[str, Any] | None = None
     fields: list[_Field] | None = None
     reviews: dict[str, _Review] | None = None
-    cached: list[tuple[Candidate, Evidence]] | None = None
+    cached: tuple[list[Evidence], CandidateSet] | None = None
 
     def sentence_count(self) -> int:
         return sum(len(r.sentences) for r in (self.reviews or {}).values())
@@ -203,6 +204,19 @@ class _Store:
     def close(self) -> None:
         if not isinstance(self._db, dict):
             self._db.close()
+
+
+def single_threaded_blas() -> None:
+    """Limit BLAS to one thread for the whole process (call once, before answering).
+
+    The knowledge base answers one question at a time on one thread, and its largest product (the
+    catalog's title vectors times the question's, 10,000 x 512) is memory-bound: BLAS threads of
+    their own add nothing but contention, which on a busy machine shows in the tail of every answer
+    (figures in docs/guide-service.md).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 def _key(prefix: bytes, *parts: str) -> bytes:
@@ -290,6 +304,7 @@ class _CatalogIndex:
         self._row: dict[str, int] = {}
         self._tokens: list[frozenset[str]] = []
         self._postings: dict[str, set[int]] = {}
+        self._arrays: dict[str, np.ndarray] = {}  # the postings as arrays, made when a question needs them
         self._matrix = np.zeros((0, DIM), dtype=np.float32)
 
     def put(self, item_id: str, fields: list[_Field]) -> None:
@@ -304,9 +319,11 @@ class _CatalogIndex:
                 self._matrix = grown
         for tok in self._tokens[row]:
             self._postings[tok].discard(row)
+            self._arrays.pop(tok, None)
         self._tokens[row] = frozenset(tok for f in fields for tok in f.tokens)
         for tok in self._tokens[row]:
             self._postings.setdefault(tok, set()).add(row)
+            self._arrays.pop(tok, None)
         title = next((f for f in fields if f.name == "title"), None)
         self._matrix[row] = _vector(title.q, title.scale) if title is not None else 0.0
 
@@ -320,7 +337,10 @@ class _CatalogIndex:
         for tok in q_set:
             rows = self._postings.get(tok)
             if rows and len(rows) <= max(1, n // 2):  # a token most items share tells none apart
-                score[list(rows)] += 1.0 / len(q_set)
+                array = self._arrays.get(tok)
+                if array is None:
+                    array = self._arrays[tok] = np.fromiter(rows, dtype=np.int64, count=len(rows))
+                score[array] += 1.0 / len(q_set)
         if q_vector is not None:
             score += self._matrix[:n] @ q_vector
         best = np.argpartition(-score, k - 1)[:k] if n > k else np.arange(n)
@@ -348,6 +368,7 @@ class KnowledgeBase:
         self._marks: set[str] = set()
         self._sentiment: dict[tuple[str, str], str] = {}
         self._policy_vectors: dict[str, np.ndarray] = {}
+        self._policy_vectors_by_lang: dict[str, list[np.ndarray | None]] = {}  # in policy order, made once
         self._catalog = _CatalogIndex()
         self._cross_scale: tuple[float, float] | None = None
 
@@ -416,12 +437,12 @@ class KnowledgeBase:
                 rec = msgpack.unpackb(value)
                 view = self._view(rest)
                 view.item = rec["item"]
-                view.fields = [_Field(n, t, lang, textlib.tokens(t), _vec(q), s) for n, t, lang, q, s in rec["fields"]]
+                view.fields = [_Field(n, t, lang, _kept_tokens(t), _vec(q), s) for n, t, lang, q, s in rec["fields"]]
                 self._catalog.put(rest, view.fields)
             elif prefix == _REVIEW:
                 item_id, event_id = rest.split("\x00", 1)
                 rec = msgpack.unpackb(value)
-                sentences = [_Sentence(i, t, lang, textlib.tokens(t), _vec(q), s) for i, t, lang, q, s in rec["s"]]
+                sentences = [_Sentence(i, t, lang, _kept_tokens(t), _vec(q), s) for i, t, lang, q, s in rec["s"]]
                 review = _Review(item_id, event_id, rec["ts"], rec["rating"], sentences)
                 view = self._view(item_id)
                 view.reviews = view.reviews or {}
@@ -439,26 +460,41 @@ class KnowledgeBase:
 
     def add_item(self, item: dict[str, Any]) -> None:
         """Index an item event (ValueError when it breaks the item contract); older events are ignored."""
-        rec = _check_item(item)
-        view = self._view(rec["item_id"])
-        if view.item is not None and view.item.get("ts", 0.0) > rec["ts"]:
-            return
-        rendered = _render_fields(rec)
-        langs = [textlib.detect_lang(t) for _, t in rendered]
-        vectors = self._encoder.encode([t for _, t in rendered])
-        fields = []
-        for k, ((name, t), lang) in enumerate(zip(rendered, langs, strict=True)):
-            q, s = _quantized(vectors, k)
-            fields.append(_Field(name, t, lang, textlib.tokens(t), q, s))
-        view.item, view.fields, view.cached = rec, fields, None
-        self._catalog.put(rec["item_id"], fields)
-        value = msgpack.packb(
-            {
-                "item": rec,
-                "fields": [[f.name, f.text, f.lang, None if f.q is None else f.q.tobytes(), f.scale] for f in fields],
-            }
-        )
-        self._store.put(_key(_ITEM, rec["item_id"]), value)
+        refused = self.add_items([item])
+        if refused:
+            raise ValueError(refused[0][1])
+
+    def add_items(self, items: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        """Index item events, their fields embedded in one batch; returns (position, reason) of each
+        event that breaks the item contract. An event older than the one indexed is ignored."""
+        refused: list[tuple[int, str]] = []
+        latest: dict[str, dict[str, Any]] = {}
+        for k, item in enumerate(items):
+            try:
+                rec = _check_item(item)
+            except ValueError as exc:
+                refused.append((k, str(exc)))
+                continue
+            held = latest.get(rec["item_id"])
+            if held is None and rec["item_id"] in self._items:
+                held = self._items[rec["item_id"]].item
+            if held is None or held.get("ts", 0.0) <= rec["ts"]:
+                latest[rec["item_id"]] = rec
+        rendered = {item_id: _render_fields(rec) for item_id, rec in latest.items()}
+        vectors = self._encoder.encode([t for fields in rendered.values() for _, t in fields])
+        k = 0
+        for item_id, rec in latest.items():
+            fields = []
+            for name, t in rendered[item_id]:
+                q, scale = _quantized(vectors, k)
+                k += 1
+                fields.append(_Field(name, t, textlib.detect_lang(t), _kept_tokens(t), q, scale))
+            view = self._view(item_id)
+            view.item, view.fields, view.cached = rec, fields, None
+            self._catalog.put(item_id, fields)
+            stored = [[f.name, f.text, f.lang, None if f.q is None else f.q.tobytes(), f.scale] for f in fields]
+            self._store.put(_key(_ITEM, item_id), msgpack.packb({"item": rec, "fields": stored}))
+        return refused
 
     def add_reviews(self, reviews: list[dict[str, Any]]) -> int:
         """Index review events; returns the sentences indexed. Malformed events and repeats are skipped.
@@ -507,7 +543,7 @@ class KnowledgeBase:
         ts = float(r["ts"]) if _finite(r.get("ts")) else 0.0
         rating = float(r["rating"]) if _finite(r.get("rating")) else None
         parts = textlib.split_sentences(body) if isinstance(body, str) else []
-        sentences = [_Sentence(i, t, textlib.detect_lang(t), textlib.tokens(t), None, 1.0) for i, t in enumerate(parts)]
+        sentences = [_Sentence(i, t, textlib.detect_lang(t), _kept_tokens(t), None, 1.0) for i, t in enumerate(parts)]
         return _Review(item_id, event_id, ts, rating, sentences)
 
     def _trim(self, item_id: str) -> None:
@@ -593,11 +629,15 @@ class KnowledgeBase:
         and checked on the gold policy questions.
         """
         out = []
-        for entry in self._policy:
+        vectors = self._policy_vectors_by_lang.get(lang)
+        if vectors is None:
+            vectors = self._policy_vectors_by_lang[lang] = [
+                self._policy_vectors.get(_digest(entry.text[lang])) for entry in self._policy
+            ]
+        for entry, vec in zip(self._policy, vectors, strict=True):
             hits = entry.matches(question)
             cos = 0.0
             if q_vector is not None:
-                vec = self._policy_vectors.get(_digest(entry.text[lang]))
                 cos = float(vec @ q_vector) if vec is not None else 0.0
             z = -3.0 + 1.5 * min(hits, 2) + 4.0 * cos + (1.0 if entry.topic == intent else 0.0)
             out.append(self._policy_evidence(entry, lang, 1.0 / (1.0 + math.exp(-z))))
@@ -606,26 +646,31 @@ class KnowledgeBase:
     def _rank_items(
         self, q_tokens: list[str], q_vector: np.ndarray | None, lang: str, item_id: str | None
     ) -> list[Evidence]:
-        """Review sentences and catalog fields of the item (or of the best-matching items), by the ranker."""
+        """Review sentences and catalog fields of the item (or of the best-matching items), by the ranker.
+
+        Only what an answer can use is returned, best first: the best candidate and every other
+        reaching ``QUOTE_FLOOR`` (quotes and the stance count need no lower score).
+        """
         if item_id is not None:
             item_ids = [item_id] if item_id in self._items else []
         else:
             item_ids = self._match_items(q_tokens, q_vector)
-        pairs = [p for i in item_ids for p in self._candidates(i)]
-        if not pairs:
+        parts = [self._candidates(i) for i in item_ids]
+        evidence = [e for part, _ in parts for e in part]
+        if not evidence:
             return []
-        cands = [c for c, _ in pairs]
-        x = feature_matrix(q_tokens, q_vector, cands)
+        x = CandidateSet.concat([s for _, s in parts]).features(q_tokens, q_vector)
         if q_vector is None:
             scores = self._rankers["lexical"].predict(x)
         else:
-            same = np.array([e.lang == lang for _, e in pairs])
+            same = np.array([e.lang == lang for e in evidence])
             cross = x.copy()
             cos = ALL_FEATURES.index("cos")
             cross[:, cos] = self._cross_lingual_cos(cross[:, cos])
             scores = np.where(same, self._rankers["full"].predict(x), self._rankers["encoder"].predict(cross))
-        ranked = sorted(zip(scores, (e for _, e in pairs), strict=True), key=lambda p: -p[0])
-        return [_with_score(e, float(s)) for s, e in ranked]
+        order = np.argsort(-scores, kind="stable")
+        kept = order[: max(1, int(np.count_nonzero(scores >= QUOTE_FLOOR - 1e-4)))]  # scores are rounded to 4 places
+        return [_with_score(evidence[i], float(scores[i])) for i in kept]
 
     def _cross_lingual_cos(self, cos: np.ndarray) -> np.ndarray:
         """Similarities across languages put on the scale of similarities within one.
@@ -649,21 +694,22 @@ class KnowledgeBase:
         unrelated, stretch = self._cross_scale
         return np.clip(unrelated + (cos - unrelated) * stretch, -1.0, 1.0)
 
-    def _candidates(self, item_id: str) -> list[tuple[Candidate, Evidence]]:
+    def _candidates(self, item_id: str) -> tuple[list[Evidence], CandidateSet]:
+        """The item's catalog fields and review sentences as evidence, and their candidate set (cached)."""
         view = self._items[item_id]
         if view.cached is None:
-            pairs = []
+            evidence, cands = [], []
             ts = view.item.get("ts") if view.item else None
             for f in view.fields or []:
                 source = "description" if f.name == "title" else "attribute"
-                ev = Evidence(f.text, item_id, f"catalog:{f.name}", f.lang, None, ts, 0.0)
-                pairs.append((Candidate(f.text, f.tokens, source, _vector(f.q, f.scale)), ev))
+                evidence.append(Evidence(f.text, item_id, f"catalog:{f.name}", f.lang, None, ts, 0.0))
+                cands.append(Candidate(f.text, f.tokens, source, _vector(f.q, f.scale)))
             for review in (view.reviews or {}).values():
                 sentiment = self._sentiment.get((item_id, review.event_id)) or _from_rating(review.rating)
                 for s in review.sentences:
-                    ev = Evidence(s.text, item_id, review.event_id, s.lang, sentiment, review.ts, 0.0)
-                    pairs.append((Candidate(s.text, s.tokens, "review", _vector(s.q, s.scale)), ev))
-            view.cached = pairs
+                    evidence.append(Evidence(s.text, item_id, review.event_id, s.lang, sentiment, review.ts, 0.0))
+                    cands.append(Candidate(s.text, s.tokens, "review", _vector(s.q, s.scale)))
+            view.cached = evidence, CandidateSet.of(cands)
         return view.cached
 
     def _match_items(self, q_tokens: list[str], q_vector: np.ndarray | None) -> list[str]:
@@ -718,6 +764,11 @@ class KnowledgeBase:
             title=title,
             policy=self._policy,
         )
+
+
+def _kept_tokens(text: str) -> list[str]:
+    """A stored sentence's tokens, interned: the index holds each distinct token once, not once a use."""
+    return [sys.intern(t) for t in textlib.tokens(text)]
 
 
 def _digest(text: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from guide.bm25 import bm25_scores
+from guide.bm25 import Bm25Index
 
 WEIGHTS_PATH = Path(__file__).with_name("ranker.json")
 
@@ -50,29 +50,82 @@ class Candidate:
     question_vector: np.ndarray | None = None
 
 
+class CandidateSet:
+    """The question-independent part of ``feature_matrix`` for a fixed list of candidates.
+
+    BM25 postings, the stacked unit vectors and the source columns are built once; the knowledge
+    base keeps one set per item until the item changes, and joins the sets of several items with
+    ``concat``. ``features`` gives exactly what scoring the candidates from scratch gives.
+    """
+
+    def __init__(
+        self,
+        bm25: Bm25Index,
+        shape: np.ndarray,
+        vectors: np.ndarray | None,
+        question_vectors: list[tuple[int, np.ndarray]],
+    ) -> None:
+        self.bm25 = bm25
+        self.shape = shape
+        self.vectors = vectors
+        self.question_vectors = question_vectors
+
+    @classmethod
+    def of(cls, cands: Sequence[Candidate]) -> CandidateSet:
+        shape = np.zeros((len(cands), len(SHAPE)), dtype=np.float64)
+        for i, c in enumerate(cands):
+            if c.source in SOURCES:
+                shape[i, SOURCES.index(c.source)] = 1.0
+        has_vectors = bool(cands) and all(c.vector is not None for c in cands)
+        vectors = np.stack([c.vector for c in cands]) if has_vectors else None  # type: ignore[misc]
+        question_vectors = [(i, c.question_vector) for i, c in enumerate(cands) if c.question_vector is not None]
+        return cls(Bm25Index.build([c.tokens for c in cands]), shape, vectors, question_vectors)
+
+    @classmethod
+    def concat(cls, parts: Sequence[CandidateSet]) -> CandidateSet:
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0] + [len(p) for p in parts])
+        vectors = np.concatenate([p.vectors for p in parts]) if all(p.vectors is not None for p in parts) else None
+        question_vectors = [
+            (int(o) + i, v) for p, o in zip(parts, offsets, strict=False) for i, v in p.question_vectors
+        ]
+        return cls(
+            Bm25Index.concat([p.bm25 for p in parts]),
+            np.concatenate([p.shape for p in parts]),
+            vectors,
+            question_vectors,
+        )
+
+    def __len__(self) -> int:
+        return len(self.bm25)
+
+    def features(self, q_tokens: Sequence[str], q_vector: np.ndarray | None) -> np.ndarray:
+        """``(len(self), len(ALL_FEATURES))`` features of the candidates for one question."""
+        n = len(self)
+        x = np.zeros((n, len(ALL_FEATURES)), dtype=np.float64)
+        if n == 0:
+            return x
+        col = {name: i for i, name in enumerate(ALL_FEATURES)}
+        bm = self.bm25.scores(q_tokens)
+        top = bm.max()
+        x[:, col["bm25_rel"]] = bm / top if top > 0 else 0.0
+        x[:, col["bm25_rank"]], x[:, col["bm25_place"]] = _rank_features(bm)
+        x[:, col["overlap"]] = self.bm25.overlap(q_tokens)
+        x[:, col[SHAPE[0]] : col[SHAPE[-1]] + 1] = self.shape
+        if q_vector is not None:
+            for i, v in self.question_vectors:
+                x[i, col["cqa_question_cos"]] = float(v @ q_vector)
+            if self.vectors is not None:
+                cos = self.vectors @ q_vector
+                x[:, col["cos"]] = cos
+                x[:, col["cos_rank"]], x[:, col["cos_place"]] = _rank_features(cos)
+        return x
+
+
 def feature_matrix(q_tokens: Sequence[str], q_vector: np.ndarray | None, cands: Sequence[Candidate]) -> np.ndarray:
     """``(len(cands), len(ALL_FEATURES))`` features of the candidates of one question."""
-    n = len(cands)
-    x = np.zeros((n, len(ALL_FEATURES)), dtype=np.float64)
-    if n == 0:
-        return x
-    col = {name: i for i, name in enumerate(ALL_FEATURES)}
-    bm = np.asarray(bm25_scores(q_tokens, [c.tokens for c in cands]))
-    top = bm.max()
-    x[:, col["bm25_rel"]] = bm / top if top > 0 else 0.0
-    x[:, col["bm25_rank"]], x[:, col["bm25_place"]] = _rank_features(bm)
-    q_set = set(q_tokens)
-    for i, c in enumerate(cands):
-        x[i, col["overlap"]] = len(q_set.intersection(c.tokens)) / len(q_set) if q_set else 0.0
-        if c.source in SOURCES:
-            x[i, col[f"source_{c.source}"]] = 1.0
-        if q_vector is not None and c.question_vector is not None:
-            x[i, col["cqa_question_cos"]] = float(c.question_vector @ q_vector)
-    if q_vector is not None and all(c.vector is not None for c in cands):
-        cos = np.stack([c.vector for c in cands]) @ q_vector  # type: ignore[misc]
-        x[:, col["cos"]] = cos
-        x[:, col["cos_rank"]], x[:, col["cos_place"]] = _rank_features(cos)
-    return x
+    return CandidateSet.of(cands).features(q_tokens, q_vector)
 
 
 def _rank_features(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

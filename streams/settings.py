@@ -71,7 +71,7 @@ class Settings:
     follower_fetch_wait_ms: int = _opt(
         "SHOPGUIDE_FOLLOWER_FETCH_WAIT_MS",
         100,
-        "The same for the catalog, snapshot and training readers, which need no millisecond latency (each idle fetch costs worker and broker CPU)",
+        "The same for the catalog, snapshot and training readers and the guide's knowledge intake, which need no millisecond latency (each idle fetch costs worker and broker CPU)",
     )
     commit_interval_s: float = _opt("SHOPGUIDE_COMMIT_INTERVAL_S", 1.0, "How often consumed offsets are committed")
     producer_timeout_s: float = _opt(

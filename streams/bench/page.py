@@ -76,7 +76,7 @@ def run_page_bench(
                 producer.send(topics.reviews, review["user_id"].encode(), json.dumps(review).encode())
         guide.start().wait_ready(300)
         results["ask_ms"] = _ask_latency(guide, questions)
-        results["review_answerable_s"] = _answerable(settings, topics, guide, reviews)
+        results["review_answerable_s"] = time_to_answerable(settings, topics, guide, reviews)
         if CHROMIUM.exists():
             results["browser"] = _browser(guide, taps)
         else:
@@ -102,7 +102,8 @@ def _ask_latency(guide: GuideProcess, n: int) -> dict[str, Any]:
     return percentiles(times)
 
 
-def _answerable(settings: Settings, topics: Topics, guide: GuideProcess, n: int) -> dict[str, Any]:
+def time_to_answerable(settings: Settings, topics: Topics, guide: GuideProcess, n: int) -> dict[str, Any]:
+    """Seconds from publishing each of ``n`` new reviews of ``g-earbuds`` until an answer quotes it."""
     seconds = []
     with EventProducer(settings) as producer:
         for k in range(n):

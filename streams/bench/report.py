@@ -25,6 +25,10 @@ GOALS = (
     "online hit rate of the whole Taobao replay >= 0.9 x the offline prequential figure (returning users)",
     "click path in process <= 100 us of CPU per click of a new shopper",
     "click path in process <= 150 us of CPU per click of a returning shopper (full history)",
+    "guide /ask p50 <= 30 ms over HTTP (10,000 items, 100,000 review sentences, beside a worker)",
+    "guide /ask p99 <= 100 ms over HTTP (10,000 items, 100,000 review sentences, beside a worker)",
+    "guide: a new review answerable within 2 s (p95), at shop scale",
+    "guide index <= 1.5 KB per review sentence (in memory, loaded)",
 )
 
 #: Frames grouped into the few places where a worker's time can go (first match wins).
@@ -91,8 +95,11 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
     speed = (forward, forward / bare if forward and bare else None, alone.get("p50"), alone.get("p99"))
     bounds = dict(zip(GOALS[: len(speed)], speed, strict=True))
     click = results.get("click", {})
-    bounds[GOALS[-2]] = click.get("shell_new_us_per_click")
-    bounds[GOALS[-1]] = click.get("shell_returning_us_per_click")
+    bounds[GOALS[10]] = click.get("shell_new_us_per_click")
+    bounds[GOALS[11]] = click.get("shell_returning_us_per_click")
+    guide = results.get("guide") or {}
+    at_scale = guide.get("items", 0) >= 10_000 and guide.get("sentences", 0) >= 100_000
+    guide_ask = guide.get("ask_ms", {}) if at_scale else {}
     values: list[tuple[float | None, float, bool]] = [
         (tp, 5000, True),
         (tp / bare if tp is not None and bare else None, 0.8, True),
@@ -106,6 +113,10 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         (_online_over_offline(results.get("replay")), 0.9, True),
         (click.get("new_us_per_click"), 100.0, False),
         (click.get("returning_us_per_click"), 150.0, False),
+        (guide_ask.get("p50"), 30.0, False),
+        (guide_ask.get("p99"), 100.0, False),
+        ((guide.get("review_answerable_s") or {}).get("p95") if at_scale else None, 2.0, False),
+        (guide.get("index_loaded_rss_bytes_per_sentence") if at_scale else None, 1536.0, False),
     ]
     out = []
     for goal, (value, threshold, at_least) in zip(GOALS, values, strict=True):
@@ -153,6 +164,34 @@ def _f(x: Any, digits: int = 1) -> str:
     if isinstance(x, float):
         return f"{x:,.{digits}f}"
     return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def _guide_lines(gd: dict[str, Any]) -> list[str]:
+    ask, lib, enc, fresh = gd["ask_ms"], gd["library_ms"], gd["encoder_ms"], gd["review_answerable_s"]
+    lines = [
+        f"{gd['items']:,} items and {gd['sentences']:,} review sentences ({gd['reviews']:,} reviews) indexed "
+        f"through Kafka in {_f(gd['index_build_s'], 0)} s, a worker beside the guide; {ask['n']} questions, "
+        f"load average {_f(gd['load_average_1m'], 2)} at the end.",
+        "",
+        "| per question, ms | p50 | p95 | p99 |",
+        "| --- | ---: | ---: | ---: |",
+        f"| `/ask` over HTTP, kept-alive connection | {_f(ask['p50'])} | {_f(ask['p95'])} | {_f(ask['p99'])} |",
+    ]
+    for kind, k in gd["ask_ms_by_kind"].items():
+        lines.append(f"| `/ask`, {kind.replace('_', ' ')} | {_f(k['p50'])} | {_f(k['p95'])} | {_f(k['p99'])} |")
+    new = gd["ask_new_connection_ms"]
+    lines += [
+        f"| `/ask` over HTTP, a new connection each | {_f(new['p50'])} | {_f(new['p95'])} | {_f(new['p99'])} |",
+        f"| library alone, same question, this process | {_f(lib['p50'])} | {_f(lib['p95'])} | {_f(lib['p99'])} |",
+        f"| encoder alone (the question's embedding) | {_f(enc['p50'])} | {_f(enc['p95'])} | {_f(enc['p99'])} |",
+        "",
+        f"Guide CPU per `/ask` {_f(gd['guide_cpu_ms_per_ask'], 2)} ms; library thread CPU p50 "
+        f"{_f(gd['library_cpu_ms']['p50'], 2)} ms. A new review answerable after p50 {_f(fresh['p50'], 2)} s, "
+        f"p95 {_f(fresh['p95'], 2)} s. Index: {_f(gd['index_bytes_per_sentence'], 0)} B per sentence in its "
+        f"store, {_f(gd['index_loaded_rss_bytes_per_sentence'], 0)} B per sentence in memory once loaded; "
+        f"guide RSS {_f(gd['guide_rss_mb'], 0)} MB.",
+    ]
+    return lines
 
 
 def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
@@ -367,6 +406,9 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
             ]
         else:
             lines += ["", f"Browser figures skipped: {browser.get('skipped')}."]
+    gd = r.get("guide")
+    if gd:
+        lines += ["", "## Shopping guide at shop scale", "", *_guide_lines(gd)]
     prof = (r.get("throughput") or {}).get("profile")
     if prof and prof.get("samples"):
         lines += [

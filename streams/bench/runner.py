@@ -70,7 +70,7 @@ from streams.tools.cluster import WorkerProcess, child_env, get_json
 from streams.tools.producer import EventProducer
 from streams.topics import Topics, admin_client, create_topics
 
-SECTIONS = ("click", "ceilings", "throughput", "latency", "growth", "replay", "page")
+SECTIONS = ("click", "ceilings", "throughput", "latency", "growth", "replay", "page", "guide")
 #: Sections that need no broker.
 IN_PROCESS = frozenset({"click"})
 #: Events per second of backlog per second of window: above the engine's goal (5,000/s) and the
@@ -99,6 +99,8 @@ class Plan:
     forward_ceiling: bool = True  # also measure a Faust agent forwarding each event as the engine sends
     click_clicks: int = 2048  # timed clicks of each kind in the click section
     click_shoppers: int = 256  # returning shoppers of the click section (one click each per batch)
+    guide_items: int = 10_000  # the shop indexed by the guide section
+    guide_sentences: int = 100_000
     sections: tuple[str, ...] = SECTIONS
     profile: bool = False
 
@@ -119,6 +121,8 @@ class Plan:
             trainer_warmup_s=4.0,
             click_clicks=512,
             click_shoppers=32,
+            guide_items=300,
+            guide_sentences=3_000,
         )
 
     @property
@@ -883,6 +887,17 @@ class Bench:
         task = self.progress.add_task("page", total=None, status="worker, guide and browser")
         self.results["page"] = run_page_bench(self._settings("page"), self.work)
         self.progress.update(task, status="done")
+
+    def _guide(self) -> None:
+        """``/ask`` through the guide service at shop scale (streams/bench/guide_scale.py)."""
+        from streams.bench.guide_scale import run_guide_bench
+
+        task = self.progress.add_task("guide", total=None, status="indexing the shop, then asking")
+        self.results["guide"] = run_guide_bench(
+            self._settings("guide"), self.work, items=self.plan.guide_items, sentences=self.plan.guide_sentences
+        )
+        ask = self.results["guide"]["ask_ms"]
+        self.progress.update(task, status=f"/ask p50 {ask['p50']:.1f} ms, p99 {ask['p99']:.1f} ms")
 
     def _replay(self) -> None:
         task = self.progress.add_task("replay", total=None, status="")

@@ -42,8 +42,9 @@ class KnowledgeThread:
 
     async def open(self) -> bool:
         """Open (or create) the index; True when it existed, i.e. was restored rather than started empty."""
-        from guide.knowledge import KnowledgeBase
+        from guide.knowledge import KnowledgeBase, single_threaded_blas
 
+        single_threaded_blas()
         existed = self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         s = self._settings
@@ -63,8 +64,8 @@ class KnowledgeThread:
     async def ask(self, text: str, item_id: str | None, lang: str | None) -> dict[str, Any]:
         return as_dict(await self._run(self._kb.ask, text, item_id=item_id, lang=lang))
 
-    async def add_item(self, item: dict[str, Any]) -> None:
-        await self._run(self._kb.add_item, item)
+    async def add_items(self, items: list[dict[str, Any]]) -> list[tuple[int, str]]:
+        return list(await self._run(self._kb.add_items, items))
 
     async def add_reviews(self, reviews: list[dict[str, Any]]) -> int:
         return int(await self._run(self._kb.add_reviews, reviews))

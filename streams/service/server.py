@@ -1,9 +1,9 @@
 """The ``shopguide guide`` process: its parts wired together, started and stopped in order.
 
-Start: topics (when ``SHOPGUIDE_CREATE_TOPICS``), the knowledge index (RocksDB in the data dir), a
-producer, the Kafka readers (knowledge intake, recommendations, questions) and the HTTP server.
-SIGTERM or SIGINT stops the HTTP server first (open page streams end, browsers reconnect to the
-next guide), then the readers, the producer and the index.
+Start: topics (when ``SHOPGUIDE_CREATE_TOPICS``), the knowledge index and the knowledge gaps (each a
+RocksDB in the data dir), a producer, the Kafka readers (knowledge intake, recommendations,
+questions) and the HTTP server. SIGTERM or SIGINT stops the HTTP server first (open page streams
+end, browsers reconnect to the next guide), then the readers, the producer, the index and the gaps.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ class GuideService:
         self.metrics = GuideMetrics()
         self.shelf = Shelf()
         self.hub = FeedHub()
-        self.gaps = KnowledgeGaps()
         self.signer = SessionSigner(session_key(settings), settings.guide_session_ttl_s)
         data = settings.data_dir
+        self.gaps = KnowledgeGaps(data / "gaps")
         self.knowledge = KnowledgeThread(settings, data / "knowledge")
         self.offsets = OffsetStore(data / "knowledge-offsets.json")
         self.desk = AnswerDesk(self.knowledge, self.shelf, self.gaps, self.metrics, self.send_click)
@@ -162,6 +162,7 @@ class GuideService:
         if self._producer is not None:
             await self._producer.stop()
         await self.knowledge.close()
+        self.gaps.close()
 
 
 async def _serve(settings: Settings) -> int:

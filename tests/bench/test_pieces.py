@@ -192,3 +192,28 @@ def test_the_click_section_measures_the_click_path_beside_its_shell():
     assert new["met"] is True and new["bound"] == click["shell_new_us_per_click"]
     returning = goals["click path in process <= 150 us of CPU per click of a returning shopper (full history)"]
     assert returning["value"] == click["returning_us_per_click"]
+
+
+def test_the_guide_goals_are_judged_only_at_shop_scale():
+    guide = {
+        "items": 10_000,
+        "sentences": 100_012,
+        "ask_ms": {"p50": 25.0, "p99": 140.0},
+        "review_answerable_s": {"p95": 0.3},
+        "index_loaded_rss_bytes_per_sentence": 1200.0,
+    }
+    met = {g["goal"]: g["met"] for g in judge({"guide": guide}) if g["goal"].startswith("guide")}
+    assert list(met.values()) == [True, False, True, True]
+    small = {g["goal"]: g["met"] for g in judge({"guide": guide | {"items": 300}}) if g["goal"].startswith("guide")}
+    assert set(small.values()) == {None}
+
+
+def test_the_guide_bench_shop_has_the_sizes_asked_in_one_language_a_review():
+    from guide.text import detect_lang, split_sentences
+    from streams.bench.guide_scale import build_shop
+
+    items, reviews = build_shop(200, 2_000)
+    assert len(items) == 200 and len({i["item_id"] for i in items}) == 200
+    sentences = [s for r in reviews for s in split_sentences(r["text"])]
+    assert 2_000 <= len(sentences) < 2_004
+    assert all(len({detect_lang(s) for s in split_sentences(r["text"])}) == 1 for r in reviews[75:])

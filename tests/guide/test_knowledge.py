@@ -134,6 +134,24 @@ def test_older_item_events_do_not_overwrite_newer_ones(kb):
     assert any(e.text == "price: 50" for e in answer.evidence)
 
 
+def test_a_batch_of_items_is_embedded_at_once_and_refuses_only_its_bad_events(kb, monkeypatch):
+    calls = []
+    real = Encoder.encode
+    monkeypatch.setattr(Encoder, "encode", lambda self, texts: calls.append(len(texts)) or real(self, texts))
+    refused = kb.add_items(
+        [
+            {**ITEM, "price": 50.0, "ts": 10.0},
+            {**ITEM, "item_id": ""},
+            {**ITEM, "price": 99.0, "ts": 5.0},  # older than the first: ignored
+            {**ITEM, "item_id": "it-2", "title": "Trail runner"},
+        ]
+    )
+    assert [k for k, _ in refused] == [1] and "item_id" in refused[0][1]
+    assert len(calls) == 1  # one encoder batch for both items' fields
+    assert kb.stats()["items"] == 2
+    assert any(e.text == "price: 50" for e in kb.ask("what is the price", item_id="it-1").evidence)
+
+
 def test_without_the_encoder_the_guide_answers_from_bm25(caplog):
     kb = KnowledgeBase.open(None, use_encoder=False)
     assert not kb.encoder_available

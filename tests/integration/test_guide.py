@@ -199,6 +199,17 @@ def test_a_restart_keeps_the_index(shop: Shop, tmp_path: Path):
     assert "shopguide_guide_embedded_sentences_total 0.0" in get_text(guide.url + "/metrics")  # nothing embedded again
 
 
+def test_a_restart_keeps_the_knowledge_gaps(shop: Shop):
+    question = f"I want to talk to a human agent please, about order {uuid.uuid4().hex[:6]}"
+    assert shop.ask(question, "g-earbuds")[1]["handoff"]
+    before = get_json(shop.guide.url + "/items/g-earbuds/gaps")[1]
+    assert question in [q["text"] for q in before["questions"]]
+    assert shop.guide.stop() == 0
+    shop.guide.start()
+    shop.guide.wait_ready()
+    assert get_json(shop.guide.url + "/items/g-earbuds/gaps")[1] == before
+
+
 def test_ask_needs_an_api_token_or_the_shoppers_session(shop: Shop):
     assert shop.guide.token, "the fixture's settings carry API tokens"
     body = json.dumps({"user_id": "shopper-1", "text": "How long does shipping take?"}).encode()
