@@ -31,7 +31,7 @@ from model.calibration import fit_calibration
 from model.config import TASKS, ModelConfig, initial_weights
 from model.errors import SnapshotError
 from model.examples import Example, encode_examples
-from model.features import UserContext
+from model.features import UserContext, encode_users
 from model.losses import present, task_losses, total_loss
 from model.network import MultiTaskNet
 from model.snapshot import OPTIMIZER_PREFIX, Snapshot
@@ -134,7 +134,7 @@ class Trainer:
         for start in range(0, len(examples), bs):
             batch = examples[start : start + bs]
             inputs, targets = encode_examples(batch, self.config)
-            self._score_before_learning(batch, targets)
+            self._score_before_learning(inputs, targets)
             self._weigh_sentiment_classes(targets)
             self._drop_review_context(inputs, targets)
             losses, ok = self._step(inputs, targets)
@@ -157,15 +157,18 @@ class Trainer:
                     counts[task] = counts.get(task, 0) + 1
         return {t: sums[t] / counts[t] for t in sums}
 
-    def _score_before_learning(self, batch: Sequence[Example], targets: dict[str, np.ndarray]) -> None:
+    def _score_before_learning(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> None:
         """Keep the batch's reviews' sentiment logits, computed as serving computes them (the
-        text alone), before the weights learn from them: held-out scores for calibration."""
+        text alone: no user, item or category), before the weights learn from them: held-out
+        scores for calibration."""
         rows = np.flatnonzero(targets["positive_mask"] > 0)
         if not len(rows):
             return
-        texts = [Example(UserContext.empty(), text=batch[int(i)].text) for i in rows]
-        inputs, _ = encode_examples(texts, self.config)
-        logits = self._sentiment_logits(inputs).numpy()
+        x = {k: v[rows] for k, v in inputs.items()}
+        x |= encode_users([UserContext.empty()] * len(rows), self.config)
+        x["item"][:] = 0
+        x["category"][:] = 0
+        logits = self._sentiment_logits(x).numpy()
         if not np.isfinite(logits).all():
             return
         self._held.extend(zip(logits.tolist(), targets["positive"][rows].astype(int).tolist(), strict=True))
