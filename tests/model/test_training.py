@@ -221,3 +221,25 @@ def test_exports_carry_a_calibration_fitted_on_reviews_scored_before_learning() 
     assert 0.0 < config.sentiment_threshold < 1.0
     resumed = Trainer(TINY, resume=trainer.export(with_optimizer=True))
     assert resumed.config.sentiment_calibration == config.sentiment_calibration
+
+
+def test_reviews_are_scored_for_calibration_as_serving_scores_them(stream) -> None:
+    """The logits kept for calibration are the serving model's (text alone, no user, item or
+    category) of the weights before the batch, though the batch's reviews carry all three."""
+    from model.features import user_context
+    from model.scoring import NeuralServingModel
+    from state.catalog import Catalog
+    from state.user import UserState
+
+    trainer = Trainer(TINY, seed=0)
+    trainer.learn_many(stream.examples[:64])
+    before = NeuralServingModel(trainer.export(), Catalog(3600.0), interest_half_life_s=3600.0)
+    shopper = UserState()
+    shopper.apply_click("i5", "view", 100.0, "c", 3600.0)
+    context = user_context(shopper, 100.0, TINY, 3600.0)
+    texts = [f"the zipper broke {i}" if i % 3 else f"great fit, love it {i}" for i in range(TINY.batch_size)]
+    reviews = [Example(context, "i9", "c2", text=t, positive=i % 2) for i, t in enumerate(texts)]
+    held = len(trainer._held)
+    trainer.learn_many(reviews)
+    kept = np.array([logit for logit, _ in list(trainer._held)[held:]])
+    np.testing.assert_allclose(kept, before.sentiment_logits(texts), atol=1e-5)
