@@ -9,6 +9,7 @@ imports TensorFlow.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -73,6 +74,17 @@ class ModelConfig:
     #: The layout of a candidate's feature row (:mod:`model.candidate_features`). Configs from
     #: before it was recorded were all trained on the layout of that time, which is this one.
     candidate_features: tuple[str, ...] = CANDIDATE_FEATURES
+    #: Weigh each review in the sentiment loss by the inverse share of its class among the reviews
+    #: learnt so far, so that a rare class (the unhappy reviews of a shop that mostly pleases)
+    #: counts as much as the common one and the head cannot settle on "all positive".
+    sentiment_class_weights: bool = True
+    #: Platt scaling of the sentiment logit, ``(slope, intercept)``: the published score is
+    #: ``sigmoid(slope * logit + intercept)``. Fitted on reviews the weights did not learn from
+    #: (:mod:`model.calibration`); identity until then.
+    sentiment_calibration: tuple[float, float] = (1.0, 0.0)
+    #: A review is labelled positive when its calibrated score is at least this: chosen with the
+    #: calibration, for the best macro-F1 on the same reviews.
+    sentiment_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("item_buckets", "category_buckets", "text_buckets"):
@@ -86,6 +98,11 @@ class ModelConfig:
             raise ConfigError(f"unknown tasks in task_weights: {sorted(unknown)}")
         if any(w < 0 for w in self.task_weights.values()):
             raise ConfigError("task weights must be >= 0")
+        calibration = self.sentiment_calibration
+        if len(calibration) != 2 or not all(_finite_number(v) for v in calibration):
+            raise ConfigError(f"sentiment_calibration must be two finite numbers, got {calibration}")
+        if not _finite_number(self.sentiment_threshold) or not 0.0 < self.sentiment_threshold < 1.0:
+            raise ConfigError(f"sentiment_threshold must be in (0, 1), got {self.sentiment_threshold}")
 
     @property
     def variant(self) -> str:
@@ -103,12 +120,17 @@ class ModelConfig:
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown config options: {sorted(unknown)}")
-        if "candidate_features" in data:
-            data = {**data, "candidate_features": tuple(data["candidate_features"])}
+        for name in ("candidate_features", "sentiment_calibration"):
+            if name in data:
+                data = {**data, name: tuple(data[name])}
         return cls(**data)
 
     def with_(self, **changes: Any) -> ModelConfig:
         return ModelConfig.from_dict({**self.to_dict(), **changes})
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def shared_input_width(config: ModelConfig) -> int:

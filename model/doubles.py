@@ -84,6 +84,7 @@ class PlaceholderModel:
     """Popularity within the user's interests; version 0 on every message."""
 
     version = 0
+    sentiment_threshold = 0.5
 
     def __init__(self, catalog: Catalog, half_life_s: float, interests_shown: int = 5) -> None:
         self._catalog = catalog

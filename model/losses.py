@@ -1,9 +1,10 @@
 """Per-task losses with per-example masks, and how they are combined into one objective.
 
 Each task's loss is a mean over the examples that carry its label (a weighted mean for
-recommendations: a buy counts more than a view), so a batch that mixes clicks and reviews gives
-every task a loss on its own scale, and a task with no label in the batch contributes exactly zero
-loss and zero gradient.
+recommendations, where a buy counts more than a view, and for sentiment, where the trainer may
+weigh the classes: ``positive_mask`` then holds each review's class weight), so a batch that
+mixes clicks and reviews gives every task a loss on its own scale, and a task with no label in
+the batch contributes exactly zero loss and zero gradient.
 """
 
 from __future__ import annotations

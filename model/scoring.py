@@ -305,13 +305,24 @@ class NeuralServingModel:
             out.append([(names[first[c]], float(p[row, c])) for c in best])
         return out
 
-    def sentiment_many(self, texts: Sequence[str]) -> list[float]:
-        if not texts:
-            return []
+    @property
+    def sentiment_threshold(self) -> float:
+        return self.config.sentiment_threshold
+
+    def sentiment_logits(self, texts: Sequence[str]) -> np.ndarray:
+        """The sentiment head's logit of each review text, scored without user or item context,
+        before calibration."""
         x = self._inputs([UserContext.empty()] * len(texts), texts)
         z, text_pooled = self.net.towers(x)
         zeros = np.zeros(len(texts), np.int32)
-        return [float(p) for p in _sigmoid(self.net.sentiment(z["sentiment"], text_pooled, zeros, zeros))]
+        return self.net.sentiment(z["sentiment"], text_pooled, zeros, zeros)
+
+    def sentiment_many(self, texts: Sequence[str]) -> list[float]:
+        """Calibrated P(positive) of each review text (``ModelConfig.sentiment_calibration``)."""
+        if not texts:
+            return []
+        slope, intercept = self.config.sentiment_calibration
+        return [float(p) for p in _sigmoid(slope * self.sentiment_logits(texts) + intercept)]
 
     def rating_many(self, texts: Sequence[str]) -> list[float]:
         """Predicted 1-5 rating of each review text."""

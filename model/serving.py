@@ -37,3 +37,8 @@ class ServingModel(Protocol):
     def sentiment_many(self, texts: Sequence[str]) -> list[float]:
         """P(positive) for each review text."""
         ...
+
+    @property
+    def sentiment_threshold(self) -> float:
+        """A review is labelled positive when its ``sentiment_many`` score is at least this."""
+        ...

@@ -7,6 +7,11 @@
   within its first steps.
 * Stable over long streams: gradients clipped by global norm, constant modest learning rates, and
   a batch whose loss or gradient is not finite changes nothing (counted in ``skipped_steps``).
+* Sentiment that sees the rare class: each review's loss is weighted by the inverse share of its
+  class among the reviews learnt so far (``sentiment_class_weights``), and every review is scored
+  as serving scores it (text alone) *before* it is learnt from; the last of these held-out scores
+  calibrate the published score and choose its decision threshold at each export
+  (:mod:`model.calibration`).
 * Deterministic: weights start from :func:`model.config.initial_weights` (numpy, seeded), the only
   randomness (review context dropout) comes from a seeded numpy generator, and TensorFlow's op
   determinism is switched on.
@@ -15,15 +20,18 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from model.calibration import fit_calibration
 from model.config import TASKS, ModelConfig, initial_weights
 from model.errors import SnapshotError
 from model.examples import Example, encode_examples
+from model.features import UserContext, encode_users
 from model.losses import present, task_losses, total_loss
 from model.network import MultiTaskNet
 from model.snapshot import OPTIMIZER_PREFIX, Snapshot
@@ -31,6 +39,13 @@ from model.snapshot import OPTIMIZER_PREFIX, Snapshot
 #: Weights learnt by Adagrad, each at its own rate (``ModelConfig``): the embedding tables, whose
 #: rows see sparse gradients, and the ranker's linear part, which must move fast at first.
 ADAGRAD_WEIGHTS = ("item_table", "text_table", "recommend/wide")
+#: Counters of the reviews learnt per sentiment class (the class weights' shares).
+SENTIMENT_CLASSES = ("sentiment/positive", "sentiment/negative")
+#: Most recent reviews whose before-learning scores calibrate the sentiment score at export.
+CALIBRATION_WINDOW = 4000
+#: Bounds of a sentiment class weight (a class 50 times rarer than the other counts 50 times less
+#: than it would balanced): the first reviews of a stream must not get arbitrary weights.
+CLASS_WEIGHT_RANGE = (0.02, 50.0)
 
 
 class Trainer:
@@ -60,11 +75,15 @@ class Trainer:
         self._opt_dense.build(self._dense)
         self.version = resume.version if resume is not None else 0
         self.counters: dict[str, int] = dict(resume.counters) if resume is not None else {}
-        for key in ("steps", "examples", "skipped_steps", *(f"labels/{t}" for t in TASKS)):
+        for key in ("steps", "examples", "skipped_steps", *(f"labels/{t}" for t in TASKS), *SENTIMENT_CLASSES):
             self.counters.setdefault(key, 0)
+        # (logit before learning, label) of the latest reviews, and whether one came since the last fit.
+        self._held: deque[tuple[float, int]] = deque(maxlen=CALIBRATION_WINDOW)
+        self._held_new = False
         if resume is not None:
             self._restore_optimizers(resume)
         self._step = tf.function(self._train_step, reduce_retracing=True)
+        self._sentiment_logits = tf.function(lambda x: self.net(x)["sentiment"], reduce_retracing=True)
 
     def _optimizer_variables(self) -> dict[str, keras.Variable]:
         out = {}
@@ -115,6 +134,8 @@ class Trainer:
         for start in range(0, len(examples), bs):
             batch = examples[start : start + bs]
             inputs, targets = encode_examples(batch, self.config)
+            self._score_before_learning(inputs, targets)
+            self._weigh_sentiment_classes(targets)
             self._drop_review_context(inputs, targets)
             losses, ok = self._step(inputs, targets)
             self.counters["steps"] += 1
@@ -135,6 +156,52 @@ class Trainer:
                     sums[task] = sums.get(task, 0.0) + float(losses[task])
                     counts[task] = counts.get(task, 0) + 1
         return {t: sums[t] / counts[t] for t in sums}
+
+    def _score_before_learning(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> None:
+        """Keep the batch's reviews' sentiment logits, computed as serving computes them (the
+        text alone: no user, item or category), before the weights learn from them: held-out
+        scores for calibration."""
+        rows = np.flatnonzero(targets["positive_mask"] > 0)
+        if not len(rows):
+            return
+        x = {k: v[rows] for k, v in inputs.items()}
+        x |= encode_users([UserContext.empty()] * len(rows), self.config)
+        x["item"][:] = 0
+        x["category"][:] = 0
+        logits = self._sentiment_logits(x).numpy()
+        if not np.isfinite(logits).all():
+            return
+        self._held.extend(zip(logits.tolist(), targets["positive"][rows].astype(int).tolist(), strict=True))
+        self._held_new = True
+
+    def _weigh_sentiment_classes(self, targets: dict[str, np.ndarray]) -> None:
+        """Count the batch's reviews per class, and, with ``sentiment_class_weights``, turn their
+        mask into weights: ``reviews / (2 * reviews of its class)`` over every review learnt so
+        far, this batch's included, within :data:`CLASS_WEIGHT_RANGE`."""
+        mask = targets["positive_mask"]
+        positive = (mask > 0) & (targets["positive"] > 0.5)
+        negative = (mask > 0) & ~positive
+        self.counters["sentiment/positive"] += int(positive.sum())
+        self.counters["sentiment/negative"] += int(negative.sum())
+        if not self.config.sentiment_class_weights or not (negative.any() or positive.any()):
+            return
+        n_pos, n_neg = self.counters["sentiment/positive"], self.counters["sentiment/negative"]
+        total = n_pos + n_neg
+        low, high = CLASS_WEIGHT_RANGE
+        w_pos = float(np.clip(total / (2 * max(n_pos, 1)), low, high))
+        w_neg = float(np.clip(total / (2 * max(n_neg, 1)), low, high))
+        targets["positive_mask"] = np.where(positive, w_pos, np.where(negative, w_neg, 0.0)).astype(np.float32)
+
+    def calibrated(self) -> ModelConfig:
+        """The config with the sentiment calibration fitted on the latest held-out scores (the
+        current one when too few reviews of either class were scored)."""
+        if self._held_new:
+            self._held_new = False
+            logits, labels = zip(*self._held, strict=True)
+            fitted = fit_calibration(np.array(logits), np.array(labels))
+            if fitted is not None:
+                self.config = fitted.applied_to(self.config)
+        return self.config
 
     def _drop_review_context(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> None:
         """Serving scores review text without knowing the item, so the sentiment head must not
@@ -173,7 +240,7 @@ class Trainer:
             weights |= {k: v.numpy() for k, v in self._optimizer_variables().items()}
         return Snapshot(
             version=self.version,
-            config=self.config,
+            config=self.calibrated(),
             weights=weights,
             created=time.time(),
             counters=dict(self.counters),

@@ -99,6 +99,8 @@ def _config(args: argparse.Namespace) -> ModelConfig:
         config = config.with_(experts=0)
     if getattr(args, "uncertainty", False):
         config = config.with_(uncertainty_weighting=True)
+    if getattr(args, "no_class_weights", False):
+        config = config.with_(sentiment_class_weights=False)
     return config
 
 
@@ -109,12 +111,10 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     from model.offline.baselines import TfidfLogReg
     from model.offline.evaluate import (
         classification_figures,
-        macro_f1_threshold,
-        snapshot_scores,
+        snapshot_logits,
         snapshot_sentiment,
         split,
         train_sentiment,
-        validation_split,
     )
     from model.snapshot import Snapshot
     from model.training import Trainer
@@ -138,19 +138,19 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     labels = np.array([r.label for r in test])
     texts = [r.text for r in test]
     train_seconds = time.perf_counter() - started
-    scores = snapshot_scores(best, test)
-    results: dict[str, Any] = {"model": classification_figures(labels, scores)}
+    config = best.config
+    results: dict[str, Any] = {"model": snapshot_sentiment(best, test)}
     results["model"] |= {
         "train_seconds": train_seconds,
-        "validation_accuracy_by_epoch": history,
+        "validation_macro_f1_by_epoch": history,
         "epochs_used": history.index(max(history)) + 1,
+        "threshold": config.sentiment_threshold,
+        "calibration": list(config.sentiment_calibration),
     }
-    # The same scores with the threshold that maximises macro-F1 on the validation rows (the
-    # engine labels at 0.5): what a tuned decision rule alone would give.
-    held = validation_split(train, args.seed)[1]
-    threshold = macro_f1_threshold(np.array([r.label for r in held]), snapshot_scores(best, held))
-    results["model_validation_threshold"] = classification_figures(labels, scores, threshold)
-    results["model_validation_threshold"]["threshold"] = threshold
+    # The same weights without the calibration and threshold fitted on validation: the raw
+    # sigmoid labelled at 0.5.
+    raw = 1.0 / (1.0 + np.exp(-snapshot_logits(best, test)))
+    results["model_uncalibrated"] = classification_figures(labels, raw)
     if args.snapshot:
         snap = Snapshot.from_bytes(Path(args.snapshot).read_bytes())
         results["snapshot"] = snapshot_sentiment(snap, test)
@@ -168,6 +168,7 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
         "protocol": protocol,
         "max_epochs": args.epochs,
         "balance": args.balance,
+        "class_weights": trainer.config.sentiment_class_weights,
         "seed": args.seed,
         "config": trainer.config.to_dict(),
         "macro_f1": {name: r["macro_f1"] for name, r in results.items()},
@@ -493,7 +494,8 @@ def cmd_evaluate_ablation(args: argparse.Namespace) -> dict[str, Any]:
         for name, test in tests:
             labels = np.array([r.label for r in test])
             probs = sentiment_scores(model.serving, [r.text for r in test])
-            figures[f"sentiment_accuracy_{name}"] = classification_figures(labels, probs)["accuracy"]
+            threshold = model.serving.sentiment_threshold
+            figures[f"sentiment_accuracy_{name}"] = classification_figures(labels, probs, threshold)["accuracy"]
         rated = [r for _, test in tests for r in test if r.rating is not None]
         predicted = np.array(model.serving.rating_many([r.text for r in rated]))
         figures["rating_rmse"] = float(np.sqrt(np.mean((predicted - [r.rating for r in rated]) ** 2)))
@@ -555,6 +557,9 @@ def register(subparsers: Any) -> None:
     sent.add_argument("--snapshot", help="also score a trained snapshot file (no training)")
     sent.add_argument(
         "--balance", action="store_true", help="train the model with the rarer class's reviews repeated (re-sampling)"
+    )
+    sent.add_argument(
+        "--no-class-weights", action="store_true", help="train the model without class weights in the sentiment loss"
     )
     _common(sent)
     sent.set_defaults(func=cmd_evaluate_sentiment)

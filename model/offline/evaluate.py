@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from model.calibration import fit_calibration, macro_f1
 from model.candidates import admissible
 from model.examples import Example, ExampleConfig, click_examples, review_example
 from model.offline.baselines import (
@@ -347,33 +348,23 @@ def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bi
 
 def classification_figures(labels: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """Macro-F1 first (the figure that counts when negatives are rare), accuracy, precision and
-    recall of each class, all with "positive" at ``probabilities >= threshold`` (the engine
-    publishes at 0.5), and the calibration of the scores (``ece``)."""
+    recall of each class, all with "positive" at ``probabilities >= threshold`` (a model's own
+    threshold: ``ModelConfig.sentiment_threshold``), and the calibration of the scores (``ece``)."""
     predicted = (probabilities >= threshold).astype(int)
     per_class: dict[str, float] = {}
-    f1s = []
     for cls, name in ((0, "negative"), (1, "positive")):
         tp = int(np.sum((predicted == cls) & (labels == cls)))
         fp = int(np.sum((predicted == cls) & (labels != cls)))
         fn = int(np.sum((predicted != cls) & (labels == cls)))
-        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
         per_class[f"{name}_precision"] = tp / (tp + fp) if tp + fp else 0.0
         per_class[f"{name}_recall"] = tp / (tp + fn) if tp + fn else 0.0
         per_class[f"{name}_n"] = tp + fn
     return {
-        "macro_f1": float(np.mean(f1s)),
+        "macro_f1": macro_f1(labels, predicted),
         "accuracy": float(np.mean(predicted == labels)),
         **per_class,
         "ece": expected_calibration_error(labels, probabilities),
     }
-
-
-def macro_f1_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """The decision threshold (a multiple of 0.01 in [0.01, 0.99]) with the best macro-F1 on these
-    labelled scores, the one nearest 0.5 among equals. Choose it on validation rows, never on the
-    rows it is then measured on."""
-    candidates = sorted(np.round(np.arange(1, 100) / 100, 2), key=lambda t: abs(t - 0.5))
-    return float(max(candidates, key=lambda t: classification_figures(labels, probabilities, t)["macro_f1"]))
 
 
 def split(
@@ -401,10 +392,11 @@ def train_sentiment(
     balance: bool = False,
 ) -> tuple[Snapshot, list[float]]:
     """Epochs over the training reviews (reshuffled each time) with early stopping: a seeded
-    ``validation`` share of the *training* rows picks the epoch, so the test rows are never
-    looked at. With ``balance`` each epoch repeats the rarer class's reviews to about the other's
-    count (class re-sampling). Returns the best snapshot and the validation accuracy after each
-    epoch."""
+    ``validation`` share of the *training* rows calibrates each epoch's scores and chooses its
+    threshold (:func:`calibrated_on`), then picks the epoch by its macro-F1, so the test rows are
+    never looked at. With ``balance`` each epoch repeats the rarer class's reviews to about the
+    other's count (class re-sampling). Returns the best snapshot, calibrated, and the validation
+    macro-F1 after each epoch."""
     fit, held = validation_split(train, seed, validation)
     if balance:
         fit = oversampled(fit)
@@ -419,16 +411,23 @@ def train_sentiment(
             trainer.learn_many([examples[i] for i in order[start : start + bs]])
             if progress is not None:
                 progress(min(bs, len(order) - start))
-        snapshot = trainer.export()
-        accuracy = snapshot_sentiment(snapshot, held)["accuracy"]
-        history.append(accuracy)
-        if best is None or accuracy > best[0]:
-            best = (accuracy, snapshot)
+        snapshot = calibrated_on(trainer.export(), held)
+        score = snapshot_sentiment(snapshot, held)["macro_f1"]
+        history.append(score)
+        if best is None or score > best[0]:
+            best = (score, snapshot)
         elif len(history) - 1 - history.index(best[0]) >= patience:
             break
     if best is None:
         raise ValueError("max_epochs must be at least 1")
     return best[1], history
+
+
+def calibrated_on(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> Snapshot:
+    """``snapshot`` with its sentiment calibration and threshold fitted on ``rows`` (held out from
+    its training), unchanged when they hold too few reviews of a class."""
+    fitted = fit_calibration(snapshot_logits(snapshot, rows), np.array([r.label for r in rows]))
+    return snapshot if fitted is None else replace(snapshot, config=fitted.applied_to(snapshot.config))
 
 
 def oversampled(rows: Sequence[LabeledReview]) -> list[LabeledReview]:
@@ -450,16 +449,30 @@ def validation_split(
     return split(train, seed=seed + 1, test=validation)
 
 
+def _text_serving(snapshot: Snapshot) -> NeuralServingModel:
+    return NeuralServingModel(snapshot, Catalog(3600.0), interest_half_life_s=3600.0)
+
+
 def snapshot_scores(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> np.ndarray:
     """A snapshot's sentiment score of each review, scored as serving scores a review: its text
-    alone, through the numpy path."""
-    serving = NeuralServingModel(snapshot, Catalog(3600.0), interest_half_life_s=3600.0)
-    return sentiment_scores(serving, [r.text for r in rows])
+    alone, through the numpy path, calibrated."""
+    return sentiment_scores(_text_serving(snapshot), [r.text for r in rows])
+
+
+def snapshot_logits(snapshot: Snapshot, rows: Sequence[LabeledReview], batch: int = 512) -> np.ndarray:
+    """The same, before calibration: the sentiment head's logits."""
+    serving = _text_serving(snapshot)
+    texts = [r.text for r in rows]
+    return np.concatenate(
+        [np.zeros(0), *(serving.sentiment_logits(texts[i : i + batch]) for i in range(0, len(texts), batch))]
+    )
 
 
 def snapshot_sentiment(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> dict[str, float]:
-    """``classification_figures`` of a snapshot's sentiment on labelled reviews."""
-    return classification_figures(np.array([r.label for r in rows]), snapshot_scores(snapshot, rows))
+    """``classification_figures`` of a snapshot's sentiment on labelled reviews, labelled at the
+    snapshot's own threshold."""
+    labels = np.array([r.label for r in rows])
+    return classification_figures(labels, snapshot_scores(snapshot, rows), snapshot.config.sentiment_threshold)
 
 
 def sentiment_scores(serving: NeuralServingModel, texts: Sequence[str], batch: int = 512) -> np.ndarray:

@@ -47,6 +47,7 @@ class _NoModel:
     implementation of retrieval and ranking."""
 
     version = 0
+    sentiment_threshold = 0.5
 
     def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         return None

@@ -46,7 +46,7 @@ class ItemReviewProcessor(ProcessorBase):
                 continue
             item_id = r["item_id"]
             state = load_item(self.items, item_id, msg.handle)
-            score = r["score"]
+            positive = r["positive"]
             if state.applied.seen("item-reviews", msg.where, r["event_id"]):
                 # Its outputs may not have reached the broker before a crash: published again, with
                 # the item's current figures (they may reflect later reviews too).
@@ -60,7 +60,7 @@ class ItemReviewProcessor(ProcessorBase):
             aspects = r.get("aspects")
             aspects = [a for a in aspects if isinstance(a, str)] if isinstance(aspects, list) else []
             figures = state.apply_review(
-                score >= 0.5, rating if isinstance(rating, int) else None, self.rule.window, aspects
+                positive, rating if isinstance(rating, int) else None, self.rule.window, aspects
             )
             alert = state.check_alert(self.rule)
             if alert is not None:
@@ -68,8 +68,7 @@ class ItemReviewProcessor(ProcessorBase):
             state.applied.record("item-reviews", msg.where, r["event_id"])
             self.items.put(item_id, state.to_bytes(), msg.handle)
             out += self._signals(item_id, r, figures, alert)
-            label = "positive" if score >= 0.5 else "negative"
-            self.metrics.sentiments.labels(label).inc()
+            self.metrics.sentiments.labels("positive" if positive else "negative").inc()
             self.metrics.event_to_sentiment.observe(max(0.0, self.clock() - r["ts"]))
             if alert is not None:
                 self.metrics.sentiments.labels("alert").inc()
@@ -91,6 +90,7 @@ class ItemReviewProcessor(ProcessorBase):
                     user_id=r["user_id"],
                     item_id=item_id,
                     score=score,
+                    positive=r["positive"],
                     figures=figures,
                     model_version=r["model_version"],
                     event_ts=r["ts"],
@@ -175,7 +175,9 @@ class ActivityProcessor(ProcessorBase):
 
 
 def _parse_scored_review(payload: bytes | None) -> dict[str, Any]:
-    return parse_internal(
+    """A scored review; its label is the scoring model's (``positive``), or, from a worker that
+    did not send one, its score against 0.5."""
+    r = parse_internal(
         payload,
         {
             "event_id": str,
@@ -186,6 +188,9 @@ def _parse_scored_review(payload: bytes | None) -> dict[str, Any]:
             "model_version": int,
         },
     )
+    positive = r.get("positive")
+    r["positive"] = positive if isinstance(positive, bool) else r["score"] >= 0.5
+    return r
 
 
 def _parse_activity(payload: bytes | None) -> dict[str, Any]:

@@ -237,6 +237,7 @@ class ReviewProcessor(ProcessorBase):
             self.processed(msg)
         if accepted:
             scores = model.sentiment_many([r.text for r in accepted])
+            threshold = model.sentiment_threshold  # the trained decision rule, not 0.5
             for review, score in zip(accepted, scores, strict=True):
                 body: dict[str, object] = {
                     "event_id": review.event_id,
@@ -245,9 +246,10 @@ class ReviewProcessor(ProcessorBase):
                     "rating": review.rating,
                     "ts": review.ts,
                     "score": float(score),
+                    "positive": bool(score >= threshold),
                     "model_version": model.version,
                 }
-                if score < 0.5:  # what it complains of, for the item's alert
+                if not body["positive"]:  # what it complains of, for the item's alert
                     body["aspects"] = aspects_of(review.text, None)
                 out.append(Outgoing(self.topics.item_reviews, review.item_id.encode(), json.dumps(body).encode()))
         return out

@@ -74,14 +74,15 @@ def test_evaluate_sentiment_json(tmp_path) -> None:
     assert main(["evaluate", "sentiment", "--path", str(path), "--json", str(out), "--epochs", "2"]) == 0
     payload = json.loads(out.read_text())
     assert payload["task"] == "sentiment" and payload["n"] == len(REVIEWS) * 12 // 5 + 1
-    methods = ("model", "model_validation_threshold", "tfidf_logreg", "tfidf_logreg_balanced")
+    methods = ("model", "model_uncalibrated", "tfidf_logreg", "tfidf_logreg_balanced")
     assert set(payload["results"]) == set(methods) and set(payload["macro_f1"]) == set(methods)
     for method in methods:
         figures = payload["results"][method]
         for key in ("macro_f1", "accuracy", "negative_recall", "positive_precision", "ece"):
             assert 0.0 <= figures[key] <= 1.0
         assert figures["negative_n"] + figures["positive_n"] == payload["n"]
-    assert 0.0 < payload["results"]["model_validation_threshold"]["threshold"] < 1.0
+    model = payload["results"]["model"]
+    assert 0.0 < model["threshold"] < 1.0 and len(model["calibration"]) == 2
 
 
 def test_train_refuses_an_out_directory_holding_a_run_before_training(tmp_path) -> None:

@@ -16,7 +16,6 @@ from model.offline.evaluate import (
     baseline_recommenders,
     classification_figures,
     expected_calibration_error,
-    macro_f1_threshold,
     ndcg_gain,
     oversampled,
     prequential,
@@ -130,19 +129,6 @@ def test_balanced_baseline_finds_the_rare_class_the_plain_one_misses() -> None:
     assert (plain.name, balanced.name) == ("tfidf_logreg", "tfidf_logreg_balanced")
     broken = ["nice item broken again"]
     assert plain.predict_proba(broken)[0] > 0.5 > balanced.predict_proba(broken)[0]
-
-
-def test_macro_f1_threshold_is_chosen_from_the_scores_it_is_given() -> None:
-    """Negatives scored 0.6-0.7, positives 0.8-0.9: 0.5 calls all positive, the chosen threshold
-    separates them (the lowest of the equally perfect ones nearest 0.5)."""
-    labels = np.array([0, 0, 1, 1, 1, 1])
-    scores = np.array([0.6, 0.7, 0.8, 0.85, 0.9, 0.9])
-    threshold = macro_f1_threshold(labels, scores)
-    assert threshold == pytest.approx(0.71)
-    assert classification_figures(labels, scores, threshold)["macro_f1"] == 1.0
-    assert classification_figures(labels, scores)["negative_recall"] == 0.0
-    # Scores already separated at 0.5: 0.5 stays.
-    assert macro_f1_threshold(labels, np.array([0.1, 0.2, 0.8, 0.8, 0.9, 0.9])) == 0.5
 
 
 def test_oversampled_repeats_the_rarer_class_to_about_the_others_count() -> None:

@@ -11,7 +11,8 @@ import tensorflow as tf
 from model_fixtures import TINY
 
 from model.config import TASKS
-from model.examples import encode_examples
+from model.examples import Example, encode_examples
+from model.features import UserContext
 from model.losses import present, task_losses, total_loss
 from model.scoring import NumpyNet
 from model.snapshot import Snapshot
@@ -185,3 +186,60 @@ def test_shared_bottom_variant_trains(stream) -> None:
     losses = trainer.learn_many(stream.examples[:200])
     assert all(np.isfinite(v) for v in losses.values())
     assert np.any(trainer.export().weights["task_log_vars"] != 0)
+
+
+def _reviews(negatives: int, positives: int) -> list[Example]:
+    rows = [("refund broke tore", 0)] * negatives + [("lovely soft dress", 1)] * positives
+    return [Example(UserContext.empty(), "i1", "c", text=t, positive=y) for t, y in rows]
+
+
+def test_class_weights_make_a_rare_negative_count_as_much_as_the_positives() -> None:
+    """One negative among 31 positives: weighted, it carries half of the batch's sentiment loss;
+    unweighted, 1/32 of it. Counters keep the reviews learnt per class."""
+    batch = _reviews(1, 31)
+    logits = {}
+    for weighted in (False, True):
+        trainer = Trainer(TINY.with_(sentiment_class_weights=weighted, text_dropout=0.0), seed=0)
+        trainer.learn_many(batch)
+        assert (trainer.counters["sentiment/negative"], trainer.counters["sentiment/positive"]) == (1, 31)
+        logits[weighted] = trainer.predict(batch[:1] + batch[-1:])["sentiment"]
+    # The negative's logit falls further with weights, the positives' rises less.
+    assert logits[True][0] < logits[False][0]
+    assert logits[True][1] < logits[False][1]
+
+
+def test_exports_carry_a_calibration_fitted_on_reviews_scored_before_learning() -> None:
+    trainer = Trainer(TINY, seed=0)
+    trainer.learn_many(_reviews(5, 50))  # too few negatives: today's rule stays
+    first = trainer.export().config
+    assert (first.sentiment_calibration, first.sentiment_threshold) == ((1.0, 0.0), 0.5)
+    examples = _reviews(40, 200)
+    order = np.random.default_rng(0).permutation(len(examples))
+    trainer.learn_many([examples[i] for i in order])
+    config = trainer.export().config
+    assert config.sentiment_calibration != (1.0, 0.0)
+    assert 0.0 < config.sentiment_threshold < 1.0
+    resumed = Trainer(TINY, resume=trainer.export(with_optimizer=True))
+    assert resumed.config.sentiment_calibration == config.sentiment_calibration
+
+
+def test_reviews_are_scored_for_calibration_as_serving_scores_them(stream) -> None:
+    """The logits kept for calibration are the serving model's (text alone, no user, item or
+    category) of the weights before the batch, though the batch's reviews carry all three."""
+    from model.features import user_context
+    from model.scoring import NeuralServingModel
+    from state.catalog import Catalog
+    from state.user import UserState
+
+    trainer = Trainer(TINY, seed=0)
+    trainer.learn_many(stream.examples[:64])
+    before = NeuralServingModel(trainer.export(), Catalog(3600.0), interest_half_life_s=3600.0)
+    shopper = UserState()
+    shopper.apply_click("i5", "view", 100.0, "c", 3600.0)
+    context = user_context(shopper, 100.0, TINY, 3600.0)
+    texts = [f"the zipper broke {i}" if i % 3 else f"great fit, love it {i}" for i in range(TINY.batch_size)]
+    reviews = [Example(context, "i9", "c2", text=t, positive=i % 2) for i, t in enumerate(texts)]
+    held = len(trainer._held)
+    trainer.learn_many(reviews)
+    kept = np.array([logit for logit, _ in list(trainer._held)[held:]])
+    np.testing.assert_allclose(kept, before.sentiment_logits(texts), atol=1e-5)

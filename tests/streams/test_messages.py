@@ -27,7 +27,8 @@ def test_sentiment_contract():
             event_id="r1",
             user_id="u",
             item_id="i",
-            score=0.2,
+            score=0.6,  # under the model's trained threshold: labelled as the model decided
+            positive=False,
             figures=figures,
             model_version=1,
             event_ts=5.0,

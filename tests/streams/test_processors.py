@@ -28,6 +28,7 @@ class RecordingModel:
     """Recommends the catalog in a fixed order and remembers what it saw."""
 
     version = 7
+    sentiment_threshold = 0.5
 
     def __init__(self, catalog: Catalog, items: Sequence[str]) -> None:
         self.catalog, self.items = catalog, list(items)
@@ -218,6 +219,25 @@ def test_reviews_are_scored_and_rekeyed_by_item_then_aggregated():
     assert sentiment["label"] == "positive" and sentiment["score"] == 0.9
     assert sentiment["item_reviews"] == 1 and sentiment["item_positive_ratio"] == 1.0
     assert sentiment["model_version"] == 7 and sentiment["event_id"] == "r1"
+
+
+def test_reviews_are_labelled_at_the_models_threshold_not_at_one_half():
+    """A model trained on a shop of mostly happy reviews labels "negative" up to its own threshold:
+    a review it scores 0.9 is negative under a threshold of 0.95, and the item's figures, the
+    sentiment message and the complaint aspects all follow that label."""
+    users, items, metrics = MemoryStore(), MemoryStore(), Metrics()
+    model = RecordingModel(Catalog(3600.0), [])
+    model.sentiment_threshold = 0.95
+    reviews = ReviewProcessor(TOPICS, N, metrics, users, lambda: model, Catalog(3600.0), clock=lambda: NOW)
+    text = "good colour but the zipper broke"
+    review = {"event_id": "r1", "user_id": "u1", "item_id": "i9", "text": text, "rating": 2, "ts": NOW}
+    [fwd] = reviews.process([msg(TOPICS.reviews, "u1", review, 0)])
+    scored = json.loads(fwd.value)
+    assert scored["score"] == 0.9 and scored["positive"] is False and "aspects" in scored
+    per_item = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(), clock=lambda: NOW + 1)
+    [sentiment] = outputs(per_item.process([msg(TOPICS.item_reviews, "i9", fwd.value, 0)]), TOPICS.sentiment)
+    assert sentiment["label"] == "negative" and sentiment["score"] == 0.9
+    assert sentiment["item_positive_ratio"] == 0.0
 
 
 def test_redelivered_reviews_publish_their_signals_again_and_count_once():
