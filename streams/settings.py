@@ -51,6 +51,11 @@ class Settings:
     data_dir: Path = _opt(
         "SHOPGUIDE_DATA_DIR", Path("./var"), "Where a worker keeps RocksDB tables and model snapshots"
     )
+    resident_users: int = _opt(
+        "SHOPGUIDE_RESIDENT_USERS",
+        10_000,
+        "Users whose decoded state a worker keeps in memory between their events, about 12 KB each with a full history (0: decode on every event)",
+    )
     web_port: int = _opt("SHOPGUIDE_WEB_PORT", 6066, "HTTP port of the worker (API, /livez, /readyz, /metrics)")
     web_bind: str = _opt("SHOPGUIDE_WEB_BIND", "127.0.0.1", "Address the HTTP port binds; 0.0.0.0 exposes it")
     web_host: str = _opt(

@@ -29,6 +29,7 @@ from streams.events import Click, Review
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
 from streams.metrics import Metrics
 from streams.processors.base import Incoming, Outgoing
+from streams.processors.resident import ResidentUsers
 from streams.processors.users import ActivityCounts, ClickProcessor, ReviewProcessor
 from streams.settings import Settings
 from streams.testing.memory_store import MemoryStore
@@ -105,6 +106,8 @@ class Replay:
     clock: list[float]
     topics: Topics
     digest: Digest | None = None  # what it published, when asked for (not while it is timed)
+    #: Recommendations and training records as published, when asked for (cheap enough to time).
+    published: list[bytes] | None = None
 
     def feed(self, batch: Sequence[Incoming], waited_s: float = 0.0) -> None:
         """One agent batch (all clicks or all reviews), handled ``waited_s`` after its last
@@ -115,6 +118,9 @@ class Replay:
 
     def _record(self, out: list[Outgoing]) -> None:
         records = self.sink.drain()  # the engine packs a batch's training records too
+        if self.published is not None:
+            self.published += [o.value or b"" for o in out if o.topic == self.topics.recommendations]
+            self.published += records
         if self.digest is None:
             return
         for o in out:
@@ -127,11 +133,15 @@ class Replay:
             self.digest.example_records += 1
 
 
-def build_replay(shop: SimulatedShop, *, rank: bool = True, digest: bool = False) -> Replay:
+def build_replay(
+    shop: SimulatedShop, *, rank: bool = True, digest: bool = False, resident: bool = True, keep: bool = False
+) -> Replay:
     """The click and review processors over the warm-start model and a catalog holding every item
     of ``shop`` (every ``OUT_OF_STOCK``-th one out of stock), learning as the engine does; without
     ``rank``, over a model that neither ranks nor learns (the processing-free shell). With
-    ``digest``, it keeps the :class:`Digest` of what it publishes."""
+    ``digest``, it keeps the :class:`Digest` of what it publishes; with ``keep``, what it
+    published. Users' states stay resident as in the engine; without ``resident``, they are
+    decoded on every event (the reference)."""
     settings = Settings()
     topics = Topics(settings)
     clock = [START_TS]
@@ -156,6 +166,7 @@ def build_replay(shop: SimulatedShop, *, rank: bool = True, digest: bool = False
             sink.add(record, event.ts)
 
     metrics, users = Metrics(), MemoryStore()
+    kept = ResidentUsers(settings.resident_users if resident else 0)
 
     def now() -> float:
         return clock[0]
@@ -171,10 +182,11 @@ def build_replay(shop: SimulatedShop, *, rank: bool = True, digest: bool = False
         top_k=settings.top_k,
         interest_half_life_s=HALF_LIFE_S,
         learn=learn,
+        resident=kept,
         clock=now,
     )
-    reviews = ReviewProcessor(topics, 1, metrics, users, lambda: model, catalog, learn=learn, clock=now)
-    return Replay(clicks, reviews, sink, clock, topics, Digest() if digest else None)
+    reviews = ReviewProcessor(topics, 1, metrics, users, lambda: model, catalog, learn=learn, resident=kept, clock=now)
+    return Replay(clicks, reviews, sink, clock, topics, Digest() if digest else None, [] if keep else None)
 
 
 def as_batches(events: Iterable[Click | Review], batch: int = BATCH) -> list[list[Incoming]]:
@@ -222,12 +234,18 @@ def per_click_us(replays: Sequence[Replay], batches: Sequence[list[Incoming]]) -
 def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     """The click path's CPU per click, in process: ``clicks`` clicks of new shoppers (each the
     first of its shopper), then ``clicks`` of ``shoppers`` returning shoppers whose histories were
-    first filled (``RECENT_MAX`` clicks each, not timed); beside the processing-free shell (the
-    same clicks through a model that neither ranks nor learns), interleaved with it."""
+    first filled (``RECENT_MAX`` clicks each, not timed); interleaved batch by batch with the same
+    clicks through the reference path (states decoded on every click) and through the
+    processing-free shell (a model that neither ranks nor learns). ``equal_outputs``: the path and
+    the reference published the same recommendations and training records, byte for byte."""
     warm = RECENT_MAX * shoppers
     new = as_batches(shopper_clicks(shop, clicks + BATCH, clicks + BATCH, "new-"))
     returning = list(shopper_clicks(shop, warm + clicks, shoppers, "ret-", new[-1][-1].timestamp_ms / 1000.0 + 1.0))
-    replays = [build_replay(shop), build_replay(shop, rank=False)]
+    replays = [
+        build_replay(shop, keep=True),
+        build_replay(shop, resident=False, keep=True),
+        build_replay(shop, rank=False),
+    ]
     per_click_us(replays, new[:1])  # the first batch pays for lazy set-ups (popular lists, model caches)
     new_us = per_click_us(replays, new[1:])
     per_click_us(replays, as_batches(returning[:warm]))
@@ -235,8 +253,11 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     return {
         "new_us_per_click": new_us[0],
         "returning_us_per_click": returning_us[0],
-        "shell_new_us_per_click": new_us[1],
-        "shell_returning_us_per_click": returning_us[1],
+        "reference_new_us_per_click": new_us[1],
+        "reference_returning_us_per_click": returning_us[1],
+        "equal_outputs": replays[0].published == replays[1].published,
+        "shell_new_us_per_click": new_us[2],
+        "shell_returning_us_per_click": returning_us[2],
         "clicks": clicks,
         "returning_shoppers": shoppers,
         "history_per_shopper": RECENT_MAX,

@@ -271,6 +271,15 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
             f"turn with it: {_f(c['shell_new_us_per_click'], 0)} us new, "
             f"{_f(c['shell_returning_us_per_click'], 0)} us returning.",
         ]
+        if "reference_new_us_per_click" in c:
+            lines.append(
+                f"The reference path (users' states decoded on every click), fed each batch in turn too: "
+                f"{_f(c['reference_new_us_per_click'], 0)} us new, {_f(c['reference_returning_us_per_click'], 0)} us "
+                f"returning ({_f(c['reference_new_us_per_click'] / c['new_us_per_click'], 2)}x and "
+                f"{_f(c['reference_returning_us_per_click'] / c['returning_us_per_click'], 2)}x the path's CPU); "
+                f"outputs {'equal' if c['equal_outputs'] else 'DIFFERENT'} (recommendations and training "
+                "records, byte for byte)."
+            )
     if r.get("latency_ms"):
         lines += [
             "",

@@ -42,6 +42,7 @@ from streams.learning.snapshot_topic import Progress as TrainerProgress
 from streams.metrics import Metrics
 from streams.processors.base import Incoming, Outgoing
 from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
+from streams.processors.resident import ResidentUsers
 from streams.processors.users import ActivityCounts, ClickProcessor, ForgetProcessor, ReviewProcessor
 from streams.settings import Settings
 from streams.topics import Topics
@@ -205,6 +206,8 @@ class Engine:
         self.stores = {"users": FaustTableStore(self.users), "items": FaustTableStore(self.items)}
         users, items = self.stores["users"], self.stores["items"]
         n = settings.partitions
+        self.resident = ResidentUsers(settings.resident_users)
+        self.users.on_moved.append(self.resident.clear)
         current_model = self.current_model
         self.clicks = ClickProcessor(
             self.topics,
@@ -219,9 +222,10 @@ class Engine:
             coalesce_after_s=settings.coalesce_after_ms / 1000.0,
             learn=self._learn,
             on_hit=self.keeper.record_hit,
+            resident=self.resident,
         )
         self.reviews = ReviewProcessor(
-            self.topics, n, self.metrics, users, current_model, self.catalog, learn=self._learn
+            self.topics, n, self.metrics, users, current_model, self.catalog, learn=self._learn, resident=self.resident
         )
         rule = AlertRule(
             settings.alert_window,
@@ -233,7 +237,7 @@ class Engine:
         self.item_reviews = ItemReviewProcessor(self.topics, n, self.metrics, items, rule)
         self.catalog_updates = CatalogProcessor(self.topics, n, self.metrics, items)
         self.item_activity = ActivityProcessor(self.topics, n, self.metrics, items, settings.popularity_half_life_s)
-        self.forget = ForgetProcessor(self.topics, n, self.metrics, users)
+        self.forget = ForgetProcessor(self.topics, n, self.metrics, users, self.resident)
         for processor in (
             self.clicks,
             self.reviews,

@@ -245,6 +245,21 @@ class BatchTable(faust.Table):  # type: ignore[type-arg]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.unsent: dict[tuple[int, bytes], bytes | None] = {}
+        #: Called when the table's partitions move or are recovered: whatever was derived from
+        #: its values (decoded states kept in memory) may be out of date.
+        self.on_moved: list[Callable[[], None]] = []
+
+    async def on_rebalance(
+        self, assigned: set[Any], revoked: set[Any], newly_assigned: set[Any], generation_id: int = 0
+    ) -> None:
+        for moved in self.on_moved:
+            moved()
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+
+    async def on_recovery_completed(self, active_tps: set[Any], standby_tps: set[Any]) -> None:
+        await super().on_recovery_completed(active_tps, standby_tps)
+        for moved in self.on_moved:
+            moved()
 
     def on_key_set(self, key: Any, value: Any) -> None:
         # Faust's own sends the record at once and reads the partition from its future.

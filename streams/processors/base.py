@@ -135,17 +135,6 @@ class ProcessorBase:
         store.put(key, state, msg.handle)
 
 
-def load_user(store: Store, key: str, handle: Any) -> UserState:
-    raw = store.get(key, handle)
-    if raw is None:
-        return UserState()
-    try:
-        return UserState.from_bytes(raw)
-    except StateDecodeError:
-        log.exception("unreadable state for a user: starting it afresh")
-        return UserState()
-
-
 def load_item(store: Store, key: str, handle: Any) -> ItemState:
     raw = store.get(key, handle)
     if raw is None:

@@ -16,7 +16,8 @@ from state.user import PublishedRecommendation, UserState
 from streams import messages
 from streams.events import Click, parse_click, parse_forget, parse_review
 from streams.metrics import Metrics
-from streams.processors.base import Clock, Incoming, Learn, Outgoing, ProcessorBase, Store, load_user
+from streams.processors.base import Clock, Incoming, Learn, Outgoing, ProcessorBase, Store
+from streams.processors.resident import ResidentUsers
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -81,10 +82,13 @@ class ClickProcessor(ProcessorBase):
         coalesce_after_s: float = 1.0,
         learn: Learn | None = None,
         on_hit: Callable[[int, bool], None] | None = None,
+        resident: ResidentUsers | None = None,
         clock: Clock = time.time,
     ) -> None:
         super().__init__(topics, partitions, metrics, clock)
         self.users = users
+        #: Shared with every processor that writes the users' table (none resident by default).
+        self.resident = resident if resident is not None else ResidentUsers(0)
         self.catalog = catalog
         self.model = model
         self.activity = activity
@@ -95,6 +99,10 @@ class ClickProcessor(ProcessorBase):
         self.on_hit = on_hit
 
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        with self.resident.batch():
+            return self._process(batch)
+
+    def _process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
         model = self.model()  # one version for the whole batch, even if a new one arrives
         round_: dict[str, tuple[Incoming, Click, UserState]] = {}
@@ -111,7 +119,7 @@ class ClickProcessor(ProcessorBase):
             else:
                 if pending is not None:
                     out += self._publish(round_, model)
-                state = load_user(self.users, click.user_id, msg.handle)
+                state = self.resident.load(self.users, click.user_id, msg.handle)
             if state.applied.seen("clicks", msg.where, click.event_id):
                 self.duplicate(msg, self.users, click.user_id, state.to_bytes())
                 if not flooding:  # else the unpublished answer covers it
@@ -204,15 +212,21 @@ class ReviewProcessor(ProcessorBase):
         model: Callable[[], ServingModel],
         catalog: Catalog,
         learn: Learn | None = None,
+        resident: ResidentUsers | None = None,
         clock: Clock = time.time,
     ) -> None:
         super().__init__(topics, partitions, metrics, clock)
         self.users = users
+        self.resident = resident if resident is not None else ResidentUsers(0)
         self.model = model
         self.catalog = catalog
         self.learn = learn
 
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        with self.resident.batch():
+            return self._process(batch)
+
+    def _process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
         accepted = []
         model = self.model()
@@ -220,7 +234,7 @@ class ReviewProcessor(ProcessorBase):
             review = self.admit(msg, lambda v: parse_review(v, self.clock()), lambda r: r.user_id, out)
             if review is None:
                 continue
-            state = load_user(self.users, review.user_id, msg.handle)
+            state = self.resident.load(self.users, review.user_id, msg.handle)
             if state.applied.seen("reviews", msg.where, review.event_id):
                 # Its scored copy may not have reached the broker before a crash: sent again, the
                 # item's owner drops it as a duplicate or publishes its sentiment once more.
@@ -262,10 +276,17 @@ class ForgetProcessor(ProcessorBase):
     recommendations topic (a tombstone keyed by the user). Logged without the user's id."""
 
     def __init__(
-        self, topics: Topics, partitions: int, metrics: Metrics, users: Store, clock: Clock = time.time
+        self,
+        topics: Topics,
+        partitions: int,
+        metrics: Metrics,
+        users: Store,
+        resident: ResidentUsers | None = None,
+        clock: Clock = time.time,
     ) -> None:
         super().__init__(topics, partitions, metrics, clock)
         self.users = users
+        self.resident = resident if resident is not None else ResidentUsers(0)
 
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
@@ -274,6 +295,7 @@ class ForgetProcessor(ProcessorBase):
             if user_id is None:
                 continue
             self.users.delete(user_id, msg.handle)
+            self.resident.drop(user_id)
             out.append(Outgoing(self.topics.recommendations, user_id.encode(), None))
             self.processed(msg)
         forgotten = sum(1 for o in out if o.topic == self.topics.recommendations)
