@@ -125,13 +125,13 @@ class Answer:
         return {**asdict(self), "evidence": [e.to_json() for e in self.evidence]}
 
 
-class _Packed:
-    """Sentences in four buffers instead of an object each: the texts as one string with their end
-    offsets, the int8 vectors and their float32 scales as bytes (512 + 4 a sentence).
+class _Sentences:
+    """A review's sentences in four buffers instead of an object each: the texts as one string with
+    their end offsets, the int8 vectors and their float32 scales as bytes (512 + 4 a sentence).
 
-    Neither BM25 tokens nor languages are kept: ``_build_candidates`` recomputes them (both are
-    functions of the text) when a question first needs the item, which costs less than holding
-    them (the tokens alone took about 1.5 KB a sentence as Python lists).
+    Neither BM25 tokens nor languages are kept: both are functions of the text, and
+    ``_build_candidates`` recomputes them when a question needs the item and it is not cached;
+    held as Python lists, the tokens took more memory than all the rest (docs/guide-service.md).
     """
 
     __slots__ = ("_ends", "_q", "_scales", "_text")
@@ -143,7 +143,7 @@ class _Packed:
         self._scales = scales
 
     @classmethod
-    def of(cls, rows: list[tuple[str, bytes | None, float]]) -> _Packed:
+    def of(cls, rows: list[tuple[str, bytes | None, float]]) -> _Sentences:
         """From (text, int8 vector bytes or None, scale) rows; no vectors unless every row has one."""
         raws = [raw for _, raw, _ in rows]
         q = b"".join(raw for raw in raws if raw is not None) if rows and None not in raws else None
@@ -161,13 +161,13 @@ class _Packed:
         q = None if self._q is None else np.frombuffer(self._q, dtype=np.int8, count=DIM, offset=k * DIM)
         return _vector(q, float(memoryview(self._scales).cast("f")[k]))
 
-    def with_vectors(self, q: np.ndarray, scales: np.ndarray) -> _Packed:
+    def with_vectors(self, q: np.ndarray, scales: np.ndarray) -> _Sentences:
         """The same texts with the int8 rows and scales of ``quantize``."""
-        return _Packed.of([(self.text(k), q[k].tobytes(), float(scales[k])) for k in range(len(self))])
+        return _Sentences.of([(self.text(k), q[k].tobytes(), float(scales[k])) for k in range(len(self))])
 
-    def tail(self, drop: int) -> _Packed:
+    def tail(self, drop: int) -> _Sentences:
         """The rows after the first ``drop``."""
-        return _Packed.of(self.rows(drop))
+        return _Sentences.of(self.rows(drop))
 
     def rows(self, start: int = 0) -> list[tuple[str, bytes | None, float]]:
         scales = memoryview(self._scales).cast("f")
@@ -217,9 +217,7 @@ class _CatalogFields:
     def vector(self, k: int) -> np.ndarray:
         """The field's float32 vector; zeros when it was indexed without the encoder."""
         raw = self.vectors[k]
-        if raw is None:
-            return _vector(None, 1.0)
-        return _vector(np.frombuffer(raw, dtype=np.int8, count=DIM), float(np.frombuffer(raw, np.float32, 1, DIM)[0]))
+        return _vector(None if raw is None else np.frombuffer(raw, dtype=np.int8, count=DIM), _scale_of(raw))
 
     def title(self) -> np.ndarray | None:
         return self.vector(self.names.index("title")) if "title" in self.names else None
@@ -239,7 +237,7 @@ class _Review:
     ts: float
     rating: float | None
     first: int  # the index of the first kept sentence in the review
-    sentences: _Packed
+    sentences: _Sentences
     sentiment: str | None = None  # the engine's label, when it came
 
     def record(self) -> bytes:
@@ -541,7 +539,7 @@ class KnowledgeBase:
                 item_id, event_id = (sys.intern(part) for part in rest.split("\x00", 1))
                 rec = msgpack.unpackb(value)
                 first = rec["s"][0][0] if rec["s"] else 0
-                sentences = _Packed.of([(t, q, s) for _, t, _, q, s in rec["s"]])
+                sentences = _Sentences.of([(t, q, s) for _, t, _, q, s in rec["s"]])
                 review = _Review(item_id, event_id, rec["ts"], rec["rating"], first, sentences)
                 view = self._view(item_id)
                 view.reviews = view.reviews or {}
@@ -663,7 +661,7 @@ class KnowledgeBase:
         ts = float(r["ts"]) if _finite(r.get("ts")) else 0.0
         rating = float(r["rating"]) if _finite(r.get("rating")) else None
         parts = textlib.split_sentences(body) if isinstance(body, str) else []
-        return _Review(item_id, event_id, ts, rating, 0, _Packed.of([(t, None, 1.0) for t in parts]))
+        return _Review(item_id, event_id, ts, rating, 0, _Sentences.of([(t, None, 1.0) for t in parts]))
 
     def _trim(self, item_id: str) -> None:
         """Keep the newest ``max_sentences_per_item`` sentences of the item (by review time)."""
