@@ -11,7 +11,10 @@ are ranked by their keywords, the encoder and the question's intent.
 
 Persistence: with a path, everything (items, sentences with their int8 embeddings, sentiment
 labels, the policy's embeddings, the marks that make review delivery idempotent) lives in one
-RocksDB (rocksdict) and is loaded back on open, so a restart re-embeds nothing.
+RocksDB (rocksdict) and is loaded back on open, so a restart re-embeds nothing. In memory, each
+review's sentences are packed into a few buffers (``_Sentences``), equal catalog field texts share
+one vector, and BM25 tokens are not held: they are recomputed for the items a question needs, whose
+candidates are cached for the ``CACHED_ITEMS`` items used last.
 
 Threading: not thread-safe by design. The service calls every method from one worker thread.
 """
