@@ -11,7 +11,10 @@ are ranked by their keywords, the encoder and the question's intent.
 
 Persistence: with a path, everything (items, sentences with their int8 embeddings, sentiment
 labels, the policy's embeddings, the marks that make review delivery idempotent) lives in one
-RocksDB (rocksdict) and is loaded back on open, so a restart re-embeds nothing.
+RocksDB (rocksdict) and is loaded back on open, so a restart re-embeds nothing. In memory, each
+review's sentences are packed into a few buffers (``_Sentences``), equal catalog field texts share
+one vector, and BM25 tokens are not held: they are recomputed for the items a question needs, whose
+candidates are cached for the ``CACHED_ITEMS`` items used last.
 
 Threading: not thread-safe by design. The service calls every method from one worker thread.
 """
@@ -23,8 +26,10 @@ import logging
 import math
 import re
 import sys
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,9 @@ QUOTE_FLOOR = 0.4
 MAX_QUOTES = 3
 #: Without an item id, the reviews of this many best-matching items are searched.
 ITEMS_SEARCHED = 3
+#: Items whose candidates (tokens, float32 vectors, evidence) are kept between questions; the
+#: rest are rebuilt from the packed index when asked about.
+CACHED_ITEMS = 256
 POLICY_INTENTS = frozenset({"shipping", "returns", "payment", "order_status"})
 MAX_QUESTION_CHARS = 1000
 MAX_ATTRIBUTES = 32
@@ -120,54 +128,139 @@ class Answer:
         return {**asdict(self), "evidence": [e.to_json() for e in self.evidence]}
 
 
-@dataclass
-class _Sentence:
-    idx: int
-    text: str
-    lang: str
-    tokens: list[str]
-    q: np.ndarray | None
-    scale: float
+class _Sentences:
+    """A review's sentences in four buffers instead of an object each: the texts as one string with
+    their end offsets, the int8 vectors and their float32 scales as bytes (512 + 4 a sentence).
+
+    Neither BM25 tokens nor languages are kept: both are functions of the text, and
+    ``_build_candidates`` recomputes them when a question needs the item and it is not cached;
+    held as Python lists, the tokens took more memory than all the rest (docs/guide-service.md).
+    """
+
+    __slots__ = ("_ends", "_q", "_scales", "_text")
+
+    def __init__(self, texts: list[str], q: bytes | None, scales: bytes) -> None:
+        self._text = "".join(texts)
+        self._ends = array("I", accumulate(len(t) for t in texts)).tobytes()
+        self._q = q
+        self._scales = scales
+
+    @classmethod
+    def of(cls, rows: list[tuple[str, bytes | None, float]]) -> _Sentences:
+        """From (text, int8 vector bytes or None, scale) rows; no vectors unless every row has one."""
+        raws = [raw for _, raw, _ in rows]
+        q = b"".join(raw for raw in raws if raw is not None) if rows and None not in raws else None
+        return cls([t for t, _, _ in rows], q, array("f", [scale for *_, scale in rows]).tobytes())
+
+    def __len__(self) -> int:
+        return len(self._ends) // 4
+
+    def text(self, k: int) -> str:
+        ends = memoryview(self._ends).cast("I")
+        return self._text[ends[k - 1] if k else 0 : ends[k]]
+
+    def vector(self, k: int) -> np.ndarray:
+        """The row's float32 vector; zeros when it was indexed without the encoder."""
+        q = None if self._q is None else np.frombuffer(self._q, dtype=np.int8, count=DIM, offset=k * DIM)
+        return _vector(q, float(memoryview(self._scales).cast("f")[k]))
+
+    def with_vectors(self, q: np.ndarray, scales: np.ndarray) -> _Sentences:
+        """The same texts with the int8 rows and scales of ``quantize``."""
+        return _Sentences.of([(self.text(k), q[k].tobytes(), float(scales[k])) for k in range(len(self))])
+
+    def tail(self, drop: int) -> _Sentences:
+        """The rows after the first ``drop``."""
+        return _Sentences.of(self.rows(drop))
+
+    def rows(self, start: int = 0) -> list[tuple[str, bytes | None, float]]:
+        scales = memoryview(self._scales).cast("f")
+        return [
+            (self.text(k), None if self._q is None else self._q[k * DIM : (k + 1) * DIM], float(scales[k]))
+            for k in range(start, len(self))
+        ]
 
 
-@dataclass
+class _SharedVectors:
+    """Catalog field vectors by text, held once however many items share the text ("in stock", a
+    category, a common attribute), with a count of users so that one no item uses is dropped.
+
+    A text already held is not embedded again: every item quoting it scores it with the same vector.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[str, list[Any]] = {}  # text -> [int8 row + float32 scale, users]
+
+    def get(self, text: str) -> bytes | None:
+        entry = self._held.get(text)
+        return None if entry is None else bytes(entry[0])
+
+    def acquire(self, text: str, raw: bytes) -> bytes:
+        """The vector held for ``text`` (``raw`` when it is the first), counted as used once more."""
+        entry = self._held.setdefault(text, [raw, 0])
+        entry[1] += 1
+        return bytes(entry[0])
+
+    def release(self, text: str) -> None:
+        entry = self._held[text]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self._held[text]
+
+
+class _CatalogFields:
+    """An item's catalog fields as sentences: names, texts and (shared) vectors, one tuple each."""
+
+    __slots__ = ("names", "texts", "vectors")
+
+    def __init__(self, names: tuple[str, ...], texts: tuple[str, ...], vectors: tuple[bytes | None, ...]) -> None:
+        self.names = names
+        self.texts = texts
+        self.vectors = vectors  # int8 row + float32 scale, or None without the encoder
+
+    def vector(self, k: int) -> np.ndarray:
+        """The field's float32 vector; zeros when it was indexed without the encoder."""
+        raw = self.vectors[k]
+        return _vector(None if raw is None else np.frombuffer(raw, dtype=np.int8, count=DIM), _scale_of(raw))
+
+    def title(self) -> np.ndarray | None:
+        return self.vector(self.names.index("title")) if "title" in self.names else None
+
+    def rows(self) -> list[list[Any]]:
+        """As stored: name, text, language, int8 vector bytes or None, scale."""
+        return [
+            [n, t, textlib.detect_lang(t), None if v is None else v[:DIM], _scale_of(v)]
+            for n, t, v in zip(self.names, self.texts, self.vectors, strict=True)
+        ]
+
+
+@dataclass(slots=True)
 class _Review:
     item_id: str
     event_id: str
     ts: float
     rating: float | None
-    sentences: list[_Sentence]
+    first: int  # the index of the first kept sentence in the review
+    sentences: _Sentences
+    sentiment: str | None = None  # the engine's label, when it came
 
     def record(self) -> bytes:
+        rows = self.sentences.rows()
         return msgpack.packb(
             {
                 "ts": self.ts,
                 "rating": self.rating,
-                "s": [[s.idx, s.text, s.lang, None if s.q is None else s.q.tobytes(), s.scale] for s in self.sentences],
+                "s": [[self.first + k, t, textlib.detect_lang(t), q, scale] for k, (t, q, scale) in enumerate(rows)],
             }
         )
 
 
 @dataclass
-class _Field:
-    """A catalog field rendered as a sentence, with its embedding."""
-
-    name: str
-    text: str
-    lang: str
-    tokens: list[str]
-    q: np.ndarray | None
-    scale: float
-
-
-@dataclass
 class _ItemView:
-    """Everything the guide knows of one item, with the candidates of a search cached."""
+    """Everything the guide knows of one item: its event, catalog fields (as sentences) and reviews."""
 
     item: dict[str, Any] | None = None
-    fields: list[_Field] | None = None
+    fields: _CatalogFields | None = None
     reviews: dict[str, _Review] | None = None
-    cached: tuple[list[Evidence], CandidateSet] | None = None
 
     def sentence_count(self) -> int:
         return sum(len(r.sentences) for r in (self.reviews or {}).values())
@@ -185,20 +278,28 @@ class _Store:
 
             Path(path).mkdir(parents=True, exist_ok=True)
             self._db = Rdict(path)
-        self.sizes: dict[bytes, int] = {}
+        #: Keys and values, in bytes: a running total (a size per key would cost memory of its own).
+        self.size = 0
+
+    def __contains__(self, key: bytes) -> bool:
+        return self._db.get(key) is not None
 
     def put(self, key: bytes, value: bytes) -> None:
+        held = self._db.get(key)
+        if held is not None:
+            self.size -= len(key) + len(held)
         self._db[key] = value
-        self.sizes[key] = len(key) + len(value)
+        self.size += len(key) + len(value)
 
     def delete(self, key: bytes) -> None:
-        if key in self.sizes:
+        held = self._db.get(key)
+        if held is not None:
             del self._db[key]
-            del self.sizes[key]
+            self.size -= len(key) + len(held)
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         for key, value in self._db.items():
-            self.sizes[key] = len(key) + len(value)
+            self.size += len(key) + len(value)
             yield key, value
 
     def close(self) -> None:
@@ -302,30 +403,29 @@ class _CatalogIndex:
     def __init__(self) -> None:
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
-        self._tokens: list[frozenset[str]] = []
-        self._postings: dict[str, set[int]] = {}
-        self._arrays: dict[str, np.ndarray] = {}  # the postings as arrays, made when a question needs them
+        self._postings: dict[str, array[int]] = {}  # token -> rows, as int32 (a set would take 4-8x more)
         self._matrix = np.zeros((0, DIM), dtype=np.float32)
 
-    def put(self, item_id: str, fields: list[_Field]) -> None:
+    def put(self, item_id: str, fields: _CatalogFields, replaced: _CatalogFields | None) -> None:
+        """Index the item's fields, replacing those it had."""
         row = self._row.get(item_id)
         if row is None:
             row = self._row[item_id] = len(self._ids)
             self._ids.append(item_id)
-            self._tokens.append(frozenset())
             if row == len(self._matrix):
                 grown = np.zeros((max(16, 2 * row), DIM), dtype=np.float32)
                 grown[:row] = self._matrix
                 self._matrix = grown
-        for tok in self._tokens[row]:
-            self._postings[tok].discard(row)
-            self._arrays.pop(tok, None)
-        self._tokens[row] = frozenset(tok for f in fields for tok in f.tokens)
-        for tok in self._tokens[row]:
-            self._postings.setdefault(tok, set()).add(row)
-            self._arrays.pop(tok, None)
-        title = next((f for f in fields if f.name == "title"), None)
-        self._matrix[row] = _vector(title.q, title.scale) if title is not None else 0.0
+        for tok in _token_set(replaced) if replaced is not None else ():
+            self._postings[tok].remove(row)
+        for tok in _token_set(fields):
+            self._postings.setdefault(sys.intern(tok), array("i")).append(row)
+        title = fields.title()
+        self._matrix[row] = title if title is not None else 0.0
+
+    def shrink(self) -> None:
+        """Drop the title matrix's spare rows (kept for growth while items stream in)."""
+        self._matrix = self._matrix[: len(self._ids)].copy()
 
     def best(self, q_tokens: list[str], q_vector: np.ndarray | None, k: int) -> list[str]:
         """The ``k`` items with the best share of question tokens plus title similarity."""
@@ -337,10 +437,7 @@ class _CatalogIndex:
         for tok in q_set:
             rows = self._postings.get(tok)
             if rows and len(rows) <= max(1, n // 2):  # a token most items share tells none apart
-                array = self._arrays.get(tok)
-                if array is None:
-                    array = self._arrays[tok] = np.fromiter(rows, dtype=np.int64, count=len(rows))
-                score[array] += 1.0 / len(q_set)
+                score[np.frombuffer(rows, dtype=np.int32)] += 1.0 / len(q_set)
         if q_vector is not None:
             score += self._matrix[:n] @ q_vector
         best = np.argpartition(-score, k - 1)[:k] if n > k else np.arange(n)
@@ -366,10 +463,12 @@ class KnowledgeBase:
         self._max_sentences = max_sentences_per_item
         self._items: dict[str, _ItemView] = {}
         self._marks: set[str] = set()
-        self._sentiment: dict[tuple[str, str], str] = {}
+        self._sentiment: dict[tuple[str, str], str] = {}  # labels of reviews not indexed (yet)
         self._policy_vectors: dict[str, np.ndarray] = {}
         self._policy_vectors_by_lang: dict[str, list[np.ndarray | None]] = {}  # in policy order, made once
         self._catalog = _CatalogIndex()
+        self._shared = _SharedVectors()
+        self._cache: dict[str, tuple[list[Evidence], CandidateSet]] = {}  # by item, least recently used first
         self._cross_scale: tuple[float, float] | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -408,7 +507,7 @@ class KnowledgeBase:
     def stats(self) -> dict[str, Any]:
         """Items, indexed sentences, and the bytes the index takes in its store (keys + values)."""
         sentences = sum(v.sentence_count() for v in self._items.values())
-        size = sum(self._store.sizes.values())
+        size = self._store.size
         return {
             "items": sum(1 for v in self._items.values() if v.item is not None),
             "sentences": sentences,
@@ -427,26 +526,28 @@ class KnowledgeBase:
         for key, value in self._store.items():
             prefix, rest = key[:1], key[1:].decode("utf-8")
             if prefix == _MARK:
-                self._marks.add(rest)
+                self._marks.add(sys.intern(rest))
             elif prefix == _SENTIMENT:
                 item_id, event_id = rest.split("\x00", 1)
-                self._sentiment[(item_id, event_id)] = msgpack.unpackb(value)[0]
+                self._note_sentiment(item_id, event_id, msgpack.unpackb(value)[0])
             elif prefix == _POLICY_VEC:
                 self._policy_vectors[rest] = np.frombuffer(value, dtype=np.float32)
             elif prefix == _ITEM:
                 rec = msgpack.unpackb(value)
                 view = self._view(rest)
                 view.item = rec["item"]
-                view.fields = [_Field(n, t, lang, _kept_tokens(t), _vec(q), s) for n, t, lang, q, s in rec["fields"]]
-                self._catalog.put(rest, view.fields)
+                view.fields = self._catalog_fields([(n, t, q, s) for n, t, _, q, s in rec["fields"]])
+                self._catalog.put(rest, view.fields, None)
             elif prefix == _REVIEW:
-                item_id, event_id = rest.split("\x00", 1)
+                item_id, event_id = (sys.intern(part) for part in rest.split("\x00", 1))
                 rec = msgpack.unpackb(value)
-                sentences = [_Sentence(i, t, lang, _kept_tokens(t), _vec(q), s) for i, t, lang, q, s in rec["s"]]
-                review = _Review(item_id, event_id, rec["ts"], rec["rating"], sentences)
+                first = rec["s"][0][0] if rec["s"] else 0
+                sentences = _Sentences.of([(t, q, s) for _, t, _, q, s in rec["s"]])
+                review = _Review(item_id, event_id, rec["ts"], rec["rating"], first, sentences)
                 view = self._view(item_id)
                 view.reviews = view.reviews or {}
                 view.reviews[event_id] = review
+        self._catalog.shrink()
 
     def _embed_policy(self) -> None:
         """Policy vectors, by text digest: computed once, stored, loaded on the next open."""
@@ -481,20 +582,36 @@ class KnowledgeBase:
             if held is None or held.get("ts", 0.0) <= rec["ts"]:
                 latest[rec["item_id"]] = rec
         rendered = {item_id: _render_fields(rec) for item_id, rec in latest.items()}
-        vectors = self._encoder.encode([t for fields in rendered.values() for _, t in fields])
-        k = 0
+        fresh = list(dict.fromkeys(t for fields in rendered.values() for _, t in fields if self._shared.get(t) is None))
+        vectors = self._encoder.encode(fresh)
+        embedded = {t: _quantized(vectors, k) for k, t in enumerate(fresh)}
         for item_id, rec in latest.items():
-            fields = []
+            rows: list[tuple[str, str, bytes | None, float]] = []
             for name, t in rendered[item_id]:
-                q, scale = _quantized(vectors, k)
-                k += 1
-                fields.append(_Field(name, t, textlib.detect_lang(t), _kept_tokens(t), q, scale))
+                shared = self._shared.get(t)
+                if shared is not None:
+                    rows.append((name, t, shared[:DIM], _scale_of(shared)))
+                else:
+                    q, scale = embedded.get(t) or (None, 1.0)
+                    rows.append((name, t, None if q is None else q.tobytes(), scale))
             view = self._view(item_id)
-            view.item, view.fields, view.cached = rec, fields, None
-            self._catalog.put(item_id, fields)
-            stored = [[f.name, f.text, f.lang, None if f.q is None else f.q.tobytes(), f.scale] for f in fields]
-            self._store.put(_key(_ITEM, item_id), msgpack.packb({"item": rec, "fields": stored}))
+            replaced = view.fields
+            view.item, view.fields = rec, self._catalog_fields(rows)
+            self._cache.pop(item_id, None)
+            self._catalog.put(item_id, view.fields, replaced)
+            for text, raw in zip(replaced.texts, replaced.vectors, strict=True) if replaced is not None else ():
+                if raw is not None:
+                    self._shared.release(text)
+            self._store.put(_key(_ITEM, item_id), msgpack.packb({"item": rec, "fields": view.fields.rows()}))
         return refused
+
+    def _catalog_fields(self, rows: list[tuple[str, str, bytes | None, float]]) -> _CatalogFields:
+        """From (name, text, int8 vector bytes or None, scale) rows, the vectors shared."""
+        return _CatalogFields(
+            tuple(sys.intern(n) for n, _, _, _ in rows),
+            tuple(sys.intern(t) for _, t, _, _ in rows),
+            tuple(None if q is None else self._shared.acquire(t, q + array("f", [s]).tobytes()) for _, t, q, s in rows),
+        )
 
     def add_reviews(self, reviews: list[dict[str, Any]]) -> int:
         """Index review events; returns the sentences indexed. Malformed events and repeats are skipped.
@@ -507,6 +624,7 @@ class KnowledgeBase:
             review = self._parse_review(r)
             if review is not None and review.event_id not in self._marks:
                 self._marks.add(review.event_id)
+                review.sentiment = self._sentiment.pop((review.item_id, review.event_id), None)
                 self._store.put(_key(_MARK, review.event_id), b"")
                 fresh.append(review)
         touched: dict[str, list[_Review]] = {}
@@ -516,23 +634,26 @@ class KnowledgeBase:
             view = self._view(review.item_id)
             view.reviews = view.reviews or {}
             view.reviews[review.event_id] = review
-            view.cached = None
+            self._cache.pop(review.item_id, None)
             touched.setdefault(review.item_id, []).append(review)
         for item_id in touched:
             self._trim(item_id)
         survivors = [
-            (review, s)
+            review
             for item_id, revs in touched.items()
             for review in revs
             if review.event_id in (self._items[item_id].reviews or {})
-            for s in review.sentences
         ]
-        vectors = self._encoder.encode([s.text for _, s in survivors])
-        for k, (_, s) in enumerate(survivors):
-            s.q, s.scale = _quantized(vectors, k)
-        for review in {id(r): r for r, _ in survivors}.values():
+        texts = [s.text(k) for s in (r.sentences for r in survivors) for k in range(len(s))]
+        vectors = self._encoder.encode(texts)
+        start = 0
+        for review in survivors:
+            end = start + len(review.sentences)
+            if vectors is not None:
+                review.sentences = review.sentences.with_vectors(*quantize(vectors[start:end]))
+            start = end
             self._store.put(_key(_REVIEW, review.item_id, review.event_id), review.record())
-        return len(survivors)
+        return len(texts)
 
     def _parse_review(self, r: Any) -> _Review | None:
         if not isinstance(r, Mapping):
@@ -543,8 +664,7 @@ class KnowledgeBase:
         ts = float(r["ts"]) if _finite(r.get("ts")) else 0.0
         rating = float(r["rating"]) if _finite(r.get("rating")) else None
         parts = textlib.split_sentences(body) if isinstance(body, str) else []
-        sentences = [_Sentence(i, t, textlib.detect_lang(t), _kept_tokens(t), None, 1.0) for i, t in enumerate(parts)]
-        return _Review(item_id, event_id, ts, rating, sentences)
+        return _Review(item_id, event_id, ts, rating, 0, _Sentences.of([(t, None, 1.0) for t in parts]))
 
     def _trim(self, item_id: str) -> None:
         """Keep the newest ``max_sentences_per_item`` sentences of the item (by review time)."""
@@ -558,23 +678,32 @@ class KnowledgeBase:
                 break
             drop = min(excess, len(review.sentences))
             excess -= drop
-            review.sentences = review.sentences[drop:]
+            review.sentences = review.sentences.tail(drop)
+            review.first += drop
             key = _key(_REVIEW, item_id, review.event_id)
             if not review.sentences:
                 del reviews[review.event_id]
                 self._store.delete(key)
-            elif key in self._store.sizes:
+            elif key in self._store:
                 self._store.put(key, review.record())
 
     def set_sentiment(self, item_id: str, review_event_id: str, label: str, score: float) -> None:
         """Attach the engine's sentiment label to a review's sentences (before or after the review)."""
         if label not in ("positive", "negative"):
             return
-        self._sentiment[(item_id, review_event_id)] = label
+        self._note_sentiment(item_id, review_event_id, label)
         self._store.put(_key(_SENTIMENT, item_id, review_event_id), msgpack.packb([label, float(score)]))
+        self._cache.pop(item_id, None)
+
+    def _note_sentiment(self, item_id: str, event_id: str, label: str) -> None:
+        """On the review when it is indexed, else kept until it comes."""
+        label = sys.intern(label)
         view = self._items.get(item_id)
-        if view is not None:
-            view.cached = None
+        review = (view.reviews or {}).get(event_id) if view is not None else None
+        if review is not None:
+            review.sentiment = label
+        else:
+            self._sentiment[(item_id, event_id)] = label
 
     # ------------------------------------------------------------------ answering
 
@@ -696,21 +825,34 @@ class KnowledgeBase:
 
     def _candidates(self, item_id: str) -> tuple[list[Evidence], CandidateSet]:
         """The item's catalog fields and review sentences as evidence, and their candidate set (cached)."""
+        cached = self._cache.pop(item_id, None)
+        if cached is None:
+            cached = self._build_candidates(item_id)
+        self._cache[item_id] = cached  # the most recently used last
+        while len(self._cache) > CACHED_ITEMS:
+            del self._cache[next(iter(self._cache))]
+        return cached
+
+    def _build_candidates(self, item_id: str) -> tuple[list[Evidence], CandidateSet]:
         view = self._items[item_id]
-        if view.cached is None:
-            evidence, cands = [], []
-            ts = view.item.get("ts") if view.item else None
-            for f in view.fields or []:
-                source = "description" if f.name == "title" else "attribute"
-                evidence.append(Evidence(f.text, item_id, f"catalog:{f.name}", f.lang, None, ts, 0.0))
-                cands.append(Candidate(f.text, f.tokens, source, _vector(f.q, f.scale)))
-            for review in (view.reviews or {}).values():
-                sentiment = self._sentiment.get((item_id, review.event_id)) or _from_rating(review.rating)
-                for s in review.sentences:
-                    evidence.append(Evidence(s.text, item_id, review.event_id, s.lang, sentiment, review.ts, 0.0))
-                    cands.append(Candidate(s.text, s.tokens, "review", _vector(s.q, s.scale)))
-            view.cached = evidence, CandidateSet.of(cands)
-        return view.cached
+        evidence, cands = [], []
+        ts = view.item.get("ts") if view.item else None
+        fields = view.fields
+        for k, (name, text) in enumerate(zip(fields.names, fields.texts, strict=True) if fields else ()):
+            assert fields is not None
+            lang = textlib.detect_lang(text)
+            source = "description" if name == "title" else "attribute"
+            evidence.append(Evidence(text, item_id, f"catalog:{name}", lang, None, ts, 0.0))
+            cands.append(Candidate(text, textlib.tokens(text), source, fields.vector(k)))
+        for review in (view.reviews or {}).values():
+            sentiment = review.sentiment or _from_rating(review.rating)
+            s = review.sentences
+            for k in range(len(s)):
+                text = s.text(k)
+                lang = textlib.detect_lang(text)
+                evidence.append(Evidence(text, item_id, review.event_id, lang, sentiment, review.ts, 0.0))
+                cands.append(Candidate(text, textlib.tokens(text), "review", s.vector(k)))
+        return evidence, CandidateSet.of(cands)
 
     def _match_items(self, q_tokens: list[str], q_vector: np.ndarray | None) -> list[str]:
         """Items whose catalog fields best match a question asked without an item."""
@@ -766,17 +908,16 @@ class KnowledgeBase:
         )
 
 
-def _kept_tokens(text: str) -> list[str]:
-    """A stored sentence's tokens, interned: the index holds each distinct token once, not once a use."""
-    return [sys.intern(t) for t in textlib.tokens(text)]
+def _token_set(fields: _CatalogFields) -> set[str]:
+    return {tok for t in fields.texts for tok in textlib.tokens(t)}
+
+
+def _scale_of(raw: bytes | None) -> float:
+    return 1.0 if raw is None else float(np.frombuffer(raw, np.float32, 1, DIM)[0])
 
 
 def _digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def _vec(raw: bytes | None) -> np.ndarray | None:
-    return None if raw is None else np.frombuffer(raw, dtype=np.int8)
 
 
 def _quantized(vectors: np.ndarray | None, k: int) -> tuple[np.ndarray | None, float]:

@@ -178,3 +178,49 @@ def test_an_item_update_replaces_its_catalog_entry(kb):
     kb.add_item({**ITEM, "title": "Espresso machine", "category": "kitchen", "attributes": {}, "ts": 2.0})
     assert kb.ask("espresso machine price").evidence[0].item_id == "it-1"
     assert kb.stats()["items"] == 2
+
+
+def test_a_trimmed_review_is_stored_as_kept_and_reopens_the_same(tmp_path):
+    path = str(tmp_path / "kb")
+    kb = KnowledgeBase.open(path, max_sentences_per_item=3)
+    kb.add_reviews([review("r-1", "it-1", "Old words one. Old words two. Old words three.", ts=100.0)])
+    kb.add_reviews([review("r-2", "it-1", "The strap is comfortable. It fits well.", ts=200.0)])
+    before = [kb.ask(q, item_id="it-1") for q in ("old words three", "is the strap comfortable")]
+    stats = kb.stats()
+    kb.close()
+    again = KnowledgeBase.open(path, max_sentences_per_item=3)
+    assert again.stats() == stats
+    assert stats["sentences"] == 3
+    assert [again.ask(q, item_id="it-1") for q in ("old words three", "is the strap comfortable")] == before
+    assert "Old words three." in {e.text for e in before[0].evidence}
+    again.close()
+
+
+def test_answers_do_not_depend_on_which_items_are_cached(demo_kb, monkeypatch):
+    import guide.knowledge as knowledge
+
+    questions = [(q["text"], q["item_id"]) for q in load_gold("questions")["questions"][:40]]
+    cached = [demo_kb.ask(text, item_id=item_id) for text, item_id in questions]
+    monkeypatch.setattr(knowledge, "CACHED_ITEMS", 1)
+    fresh = [demo_kb.ask(text, item_id=item_id) for text, item_id in questions]
+    assert len(demo_kb._cache) == 1
+    assert fresh == cached
+
+
+def test_items_share_the_vectors_of_equal_fields_until_they_change(kb, monkeypatch):
+    kb.add_items([{**ITEM, "item_id": f"it-{n}", "title": f"Earbuds {n}", "ts": 1.0} for n in range(3)])
+    first, second = kb._items["it-0"].fields, kb._items["it-1"].fields
+    assert first is not None and second is not None
+    assert first.vectors[1] is second.vectors[1]  # "category: electronics", held once
+    held = len(kb._shared._held)
+    assert held == 3 + 5  # three titles, then category, price, stock and two attributes shared
+    embedded: list[list[str]] = []
+    real = Encoder.encode
+    monkeypatch.setattr(Encoder, "encode", lambda self, texts: embedded.append(list(texts)) or real(self, texts))
+    kb.add_item({**ITEM, "item_id": "it-0", "title": "Earbuds 0", "price": 10.0, "ts": 2.0})
+    assert embedded == [["price: 10"]]  # the texts already held are not embedded again
+    assert len(kb._shared._held) == held + 1  # the new price; the old one is still used by it-1, it-2
+    for n in (1, 2):
+        kb.add_item({**ITEM, "item_id": f"it-{n}", "title": f"Earbuds {n}", "price": 10.0, "ts": 2.0})
+    assert len(kb._shared._held) == held  # no item has the old price any more
+    assert kb.ask("earbuds price", item_id="it-2").evidence[0].text in {"price: 10", "Earbuds 2"}
