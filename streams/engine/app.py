@@ -314,8 +314,9 @@ class Engine:
             return {"status": "stalled", "stalled_s": round(stalled)}
         return {"status": "alive"}
 
-    async def _watch_stall(self, lag: int) -> None:
-        """Say what a stalled worker waits on, once per stall, and fetch its blocked inputs again."""
+    async def _watch_stall(self, lag: int, owed: dict[Any, int]) -> None:
+        """Say what a stalled worker waits on, once per stall, and fetch its blocked inputs again;
+        ``owed``: the next offset each lagging input partition owes the agents."""
         # Behind an unreachable broker the wait is the broker's (readyz says so): no restart helps.
         began = self.stall.observe(lag if self.broker_watch.up else 0, self.progress.events)
         self.metrics.stalled_seconds.set(self.stall.stalled_for())
@@ -325,9 +326,13 @@ class Engine:
         consumer = self.app.consumer
         try:
             blocked = consumer.blocked_inputs()
+            # Stalled, the agents hold nothing: a fetch position past what they owe skipped records.
+            skipped = await consumer.skipped_inputs(owed) if self.delivery.waiting is None else {}
         except Exception:  # a diagnosis must not stop the gauges
             log.exception("could not inspect the consumer's partitions")
-            blocked = {}
+            blocked, skipped = {}, {}
+        if skipped:
+            blocked["skipped"] = [f"{tp.topic}[{tp.partition}] from {offset}" for tp, offset in skipped.items()]
         waiting = self.delivery.waiting
         delivery = "no delivery waiting"
         if waiting is not None:
@@ -340,7 +345,12 @@ class Engine:
             delivery,
             self.app.rebalancing,
         )
-        if blocked and not self.app.rebalancing:
+        if self.app.rebalancing:
+            return
+        if skipped:
+            log.warning("fetching the skipped records again")
+            await consumer.refetch(skipped)
+        if blocked.keys() - {"skipped"}:
             log.warning("fetching the blocked input partitions again from their committed offsets")
             await consumer.unblock_inputs()
 
@@ -549,7 +559,9 @@ class Engine:
 
         @app.timer(interval=MONITOR_INTERVAL_S)
         async def refresh_gauges() -> None:
-            await self._watch_stall(await refresh_lag(app.consumer, sources, self.progress, self.metrics))
+            owed = await refresh_lag(app.consumer, sources, self.progress, self.metrics)
+            lag = sum(app.consumer.highwater(tp) - offset for tp, offset in owed.items())
+            await self._watch_stall(lag, owed)
             age = self.snapshot_age()
             if age is not None:
                 self.metrics.snapshot_age.set(age)

@@ -33,9 +33,11 @@ class Progress:
             self.done[key] = offset
 
 
-async def refresh_lag(consumer: Any, sources: set[str], progress: Progress, metrics: Metrics) -> int:
-    """Refresh the lag gauges; the total lag of the source partitions."""
+async def refresh_lag(consumer: Any, sources: set[str], progress: Progress, metrics: Metrics) -> dict[Any, int]:
+    """Refresh the lag gauges; the next offset owed to the agents of every source partition that
+    has lag (its records from there on wait)."""
     lags: dict[tuple[str, int], int] = {}
+    owed: dict[Any, int] = {}
     for tp in consumer.assignment():
         if tp.topic not in sources:
             continue
@@ -51,11 +53,13 @@ async def refresh_lag(consumer: Any, sources: set[str], progress: Progress, metr
             next_offset = await consumer.position(tp)
         if next_offset is not None:
             lags[(tp.topic, tp.partition)] = max(0, end - next_offset)
+            if end > next_offset:
+                owed[tp] = next_offset
     # No await from here on: a scrape never sees the gauge half rebuilt.
     metrics.consumer_lag.clear()
     for (topic, partition), lag in lags.items():
         metrics.consumer_lag.labels(topic, str(partition)).set(lag)
-    return sum(lags.values())
+    return owed
 
 
 class StallWatch:

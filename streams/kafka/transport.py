@@ -100,6 +100,25 @@ class _Consumer(driver.Consumer):
             found["flow"] = ["stopped"]
         return found
 
+    async def skipped_inputs(self, owed: dict[Any, int]) -> dict[Any, int]:
+        """Of ``owed`` (partition -> the next offset its agents are owed, with records waiting
+        from there), the partitions whose fetch position is past that offset: records fetched and
+        never delivered, which no later fetch returns. Only meaningful while nothing is processed."""
+        consumer = self._thread._ensure_consumer()
+        skipped: dict[Any, int] = {}
+        for tp, offset in owed.items():
+            if has_position(consumer, tp):
+                position = await self._thread.position(tp)
+                if position is not None and position > offset:
+                    skipped[tp] = offset
+        return skipped
+
+    async def refetch(self, offsets: dict[Any, int]) -> None:
+        """Fetch these partitions again from these offsets."""
+        self._continuity.rewind(offsets)
+        with _unless_rebalanced():
+            await self._thread.seek_wait(offsets)
+
     async def unblock_inputs(self) -> None:
         """Fetch every assigned input partition again (for when the rebalance that paused some
         never resumed them) from its committed offset, as a rebalance's recovery does."""
@@ -218,6 +237,10 @@ class Continuity:
         """After a seek: the offset each partition's next record must have (partitions left
         out, read from their beginning, start wherever their log does)."""
         self._next = dict(offsets)
+
+    def rewind(self, offsets: dict[Any, int]) -> None:
+        """These partitions are fetched again from these offsets."""
+        self._next.update(offsets)
 
     def owed(self, records: Any, guarded: Callable[[str], bool]) -> dict[Any, int]:
         """The offset each guarded partition of ``records`` owes next, where known."""
