@@ -314,16 +314,17 @@ class Engine:
             return {"status": "stalled", "stalled_s": round(stalled)}
         return {"status": "alive"}
 
-    async def _watch_stall(self, lag: int, owed: dict[Any, int]) -> None:
+    async def _watch_stall(self, owed: dict[Any, int]) -> None:
         """Say what a stalled worker waits on, once per stall, and fetch its blocked inputs again;
         ``owed``: the next offset each lagging input partition owes the agents."""
+        consumer = self.app.consumer
+        lag = sum(consumer.highwater(tp) - offset for tp, offset in owed.items())
         # Behind an unreachable broker the wait is the broker's (readyz says so): no restart helps.
         began = self.stall.observe(lag if self.broker_watch.up else 0, self.progress.events)
         self.metrics.stalled_seconds.set(self.stall.stalled_for())
         if not began:
             return
         self.metrics.stalls.inc()
-        consumer = self.app.consumer
         try:
             blocked = consumer.blocked_inputs()
             # Stalled, the agents hold nothing: a fetch position past what they owe skipped records.
@@ -331,17 +332,17 @@ class Engine:
         except Exception:  # a diagnosis must not stop the gauges
             log.exception("could not inspect the consumer's partitions")
             blocked, skipped = {}, {}
-        if skipped:
-            blocked["skipped"] = [f"{tp.topic}[{tp.partition}] from {offset}" for tp, offset in skipped.items()]
         waiting = self.delivery.waiting
         delivery = "no delivery waiting"
         if waiting is not None:
             delivery = f"waiting {time.monotonic() - waiting[0]:.0f} s for {waiting[1]} acknowledgements"
         log.warning(
-            "no event processed for %.0f s while %d wait in the input: blocked inputs %s; %s; rebalancing %s",
+            "no event processed for %.0f s while %d wait in the input: "
+            "blocked inputs %s; skipped %s; %s; rebalancing %s",
             self.stall.stalled_for(),
             lag,
             blocked or "none",
+            {f"{tp.topic}[{tp.partition}]": offset for tp, offset in skipped.items()} or "none",
             delivery,
             self.app.rebalancing,
         )
@@ -350,7 +351,7 @@ class Engine:
         if skipped:
             log.warning("fetching the skipped records again")
             await consumer.refetch(skipped)
-        if blocked.keys() - {"skipped"}:
+        if blocked:
             log.warning("fetching the blocked input partitions again from their committed offsets")
             await consumer.unblock_inputs()
 
@@ -559,9 +560,7 @@ class Engine:
 
         @app.timer(interval=MONITOR_INTERVAL_S)
         async def refresh_gauges() -> None:
-            owed = await refresh_lag(app.consumer, sources, self.progress, self.metrics)
-            lag = sum(app.consumer.highwater(tp) - offset for tp, offset in owed.items())
-            await self._watch_stall(lag, owed)
+            await self._watch_stall(await refresh_lag(app.consumer, sources, self.progress, self.metrics))
             age = self.snapshot_age()
             if age is not None:
                 self.metrics.snapshot_age.set(age)
