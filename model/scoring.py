@@ -5,8 +5,9 @@ weight names as ``model.network`` (a test checks the two agree). :class:`NeuralS
 engine's :class:`~model.serving.ServingModel`: per agent batch it computes every user's tower outputs
 in one matrix product, retrieves a few hundred candidates per user (``model.retrieval``), scores all
 the users' candidates with one gather and one matrix product, and passes each ranking through
-``model.candidates.admissible``. Building it from a snapshot copies no weights, so swapping in a new
-snapshot costs about the snapshot's decoding.
+``model.candidates.admissible`` (with the share of each top k held for items new to the user).
+Building it from a snapshot copies no weights, so swapping in a new snapshot costs about the
+snapshot's decoding.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from itertools import chain
 
 import numpy as np
 
-from model.candidates import admissible
+from model.candidates import NEW_SHARE, admissible
 from model.config import TASKS, ModelConfig
 from model.features import (
     UserContext,
@@ -199,6 +200,7 @@ class NeuralServingModel:
         index: CovisIndex | None = None,
         retrieval: RetrievalConfig | None = None,
         interests_shown: int = 5,
+        new_share: float = NEW_SHARE,
     ) -> None:
         self.snapshot = snapshot
         self.net = NumpyNet(snapshot)
@@ -208,6 +210,7 @@ class NeuralServingModel:
         self.index = index if index is not None else CovisIndex()
         self.retrieval = retrieval or RetrievalConfig()
         self.interests_shown = interests_shown
+        self.new_share = new_share  # of each top k held for items new to the user (admissible)
         self._catalog_buckets: _Buckets | None = None
 
     @property
@@ -223,6 +226,7 @@ class NeuralServingModel:
             index=self.index,
             retrieval=self.retrieval,
             interests_shown=self.interests_shown,
+            new_share=self.new_share,
         )
 
     def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
@@ -249,9 +253,14 @@ class NeuralServingModel:
         pools = [self.pool(user, now) for user in users]
         scores = self.score_pools(z["recommend"], pools)
         return [
-            Recommendations(admissible(_ranked(pool, s), user, self.catalog, k), interests[row])
+            Recommendations(self.select(_ranked(pool, s), user, k), interests[row])
             for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True))
         ]
+
+    def select(self, ranked: list[tuple[str, float]], user: UserState, k: int) -> list[tuple[str, float]]:
+        """The top ``k`` of a ranking that the shop publishes: the business filter, with this
+        model's share of items new to the user."""
+        return admissible(ranked, user, self.catalog, k, new_share=self.new_share)
 
     def rank(self, z_rec: np.ndarray, pool: CandidatePool) -> list[tuple[str, float]]:
         """The pool's items by descending probability of engagement, for one user's ``z_rec``."""
@@ -345,10 +354,13 @@ def serving_from_snapshot(
     *,
     interest_half_life_s: float,
     index: CovisIndex | None = None,
+    new_share: float = NEW_SHARE,
 ) -> NeuralServingModel:
     """The engine's factory. Pass the previous model's ``index`` to keep retrieval history across
     snapshot swaps (or use :meth:`NeuralServingModel.with_snapshot`)."""
-    return NeuralServingModel(snapshot, catalog, interest_half_life_s=interest_half_life_s, index=index)
+    return NeuralServingModel(
+        snapshot, catalog, interest_half_life_s=interest_half_life_s, index=index, new_share=new_share
+    )
 
 
 def load_warm_start() -> Snapshot:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from model.candidates import NEW_SHARE
 from state.decay import INTEREST_HALF_LIFE_S, POPULARITY_HALF_LIFE_S
 from streams.errors import SettingsError
 
@@ -107,6 +108,11 @@ class Settings:
         "Longest wait to fill a batch whose first event waited more than SHOPGUIDE_COALESCE_AFTER_MS",
     )
     top_k: int = _opt("SHOPGUIDE_TOP_K", 10, "Items per published recommendation")
+    new_share: float = _opt(
+        "SHOPGUIDE_NEW_SHARE",
+        NEW_SHARE,
+        "Share of a returning shopper's published top k held for items they never touched, filled from the best-ranked ones (0: off)",
+    )
     coalesce_after_ms: float = _opt(
         "SHOPGUIDE_COALESCE_AFTER_MS",
         1000.0,
@@ -274,6 +280,8 @@ class Settings:
             raise SettingsError("SHOPGUIDE_ROLLBACK_DROP must be between 0 and 1")
         if self.top_k < 1:
             raise SettingsError("SHOPGUIDE_TOP_K must be at least 1")
+        if not 0.0 <= self.new_share <= 1.0:
+            raise SettingsError("SHOPGUIDE_NEW_SHARE must be between 0 and 1")
         if self.broker_kind not in BROKER_KINDS:
             raise SettingsError(f"SHOPGUIDE_BROKER_KIND must be one of {', '.join(BROKER_KINDS)}")
         if self.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:

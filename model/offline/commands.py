@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from model.candidates import NEW_SHARE
 from model.config import TASKS, ModelConfig
 from model.offline import datasets as data
 from state.decay import INTEREST_HALF_LIFE_S, POPULARITY_HALF_LIFE_S
@@ -184,12 +185,12 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
 def segment_comparison(results: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
     """Per segment ("all" and ``SEGMENTS``): the model's HR@10, the best baseline's on that same
     segment, and their ratio (None when no baseline hits anything there)."""
-    from model.offline.evaluate import SEGMENTS
+    from model.offline.evaluate import SEGMENTS, is_model
 
     out: dict[str, dict[str, Any]] = {}
     for segment in ("all", *SEGMENTS):
         key = "hit_rate@10" if segment == "all" else f"{segment}_hit_rate@10"
-        best, name = max((v[key], k) for k, v in results.items() if k != "model")
+        best, name = max((v[key], k) for k, v in results.items() if not is_model(k))
         model = results["model"][key]
         out[segment] = {
             "model": model,
@@ -201,7 +202,15 @@ def segment_comparison(results: dict[str, dict[str, float]]) -> dict[str, dict[s
 
 
 def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
-    from model.offline.evaluate import ModelRecommender, baseline_recommenders, prequential, replay_catalog
+    from model.offline.baselines import Recommender
+    from model.offline.evaluate import (
+        ModelRecommender,
+        NewShareView,
+        baseline_recommenders,
+        is_model,
+        prequential,
+        replay_catalog,
+    )
     from model.training import Trainer
 
     events = read_stream(args.format, Path(args.path))
@@ -211,9 +220,15 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
     catalog, clock = replay_catalog(half_life)
     trainer = Trainer(_config(args), seed=args.seed)
     model = ModelRecommender(
-        trainer, catalog, interest_half_life_s=INTEREST_HALF_LIFE_S, seed=args.seed, train_every=args.train_every
+        trainer,
+        catalog,
+        interest_half_life_s=INTEREST_HALF_LIFE_S,
+        seed=args.seed,
+        train_every=args.train_every,
+        new_share=args.new_share,
     )
-    methods = [model, *baseline_recommenders(catalog, half_life)]
+    views = [NewShareView(model, share) for share in args.compare_shares if share != args.new_share]
+    methods: list[Recommender] = [model, *views, *baseline_recommenders(catalog, half_life)]
     with progress_bar(len(events), f"prequential replay ({args.format})") as advance:
         result = prequential(
             events,
@@ -228,11 +243,11 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
             tuned_until=args.tuned_until if args.tuned_until < len(events) else None,
         )
     results = result.results()
-    best = max((v["hit_rate@10"], k) for k, v in results.items() if k != "model")
+    best = max((v["hit_rate@10"], k) for k, v in results.items() if not is_model(k))
     after: dict[str, Any] = {}
     if result.after:
         after_results = result.results_after()
-        best_after = max((v["hit_rate@10"], k) for k, v in after_results.items() if k != "model")
+        best_after = max((v["hit_rate@10"], k) for k, v in after_results.items() if not is_model(k))
         after = {
             "after_tuning": {
                 "events_from": result.tuned_until,
@@ -252,6 +267,7 @@ def cmd_evaluate_recommend(args: argparse.Namespace) -> dict[str, Any]:
         "path": str(args.path),
         "seed": args.seed,
         "seconds": round(result.seconds, 1),
+        "new_share": args.new_share,
         "recommend_ms_per_event": result.recommend_ms,
         "best_baseline": best[1],
         "model_vs_best_baseline": results["model"]["hit_rate@10"] / best[0] if best[0] else None,
@@ -580,6 +596,18 @@ def register(subparsers: Any) -> None:
         help="events of the stream's prefix used for tuning decisions; the positives "
         "after it are also reported on their own (after_tuning)",
     )
+    rec.add_argument(
+        "--new-share",
+        type=_share,
+        default=NEW_SHARE,
+        help="share of the model's top 10 held for items new to the user, as the engine publishes it (0: off)",
+    )
+    rec.add_argument(
+        "--compare-shares",
+        type=lambda text: [_share(s) for s in text.split(",")],
+        default=[0.0],
+        help="other shares scored on the model's same rankings (model_new_share_<share>; comma-separated)",
+    )
     _common(rec)
     rec.set_defaults(func=cmd_evaluate_recommend)
 
@@ -599,6 +627,13 @@ def register(subparsers: Any) -> None:
     from guide.evaluation import register as register_guide  # the shopping guide's figures
 
     register_guide(kinds)
+
+
+def _share(text: str) -> float:
+    share = float(text)
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"a share is between 0 and 1, got {text}")
+    return share
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from model.calibration import fit_calibration, macro_f1
-from model.candidates import admissible
+from model.candidates import NEW_SHARE, admissible
 from model.examples import Example, ExampleConfig, click_examples, review_example
 from model.offline.baselines import (
     Cooccurrence,
@@ -54,24 +54,36 @@ class ModelRecommender:
         seed: int = 0,
         train_every: int = 256,
         extra_examples: Callable[[], list[Example]] | None = None,
+        new_share: float = NEW_SHARE,
     ) -> None:
         self.trainer = trainer
         self.catalog = catalog
         self.rng = np.random.default_rng(seed)
         self.train_every = train_every
         self.example_config = ExampleConfig(trainer.config, interest_half_life_s)
-        self.serving = NeuralServingModel(trainer.export(), catalog, interest_half_life_s=interest_half_life_s)
+        self.serving = NeuralServingModel(
+            trainer.export(), catalog, interest_half_life_s=interest_half_life_s, new_share=new_share
+        )
         self.extra_examples = extra_examples
         self.pending: list[Example] = []
         self.events = 0
         self.losses: dict[str, list[float]] = {}
-        self._last: tuple[int, float, CandidatePool] | None = None
+        self._last: tuple[int, float, CandidatePool, list[tuple[str, float]]] | None = None
 
     def recommend(self, user: UserState, now: float, k: int) -> list[tuple[str, float]]:
+        """The top ``k`` the engine would publish (``NeuralServingModel.select``)."""
         z, _ = self.serving.net.towers(self.serving.user_inputs([user], now))
         pool = self.serving.pool(user, now)
-        self._last = (id(user), now, pool)
-        return admissible(self.serving.rank(z["recommend"][0], pool), user, self.catalog, k)
+        ranked = self.serving.rank(z["recommend"][0], pool)
+        self._last = (id(user), now, pool, ranked)
+        return self.serving.select(ranked, user, k)
+
+    def last_ranking(self, user: UserState, now: float) -> list[tuple[str, float]]:
+        """The whole ranked pool of the last ``recommend``, which must have been for ``user`` at
+        ``now``."""
+        if self._last is None or self._last[:2] != (id(user), now):
+            raise RuntimeError("last_ranking needs a recommend for the same user and time first")
+        return self._last[3]
 
     def last_pool(self) -> set[str] | None:
         """The items of the candidate pool the last ``recommend`` ranked (what any ranker could
@@ -115,6 +127,29 @@ class ModelRecommender:
         for task, loss in self.trainer.learn_many([batch[i] for i in order]).items():
             self.losses.setdefault(task, []).append(loss)
         self.serving = self.serving.with_snapshot(self.trainer.export())
+
+
+class NewShareView:
+    """The model's ranking published with another share of new items (``new_share``; 0: the
+    ranking as it is, before the share): scored in the same replay as the model, at no training
+    cost, so that what a share gains on discovery and costs elsewhere is measured on the same
+    rankings. Ask it after the model, for the same user and time."""
+
+    def __init__(self, model: ModelRecommender, new_share: float) -> None:
+        self.model = model
+        self.new_share = new_share
+        self.name = f"model_new_share_{new_share:g}"
+
+    def recommend(self, user: UserState, now: float, k: int) -> list[tuple[str, float]]:
+        return admissible(self.model.last_ranking(user, now), user, self.model.catalog, k, new_share=self.new_share)
+
+    def observe(self, user_before: UserState, item_id: str, action: str, ts: float, category: str) -> None:
+        """The model it views learns."""
+
+
+def is_model(name: str) -> bool:
+    """Whether a method of a replay is the model or a view of its ranking (not a baseline)."""
+    return name == ModelRecommender.name or name.startswith(f"{ModelRecommender.name}_")
 
 
 #: A returning shopper's previous event was at least this long before (a new session).

@@ -162,6 +162,7 @@ class Engine:
             RollbackRule(settings.rollback_drop, settings.rollback_min_trials, settings.rollback_cooldown_s),
             on_event=self._on_model_event,
             max_step=settings.snapshot_max_step,
+            new_share=settings.new_share,
         )
         self.metrics.model_version.set(self.keeper.version)
         self.examples = ExampleBuilder(self.catalog, settings.interest_half_life_s)

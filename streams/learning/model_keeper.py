@@ -99,6 +99,7 @@ class ModelKeeper:
         clock: Callable[[], float] = time.monotonic,
         start: Snapshot | None = None,
         max_step: int = Settings.snapshot_max_step,
+        new_share: float = Settings.new_share,
     ) -> None:
         """``start`` overrides the starting point: the newest snapshot on disk, else the warm start."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -110,7 +111,7 @@ class ModelKeeper:
         self._clock = clock
         self.snapshot = start if start is not None else latest_or_warm_start(str(directory))
         self.current: NeuralServingModel = serving_from_snapshot(
-            self.snapshot, catalog, interest_half_life_s=interest_half_life_s
+            self.snapshot, catalog, interest_half_life_s=interest_half_life_s, new_share=new_share
         )
         self.swapped_at = time.time()
         self._previous: tuple[Snapshot, NeuralServingModel] | None = None

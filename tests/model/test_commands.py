@@ -40,6 +40,8 @@ def test_evaluate_recommend_json(tmp_path) -> None:
                 "100",
                 "--plot",
                 str(plot),
+                "--compare-shares",
+                "0,1",
             ]
         )
         == 0
@@ -48,6 +50,8 @@ def test_evaluate_recommend_json(tmp_path) -> None:
     assert payload["task"] == "recommend" and payload["n"] == 400
     assert set(payload["results"]) == {
         "model",
+        "model_new_share_0",
+        "model_new_share_1",
         "popularity",
         "popularity_unseen",
         "recency_popularity",
@@ -62,6 +66,12 @@ def test_evaluate_recommend_json(tmp_path) -> None:
         assert 0.0 < figures["coverage"] <= 1.0
     model = payload["results"]["model"]
     assert model["hit_rate@10"] <= model["pool_recall"] <= 1.0
+    # The model as published (a share of 0.3 new items) and its ranking with other shares.
+    assert payload["new_share"] == 0.3
+    views = [payload["results"][f"model_new_share_{s}"] for s in (0, 1)]
+    assert views[0]["warm_n"] == model["warm_n"] and views[0]["hit_rate@10"] != views[1]["hit_rate@10"]
+    best = [payload["best_baseline"], *(v["best_baseline"] for v in payload["segments"].values())]
+    assert not any(name.startswith("model") for name in best)  # views of the model are no baselines
     assert set(payload["segments"]) == {"all", "cold", "warm", "returning", "new_session", "discovery"}
     assert plot.stat().st_size > 1000
 

@@ -68,3 +68,26 @@ def test_sentiment_many_is_a_probability_per_text(serving) -> None:
 def test_new_snapshot_keeps_the_retrieval_index(serving) -> None:
     newer = serving.with_snapshot(Snapshot(8, TINY, initial_weights(TINY, 1)))
     assert newer.version == 8 and newer.index is serving.index
+
+
+def test_returning_users_are_shown_new_items_from_their_pool(serving, stream) -> None:
+    from model.candidates import admissible
+
+    def with_share(share: float) -> NeuralServingModel:
+        return serving_from_snapshot(
+            serving.snapshot, stream.catalog, interest_half_life_s=HALF_LIFE, index=stream.index, new_share=share
+        )
+
+    assert serving.new_share == 0.3  # the engine's default
+    users = [u for u in stream.users.values() if u.recent]
+    lists = {share: with_share(share).recommend_many(users, 2000.0, 10) for share in (0.0, 0.3, 1.0)}
+    changed = 0
+    for n, user in enumerate(users):
+        touched = {r.item_id for r in user.recent}
+        pool = admissible(((i, 0.0) for i in serving.pool(user, 2000.0).items), user, stream.catalog, 10_000)
+        offered = sum(i not in touched for i, _ in pool)
+        for share, slots in ((0.3, 3), (1.0, 10)):
+            assert sum(i not in touched for i, _ in lists[share][n].items) >= min(slots, offered)
+            assert len(lists[share][n].items) == len(lists[0.0][n].items)
+        changed += lists[1.0][n].items != lists[0.0][n].items
+    assert changed  # the rule changed lists here, so the checks above were not vacuous

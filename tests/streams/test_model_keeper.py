@@ -159,3 +159,10 @@ def test_a_config_without_a_recorded_layout_reads_as_the_current_one():
     data = snap(1).config.to_dict()
     del data["candidate_features"]
     assert type(snap(1).config).from_dict(data).candidate_features == snap(1).config.candidate_features
+
+
+def test_the_shops_share_of_new_items_stays_across_swaps(tmp_path: Path):
+    k = ModelKeeper(Catalog(3600.0), 3600.0, tmp_path, keep=3, rule=RollbackRule(), start=snap(1), new_share=0.0)
+    assert k.current.new_share == 0.0
+    assert k.offer(snap(2).to_bytes()) == "accepted"
+    assert k.version == 2 and k.current.new_share == 0.0

@@ -39,6 +39,7 @@ def test_unprefixed_faust_variables_are_ignored():
         ({"SHOPGUIDE_SNAPSHOT_KEY": "k" * 20, "SHOPGUIDE_SNAPSHOT_KEY_FILE": "/x"}, "not both"),
         ({"SHOPGUIDE_API_TOKENS_FILE": "/nonexistent/tokens"}, "SHOPGUIDE_API_TOKENS_FILE: cannot read"),
         ({"SHOPGUIDE_API_RATE": "0"}, "SHOPGUIDE_API_RATE"),
+        ({"SHOPGUIDE_NEW_SHARE": "1.5"}, "SHOPGUIDE_NEW_SHARE must be between 0 and 1"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(env, message):
