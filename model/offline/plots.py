@@ -7,8 +7,11 @@ from typing import Any
 
 
 def plot_curves(payload: dict[str, Any], path: Path) -> None:
-    """One line per method: HitRate@10 over consecutive windows of positives."""
+    """One line per method: HitRate@10 over consecutive windows of positives (the model's
+    rankings with other shares of new items left out: they lie on the model's line)."""
     import matplotlib
+
+    from model.offline.evaluate import is_model
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -17,7 +20,7 @@ def plot_curves(payload: dict[str, Any], path: Path) -> None:
     window = curves["window"]
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, curve in curves.items():
-        if name == "window" or not curve:
+        if name == "window" or not curve or (is_model(name) and name != "model"):
             continue
         xs = [(i + 1) * window for i in range(len(curve))]
         ax.plot(xs, curve, label=name, linewidth=2 if name == "model" else 1)
