@@ -5,8 +5,8 @@ weight names as ``model.network`` (a test checks the two agree). :class:`NeuralS
 engine's :class:`~model.serving.ServingModel`: per agent batch it computes every user's tower outputs
 in one matrix product, retrieves a few hundred candidates per user (``model.retrieval``), scores all
 the users' candidates with one gather and one matrix product, and passes each ranking through
-``model.candidates.admissible``. Building it from a snapshot copies no weights, so swapping in a new
-snapshot costs about the snapshot's decoding.
+``model.candidates.admissible`` under the user's merchandising rules (``model.rules``). Building it
+from a snapshot copies no weights, so swapping in a new snapshot costs about the snapshot's decoding.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from itertools import chain
 
 import numpy as np
 
-from model.candidates import admissible
 from model.config import TASKS, ModelConfig
 from model.features import (
     UserContext,
@@ -28,6 +27,7 @@ from model.features import (
     user_context,
 )
 from model.retrieval import CandidatePool, CovisIndex, RetrievalConfig, retrieve
+from model.rules import RulePlan, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
 from state.catalog import Catalog
@@ -240,7 +240,9 @@ class NeuralServingModel:
     def _inputs(self, contexts: Sequence[UserContext], texts: Sequence[str]) -> dict[str, np.ndarray]:
         return encode_users(contexts, self.config) | encode_texts(texts, self.config)
 
-    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
+    def recommend_many(
+        self, users: Sequence[UserState], now: float, k: int, plans: Sequence[RulePlan | None] | None = None
+    ) -> list[Recommendations]:
         if not users:
             return []
         x = self.user_inputs(users, now)
@@ -249,7 +251,9 @@ class NeuralServingModel:
         pools = [self.pool(user, now) for user in users]
         scores = self.score_pools(z["recommend"], pools)
         return [
-            Recommendations(admissible(_ranked(pool, s), user, self.catalog, k), interests[row])
+            Recommendations(
+                ruled(plans[row] if plans else None, _ranked(pool, s), user, self.catalog, k), interests[row]
+            )
             for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True))
         ]
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from model.rules import RulePlan
 from state.user import UserState
 
 
@@ -30,8 +31,11 @@ class ServingModel(Protocol):
         """Update retrieval indexes with a click; ``user`` is the state before the click."""
         ...
 
-    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
-        """Top-``k`` items for each user (never bought, never out of stock, no duplicates)."""
+    def recommend_many(
+        self, users: Sequence[UserState], now: float, k: int, plans: Sequence[RulePlan | None] | None = None
+    ) -> list[Recommendations]:
+        """Top-``k`` items for each user (never bought, never out of stock, no duplicates), under
+        each user's merchandising rules (``plans``, parallel to ``users``; None: no rule in force)."""
         ...
 
     def sentiment_many(self, texts: Sequence[str]) -> list[float]:
