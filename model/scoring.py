@@ -26,6 +26,7 @@ from model.features import (
     id_buckets,
     user_context,
 )
+from model.reasons import reasons
 from model.retrieval import CandidatePool, CovisIndex, RetrievalConfig, retrieve
 from model.rules import RulePlan, ruled
 from model.serving import Recommendations
@@ -250,17 +251,18 @@ class NeuralServingModel:
         interests = self._interests(z["interest"], x, users)
         pools = [self.pool(user, now) for user in users]
         scores = self.score_pools(z["recommend"], pools)
-        return [
-            Recommendations(
-                ruled(plans[row] if plans else None, _ranked(pool, s), user, self.catalog, k), interests[row]
-            )
-            for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True))
-        ]
+        out = []
+        for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True)):
+            plan = plans[row] if plans else None
+            order = np.argsort(-s, kind="stable").tolist()
+            items = ruled(plan, _ranked(pool, s, order), user, self.catalog, k)
+            out.append(Recommendations(items, interests[row], reasons(pool, order, items, plan)))
+        return out
 
     def rank(self, z_rec: np.ndarray, pool: CandidatePool) -> list[tuple[str, float]]:
         """The pool's items by descending probability of engagement, for one user's ``z_rec``."""
         [scores] = self.score_pools(z_rec[None], [pool])
-        return _ranked(pool, scores)
+        return _ranked(pool, scores, np.argsort(-scores, kind="stable").tolist())
 
     def score_pools(self, z_rec: np.ndarray, pools: Sequence[CandidatePool]) -> list[np.ndarray]:
         """P(engagement) of each pool's candidates, for the users of ``z_rec`` [users, tower]."""
@@ -337,9 +339,10 @@ class NeuralServingModel:
         return [float(r) for r in self.net.rating(z["rating"], text_pooled)]
 
 
-def _ranked(pool: CandidatePool, scores: np.ndarray) -> list[tuple[str, float]]:
+def _ranked(pool: CandidatePool, scores: np.ndarray, order: list[int]) -> list[tuple[str, float]]:
+    """The pool's items with their scores in ``order`` (the indices by descending score)."""
     # Python ints and floats: indexing with numpy scalars cost more than the scoring itself.
-    order, values, items = np.argsort(-scores, kind="stable").tolist(), scores.tolist(), pool.items
+    values, items = scores.tolist(), pool.items
     return [(items[i], values[i]) for i in order]
 
 

@@ -8,7 +8,7 @@ one call scores every user or review of an agent's batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from model.rules import RulePlan
@@ -19,6 +19,7 @@ from state.user import UserState
 class Recommendations:
     items: list[tuple[str, float]]  # (item_id, score), best first
     interests: list[tuple[str, float]]  # (category, weight), strongest first
+    reasons: list[list[str]] = field(default_factory=list)  # per item, why (``model.reasons``); [] if unknown
 
 
 class ServingModel(Protocol):

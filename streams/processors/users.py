@@ -190,6 +190,7 @@ class ClickProcessor(ProcessorBase):
                 trigger_event_id=click.event_id,
                 event_ts=click.ts,
                 published_ts=published_ts,
+                reasons=rec.reasons,
             )
             self.users.put(click.user_id, state.to_bytes(), msg.handle)
             out.append(

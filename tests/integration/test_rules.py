@@ -62,11 +62,17 @@ def users(prefix: str) -> list[str]:
 
 def recommend(cluster: Cluster, user: str) -> list[str]:
     """The items of the recommendation answering a fresh click of ``user`` on a tea item."""
+    return [i["item_id"] for i in answer(cluster, user)]
+
+
+def answer(cluster: Cluster, user: str) -> list[dict[str, Any]]:
+    """The items (with their scores and reasons) answering a fresh click of ``user``."""
     event_id = f"{user}-c{next(_clicks)}"
     click = Click(event_id, user, "rl-0", "view", time.time(), "tea")
     cluster.send("clicks", user, click.to_json())
     [rec] = cluster.recommendations.wait_for(lambda m: isinstance(m, dict) and m["trigger_event_id"] == event_id, 1, 60)
-    return [i["item_id"] for i in rec["items"]]
+    items: list[dict[str, Any]] = rec["items"]
+    return items
 
 
 def rules_cli(cluster: Cluster, *args: str) -> str:
@@ -132,6 +138,11 @@ def test_each_kind_acts_on_its_segment_on_both_workers(two: Cluster, tmp_path: P
         items = recommend(two, user)
         assert OUT_OF_STOCK not in items and len(items) == 10
     assert recommend(two, boost_users[0])[0] != pinned
+    # Each placed or boosted item says which rule put it there.
+    assert "rule:r-pin" in answer(two, pin_users[0])[0]["reasons"]
+    assert "rule:r-boost" in answer(two, boost_users[0])[0]["reasons"]
+    assert all("rule:r-promote" in i["reasons"] for i in answer(two, promote_users[0]) if i["item_id"] in promoted)
+    assert all(i["reasons"] for i in answer(two, filter_users[0]))  # every item says why
     # Both workers published recommendations (each owns some of the four partitions).
     for worker in two.workers:
         metric = [
