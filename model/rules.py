@@ -101,9 +101,19 @@ class RuleBook:
 
 class RulePlan:
     """The rules in force for one user, in rule-id order (ties between pins of one position and
-    overlapping promotes go to the smaller id)."""
+    overlapping promotes go to the smaller id). Filters and boosts are folded into lookups by item
+    and by category, so that a candidate costs a dictionary lookup or two."""
 
-    __slots__ = ("boosts", "filters", "pins", "promotes")
+    __slots__ = (
+        "_boost_categories",
+        "_boost_items",
+        "_filter_categories",
+        "_filter_items",
+        "boosts",
+        "filters",
+        "pins",
+        "promotes",
+    )
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         rules = list(rules)
@@ -111,26 +121,41 @@ class RulePlan:
         self.boosts = [r for r in rules if r.kind == "boost"]
         self.pins = sorted((r for r in rules if r.kind == "pin"), key=lambda r: r.position)
         self.promotes = [r for r in rules if r.kind == "promote"]
+        self._filter_items = {i for f in self.filters for i in f.item_ids}
+        self._filter_categories = {f.category for f in self.filters if f.category is not None}
+        self._boost_items: dict[str, float] = {}
+        self._boost_categories: dict[str, float] = {}
+        for b in self.boosts:
+            for key, table in ((b.category, self._boost_categories), *((i, self._boost_items) for i in b.item_ids)):
+                if key is not None:
+                    table[key] = table.get(key, 1.0) * b.factor
 
     def excluded(self, item_id: str, category: str) -> bool:
-        return any(f.matches(item_id, category) for f in self.filters)
+        return item_id in self._filter_items or category in self._filter_categories
 
-    def rerank(self, ranked: Sequence[tuple[str, float]], category_of: Callable[[str], str]) -> list[tuple[str, float]]:
+    def rerank(
+        self, ranked: Sequence[tuple[str, float]], category_of: Callable[[str], str]
+    ) -> Iterable[tuple[str, float]]:
         """The ranked list without filtered items, boosted scores multiplied by their factors (all
-        the boosts that match), in descending score order (ties keep their order)."""
+        the boosts that match), in descending score order (ties keep their order). Without
+        boosts, lazily: ``admissible`` reads only as far as it needs."""
+        drop, drop_categories = self._filter_items, self._filter_categories
+        by_item, by_category = self._boost_items, self._boost_categories
+        if not by_item and not by_category:
+            if not drop_categories:
+                return (p for p in ranked if p[0] not in drop)
+            return (p for p in ranked if p[0] not in drop and category_of(p[0]) not in drop_categories)
         out = []
-        boosted = False
         for item_id, score in ranked:
-            category = category_of(item_id)
-            if self.excluded(item_id, category):
+            if item_id in drop:
                 continue
-            for boost in self.boosts:
-                if boost.matches(item_id, category):
-                    score *= boost.factor
-                    boosted = True
-            out.append((item_id, score))
-        if boosted:
-            out.sort(key=lambda p: -p[1])
+            if by_category or drop_categories:
+                category = category_of(item_id)
+                if category in drop_categories:
+                    continue
+                score *= by_category.get(category, 1.0)
+            out.append((item_id, score * by_item.get(item_id, 1.0)))
+        out.sort(key=lambda p: -p[1])
         return out
 
     def place(
@@ -189,12 +214,13 @@ def ruled(
     filters and boosts applied before it and its pins and promotes after it, on items it admits."""
     if plan is None:
         return admissible(ranked, user, catalog, k)
-    reranked = plan.rerank(ranked, catalog.category_of)
-    chosen = admissible(reranked, user, catalog, k)
     if not plan.promotes and not plan.pins:
-        return chosen
+        return admissible(plan.rerank(ranked, catalog.category_of), user, catalog, k)
+    reranked = list(plan.rerank(ranked, catalog.category_of))
+    chosen = admissible(reranked, user, catalog, k)
 
     def eligible(ids: list[str]) -> set[str]:
         return {i for i, _ in admissible(((i, 0.0) for i in ids), user, catalog, len(ids))}
 
-    return plan.place(chosen, dict(reranked), eligible, catalog.category_of, k)
+    wanted = {i for r in (*plan.promotes, *plan.pins) for i in r.item_ids}
+    return plan.place(chosen, {i: s for i, s in reranked if i in wanted}, eligible, catalog.category_of, k)
