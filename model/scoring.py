@@ -27,6 +27,7 @@ from model.features import (
     user_context,
 )
 from model.reasons import reasons
+from model.related import observe_purchase
 from model.retrieval import CandidatePool, CovisIndex, RetrievalConfig, retrieve
 from model.rules import RulePlan, ruled
 from model.serving import Recommendations
@@ -200,6 +201,7 @@ class NeuralServingModel:
         index: CovisIndex | None = None,
         retrieval: RetrievalConfig | None = None,
         interests_shown: int = 5,
+        purchases: CovisIndex | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.net = NumpyNet(snapshot)
@@ -207,6 +209,8 @@ class NeuralServingModel:
         self.catalog = catalog
         self.half_life = interest_half_life_s
         self.index = index if index is not None else CovisIndex()
+        #: Co-purchases (``model.related``): served, not used for ranking.
+        self.purchases = purchases if purchases is not None else CovisIndex()
         self.retrieval = retrieval or RetrievalConfig()
         self.interests_shown = interests_shown
         self._catalog_buckets: _Buckets | None = None
@@ -216,7 +220,7 @@ class NeuralServingModel:
         return self.snapshot.version
 
     def with_snapshot(self, snapshot: Snapshot) -> NeuralServingModel:
-        """The same retrieval index and catalog with new weights."""
+        """The same retrieval and co-purchase indexes and catalog with new weights."""
         return NeuralServingModel(
             snapshot,
             self.catalog,
@@ -224,10 +228,13 @@ class NeuralServingModel:
             index=self.index,
             retrieval=self.retrieval,
             interests_shown=self.interests_shown,
+            purchases=self.purchases,
         )
 
     def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         self.index.observe(user, item_id)
+        if action == "buy":
+            observe_purchase(self.purchases, user, item_id)
 
     def pool(self, user: UserState, now: float, extra: Sequence[str] = ()) -> CandidatePool:
         """Retrieval for one user (also what training examples sample negatives from)."""

@@ -20,6 +20,7 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 
+from model.retrieval import CovisIndex
 from model.rules import RuleBook
 from model.serving import ServingModel
 from state.catalog import Catalog
@@ -271,6 +272,9 @@ class Engine:
 
     def current_model(self) -> ServingModel:
         return self.keeper.current
+
+    def related_indexes(self) -> tuple[CovisIndex, CovisIndex]:
+        return self.keeper.current.index, self.keeper.current.purchases
 
     def _learn(self, model: ServingModel, before: UserState, event: Click | Review, category: str) -> None:
         if isinstance(event, Click):

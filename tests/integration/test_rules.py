@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,7 @@ import pytest
 
 from streams.events import Click, Item
 from streams.partitioning import partition_for
-from streams.testing.harness import Cluster, fresh_settings, wait_until
-from streams.tools.broker import EmbeddedBroker, free_port
+from streams.testing.harness import Cluster, wait_until
 from streams.tools.cluster import child_env, get_text
 
 pytestmark = pytest.mark.integration
@@ -33,21 +31,15 @@ def _category(item_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def two(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("rules")
-    c = Cluster(fresh_settings(broker, root))
-    try:
-        c.start_worker()
-        c.start_worker(web_port=free_port(), data_dir=root / "second")
-        now = time.time()
-        for item_id in ITEMS:
-            c.producer.send(c.topics.items, item_id.encode(), Item(item_id, _category(item_id), ts=now).to_json())
-        c.producer.send(c.topics.items, OUT_OF_STOCK.encode(), Item(OUT_OF_STOCK, "tea", in_stock=False).to_json())
-        c.producer.flush()
-        c.wait_catalog(len(ITEMS) + 1)
-        yield c
-    finally:
-        c.close()
+def two(two_workers: Cluster) -> Cluster:
+    """The two workers with a catalog of 60 items and an out-of-stock one."""
+    c, now = two_workers, time.time()
+    for item_id in ITEMS:
+        c.producer.send(c.topics.items, item_id.encode(), Item(item_id, _category(item_id), ts=now).to_json())
+    c.producer.send(c.topics.items, OUT_OF_STOCK.encode(), Item(OUT_OF_STOCK, "tea", in_stock=False).to_json())
+    c.producer.flush()
+    c.wait_catalog(len(ITEMS) + 1)
+    return c
 
 
 def users(prefix: str) -> list[str]:
