@@ -100,8 +100,8 @@ class RuleBook:
 
 
 class RulePlan:
-    """The rules in force for one user, in rule-id order (ties between pins of one position and
-    overlapping promotes go to the smaller id). Filters and boosts are folded into lookups by item
+    """The rules in force for one user (ties between pins of one position and overlapping
+    promotes go to the smaller rule id). Filters and boosts are folded into lookups by item
     and by category, so that a candidate costs a dictionary lookup or two."""
 
     __slots__ = (
@@ -119,7 +119,9 @@ class RulePlan:
         rules = list(rules)
         self.filters = [r for r in rules if r.kind == "filter"]
         self.boosts = [r for r in rules if r.kind == "boost"]
-        self.pins = sorted((r for r in rules if r.kind == "pin"), key=lambda r: r.position)
+        # Applied by position, and at one position the smaller id last: it ends up on top.
+        self.pins = sorted((r for r in rules if r.kind == "pin"), key=lambda r: r.rule_id, reverse=True)
+        self.pins.sort(key=lambda r: r.position)
         self.promotes = [r for r in rules if r.kind == "promote"]
         self._filter_items = {i for f in self.filters for i in f.item_ids}
         self._filter_categories = {f.category for f in self.filters if f.category is not None}

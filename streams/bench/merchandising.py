@@ -5,25 +5,41 @@ The same clicks go batch by batch, in turn, through three copies of the click pa
 ``reasons`` replaced by an empty answer for its batches only), the engine with no rule (reasons
 on), and the engine with six rules in force for every shopper (a category filter, a category
 boost, an item boost, a pin, a promote, an interest-segment boost). CPU per click is the median
-over batches, as in ``shopguide bench --only click``. Run: ``python -m streams.bench.merchandising``.
+over batches, as in ``shopguide bench --only click``.
+
+With ``--propagation N``, how soon a rule reaches every worker's recommendations instead: two
+workers on the embedded broker, one shopper in each of the four partitions clicking every 50 ms;
+N times a pin rule is put (each time another item) and, per shopper, the seconds from the
+broker's acknowledgement of the rule to the publication of the first recommendation that shows
+it. Run: ``python -m streams.bench.merchandising [--propagation 20]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
+import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import model.scoring
 from model.rules import Rule, RuleBook, Segment
 from state.user import RECENT_MAX
 from streams.bench.clickpath import BATCH, Replay, as_batches, build_replay, shopper_clicks
+from streams.bench.measure import percentiles
 from streams.bench.shop import SimulatedShop
+from streams.events import Click, Item
+from streams.partitioning import partition_for
 from streams.processors.base import Incoming
+from streams.testing.harness import Cluster, fresh_settings
+from streams.tools.broker import EmbeddedBroker, free_port
+from streams.tools.rule_commands import send_rules
 
 
 def busy_rules(shop: SimulatedShop) -> RuleBook:
@@ -84,12 +100,74 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     return out
 
 
+def propagation(rounds: int, work: Path) -> dict[str, Any]:
+    """Seconds from a rule's acknowledgement to the first recommendation showing it, per shopper
+    and round (see the module's description)."""
+    found: dict[int, str] = {}
+    for n in itertools.count():
+        found.setdefault(partition_for(f"prop-{n}", 4), f"prop-{n}")
+        if len(found) == 4:
+            break
+    shoppers = list(found.values())
+    with EmbeddedBroker(log_path=work / "broker.log") as broker:
+        cluster = Cluster(fresh_settings(broker, work / "one"))
+        stop = threading.Event()
+        try:
+            cluster.start_worker()
+            cluster.start_worker(web_port=free_port(), data_dir=work / "two")
+            for n in range(40):
+                item = Item(f"prop-item-{n}", "c", ts=time.time())
+                cluster.producer.send(cluster.topics.items, item.item_id.encode(), item.to_json())
+            cluster.producer.flush()
+            cluster.wait_catalog(40)
+            clicking = threading.Thread(target=_click, args=(cluster, shoppers, stop), daemon=True)
+            clicking.start()
+            seconds: list[float] = []
+            for r in range(rounds):
+                pinned = f"prop-item-{r % 40}"
+                rule = {"rule_id": "prop", "kind": "pin", "item_id": pinned, "position": 1}
+                send_rules(cluster.settings, [("prop", json.dumps(rule).encode())])
+                acked = time.time()
+                for user in shoppers:
+
+                    def shows(m: Any, user: str = user, pinned: str = pinned, acked: float = acked) -> bool:
+                        return (
+                            isinstance(m, dict)
+                            and m["user_id"] == user
+                            and m["published_ts"] >= acked
+                            and bool(m["items"])
+                            and m["items"][0]["item_id"] == pinned
+                        )
+
+                    first = min(m["published_ts"] for m in cluster.recommendations.wait_for(shows, 1, 60))
+                    seconds.append(first - acked)
+            return {"rounds": rounds, "workers": 2, "shoppers": len(shoppers), "seconds": percentiles(seconds)}
+        finally:
+            stop.set()
+            cluster.close()
+
+
+def _click(cluster: Cluster, shoppers: Sequence[str], stop: threading.Event) -> None:
+    for n in itertools.count():
+        if stop.is_set():
+            return
+        for user in shoppers:
+            click = Click(f"{user}-{n}", user, f"prop-item-{n % 40}", "view", time.time(), "c")
+            cluster.producer.send(cluster.topics.clicks, user.encode(), click.to_json())
+        time.sleep(0.05)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clicks", type=int, default=2048)
     parser.add_argument("--shoppers", type=int, default=256)
     parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--propagation", type=int, default=0, help="rounds of the propagation measurement")
     args = parser.parse_args(argv)
+    if args.propagation:
+        with tempfile.TemporaryDirectory(prefix="shopguide-rules-") as work:
+            print(json.dumps(propagation(args.propagation, Path(work)), indent=2))
+        return
     shop = SimulatedShop(100_000, args.items)
     print(json.dumps(measure(shop, args.clicks, args.shoppers), indent=2))
 

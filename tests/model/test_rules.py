@@ -69,6 +69,11 @@ def test_pin_puts_an_item_at_its_position_with_its_score() -> None:
     assert last == [("i0", 1.0), ("i1", 0.99), ("new", 0.0)]  # shorter list: last, unscored
 
 
+def test_the_smaller_id_wins_a_position() -> None:
+    plan = RulePlan([Rule("b", "pin", item_ids=("i20",), position=1), Rule("a", "pin", item_ids=("i21",), position=1)])
+    assert _ids(ruled(plan, RANKED, _user(), CATALOG, 3)) == ["i21", "i20", "i0"]
+
+
 def test_promote_reserves_slots_best_scored_first() -> None:
     plan = RulePlan([Rule("pr", "promote", item_ids=("i29", "i25", "i2", "i27"), slots=3)])
     items = _ids(ruled(plan, RANKED, _user(), CATALOG, 6))
