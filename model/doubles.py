@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from model.config import ModelConfig, initial_weights
-from model.rules import RulePlan, ruled
+from model.rules import RulePlan, rerank, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot
 from state.catalog import Catalog
@@ -109,6 +109,8 @@ class PlaceholderModel:
         ranked = self._catalog.popular(pool)
         candidates += [(i, 0.01 / (1 + r)) for r, i in enumerate(ranked)]
         candidates.sort(key=lambda c: c[1], reverse=True)
+        if plan is not None:
+            candidates = rerank(plan, candidates, self._catalog.category_of)
         return Recommendations(ruled(plan, candidates, user, self._catalog, k), interests)
 
     def sentiment_many(self, texts: Sequence[str]) -> list[float]:

@@ -3,16 +3,20 @@
 A shop's merchandisers publish rules (``shopguide.rules``, validated by ``streams.events.parse_rule``);
 every worker keeps them in a :class:`RuleBook`. Per user and batch the book gives the
 :class:`RulePlan` of the rules in force for that user (time window and segment), and serving applies
-it around :func:`model.candidates.admissible`: filters and boosts change the ranked list before it,
-pins and promotes place items in the chosen list after it. Items the user bought or that are out of
-stock stay excluded whatever a rule says (injected items pass ``admissible`` too), and a filter
-wins over a pin or a promote of the same item. With no rule in force, nothing here runs.
+it around :func:`model.candidates.admissible`: filters and boosts change the candidates' scores
+before ranking (:meth:`RulePlan.rescore`), pins and promotes place items in the chosen list after
+it. Items the user bought or that are out of stock stay excluded whatever a rule says (placed items
+pass ``admissible`` too), and a filter wins over a pin or a promote of the same item. With no rule
+in force, nothing here runs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from model.candidates import admissible
 from state.catalog import Catalog
@@ -77,10 +81,12 @@ class RuleBook:
     def plans(
         self, user_ids: Sequence[str], users: Sequence[UserState], now: float, half_life_s: float
     ) -> list[RulePlan | None] | None:
-        """Each user's plan (None for a user no rule is for), or None when no rule is in force."""
+        """Each user's plan (None for a user no rule is for), or None when no rule is in force.
+        Users under the same rules share one plan."""
         live = [r for r in self.rules() if r.in_force(now)]
         if not live:
             return None
+        shared: dict[tuple[str, ...], RulePlan] = {}
         out: list[RulePlan | None] = []
         for user_id, user in zip(user_ids, users, strict=True):
             strongest: set[str] | None = None
@@ -95,7 +101,10 @@ class RuleBook:
                 elif seg is not None and user_id not in seg.user_ids:
                     continue
                 mine.append(rule)
-            out.append(RulePlan(mine) if mine else None)
+            key = tuple(r.rule_id for r in mine)
+            if mine and key not in shared:
+                shared[key] = RulePlan(mine)
+            out.append(shared[key] if mine else None)
         return out
 
 
@@ -107,8 +116,10 @@ class RulePlan:
     __slots__ = (
         "_boost_categories",
         "_boost_items",
+        "_categories",
         "_filter_categories",
         "_filter_items",
+        "_items",
         "boosts",
         "filters",
         "pins",
@@ -131,33 +142,32 @@ class RulePlan:
             for key, table in ((b.category, self._boost_categories), *((i, self._boost_items) for i in b.item_ids)):
                 if key is not None:
                     table[key] = table.get(key, 1.0) * b.factor
+        self._categories = self._filter_categories | self._boost_categories.keys()
+        self._items = self._filter_items | self._boost_items.keys()
 
     def excluded(self, item_id: str, category: str) -> bool:
         return item_id in self._filter_items or category in self._filter_categories
 
-    def rerank(
-        self, ranked: Sequence[tuple[str, float]], category_of: Callable[[str], str]
-    ) -> Iterable[tuple[str, float]]:
-        """The ranked list without filtered items, boosted scores multiplied by their factors (all
-        the boosts that match), in descending score order (ties keep their order). Without
-        boosts, lazily: ``admissible`` reads only as far as it needs."""
+    def rescore(self, items: Sequence[str], categories: Sequence[str], scores: np.ndarray) -> np.ndarray:
+        """``scores`` of the candidates ``items`` (of ``categories``) with the filtered ones at
+        -inf and the boosted ones multiplied by their factors (all the boosts that match): a new
+        array, or ``scores`` itself when no filter or boost is in force."""
         drop, drop_categories = self._filter_items, self._filter_categories
         by_item, by_category = self._boost_items, self._boost_categories
-        if not by_item and not by_category:
-            if not drop_categories:
-                return (p for p in ranked if p[0] not in drop)
-            return (p for p in ranked if p[0] not in drop and category_of(p[0]) not in drop_categories)
-        out = []
-        for item_id, score in ranked:
-            if item_id in drop:
-                continue
-            if by_category or drop_categories:
-                category = category_of(item_id)
-                if category in drop_categories:
-                    continue
-                score *= by_category.get(category, 1.0)
-            out.append((item_id, score * by_item.get(item_id, 1.0)))
-        out.sort(key=lambda p: -p[1])
+        if not (self._categories or self._items):
+            return scores
+        factors = np.ones(len(scores))
+        if not self._categories.isdisjoint(categories):  # a C-level pass; the loop only on a match
+            keys = self._categories
+            for i in [i for i, c in enumerate(categories) if c in keys]:
+                category = categories[i]
+                factors[i] = 0.0 if category in drop_categories else by_category[category]
+        if not self._items.isdisjoint(items):
+            keys = self._items
+            for i in [i for i, item_id in enumerate(items) if item_id in keys]:
+                factors[i] = 0.0 if items[i] in drop else factors[i] * by_item[items[i]]
+        out = scores * factors
+        out[factors == 0.0] = -np.inf
         return out
 
     def place(
@@ -209,20 +219,32 @@ class RulePlan:
         ]
 
 
+def rerank(
+    plan: RulePlan, ranked: Sequence[tuple[str, float]], category_of: Callable[[str], str]
+) -> list[tuple[str, float]]:
+    """``ranked`` rescored by ``plan`` (:meth:`RulePlan.rescore`) and sorted again, best first
+    (ties keep their order): for rankings built as lists rather than score arrays."""
+    items = [i for i, _ in ranked]
+    scores = plan.rescore(items, [category_of(i) for i in items], np.array([s for _, s in ranked], dtype=np.float64))
+    order = np.argsort(-scores, kind="stable").tolist()
+    values = scores.tolist()
+    return [(items[i], values[i]) for i in order]
+
+
 def ruled(
     plan: RulePlan | None, ranked: Sequence[tuple[str, float]], user: UserState, catalog: Catalog, k: int
 ) -> list[tuple[str, float]]:
-    """The user's top ``k`` of ``ranked`` (best first): :func:`admissible`, with a ``plan``'s
-    filters and boosts applied before it and its pins and promotes after it, on items it admits."""
+    """The user's top ``k`` of ``ranked`` (best first, already rescored by ``plan``: filtered
+    candidates at -inf): :func:`admissible`, then the plan's pins and promotes placed on the items
+    it admits."""
     if plan is None:
         return admissible(ranked, user, catalog, k)
+    kept = (p for p in ranked if p[1] != -math.inf)
     if not plan.promotes and not plan.pins:
-        return admissible(plan.rerank(ranked, catalog.category_of), user, catalog, k)
-    reranked = list(plan.rerank(ranked, catalog.category_of))
-    chosen = admissible(reranked, user, catalog, k)
+        return admissible(kept, user, catalog, k)
+    chosen = admissible(kept, user, catalog, k)
 
     def eligible(ids: list[str]) -> set[str]:
         return {i for i, _ in admissible(((i, 0.0) for i in ids), user, catalog, len(ids))}
 
-    wanted = {i for r in (*plan.promotes, *plan.pins) for i in r.item_ids}
-    return plan.place(chosen, {i: s for i, s in reranked if i in wanted}, eligible, catalog.category_of, k)
+    return plan.place(chosen, dict(ranked), eligible, catalog.category_of, k)

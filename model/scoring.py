@@ -260,11 +260,19 @@ class NeuralServingModel:
         scores = self.score_pools(z["recommend"], pools)
         out = []
         for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True)):
-            plan = plans[row] if plans else None
-            order = np.argsort(-s, kind="stable").tolist()
-            items = ruled(plan, _ranked(pool, s, order), user, self.catalog, k)
-            out.append(Recommendations(items, interests[row], reasons(pool, order, items, plan)))
+            items, why = self.choose(user, pool, s, plans[row] if plans else None, k)
+            out.append(Recommendations(items, interests[row], why))
         return out
+
+    def choose(
+        self, user: UserState, pool: CandidatePool, scores: np.ndarray, plan: RulePlan | None, k: int
+    ) -> tuple[list[tuple[str, float]], list[list[str]]]:
+        """The user's top ``k`` of a scored pool under its rules, and each item's reasons."""
+        if plan is not None:
+            scores = plan.rescore(pool.items, pool.categories, scores)
+        order = np.argsort(-scores, kind="stable").tolist()
+        items = ruled(plan, _ranked(pool, scores, order), user, self.catalog, k)
+        return items, reasons(pool, order, items, plan)
 
     def rank(self, z_rec: np.ndarray, pool: CandidatePool) -> list[tuple[str, float]]:
         """The pool's items by descending probability of engagement, for one user's ``z_rec``."""

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.candidates import admissible
-from model.rules import Rule, RuleBook, RulePlan, Segment, ruled
+from model.rules import Rule, RuleBook, RulePlan, Segment, rerank
+from model.rules import ruled as ruled_ranked
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState
@@ -27,6 +28,11 @@ def _catalog() -> Catalog:
 
 CATALOG = _catalog()
 RANKED = [(item_id, 1.0 - n / 100) for n, item_id in enumerate(ITEMS)]
+
+
+def ruled(plan: RulePlan | None, ranked: list[tuple[str, float]], user: UserState, catalog: Catalog, k: int):
+    """The rules as serving applies them: rescored, ranked again, then chosen and placed."""
+    return ruled_ranked(plan, rerank(plan, ranked, catalog.category_of) if plan else ranked, user, catalog, k)
 
 
 def _user(bought: tuple[str, ...] = ()) -> UserState:
