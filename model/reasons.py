@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from model.candidate_features import FEATURE_INDEX
 from model.retrieval import CandidatePool
 from model.rules import RulePlan
 
 #: The feature columns a reason is read from, in the order reasons are listed.
-_COLUMNS = [FEATURE_INDEX[name] for name in ("seen", "covis", "after", "interest", "category_rank", "popularity_rank")]
+_COLUMNS = np.array(
+    [FEATURE_INDEX[name] for name in ("seen", "covis", "after", "interest", "category_rank", "popularity_rank")]
+)
 
 
 def reasons(
@@ -35,7 +39,8 @@ def reasons(
             if len(at) == len(wanted):
                 break
     found = [at[item_id] for item_id, _ in chosen if item_id in at]
-    rows = iter(pool.features[found][:, _COLUMNS].tolist() if found else [])
+    # ``take`` along each axis: half the time of fancy indexing for ten rows.
+    rows = iter(pool.features.take(found, axis=0).take(_COLUMNS, axis=1).tolist() if found else [])
     categories = pool.categories
     out = []
     for item_id, _ in chosen:
