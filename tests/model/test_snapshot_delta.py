@@ -145,3 +145,17 @@ def test_the_encoder_publishes_a_full_snapshot_when_the_delta_would_not_be_small
     data, base = encoder.encode(Snapshot(2, TINY, moved))
     assert base is None and data.startswith(MAGIC)
     assert encoder.encode(Snapshot(3, TINY, {k: v.copy() for k, v in moved.items()}))[1] == 2
+
+
+def test_a_delta_carries_its_own_calibrated_config_but_not_other_tensors() -> None:
+    weights = _weights()
+    base = Snapshot.from_bytes(Snapshot(1, TINY, weights).to_bytes(dtype="float16"))
+    calibrated = TINY.with_(sentiment_calibration=(1.5, -0.25), sentiment_threshold=0.4)
+    new = Snapshot(2, calibrated, weights)
+    served = apply_delta(base, encode_delta(new, quantized(weights, "float16"), 1, "float16"))
+    _assert_same_bits(served, Snapshot.from_bytes(new.to_bytes(dtype="float16")))
+    wider = TINY.with_(dim=TINY.dim + 4)
+    other = Snapshot(2, wider, initial_weights(wider, seed=1))
+    data = encode_delta(other, quantized(other.weights, "float16"), 1, "float16")
+    with pytest.raises(SnapshotError, match="implies other tensors"):
+        apply_delta(base, data)
