@@ -162,14 +162,13 @@ def stored_form(array: np.ndarray, dtype: str) -> tuple[np.ndarray, str]:
     return array.astype("<f4", copy=False), "float32"
 
 
-def quantized(weights: dict[str, np.ndarray], dtype: str) -> dict[str, tuple[np.ndarray, str]]:
-    """Each tensor as a worker decodes it after :meth:`Snapshot.to_bytes` with ``dtype`` (float32,
-    bit for bit), and the dtype it travels in: what a delta is computed against."""
+def stored_weights(weights: dict[str, np.ndarray], dtype: str) -> dict[str, tuple[np.ndarray, str]]:
+    """Each tensor as :meth:`Snapshot.to_bytes` with ``dtype`` stores it, and the dtype used
+    (:func:`widened` gives what a worker decodes, bit for bit): what a delta is computed against."""
     out = {}
     for name, weight in weights.items():
         array = np.ascontiguousarray(weight, np.float32).reshape(np.shape(weight))
-        stored, used = stored_form(array, dtype)
-        out[name] = (widened(stored, used), used)
+        out[name] = stored_form(array, dtype)
     return out
 
 

@@ -32,42 +32,40 @@ from model.snapshot import (
     frame,
     header_details,
     header_fields,
-    quantized,
-    stored_form,
+    stored_weights,
     unframe,
+    widened,
 )
 
 DELTA_MAGIC = b"SHOPGUIDE-DELTA\n"
 #: A tensor changed in more than this share of its rows travels whole.
 WHOLE_TENSOR_SHARE = 0.75
-#: Decoded weights and the dtype each travels in (:func:`model.snapshot.quantized`).
-Quantized = dict[str, tuple[np.ndarray, str]]
+#: Weights as stored and the dtype each travels in (:func:`model.snapshot.stored_weights`).
+Stored = dict[str, tuple[np.ndarray, str]]
 
 
-def encode_delta(snapshot: Snapshot, base: Quantized, base_version: int, dtype: str) -> bytes:
-    """``snapshot``'s serving weights as a delta against ``base`` (the base's weights as a worker
-    decoded them). Raises ValueError when the two do not have the same tensors and shapes."""
-    current = quantized(snapshot.serving_weights(), dtype)
+def encode_delta(snapshot: Snapshot, base: Stored, base_version: int, dtype: str) -> bytes:
+    """``snapshot``'s serving weights as a delta against ``base`` (the base's weights as its full
+    snapshot stored them). Raises ValueError when the two do not have the same tensors and shapes."""
+    current = stored_weights(snapshot.serving_weights(), dtype)
     if {n: a.shape for n, (a, _) in current.items()} != {n: a.shape for n, (a, _) in base.items()}:
         raise ValueError("the snapshot's tensors differ from its base's")
     tensors: list[dict[str, Any]] = []
     chunks: list[Any] = []
     offset = 0
     for name in sorted(current):
-        values, used = current[name]
-        differs = values.view(np.int32) != base[name][0].view(np.int32)
-        entry: dict[str, Any] = {"name": name, "shape": list(values.shape)}
-        if values.ndim == 2:
+        stored, used = current[name]
+        differs = _differs(stored, used, *base[name])
+        entry: dict[str, Any] = {"name": name, "shape": list(stored.shape), "dtype": used}
+        if stored.ndim == 2:
             changed = np.flatnonzero(differs.any(axis=1)).astype("<i4")
             if not len(changed):
                 continue
-            if len(changed) < WHOLE_TENSOR_SHARE * values.shape[0]:
+            if len(changed) < WHOLE_TENSOR_SHARE * stored.shape[0]:
                 offset = add_rows(entry, changed, chunks, offset)
-                values = np.take(values, changed, axis=0)
+                stored = np.take(stored, changed, axis=0)
         elif not differs.any():
             continue
-        # The values are the decoded ones, exact in ``used``: stored again, they decode the same.
-        stored, entry["dtype"] = stored_form(values, used)
         offset = add_values(entry, stored, chunks, offset)
         tensors.append(entry)
     fields = {
@@ -80,6 +78,15 @@ def encode_delta(snapshot: Snapshot, base: Quantized, base_version: int, dtype: 
         "extra": snapshot.extra,
     }
     return frame(DELTA_MAGIC, fields, tensors, chunks)
+
+
+def _differs(stored: np.ndarray, dtype: str, base: np.ndarray, base_dtype: str) -> np.ndarray:
+    """Where two stored tensors decode to different float32 bits (decoding is one-to-one within a
+    dtype, so the stored bits tell, at half the bytes for 16-bit dtypes)."""
+    if dtype != base_dtype:
+        return widened(stored, dtype).view(np.uint32) != widened(base, base_dtype).view(np.uint32)
+    bits = np.uint32 if dtype == "float32" else np.uint16
+    return stored.view(bits) != base.view(bits)
 
 
 def apply_delta(base: Snapshot, data: bytes) -> Snapshot:
@@ -135,7 +142,7 @@ class SnapshotEncoder:
         self._full_every = full_every
         self._full_interval_s = full_interval_s
         self._clock = clock
-        self._base: Quantized | None = None
+        self._base: Stored | None = None
         self._base_version = 0
         self._base_bytes = 0
         self._base_time = 0.0
@@ -157,6 +164,6 @@ class SnapshotEncoder:
                 return delta, self._base_version
         data = snapshot.to_bytes(dtype=self._dtype)
         if self._full_every > 1:
-            self._base = quantized(snapshot.serving_weights(), self._dtype)
+            self._base = stored_weights(snapshot.serving_weights(), self._dtype)
         self._base_version, self._base_bytes, self._base_time = snapshot.version, len(data), self._clock()
         return data, None

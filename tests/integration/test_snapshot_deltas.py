@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from model.snapshot import Snapshot, SnapshotStore, quantized
+from model.snapshot import Snapshot, SnapshotStore, stored_weights
 from model.snapshot_delta import encode_delta
 from streams.bench.measure import Metrics
 from streams.events import Click, Item, Review
@@ -126,7 +126,7 @@ def test_a_delta_missed_or_without_its_base_is_refused_and_the_next_one_converge
     cluster.producer.send(cluster.topics.snapshots, *lost)
     stored = SnapshotStore(workers[0].settings.data_dir / "snapshots").latest()
     assert stored is not None
-    weights = quantized(stored.weights, "float16")
+    weights = stored_weights(stored.weights, "float16")
     unknown = Snapshot(newest + 3, stored.config, dict(stored.weights))
     delta = encode_delta(unknown, weights, newest + 2, "float16")
     for record in snapshot_records(delta, newest + 3, key, base=newest + 2):

@@ -9,7 +9,7 @@ from model_fixtures import TINY, Stream
 
 from model.config import initial_weights
 from model.errors import SnapshotError
-from model.snapshot import MAGIC, Snapshot, quantized
+from model.snapshot import MAGIC, Snapshot, stored_weights
 from model.snapshot_delta import DELTA_MAGIC, SnapshotEncoder, apply_delta, encode_delta
 from model.training import Trainer
 
@@ -60,7 +60,7 @@ def test_a_delta_carries_only_the_changed_rows_and_tensors() -> None:
     changed["item_table"][20] = 0.5  # a row that was zero
     changed["recommend/bias"] = changed["recommend/bias"] + 1.0
     new = Snapshot(2, TINY, changed, counters={"steps": 2})
-    data = encode_delta(new, quantized(weights, "float16"), 1, "float16")
+    data = encode_delta(new, stored_weights(weights, "float16"), 1, "float16")
     header_len = struct.unpack_from("<IQ", data, len(DELTA_MAGIC))[1]
     header = json.loads(data[len(DELTA_MAGIC) + 12 : len(DELTA_MAGIC) + 12 + header_len])
     assert header["base"] == 1 and header["version"] == 2
@@ -79,7 +79,7 @@ def test_a_tensor_beyond_float16_travels_as_float32_in_the_delta_too() -> None:
     changed["item_table"][5] = 1e6  # beyond float16: the full snapshot keeps this tensor float32
     changed["item_table"][9] += 1e-3
     new = Snapshot(2, TINY, changed)
-    data = encode_delta(new, quantized(weights, "float16"), 1, "float16")
+    data = encode_delta(new, stored_weights(weights, "float16"), 1, "float16")
     served = apply_delta(Snapshot.from_bytes(base.to_bytes(dtype="float16")), data)
     _assert_same_bits(served, Snapshot.from_bytes(new.to_bytes(dtype="float16")))
 
@@ -89,7 +89,7 @@ def _delta() -> tuple[Snapshot, bytes]:
     base = Snapshot.from_bytes(Snapshot(4, TINY, weights).to_bytes(dtype="float16"))
     changed = {k: v.copy() for k, v in weights.items()}
     changed["item_table"][3] -= 0.5
-    return base, encode_delta(Snapshot(6, TINY, changed), quantized(weights, "float16"), 4, "float16")
+    return base, encode_delta(Snapshot(6, TINY, changed), stored_weights(weights, "float16"), 4, "float16")
 
 
 def test_a_delta_applies_only_on_the_base_it_names() -> None:
@@ -152,10 +152,10 @@ def test_a_delta_carries_its_own_calibrated_config_but_not_other_tensors() -> No
     base = Snapshot.from_bytes(Snapshot(1, TINY, weights).to_bytes(dtype="float16"))
     calibrated = TINY.with_(sentiment_calibration=(1.5, -0.25), sentiment_threshold=0.4)
     new = Snapshot(2, calibrated, weights)
-    served = apply_delta(base, encode_delta(new, quantized(weights, "float16"), 1, "float16"))
+    served = apply_delta(base, encode_delta(new, stored_weights(weights, "float16"), 1, "float16"))
     _assert_same_bits(served, Snapshot.from_bytes(new.to_bytes(dtype="float16")))
     wider = TINY.with_(dim=TINY.dim + 4)
     other = Snapshot(2, wider, initial_weights(wider, seed=1))
-    data = encode_delta(other, quantized(other.weights, "float16"), 1, "float16")
+    data = encode_delta(other, stored_weights(other.weights, "float16"), 1, "float16")
     with pytest.raises(SnapshotError, match="implies other tensors"):
         apply_delta(base, data)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model.doubles import untrained_snapshot
-from model.snapshot import Snapshot, quantized
+from model.snapshot import Snapshot, stored_weights
 from model.snapshot_delta import encode_delta
 from state.catalog import Catalog
 from streams.learning.model_keeper import ModelKeeper, RollbackRule, decode
@@ -171,7 +171,7 @@ def _trained(version: int) -> Snapshot:
 
 
 def _delta(version: int, base: int) -> bytes:
-    return encode_delta(_trained(version), quantized(_trained(base).weights, "float16"), base, "float16")
+    return encode_delta(_trained(version), stored_weights(_trained(base).weights, "float16"), base, "float16")
 
 
 def _take(k: ModelKeeper, version: int, base: int | None) -> str | None:
