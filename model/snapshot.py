@@ -17,6 +17,8 @@ shipped warm start, and the serving snapshots a trainer publishes to workers eve
 ``to_bytes(dtype="float16")``). Loading always gives float32. Encoding and decoding avoid every
 copy they can (the checksum runs over the chunks, verification over the stored rows only), and a
 decoded snapshot keeps its bytes, so a worker that stores what it received does not re-encode.
+The framing and tensor helpers below are shared with the deltas between snapshots
+(:mod:`model.snapshot_delta`).
 """
 
 from __future__ import annotations
