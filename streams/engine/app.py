@@ -309,13 +309,19 @@ class Engine:
             except SignatureError as exc:
                 self.keeper.refuse(exc.reason, f"progress record: {exc}")
             return
-        complete = self.assembler.add(key, value)
+        published = self.assembler.add(key, value)
         for problem in self.assembler.rejected:
             self.keeper.refuse(problem.reason, f"snapshot topic: {problem}")
         self.assembler.rejected.clear()
-        if complete is not None:
-            version, data = complete
-            self.keeper.consider(await asyncio.to_thread(decode, data), version)
+        if published is None:
+            return
+        base = None
+        if published.base is not None:
+            base = self.keeper.base_for(published.base, published.version)
+            if base is None:
+                return
+        snapshot = await asyncio.to_thread(decode, published.data, base)
+        self.keeper.consider(snapshot, published.version, full=base is None)
 
     def liveness(self) -> dict[str, Any]:
         """``status`` ``alive``, or ``stalled`` once the worker has processed nothing for
