@@ -44,14 +44,23 @@ class CovisIndex:
     def observe(self, user_before: UserState, item_id: str) -> None:
         """Pair ``item_id`` with the user's last ``window`` distinct items; nearer pairs count
         more."""
-        for distance, other in enumerate(_last_distinct(user_before, self.window, skip=item_id)):
+        self.pair(item_id, _last_distinct(user_before, self.window, skip=item_id))
+        self._counts[item_id] = self._counts.pop(item_id, 0) + 1
+        if len(self._counts) > self.max_items:
+            self._counts.popitem(last=False)
+
+    def pair(self, item_id: str, others: Sequence[str]) -> None:
+        """Count ``item_id`` as coming after each of ``others`` (nearest first: the k-th counts
+        1 / (1 + k)), and as their neighbour both ways."""
+        for distance, other in enumerate(others):
             w = 1.0 / (1.0 + distance)
             self._add(self._neighbors, other, item_id, w)
             self._add(self._neighbors, item_id, other, w)
             self._add(self._followers, other, item_id, w)
-        self._counts[item_id] = self._counts.pop(item_id, 0) + 1
-        if len(self._counts) > self.max_items:
-            self._counts.popitem(last=False)
+
+    def neighbours(self, item_id: str) -> Mapping[str, float]:
+        """The co-visitation weight of each neighbour of ``item_id`` (read-only; empty if none)."""
+        return self._neighbors.get(item_id, {})
 
     @property
     def counts(self) -> Mapping[str, int]:
