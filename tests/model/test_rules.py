@@ -190,3 +190,13 @@ def test_a_promote_fills_its_slots(ids: list[str], slots: int, k: int) -> None:
     eligible = [i for i in ids if i not in OUT_OF_STOCK]
     assert len(set(items) & set(eligible)) >= min(slots, len(eligible), k)
     assert len(items) == k
+
+
+def test_the_share_of_new_items_is_filled_from_what_the_rules_admit() -> None:
+    user = _user()
+    for n in range(10):
+        user.apply_click(f"i{n}", "view", float(n), f"c{n % 3}", 3600.0)
+    plan = RulePlan([Rule("f", "filter", category="c1")])
+    items = ruled_ranked(plan, rerank(plan, RANKED, CATALOG.category_of), user, CATALOG, 5, new_share=0.4)
+    assert _ids(items) == ["i0", "i2", "i5", "i11", "i12"]  # i10 is filtered, i3 out of stock
+    assert _ids(ruled_ranked(None, RANKED, user, CATALOG, 5, new_share=0.4)) == ["i0", "i1", "i2", "i10", "i11"]
