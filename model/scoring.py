@@ -19,6 +19,7 @@ import numpy as np
 
 from model.candidates import admissible
 from model.config import TASKS, ModelConfig
+from model.covisitation import CovisIndex
 from model.features import (
     UserContext,
     category_bucket,
@@ -27,7 +28,7 @@ from model.features import (
     id_buckets,
     user_context,
 )
-from model.retrieval import CandidatePool, CovisIndex, RetrievalConfig, retrieve
+from model.retrieval import CandidatePool, RetrievalConfig, retrieve
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
 from state.catalog import Catalog

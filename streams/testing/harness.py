@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 import threading
 import time
 import uuid
@@ -88,6 +89,8 @@ def fresh_settings(broker: EmbeddedBroker, data_root: Path, **changes: object) -
         topic_prefix=f"t{run}.",
         app_id=f"shopguide-test-{run}",
         data_dir=data_root / "worker",
+        # One compile of the kernels for every test's workers, not one per data dir.
+        kernel_cache_dir=str(Path(tempfile.gettempdir()) / "shopguide-test-kernels"),
         web_port=free_port(),
         **changes,
     )
