@@ -235,7 +235,8 @@ def warm(cache_dir: Path | None = None) -> float:
     index = CovisIndex(max_items=1, max_neighbors=1)
     index._observe_ids(index._dense("a"), [index._dense("b"), index._dense("c")])
     index._observe_ids(index._dense("b"), [index._dense("a")])
-    index._lookup(np.array([0, -1], np.int32), 1)
+    index._lookup([0, -1], 1)
+    index._lookup([0, -1], -1)
     spent = time.perf_counter() - t0
     log.info("co-visitation kernels: ready in %.1f s", spent)
     return spent
@@ -287,7 +288,7 @@ class CovisIndex:
     def scores(self, user: UserState, sources: int, per_source: int) -> dict[str, float]:
         """Co-visitation scores of items around the user's last ``sources`` distinct items (each
         source's ``per_source`` strongest neighbours, newer sources weighted more)."""
-        return self._lookup(self._sources(user, sources), per_source)
+        return self._lookup(self._known(user, sources), per_source)
 
     def following(self, user: UserState, sources: int) -> dict[str, float]:
         """How strongly each item tends to come *after* the user's last ``sources`` distinct items
@@ -296,14 +297,18 @@ class CovisIndex:
         best clue to what comes next now: as the ranker's "after" feature in place of the
         symmetric neighbours of the last item alone, HR@10 of the MovieLens replay went from
         1.119 to 1.165 times the best baseline."""
-        return self._lookup(self._sources(user, sources), -1)
+        return self._lookup(self._known(user, sources), -1)
 
-    def _sources(self, user: UserState, n: int) -> np.ndarray:
+    def _known(self, user: UserState, n: int) -> list[int]:
+        """The ids of the user's last ``n`` distinct items, -1 for items never observed."""
         get = self._ids.get
-        return np.array([get(item, -1) for item in _last_distinct(user, n)], np.int32)
+        return [get(item, -1) for item in _last_distinct(user, n)]
 
-    def _lookup(self, sources: np.ndarray, per_source: int) -> dict[str, float]:
-        """Scores around ``sources`` (``per_source`` < 0: the followers)."""
+    def _lookup(self, known: list[int], per_source: int) -> dict[str, float]:
+        """Scores around the items ``known`` (``per_source`` < 0: the followers)."""
+        if max(known, default=-1) < 0:
+            return {}  # a new shopper's or unobserved items: not worth a kernel call
+        sources = np.array(known, np.int32)
         if _Kernels.observe is None:
             warm()
         if per_source < 0:
