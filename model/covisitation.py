@@ -7,9 +7,9 @@ weights and a length, in insertion order; a row that grows past ``2 * max_neighb
 would. Each table keeps at most ``max_items`` rows: a doubly linked list over row slots holds them
 from least to most recently updated, and the least recently updated row is dropped when a new row
 would exceed the bound, as an ``OrderedDict`` with ``move_to_end`` and ``popitem(last=False)``
-does; the interactions per item are bounded the same way. Rows are indexed by slot, not by item,
-so memory follows the rows held (``12 * (2 * max_neighbors + 1)`` bytes per row and table), not
-every item ever seen.
+does; the interactions per item are bounded the same way. Rows are indexed by slot, not by item:
+room for a row per item seen, up to ``max_items + 1`` rows per table, at
+``12 * (2 * max_neighbors + 1)`` bytes per row (1,212 B by default).
 
 The kernels are compiled by numba into a cache directory; :func:`warm` compiles them or loads
 them from there, which a worker does before it joins its consumer group so that no event waits
@@ -328,7 +328,8 @@ class CovisIndex:
     def _observe_ids(self, item: int, others: list[int]) -> None:
         if _Kernels.observe is None:
             warm()
-        self._fit(len(self._names), min(int(self._meta[:2, _HIGH].max()) + len(others) + 1, self.max_items + 1))
+        # Every item has at most one row per table: room for a row per item id suffices.
+        self._fit(len(self._names), min(len(self._names), self.max_items + 1))
         _Kernels.observe(
             item, np.array(others, np.int32), self.max_items, self.max_neighbors,
             self._slot, self._owner, self._row_ids, self._row_w, self._row_len, self._prev, self._next,
