@@ -62,6 +62,7 @@ def _unlink(prev: Any, nxt: Any, meta: Any, s: int) -> None:
 def _observe(
     item: int,
     others: Any,
+    counted: bool,
     max_items: int,
     max_neighbors: int,
     slot: Any,
@@ -78,7 +79,7 @@ def _observe(
 ) -> None:
     """Pair ``item`` with ``others`` (the user's last distinct items, newest first): both ways in
     the neighbours table, ``other -> item`` in the followers table, nearer pairs weighing more;
-    then one more interaction of ``item``."""
+    then, if ``counted``, one more interaction of ``item``."""
     for distance in range(others.shape[0]):
         other = others[distance]
         w = 1.0 / (1.0 + distance)
@@ -126,6 +127,8 @@ def _observe(
                     ws[:max_neighbors] = kept_w
                     n = max_neighbors
                 row_len[t, s] = n
+    if not counted:
+        return
     m = meta[_COUNTS]
     if count[item] > 0:
         if m[_TAIL] != item:
@@ -233,8 +236,8 @@ def warm(cache_dir: Path | None = None) -> float:
     _link_last, _unlink = njit(_link_last), njit(_unlink)
     _Kernels.observe, _Kernels.scores, _Kernels.following = njit(_observe), njit(_scores), njit(_following)
     index = CovisIndex(max_items=1, max_neighbors=1)
-    index._observe_ids(index._dense("a"), [index._dense("b"), index._dense("c")])
-    index._observe_ids(index._dense("b"), [index._dense("a")])
+    index._observe_ids(index._dense("a"), [index._dense("b"), index._dense("c")], True)
+    index._observe_ids(index._dense("b"), [index._dense("a")], False)
     index._lookup([0, -1], 1)
     index._lookup([0, -1], -1)
     spent = time.perf_counter() - t0
@@ -277,7 +280,22 @@ class CovisIndex:
         """Pair ``item_id`` with the user's last ``window`` distinct items; nearer pairs count
         more."""
         others = [self._dense(other) for other in _last_distinct(user_before, self.window, skip=item_id)]
-        self._observe_ids(self._dense(item_id), others)
+        self._observe_ids(self._dense(item_id), others, True)
+
+    def pair(self, item_id: str, others: Sequence[str]) -> None:
+        """Count ``item_id`` as coming after each of ``others`` (nearest first: the k-th counts
+        1 / (1 + k)), and as their neighbour both ways; its interactions are not counted."""
+        self._observe_ids(self._dense(item_id), [self._dense(other) for other in others], False)
+
+    def neighbours(self, item_id: str) -> dict[str, float]:
+        """The co-visitation weight of each neighbour of ``item_id``, in row order (empty if none)."""
+        dense = self._ids.get(item_id)
+        s = -1 if dense is None else int(self._slot[_NEIGHBORS, dense])
+        if s < 0:
+            return {}
+        ids = self._row_ids[_NEIGHBORS, s, : self._row_len[_NEIGHBORS, s]].tolist()
+        ws = self._row_w[_NEIGHBORS, s, : len(ids)].tolist()
+        return dict(zip(map(self._names.__getitem__, ids), ws, strict=True))
 
     def interactions(self, items: Sequence[str]) -> list[int]:
         """Interactions seen per item (0 once dropped or never seen): with co-visitation
@@ -325,13 +343,13 @@ class CovisIndex:
             self._names.append(item_id)
         return dense
 
-    def _observe_ids(self, item: int, others: list[int]) -> None:
+    def _observe_ids(self, item: int, others: list[int], counted: bool) -> None:
         if _Kernels.observe is None:
             warm()
         # Every item has at most one row per table: room for a row per item id suffices.
         self._fit(len(self._names), min(len(self._names), self.max_items + 1))
         _Kernels.observe(
-            item, np.array(others, np.int32), self.max_items, self.max_neighbors,
+            item, np.array(others, np.int32), counted, self.max_items, self.max_neighbors,
             self._slot, self._owner, self._row_ids, self._row_w, self._row_len, self._prev, self._next,
             self._meta, self._count, self._count_prev, self._count_next,
         )  # fmt: skip

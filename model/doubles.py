@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from model.candidates import admissible
 from model.config import ModelConfig, initial_weights
+from model.rules import RulePlan, rerank, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot
 from state.catalog import Catalog
@@ -94,10 +94,12 @@ class PlaceholderModel:
     def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         """Nothing to learn."""
 
-    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
-        return [self._recommend(u, now, k) for u in users]
+    def recommend_many(
+        self, users: Sequence[UserState], now: float, k: int, plans: Sequence[RulePlan | None] | None = None
+    ) -> list[Recommendations]:
+        return [self._recommend(u, now, k, plans[n] if plans else None) for n, u in enumerate(users)]
 
-    def _recommend(self, user: UserState, now: float, k: int) -> Recommendations:
+    def _recommend(self, user: UserState, now: float, k: int, plan: RulePlan | None) -> Recommendations:
         interests = user.interest_weights(now, self._half_life, self._interests_shown)
         pool = 2 * k + len(user.bought)
         candidates: list[tuple[str, float]] = []
@@ -107,7 +109,9 @@ class PlaceholderModel:
         ranked = self._catalog.popular(pool)
         candidates += [(i, 0.01 / (1 + r)) for r, i in enumerate(ranked)]
         candidates.sort(key=lambda c: c[1], reverse=True)
-        return Recommendations(admissible(candidates, user, self._catalog, k), interests)
+        if plan is not None:
+            candidates = rerank(plan, candidates, self._catalog.category_of)
+        return Recommendations(ruled(plan, candidates, user, self._catalog, k), interests)
 
     def sentiment_many(self, texts: Sequence[str]) -> list[float]:
         out = []

@@ -5,8 +5,8 @@ weight names as ``model.network`` (a test checks the two agree). :class:`NeuralS
 engine's :class:`~model.serving.ServingModel`: per agent batch it computes every user's tower outputs
 in one matrix product, retrieves a few hundred candidates per user (``model.retrieval``), scores all
 the users' candidates with one gather and one matrix product, and passes each ranking through
-``model.candidates.admissible``. Building it from a snapshot copies no weights, so swapping in a new
-snapshot costs about the snapshot's decoding.
+``model.candidates.admissible`` under the user's merchandising rules (``model.rules``). Building it
+from a snapshot copies no weights, so swapping in a new snapshot costs about the snapshot's decoding.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from itertools import chain
 
 import numpy as np
 
-from model.candidates import admissible
 from model.config import TASKS, ModelConfig
 from model.covisitation import CovisIndex
 from model.features import (
@@ -28,7 +27,10 @@ from model.features import (
     id_buckets,
     user_context,
 )
+from model.reasons import reasons
+from model.related import observe_purchase
 from model.retrieval import CandidatePool, RetrievalConfig, retrieve
+from model.rules import RulePlan, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
 from state.catalog import Catalog
@@ -200,6 +202,7 @@ class NeuralServingModel:
         index: CovisIndex | None = None,
         retrieval: RetrievalConfig | None = None,
         interests_shown: int = 5,
+        purchases: CovisIndex | None = None,
     ) -> None:
         self.snapshot = snapshot
         self.net = NumpyNet(snapshot)
@@ -207,6 +210,8 @@ class NeuralServingModel:
         self.catalog = catalog
         self.half_life = interest_half_life_s
         self.index = index if index is not None else CovisIndex()
+        #: Co-purchases (``model.related``): served, not used for ranking.
+        self.purchases = purchases if purchases is not None else CovisIndex()
         self.retrieval = retrieval or RetrievalConfig()
         self.interests_shown = interests_shown
         self._catalog_buckets: _Buckets | None = None
@@ -216,7 +221,7 @@ class NeuralServingModel:
         return self.snapshot.version
 
     def with_snapshot(self, snapshot: Snapshot) -> NeuralServingModel:
-        """The same retrieval index and catalog with new weights."""
+        """The same retrieval and co-purchase indexes and catalog with new weights."""
         return NeuralServingModel(
             snapshot,
             self.catalog,
@@ -224,10 +229,13 @@ class NeuralServingModel:
             index=self.index,
             retrieval=self.retrieval,
             interests_shown=self.interests_shown,
+            purchases=self.purchases,
         )
 
     def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         self.index.observe(user, item_id)
+        if action == "buy":
+            observe_purchase(self.purchases, user, item_id)
 
     def pool(self, user: UserState, now: float, extra: Sequence[str] = ()) -> CandidatePool:
         """Retrieval for one user (also what training examples sample negatives from)."""
@@ -241,7 +249,9 @@ class NeuralServingModel:
     def _inputs(self, contexts: Sequence[UserContext], texts: Sequence[str]) -> dict[str, np.ndarray]:
         return encode_users(contexts, self.config) | encode_texts(texts, self.config)
 
-    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
+    def recommend_many(
+        self, users: Sequence[UserState], now: float, k: int, plans: Sequence[RulePlan | None] | None = None
+    ) -> list[Recommendations]:
         if not users:
             return []
         x = self.user_inputs(users, now)
@@ -249,15 +259,26 @@ class NeuralServingModel:
         interests = self._interests(z["interest"], x, users)
         pools = [self.pool(user, now) for user in users]
         scores = self.score_pools(z["recommend"], pools)
-        return [
-            Recommendations(admissible(_ranked(pool, s), user, self.catalog, k), interests[row])
-            for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True))
-        ]
+        out = []
+        for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True)):
+            items, why = self.choose(user, pool, s, plans[row] if plans else None, k)
+            out.append(Recommendations(items, interests[row], why))
+        return out
+
+    def choose(
+        self, user: UserState, pool: CandidatePool, scores: np.ndarray, plan: RulePlan | None, k: int
+    ) -> tuple[list[tuple[str, float]], list[list[str]]]:
+        """The user's top ``k`` of a scored pool under its rules, and each item's reasons."""
+        if plan is not None:
+            scores = plan.rescore(pool.items, pool.categories, scores)
+        order = np.argsort(-scores, kind="stable").tolist()
+        items = ruled(plan, _ranked(pool, scores, order), user, self.catalog, k)
+        return items, reasons(pool, order, items, plan)
 
     def rank(self, z_rec: np.ndarray, pool: CandidatePool) -> list[tuple[str, float]]:
         """The pool's items by descending probability of engagement, for one user's ``z_rec``."""
         [scores] = self.score_pools(z_rec[None], [pool])
-        return _ranked(pool, scores)
+        return _ranked(pool, scores, np.argsort(-scores, kind="stable").tolist())
 
     def score_pools(self, z_rec: np.ndarray, pools: Sequence[CandidatePool]) -> list[np.ndarray]:
         """P(engagement) of each pool's candidates, for the users of ``z_rec`` [users, tower]."""
@@ -334,9 +355,10 @@ class NeuralServingModel:
         return [float(r) for r in self.net.rating(z["rating"], text_pooled)]
 
 
-def _ranked(pool: CandidatePool, scores: np.ndarray) -> list[tuple[str, float]]:
+def _ranked(pool: CandidatePool, scores: np.ndarray, order: list[int]) -> list[tuple[str, float]]:
+    """The pool's items with their scores in ``order`` (the indices by descending score)."""
     # Python ints and floats: indexing with numpy scalars cost more than the scoring itself.
-    order, values, items = np.argsort(-scores, kind="stable").tolist(), scores.tolist(), pool.items
+    values, items = scores.tolist(), pool.items
     return [(items[i], values[i]) for i in order]
 
 

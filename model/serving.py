@@ -8,9 +8,10 @@ one call scores every user or review of an agent's batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from model.rules import RulePlan
 from state.user import UserState
 
 
@@ -18,6 +19,7 @@ from state.user import UserState
 class Recommendations:
     items: list[tuple[str, float]]  # (item_id, score), best first
     interests: list[tuple[str, float]]  # (category, weight), strongest first
+    reasons: list[list[str]] = field(default_factory=list)  # per item, why (``model.reasons``); [] if unknown
 
 
 class ServingModel(Protocol):
@@ -30,8 +32,11 @@ class ServingModel(Protocol):
         """Update retrieval indexes with a click; ``user`` is the state before the click."""
         ...
 
-    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
-        """Top-``k`` items for each user (never bought, never out of stock, no duplicates)."""
+    def recommend_many(
+        self, users: Sequence[UserState], now: float, k: int, plans: Sequence[RulePlan | None] | None = None
+    ) -> list[Recommendations]:
+        """Top-``k`` items for each user (never bought, never out of stock, no duplicates), under
+        each user's merchandising rules (``plans``, parallel to ``users``; None: no rule in force)."""
         ...
 
     def sentiment_many(self, texts: Sequence[str]) -> list[float]:

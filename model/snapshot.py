@@ -17,6 +17,8 @@ shipped warm start, and the serving snapshots a trainer publishes to workers eve
 ``to_bytes(dtype="float16")``). Loading always gives float32. Encoding and decoding avoid every
 copy they can (the checksum runs over the chunks, verification over the stored rows only), and a
 decoded snapshot keeps its bytes, so a worker that stores what it received does not re-encode.
+The framing and tensor helpers below are shared with the deltas between snapshots
+(:mod:`model.snapshot_delta`).
 """
 
 from __future__ import annotations
@@ -95,48 +97,25 @@ class Snapshot:
             array = np.asarray(self.weights[name], np.float32)
             if not array.flags.c_contiguous:  # (ascontiguousarray would make a scalar 1-d)
                 array = array.copy()
-            entry: dict[str, Any] = {"name": name, "shape": list(array.shape), "dtype": dtype}
+            entry: dict[str, Any] = {"name": name, "shape": list(array.shape)}
             if sparse_rows and array.ndim == 2 and array.shape[0] >= 64 and array.size:
                 # Bit patterns, not values: -0.0 counts as non-zero, which is only conservative.
                 nonzero = np.flatnonzero(array.view(np.int32).any(axis=1)).astype("<i4")
                 if len(nonzero) < 0.75 * array.shape[0]:
-                    entry["rows"] = {"offset": offset, "count": len(nonzero)}
-                    chunks.append(nonzero.tobytes())
-                    offset += nonzero.nbytes
+                    offset = add_rows(entry, nonzero, chunks, offset)
                     array = np.take(array, nonzero, axis=0)
-            if dtype == "bfloat16":
-                stored = _to_bfloat16(array)
-            elif dtype == "float16":
-                with np.errstate(over="ignore"):  # checked just below
-                    stored = array.astype("<f2")
-            else:
-                stored = array.astype("<f4", copy=False)
-            if dtype == "float16" and not np.isfinite(stored).all():
-                # Values beyond float16's range: this tensor stays float32 (inf would fail
-                # verification and get the snapshot refused).
-                stored, entry["dtype"] = array.astype("<f4", copy=False), "float32"
-            entry |= {"offset": offset, "nbytes": stored.nbytes}
-            chunks.append(stored.reshape(-1).view(np.uint8) if stored.size else b"")
-            offset += stored.nbytes
+            stored, entry["dtype"] = stored_form(array, dtype)
+            offset = add_values(entry, stored, chunks, offset)
             tensors.append(entry)
-        header = json.dumps(
-            {
-                "version": self.version,
-                "created": self.created,
-                "config": self.config.to_dict(),
-                "counters": self.counters,
-                "metrics": self.metrics,
-                "extra": self.extra,
-                "tensors": tensors,
-            },
-            ensure_ascii=False,
-            sort_keys=True,
-        ).encode("utf-8")
-        head = MAGIC + _PREFIX.pack(FORMAT, len(header)) + header
-        digest = hashlib.sha256(head)
-        for chunk in chunks:
-            digest.update(chunk)
-        return b"".join([head, *chunks, digest.digest()])
+        fields = {
+            "version": self.version,
+            "created": self.created,
+            "config": self.config.to_dict(),
+            "counters": self.counters,
+            "metrics": self.metrics,
+            "extra": self.extra,
+        }
+        return frame(MAGIC, fields, tensors, chunks)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Snapshot:
@@ -152,33 +131,10 @@ class Snapshot:
 
     @classmethod
     def _decode(cls, data: bytes) -> Snapshot:
-        head = len(MAGIC) + _PREFIX.size
-        if len(data) < head + _DIGEST or not data.startswith(MAGIC):
-            raise SnapshotError("not a shopguide snapshot (bad magic or too short)")
-        body, digest = memoryview(data)[:-_DIGEST], data[-_DIGEST:]
-        if hashlib.sha256(body).digest() != digest:
-            raise SnapshotError("checksum mismatch: the snapshot is corrupt, truncated or tampered")
-        fmt, header_len = _PREFIX.unpack_from(data, len(MAGIC))
-        if fmt != FORMAT:
-            raise SnapshotError(f"unsupported snapshot format {fmt}")
-        if head + header_len > len(body):
-            raise SnapshotError("header runs past the end of the snapshot")
-        try:
-            header = json.loads(bytes(body[head : head + header_len]).decode("utf-8"))
-            config = ModelConfig.from_dict(header["config"])
-            version = header["version"]
-            tensors = header["tensors"]
-        except (ValueError, KeyError, TypeError, ConfigError) as exc:
-            raise SnapshotError(f"unreadable snapshot header: {exc}") from None
-        if type(version) is not int or not 0 <= version <= MAX_VERSION:
-            raise SnapshotError(f"version {str(version)[:30]} is not an integer in 0..{MAX_VERSION}")
-        if not isinstance(tensors, list) or not all(isinstance(t, dict) for t in tensors):
-            raise SnapshotError("the tensor table is not a list of entries")
-        if not all(isinstance(header.get(k, {}), dict) for k in ("counters", "metrics", "extra")):
-            raise SnapshotError("counters, metrics and extra must be objects")
+        header, payload = unframe(MAGIC, data, "shopguide snapshot")
+        config, version, tensors = header_fields(header)
         expected = weight_shapes(config)
         _check_sizes(expected, tensors)
-        payload = body[head + header_len :]
         weights = {str(t["name"]): _decode_tensor(t, payload) for t in tensors}
         missing = set(expected) - set(weights)
         unexpected = {n for n in set(weights) - set(expected) if not n.startswith(OPTIMIZER_PREFIX)}
@@ -189,17 +145,114 @@ class Snapshot:
         for name, shape in expected.items():
             if weights[name].shape != shape:
                 raise SnapshotError(f"weight {name}: shape {weights[name].shape}, expected {shape}")
-        snapshot = cls(
-            version=version,
-            config=config,
-            weights=weights,
-            created=float(header["created"]),
-            counters={str(k): int(v) for k, v in header.get("counters", {}).items()},
-            metrics={str(k): float(v) for k, v in header.get("metrics", {}).items()},
-            extra=dict(header.get("extra", {})),
-        )
+        snapshot = cls(version=version, config=config, weights=weights, **header_details(header))
         object.__setattr__(snapshot, "_encoded", data)
         return snapshot
+
+
+def stored_form(array: np.ndarray, dtype: str) -> tuple[np.ndarray, str]:
+    """``array`` (float32, C-contiguous) as stored in ``dtype``, and the dtype actually used: a
+    float16 tensor whose values do not fit float16 stays float32 (inf would fail verification and
+    get the snapshot refused)."""
+    if dtype == "bfloat16":
+        return _to_bfloat16(array), dtype
+    if dtype == "float16":
+        with np.errstate(over="ignore"):  # checked just below
+            stored = array.astype("<f2")
+        if np.isfinite(stored).all():
+            return stored, dtype
+    return array.astype("<f4", copy=False), "float32"
+
+
+def stored_weights(weights: dict[str, np.ndarray], dtype: str) -> dict[str, tuple[np.ndarray, str]]:
+    """Each tensor as :meth:`Snapshot.to_bytes` with ``dtype`` stores it, and the dtype used
+    (:func:`widened` gives what a worker decodes, bit for bit): what a delta is computed against."""
+    out = {}
+    for name, weight in weights.items():
+        array = np.ascontiguousarray(weight, np.float32).reshape(np.shape(weight))
+        out[name] = stored_form(array, dtype)
+    return out
+
+
+def widened(stored: np.ndarray, dtype: str) -> np.ndarray:
+    """Stored values back as float32."""
+    if dtype == "bfloat16":
+        return _from_bfloat16(stored)
+    return stored.astype(np.float32, copy=False)
+
+
+def add_rows(entry: dict[str, Any], index: np.ndarray, chunks: list[Any], offset: int) -> int:
+    """Record a tensor's stored row indices (``<i4``, sorted) in ``entry`` and ``chunks``."""
+    entry["rows"] = {"offset": offset, "count": len(index)}
+    chunks.append(index.tobytes())
+    return offset + index.nbytes
+
+
+def add_values(entry: dict[str, Any], stored: np.ndarray, chunks: list[Any], offset: int) -> int:
+    """Record a tensor's stored values in ``entry`` and ``chunks``."""
+    entry |= {"offset": offset, "nbytes": stored.nbytes}
+    chunks.append(stored.reshape(-1).view(np.uint8) if stored.size else b"")
+    return offset + stored.nbytes
+
+
+def frame(magic: bytes, fields: dict[str, Any], tensors: list[dict[str, Any]], chunks: list[Any]) -> bytes:
+    """Magic, format, the JSON header (``fields`` and the tensor table), the tensor bytes and a
+    SHA-256 of all that."""
+    header = json.dumps({**fields, "tensors": tensors}, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    head = magic + _PREFIX.pack(FORMAT, len(header)) + header
+    digest = hashlib.sha256(head)
+    for chunk in chunks:
+        digest.update(chunk)
+    return b"".join([head, *chunks, digest.digest()])
+
+
+def unframe(magic: bytes, data: bytes, what: str) -> tuple[dict[str, Any], memoryview]:
+    """The header and the tensor bytes of a :func:`frame`, checksum verified."""
+    head = len(magic) + _PREFIX.size
+    if len(data) < head + _DIGEST or not data.startswith(magic):
+        raise SnapshotError(f"not a {what} (bad magic or too short)")
+    body, digest = memoryview(data)[:-_DIGEST], data[-_DIGEST:]
+    if hashlib.sha256(body).digest() != digest:
+        raise SnapshotError("checksum mismatch: the snapshot is corrupt, truncated or tampered")
+    fmt, header_len = _PREFIX.unpack_from(data, len(magic))
+    if fmt != FORMAT:
+        raise SnapshotError(f"unsupported snapshot format {fmt}")
+    if head + header_len > len(body):
+        raise SnapshotError("header runs past the end of the snapshot")
+    try:
+        header = json.loads(bytes(body[head : head + header_len]).decode("utf-8"))
+    except ValueError as exc:
+        raise SnapshotError(f"unreadable snapshot header: {exc}") from None
+    if not isinstance(header, dict):
+        raise SnapshotError("unreadable snapshot header: not an object")
+    return header, body[head + header_len :]
+
+
+def header_fields(header: dict[str, Any]) -> tuple[ModelConfig, int, list[dict[str, Any]]]:
+    """The config, version and tensor table of a header, checked."""
+    try:
+        config = ModelConfig.from_dict(header["config"])
+        version = header["version"]
+        tensors = header["tensors"]
+    except (ValueError, KeyError, TypeError, ConfigError) as exc:
+        raise SnapshotError(f"unreadable snapshot header: {exc}") from None
+    if type(version) is not int or not 0 <= version <= MAX_VERSION:
+        raise SnapshotError(f"version {str(version)[:30]} is not an integer in 0..{MAX_VERSION}")
+    if not isinstance(tensors, list) or not all(isinstance(t, dict) for t in tensors):
+        raise SnapshotError("the tensor table is not a list of entries")
+    if not all(isinstance(header.get(k, {}), dict) for k in ("counters", "metrics", "extra")):
+        raise SnapshotError("counters, metrics and extra must be objects")
+    return config, version, tensors
+
+
+def header_details(header: dict[str, Any]) -> dict[str, Any]:
+    """The creation time, counters, metrics and provenance of a header, as :class:`Snapshot` fields."""
+    return {
+        "created": float(header["created"]),
+        "counters": {str(k): int(v) for k, v in header.get("counters", {}).items()},
+        "metrics": {str(k): float(v) for k, v in header.get("metrics", {}).items()},
+        "extra": dict(header.get("extra", {})),
+    }
 
 
 def _check_sizes(expected: dict[str, tuple[int, ...]], tensors: list[dict[str, Any]]) -> None:
@@ -219,9 +272,21 @@ def _check_sizes(expected: dict[str, tuple[int, ...]], tensors: list[dict[str, A
 
 
 def _decode_tensor(t: dict[str, Any], payload: memoryview) -> np.ndarray:
-    """One tensor as float32, verified: inside the payload, sizes matching the shape, row
-    indices sorted and in range, every stored value finite (checked before zero rows are added,
-    so on the stored rows only)."""
+    """One tensor as float32, its absent rows zero."""
+    _, shape, index, stored = decode_stored(t, payload)
+    if index is None:  # float32: a read-only view of the snapshot's bytes, no copy
+        full = stored.reshape(shape)
+    else:
+        full = np.zeros(shape, np.float32)
+        full[index] = stored
+    full.flags.writeable = False
+    return full
+
+
+def decode_stored(t: dict[str, Any], payload: memoryview) -> tuple[str, tuple[int, ...], np.ndarray | None, np.ndarray]:
+    """A tensor entry's name, shape, stored row indices (None: all rows) and stored values as
+    float32 (one row per index), verified: inside the payload, sizes matching the shape, row
+    indices sorted and in range, every stored value finite."""
     try:
         name, shape, dtype = str(t["name"]), tuple(int(s) for s in t["shape"]), _DTYPES[t["dtype"]]
         offset, nbytes = int(t["offset"]), int(t["nbytes"])
@@ -246,18 +311,10 @@ def _decode_tensor(t: dict[str, Any], payload: memoryview) -> np.ndarray:
     itemsize = np.dtype(dtype).itemsize
     if nbytes != math.prod(stored_shape) * itemsize:
         raise SnapshotError(f"tensor {name}: {nbytes} bytes do not fit shape {stored_shape}")
-    stored = np.frombuffer(payload, np.dtype(dtype).newbyteorder("<"), nbytes // itemsize, offset)
-    if t["dtype"] == "bfloat16":
-        stored = _from_bfloat16(stored)
+    stored = widened(np.frombuffer(payload, np.dtype(dtype).newbyteorder("<"), nbytes // itemsize, offset), t["dtype"])
     if not np.isfinite(stored).all():
         raise SnapshotError(f"weight {name} holds NaN or infinite values")
-    if index is None:  # float32: a read-only view of the snapshot's bytes, no copy
-        full = stored.reshape(shape).astype(np.float32, copy=False)
-    else:
-        full = np.zeros(shape, np.float32)
-        full[index] = stored.reshape(stored_shape)
-    full.flags.writeable = False
-    return full
+    return name, shape, index, stored.reshape(stored_shape)
 
 
 def _to_bfloat16(array: np.ndarray) -> np.ndarray:

@@ -42,6 +42,7 @@ class PublishedRecommendation:
     trigger_event_id: str
     event_ts: float
     published_ts: float
+    reasons: list[list[str]] = field(default_factory=list)  # per item, why it is there; [] if unknown
 
     def item_ids(self) -> list[str]:
         return [item_id for item_id, _ in self.items]
@@ -54,11 +55,13 @@ class PublishedRecommendation:
             self.trigger_event_id,
             self.event_ts,
             self.published_ts,
+            self.reasons,
         ]
 
     @classmethod
     def from_fields(cls, f: list[object]) -> PublishedRecommendation:
-        items, interests, version, trigger, event_ts, published_ts = f
+        """Also the six fields of states written before reasons were kept."""
+        items, interests, version, trigger, event_ts, published_ts, *rest = f
         return cls(
             items=[(str(i), float(s)) for i, s in items],  # type: ignore[attr-defined]
             interests=[(str(c), float(w)) for c, w in interests],  # type: ignore[attr-defined]
@@ -66,6 +69,7 @@ class PublishedRecommendation:
             trigger_event_id=str(trigger),
             event_ts=float(event_ts),  # type: ignore[arg-type]
             published_ts=float(published_ts),  # type: ignore[arg-type]
+            reasons=[[str(r) for r in why] for why in rest[0]] if rest else [],  # type: ignore[attr-defined]
         )
 
 

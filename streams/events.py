@@ -1,9 +1,10 @@
-"""The input contracts: click, review and catalog events, shoppers' questions, and their validation.
+"""The input contracts: click, review and catalog events, shoppers' questions, merchandising rules,
+and their validation.
 
-Every consumed message goes through :func:`parse_click`, :func:`parse_review`, :func:`parse_item` or
-:func:`parse_question` before anything else touches it. They either return a typed event or raise :class:`InvalidEvent`
-with a short ``reason`` (a low-cardinality code for metrics) and a precise message (for the
-dead-letter record). Nothing here knows about Faust or Kafka.
+Every consumed message goes through :func:`parse_click`, :func:`parse_review`, :func:`parse_item`,
+:func:`parse_question` or :func:`parse_rule` before anything else touches it. They either return a
+typed event or raise :class:`InvalidEvent` with a short ``reason`` (a low-cardinality code for
+metrics) and a precise message (for the dead-letter record). Nothing here knows about Faust or Kafka.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from model.rules import KINDS, Rule, Segment
 from state.user import ACTIONS as USER_ACTIONS
 from streams.errors import InvalidEvent
 
@@ -29,6 +31,13 @@ ATTRIBUTE_NAME_MAX = 64
 ATTRIBUTE_VALUE_MAX = 200
 #: A shopper's question to the guide, in characters.
 QUESTION_MAX = 1_000
+#: A rule lists at most this many items (a segment this many users), pins at most this deep, and
+#: promotes into at most this many slots; a boost's factor is in (0, RULE_FACTOR_MAX].
+RULE_ITEMS_MAX = 1_000
+RULE_USERS_MAX = 10_000
+RULE_POSITION_MAX = 1_000
+RULE_SLOTS_MAX = 100
+RULE_FACTOR_MAX = 1_000.0
 #: Larger payloads are refused before parsing (10,000 CJK characters as \\u escapes fit well).
 PAYLOAD_MAX = 256 * 1024
 # Deeper JSON is refused before parsing. A fixed limit keeps the verdict the same wherever the parser
@@ -188,6 +197,98 @@ def parse_question(payload: bytes | None, *, need_event_id: bool) -> Question:
         lang=lang,
         event_id=_id(obj, "event_id") if need_event_id or obj.get("event_id") is not None else None,
     )
+
+
+def parse_rule(payload: bytes | None, key: str | None = None) -> Rule:
+    """A merchandising rule (the README's forms); ``key``, when given, must be its ``rule_id``."""
+    obj = _load(payload)
+    rule_id = _id(obj, "rule_id")
+    if key is not None and key != rule_id:
+        raise InvalidEvent("out_of_range", f"field 'rule_id': {rule_id!r} is not the message key {key[:40]!r}")
+    kind = _str(obj, "kind", 16)
+    if kind not in KINDS:
+        raise InvalidEvent("out_of_range", f"field 'kind': expected one of {', '.join(KINDS)}, got {kind!r}")
+    start, end = _opt_rule_ts(obj, "start_ts"), _opt_rule_ts(obj, "end_ts")
+    if start is not None and end is not None and start >= end:
+        raise InvalidEvent("out_of_range", "fields 'start_ts', 'end_ts': the start must be before the end")
+    common: dict[str, Any] = {"rule_id": rule_id, "kind": kind, "start_ts": start, "end_ts": end}
+    common["segment"] = _segment(obj.get("segment"))
+    if kind == "pin":
+        position = _int(obj, "position", 1, RULE_POSITION_MAX)
+        return Rule(item_ids=(_id(obj, "item_id"),), position=position, **common)
+    if kind == "promote":
+        slots = _int(obj, "slots", 1, RULE_SLOTS_MAX)
+        return Rule(item_ids=_ids(obj, "item_ids", RULE_ITEMS_MAX), slots=slots, **common)
+    if (obj.get("category") is None) == (obj.get("item_ids") is None):
+        raise InvalidEvent("missing_field", f"a {kind} rule needs exactly one of 'category' and 'item_ids'")
+    if obj.get("category") is not None:
+        common["category"] = _str(obj, "category", ID_MAX)
+    else:
+        common["item_ids"] = _ids(obj, "item_ids", RULE_ITEMS_MAX)
+    if kind == "filter":
+        return Rule(**common)
+    factor = obj.get("factor")
+    if factor is None:
+        raise InvalidEvent("missing_field", "field 'factor': missing")
+    if not _is_number(factor):
+        raise InvalidEvent("wrong_type", f"field 'factor': expected a number, got {_kind(factor)}")
+    value = _finite(factor)
+    if value is None or not 0.0 < value <= RULE_FACTOR_MAX:
+        raise InvalidEvent("out_of_range", f"field 'factor': must be > 0 and <= {RULE_FACTOR_MAX:g}, got {factor}")
+    return Rule(factor=value, **common)
+
+
+def _segment(value: Any) -> Segment | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidEvent("wrong_type", f"field 'segment': expected an object, got {_kind(value)}")
+    if (value.get("interest") is None) == (value.get("user_ids") is None):
+        raise InvalidEvent("missing_field", "field 'segment': needs exactly one of 'interest' and 'user_ids'")
+    if value.get("interest") is not None:
+        return Segment(interest=_str(value, "interest", ID_MAX))
+    return Segment(user_ids=frozenset(_ids(value, "user_ids", RULE_USERS_MAX)))
+
+
+def _ids(obj: dict[str, Any], name: str, most: int) -> tuple[str, ...]:
+    value = obj.get(name)
+    if value is None:
+        raise InvalidEvent("missing_field", f"field {name!r}: missing")
+    if not isinstance(value, list):
+        raise InvalidEvent("wrong_type", f"field {name!r}: expected an array of ids, got {_kind(value)}")
+    if not 1 <= len(value) <= most:
+        raise InvalidEvent("out_of_range", f"field {name!r}: {len(value)} ids, expected 1..{most}")
+    for v in value:
+        if not isinstance(v, str):
+            raise InvalidEvent("wrong_type", f"field {name!r}: expected ids (strings), got {_kind(v)}")
+        error = id_error(v)
+        if error:
+            raise InvalidEvent("out_of_range", f"field {name!r}: {error}")
+    return tuple(dict.fromkeys(value))
+
+
+def _int(obj: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = obj.get(name)
+    if value is None:
+        raise InvalidEvent("missing_field", f"field {name!r}: missing")
+    if type(value) is not int:
+        raise InvalidEvent("wrong_type", f"field {name!r}: expected an integer {low}..{high}, got {_kind(value)}")
+    if not low <= value <= high:
+        raise InvalidEvent("out_of_range", f"field {name!r}: must be {low}..{high}, got {value}")
+    return value
+
+
+def _opt_rule_ts(obj: dict[str, Any], name: str) -> float | None:
+    """A rule's optional unix-seconds bound (any time after 2000-01-01: rules are set ahead)."""
+    value = obj.get(name)
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise InvalidEvent("wrong_type", f"field {name!r}: expected unix seconds (a number), got {_kind(value)}")
+    ts = _finite(value)
+    if ts is None or ts < MIN_TS:
+        raise InvalidEvent("out_of_range", f"field {name!r}: {str(value)[:40]} is not unix seconds after 2000-01-01")
+    return ts
 
 
 def _attributes(value: Any) -> dict[str, str | float] | None:

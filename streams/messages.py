@@ -17,7 +17,10 @@ def recommendation_fields(user_id: str, rec: PublishedRecommendation) -> dict[st
     """A recommendation as the topic and ``GET /recommendations/{user_id}`` both show it."""
     return {
         "user_id": user_id,
-        "items": [{"item_id": i, "score": round(s, 6)} for i, s in rec.items],
+        "items": [
+            {"item_id": i, "score": round(s, 6), "reasons": rec.reasons[n] if n < len(rec.reasons) else []}
+            for n, (i, s) in enumerate(rec.items)
+        ],
         "interests": [{"category": c, "weight": round(w, 6)} for c, w in rec.interests],
         "model_version": rec.model_version,
         "trigger_event_id": rec.trigger_event_id,

@@ -132,6 +132,16 @@ class Settings:
     snapshot_interval_s: float = _opt(
         "SHOPGUIDE_SNAPSHOT_INTERVAL_S", 1.0, "Most often the trainer publishes a snapshot"
     )
+    snapshot_full_every: int = _opt(
+        "SHOPGUIDE_SNAPSHOT_FULL_EVERY",
+        30,
+        "The trainer publishes a full snapshot every this many versions, deltas against it in between (1: full snapshots only)",
+    )
+    snapshot_full_interval_s: float = _opt(
+        "SHOPGUIDE_SNAPSHOT_FULL_INTERVAL_S",
+        30.0,
+        "The trainer publishes a full snapshot at least this often: the longest a worker that missed one waits for the next",
+    )
     trainer_threads: int = _opt("SHOPGUIDE_TRAINER_THREADS", 1, "TensorFlow threads of the trainer process")
     trainer_nice: int = _opt(
         "SHOPGUIDE_TRAINER_NICE",
@@ -295,6 +305,10 @@ class Settings:
             raise SettingsError("SHOPGUIDE_SNAPSHOT_KEY must be at least 16 bytes")
         if self.snapshot_max_step < 1:
             raise SettingsError("SHOPGUIDE_SNAPSHOT_MAX_STEP must be at least 1")
+        if self.snapshot_full_every < 1 or not self.snapshot_full_interval_s > 0:
+            raise SettingsError(
+                "SHOPGUIDE_SNAPSHOT_FULL_EVERY must be at least 1, SHOPGUIDE_SNAPSHOT_FULL_INTERVAL_S above 0"
+            )
         if self.deadletter_payload_bytes < 0 or min(self.deadletter_retention_h, self.training_retention_h) <= 0:
             raise SettingsError(
                 "SHOPGUIDE_DEADLETTER_PAYLOAD_BYTES must be >= 0, the retentions (_RETENTION_H) above 0"

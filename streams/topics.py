@@ -43,6 +43,7 @@ class Topics:
         self.clicks = f"{p}clicks"
         self.reviews = f"{p}reviews"
         self.items = f"{p}items"
+        self.rules = f"{p}rules"  # merchandising rules, key rule_id (streams.processors.merchandising)
         self.recommendations = f"{p}recommendations"
         self.sentiment = f"{p}sentiment"
         self.deadletter = f"{p}deadletter"
@@ -69,6 +70,7 @@ class Topics:
             TopicSpec(self.clicks, n, keyed_by="user"),
             TopicSpec(self.reviews, n, keyed_by="user"),
             TopicSpec(self.items, n, COMPACT, keyed_by="item"),
+            TopicSpec(self.rules, n, COMPACT),
             TopicSpec(self.recommendations, n, COMPACT, keyed_by="user"),
             TopicSpec(self.sentiment, n, keyed_by="item"),
             TopicSpec(self.deadletter, 1, self._deadletter_retention),

@@ -14,7 +14,7 @@ import numpy as np
 from model.candidate_features import N_CANDIDATE_FEATURES
 from model.config import ModelConfig
 from model.covisitation import CovisIndex
-from model.examples import ExampleConfig, click_examples, review_example
+from model.examples import Example, ExampleConfig, click_examples, review_example
 from model.retrieval import CandidatePool
 from model.scoring import serving_from_snapshot
 from model.snapshot import Snapshot
@@ -52,15 +52,17 @@ def snapshot_costs(snapshot: Snapshot, repeat: int = 5) -> dict[str, dict[str, f
     return out
 
 
-def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30_000) -> dict[str, Any]:
-    rng = np.random.default_rng(seed)
+def synthetic_stream(
+    rng: np.random.Generator, users: int, items: int, events: int, every: int = 3
+) -> tuple[list[Example], Catalog, CovisIndex, list[UserState], float]:
+    """Training examples from a Zipf-distributed click stream (every ``every``-th click learnt
+    from) and 2,000 reviews; the catalog, index and users it leaves, and its last event time."""
     now = [0.0]
     catalog = Catalog(POPULARITY_HALF_LIFE_S, clock=lambda: now[0])
     index = CovisIndex()
     states = [UserState() for _ in range(users)]
-    config = ModelConfig()
-    ex_config = ExampleConfig(config, INTEREST_HALF_LIFE_S)
-    examples = []
+    ex_config = ExampleConfig(ModelConfig(), INTEREST_HALF_LIFE_S)
+    examples: list[Example] = []
     item_states: dict[str, ItemState] = {}
     zipf = np.minimum(rng.zipf(1.3, size=events), items) - 1
     for t in range(events):
@@ -69,7 +71,7 @@ def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30
         action = ACTIONS[int(rng.integers(len(ACTIONS)))]
         category = f"cat-{zipf[t] % 500}"
         now[0] = float(t)
-        if t % 3 == 0:
+        if t % every == 0:
             examples += click_examples(u, item, action, float(t), category, catalog, rng, index=index, config=ex_config)
         index.observe(u, item)
         u.apply_click(item, action, float(t), category, INTEREST_HALF_LIFE_S)
@@ -77,6 +79,13 @@ def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30
         state.apply_activity({action: 1.0}, float(t), POPULARITY_HALF_LIFE_S, category)
         catalog.upsert(item, state)
     examples += [review_example(None, "质量很好 非常满意 great quality", 5, None, "i", "c")] * 2000
+    return examples, catalog, index, states, now[0]
+
+
+def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30_000) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    config = ModelConfig()
+    examples, catalog, index, states, last = synthetic_stream(rng, users, items, events)
 
     trainer = Trainer(config, seed=seed)
     trainer.learn_many(examples[:512])  # compile
@@ -94,7 +103,7 @@ def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30
 
     serving = serving_from_snapshot(snapshot, catalog, interest_half_life_s=INTEREST_HALF_LIFE_S, index=index)
     active = [u for u in states if u.recent]
-    z, _ = serving.net.towers(serving.user_inputs(active[:1], now[0]))
+    z, _ = serving.net.towers(serving.user_inputs(active[:1], last))
     pool = CandidatePool(
         [f"item-{i}" for i in rng.choice(items, 500, replace=False)],
         [f"cat-{i}" for i in range(500)],
@@ -102,9 +111,9 @@ def run(seed: int = 0, users: int = 2000, items: int = 100_000, events: int = 30
     )
     out["score_500_candidates_ms"] = _median_ms(lambda: serving.rank(z["recommend"][0], pool), 200)
     batch = active[:256]
-    out["recommend_many_256_users_ms"] = _median_ms(lambda: serving.recommend_many(batch, now[0], 10), 5)
+    out["recommend_many_256_users_ms"] = _median_ms(lambda: serving.recommend_many(batch, last, 10), 5)
     out["recommend_per_user_ms"] = out["recommend_many_256_users_ms"] / len(batch)
-    out["retrieval_pool_size_mean"] = float(np.mean([len(serving.pool(u, now[0]).items) for u in batch]))
+    out["retrieval_pool_size_mean"] = float(np.mean([len(serving.pool(u, last).items) for u in batch]))
     texts = ["质量很好 非常满意", "terrible fabric, returned it"] * 128
     out["sentiment_many_256_ms"] = _median_ms(lambda: serving.sentiment_many(texts), 5)
     out["catalog_items"] = len(catalog)

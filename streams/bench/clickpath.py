@@ -19,6 +19,7 @@ from itertools import islice, repeat
 from typing import Any
 
 from model.covisitation import CovisIndex
+from model.rules import RulePlan
 from model.scoring import NeuralServingModel, load_warm_start
 from model.serving import Recommendations, ServingModel
 from state.catalog import Catalog
@@ -54,7 +55,9 @@ class _NoModel:
     def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         return None
 
-    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
+    def recommend_many(
+        self, users: Sequence[UserState], now: float, k: int, plans: Sequence[RulePlan | None] | None = None
+    ) -> list[Recommendations]:
         return [Recommendations([], []) for _ in users]
 
     def sentiment_many(self, texts: Sequence[str]) -> list[float]:

@@ -29,14 +29,20 @@ class DictCovisIndex(CovisIndex):
         return [self.counts.get(item, 0) for item in items]
 
     def observe(self, user_before: UserState, item_id: str) -> None:
-        for distance, other in enumerate(_last_distinct(user_before, self.window, skip=item_id)):
+        self.pair(item_id, _last_distinct(user_before, self.window, skip=item_id))
+        self.counts[item_id] = self.counts.pop(item_id, 0) + 1
+        if len(self.counts) > self.max_items:
+            self.counts.popitem(last=False)
+
+    def pair(self, item_id: str, others: Sequence[str]) -> None:
+        for distance, other in enumerate(others):
             w = 1.0 / (1.0 + distance)
             self._add(self.neighbors, other, item_id, w)
             self._add(self.neighbors, item_id, other, w)
             self._add(self.followers, other, item_id, w)
-        self.counts[item_id] = self.counts.pop(item_id, 0) + 1
-        if len(self.counts) > self.max_items:
-            self.counts.popitem(last=False)
+
+    def neighbours(self, item_id: str) -> dict[str, float]:
+        return dict(self.neighbors.get(item_id, {}))
 
     def _add(self, table: OrderedDict[str, dict[str, float]], a: str, b: str, w: float) -> None:
         neighbors = table.get(a)

@@ -281,6 +281,28 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                 f"outputs {'equal' if c['equal_outputs'] else 'DIFFERENT'} (recommendations and training "
                 "records, byte for byte)."
             )
+    sn = r.get("snapshots")
+    if sn:
+        lines += [
+            "",
+            "## Following the trainer's snapshots in process (no Kafka)",
+            "",
+            f"{sn['snapshots']} exports of the default model, {sn['examples_per_snapshot']:,} examples learnt "
+            f"before each; each taken as a worker takes it (verify, assemble, decode or apply, check, swap, "
+            f"store), full snapshots only and with deltas in turn (a full snapshot every {sn['full_every']} "
+            f"versions or {_f(sn['full_interval_s'], 0)} s; {sn['full_snapshots_among_deltas']} of them full). "
+            f"Served weights at the end {'equal' if sn['served_weights_equal'] else 'DIFFERENT'}.",
+            "",
+            "| per snapshot | full snapshots only | with deltas |",
+            "| --- | ---: | ---: |",
+            f"| bytes on the topic, mean (max) | {sn['full_bytes_mean']:,.0f} ({sn['full_bytes_max']:,}) "
+            f"| {sn['deltas_bytes_mean']:,.0f} ({sn['deltas_bytes_max']:,}) |",
+            f"| worker CPU to take it, ms, mean (p50) | {_f(sn['full_take_cpu_ms_mean'])} "
+            f"({_f(sn['full_take_cpu_ms_p50'])}) | {_f(sn['deltas_take_cpu_ms_mean'])} "
+            f"({_f(sn['deltas_take_cpu_ms_p50'])}) |",
+            f"| trainer CPU to encode it, ms, mean | {_f(sn['full_encode_cpu_ms_mean'])} "
+            f"| {_f(sn['deltas_encode_cpu_ms_mean'])} |",
+        ]
     if r.get("latency_ms"):
         lines += [
             "",

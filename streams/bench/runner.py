@@ -5,6 +5,8 @@ Sections (``--only`` picks some):
 
 * ``click``: the click path in this process, without Kafka (``streams.bench.clickpath``): CPU per
   click of new shoppers, and of returning shoppers with full histories.
+* ``snapshots``: following the trainer's snapshots in this process (``streams.bench.snapshot_follow``):
+  bytes and worker CPU per snapshot, full snapshots only and with deltas between them.
 * ``ceilings``: the aiokafka pipe and the bare Faust agents (counting; forwarding the engine's
   way) over the throughput backlog.
 * ``throughput``: a worker drains a backlog of simulated clicks and reviews that is bigger than it
@@ -49,7 +51,7 @@ from model.config import initial_weights
 from model.offline.datasets import default_path
 from model.scoring import load_warm_start
 from model.snapshot import Snapshot, SnapshotStore
-from streams.bench import clickpath
+from streams.bench import clickpath, snapshot_follow
 from streams.bench.measure import (
     Metrics,
     ProcessSample,
@@ -70,9 +72,9 @@ from streams.tools.cluster import WorkerProcess, child_env, get_json
 from streams.tools.producer import EventProducer
 from streams.topics import Topics, admin_client, create_topics
 
-SECTIONS = ("click", "ceilings", "throughput", "latency", "growth", "replay", "page", "guide")
+SECTIONS = ("click", "snapshots", "ceilings", "throughput", "latency", "growth", "replay", "page", "guide")
 #: Sections that need no broker.
-IN_PROCESS = frozenset({"click"})
+IN_PROCESS = frozenset({"click", "snapshots"})
 #: Events per second of backlog per second of window: above the engine's goal (5,000/s) and the
 #: bare Faust agent (about 4,400-5,400/s here), so that the engine cannot drain it within the window.
 BACKLOG_EPS = 8000
@@ -99,6 +101,8 @@ class Plan:
     forward_ceiling: bool = True  # also measure a Faust agent forwarding each event as the engine sends
     click_clicks: int = 2048  # timed clicks of each kind in the click section
     click_shoppers: int = 256  # returning shoppers of the click section (one click each per batch)
+    snapshot_count: int = 60  # trainer exports of the snapshots section
+    snapshot_examples: int = 4096  # examples learnt before each (about a second of training here)
     guide_items: int = 10_000  # the shop indexed by the guide section
     guide_sentences: int = 100_000
     sections: tuple[str, ...] = SECTIONS
@@ -121,6 +125,8 @@ class Plan:
             trainer_warmup_s=4.0,
             click_clicks=512,
             click_shoppers=32,
+            snapshot_count=6,
+            snapshot_examples=512,
             guide_items=300,
             guide_sentences=3_000,
         )
@@ -382,6 +388,18 @@ class Bench:
             completed=1,
             status=f"new {click['new_us_per_click']:,.0f} us, returning {click['returning_us_per_click']:,.0f} us "
             "per click",
+        )
+
+    def _snapshots(self) -> None:
+        task = self.progress.add_task("snapshots", total=None, status="in process, no Kafka")
+        plan = self.plan
+        s = self.results["snapshots"] = snapshot_follow.measure(self.base, plan.snapshot_count, plan.snapshot_examples)
+        self.progress.update(
+            task,
+            total=1,
+            completed=1,
+            status=f"{s['full_bytes_mean'] / 1e6:.2f} -> {s['deltas_bytes_mean'] / 1e6:.2f} MB and "
+            f"{s['full_take_cpu_ms_mean']:.1f} -> {s['deltas_take_cpu_ms_mean']:.1f} ms CPU per snapshot",
         )
 
     def _ceilings(self) -> None:

@@ -20,6 +20,8 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 
+from model.covisitation import CovisIndex
+from model.rules import RuleBook
 from model.serving import ServingModel
 from state.catalog import Catalog
 from state.item import AlertRule, ItemState
@@ -42,6 +44,7 @@ from streams.learning.snapshot_topic import Progress as TrainerProgress
 from streams.metrics import Metrics
 from streams.processors.base import Incoming, Outgoing
 from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
+from streams.processors.merchandising import RuleProcessor, apply_rule_record
 from streams.processors.resident import ResidentUsers
 from streams.processors.users import ActivityCounts, ClickProcessor, ForgetProcessor, ReviewProcessor
 from streams.settings import Settings
@@ -185,6 +188,8 @@ class Engine:
         }
         self.catalog_follower = Follower(settings, self.topics.items_changelog, self._apply_item_change, "catalog")
         self.snapshot_follower = Follower(settings, self.topics.snapshots, self._apply_snapshot_record, "snapshots")
+        self.rules = RuleBook()
+        self.rules_follower = Follower(settings, self.topics.rules, self._apply_rule_record, "rules")
         self.training_feed = (
             TrainingFeed(
                 settings,
@@ -223,6 +228,7 @@ class Engine:
             learn=self._learn,
             on_hit=self.keeper.record_hit,
             resident=self.resident,
+            rules=self.rules,
         )
         self.reviews = ReviewProcessor(
             self.topics, n, self.metrics, users, current_model, self.catalog, learn=self._learn, resident=self.resident
@@ -238,6 +244,7 @@ class Engine:
         self.catalog_updates = CatalogProcessor(self.topics, n, self.metrics, items)
         self.item_activity = ActivityProcessor(self.topics, n, self.metrics, items, settings.popularity_half_life_s)
         self.forget = ForgetProcessor(self.topics, n, self.metrics, users, self.resident)
+        self.rule_records = RuleProcessor(self.topics, n, self.metrics, time.time)
         for processor in (
             self.clicks,
             self.reviews,
@@ -245,6 +252,7 @@ class Engine:
             self.catalog_updates,
             self.item_activity,
             self.forget,
+            self.rule_records,
         ):
             processor.deadletter_payload_bytes = settings.deadletter_payload_bytes
         self._register()
@@ -265,6 +273,9 @@ class Engine:
     def current_model(self) -> ServingModel:
         return self.keeper.current
 
+    def related_indexes(self) -> tuple[CovisIndex, CovisIndex]:
+        return self.keeper.current.index, self.keeper.current.purchases
+
     def _learn(self, model: ServingModel, before: UserState, event: Click | Review, category: str) -> None:
         if isinstance(event, Click):
             examples = self.examples.click(model, before, event, category)
@@ -283,6 +294,7 @@ class Engine:
     async def _topics_recreated(self, names: set[str]) -> None:
         self.catalog_follower.rewind()
         self.snapshot_follower.rewind()
+        self.rules_follower.rewind()
         if self.training_feed is not None:
             self.training_feed.rewind()
         try:  # the group is usually rejoining now; its rebalance reads them from the start too
@@ -297,13 +309,19 @@ class Engine:
             except SignatureError as exc:
                 self.keeper.refuse(exc.reason, f"progress record: {exc}")
             return
-        complete = self.assembler.add(key, value)
+        published = self.assembler.add(key, value)
         for problem in self.assembler.rejected:
             self.keeper.refuse(problem.reason, f"snapshot topic: {problem}")
         self.assembler.rejected.clear()
-        if complete is not None:
-            version, data = complete
-            self.keeper.consider(await asyncio.to_thread(decode, data), version)
+        if published is None:
+            return
+        base = None
+        if published.base is not None:
+            base = self.keeper.base_for(published.base, published.version)
+            if base is None:
+                return
+        snapshot = await asyncio.to_thread(decode, published.data, base)
+        self.keeper.consider(snapshot, published.version, full=base is None)
 
     def liveness(self) -> dict[str, Any]:
         """``status`` ``alive``, or ``stalled`` once the worker has processed nothing for
@@ -358,7 +376,8 @@ class Engine:
     def readiness(self) -> dict[str, Any]:
         """Caught up with the catalog and the model, the broker reachable with every topic, and no
         output lost: ``status`` ``ok``, else why not."""
-        ready = self.catalog_follower.caught_up.is_set() and self.snapshot_follower.caught_up.is_set()
+        followers = (self.catalog_follower, self.snapshot_follower, self.rules_follower)
+        ready = all(f.caught_up.is_set() for f in followers)
         watch = self.broker_watch
         status = "ok" if ready else "starting"
         if not watch.up:
@@ -445,6 +464,9 @@ class Engine:
         )
         return app
 
+    def _apply_rule_record(self, key: bytes | None, value: bytes | None) -> None:
+        apply_rule_record(self.rules, key, value)  # an invalid one is dead-lettered by the rules agent
+
     def _apply_item_change(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             return
@@ -455,9 +477,10 @@ class Engine:
             self.catalog.upsert(item_id, ItemState.from_bytes(value))
 
     async def _run_batches(self, stream: Any, processor: Any, wait_for_views: bool) -> None:
-        if wait_for_views:  # serve with the whole catalog and the newest model
+        if wait_for_views:  # serve with the whole catalog, the newest model and the rules
             await self.catalog_follower.caught_up.wait()
             await self.snapshot_follower.caught_up.wait()
+            await self.rules_follower.caught_up.wait()
         async for events in acked_batches(stream, self.settings.batch_max, fill_wait(self.settings)):
             try:
                 out = self._process(processor, events)
@@ -518,6 +541,7 @@ class Engine:
         agent(t.items, self.catalog_updates)
         agent(t.item_activity, self.item_activity)
         agent(t.forget, self.forget)
+        agent(t.rules, self.rule_records)
 
         @app.task
         async def follow_catalog() -> None:
@@ -526,6 +550,10 @@ class Engine:
         @app.task
         async def follow_snapshots() -> None:
             await self.snapshot_follower.run()
+
+        @app.task
+        async def follow_rules() -> None:
+            await self.rules_follower.run()
 
         @app.task
         async def watch_broker() -> None:
@@ -556,7 +584,7 @@ class Engine:
             # Runs after the agents stopped and before Faust flushes its producer.
             await self.delivery.send(self.activity.drain(t.item_activity))
 
-        sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity, t.forget}
+        sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity, t.forget, t.rules}
 
         @app.timer(interval=MONITOR_INTERVAL_S)
         async def refresh_gauges() -> None:

@@ -59,6 +59,8 @@ class TrainingHost:
             self.trainer = TrainerProcess(
                 self._keeper.snapshot.to_bytes(),
                 s.snapshot_interval_s,
+                full_every=s.snapshot_full_every,
+                full_interval_s=s.snapshot_full_interval_s,
                 threads=s.trainer_threads,
                 nice=s.trainer_nice,
             )
@@ -79,7 +81,8 @@ class TrainingHost:
                 self._metrics.train_skipped.inc(report.skipped)
             if report.snapshot is not None:
                 try:
-                    records = snapshot_records(report.snapshot, report.version, self._settings.snapshot_key_bytes)
+                    key = self._settings.snapshot_key_bytes
+                    records = snapshot_records(report.snapshot, report.version, key, report.base)
                 except ValueError as exc:  # a timer that raises stops the whole app
                     log.error("the trainer's snapshot is not published: %s", exc)
                     records = []

@@ -28,6 +28,9 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from faust import web
 
+from model.covisitation import CovisIndex
+from model.related import bought_together, similar
+from state.catalog import Catalog
 from state.errors import StateDecodeError
 from state.item import ItemState
 from state.user import UserState
@@ -44,6 +47,8 @@ MAX_CLIENTS = 10_000
 #: Oversized or malformed requests are logged at most once per this many seconds.
 BAD_REQUEST_LOG_S = 60.0
 SERVER = "shopguide"
+#: ``?k=`` of the related-items routes: 10 unless asked, at most this many.
+RELATED_MAX = 100
 
 
 class RateLimiter:
@@ -142,6 +147,11 @@ class EngineView(Protocol):
     settings: Settings
     users: faust.Table  # type: ignore[type-arg]
     items: faust.Table  # type: ignore[type-arg]
+    catalog: Catalog
+
+    def related_indexes(self) -> tuple[CovisIndex, CovisIndex]:
+        """The served model's co-visitation and co-purchase indexes."""
+        ...
 
     def readiness(self) -> dict[str, Any]:
         """``status`` is ``ok`` when the worker should get traffic, else why not."""
@@ -247,6 +257,38 @@ def register_views(engine: EngineView) -> None:
         if state is None or state.last is None:
             return self.json({"error": f"no recommendation for user {user_id!r} yet"}, status=404)
         return self.json(messages.recommendation_fields(user_id, state.last))
+
+    def related_k(request: web.Request, item_id: str) -> tuple[int, str]:
+        """``k`` of a related-items request, or (status, error) to answer instead."""
+        error = id_error(item_id)
+        k = request.query.get("k", "10")
+        if not error and not (k.isdigit() and 1 <= int(k) <= RELATED_MAX):
+            error = f"k must be an integer 1..{RELATED_MAX}"
+        if error:
+            return 400, error
+        if item_id not in engine.catalog:
+            return 404, f"unknown item {item_id!r}"
+        return int(k), ""
+
+    @app.page("/items/{item_id}/similar")
+    async def item_similar(self: web.View, request: web.Request, item_id: str) -> web.Response:
+        """Items viewed with this one (co-visitation of the served model's index), then popular ones
+        of its category; answered by any worker, from the clicks it processed."""
+        k, error = related_k(request, item_id)
+        if error:
+            return self.json({"error": error}, status=k)
+        found = similar(item_id, engine.related_indexes()[0], engine.catalog, k)
+        items = [{"item_id": i, "score": round(w, 6), "source": source} for i, w, source in found]
+        return self.json({"item_id": item_id, "items": items})
+
+    @app.page("/items/{item_id}/bought-together")
+    async def item_bought_together(self: web.View, request: web.Request, item_id: str) -> web.Response:
+        """Items bought by the shoppers who bought this one (co-purchase); any worker answers."""
+        k, error = related_k(request, item_id)
+        if error:
+            return self.json({"error": error}, status=k)
+        found = bought_together(item_id, engine.related_indexes()[1], engine.catalog, k)
+        return self.json({"item_id": item_id, "items": [{"item_id": i, "score": round(w, 6)} for i, w in found]})
 
     @app.page("/items/{item_id}/sentiment")
     @app.table_route(table=engine.items, match_info="item_id")

@@ -9,6 +9,14 @@ with a non-finite or out-of-range value. Each refusal is counted by reason and l
 time its reason occurs. A snapshot that was taken but then makes the online hit rate collapse is
 rolled back to the one before it, and newer snapshots are refused for a cool-down so that a
 diverging trainer cannot flap the served model.
+
+Between full snapshots the trainer publishes deltas against the last full one
+(:mod:`model.snapshot_delta`). The keeper holds the newest full snapshot it has verified (even
+one older than the served model, as when a restarted worker reads the topic from its start) and
+applies a delta only to the snapshot of exactly the version it names; without it, the delta is
+refused (``no_base``) and the worker waits for the next full snapshot. Only full snapshots are
+written to disk (their bytes as received): a restart resumes from the newest of them, then the
+topic's newest full snapshot and delta bring it up to date.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from model.candidate_features import CANDIDATE_FEATURES
 from model.errors import SnapshotError
 from model.scoring import NeuralServingModel, latest_or_warm_start, serving_from_snapshot
 from model.snapshot import Snapshot, SnapshotStore
+from model.snapshot_delta import apply_delta
 from state.catalog import Catalog
 from state.user import UserState
 from streams.settings import Settings
@@ -47,13 +56,13 @@ BASELINE_TRIALS = 5000
 PROBE_TEXTS = ("great quality, love it", "broke after a day, terrible", "质量很好, 非常满意", "太差了, 退货")
 
 
-def decode(data: bytes) -> Snapshot | SnapshotError:
-    """A published snapshot verified and decoded, or why it cannot be. This is the costly part of
-    taking a snapshot (about 17 ms for 7 MB: the float16 tensors widened, every value checked),
-    and hashing and numpy's conversions release the GIL, so a worker runs it in a thread and its
-    event loop goes on serving meanwhile."""
+def decode(data: bytes, base: Snapshot | None = None) -> Snapshot | SnapshotError:
+    """A published snapshot (with ``base``: a delta applied to it) verified and decoded, or why it
+    cannot be. This is the costly part of taking a snapshot (about 17 ms for 7 MB: the float16
+    tensors widened, every value checked), and hashing and numpy's conversions release the GIL,
+    so a worker runs it in a thread and its event loop goes on serving meanwhile."""
     try:
-        return Snapshot.from_bytes(data)
+        return Snapshot.from_bytes(data) if base is None else apply_delta(base, data)
     except SnapshotError as exc:
         return exc
 
@@ -114,6 +123,7 @@ class ModelKeeper:
         )
         self.swapped_at = time.time()
         self._previous: tuple[Snapshot, NeuralServingModel] | None = None
+        self._full: Snapshot | None = None  # the newest verified full snapshot: deltas' base
         self._rate = _Rate()  # the served version's online hit rate
         self._baseline = _Rate()  # recent hits of the versions before it
         self._refuse_until = 0.0
@@ -132,12 +142,28 @@ class ModelKeeper:
         """Consider a published snapshot (announced as ``version``); returns ``accepted`` or why not."""
         return self.consider(decode(data), version)
 
-    def consider(self, snapshot: Snapshot | SnapshotError, version: int | None = None) -> str:
-        """:meth:`offer` for a snapshot already :func:`decode`-d."""
+    def base_for(self, version: int, delta: int) -> Snapshot | None:
+        """The snapshot of exactly ``version`` that the delta of version ``delta`` applies to, or
+        None: the delta is not newer than the served model (nothing to do), or its base is not
+        held (the delta refused and counted: the worker waits for the next full snapshot)."""
+        if delta <= self.current.version:
+            return None
+        held = (self._full, self.snapshot, self._previous[0] if self._previous else None)
+        for snapshot in held:
+            if snapshot is not None and snapshot.version == version:
+                return snapshot
+        self.refuse("no_base", f"delta {delta} applies to version {version}, which this worker does not hold")
+        return None
+
+    def consider(self, snapshot: Snapshot | SnapshotError, version: int | None = None, full: bool = True) -> str:
+        """:meth:`offer` for a snapshot already :func:`decode`-d; ``full``: a full snapshot (kept
+        as the base of the deltas after it, and stored), not a delta applied."""
         if isinstance(snapshot, SnapshotError):
             return self.refuse("integrity", str(snapshot))
         if version is not None and snapshot.version != version:
             return self.refuse("integrity", f"snapshot {snapshot.version} was announced as version {version}")
+        if full and (self._full is None or snapshot.version > self._full.version):
+            self._full = snapshot
         if snapshot.version <= self.current.version:
             return "stale"
         if snapshot.version > self.current.version + self._max_step:
@@ -161,7 +187,8 @@ class ModelKeeper:
             self._baseline.add(hit)
         self._rate = _Rate()
         self.swapped_at = time.time()
-        self._saver.submit(self._save, snapshot)
+        if full:
+            self._saver.submit(self._save, snapshot)
         self._on_event(SnapshotOutcome.ACCEPTED, "")
         return "accepted"
 

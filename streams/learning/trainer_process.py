@@ -2,8 +2,9 @@
 
 Only the worker that owns the training topic's single partition starts one, on its first batch of
 examples; the other workers never import TensorFlow. The child learns in micro-batches, exports a
-snapshot at most every ``snapshot_interval_s`` when it has learned something new, and reports its
-progress and losses. When more examples arrive than it can learn from, the newest batches wait in
+snapshot at most every ``snapshot_interval_s`` when it has learned something new (a full one now
+and then, deltas against it in between: :class:`~model.snapshot_delta.SnapshotEncoder`), and
+reports its progress and losses. When more examples arrive than it can learn from, the newest batches wait in
 a bounded queue and the excess is dropped (counted): training follows the stream, it does not
 fall ever further behind it.
 """
@@ -35,6 +36,7 @@ class TrainerReport:
     labels: dict[str, int]  # examples per task in this step
     snapshot: bytes | None = None
     version: int = 0
+    base: int | None = None  # the full snapshot that ``snapshot`` is a delta against (None: full)
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     skipped: int = 0  # micro-batches of this step whose loss or gradient was not finite
@@ -45,6 +47,8 @@ def _child(
     outbox: Any,
     resume: bytes | None,
     interval_s: float,
+    full_every: int,
+    full_interval_s: float,
     seed: int,
     parent: int,
     threads: int,
@@ -63,6 +67,7 @@ def _child(
     from model.errors import ExampleDecodeError
     from model.examples import unpack_examples
     from model.snapshot import Snapshot
+    from model.snapshot_delta import SnapshotEncoder
     from model.training import Trainer
 
     start = Snapshot.from_bytes(resume) if resume else None
@@ -72,6 +77,9 @@ def _child(
     newest = trained_until = 0.0
     last_export, learned_since_export = time.monotonic(), 0
     losses: dict[str, float] = {}
+    # float16 halves what every worker fetches, assembles and checks; serving reads float32 either
+    # way. Deltas carry only the rows changed since the last full snapshot.
+    encoder = SnapshotEncoder("float16", full_every, full_interval_s)
     # Reports nobody will read (the worker asked to stop, or is gone) must not hold the exit: the
     # queue's feeder thread would wait for them to fit into a pipe that no one empties (a trainer
     # outlived its SIGKILLed worker by 40 minutes here).
@@ -105,10 +113,8 @@ def _child(
             pending = []
         if learned_since_export and time.monotonic() - last_export >= interval_s:
             snap = trainer.export(metrics=losses, extra={"trained_until": trained_until})
-            # float16 halves what every worker fetches, assembles and checks each second; serving
-            # reads float32 either way.
-            data = snap.to_bytes(dtype="float16")
-            outbox.put(TrainerReport(trained_until, 0, 0.0, losses, {}, data, snap.version))
+            data, base = encoder.encode(snap)
+            outbox.put(TrainerReport(trained_until, 0, 0.0, losses, {}, data, snap.version, base))
             last_export, learned_since_export = time.monotonic(), 0
 
 
@@ -118,6 +124,8 @@ class TrainerProcess:
         resume: bytes | None,
         snapshot_interval_s: float,
         *,
+        full_every: int = 1,
+        full_interval_s: float = 30.0,
         threads: int = 1,
         nice: int = 0,
         backlog: int = 8,
@@ -127,7 +135,18 @@ class TrainerProcess:
         self._outbox = ctx.Queue()
         self._proc = ctx.Process(
             target=_child,
-            args=(self._inbox, self._outbox, resume, snapshot_interval_s, 0, os.getpid(), threads, nice),
+            args=(
+                self._inbox,
+                self._outbox,
+                resume,
+                snapshot_interval_s,
+                full_every,
+                full_interval_s,
+                0,
+                os.getpid(),
+                threads,
+                nice,
+            ),
             daemon=True,
             name="shopguide-trainer",
         )

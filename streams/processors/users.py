@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from guide.aspects import aspects_of
+from model.rules import RuleBook
 from model.serving import ServingModel
 from state.catalog import Catalog
 from state.user import PublishedRecommendation, UserState
@@ -83,10 +84,13 @@ class ClickProcessor(ProcessorBase):
         learn: Learn | None = None,
         on_hit: Callable[[int, bool], None] | None = None,
         resident: ResidentUsers | None = None,
+        rules: RuleBook | None = None,
         clock: Clock = time.time,
     ) -> None:
         super().__init__(topics, partitions, metrics, clock)
         self.users = users
+        #: The merchandising rules every recommendation is built under (kept current by the engine).
+        self.rules = rules if rules is not None else RuleBook()
         #: Shared with every processor that writes the users' table (none resident by default).
         self.resident = resident if resident is not None else ResidentUsers(0)
         self.catalog = catalog
@@ -173,7 +177,9 @@ class ClickProcessor(ProcessorBase):
         entries = list(round_.values())
         round_.clear()
         now = self.clock()
-        recs = model.recommend_many([state for _, _, state in entries], now, self.top_k)
+        states = [state for _, _, state in entries]
+        plans = self.rules.plans([click.user_id for _, click, _ in entries], states, now, self.half_life)
+        recs = model.recommend_many(states, now, self.top_k, plans)
         out = []
         published_ts = self.clock()
         for (msg, click, state), rec in zip(entries, recs, strict=True):
@@ -184,6 +190,7 @@ class ClickProcessor(ProcessorBase):
                 trigger_event_id=click.event_id,
                 event_ts=click.ts,
                 published_ts=published_ts,
+                reasons=rec.reasons,
             )
             self.users.put(click.user_id, state.to_bytes(), msg.handle)
             out.append(

@@ -108,6 +108,36 @@ def _forget(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rules(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.errors import InvalidEvent
+    from streams.events import id_error
+    from streams.tools.rule_commands import rule_records, rules_in_force, send_rules
+
+    if args.action != "list" and not args.target:
+        err.print(f"rules {args.action}: needs {'a FILE' if args.action == 'put' else 'a rule id'}")
+        return 2
+    if args.action == "list":
+        for record in rules_in_force(settings).values():
+            print(record.decode())
+        return 0
+    if args.action == "put":
+        try:
+            records = rule_records(Path(args.target))
+        except (InvalidEvent, ValueError, OSError) as exc:
+            err.print(f"rules: {exc}")
+            return 2
+        send_rules(settings, list(records))
+        print(f"put {len(records)} rule(s): {', '.join(rule_id for rule_id, _ in records)}")
+        return 0
+    problem = id_error(args.target)
+    if problem:
+        err.print(f"rules delete: {problem}")
+        return 2
+    send_rules(settings, [(args.target, None)])
+    print(f"deleted rule {args.target}")
+    return 0
+
+
 def _tail(args: argparse.Namespace, settings: Settings) -> int:
     from streams.tools.tail import messages, render, resolve
 
@@ -231,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("forget", help="erase users: their state and latest recommendation, through Kafka")
     p.add_argument("user_ids", nargs="+", metavar="USER_ID")
     p.set_defaults(run=_forget)
+
+    p = sub.add_parser("rules", help="list, put or delete merchandising rules (pin, filter, boost, promote)")
+    p.add_argument("action", choices=("list", "put", "delete"))
+    p.add_argument("target", nargs="?", default="", help="put: a JSON or JSON-lines file of rules; delete: a rule id")
+    p.set_defaults(run=_rules)
 
     p = sub.add_parser("tail", help="print a topic's messages (e.g. recommendations, sentiment, deadletter)")
     p.add_argument("topic")

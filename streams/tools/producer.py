@@ -57,7 +57,8 @@ class EventProducer:
         self.sent = 0
         self.failed: list[str] = []
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """Send one record (a None ``value``: a tombstone, deleting ``key`` from a compacted topic)."""
         future = self._producer.send(topic, key=key, value=value)
         future.add_errback(lambda exc: self.failed.append(repr(exc)))
         self.sent += 1

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 from state.user import UserState
-from streams.bench import clickpath
+from streams.bench import clickpath, snapshot_follow
 from streams.bench.command import rates
 from streams.bench.measure import SpeedProbe, per_second, percentiles
 from streams.bench.report import judge, profile_summary
 from streams.bench.runner import Plan, _median_drain, _spread
 from streams.bench.shop import SimulatedShop, Zipf
 from streams.events import Click, Review, parse_click
+from streams.settings import Settings
 
 
 def test_zipf_ranks_stay_in_range_and_favour_the_head():
@@ -192,6 +193,16 @@ def test_the_click_section_measures_the_click_path_beside_its_shell():
     assert new["met"] is True and new["bound"] == click["shell_new_us_per_click"]
     returning = goals["click path in process <= 150 us of CPU per click of a returning shopper (full history)"]
     assert returning["value"] == click["returning_us_per_click"]
+
+
+def test_the_snapshots_section_takes_full_snapshots_beside_deltas_to_the_same_weights():
+    settings = Settings.from_env({}).with_(snapshot_full_every=3, snapshot_full_interval_s=600.0)
+    s = snapshot_follow.measure(settings, snapshots=5, examples=256)
+    assert s["served_weights_equal"] and s["full_snapshots_among_deltas"] == 2  # the 1st and the 4th
+    assert s["outcomes"] == {"full": {"accepted": 5}, "deltas": {"accepted": 5}}
+    assert len(s["delta_bytes"]) == 3 and max(s["delta_bytes"]) < s["full_bytes_mean"] / 4
+    for figure in ("take_cpu_ms_mean", "encode_cpu_ms_mean", "bytes_mean"):
+        assert s[f"full_{figure}"] > 0 and s[f"deltas_{figure}"] > 0, figure
 
 
 def test_the_guide_goals_are_judged_only_at_shop_scale():

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from streams.testing.harness import Cluster, fresh_settings
-from streams.tools.broker import EmbeddedBroker
+from streams.tools.broker import EmbeddedBroker, free_port
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +24,16 @@ def cluster(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) ->
     c.start_worker()
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def two_workers(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two workers sharing the partitions of fresh topics."""
+    root = tmp_path_factory.mktemp("two")
+    c = Cluster(fresh_settings(broker, root))
+    try:
+        c.start_worker()
+        c.start_worker(web_port=free_port(), data_dir=root / "second")
+        yield c
+    finally:
+        c.close()

@@ -24,6 +24,8 @@ def _same(index: CovisIndex, oracle: DictCovisIndex, user: UserState, items: lis
     for sources in (5, 1):
         assert list(index.following(user, sources).items()) == list(oracle.following(user, sources).items())
     assert index.interactions(items) == [oracle.counts.get(item, 0) for item in items]
+    for item in items:
+        assert list(index.neighbours(item).items()) == list(oracle.neighbours(item).items())
 
 
 @pytest.mark.parametrize(
@@ -43,6 +45,10 @@ def test_the_array_index_equals_the_dict_index(seed: int, max_items: int, max_ne
         )
         if user.recent and rng.random() < 0.2:
             item = rng.choice(user.recent).item_id
+        if rng.random() < 0.1:  # pairs without an interaction (purchases with earlier ones)
+            others = [rng.choice(items) for _ in range(rng.randrange(4))]
+            index.pair(item, others)
+            oracle.pair(item, others)
         index.observe(user, item)
         oracle.observe(user, item)
         user.apply_click(item, "view", 1000.0 + t, "c", HALF_LIFE)

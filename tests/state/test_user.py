@@ -62,6 +62,11 @@ def test_round_trip_bytes():
     s.apply_click("i1", "cart", 1.7e9, "shoes", HL)
     s.apply_review()
     s.applied.record("clicks", (2, 41, 1_700_000_000_000), "e1")
-    s.last = PublishedRecommendation([("i9", 0.5)], [("shoes", 1.0)], 3, "e1", 1.7e9, 1.7e9 + 0.01)
+    s.last = PublishedRecommendation([("i9", 0.5)], [("shoes", 1.0)], 3, "e1", 1.7e9, 1.7e9 + 0.01, [["viewed"]])
     t = UserState.from_bytes(s.to_bytes())
     assert t == s
+
+
+def test_a_recommendation_stored_before_reasons_were_kept_reads_without_them():
+    fields = PublishedRecommendation([("i9", 0.5)], [], 3, "e1", 1.7e9, 1.7e9).to_fields()
+    assert PublishedRecommendation.from_fields(fields[:6]).reasons == []

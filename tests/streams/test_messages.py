@@ -6,11 +6,16 @@ from streams import messages
 
 
 def test_recommendation_contract():
-    rec = PublishedRecommendation([("i1", 0.91234567)], [("shoes", 0.6)], 3, "e1", 100.0, 100.005)
+    rec = PublishedRecommendation(
+        [("i1", 0.91234567), ("i2", 0.5)], [("shoes", 0.6)], 3, "e1", 100.0, 100.005, [["rule:r1", "viewed"], []]
+    )
     m = json.loads(messages.recommendation("u1", rec))
     assert m == {
         "user_id": "u1",
-        "items": [{"item_id": "i1", "score": 0.912346}],
+        "items": [
+            {"item_id": "i1", "score": 0.912346, "reasons": ["rule:r1", "viewed"]},
+            {"item_id": "i2", "score": 0.5, "reasons": []},
+        ],
         "interests": [{"category": "shoes", "weight": 0.6}],
         "model_version": 3,
         "trigger_event_id": "e1",

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from model.doubles import untrained_snapshot
-from model.snapshot import Snapshot
+from model.snapshot import Snapshot, stored_weights
+from model.snapshot_delta import encode_delta
 from state.catalog import Catalog
-from streams.learning.model_keeper import ModelKeeper, RollbackRule
+from streams.learning.model_keeper import ModelKeeper, RollbackRule, decode
 
 snap = untrained_snapshot
 
@@ -159,3 +160,60 @@ def test_a_config_without_a_recorded_layout_reads_as_the_current_one():
     data = snap(1).config.to_dict()
     del data["candidate_features"]
     assert type(snap(1).config).from_dict(data).candidate_features == snap(1).config.candidate_features
+
+
+def _trained(version: int) -> Snapshot:
+    """Version ``version`` of a model whose item rows 1..version moved since version 1."""
+    start = snap(1)
+    weights = {name: w.copy() for name, w in start.weights.items()}
+    weights["item_table"][1 : version + 1] += 0.25
+    return Snapshot(version=version, config=start.config, weights=weights, extra={"trained_until": 100.0 + version})
+
+
+def _delta(version: int, base: int) -> bytes:
+    return encode_delta(_trained(version), stored_weights(_trained(base).weights, "float16"), base, "float16")
+
+
+def _take(k: ModelKeeper, version: int, base: int | None) -> str | None:
+    """What the engine does with a published full snapshot (``base`` None) or delta."""
+    if base is None:
+        return k.consider(decode(_trained(version).to_bytes(dtype="float16")), version)
+    held = k.base_for(base, version)
+    return None if held is None else k.consider(decode(_delta(version, base), held), version, full=False)
+
+
+def test_deltas_apply_to_the_full_snapshot_they_name_and_only_full_ones_are_stored(keeper, tmp_path):
+    k, events, _ = keeper
+    assert [_take(k, v, b) for v, b in ((2, None), (3, 2), (4, 2))] == ["accepted"] * 3
+    assert k.version == 4 and events == [("accepted", "")] * 3
+    full = Snapshot.from_bytes(_trained(4).to_bytes(dtype="float16"))
+    assert all(k.snapshot.weights[n].tobytes() == w.tobytes() for n, w in full.weights.items())
+    k.flush()
+    assert [p.name for p in tmp_path.iterdir()] == ["snapshot-000000000002.sgs"]
+
+
+def test_a_delta_without_its_base_is_refused_until_the_next_full_snapshot(keeper, caplog):
+    k, events, _ = keeper
+    with caplog.at_level("WARNING", logger="streams.learning.model_keeper"):
+        assert [_take(k, v, 2) for v in (3, 4)] == [None, None]  # the full version 2 was missed
+    assert k.version == 1 and events == [("refused", "no_base")] * 2
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["refused a model snapshot (no_base)"]
+    assert [_take(k, v, b) for v, b in ((5, None), (6, 5))] == ["accepted", "accepted"]
+    assert k.version == 6
+
+
+def test_a_restarted_worker_takes_deltas_against_a_full_snapshot_older_than_its_model(tmp_path):
+    """Read from the topic's start: the newest full snapshot is older than the one on disk."""
+    events: list[tuple[str, str]] = []
+    k = ModelKeeper(
+        Catalog(3600.0),
+        3600.0,
+        tmp_path,
+        keep=3,
+        rule=RollbackRule(),
+        on_event=lambda outcome, reason: events.append((outcome, reason)),
+        start=Snapshot.from_bytes(_trained(5).to_bytes(dtype="float16")),
+    )
+    assert _take(k, 3, None) == "stale"
+    assert _take(k, 4, 3) is None  # a delta older than the served model: nothing to do, no refusal
+    assert _take(k, 7, 3) == "accepted" and k.version == 7 and events == [("accepted", "")]

@@ -38,7 +38,9 @@ class RecordingModel:
     def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         self.observed.append((sum(user.counts), item_id))
 
-    def recommend_many(self, users: Sequence[UserState], now: float, k: int) -> list[Recommendations]:
+    def recommend_many(
+        self, users: Sequence[UserState], now: float, k: int, plans: Sequence[Any] | None = None
+    ) -> list[Recommendations]:
         from model.candidates import admissible
 
         self.rounds.append([sum(u.counts) for u in users])

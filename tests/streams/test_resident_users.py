@@ -32,11 +32,11 @@ class CountingStore(MemoryStore):
 class FailingOnce(RecordingModel):
     fail = True
 
-    def recommend_many(self, users: Any, now: float, k: int) -> Any:
+    def recommend_many(self, users: Any, now: float, k: int, plans: Any = None) -> Any:
         if self.fail:
             self.fail = False
             raise RuntimeError("scoring failed")
-        return super().recommend_many(users, now, k)
+        return super().recommend_many(users, now, k, plans)
 
 
 def processor(store: MemoryStore, resident: ResidentUsers, model: RecordingModel | None = None) -> ClickProcessor:

@@ -6,10 +6,12 @@ import pytest
 
 from streams.learning.snapshot_topic import (
     CHUNK_BYTES,
+    DELTA_PREFIX,
     MANIFEST_KEY,
     MAX_CHUNKS,
     PENDING_VERSIONS,
     Progress,
+    Published,
     SignatureError,
     SnapshotAssembler,
     snapshot_records,
@@ -22,11 +24,12 @@ OTHER = b"o" * 32
 def test_a_large_snapshot_travels_in_chunks_and_reassembles():
     data = bytes(range(256)) * ((3 * CHUNK_BYTES) // 256 + 7)
     records = snapshot_records(data, 7, KEY)
-    assert len(records) == 5 and records[-1][0] == MANIFEST_KEY
-    assert all(len(v) <= CHUNK_BYTES + 16 + 32 for _, v in records)
+    assert [k for k, _ in records[-2:]] == [MANIFEST_KEY, DELTA_PREFIX + MANIFEST_KEY] and len(records) == 6
+    assert records[-1][1] is None  # the tombstone of the delta before it
+    assert all(len(v or b"") <= CHUNK_BYTES + 16 + 32 for _, v in records)
     assembler = SnapshotAssembler(KEY)
     results = [assembler.add(k, v) for k, v in records]
-    assert results[:-1] == [None] * 4 and results[-1] == (7, data)
+    assert results[:4] == [None] * 4 and results[4] == Published(7, data) and results[5] is None
     assert assembler.newest == 7 and assembler.rejected == [] and assembler.pending_bytes == 0
 
 
@@ -37,10 +40,10 @@ def test_versions_interleaved_by_compaction_never_mix():
     # A reader starting mid-publication: chunk 0 of v2 overwrote v1's, then v1's manifest.
     assert assembler.add(*b[0]) is None
     assert assembler.add(*a[1]) is None
-    assert assembler.add(*a[-1]) is None  # v1 lacks chunk 0 now: not assembled
+    assert assembler.add(*a[-2]) is None  # v1 lacks chunk 0 now: not assembled
     assert assembler.rejected[-1].reason == "incomplete"
     assert assembler.add(*b[1]) is None
-    assert assembler.add(*b[-1]) == (2, new)
+    assert assembler.add(*b[-2]) == Published(2, new)
 
 
 def reasons(assembler: SnapshotAssembler) -> list[str]:
@@ -52,7 +55,7 @@ def test_a_tampered_chunk_is_refused_and_never_held():
     key, value = records[0]
     records[0] = (key, value[:-1] + b"y")
     assembler = SnapshotAssembler(KEY)
-    assert [assembler.add(k, v) for k, v in records] == [None, None]
+    assert [assembler.add(k, v) for k, v in records] == [None, None, None]
     assert reasons(assembler) == ["bad_signature", "incomplete"]
     assert assembler.pending_bytes == 0
 
@@ -91,7 +94,7 @@ def test_signed_records_out_of_bounds_are_refused():
     assembler = SnapshotAssembler(KEY)
     head = struct.pack("<QII", 5, 0, MAX_CHUNKS + 1)
     assembler.add(b"chunk/0", head + st._mac(KEY, st._CHUNK_DOMAIN, head, b"x") + b"x")
-    [(_, chunk), (_, _)] = snapshot_records(b"abc", 6, KEY)
+    [(_, chunk), _, _] = snapshot_records(b"abc", 6, KEY)
     assembler.add(b"chunk/0", chunk)
     lying = st._signed_json(KEY, st._MANIFEST_DOMAIN, {"version": 6, "chunks": 1, "bytes": 4})
     assert assembler.add(MANIFEST_KEY, lying) is None
@@ -116,3 +119,42 @@ def test_progress_is_signed():
     with pytest.raises(SignatureError) as unsigned:
         Progress.from_bytes(b'{"trained_until": 1.0, "examples": 1, "version": 1}', KEY)
     assert (wrong.value.reason, unsigned.value.reason) == ("bad_signature", "unsigned")
+
+
+def test_a_delta_travels_under_its_own_keys_and_names_its_base():
+    data = b"d" * (CHUNK_BYTES + 5)
+    records = snapshot_records(data, 9, KEY, base=4)
+    assert [k for k, _ in records] == [b"delta/chunk/0", b"delta/chunk/1", b"delta/manifest"]
+    assembler = SnapshotAssembler(KEY)
+    assert [assembler.add(k, v) for k, v in records] == [None, None, Published(9, data, base=4)]
+    assert assembler.newest == 9 and assembler.rejected == [] and assembler.pending_bytes == 0
+    with pytest.raises(ValueError):
+        snapshot_records(data, 9, KEY, base=9)  # a delta applies to an older full snapshot
+
+
+def test_no_record_of_a_delta_passes_for_one_of_a_full_snapshot_nor_the_reverse():
+    full, delta = snapshot_records(b"f" * 100, 5, KEY), snapshot_records(b"d" * 100, 6, KEY, base=5)
+    assembler = SnapshotAssembler(KEY)
+    assembler.add(b"chunk/0", delta[0][1])  # a delta's chunk under a full snapshot's key
+    assembler.add(b"delta/chunk/0", full[0][1])
+    assert assembler.add(MANIFEST_KEY, delta[-1][1]) is None  # a delta's manifest as a full one's
+    assert assembler.add(b"delta/manifest", full[-2][1]) is None
+    assert reasons(assembler) == ["bad_signature", "bad_signature", "bad_signature", "malformed"]
+    assert assembler.newest == 0 and assembler.pending_bytes == 0
+
+
+def test_a_delta_signed_with_another_key_or_unsigned_is_refused():
+    assembler = SnapshotAssembler(KEY)
+    for key, value in snapshot_records(b"d" * 100, 6, OTHER, base=5):
+        assert assembler.add(key, value) is None
+    unsigned = json.dumps({"version": 7, "chunks": 1, "bytes": 100, "base": 5}).encode()
+    assert assembler.add(b"delta/manifest", unsigned) is None
+    assert reasons(assembler) == ["bad_signature", "bad_signature", "unsigned"] and assembler.newest == 0
+
+
+def test_a_full_snapshot_and_the_deltas_after_it_assemble_in_order():
+    assembler = SnapshotAssembler(KEY)
+    out = []
+    for version, base in ((3, None), (4, 3), (5, 3), (6, None), (7, 6)):
+        out += [assembler.add(k, v) for k, v in snapshot_records(bytes([version]) * 10, version, KEY, base)]
+    assert [(p.version, p.base) for p in out if p is not None] == [(3, None), (4, 3), (5, 3), (6, None), (7, 6)]

@@ -1,0 +1,195 @@
+"""What merchandising rules and reasons cost the click path, in process.
+
+What a click pays after scoring (:func:`measure`): choosing the items, their reasons, and encoding
+the message and the user's state, without rules and with six rules in force for every shopper (a
+category filter, a category boost, an item boost, a pin, a promote, an interest-segment boost),
+on the click path of :mod:`streams.bench.clickpath` (warm-start model, simulated shop).
+
+With ``--propagation N``, how soon a rule reaches every worker's recommendations instead: two
+workers on the embedded broker, one shopper in each of the four partitions clicking every 50 ms;
+N times a pin rule is put (each time another item) and, per shopper, the seconds from the
+broker's acknowledgement of the rule to the publication of the first recommendation that shows
+it. Run: ``python -m streams.bench.merchandising [--propagation 20]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.reasons import reasons
+from model.rules import Rule, RuleBook, Segment
+from model.scoring import NeuralServingModel
+from state.user import RECENT_MAX, PublishedRecommendation, UserState
+from streams import messages
+from streams.bench.clickpath import HALF_LIFE_S, as_batches, build_replay, shopper_clicks
+from streams.bench.measure import percentiles
+from streams.bench.shop import SimulatedShop
+from streams.events import Click, Item
+from streams.partitioning import partition_for
+from streams.testing.harness import Cluster, fresh_settings
+from streams.tools.broker import EmbeddedBroker, free_port
+from streams.tools.rule_commands import send_rules
+
+
+def busy_rules(shop: SimulatedShop) -> RuleBook:
+    """Six rules in force for every shopper of ``shop``, touching its popular items."""
+    book = RuleBook()
+    for rule in (
+        Rule("filter-c1", "filter", category=shop.category(1)),
+        Rule("boost-c2", "boost", category=shop.category(2), factor=1.5),
+        Rule("boost-items", "boost", item_ids=tuple(shop.item_id(i) for i in range(0, 40, 3)), factor=2.0),
+        Rule("pin", "pin", item_ids=(shop.item_id(7),), position=3),
+        Rule("promote", "promote", item_ids=tuple(shop.item_id(i) for i in (11, 23, 35, 47)), slots=2),
+        Rule("segment", "boost", category=shop.category(3), factor=1.2, segment=Segment(interest=shop.category(3))),
+    ):
+        book.put(rule)
+    return book
+
+
+def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
+    """CPU microseconds per click of what follows scoring, for ``shoppers`` returning shoppers
+    with full histories (fed through the click path first, not timed): the serving model's
+    :meth:`~model.scoring.NeuralServingModel.choose` (ranking, ``admissible``, reasons) and the
+    encoding of the message and the user's state, with no rule in force and under
+    :func:`busy_rules`; and, of the first, the reasons' share: ``model.reasons.reasons`` on the same
+    items, and encoding with their reasons against without. The variants run in turn ``repeats``
+    times on the same scored pools; each keeps its fastest run, the one a busy machine disturbed
+    least."""
+    replay = build_replay(shop)
+    for batch in as_batches(shopper_clicks(shop, RECENT_MAX * shoppers, shoppers, "ret-")):
+        replay.feed(batch)
+    serving = replay.clicks.model()
+    if not isinstance(serving, NeuralServingModel):
+        raise TypeError("the click path's model is not the network")
+    ids = [f"ret-{k}" for k in range(shoppers)]
+    users = [UserState.from_bytes(replay.clicks.users.get(user_id, None) or b"") for user_id in ids]
+    now, k = replay.clock[0], replay.clicks.top_k
+    z, _ = serving.net.towers(serving.user_inputs(users, now))
+    pools = [serving.pool(user, now) for user in users]
+    scores = serving.score_pools(z["recommend"], pools)
+    chosen = [serving.choose(u, p, s, None, k) for u, p, s in zip(users, pools, scores, strict=True)]
+    orders = [np.argsort(-s, kind="stable").tolist() for s in scores]
+    busy = busy_rules(shop)
+
+    def serve(book: RuleBook) -> None:
+        plans = book.plans(ids, users, now, HALF_LIFE_S)
+        for n, user in enumerate(users):
+            items, why = serving.choose(user, pools[n], scores[n], plans[n] if plans else None, k)
+            encode(n, items, why)
+
+    def encode(n: int, items: list[tuple[str, float]], why: list[list[str]]) -> int:
+        users[n].last = rec = PublishedRecommendation(items, [], 1, "e", now, now, why)
+        return len(messages.recommendation(ids[n], rec)) + len(users[n].to_bytes())
+
+    def explain() -> None:
+        for pool, order, (items, _) in zip(pools, orders, chosen, strict=True):
+            reasons(pool, order, items, None)
+
+    variants: dict[str, Callable[[], object]] = {
+        "no_rule": lambda: serve(RuleBook()),
+        "busy_rules": lambda: serve(busy),
+        "reasons_alone": explain,
+        "encode_with_reasons": lambda: [encode(n, *c) for n, c in enumerate(chosen)],
+        "encode_without_reasons": lambda: [encode(n, c[0], []) for n, c in enumerate(chosen)],
+    }
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(repeats):
+        for name, run in variants.items():
+            t0 = time.process_time()
+            run()
+            best[name] = min(best[name], 1e6 * (time.process_time() - t0) / shoppers)
+    return {
+        "shoppers": shoppers,
+        "repeats": repeats,
+        "catalog_items": shop.items,
+        "candidates_per_shopper": round(sum(len(p.items) for p in pools) / len(pools), 1),
+        "after_scoring_no_rule_us": round(best["no_rule"], 2),
+        "reasons_us": round(best["reasons_alone"] + best["encode_with_reasons"] - best["encode_without_reasons"], 2),
+        "six_rules_add_us": round(best["busy_rules"] - best["no_rule"], 2),
+    }
+
+
+def propagation(rounds: int, work: Path) -> dict[str, Any]:
+    """Seconds from a rule's acknowledgement to the first recommendation showing it, per shopper
+    and round (see the module's description)."""
+    found: dict[int, str] = {}
+    for n in itertools.count():
+        found.setdefault(partition_for(f"prop-{n}", 4), f"prop-{n}")
+        if len(found) == 4:
+            break
+    shoppers = list(found.values())
+    with EmbeddedBroker(log_path=work / "broker.log") as broker:
+        cluster = Cluster(fresh_settings(broker, work / "one"))
+        stop = threading.Event()
+        try:
+            cluster.start_worker()
+            cluster.start_worker(web_port=free_port(), data_dir=work / "two")
+            for n in range(40):
+                item = Item(f"prop-item-{n}", "c", ts=time.time())
+                cluster.producer.send(cluster.topics.items, item.item_id.encode(), item.to_json())
+            cluster.producer.flush()
+            cluster.wait_catalog(40)
+            clicking = threading.Thread(target=_click, args=(cluster, shoppers, stop), daemon=True)
+            clicking.start()
+            seconds: list[float] = []
+            for r in range(rounds):
+                pinned = f"prop-item-{r % 40}"
+                rule = {"rule_id": "prop", "kind": "pin", "item_id": pinned, "position": 1}
+                send_rules(cluster.settings, [("prop", json.dumps(rule).encode())])
+                acked = time.time()
+                for user in shoppers:
+
+                    def shows(m: Any, user: str = user, pinned: str = pinned, acked: float = acked) -> bool:
+                        return (
+                            isinstance(m, dict)
+                            and m["user_id"] == user
+                            and m["published_ts"] >= acked
+                            and bool(m["items"])
+                            and m["items"][0]["item_id"] == pinned
+                        )
+
+                    first = min(m["published_ts"] for m in cluster.recommendations.wait_for(shows, 1, 60))
+                    seconds.append(first - acked)
+            return {"rounds": rounds, "workers": 2, "shoppers": len(shoppers), "seconds": percentiles(seconds)}
+        finally:
+            stop.set()
+            cluster.close()
+
+
+def _click(cluster: Cluster, shoppers: Sequence[str], stop: threading.Event) -> None:
+    for n in itertools.count():
+        if stop.is_set():
+            return
+        for user in shoppers:
+            click = Click(f"{user}-{n}", user, f"prop-item-{n % 40}", "view", time.time(), "c")
+            cluster.producer.send(cluster.topics.clicks, user.encode(), click.to_json())
+        time.sleep(0.05)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shoppers", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--propagation", type=int, default=0, help="rounds of the propagation measurement")
+    args = parser.parse_args(argv)
+    if args.propagation:
+        with tempfile.TemporaryDirectory(prefix="shopguide-rules-") as work:
+            print(json.dumps(propagation(args.propagation, Path(work)), indent=2))
+        return
+    shop = SimulatedShop(100_000, args.items)
+    print(json.dumps(measure(shop, args.shoppers, args.repeats), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Merchandising rules end to end: ``shopguide rules`` writes the rules topic, two real workers
+follow it, and each kind shows in the next recommendation of the users it is for; an expired and a
+deleted rule stop acting, an invalid record is dead-lettered once, out-of-stock items stay out."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.events import Click, Item
+from streams.partitioning import partition_for
+from streams.testing.harness import Cluster, wait_until
+from streams.tools.cluster import child_env, get_text
+
+pytestmark = pytest.mark.integration
+
+ITEMS = [f"rl-{n}" for n in range(60)]
+OUT_OF_STOCK = "rl-oos"
+_clicks = itertools.count()
+
+
+def _category(item_id: str) -> str:
+    return "cake" if int(item_id.rsplit("-", 1)[1]) % 2 else "tea"
+
+
+@pytest.fixture(scope="module")
+def two(two_workers: Cluster) -> Cluster:
+    """The two workers with a catalog of 60 items and an out-of-stock one."""
+    c, now = two_workers, time.time()
+    for item_id in ITEMS:
+        c.producer.send(c.topics.items, item_id.encode(), Item(item_id, _category(item_id), ts=now).to_json())
+    c.producer.send(c.topics.items, OUT_OF_STOCK.encode(), Item(OUT_OF_STOCK, "tea", in_stock=False).to_json())
+    c.producer.flush()
+    c.wait_catalog(len(ITEMS) + 1)
+    return c
+
+
+def users(prefix: str) -> list[str]:
+    """A user in each of the four partitions: the two workers share them, so both serve these."""
+    found: dict[int, str] = {}
+    for n in itertools.count():
+        found.setdefault(partition_for(f"{prefix}-{n}", 4), f"{prefix}-{n}")
+        if len(found) == 4:
+            return [found[p] for p in sorted(found)]
+    raise AssertionError("unreachable")
+
+
+def recommend(cluster: Cluster, user: str) -> list[str]:
+    """The items of the recommendation answering a fresh click of ``user`` on a tea item."""
+    return [i["item_id"] for i in answer(cluster, user)]
+
+
+def answer(cluster: Cluster, user: str) -> list[dict[str, Any]]:
+    """The items (with their scores and reasons) answering a fresh click of ``user``."""
+    event_id = f"{user}-c{next(_clicks)}"
+    click = Click(event_id, user, "rl-0", "view", time.time(), "tea")
+    cluster.send("clicks", user, click.to_json())
+    [rec] = cluster.recommendations.wait_for(lambda m: isinstance(m, dict) and m["trigger_event_id"] == event_id, 1, 60)
+    items: list[dict[str, Any]] = rec["items"]
+    return items
+
+
+def rules_cli(cluster: Cluster, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.tools.cli", "rules", *args],
+        env=child_env(cluster.settings),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return done.stdout.decode()
+
+
+def put(cluster: Cluster, tmp_path: Path, *rules: dict[str, Any]) -> None:
+    path = tmp_path / f"rules-{next(_clicks)}.json"
+    path.write_text(json.dumps(list(rules)))
+    rules_cli(cluster, "put", str(path))
+
+
+def until(cluster: Cluster, people: list[str], check: Any, what: str) -> None:
+    """Until a fresh recommendation of every one of ``people`` passes ``check``."""
+    wait_until(lambda: all(check(recommend(cluster, u)) for u in people), 60, what)
+
+
+def absent(cluster: Cluster, user: str) -> list[str]:
+    """Catalog items outside ``user``'s current top 10."""
+    shown = set(recommend(cluster, user))
+    return [i for i in ITEMS[1:] if i not in shown]
+
+
+def test_each_kind_acts_on_its_segment_on_both_workers(two: Cluster, tmp_path: Path) -> None:
+    pin_users, filter_users, boost_users, promote_users = (users(p) for p in ("pin", "filter", "boost", "promote"))
+    outside = absent(two, pin_users[0])
+    pinned, boosted, promoted = outside[0], outside[1], outside[2:4]
+    put(
+        two,
+        tmp_path,
+        {"rule_id": "r-pin", "kind": "pin", "item_id": pinned, "position": 1, "segment": {"user_ids": pin_users}},
+        {"rule_id": "r-oos", "kind": "pin", "item_id": OUT_OF_STOCK, "position": 2},
+        {"rule_id": "r-filter", "kind": "filter", "category": "cake", "segment": {"user_ids": filter_users}},
+        {
+            "rule_id": "r-boost",
+            "kind": "boost",
+            "item_ids": [boosted],
+            "factor": 1000,
+            "segment": {"user_ids": boost_users},
+        },
+        {
+            "rule_id": "r-promote",
+            "kind": "promote",
+            "item_ids": promoted,
+            "slots": 2,
+            "segment": {"user_ids": promote_users},
+        },
+    )
+    until(two, pin_users, lambda items: items[0] == pinned, "the pin")
+    until(two, filter_users, lambda items: items and all(_category(i) == "tea" for i in items), "the filter")
+    until(two, boost_users, lambda items: items[0] == boosted, "the boost")
+    until(two, promote_users, lambda items: set(promoted) <= set(items), "the promote")
+    # Out of stock stays out, whatever the pin; the pin is for no one else.
+    for user in (*pin_users, *filter_users):
+        items = recommend(two, user)
+        assert OUT_OF_STOCK not in items and len(items) == 10
+    assert recommend(two, boost_users[0])[0] != pinned
+    # Each placed or boosted item says which rule put it there.
+    assert "rule:r-pin" in answer(two, pin_users[0])[0]["reasons"]
+    assert "rule:r-boost" in answer(two, boost_users[0])[0]["reasons"]
+    assert all("rule:r-promote" in i["reasons"] for i in answer(two, promote_users[0]) if i["item_id"] in promoted)
+    assert all(i["reasons"] for i in answer(two, filter_users[0]))  # every item says why
+    # Both workers published recommendations (each owns some of the four partitions).
+    for worker in two.workers:
+        metric = [
+            line
+            for line in get_text(worker.url + "/metrics").splitlines()
+            if line.startswith("shopguide_recommendations_total")
+        ]
+        assert metric and float(metric[0].split()[-1]) > 0, worker.url
+
+    listed = [json.loads(line)["rule_id"] for line in rules_cli(two, "list").splitlines()]
+    assert listed == ["r-boost", "r-filter", "r-oos", "r-pin", "r-promote"]
+    rules_cli(two, "delete", "r-pin")
+    until(two, pin_users, lambda items: items[0] != pinned, "the deleted pin to stop")
+    for rule_id in ("r-oos", "r-filter", "r-boost", "r-promote"):
+        rules_cli(two, "delete", rule_id)
+    assert rules_cli(two, "list") == ""
+
+
+def test_a_rule_acts_only_inside_its_time_window(two: Cluster, tmp_path: Path) -> None:
+    [user, *_] = users("window")
+    pinned, later = absent(two, user)[:2]
+    now = time.time()
+    put(
+        two,
+        tmp_path,
+        {"rule_id": "r-window", "kind": "pin", "item_id": pinned, "position": 1, "end_ts": now + 8},
+        {"rule_id": "r-later", "kind": "pin", "item_id": later, "position": 1, "start_ts": now + 3600},
+    )
+    until(two, [user], lambda items: items[0] == pinned, "the pin in its window")
+    wait_until(lambda: time.time() > now + 8, 30, "the window's end")
+    items = recommend(two, user)
+    assert items[0] not in (pinned, later)
+    rules_cli(two, "delete", "r-window")
+    rules_cli(two, "delete", "r-later")
+
+
+def test_an_invalid_rule_is_dead_lettered_once_and_changes_nothing(two: Cluster) -> None:
+    two.send("rules", "r-bad", json.dumps({"rule_id": "r-bad", "kind": "shove", "item_id": "rl-1"}).encode())
+    [letter] = two.deadletter.wait_for(lambda m: isinstance(m, dict) and m["source_topic"] == two.topics.rules)
+    assert letter["reason"] == "out_of_range" and "field 'kind'" in letter["error"]
+    user = users("invalid")[0]
+    assert len(recommend(two, user)) == 10  # the workers go on serving
+    # Two workers follow the topic; only the rules agent of their group dead-letters.
+    time.sleep(3)
+    assert len([m for m in two.deadletter.items if m.value["source_topic"] == two.topics.rules]) == 1

@@ -1,0 +1,151 @@
+"""Snapshot deltas through Kafka: workers that start late, restart, or miss a delta converge to the
+trainer's newest model."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from model.snapshot import Snapshot, SnapshotStore, stored_weights
+from model.snapshot_delta import encode_delta
+from streams.bench.measure import Metrics
+from streams.events import Click, Item, Review
+from streams.learning.snapshot_topic import DELTA_PREFIX, MANIFEST_KEY, snapshot_records
+from streams.testing.harness import Cluster, TopicReader, fresh_settings, wait_until
+from streams.tools.cluster import WorkerProcess, get_json
+
+pytestmark = pytest.mark.integration
+
+CATEGORIES = ("shoes", "bags", "books", "tea")
+FULL_EVERY = 4
+
+
+@pytest.fixture(scope="module")
+def cluster(broker, tmp_path_factory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("deltas")
+    cluster = Cluster(fresh_settings(broker, root, snapshot_full_every=FULL_EVERY, snapshot_full_interval_s=600.0))
+    cluster.start_worker(data_dir=root / "trainer")
+    for n in range(40):
+        item = Item(f"d-{n}", CATEGORIES[n % 4], f"thing {n}", in_stock=True, ts=time.time())
+        cluster.producer.send(cluster.topics.items, item.item_id.encode(), item.to_json())
+    cluster.producer.flush()
+    cluster.wait_catalog(40)
+    yield cluster
+    cluster.close()
+
+
+def version_of(worker: WorkerProcess) -> int:
+    status, body = get_json(worker.url + "/model")
+    assert status == 200, body
+    return int(body["version"])
+
+
+def published(cluster: Cluster) -> int:
+    status, body = get_json(cluster.workers[0].url + "/model")
+    assert status == 200, body
+    return int(body["trainer"]["newest_version"])
+
+
+_sent = 0
+
+
+def train(cluster: Cluster, versions: int) -> int:
+    """Clicks and reviews until the trainer has published ``versions`` more snapshots; the newest."""
+    global _sent
+    target = max(published(cluster), version_of(cluster.workers[0])) + versions
+
+    def more() -> bool:
+        global _sent
+        for _ in range(60):
+            n, _sent = _sent, _sent + 1
+            learner, step = n % 30, n // 30
+            item = 4 * ((3 * step + learner) % 10) + learner % 4
+            click = Click(f"dl-{n}", f"learner-{learner}", f"d-{item}", "view", time.time(), CATEGORIES[item % 4])
+            cluster.producer.send(cluster.topics.clicks, click.user_id.encode(), click.to_json())
+            if n % 6 == 0:
+                text = "great, love it" if n % 12 else "terrible, it broke"
+                review = Review(f"dlr-{n}", f"learner-{learner}", f"d-{n % 40}", text, time.time(), 5 if n % 12 else 1)
+                cluster.producer.send(cluster.topics.reviews, review.user_id.encode(), review.to_json())
+        cluster.producer.flush()
+        return published(cluster) >= target
+
+    wait_until(more, 300, f"the trainer to publish {versions} more snapshots")
+    return published(cluster)
+
+
+def serve_the_same(workers: list[WorkerProcess], at_least: int) -> int:
+    def same() -> int:
+        versions = {version_of(w) for w in workers}
+        return versions.pop() if len(versions) == 1 and min(versions) >= at_least else 0
+
+    return int(wait_until(same, 60, f"every worker to serve the same version >= {at_least}"))
+
+
+def manifests_of(reader: TopicReader) -> list[tuple[int, int | None]]:
+    """(version, base) of every manifest read so far; base None: a full snapshot."""
+    return [
+        (r.value["version"], r.value.get("base"))
+        for r in reader.items
+        if r.key in (MANIFEST_KEY, DELTA_PREFIX + MANIFEST_KEY) and isinstance(r.value, dict)
+    ]
+
+
+def refusals(worker: WorkerProcess, reason: str) -> float:
+    return Metrics.scrape(worker.url).value("shopguide_model_snapshots_rejected_total", reason=reason)
+
+
+def test_a_worker_started_late_takes_the_newest_full_snapshot_and_delta(cluster, tmp_path):
+    newest = train(cluster, 2 * FULL_EVERY)
+    reader = TopicReader(cluster.settings, cluster.topics.snapshots)
+    try:
+        manifests = wait_until(
+            lambda: (found := manifests_of(reader)) and max(v for v, _ in found) >= newest and found,
+            30,
+            "the snapshot topic's manifests",
+        )
+    finally:
+        reader.close()
+    bases = [base for _, base in manifests]
+    fulls, deltas = bases.count(None), len(bases) - bases.count(None)
+    assert fulls >= 2 and deltas >= 2 * (FULL_EVERY - 1), f"{fulls} full snapshots and {deltas} deltas published"
+    late = cluster.start_worker(data_dir=tmp_path / "late", web_port=cluster.settings.web_port + 1, train=False)
+    assert version_of(late) >= newest  # ready means the snapshot topic was read up to its end
+    serve_the_same(cluster.workers, newest)
+    assert refusals(late, "no_base") == 0 and refusals(late, "integrity") == 0
+
+
+def test_a_delta_missed_or_without_its_base_is_refused_and_the_next_one_converges(cluster):
+    """Signed with the trainer's key, as if the records had been lost: a delta manifest whose
+    chunks never arrived, then a delta naming a full snapshot that was never published."""
+    workers = cluster.workers
+    newest = serve_the_same(workers, published(cluster))
+    key = cluster.settings.snapshot_key_bytes
+    lost = snapshot_records(b"x" * 100, newest + 1, key, base=newest)[-1]
+    cluster.producer.send(cluster.topics.snapshots, *lost)
+    stored = SnapshotStore(workers[0].settings.data_dir / "snapshots").latest()
+    assert stored is not None
+    weights = stored_weights(stored.weights, "float16")
+    unknown = Snapshot(newest + 3, stored.config, dict(stored.weights))
+    delta = encode_delta(unknown, weights, newest + 2, "float16")
+    for record in snapshot_records(delta, newest + 3, key, base=newest + 2):
+        cluster.producer.send(cluster.topics.snapshots, *record)
+    cluster.producer.flush()
+    for worker in workers:
+        wait_until(lambda w=worker: refusals(w, "no_base") >= 1, 30, "the delta without its base to be refused")
+        assert refusals(worker, "incomplete") >= 1 and version_of(worker) < newest + 3
+    after = train(cluster, 2)
+    assert after > newest + 3
+    serve_the_same(workers, after)
+
+
+def test_a_restarted_worker_catches_up_on_full_snapshots_and_deltas_it_missed(cluster):
+    worker = cluster.workers[1]
+    worker.stop()
+    cluster.workers.remove(worker)
+    newest = train(cluster, FULL_EVERY + 2)  # a new full snapshot and deltas on it, while it was away
+    restarted = cluster.start_worker(data_dir=worker.settings.data_dir, web_port=worker.settings.web_port, train=False)
+    assert version_of(restarted) >= newest
+    serve_the_same(cluster.workers, newest)
+    assert refusals(restarted, "no_base") == 0
