@@ -17,6 +17,7 @@ import numpy as np
 
 from model.candidate_features import N_CANDIDATE_FEATURES
 from model.config import N_COUNTS, ModelConfig
+from model.covisitation import CovisIndex
 from model.errors import ExampleDecodeError
 from model.features import (
     UserContext,
@@ -26,7 +27,7 @@ from model.features import (
     item_bucket,
     user_context,
 )
-from model.retrieval import CandidatePool, CovisIndex, RetrievalConfig, retrieve
+from model.retrieval import CandidatePool, RetrievalConfig, retrieve
 from state.catalog import Catalog
 from state.decay import INTEREST_HALF_LIFE_S
 from state.user import ACTION_WEIGHT, UserState

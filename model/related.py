@@ -2,7 +2,7 @@
 
 ``similar`` reads the serving model's co-visitation index (items that shoppers' streams hold close
 to this one), topped up with the popular items of its category when the index knows too few;
-``bought_together`` reads a co-purchase index (a :class:`~model.retrieval.CovisIndex` fed only
+``bought_together`` reads a co-purchase index (a :class:`~model.covisitation.CovisIndex` fed only
 with purchases, each paired with the shopper's earlier ones). Both are kept by each worker from
 the clicks it processes, in memory; neither shows out-of-stock items or the item itself.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from model.retrieval import CovisIndex
+from model.covisitation import CovisIndex
 from state.catalog import Catalog
 from state.user import UserState
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from model.candidates import NEW_SHARE, admissible
 from model.config import TASKS, ModelConfig
+from model.covisitation import CovisIndex
 from model.features import (
     UserContext,
     category_bucket,
@@ -30,7 +31,7 @@ from model.features import (
 )
 from model.reasons import reasons
 from model.related import observe_purchase
-from model.retrieval import CandidatePool, CovisIndex, RetrievalConfig, retrieve
+from model.retrieval import CandidatePool, RetrievalConfig, retrieve
 from model.rules import RulePlan, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore

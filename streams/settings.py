@@ -52,6 +52,11 @@ class Settings:
     data_dir: Path = _opt(
         "SHOPGUIDE_DATA_DIR", Path("./var"), "Where a worker keeps RocksDB tables and model snapshots"
     )
+    kernel_cache_dir: str = _opt(
+        "SHOPGUIDE_KERNEL_CACHE_DIR",
+        "",
+        "Where compiled kernels are cached (empty: <data dir>/numba-cache); workers may share one",
+    )
     resident_users: int = _opt(
         "SHOPGUIDE_RESIDENT_USERS",
         10_000,

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from model.candidates import admissible
-from model.retrieval import CovisIndex
+from model.covisitation import CovisIndex
 from state.catalog import Catalog
 from state.user import UserState
 

@@ -13,8 +13,9 @@ import numpy as np
 
 from model.candidate_features import N_CANDIDATE_FEATURES
 from model.config import ModelConfig
+from model.covisitation import CovisIndex
 from model.examples import Example, ExampleConfig, click_examples, review_example
-from model.retrieval import CandidatePool, CovisIndex
+from model.retrieval import CandidatePool
 from model.scoring import serving_from_snapshot
 from model.snapshot import Snapshot
 from model.training import Trainer

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from itertools import islice, repeat
 from typing import Any
 
-from model.retrieval import CovisIndex
+from model.covisitation import CovisIndex
 from model.rules import RulePlan
 from model.scoring import NeuralServingModel, load_warm_start
 from model.serving import Recommendations, ServingModel
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import RECENT_MAX, UserState
+from streams.bench.dict_covisitation import DictCovisIndex
 from streams.bench.shop import SimulatedShop
 from streams.events import Click, Review
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
@@ -137,14 +138,21 @@ class Replay:
 
 
 def build_replay(
-    shop: SimulatedShop, *, rank: bool = True, digest: bool = False, resident: bool = True, keep: bool = False
+    shop: SimulatedShop,
+    *,
+    rank: bool = True,
+    digest: bool = False,
+    resident: bool = True,
+    keep: bool = False,
+    reference: bool = False,
 ) -> Replay:
     """The click and review processors over the warm-start model and a catalog holding every item
     of ``shop`` (every ``OUT_OF_STOCK``-th one out of stock), learning as the engine does; without
     ``rank``, over a model that neither ranks nor learns (the processing-free shell). With
     ``digest``, it keeps the :class:`Digest` of what it publishes; with ``keep``, what it
     published. Users' states stay resident as in the engine; without ``resident``, they are
-    decoded on every event (the reference)."""
+    decoded on every event. With ``reference``, co-visitation is the dict index the engine's array
+    index replaced."""
     settings = Settings()
     topics = Topics(settings)
     clock = [START_TS]
@@ -154,7 +162,12 @@ def build_replay(
         state.apply_catalog(item.category, item.title or "", item.price, n % OUT_OF_STOCK != 0, item.ts or 0.0)
         catalog.upsert(item.item_id, state)
     model: ServingModel = (
-        NeuralServingModel(load_warm_start(), catalog, interest_half_life_s=HALF_LIFE_S, index=CovisIndex())
+        NeuralServingModel(
+            load_warm_start(),
+            catalog,
+            interest_half_life_s=HALF_LIFE_S,
+            index=DictCovisIndex() if reference else CovisIndex(),
+        )
         if rank
         else _NoModel()
     )
@@ -238,7 +251,8 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     """The click path's CPU per click, in process: ``clicks`` clicks of new shoppers (each the
     first of its shopper), then ``clicks`` of ``shoppers`` returning shoppers whose histories were
     first filled (``RECENT_MAX`` clicks each, not timed); interleaved batch by batch with the same
-    clicks through the reference path (states decoded on every click) and through the
+    clicks through the reference path (states decoded on every click, the dict co-visitation
+    index) and through the
     processing-free shell (a model that neither ranks nor learns). ``equal_outputs``: the path and
     the reference published the same recommendations and training records, byte for byte."""
     warm = RECENT_MAX * shoppers
@@ -246,7 +260,7 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     returning = list(shopper_clicks(shop, warm + clicks, shoppers, "ret-", new[-1][-1].timestamp_ms / 1000.0 + 1.0))
     replays = [
         build_replay(shop, keep=True),
-        build_replay(shop, resident=False, keep=True),
+        build_replay(shop, resident=False, keep=True, reference=True),
         build_replay(shop, rank=False),
     ]
     per_click_us(replays, new[:1])  # the first batch pays for lazy set-ups (popular lists, model caches)

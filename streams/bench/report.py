@@ -273,7 +273,8 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
         ]
         if "reference_new_us_per_click" in c:
             lines.append(
-                f"The reference path (users' states decoded on every click), fed each batch in turn too: "
+                "The reference path (users' states decoded on every click, co-visitation in the dict index "
+                f"the arrays replaced), fed each batch in turn too: "
                 f"{_f(c['reference_new_us_per_click'], 0)} us new, {_f(c['reference_returning_us_per_click'], 0)} us "
                 f"returning ({_f(c['reference_new_us_per_click'] / c['new_us_per_click'], 2)}x and "
                 f"{_f(c['reference_returning_us_per_click'] / c['returning_us_per_click'], 2)}x the path's CPU); "

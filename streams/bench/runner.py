@@ -258,6 +258,8 @@ class Bench:
             app_id=f"bench-{name}-{run}",
             data_dir=self.work / f"{name}-{run}",
             web_port=free_port(),
+            # One compile of the kernels for every phase's workers and every run.
+            kernel_cache_dir=self.base.kernel_cache_dir or str(self.base.data_dir.resolve() / "numba-cache"),
         )
         create_topics(settings)
         return settings

@@ -20,7 +20,7 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 
-from model.retrieval import CovisIndex
+from model.covisitation import CovisIndex
 from model.rules import RuleBook
 from model.serving import ServingModel
 from state.catalog import Catalog

@@ -28,8 +28,8 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from faust import web
 
+from model.covisitation import CovisIndex
 from model.related import bought_together, similar
-from model.retrieval import CovisIndex
 from state.catalog import Catalog
 from state.errors import StateDecodeError
 from state.item import ItemState

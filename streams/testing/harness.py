@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 import threading
 import time
 import uuid
@@ -77,6 +78,10 @@ class TopicReader:
         self._thread.join(5)
 
 
+#: The compiled kernels' cache of every worker tests start: one compile, not one per data dir.
+KERNEL_CACHE_DIR = Path(tempfile.gettempdir()) / "shopguide-test-kernels"
+
+
 def fresh_settings(broker: EmbeddedBroker, data_root: Path, **changes: object) -> Settings:
     """Settings for a throwaway engine: its own topics, consumer group, data dir, port and secrets,
     and no practical rate limit on its API (a test that checks the limit sets its own)."""
@@ -88,6 +93,7 @@ def fresh_settings(broker: EmbeddedBroker, data_root: Path, **changes: object) -
         topic_prefix=f"t{run}.",
         app_id=f"shopguide-test-{run}",
         data_dir=data_root / "worker",
+        kernel_cache_dir=str(KERNEL_CACHE_DIR),
         web_port=free_port(),
         **changes,
     )

@@ -154,7 +154,11 @@ def run_demo(settings: Settings, events: int, rate: float = 400.0, serve: bool =
             settings = settings.with_(topic_prefix=f"shopguide-demo-{run}.", app_id=f"shopguide-demo-{run}")
             console.print(f"broker {settings.broker}, topics {settings.topic_prefix}*")
         token_generated = not settings.api_tokens
-        settings = settings.with_generated_secrets().with_(data_dir=work / "worker", web_port=free_port())
+        # The compiled kernels outlive the run's data: only the first demo compiles them.
+        kernels = settings.kernel_cache_dir or str(settings.data_dir.resolve() / "numba-cache")
+        settings = settings.with_generated_secrets().with_(
+            data_dir=work / "worker", web_port=free_port(), kernel_cache_dir=kernels
+        )
         topics = Topics(settings)
         create_topics(settings)
         worker = WorkerProcess(settings).start()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.covisitation import CovisIndex
 from model.doubles import tiny_config
 from model.examples import Example, ExampleConfig, click_examples, review_example
-from model.retrieval import CovisIndex
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState

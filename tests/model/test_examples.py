@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from model_fixtures import HALF_LIFE, TINY
 
+from model.covisitation import CovisIndex
 from model.errors import ExampleDecodeError
 from model.examples import (
     ExampleConfig,
@@ -14,7 +15,6 @@ from model.examples import (
     review_example,
     unpack_examples,
 )
-from model.retrieval import CovisIndex
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from model_fixtures import HALF_LIFE, TINY
 
+from model.covisitation import CovisIndex
 from model.examples import ExampleConfig, click_examples
-from model.retrieval import CovisIndex
 from model.scoring import serving_from_snapshot
 from model.training import Trainer
 from state.catalog import Catalog

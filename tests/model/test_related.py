@@ -3,8 +3,8 @@ only among purchases; never the item itself or an out-of-stock item."""
 
 from __future__ import annotations
 
+from model.covisitation import CovisIndex
 from model.related import bought_together, observe_purchase, similar
-from model.retrieval import CovisIndex
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from model.candidate_features import CANDIDATE_FEATURES, FEATURE_INDEX
-from model.retrieval import CovisIndex, retrieve
+from model.covisitation import CovisIndex
+from model.retrieval import retrieve
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState
@@ -47,8 +48,9 @@ def test_neighbours_go_both_ways_and_followers_one_way() -> None:
 def test_followers_are_bounded_like_neighbours() -> None:
     index = CovisIndex(max_items=3, max_neighbors=2)
     _walk(index, UserState(), [f"i{n}" for n in range(12)])
-    assert len(index._followers) <= 3
-    assert all(len(after) <= 2 * 2 for after in index._followers.values())
+    followers = [index.following(_user(f"i{n}"), sources=1) for n in range(12)]
+    assert sum(1 for after in followers if after) <= 3
+    assert all(len(after) <= 2 * 2 for after in followers)
 
 
 def test_the_after_feature_counts_what_came_after_the_users_item_not_before() -> None:

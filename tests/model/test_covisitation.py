@@ -1,0 +1,79 @@
+"""The array co-visitation index against the dict version it replaced (streams/bench/dict_covisitation.py):
+random shoppers' walks, with bounds small enough that rows are cut and items dropped."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from model import covisitation
+from model.covisitation import CovisIndex
+from state.user import UserState
+from streams.bench.dict_covisitation import DictCovisIndex
+
+HALF_LIFE = 3600.0
+
+
+def _same(index: CovisIndex, oracle: DictCovisIndex, user: UserState, items: list[str]) -> None:
+    """Equal scores and followers, in the same insertion order (retrieval's stable sorts read it),
+    and equal interaction counts."""
+    for sources, per_source in ((10, 30), (5, 50), (3, 2)):
+        got, want = index.scores(user, sources, per_source), oracle.scores(user, sources, per_source)
+        assert list(got.items()) == list(want.items())
+    for sources in (5, 1):
+        assert list(index.following(user, sources).items()) == list(oracle.following(user, sources).items())
+    assert index.interactions(items) == [oracle.counts.get(item, 0) for item in items]
+    for item in items:
+        assert list(index.neighbours(item).items()) == list(oracle.neighbours(item).items())
+
+
+@pytest.mark.parametrize(
+    ("seed", "max_items", "max_neighbors", "catalog"),
+    [(1, 200_000, 50, 60), (2, 40, 3, 120), (3, 7, 2, 30), (4, 1, 1, 10), (5, 500, 4, 400)],
+)
+def test_the_array_index_equals_the_dict_index(seed: int, max_items: int, max_neighbors: int, catalog: int) -> None:
+    rng = random.Random(seed)
+    items = [f"i{n}" for n in range(catalog)] + ["never-seen"]
+    index, oracle = CovisIndex(max_items, max_neighbors), DictCovisIndex(max_items, max_neighbors)
+    users = [UserState() for _ in range(30)]
+    for t in range(3000):
+        user = rng.choice(users)
+        # Skewed choices: strong pairs, ties and repeats of the user's own items.
+        item = (
+            items[min(int(rng.paretovariate(0.8)) - 1, catalog - 1)] if rng.random() < 0.5 else rng.choice(items[:-1])
+        )
+        if user.recent and rng.random() < 0.2:
+            item = rng.choice(user.recent).item_id
+        if rng.random() < 0.1:  # pairs without an interaction (purchases with earlier ones)
+            others = [rng.choice(items) for _ in range(rng.randrange(4))]
+            index.pair(item, others)
+            oracle.pair(item, others)
+        index.observe(user, item)
+        oracle.observe(user, item)
+        user.apply_click(item, "view", 1000.0 + t, "c", HALF_LIFE)
+        if t % 50 == 0:
+            _same(index, oracle, user, items)
+    for user in users:
+        _same(index, oracle, user, items)
+    assert len(index) == len(oracle.neighbors)
+    assert len(oracle.neighbors) <= max_items and len(oracle.counts) <= max_items
+
+
+def test_bounds_must_hold_one_item_and_one_neighbour() -> None:
+    with pytest.raises(ValueError, match="max_items"):
+        CovisIndex(max_items=0)
+
+
+def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
+    """After :func:`warm`, observing and reading compile nothing more (no event waits for numba)."""
+    covisitation.warm()
+    kernels = (covisitation._Kernels.observe, covisitation._Kernels.scores, covisitation._Kernels.following)
+    before = [len(k.signatures) for k in kernels]
+    index, user = CovisIndex(max_items=3, max_neighbors=1), UserState()
+    for t, item in enumerate(["a", "b", "c", "a", "d", "e"]):
+        index.observe(user, item)
+        user.apply_click(item, "view", 1000.0 + t, "c", HALF_LIFE)
+        index.scores(user, 10, 30)
+        index.following(user, 5)
+    assert before == [1, 1, 1] and [len(k.signatures) for k in kernels] == before
