@@ -227,12 +227,8 @@ def parse_rule(payload: bytes | None, key: str | None = None) -> Rule:
         common["item_ids"] = _ids(obj, "item_ids", RULE_ITEMS_MAX)
     if kind == "filter":
         return Rule(**common)
-    factor = obj.get("factor")
-    if factor is None:
-        raise InvalidEvent("missing_field", "field 'factor': missing")
-    if not _is_number(factor):
-        raise InvalidEvent("wrong_type", f"field 'factor': expected a number, got {_kind(factor)}")
-    value = _finite(factor)
+    factor = _present(obj, "factor")
+    value = _number("factor", factor, "a number")
     if value is None or not 0.0 < value <= RULE_FACTOR_MAX:
         raise InvalidEvent("out_of_range", f"field 'factor': must be > 0 and <= {RULE_FACTOR_MAX:g}, got {factor}")
     return Rule(factor=value, **common)
@@ -251,9 +247,7 @@ def _segment(value: Any) -> Segment | None:
 
 
 def _ids(obj: dict[str, Any], name: str, most: int) -> tuple[str, ...]:
-    value = obj.get(name)
-    if value is None:
-        raise InvalidEvent("missing_field", f"field {name!r}: missing")
+    value = _present(obj, name)
     if not isinstance(value, list):
         raise InvalidEvent("wrong_type", f"field {name!r}: expected an array of ids, got {_kind(value)}")
     if not 1 <= len(value) <= most:
@@ -268,9 +262,7 @@ def _ids(obj: dict[str, Any], name: str, most: int) -> tuple[str, ...]:
 
 
 def _int(obj: dict[str, Any], name: str, low: int, high: int) -> int:
-    value = obj.get(name)
-    if value is None:
-        raise InvalidEvent("missing_field", f"field {name!r}: missing")
+    value = _present(obj, name)
     if type(value) is not int:
         raise InvalidEvent("wrong_type", f"field {name!r}: expected an integer {low}..{high}, got {_kind(value)}")
     if not low <= value <= high:
@@ -283,9 +275,7 @@ def _opt_rule_ts(obj: dict[str, Any], name: str) -> float | None:
     value = obj.get(name)
     if value is None:
         return None
-    if not _is_number(value):
-        raise InvalidEvent("wrong_type", f"field {name!r}: expected unix seconds (a number), got {_kind(value)}")
-    ts = _finite(value)
+    ts = _number(name, value, "unix seconds (a number)")
     if ts is None or ts < MIN_TS:
         raise InvalidEvent("out_of_range", f"field {name!r}: {str(value)[:40]} is not unix seconds after 2000-01-01")
     return ts
@@ -400,9 +390,7 @@ def _has_control(value: str) -> bool:
 
 
 def _str(obj: dict[str, Any], name: str, max_len: int) -> str:
-    if name not in obj or obj[name] is None:
-        raise InvalidEvent("missing_field", f"field {name!r}: missing")
-    value = obj[name]
+    value = _present(obj, name)
     if not isinstance(value, str):
         raise InvalidEvent("wrong_type", f"field {name!r}: expected a string, got {_kind(value)}")
     if not value:
@@ -444,13 +432,25 @@ def _finite(value: int | float) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _ts(obj: dict[str, Any], now: float | None) -> float:
-    value = obj.get("ts")
+def _present(obj: dict[str, Any], name: str) -> Any:
+    """The field's value; a ``missing_field`` error when it is absent or null."""
+    value = obj.get(name)
     if value is None:
-        raise InvalidEvent("missing_field", "field 'ts': missing")
+        raise InvalidEvent("missing_field", f"field {name!r}: missing")
+    return value
+
+
+def _number(name: str, value: Any, expected: str) -> float | None:
+    """``value`` as a float (None when it is not finite); a ``wrong_type`` error when it is not
+    a number."""
     if not _is_number(value):
-        raise InvalidEvent("wrong_type", f"field 'ts': expected unix seconds (a number), got {_kind(value)}")
-    ts = _finite(value)
+        raise InvalidEvent("wrong_type", f"field {name!r}: expected {expected}, got {_kind(value)}")
+    return _finite(value)
+
+
+def _ts(obj: dict[str, Any], now: float | None) -> float:
+    value = _present(obj, "ts")
+    ts = _number("ts", value, "unix seconds (a number)")
     limit = (time.time() if now is None else now) + MAX_FUTURE_S
     if ts is None or ts < MIN_TS or ts > limit:
         raise InvalidEvent(

@@ -1,6 +1,7 @@
 """The served model: hot swaps, integrity and sanity checks, and rollback on a hit-rate collapse."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,22 @@ from state.catalog import Catalog
 from streams.learning.model_keeper import ModelKeeper, RollbackRule, decode
 
 snap = untrained_snapshot
+
+
+def _plain_keeper(tmp_path: Path, start: Snapshot, **options: Any) -> tuple[ModelKeeper, list[tuple[str, str]]]:
+    """A keeper with the default rollback rule, starting at ``start``, and the events it reports."""
+    events: list[tuple[str, str]] = []
+    k = ModelKeeper(
+        Catalog(3600.0),
+        3600.0,
+        tmp_path,
+        keep=3,
+        rule=RollbackRule(),
+        on_event=lambda outcome, reason: events.append((outcome, reason)),
+        start=start,
+        **options,
+    )
+    return k, events
 
 
 @pytest.fixture
@@ -109,17 +126,7 @@ def test_a_healthy_version_is_not_rolled_back(keeper):
 
 
 def test_a_version_too_far_ahead_is_refused_and_later_real_ones_still_taken(tmp_path: Path):
-    events: list[tuple[str, str]] = []
-    k = ModelKeeper(
-        Catalog(3600.0),
-        3600.0,
-        tmp_path,
-        keep=3,
-        rule=RollbackRule(),
-        on_event=lambda outcome, reason: events.append((outcome, reason)),
-        start=snap(1),
-        max_step=100,
-    )
+    k, events = _plain_keeper(tmp_path, snap(1), max_step=100)
     assert k.offer(snap(2**53).to_bytes()) == "version_jump"
     assert k.offer(snap(102).to_bytes()) == "version_jump"
     assert k.offer(snap(101).to_bytes()) == "accepted"
@@ -204,16 +211,7 @@ def test_a_delta_without_its_base_is_refused_until_the_next_full_snapshot(keeper
 
 def test_a_restarted_worker_takes_deltas_against_a_full_snapshot_older_than_its_model(tmp_path):
     """Read from the topic's start: the newest full snapshot is older than the one on disk."""
-    events: list[tuple[str, str]] = []
-    k = ModelKeeper(
-        Catalog(3600.0),
-        3600.0,
-        tmp_path,
-        keep=3,
-        rule=RollbackRule(),
-        on_event=lambda outcome, reason: events.append((outcome, reason)),
-        start=Snapshot.from_bytes(_trained(5).to_bytes(dtype="float16")),
-    )
+    k, events = _plain_keeper(tmp_path, Snapshot.from_bytes(_trained(5).to_bytes(dtype="float16")))
     assert _take(k, 3, None) == "stale"
     assert _take(k, 4, 3) is None  # a delta older than the served model: nothing to do, no refusal
     assert _take(k, 7, 3) == "accepted" and k.version == 7 and events == [("accepted", "")]
