@@ -11,6 +11,11 @@ does; the interactions per item are bounded the same way. Rows are indexed by sl
 room for a row per item seen, up to ``max_items + 1`` rows per table, at
 ``12 * (2 * max_neighbors + 1)`` bytes per row (1,212 B by default).
 
+An observe with nothing to pair (a new shopper's first click) calls no kernel: its interaction
+waits in a pending list, counted in order by the next kernel call (the counts' list is apart from
+the tables, so only the order among counts matters). Until then ``interactions`` adds the pending
+tally, which is exact while no count can be dropped; when one could be, it counts them first.
+
 The kernels are compiled by numba into a cache directory; :func:`warm` compiles them or loads
 them from there, which a worker does before it joins its consumer group so that no event waits
 for a compiler.
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 _NEIGHBORS, _FOLLOWERS, _COUNTS = 0, 1, 2
 _HEAD, _TAIL, _LIVE, _HIGH, _FREE = 0, 1, 2, 3, 4  # columns of ``meta``: list ends, rows held, slots used, a freed slot
+_PENDING_MAX = 1024  # interactions held back before a kernel call counts them
 
 
 def _link_last(prev: Any, nxt: Any, meta: Any, s: int) -> None:
@@ -62,7 +68,7 @@ def _unlink(prev: Any, nxt: Any, meta: Any, s: int) -> None:
 def _observe(
     item: int,
     others: Any,
-    counted: bool,
+    counted: Any,
     max_items: int,
     max_neighbors: int,
     slot: Any,
@@ -76,10 +82,11 @@ def _observe(
     count: Any,
     count_prev: Any,
     count_next: Any,
+    pending: Any,
 ) -> None:
     """Pair ``item`` with ``others`` (the user's last distinct items, newest first): both ways in
     the neighbours table, ``other -> item`` in the followers table, nearer pairs weighing more;
-    then, if ``counted``, one more interaction of ``item``."""
+    then one more interaction of each item of ``counted``, in order, each no longer ``pending``."""
     for distance in range(others.shape[0]):
         other = others[distance]
         w = 1.0 / (1.0 + distance)
@@ -127,22 +134,23 @@ def _observe(
                     ws[:max_neighbors] = kept_w
                     n = max_neighbors
                 row_len[t, s] = n
-    if not counted:
-        return
     m = meta[_COUNTS]
-    if count[item] > 0:
-        if m[_TAIL] != item:
-            _unlink(count_prev, count_next, m, item)
-            _link_last(count_prev, count_next, m, item)
-    else:
-        _link_last(count_prev, count_next, m, item)
-        m[_LIVE] += 1
-    count[item] += 1
-    if m[_LIVE] > max_items:
-        h = m[_HEAD]
-        _unlink(count_prev, count_next, m, h)
-        count[h] = 0
-        m[_LIVE] -= 1
+    for j in range(counted.shape[0]):
+        c = counted[j]
+        pending[c] = 0
+        if count[c] > 0:
+            if m[_TAIL] != c:
+                _unlink(count_prev, count_next, m, c)
+                _link_last(count_prev, count_next, m, c)
+        else:
+            _link_last(count_prev, count_next, m, c)
+            m[_LIVE] += 1
+        count[c] += 1
+        if m[_LIVE] > max_items:
+            h = m[_HEAD]
+            _unlink(count_prev, count_next, m, h)
+            count[h] = 0
+            m[_LIVE] -= 1
 
 
 def _scores(sources: Any, per_source: int, slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any) -> Any:
@@ -272,6 +280,8 @@ class CovisIndex:
         self._prev = np.zeros((2, 0), np.int32)
         self._next = np.zeros((2, 0), np.int32)
         self._meta = np.array([[-1, -1, 0, 0, -1]] * 3, np.int64)  # per table, then the counts
+        self._pending: list[int] = []  # item ids whose interaction no kernel has counted yet, in order
+        self._pending_count = np.zeros(0, np.int64)  # per item id: its interactions in ``_pending``
 
     def __len__(self) -> int:
         return int(self._meta[_NEIGHBORS, _LIVE])
@@ -301,7 +311,11 @@ class CovisIndex:
         """Interactions seen per item (0 once dropped or never seen): with co-visitation
         counts, they tell a specific association from mere popularity."""
         ids = np.fromiter(map(self._ids.get, items, repeat(-1)), np.int64, len(items))
-        return np.where(ids >= 0, self._count[ids] if len(self._count) else 0, 0).tolist()
+        if self._pending and int(self._meta[_COUNTS, _LIVE]) + len(self._pending) > self.max_items:
+            self._update(0, [], [])  # counting them may drop some
+        if not len(self._count):
+            return [0] * len(items)
+        return np.where(ids >= 0, self._count[ids] + self._pending_count[ids], 0).tolist()
 
     def scores(self, user: UserState, sources: int, per_source: int) -> dict[str, float]:
         """Co-visitation scores of items around the user's last ``sources`` distinct items (each
@@ -344,14 +358,26 @@ class CovisIndex:
         return dense
 
     def _observe_ids(self, item: int, others: list[int], counted: bool) -> None:
-        if _Kernels.observe is None:
-            warm()
         # Every item has at most one row per table: room for a row per item id suffices.
         self._fit(len(self._names), min(len(self._names), self.max_items + 1))
+        if others or (counted and len(self._pending) >= _PENDING_MAX):
+            self._update(item, others, [item] if counted else [])
+        elif counted:
+            self._pending.append(item)
+            self._pending_count[item] += 1
+
+    def _update(self, item: int, others: list[int], counted: list[int]) -> None:
+        """Pair ``item`` with ``others``, then count the pending interactions and ``counted``, in
+        one kernel call."""
+        if _Kernels.observe is None:
+            warm()
+        if self._pending:
+            counted = self._pending + counted
+            self._pending = []
         _Kernels.observe(
-            item, np.array(others, np.int32), counted, self.max_items, self.max_neighbors,
+            item, np.array(others, np.int32), np.array(counted, np.int32), self.max_items, self.max_neighbors,
             self._slot, self._owner, self._row_ids, self._row_w, self._row_len, self._prev, self._next,
-            self._meta, self._count, self._count_prev, self._count_next,
+            self._meta, self._count, self._count_prev, self._count_next, self._pending_count,
         )  # fmt: skip
 
     def _fit(self, items: int, slots: int) -> None:
@@ -362,6 +388,7 @@ class CovisIndex:
             self._slot = np.concatenate([self._slot, np.full((2, grow), -1, np.int32)], axis=1)
             self._at = np.concatenate([self._at, np.full(grow, -1, np.int32)])
             self._count = np.concatenate([self._count, np.zeros(grow, np.int64)])
+            self._pending_count = np.concatenate([self._pending_count, np.zeros(grow, np.int64)])
             self._count_prev = np.concatenate([self._count_prev, np.zeros(grow, np.int32)])
             self._count_next = np.concatenate([self._count_next, np.zeros(grow, np.int32)])
         have = self._owner.shape[1]

@@ -77,3 +77,24 @@ def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
         index.scores(user, 10, 30)
         index.following(user, 5)
     assert before == [1, 1, 1] and [len(k.signatures) for k in kernels] == before
+
+
+@pytest.mark.parametrize(("seed", "max_items"), [(6, 200_000), (7, 25), (8, 1)])
+def test_interactions_of_first_clicks_count_before_any_kernel_call(seed: int, max_items: int) -> None:
+    """A new shopper's first click pairs nothing, so its interaction waits for the next kernel
+    call: counts read in between, and after more waiting clicks than are held back, stay equal."""
+    rng = random.Random(seed)
+    items = [f"i{n}" for n in range(40)] + ["never-seen"]
+    index, oracle = CovisIndex(max_items, 3), DictCovisIndex(max_items, 3)
+    regulars = [UserState() for _ in range(5)]
+    for t in range(3000):
+        first = t < 1500 or rng.random() < 0.7  # a run of first clicks longer than the pending bound, then a mix
+        user = UserState() if first else rng.choice(regulars)
+        item = rng.choice(items[:-1])
+        index.observe(user, item)
+        oracle.observe(user, item)
+        user.apply_click(item, "view", 1000.0 + t, "c", HALF_LIFE)
+        if t % 7 == 0 or t > 2900:
+            assert index.interactions(items) == [oracle.counts.get(i, 0) for i in items]
+    for user in regulars:
+        _same(index, oracle, user, items)
