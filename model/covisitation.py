@@ -153,6 +153,19 @@ def _observe(
             m[_LIVE] -= 1
 
 
+def _accumulate(other: int, w: float, at: Any, out_ids: Any, out_w: Any, n_out: int) -> int:
+    """Add ``w`` to ``other``'s sum, appending it on its first appearance (``at`` holds each id's
+    place in the output, -1 for none); the new output length."""
+    p = at[other]
+    if p < 0:
+        at[other] = n_out
+        out_ids[n_out] = other
+        out_w[n_out] = 0.0 + w
+        return n_out + 1
+    out_w[p] = out_w[p] + w
+    return n_out
+
+
 def _scores(sources: Any, per_source: int, slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any) -> Any:
     """Each source's ``per_source`` strongest neighbours (ties in row order), summed with weight
     ``1 / (rank + 1)`` for the source of rank ``rank``; ids in order of first appearance.
@@ -170,15 +183,7 @@ def _scores(sources: Any, per_source: int, slot: Any, row_ids: Any, row_w: Any, 
         weight = 1.0 / (rank + 1)
         ids, ws, n = row_ids[_NEIGHBORS, s], row_w[_NEIGHBORS, s], row_len[_NEIGHBORS, s]
         for k in np.argsort(-ws[:n], kind="mergesort")[:per_source]:
-            other = ids[k]
-            p = at[other]
-            if p < 0:
-                at[other] = n_out
-                out_ids[n_out] = other
-                out_w[n_out] = 0.0 + weight * ws[k]
-                n_out += 1
-            else:
-                out_w[p] = out_w[p] + weight * ws[k]
+            n_out = _accumulate(ids[k], weight * ws[k], at, out_ids, out_w, n_out)
     for j in range(n_out):
         at[out_ids[j]] = -1
     return out_ids[:n_out], out_w[:n_out]
@@ -204,15 +209,7 @@ def _following(sources: Any, slot: Any, row_ids: Any, row_w: Any, row_len: Any, 
         weight = 1.0 / (rank + 1)
         ids, ws = row_ids[_FOLLOWERS, s], row_w[_FOLLOWERS, s]
         for k in range(row_len[_FOLLOWERS, s]):
-            other = ids[k]
-            p = at[other]
-            if p < 0:
-                at[other] = n_out
-                out_ids[n_out] = other
-                out_w[n_out] = 0.0 + weight * ws[k]
-                n_out += 1
-            else:
-                out_w[p] = out_w[p] + weight * ws[k]
+            n_out = _accumulate(ids[k], weight * ws[k], at, out_ids, out_w, n_out)
     for j in range(n_out):
         at[out_ids[j]] = -1
     return out_ids[:n_out], out_w[:n_out]
@@ -240,8 +237,8 @@ def warm(cache_dir: Path | None = None) -> float:
     log.info("co-visitation kernels: compiling, or loading them from the cache in %s", cache_dir or "numba's default")
     njit = numba.njit(cache=True)
     # The helpers first: the kernels call them as compiled functions.
-    global _link_last, _unlink
-    _link_last, _unlink = njit(_link_last), njit(_unlink)
+    global _link_last, _unlink, _accumulate
+    _link_last, _unlink, _accumulate = njit(_link_last), njit(_unlink), njit(_accumulate)
     _Kernels.observe, _Kernels.scores, _Kernels.following = njit(_observe), njit(_scores), njit(_following)
     index = CovisIndex(max_items=1, max_neighbors=1)
     index._observe_ids(index._dense("a"), [index._dense("b"), index._dense("c")], True)
