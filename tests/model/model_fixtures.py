@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.config import initial_weights
 from model.covisitation import CovisIndex
 from model.doubles import tiny_config
 from model.examples import Example, ExampleConfig, click_examples, review_example
+from model.scoring import NeuralServingModel, serving_from_snapshot
+from model.snapshot import Snapshot
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState
@@ -59,3 +62,15 @@ class Stream:
         item = self.items.setdefault(item_id, ItemState())
         item.apply_activity({action: 1.0}, ts, HALF_LIFE, category)
         self.catalog.upsert(item_id, item)
+
+
+def random_serving(stream: Stream, seed: int, version: int) -> NeuralServingModel:
+    """A serving model over ``stream``'s catalog and index whose embedding tables are random
+    (an untrained model's are near zero and would rank every candidate alike)."""
+    weights = initial_weights(TINY, seed=seed)
+    rng = np.random.default_rng(seed)
+    for name in ("item_table", "category_table", "text_table"):
+        weights[name] = rng.normal(0, 0.5, weights[name].shape).astype(np.float32)
+    return serving_from_snapshot(
+        Snapshot(version, TINY, weights), stream.catalog, interest_half_life_s=HALF_LIFE, index=stream.index
+    )

@@ -3,26 +3,17 @@ which rules acted on it, aligned with the items."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from model_fixtures import HALF_LIFE, TINY
+from model_fixtures import random_serving
 
 from model.candidate_features import FEATURE_INDEX
-from model.config import initial_weights
 from model.rules import Rule, RulePlan
-from model.scoring import NeuralServingModel, serving_from_snapshot
-from model.snapshot import Snapshot
+from model.scoring import NeuralServingModel
 
 
 @pytest.fixture(scope="module")
 def serving(stream) -> NeuralServingModel:
-    weights = initial_weights(TINY, seed=1)
-    rng = np.random.default_rng(1)
-    for name in ("item_table", "category_table", "text_table"):
-        weights[name] = rng.normal(0, 0.5, weights[name].shape).astype(np.float32)
-    return serving_from_snapshot(
-        Snapshot(3, TINY, weights), stream.catalog, interest_half_life_s=HALF_LIFE, index=stream.index
-    )
+    return random_serving(stream, seed=1, version=3)
 
 
 def test_reasons_follow_each_item_feature_row(serving, stream) -> None:

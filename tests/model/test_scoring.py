@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from model_fixtures import HALF_LIFE, TINY
+from model_fixtures import HALF_LIFE, TINY, random_serving
 
 from model.config import initial_weights
 from model.scoring import NeuralServingModel, serving_from_snapshot
@@ -15,13 +14,7 @@ from state.item import ItemState
 
 @pytest.fixture(scope="module")
 def serving(stream) -> NeuralServingModel:
-    weights = initial_weights(TINY, seed=0)
-    rng = np.random.default_rng(0)
-    for name in ("item_table", "category_table", "text_table"):
-        weights[name] = rng.normal(0, 0.5, weights[name].shape).astype(np.float32)
-    return serving_from_snapshot(
-        Snapshot(7, TINY, weights), stream.catalog, interest_half_life_s=HALF_LIFE, index=stream.index
-    )
+    return random_serving(stream, seed=0, version=7)
 
 
 def test_is_a_serving_model(serving) -> None:
