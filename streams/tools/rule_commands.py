@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from model.rules import RuleBook
 from streams.errors import InvalidEvent
@@ -19,6 +19,7 @@ from streams.events import compact_json, parse_rule
 from streams.processors.merchandising import apply_rule_record
 from streams.settings import Settings
 from streams.tools.producer import EventProducer
+from streams.tools.tail import assign_all
 from streams.topics import Topics
 
 
@@ -58,11 +59,7 @@ def rules_in_force(settings: Settings, timeout_s: float = 30.0) -> dict[str, byt
         bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, **settings.kafka_client_options()
     )
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise SystemExit(f"rules: no topic {topic!r} on {settings.broker} (`shopguide topics create`)")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
+        tps = assign_all(consumer, topic, settings, "rules", " (`shopguide topics create`)")
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)
         book, raw = RuleBook(), {}

@@ -20,6 +20,19 @@ def resolve(settings: Settings, topic: str) -> str:
     return topic if topic in names or topic.startswith(settings.topic_prefix) else settings.topic_prefix + topic
 
 
+def assign_all(
+    consumer: KafkaConsumer, topic: str, settings: Settings, command: str, hint: str = ""
+) -> list[TopicPartition]:
+    """Assign ``consumer`` every partition of ``topic``; the command stops with a clear message
+    (``hint`` appended) when the topic does not exist."""
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise SystemExit(f"{command}: no topic {topic!r} on {settings.broker}{hint}")
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    return tps
+
+
 def messages(
     settings: Settings,
     topic: str,
@@ -37,11 +50,7 @@ def messages(
         **settings.kafka_client_options(),
     )
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise SystemExit(f"tail: no topic {topic!r} on {settings.broker}")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
+        tps = assign_all(consumer, topic, settings, "tail")
         if from_beginning:
             consumer.seek_to_beginning(*tps)
         else:
