@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.events import ACTIONS, Click, Review
+from streams.events import ACTIONS, Click, Item, Review
 from streams.settings import Settings
 from streams.tools.broker import EmbeddedBroker, free_port
 from streams.tools.cluster import GuideProcess, WorkerProcess, get_json, get_text
@@ -129,6 +129,15 @@ class Cluster:
         self.guides.append(guide)
         guide.wait_ready()
         return guide
+
+    def add_items(self, prefix: str, categories: tuple[str, ...], count: int = 40) -> None:
+        """``count`` in-stock items ``<prefix>-<n>``, the n-th in ``categories[n % len]``, on every
+        worker's item view before this returns."""
+        for n in range(count):
+            item = Item(f"{prefix}-{n}", categories[n % len(categories)], f"thing {n}", in_stock=True, ts=time.time())
+            self.producer.send(self.topics.items, item.item_id.encode(), item.to_json())
+        self.producer.flush()
+        self.wait_catalog(count)
 
     def wait_catalog(self, items: int, timeout_s: float = 20.0) -> None:
         """Until every worker's item view holds at least ``items`` items (catalog records reach it

@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 
 from model.snapshot import SnapshotStore
 from streams.bench.measure import Metrics
-from streams.events import Click, Item, Review
+from streams.events import Click, Review
 from streams.learning.example_stream import pack
 from streams.learning.snapshot_topic import CHUNK_BYTES, snapshot_records
 from streams.testing.harness import Cluster, fresh_settings, wait_until
@@ -40,11 +40,7 @@ def pair(broker, tmp_path_factory) -> Iterator[Cluster]:
     cluster = Cluster(fresh_settings(broker, root))
     cluster.start_worker(data_dir=root / "a")
     cluster.start_worker(data_dir=root / "b", web_port=cluster.settings.web_port + 1)
-    for n in range(40):
-        item = Item(f"rt-{n}", CATEGORIES[n % 4], f"thing {n}", in_stock=True, ts=time.time())
-        cluster.producer.send(cluster.topics.items, item.item_id.encode(), item.to_json())
-    cluster.producer.flush()
-    cluster.wait_catalog(40)
+    cluster.add_items("rt", CATEGORIES)
     yield cluster
     cluster.close()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.events import Click, Item
+from streams.events import Click
 from streams.testing.harness import Cluster, counts_of, fresh_settings, wait_until, wait_until_exact
 from streams.tools.broker import BrokerSecurity, EmbeddedBroker
 from streams.tools.cluster import WorkerProcess, child_env, get_json, post_json
@@ -100,11 +100,7 @@ def test_a_worker_over_tls_counts_answers_and_learns(tls_broker, pki, tmp_path):
     cluster = Cluster(settings)  # topic creation, the producer and the topic readers over TLS
     try:
         worker = cluster.start_worker()
-        for n in range(40):
-            item = Item(f"tls-{n}", CATEGORIES[n % 4], f"thing {n}", in_stock=True, ts=time.time())
-            cluster.producer.send(cluster.topics.items, item.item_id.encode(), item.to_json())
-        cluster.producer.flush()
-        cluster.wait_catalog(40)
+        cluster.add_items("tls", CATEGORIES)
         start = get_json(worker.url + "/model")[1]["version"]
         expected: dict[str, Counter[str]] = {}
         lines = []

@@ -11,7 +11,7 @@ import pytest
 from model.snapshot import Snapshot, SnapshotStore, stored_weights
 from model.snapshot_delta import encode_delta
 from streams.bench.measure import Metrics
-from streams.events import Click, Item, Review
+from streams.events import Click, Review
 from streams.learning.snapshot_topic import DELTA_PREFIX, MANIFEST_KEY, snapshot_records
 from streams.testing.harness import Cluster, TopicReader, fresh_settings, wait_until
 from streams.tools.cluster import WorkerProcess, get_json
@@ -27,11 +27,7 @@ def cluster(broker, tmp_path_factory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("deltas")
     cluster = Cluster(fresh_settings(broker, root, snapshot_full_every=FULL_EVERY, snapshot_full_interval_s=600.0))
     cluster.start_worker(data_dir=root / "trainer")
-    for n in range(40):
-        item = Item(f"d-{n}", CATEGORIES[n % 4], f"thing {n}", in_stock=True, ts=time.time())
-        cluster.producer.send(cluster.topics.items, item.item_id.encode(), item.to_json())
-    cluster.producer.flush()
-    cluster.wait_catalog(40)
+    cluster.add_items("d", CATEGORIES)
     yield cluster
     cluster.close()
 
