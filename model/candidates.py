@@ -38,6 +38,7 @@ def admissible(
     seen: set[str] = set()
     out: list[tuple[str, float]] = []
     fresh: list[bool] = []  # out[i] is new to the user
+    fresh_in_out = 0  # sum(fresh)
     spare: list[tuple[str, float]] = []  # new candidates beyond the first k, best first
     for item_id, score in candidates:
         if item_id in seen or item_id in bought or not catalog.available(item_id):
@@ -47,12 +48,13 @@ def admissible(
         if len(out) < k:
             out.append((item_id, score))
             fresh.append(is_new)
+            fresh_in_out += is_new
         elif is_new:
             spare.append((item_id, score))
-        if len(out) == k and sum(fresh) + len(spare) >= slots:
+        if len(out) == k and fresh_in_out + len(spare) >= slots:
             break
     # The worst-ranked seen items give way to the best-ranked new ones beyond the top k.
-    for new in spare[: max(0, slots - sum(fresh))]:
+    for new in spare[: max(0, slots - fresh_in_out)]:
         last_seen = len(fresh) - 1 - fresh[::-1].index(False)
         del out[last_seen], fresh[last_seen]
         out.append(new)

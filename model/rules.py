@@ -13,7 +13,7 @@ in force, nothing here runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,7 +233,7 @@ def rerank(
 
 def ruled(
     plan: RulePlan | None,
-    ranked: Sequence[tuple[str, float]],
+    ranked: Iterable[tuple[str, float]],
     user: UserState,
     catalog: Catalog,
     k: int,
@@ -242,15 +242,21 @@ def ruled(
 ) -> list[tuple[str, float]]:
     """The user's top ``k`` of ``ranked`` (best first, already rescored by ``plan``: filtered
     candidates at -inf): :func:`admissible` with its ``new_share`` of items new to the user, then
-    the plan's pins and promotes placed on the items it admits (a shop's placements go first)."""
+    the plan's pins and promotes placed on the items it admits (a shop's placements go first).
+    ``ranked`` is read only as far as the top ``k`` needs, unless pins or promotes are placed."""
     if plan is None:
         return admissible(ranked, user, catalog, k, new_share=new_share)
-    kept = (p for p in ranked if p[1] != -math.inf)
     if not plan.promotes and not plan.pins:
-        return admissible(kept, user, catalog, k, new_share=new_share)
-    chosen = admissible(kept, user, catalog, k, new_share=new_share)
+        return admissible(_unfiltered(ranked), user, catalog, k, new_share=new_share)
+    pairs = list(ranked)  # placed items show their ranked scores
+    chosen = admissible(_unfiltered(pairs), user, catalog, k, new_share=new_share)
 
     def eligible(ids: list[str]) -> set[str]:
         return {i for i, _ in admissible(((i, 0.0) for i in ids), user, catalog, len(ids))}
 
-    return plan.place(chosen, dict(ranked), eligible, catalog.category_of, k)
+    return plan.place(chosen, dict(pairs), eligible, catalog.category_of, k)
+
+
+def _unfiltered(ranked: Iterable[tuple[str, float]]) -> Iterator[tuple[str, float]]:
+    """The candidates no filter dropped (a filter sets a score to -inf)."""
+    return (p for p in ranked if p[1] != -math.inf)

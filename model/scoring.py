@@ -29,6 +29,7 @@ from model.features import (
     id_buckets,
     user_context,
 )
+from model.ranking import Ranking
 from model.reasons import reasons
 from model.related import observe_purchase
 from model.retrieval import CandidatePool, RetrievalConfig, retrieve
@@ -276,9 +277,9 @@ class NeuralServingModel:
         """The user's top ``k`` of a scored pool under its rules, and each item's reasons."""
         if plan is not None:
             scores = plan.rescore(pool.items, pool.categories, scores)
-        order = np.argsort(-scores, kind="stable").tolist()
-        items = ruled(plan, _ranked(pool, scores, order), user, self.catalog, k, new_share=self.new_share)
-        return items, reasons(pool, order, items, plan)
+        ranking = Ranking(pool.items, scores)
+        items = ruled(plan, ranking, user, self.catalog, k, new_share=self.new_share)
+        return items, reasons(pool, ranking, items, plan)
 
     def select(self, ranked: list[tuple[str, float]], user: UserState, k: int) -> list[tuple[str, float]]:
         """The top ``k`` of a ranking that the shop publishes: the business filter, with this
@@ -288,7 +289,7 @@ class NeuralServingModel:
     def rank(self, z_rec: np.ndarray, pool: CandidatePool) -> list[tuple[str, float]]:
         """The pool's items by descending probability of engagement, for one user's ``z_rec``."""
         [scores] = self.score_pools(z_rec[None], [pool])
-        return _ranked(pool, scores, np.argsort(-scores, kind="stable").tolist())
+        return list(Ranking(pool.items, scores))
 
     def score_pools(self, z_rec: np.ndarray, pools: Sequence[CandidatePool]) -> list[np.ndarray]:
         """P(engagement) of each pool's candidates, for the users of ``z_rec`` [users, tower]."""
@@ -363,13 +364,6 @@ class NeuralServingModel:
         x = self._inputs([UserContext.empty()] * len(texts), texts)
         z, text_pooled = self.net.towers(x)
         return [float(r) for r in self.net.rating(z["rating"], text_pooled)]
-
-
-def _ranked(pool: CandidatePool, scores: np.ndarray, order: list[int]) -> list[tuple[str, float]]:
-    """The pool's items with their scores in ``order`` (the indices by descending score)."""
-    # Python ints and floats: indexing with numpy scalars cost more than the scoring itself.
-    values, items = scores.tolist(), pool.items
-    return [(items[i], values[i]) for i in order]
 
 
 def serving_from_snapshot(

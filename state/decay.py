@@ -24,10 +24,15 @@ def decay_factor(elapsed_s: float, half_life_s: float) -> float:
 
 @dataclass(slots=True)
 class DecayedWeights:
+    """Change ``weights`` only through :meth:`add` and :meth:`keep_largest`, which forget the
+    remembered :meth:`shares`."""
+
     weights: dict[str, float] = field(default_factory=dict)
     ts: float = 0.0
+    _shares: tuple[float, float, list[tuple[str, float]]] | None = field(default=None, repr=False, compare=False)
 
     def add(self, key: str, amount: float, ts: float, half_life_s: float) -> None:
+        self._shares = None
         if ts > self.ts:
             if self.weights:
                 factor = decay_factor(ts - self.ts, half_life_s)
@@ -43,11 +48,27 @@ class DecayedWeights:
         factor = decay_factor(now - self.ts, half_life_s)
         return {k: w * factor for k, w in self.weights.items()}
 
+    def shares(self, now: float, half_life_s: float) -> list[tuple[str, float]]:
+        """Every key with its share of the total at ``now``, strongest first ([] when the total
+        is 0). Remembered for the last ``now`` until the weights change: one event reads them for
+        its features, its retrieval, its rules and its training example (the list is shared: do
+        not change it)."""
+        memo = self._shares
+        if memo is not None and memo[0] == now and memo[1] == half_life_s:
+            return memo[2]
+        weights = self.at(now, half_life_s)
+        total = sum(weights.values())
+        ranked = [] if total <= 0.0 else sorted(weights.items(), key=lambda kv: kv[1], reverse=True)
+        out = [(c, w / total) for c, w in ranked]
+        self._shares = (now, half_life_s, out)
+        return out
+
     def total(self) -> float:
         return sum(self.weights.values())
 
     def keep_largest(self, n: int) -> None:
         if len(self.weights) > n:
+            self._shares = None
             kept = sorted(self.weights.items(), key=lambda kv: kv[1], reverse=True)[:n]
             self.weights = dict(kept)
 

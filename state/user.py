@@ -108,12 +108,7 @@ class UserState:
 
     def interest_weights(self, now: float, half_life_s: float, n: int) -> list[tuple[str, float]]:
         """The ``n`` strongest categories at ``now``, normalised to sum to 1 over all categories."""
-        weights = self.interests.at(now, half_life_s)
-        total = sum(weights.values())
-        if total <= 0.0:
-            return []
-        top = sorted(weights.items(), key=lambda kv: kv[1], reverse=True)[:n]
-        return [(c, w / total) for c, w in top]
+        return self.interests.shares(now, half_life_s)[:n]
 
     def last_ts(self) -> float:
         return self.recent[-1].ts if self.recent else 0.0

@@ -70,3 +70,20 @@ def test_round_trip_bytes():
 def test_a_recommendation_stored_before_reasons_were_kept_reads_without_them():
     fields = PublishedRecommendation([("i9", 0.5)], [], 3, "e1", 1.7e9, 1.7e9).to_fields()
     assert PublishedRecommendation.from_fields(fields[:6]).reasons == []
+
+
+def test_interest_shares_are_remembered_until_the_weights_change() -> None:
+    s = UserState()
+    s.apply_click("i1", "click", 100.0, "c1", 3600.0)
+    first = s.interest_weights(200.0, 3600.0, 5)
+    assert first == [("c1", 1.0)]
+    assert s.interests.shares(200.0, 3600.0) is s.interests.shares(200.0, 3600.0)
+    s.apply_click("i2", "buy", 150.0, "c2", 3600.0)
+    shares = dict(s.interest_weights(200.0, 3600.0, 5))
+    assert shares.keys() == {"c1", "c2"} and shares["c2"] > shares["c1"]
+    assert abs(sum(shares.values()) - 1.0) < 1e-12
+    assert s.interest_weights(200.0, 3600.0, 1) == [("c2", shares["c2"])]
+    weights = s.interests.at(900.0, 3600.0)
+    assert s.interest_weights(900.0, 3600.0, 5) == [
+        (c, w / sum(weights.values())) for c, w in sorted(weights.items(), key=lambda kv: -kv[1])
+    ]

@@ -1,0 +1,43 @@
+"""A scored pool's ranking, produced lazily: serving reads the top k and a few spares of hundreds
+of candidates, so the rest is never turned into Python pairs, and the chosen items' places in the
+pool (which their reasons read) come from the same walk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+
+class Ranking:
+    """``(item, score)`` by descending score (ties in pool order), one pass. It remembers where
+    in the pool each item it produced sits; :meth:`position` walks on only for an item not
+    produced yet (one a rule placed beyond the top)."""
+
+    __slots__ = ("_at", "_walk")
+
+    def __init__(self, items: Sequence[str], scores: np.ndarray) -> None:
+        self._at: dict[str, int] = {}
+        self._walk = self._pairs(items, scores.tolist(), np.argsort(-scores, kind="stable").tolist())
+
+    def _pairs(self, items: Sequence[str], values: list[float], order: list[int]) -> Iterator[tuple[str, float]]:
+        # Python ints and floats: indexing with numpy scalars cost more than the scoring itself.
+        at = self._at
+        for i in order:
+            item = items[i]
+            at.setdefault(item, i)
+            yield item, values[i]
+
+    def __iter__(self) -> Iterator[tuple[str, float]]:
+        return self
+
+    def __next__(self) -> tuple[str, float]:
+        return next(self._walk)
+
+    def position(self, item_id: str) -> int | None:
+        """The pool index of ``item_id``'s best-ranked occurrence, or None if the pool lacks it."""
+        at = self._at
+        while item_id not in at:
+            if next(self._walk, None) is None:
+                return None
+        return at[item_id]
