@@ -12,6 +12,7 @@ functions, so the two cannot disagree on an input.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -118,23 +119,26 @@ def user_context(user: UserState, now: float, config: ModelConfig, interest_half
 
 def encode_users(users: Sequence[UserContext], config: ModelConfig) -> dict[str, np.ndarray]:
     """Padded arrays for the user side of the network. History weights favour strong, recent
-    actions and sum to 1 (0 for an empty history), so the pooled vector is an average."""
+    actions and sum to 1 (0 for an empty history), so the pooled vector is an average. Each
+    array is filled in one assignment of the batch's values in row order."""
     b, r, k = len(users), config.history, config.interests
+    items, cats = id_buckets(config.item_buckets), id_buckets(config.category_buckets)
+    histories = [u.history[:r] for u in users]
+    interests = [u.interests[:k] for u in users]
+    filled = np.arange(r) < np.fromiter(map(len, histories), np.int64, b)[:, None]
     hist_items = np.zeros((b, r), np.int32)
     hist_cats = np.zeros((b, r), np.int32)
     hist_w = np.zeros((b, r), np.float32)
+    hist_items[filled] = [items[item_id] for h in histories for item_id, _, _ in h]
+    hist_cats[filled] = [cats[category] for h in histories for _, _, category in h]
+    weight = _history_weights(r)
+    hist_w[filled] = [weight[action][j] for h in histories for j, (_, action, _) in enumerate(h)]
+    chosen = np.arange(k) < np.fromiter(map(len, interests), np.int64, b)[:, None]
     int_cats = np.zeros((b, k), np.int32)
     int_w = np.zeros((b, k), np.float32)
-    counts = np.zeros((b, N_COUNTS), np.float32)
-    for i, u in enumerate(users):
-        for j, (item_id, action, category) in enumerate(u.history[:r]):
-            hist_items[i, j] = item_bucket(item_id, config)
-            hist_cats[i, j] = category_bucket(category, config)
-            hist_w[i, j] = ACTION_WEIGHT[ACTIONS[action]] / 5.0 * HISTORY_DECAY**j
-        for j, (category, share) in enumerate(u.interests[:k]):
-            int_cats[i, j] = category_bucket(category, config)
-            int_w[i, j] = share
-        counts[i] = [math.log1p(c) for c in u.counts[:N_COUNTS]]
+    int_cats[chosen] = [cats[category] for i in interests for category, _ in i]
+    int_w[chosen] = [share for i in interests for _, share in i]
+    counts = np.array([[math.log1p(c) for c in u.counts[:N_COUNTS]] for u in users], np.float32).reshape(b, N_COUNTS)
     total = hist_w.sum(axis=1, keepdims=True)
     hist_w = np.divide(hist_w, total, out=np.zeros_like(hist_w), where=total > 0)
     return {
@@ -145,6 +149,13 @@ def encode_users(users: Sequence[UserContext], config: ModelConfig) -> dict[str,
         "interest_weights": int_w,
         "counts": counts,
     }
+
+
+@functools.cache
+def _history_weights(positions: int) -> list[list[float]]:
+    """By action index and history position (newest first): the action's weight over the
+    strongest one's, decayed by ``HISTORY_DECAY`` per position."""
+    return [[ACTION_WEIGHT[a] / 5.0 * HISTORY_DECAY**j for j in range(positions)] for a in ACTIONS]
 
 
 def encode_texts(texts: Sequence[str], config: ModelConfig) -> dict[str, np.ndarray]:

@@ -60,14 +60,18 @@ class NumpyNet:
         self.w = snapshot.serving_weights()
         # The interest head's per-bucket constants for the last ``cat_ids`` array (held, so that
         # its identity is not reused): serving asks for all the catalog's categories every batch.
-        self._columns: tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]] | None = None
+        self._columns: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def _interest_columns(self, cat_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+    def _interest_columns(self, cat_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The category rows of ``cat_ids``, which of them are learned, and each bucket's column
+        (-1 for a bucket not among ``cat_ids``)."""
         cached = self._columns
         if cached is None or cached[0] is not cat_ids:
             rows = self.w["category_table"][cat_ids]
             known = np.any(rows != 0, axis=1) & (cat_ids > 0)
-            cached = self._columns = (cat_ids, rows, known, {int(b): i for i, b in enumerate(cat_ids)})
+            column = np.full(len(self.w["category_table"]), -1, np.int64)
+            column[cat_ids] = np.arange(len(cat_ids))
+            cached = self._columns = (cat_ids, rows, known, column)
         return cached[1], cached[2], cached[3]
 
     def towers(self, x: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -94,9 +98,13 @@ class NumpyNet:
         return z, text_pooled
 
     def item_vectors(self, item_ids: np.ndarray, cat_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each item's vector [n, dim] and bias [n]: its row plus its category's row, both views
+        of one gathered array (``take`` and an in-place sum: a third of the time of fancy
+        indexing and a sum of slices, the same float32 values)."""
         d = self.config.dim
-        a, b = self.w["item_table"][item_ids], self.w["category_table"][cat_ids]
-        return a[:, :d] + b[:, :d], a[:, d] + b[:, d]
+        rows = self.w["item_table"].take(item_ids, axis=0)
+        rows += self.w["category_table"].take(cat_ids, axis=0)
+        return rows[:, :d], rows[:, d]
 
     def recommend(
         self,
@@ -111,18 +119,20 @@ class NumpyNet:
         users: a few hundred candidates per user are too few to outweigh numpy's cost per call."""
         w = self.w
         vec, bias = self.item_vectors(item_ids, cat_ids)
-        user_vec = (z_rec @ w["recommend/user/kernel"] + w["recommend/user/bias"])[owner]
+        user_vec = (z_rec @ w["recommend/user/kernel"] + w["recommend/user/bias"]).take(owner, axis=0)
         kernel = w["recommend/features/kernel"]
         nf = features.shape[1]
-        user_part = (z_rec @ kernel[nf:] + w["recommend/features/bias"])[owner]
-        hidden = _relu(features @ kernel[:nf] + user_part)
-        return (
-            np.einsum("nd,nd->n", vec, user_vec)
-            + bias
-            + (hidden @ w["recommend/features/out"])[:, 0]
-            + w["recommend/bias"][0]
-            + features @ w["recommend/wide"]
-        )
+        # In place where a sum of [n, ...] arrays would allocate another: the same operations in
+        # the same order, so the same float32 results.
+        hidden = features @ kernel[:nf]
+        hidden += (z_rec @ kernel[nf:] + w["recommend/features/bias"]).take(owner, axis=0)
+        np.maximum(hidden, 0.0, out=hidden)
+        logits = np.einsum("nd,nd->n", vec, user_vec)
+        logits += bias
+        logits += (hidden @ w["recommend/features/out"])[:, 0]
+        logits += w["recommend/bias"][0]
+        logits += features @ w["recommend/wide"]
+        return logits
 
     def interest(
         self, z_int: np.ndarray, x: dict[str, np.ndarray], cat_ids: np.ndarray, *, unlearned: str = "neutral"
@@ -145,16 +155,14 @@ class NumpyNet:
             logits[:, ~known] = NEG_INF
         elif known.any() and not known.all():
             logits[:, ~known] = logits[:, known].mean(axis=1, keepdims=True)
+        # Each user's interests, then their history, added one by one in that order (``add.at``
+        # is unbuffered: a category named twice gets both, in order).
         prior = w["interest/prior"]
-        for ids, weights, scale in (
-            (x["interest_cats"], x["interest_weights"], prior[0]),
-            (x["hist_cats"], x["hist_weights"], prior[1]),
-        ):
-            for row, (b_row, w_row) in enumerate(zip(ids, weights, strict=True)):
-                for b, wt in zip(b_row.tolist(), w_row.tolist(), strict=True):
-                    col = column.get(b)
-                    if col is not None and wt:
-                        logits[row, col] += scale * wt
+        weights = np.concatenate([x["interest_weights"], x["hist_weights"]], axis=1)
+        scaled = np.concatenate([prior[0] * x["interest_weights"], prior[1] * x["hist_weights"]], axis=1)
+        cols = column[np.concatenate([x["interest_cats"], x["hist_cats"]], axis=1)]
+        added = (cols >= 0) & (weights != 0)
+        np.add.at(logits, (np.nonzero(added)[0], cols[added]), scaled[added])
         return logits
 
     def sentiment(
@@ -333,9 +341,9 @@ class NeuralServingModel:
         shown = min(self.interests_shown, len(unique))
         top = np.argpartition(-p, shown - 1, axis=1)[:, :shown]
         out = []
-        for row in range(len(users)):
-            best = sorted(top[row].tolist(), key=lambda c: -p[row, c])
-            out.append([(names[first[c]], float(p[row, c])) for c in best])
+        for heads, weights in zip(first[top].tolist(), np.take_along_axis(p, top, axis=1).tolist(), strict=True):
+            best = sorted(zip(heads, weights, strict=True), key=lambda hw: -hw[1])
+            out.append([(names[head], weight) for head, weight in best])
         return out
 
     @property

@@ -1,10 +1,23 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from model_fixtures import HALF_LIFE, TINY
 
-from model.features import IdBuckets, bucket, encode_texts, encode_users, text_features, tokens, user_context
-from state.user import UserState
+from model.config import N_COUNTS
+from model.features import (
+    HISTORY_DECAY,
+    IdBuckets,
+    UserContext,
+    bucket,
+    encode_texts,
+    encode_users,
+    text_features,
+    tokens,
+    user_context,
+)
+from state.user import ACTION_WEIGHT, ACTIONS, UserState
 
 
 def test_bucket_is_stable_bounded_and_reserves_zero() -> None:
@@ -46,3 +59,31 @@ def test_user_encoding_shapes_and_history_weights_sum_to_one() -> None:
     assert x["hist_weights"][1].sum() == 0.0
     # newest first: the most recent item carries the largest weight
     assert x["hist_weights"][0][0] == x["hist_weights"][0].max()
+
+
+def test_encode_users_fills_each_row_as_a_loop_over_its_entries_would() -> None:
+    rng = np.random.default_rng(3)
+    contexts = [UserContext.empty()]
+    for n in range(1, 12):
+        history = [(f"i{rng.integers(50)}", int(rng.integers(len(ACTIONS))), f"c{rng.integers(9)}") for _ in range(n)]
+        interests = [(f"c{j}", float(rng.random())) for j in range(n % (TINY.interests + 3))]
+        contexts.append(UserContext(history, interests, [int(c) for c in rng.integers(0, 90, N_COUNTS)]))
+    x = encode_users(contexts, TINY)
+    r, k = TINY.history, TINY.interests
+    for i, u in enumerate(contexts):
+        weights = np.zeros(r, np.float32)
+        for j, (item_id, action, category) in enumerate(u.history[:r]):
+            assert x["hist_items"][i, j] == bucket(item_id, TINY.item_buckets)
+            assert x["hist_cats"][i, j] == bucket(category, TINY.category_buckets)
+            weights[j] = ACTION_WEIGHT[ACTIONS[action]] / 5.0 * HISTORY_DECAY**j
+        assert not x["hist_items"][i, len(u.history[:r]) :].any()
+        total = weights.sum()
+        expected = weights / total if total > 0 else weights
+        assert x["hist_weights"][i].tobytes() == expected.astype(np.float32).tobytes()
+        shares = np.zeros(k, np.float32)
+        for j, (category, share) in enumerate(u.interests[:k]):
+            assert x["interest_cats"][i, j] == bucket(category, TINY.category_buckets)
+            shares[j] = share
+        assert x["interest_weights"][i].tobytes() == shares.tobytes()
+        assert x["counts"][i].tolist() == [np.float32(math.log1p(c)) for c in u.counts]
+    assert encode_users([], TINY)["hist_items"].shape == (0, r)

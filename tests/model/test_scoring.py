@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from model_fixtures import HALF_LIFE, TINY, random_serving
 
@@ -84,3 +85,33 @@ def test_returning_users_are_shown_new_items_from_their_pool(serving, stream) ->
             assert len(lists[share][n].items) == len(lists[0.0][n].items)
         changed += lists[1.0][n].items != lists[0.0][n].items
     assert changed  # the rule changed lists here, so the checks above were not vacuous
+
+
+def test_interest_adds_each_users_shares_in_order_as_a_loop_would(serving) -> None:
+    """Interests, then history: a category named twice gets both additions, in that order;
+    buckets not asked for and zero weights add nothing."""
+    rng = np.random.default_rng(5)
+    users, k, r = 6, TINY.interests, TINY.history
+    x = {
+        "interest_cats": rng.integers(0, 12, (users, k)).astype(np.int32),
+        "interest_weights": (rng.random((users, k)) * (rng.random((users, k)) > 0.3)).astype(np.float32),
+        "hist_cats": rng.integers(0, 12, (users, r)).astype(np.int32),
+        "hist_weights": rng.random((users, r)).astype(np.float32),
+    }
+    z_int = rng.normal(size=(users, TINY.tower)).astype(np.float32)
+    cat_ids = np.array([1, 2, 3, 5, 8, 9, 11], np.int32)
+    net = serving.net
+    expected = net.interest(
+        z_int, {**x, "interest_weights": 0 * x["interest_weights"], "hist_weights": 0 * x["hist_weights"]}, cat_ids
+    )
+    prior = net.w["interest/prior"]
+    column = {int(b): i for i, b in enumerate(cat_ids)}
+    for ids, weights, scale in (
+        (x["interest_cats"], x["interest_weights"], prior[0]),
+        (x["hist_cats"], x["hist_weights"], prior[1]),
+    ):
+        for row in range(users):
+            for b, wt in zip(ids[row].tolist(), weights[row].tolist(), strict=True):
+                if b in column and wt:
+                    expected[row, column[b]] += scale * wt
+    assert net.interest(z_int, x, cat_ids).tobytes() == expected.tobytes()
