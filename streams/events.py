@@ -385,8 +385,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _has_control(value: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+    """Whether ``value`` holds a control character (code point below 32, or 127)."""
+    return _CONTROL.search(value) is not None
 
 
 def _str(obj: dict[str, Any], name: str, max_len: int) -> str:
@@ -460,6 +464,10 @@ def _ts(obj: dict[str, Any], now: float | None) -> float:
     return ts
 
 
+#: What ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"))`` builds on every call.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def compact_json(obj: dict[str, Any]) -> bytes:
     """UTF-8 JSON without spaces or ASCII escapes: the form of every message the engine writes."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _COMPACT.encode(obj).encode("utf-8")

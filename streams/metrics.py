@@ -202,12 +202,16 @@ class Metrics:
         self._hits = 0
         self._trials = 0
 
-    def record_hit(self, hit: bool) -> None:
-        self._trials += 1
-        self._hits += int(hit)
-        self.online_trials.inc()
-        if hit:
-            self.online_hits.inc()
+    def record_hits(self, hits: int, trials: int) -> None:
+        """``trials`` clicks judged against the list published before them (a batch's), ``hits``
+        of them on an item of that list."""
+        if not trials:
+            return
+        self._trials += trials
+        self._hits += hits
+        self.online_trials.inc(trials)
+        if hits:
+            self.online_hits.inc(hits)
         self.online_hit_rate.set(self._hits / self._trials)
 
     @property

@@ -125,7 +125,12 @@ class ProcessorBase:
         return Outgoing(msg.topic, key.encode(), msg.value or b"")
 
     def processed(self, msg: Incoming) -> None:
-        self.metrics.events.labels(msg.topic, Outcome.PROCESSED).inc()
+        self.processed_many(msg.topic, 1)
+
+    def processed_many(self, topic: str, n: int) -> None:
+        """``n`` events of ``topic`` processed (counted once per batch where a batch has many)."""
+        if n:
+            self.metrics.events.labels(topic, Outcome.PROCESSED).inc(n)
 
     def duplicate(self, msg: Incoming, store: Store, key: str, state: bytes) -> None:
         """Skip an event the state already reflects, but write the state again: after a crash the

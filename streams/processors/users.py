@@ -107,7 +107,11 @@ class ClickProcessor(ProcessorBase):
             return self._process(batch)
 
     def _process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        """The batch's outputs; its processed clicks and online hits are counted once, at the
+        end (a batch that fails part-way is handled again and counted then)."""
         out: list[Outgoing] = []
+        processed: dict[str, int] = {}
+        hits = trials = 0
         model = self.model()  # one version for the whole batch, even if a new one arrives
         round_: dict[str, tuple[Incoming, Click, UserState]] = {}
         replays: dict[str, tuple[Click, UserState]] = {}  # per user, the redelivered click to answer again
@@ -138,7 +142,8 @@ class ClickProcessor(ProcessorBase):
             category = click.category or self.catalog.category_of(click.item_id)
             if state.last is not None:
                 hit = click.item_id in state.last.item_ids()
-                self.metrics.record_hit(hit)
+                hits += hit
+                trials += 1
                 if self.on_hit is not None:
                     self.on_hit(state.last.model_version, hit)
             if self.learn is not None and not flooding:
@@ -149,10 +154,13 @@ class ClickProcessor(ProcessorBase):
             self.activity.add(click.item_id, category, click.action, click.ts)
             self.catalog.bump(click.item_id, category, click.action, click.ts)
             round_[click.user_id] = (msg, click, state)
-            self.processed(msg)
+            processed[msg.topic] = processed.get(msg.topic, 0) + 1
         out += self._publish(round_, model)
         for click, state in replays.values():
             out += self._replay(click, state)
+        for topic, n in processed.items():
+            self.processed_many(topic, n)
+        self.metrics.record_hits(hits, trials)
         return out
 
     def _replay(self, click: Click, state: UserState) -> list[Outgoing]:
@@ -200,8 +208,8 @@ class ClickProcessor(ProcessorBase):
                     messages.recommendation(click.user_id, state.last),
                 )
             )
-            self.metrics.recommendations.inc()
             self.metrics.event_to_recommendation.observe(max(0.0, published_ts - click.ts))
+        self.metrics.recommendations.inc(len(out))
         return out
 
 
