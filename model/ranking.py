@@ -29,10 +29,9 @@ class Ranking:
             yield item, values[i]
 
     def __iter__(self) -> Iterator[tuple[str, float]]:
-        return self
-
-    def __next__(self) -> tuple[str, float]:
-        return next(self._walk)
+        """The walk itself (no Python call per item): a second iteration goes on where the
+        first stopped."""
+        return self._walk
 
     def position(self, item_id: str) -> int | None:
         """The pool index of ``item_id``'s best-ranked occurrence, or None if the pool lacks it."""

@@ -21,10 +21,11 @@ def test_it_yields_a_stable_descending_sort_with_python_values() -> None:
 
 def test_positions_come_from_the_walk_and_walk_on_only_when_needed() -> None:
     ranking = Ranking(ITEMS, SCORES)
-    assert [next(ranking), next(ranking)] == [("b", float(SCORES[1])), ("d", float(SCORES[3]))]
+    walk = iter(ranking)
+    assert [next(walk), next(walk)] == [("b", float(SCORES[1])), ("d", float(SCORES[3]))]
     assert ranking.position("d") == 3
     assert ranking.position("a") == 0  # not produced yet: found further down
-    assert next(ranking) == ("e", float(SCORES[4]))  # the walk went on past "a", not back
+    assert next(iter(ranking)) == ("e", float(SCORES[4]))  # the walk went on past "a", not back
     assert ranking.position("zz") is None
     assert list(ranking) == []
 
