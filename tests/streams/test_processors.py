@@ -260,6 +260,26 @@ def test_redelivered_reviews_publish_their_signals_again_and_count_once():
     assert metrics.republished.labels(TOPICS.sentiment)._value.get() == 1
 
 
+def test_reviews_held_back_behind_later_ones_are_counted_once_each():
+    """Offsets 17-42 of an item-reviews partition reached the worker after 43-57 (a delivery hole
+    after a restart, fetched again): the item counts every review, and the replay of all of them
+    after a crash counts none again."""
+    items, metrics = MemoryStore(), Metrics()
+    proc = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(), clock=lambda: NOW)
+
+    def review(n: int, offset: int) -> Incoming:
+        body = {"event_id": f"r{n}", "user_id": "u", "item_id": "i64", "ts": NOW, "score": 0.9, "model_version": 1}
+        return msg(TOPICS.item_reviews, "i64", body, offset)
+
+    held_back = [review(1, 20), review(2, 30), review(3, 40)]
+    proc.process([review(4, 46)])
+    signals = outputs(proc.process(held_back), TOPICS.sentiment)
+    assert [s["item_reviews"] for s in signals] == [2, 3, 4]
+    replayed = outputs(proc.process([*held_back, review(4, 46)]), TOPICS.sentiment)
+    assert [s["event_id"] for s in replayed] == ["r1", "r2", "r3", "r4"]  # published again
+    assert ItemState.from_bytes(items.data["i64"]).reviews == 4
+
+
 def test_a_negative_burst_raises_one_alert():
     items, metrics = MemoryStore(), Metrics()
     proc = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(window=10, min_reviews=5))
