@@ -146,29 +146,30 @@ class ClickProcessor(ProcessorBase):
                 out += self._replay(*earlier)
             if click.action == DISLIKE:
                 state.feedback.dislike(click.item_id, click.ts, self.neighbours(click.item_id))
-                state.applied.record("clicks", msg.where, click.event_id)
-                round_[click.user_id] = (msg, click, state)
-                self.processed(msg)
-                continue
-            category = click.category or self.catalog.category_of(click.item_id)
-            if state.last is not None:
-                hit = click.item_id in state.last.item_ids()
-                self.metrics.record_hit(hit)
-                if self.on_hit is not None:
-                    self.on_hit(state.last.model_version, hit)
-            if self.learn is not None and not flooding:
-                self.learn(model, state, click, category)  # from the state before the click
-            model.observe_click(state, click.item_id, click.action, click.ts, category)
-            state.apply_click(click.item_id, click.action, click.ts, category, self.half_life, self.action_weights)
+            else:
+                self._engage(model, state, click, learn=not flooding)
             state.applied.record("clicks", msg.where, click.event_id)
-            self.activity.add(click.item_id, category, click.action, click.ts)
-            self.catalog.bump(click.item_id, category, click.action, click.ts)
             round_[click.user_id] = (msg, click, state)
             self.processed(msg)
         out += self._publish(round_, model)
         for click, state in replays.values():
             out += self._replay(click, state)
         return out
+
+    def _engage(self, model: ServingModel, state: UserState, click: Click, *, learn: bool) -> None:
+        """An engagement's effects: the hit rate, training, the indexes, the state, popularity."""
+        category = click.category or self.catalog.category_of(click.item_id)
+        if state.last is not None:
+            hit = click.item_id in state.last.item_ids()
+            self.metrics.record_hit(hit)
+            if self.on_hit is not None:
+                self.on_hit(state.last.model_version, hit)
+        if self.learn is not None and learn:
+            self.learn(model, state, click, category)  # from the state before the click
+        model.observe_click(state, click.item_id, click.action, click.ts, category)
+        state.apply_click(click.item_id, click.action, click.ts, category, self.half_life, self.action_weights)
+        self.activity.add(click.item_id, category, click.action, click.ts)
+        self.catalog.bump(click.item_id, category, click.action, click.ts)
 
     def _replay(self, click: Click, state: UserState) -> list[Outgoing]:
         """Publish again the answer to a click the state already reflects: its outputs may not
