@@ -72,12 +72,21 @@ class Feedback:
         return removed, demoted
 
     def to_fields(self) -> list[object]:
-        return [[[d.item_id, d.ts, d.neighbours] for d in self.disliked], [[i, n] for i, n in self.shown.items()]]
+        """Flat lists (ids, times, neighbours, shown ids, their counts): cheaper to encode and
+        decode than a list per item."""
+        d = self.disliked
+        return [
+            [x.item_id for x in d],
+            [x.ts for x in d],
+            [x.neighbours for x in d],
+            list(self.shown),
+            list(self.shown.values()),
+        ]
 
     @classmethod
     def from_fields(cls, f: list[object]) -> Feedback:
-        disliked, shown = f
+        ids, times, near, shown, counts = f
         return cls(
-            disliked=[Disliked(str(i), float(t), [str(n) for n in near]) for i, t, near in disliked],  # type: ignore[attr-defined]
-            shown={str(i): int(n) for i, n in shown},  # type: ignore[attr-defined]
+            disliked=[Disliked(i, t, n) for i, t, n in zip(ids, times, near, strict=True)],  # type: ignore[call-overload]
+            shown=dict(zip(shown, counts, strict=True)),  # type: ignore[call-overload]
         )
