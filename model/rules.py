@@ -151,6 +151,7 @@ class RulePlan:
         "_categories",
         "_filter_categories",
         "_filter_items",
+        "_item_factors",
         "_items",
         "boosts",
         "demoted",
@@ -186,6 +187,8 @@ class RulePlan:
             self._boost_items[item_id] = self._boost_items.get(item_id, 1.0) * factor
         self._categories = self._filter_categories | self._boost_categories.keys()
         self._items = self._filter_items | self._boost_items.keys()
+        #: Each matched item's factor: 0 for a filtered one, else the product of its boosts.
+        self._item_factors = self._boost_items | dict.fromkeys(self._filter_items, 0.0)
 
     def excluded(self, item_id: str, category: str) -> bool:
         return item_id in self._filter_items or category in self._filter_categories
@@ -194,8 +197,7 @@ class RulePlan:
         """``scores`` of the candidates ``items`` (of ``categories``) with the filtered ones at
         -inf and the boosted ones multiplied by their factors (all the boosts that match): a new
         array, or ``scores`` itself when no filter or boost is in force."""
-        drop, drop_categories = self._filter_items, self._filter_categories
-        by_item, by_category = self._boost_items, self._boost_categories
+        drop_categories, by_category = self._filter_categories, self._boost_categories
         if not (self._categories or self._items):
             return scores
         factors = np.ones(len(scores))
@@ -205,9 +207,9 @@ class RulePlan:
                 category = categories[i]
                 factors[i] = 0.0 if category in drop_categories else by_category[category]
         if not self._items.isdisjoint(items):
-            keys = self._items
-            for i in [i for i, item_id in enumerate(items) if item_id in keys]:
-                factors[i] = 0.0 if items[i] in drop else factors[i] * by_item[items[i]]
+            keys, factor_of = self._items, self._item_factors.__getitem__
+            hits = [i for i, item_id in enumerate(items) if item_id in keys]
+            factors[hits] *= [factor_of(items[i]) for i in hits]  # one assignment for all the hits
         out = scores * factors
         out[factors == 0.0] = -np.inf
         return out
