@@ -1,7 +1,7 @@
 """Every topic the engine reads or writes, with its partitions and configuration, and their creation.
 
 Brokers do not all auto-create topics, and never with the partition counts the engine needs (user
-state is co-partitioned across clicks, reviews and the users changelog), so ``shopguide topics
+state is co-partitioned across clicks, reviews, impressions and the users changelog), so ``shopguide topics
 create`` and each worker at start-up create them explicitly, idempotently.
 """
 
