@@ -3,7 +3,8 @@
 Neither is an engagement: it never touches the action counts, recent items or interests the model
 reads (its inputs are fixed to the five engagement actions). It only decides which items
 ``model.rules`` demotes for this shopper. Both parts are bounded, so a shopper who dislikes or
-ignores thousands of items costs no more bytes than one who dislikes ``DISLIKED_MAX``.
+ignores thousands of items costs no more bytes than one who dislikes ``DISLIKED_MAX`` (at most
+about 3 KB with ten-character item ids).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 #: Disliked items remembered (the oldest forgotten first), and near neighbours kept with each.
-DISLIKED_MAX = 50
-NEIGHBOURS_MAX = 10
+DISLIKED_MAX = 20
+NEIGHBOURS_MAX = 5
 #: Items whose impressions are counted (the least recently shown forgotten first).
-IMPRESSIONS_MAX = 200
+IMPRESSIONS_MAX = 100
 
 
 @dataclass(slots=True)

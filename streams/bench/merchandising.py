@@ -58,14 +58,15 @@ def busy_rules(shop: SimulatedShop) -> RuleBook:
 
 
 def heavy_feedback(user: UserState, ranked: Sequence[str], now: float) -> UserState:
-    """A copy of ``user`` who disliked their five best-ranked items (each with ten neighbours from
-    the next ones) and was shown the next 200 once, 20 of them three times."""
+    """A copy of ``user`` at the bounds of ``state.feedback`` for one click: who disliked their five
+    best-ranked items (each with the next five as neighbours) and was shown the next 100 once, 20
+    of them three times."""
     fed = UserState.from_bytes(user.to_bytes())
     for item_id in ranked[:5]:
-        fed.feedback.dislike(item_id, now, ranked[5:15])
-    fed.feedback.show(ranked[15:215])
+        fed.feedback.dislike(item_id, now, ranked[5:10])
+    fed.feedback.show(ranked[10:110])
     for _ in range(2):
-        fed.feedback.show(ranked[15:35])
+        fed.feedback.show(ranked[10:30])
     return fed
 
 
