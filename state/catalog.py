@@ -37,8 +37,10 @@ class Catalog:
         popularity_half_life_s: float,
         refresh_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        action_weights: Mapping[str, float] = ACTION_WEIGHT,
     ) -> None:
         self._half_life = popularity_half_life_s
+        self._weights = action_weights  # each action's weight in popularity
         self._refresh_s = refresh_s
         self._clock = clock
         self._items: dict[str, CatalogEntry] = {}
@@ -80,7 +82,9 @@ class Catalog:
     def upsert(self, item_id: str, item: ItemState) -> None:
         """The item table's state of an item. Its popularity never lowers what :meth:`bump` has
         already counted here: the state may predate clicks this worker has seen."""
-        pop_log = self._log_score(item.popularity_score(item.popularity.ts, self._half_life), item.popularity.ts)
+        pop_log = self._log_score(
+            item.popularity_score(item.popularity.ts, self._half_life, self._weights), item.popularity.ts
+        )
         old = self._items.get(item_id)
         f = item.figures()
         entry = CatalogEntry(
@@ -98,7 +102,7 @@ class Catalog:
         counts are flushed every few seconds, and behind a backlog of clicks they wait for it), and
         retrieval's popular lists should not wait with it. ``pop_log`` is a log of a sum, so adding
         one weighted click is a log-sum-exp."""
-        added = self._log_score(ACTION_WEIGHT[action], ts)
+        added = self._log_score(self._weights[action], ts)
         old = self._items.get(item_id)
         if old is None:
             entry = CatalogEntry(category, True, False, added, 0.0, 0)

@@ -6,6 +6,7 @@ import pytest
 
 from state.catalog import Catalog
 from state.item import ItemState
+from state.user import action_weights
 
 HL = 3600.0
 
@@ -100,6 +101,19 @@ def test_a_bump_adds_a_weighted_click_as_the_item_table_would():
         state.apply_activity({action: 1.0}, ts, HL)
     table.upsert("x", state)
     assert c.get("x").pop_log == pytest.approx(table.get("x").pop_log)
+
+
+def test_configured_action_weights_rank_popularity_from_the_table_and_from_bumps():
+    default = Catalog(HL, refresh_s=0.0)
+    custom = Catalog(HL, refresh_s=0.0, action_weights=action_weights("view=1,buy=50"))
+    for c in (default, custom):
+        bought = item("a", 0.0)
+        bought.apply_activity({"buy": 1.0}, 1000.0, HL)
+        c.upsert("viewed", item("a", 20.0))
+        c.upsert("bought", bought)
+        c.bump("bumped", "a", "buy", 999.0)
+    assert default.popular(3, "a") == ["viewed", "bought", "bumped"]  # 20 views outweigh a buy (5)
+    assert custom.popular(3, "a") == ["bought", "bumped", "viewed"]  # a buy (50) outweighs 20 views
 
 
 def test_a_bump_of_an_unknown_item_makes_it_popular_in_the_clicks_category():
