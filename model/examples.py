@@ -179,9 +179,10 @@ def click_examples(
     """
     config = config or ExampleConfig()
     mc = config.model
-    interests = user_before.interest_weights(ts, config.interest_half_life_s, mc.interests)
     if pool is None:
-        pool = retrieve(user_before, ts, catalog, index or CovisIndex(), interests, config.retrieval, extra=[item_id])
+        interests = user_before.interest_weights(ts, config.interest_half_life_s, mc.interests)
+        index = index or CovisIndex(ids=catalog.item_ids)
+        pool = retrieve(user_before, ts, catalog, index, interests, config.retrieval, extra=[item_id])
     context = user_context(user_before, ts, mc, config.interest_half_life_s)
     bought = set(user_before.bought)
     pos_i = pool.items.index(item_id)  # a pool holds each item once
