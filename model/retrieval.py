@@ -17,8 +17,9 @@ rows are equal bit for bit to theirs (tests/model/test_retrieval_kernel.py compa
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,19 @@ class CandidatePool:
     def category(self, i: int) -> str:
         return self.categories[i]
 
+    def item(self, i: int) -> str:
+        return self.items[i]
+
+    def position(self, item_id: str) -> int:
+        """Where the pool holds ``item_id`` (it holds each item once); ValueError if nowhere."""
+        return self.items.index(item_id)
+
+    def eligible(self, catalog: Catalog, excluded: Collection[str]) -> list[int]:
+        """The positions of the candidates other than ``excluded`` that ``catalog`` does not say
+        are out of stock (``Catalog.available``), in order."""
+        available = catalog.available
+        return [i for i, item in enumerate(self.items) if item not in excluded and available(item)]
+
     def rows(self, indices: Sequence[int]) -> np.ndarray:
         """The feature rows of these candidates, exactly as :attr:`features` holds them."""
         return self._features[list(indices)]
@@ -142,6 +156,26 @@ class RetrievedPool(CandidatePool):
     def category(self, i: int) -> str:
         return self._request.catalog.category_ids.names[int(self._cat_ids[i])]
 
+    def item(self, i: int) -> str:
+        return self._request.catalog.item_ids.names[int(self._ids[i])]
+
+    def position(self, item_id: str) -> int:
+        dense = self._request.catalog.item_ids.get(item_id, -1)
+        found = np.flatnonzero(self._ids == dense)
+        if not len(found):
+            raise ValueError(f"{item_id!r} is not in the pool")
+        return int(found[0])
+
+    def eligible(self, catalog: Catalog, excluded: Collection[str]) -> list[int]:
+        if catalog.item_ids is not self._request.catalog.item_ids:
+            return super().eligible(catalog, excluded)
+        a, ids = catalog.arrays, self._ids
+        ok = ~a.present[ids] | a.in_stock[ids]
+        if excluded:
+            known = [i for i in map(catalog.item_ids.get, excluded) if i is not None]
+            ok &= ~np.isin(ids, known)
+        return np.flatnonzero(ok).tolist()
+
     def with_extra(self, more: Iterable[str]) -> CandidatePool:
         ids = self._request.catalog.item_ids
         extra = ids.of(more)
@@ -190,6 +224,9 @@ def retrieve(
     return request.run(catalog.item_ids.of(extra))
 
 
+_ITEM, _ACTION, _TS, _CATEGORY = (attrgetter(name) for name in ("item_id", "action", "ts", "category"))
+
+
 class _Request:
     """One user's retrieval at one moment, as the kernel's arguments (kept to add extras)."""
 
@@ -208,10 +245,10 @@ class _Request:
         recent = user.recent
         item_ids, category_ids = catalog.item_ids, catalog.category_ids
         m = len(recent)
-        r_ids = item_ids.of([r.item_id for r in recent], m)
-        r_w = np.array([ACTION_WEIGHT[r.action] for r in recent], np.float64)
-        r_ts = np.array([r.ts for r in recent], np.float64)
-        r_cat = category_ids.of([r.category for r in recent], m)
+        r_ids = item_ids.of(map(_ITEM, recent), m)
+        r_w = np.fromiter(map(ACTION_WEIGHT.__getitem__, map(_ACTION, recent)), np.float64, m)
+        r_ts = np.fromiter(map(_TS, recent), np.float64, m)
+        r_cat = category_ids.of(map(_CATEGORY, recent), m)
         last_category = recent[-1].category if recent else ""
         wanted = [c for c, _ in interests[: config.categories]]
         if last_category and last_category not in wanted:

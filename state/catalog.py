@@ -232,13 +232,27 @@ class Catalog:
     def popular(self, n: int, category: str | None = None) -> list[str]:
         """The ``n`` most popular in-stock items, overall or in one category; recomputed at most
         once per ``refresh_s`` so that a burst of updates costs one ranking, not one per read."""
+        return self._ranked(n, "" if category is None else category)[:n]
+
+    def popular_ids(self, n: int, category: str | None = None) -> np.ndarray:
+        """:meth:`popular` as dense item ids (int32), converted once per re-ranking."""
         key = "" if category is None else category
+        ranked = self._ranked(n, key)
+        cached = self._top_ids.get(key)
+        if cached is None or cached[0] is not ranked:
+            cached = self._top_ids[key] = (ranked, self.item_ids.of(ranked, len(ranked)))
+        return cached[1][:n]
+
+    def _ranked(self, n: int, key: str) -> list[str]:
+        """At least the ``n`` most popular in-stock items of category ``key`` ("": all), as
+        last ranked, or ranked now."""
         now = self._clock()
         cached = self._top.get(key)
         if cached is not None and cached[1] >= n:
             when, _, ids = cached
             if key not in self._dirty or now - when < self._refresh_s:
-                return ids[:n]
+                return ids
+        category = None if key == "" else key
         pool = self._items.keys() if category is None else self._by_category.get(category, ())
         items = self._items
         limit = max(n, 50)
@@ -249,17 +263,7 @@ class Catalog:
         )
         self._top[key] = (now, limit, ranked)
         self._dirty.discard(key)
-        return ranked[:n]
-
-    def popular_ids(self, n: int, category: str | None = None) -> np.ndarray:
-        """:meth:`popular` as dense item ids (int32), converted once per re-ranking."""
-        ranked = self.popular(n, category)
-        key = "" if category is None else category
-        full = self._top[key][2]
-        cached = self._top_ids.get(key)
-        if cached is None or cached[0] is not full:
-            cached = self._top_ids[key] = (full, self.item_ids.of(full, len(full)))
-        return cached[1][: len(ranked)]
+        return ranked
 
     def categories(self) -> tuple[str, ...]:
         """The categories holding items: the same object until that set changes (serving reads

@@ -76,6 +76,10 @@ def test_the_kernel_retrieves_exactly_what_the_python_retrieval_did(seed: int) -
         assert pool.categories == expected.categories
         assert pool.features.tobytes() == expected.features.tobytes()
         nonzero += (expected.features != 0).sum(axis=0)
+        excluded = {*user.bought, *extra[:1], "i3"}
+        assert pool.eligible(catalog, excluded) == expected.eligible(catalog, excluded)
+        assert [pool.position(item) for item in expected.items] == list(range(len(expected.items)))
+        assert [pool.item(i) for i in range(len(pool.items))] == expected.items
         more = [f"i{int(rng.integers(90))}" for _ in range(3)]
         grown, reference = pool.with_extra(more), expected.with_extra(more)
         assert grown.items == reference.items and grown.retrieved == reference.retrieved
