@@ -144,13 +144,13 @@ class RetrievedPool(CandidatePool):
     @property
     def items(self) -> list[str]:
         if self._items is None:
-            self._items = list(map(self._request.catalog.item_ids.names.__getitem__, self._ids.tolist()))
+            self._items = _PerId.of(self._request.catalog.item_ids).take(self._ids).tolist()
         return self._items
 
     @property
     def categories(self) -> list[str]:
         if self._categories is None:
-            self._categories = list(map(self._request.catalog.category_ids.names.__getitem__, self._cat_ids.tolist()))
+            self._categories = _PerId.of(self._request.catalog.category_ids).take(self._cat_ids).tolist()
         return self._categories
 
     def category(self, i: int) -> str:
@@ -185,24 +185,43 @@ class RetrievedPool(CandidatePool):
 
     def buckets(self, item_buckets: int, category_buckets: int) -> tuple[np.ndarray, np.ndarray]:
         catalog = self._request.catalog
-        items = _dense_buckets(catalog.item_ids, item_buckets)[self._ids]
-        return items, _dense_buckets(catalog.category_ids, category_buckets)[self._cat_ids]
+        items = _PerId.of(catalog.item_ids, item_buckets).take(self._ids)
+        return items, _PerId.of(catalog.category_ids, category_buckets).take(self._cat_ids)
 
 
-_BUCKETS: dict[tuple[int, int], tuple[DenseIds, np.ndarray]] = {}
+class _PerId:
+    """A fact of every id of a :class:`DenseIds`, as an array indexed by dense id, extended as
+    ids are added (an id's string never changes), its capacity doubling: the id's bucket among
+    ``buckets`` (int32), or for ``buckets`` 0 its name (object, so that a pool's names are one
+    ``take``)."""
 
+    _all: dict[tuple[int, int], _PerId] = {}
 
-def _dense_buckets(ids: DenseIds, buckets: int) -> np.ndarray:
-    """``model.features.bucket`` of every id of ``ids``, as an int32 array indexed by dense id,
-    extended as ids are added (an id's string never changes)."""
-    key = (id(ids), buckets)
-    found = _BUCKETS.get(key)
-    have = found[1] if found is not None and found[0] is ids else np.zeros(0, np.int32)
-    if len(have) < len(ids.names):
-        more = ids.names[len(have) :]
-        have = np.concatenate([have, np.fromiter(map(id_buckets(buckets).__getitem__, more), np.int32, len(more))])
-        _BUCKETS[key] = (ids, have)
-    return have
+    def __init__(self, ids: DenseIds, buckets: int) -> None:
+        self.ids, self.buckets, self.n = ids, buckets, 0
+        self.values = np.zeros(0, np.int32 if buckets else object)
+
+    @classmethod
+    def of(cls, ids: DenseIds, buckets: int = 0) -> np.ndarray:
+        found = cls._all.get((id(ids), buckets))
+        if found is None or found.ids is not ids:
+            found = cls._all[id(ids), buckets] = cls(ids, buckets)
+        return found.values if found.n == len(ids.names) else found._extend()
+
+    def _extend(self) -> np.ndarray:
+        more = self.ids.names[self.n :]
+        if self.n + len(more) > len(self.values):
+            grown = np.zeros(max(self.n + len(more), 2 * len(self.values), 1024), self.values.dtype)
+            grown[: self.n] = self.values[: self.n]
+            self.values = grown
+        end = self.n + len(more)
+        if self.buckets:
+            bucket = id_buckets(self.buckets).__getitem__
+            self.values[self.n : end] = np.fromiter(map(bucket, more), np.int32, len(more))
+        else:
+            self.values[self.n : end] = more
+        self.n = end
+        return self.values
 
 
 def retrieve(

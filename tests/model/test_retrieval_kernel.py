@@ -80,6 +80,8 @@ def test_the_kernel_retrieves_exactly_what_the_python_retrieval_did(seed: int) -
         assert pool.eligible(catalog, excluded) == expected.eligible(catalog, excluded)
         assert [pool.position(item) for item in expected.items] == list(range(len(expected.items)))
         assert [pool.item(i) for i in range(len(pool.items))] == expected.items
+        for got, want in zip(pool.buckets(97, 31), expected.buckets(97, 31), strict=True):
+            assert got.tolist() == want.tolist()
         more = [f"i{int(rng.integers(90))}" for _ in range(3)]
         grown, reference = pool.with_extra(more), expected.with_extra(more)
         assert grown.items == reference.items and grown.retrieved == reference.retrieved
