@@ -306,7 +306,7 @@ class CovisIndex:
         return self._lookup(self._known(user, sources), -1)
 
     def _known(self, user: UserState, n: int) -> list[int]:
-        """The ids of the user's last ``n`` distinct items, -1 for items never observed."""
+        """The ids of the user's last ``n`` distinct items, -1 for items without an id yet."""
         get = self.ids.get
         return [get(item, -1) for item in _last_distinct(user, n)]
 
