@@ -17,6 +17,7 @@ rows are equal bit for bit to theirs (tests/model/test_retrieval_kernel.py compa
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -195,21 +196,21 @@ class _PerId:
     ``buckets`` (int32), or for ``buckets`` 0 its name (object, so that a pool's names are one
     ``take``)."""
 
-    _all: dict[tuple[int, int], _PerId] = {}
+    _all: dict[tuple[int, int], _PerId] = {}  # by id() of the DenseIds (held weakly) and buckets
 
     def __init__(self, ids: DenseIds, buckets: int) -> None:
-        self.ids, self.buckets, self.n = ids, buckets, 0
+        self.ids, self.buckets, self.n = weakref.ref(ids), buckets, 0
         self.values = np.zeros(0, np.int32 if buckets else object)
 
     @classmethod
     def of(cls, ids: DenseIds, buckets: int = 0) -> np.ndarray:
         found = cls._all.get((id(ids), buckets))
-        if found is None or found.ids is not ids:
+        if found is None or found.ids() is not ids:
             found = cls._all[id(ids), buckets] = cls(ids, buckets)
-        return found.values if found.n == len(ids.names) else found._extend()
+        return found.values if found.n == len(ids.names) else found._extend(ids)
 
-    def _extend(self) -> np.ndarray:
-        more = self.ids.names[self.n :]
+    def _extend(self, ids: DenseIds) -> np.ndarray:
+        more = ids.names[self.n :]
         if self.n + len(more) > len(self.values):
             grown = np.zeros(max(self.n + len(more), 2 * len(self.values), 1024), self.values.dtype)
             grown[: self.n] = self.values[: self.n]
