@@ -146,3 +146,30 @@ def test_ties_rank_the_same_in_every_process():
         for seed in (1, 2, 3)
     }
     assert len(outputs) == 1, outputs
+
+
+def test_the_per_id_arrays_follow_upserts_bumps_and_removals():
+    """Retrieval's kernel reads the catalog through its per-id arrays: they must say what the
+    entries say after every kind of change, also for ids assigned elsewhere (the co-visitation
+    index shares the id space)."""
+    c = Catalog(HL, refresh_s=0.0, clock=lambda: 0.0)
+    c.upsert("a", item("x", 3.0))
+    c.upsert("b", item("y", 1.0, in_stock=False))
+    c.bump("c", "z", "buy", 1000.0)  # an item only clicked so far
+    c.bump("a", "x", "view", 1000.0)
+    elsewhere = c.item_ids["seen-by-the-index"]
+    c.upsert("b", item("x", 1.0))  # moves category
+    c.remove("c")
+
+    def as_arrays(item_id: str) -> tuple[bool, bool, float, str]:
+        a, i = c.arrays, c.item_ids[item_id]
+        return bool(a.present[i]), bool(a.in_stock[i]), float(a.pop_log[i]), c.category_ids.names[a.category[i]]
+
+    for item_id in ("a", "b"):
+        entry = c.get(item_id)
+        assert entry is not None
+        assert as_arrays(item_id) == (True, entry.in_stock, entry.pop_log, entry.category)
+    assert as_arrays("c") == (False, False, float("-inf"), "")
+    assert not c.arrays.present[elsewhere]
+    assert [c.item_ids.names[i] for i in c.popular_ids(5)] == c.popular(5) == ["a", "b"]
+    assert [c.item_ids.names[i] for i in c.popular_ids(1, "x")] == c.popular(1, "x")
