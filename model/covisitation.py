@@ -16,25 +16,22 @@ waits in a pending list, counted in order by the next kernel call (the counts' l
 the tables, so only the order among counts matters). Until then ``interactions`` adds the pending
 tally, which is exact while no count can be dropped; when one could be, it counts them first.
 
-The kernels are compiled by numba into a cache directory; :func:`warm` compiles them or loads
+The kernels are compiled by numba into a cache directory; :func:`model.kernels.warm` compiles them or loads
 them from there, which a worker does before it joins its consumer group so that no event waits
 for a compiler.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Sequence
 from itertools import repeat
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from model import kernels
+from state.catalog import DenseIds
 from state.user import UserState
-
-log = logging.getLogger(__name__)
 
 _NEIGHBORS, _FOLLOWERS, _COUNTS = 0, 1, 2
 _HEAD, _TAIL, _LIVE, _HIGH, _FREE = 0, 1, 2, 3, 4  # columns of ``meta``: list ends, rows held, slots used, a freed slot
@@ -215,55 +212,23 @@ def _following(sources: Any, slot: Any, row_ids: Any, row_w: Any, row_len: Any, 
     return out_ids[:n_out], out_w[:n_out]
 
 
-class _Kernels:
-    """The compiled kernels, once :func:`warm` has run."""
-
-    observe: Any = None
-    scores: Any = None
-    following: Any = None
-
-
-def warm(cache_dir: Path | None = None) -> float:
-    """Compile the kernels, or load them from numba's cache in ``cache_dir`` (default: numba's
-    own choice, beside this module or in the user's cache directory); the seconds it took."""
-    if _Kernels.observe is not None:
-        return 0.0
-    import numba  # only when the kernels are wanted: its import takes a second
-
-    t0 = time.perf_counter()
-    if cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        numba.config.CACHE_DIR = str(cache_dir)  # type: ignore[attr-defined] # read by the dispatchers below
-    log.info("co-visitation kernels: compiling, or loading them from the cache in %s", cache_dir or "numba's default")
-    njit = numba.njit(cache=True)
-    # The helpers first: the kernels call them as compiled functions.
-    global _link_last, _unlink, _accumulate
-    _link_last, _unlink, _accumulate = njit(_link_last), njit(_unlink), njit(_accumulate)
-    _Kernels.observe, _Kernels.scores, _Kernels.following = njit(_observe), njit(_scores), njit(_following)
-    index = CovisIndex(max_items=1, max_neighbors=1)
-    index._observe_ids(index._dense("a"), [index._dense("b"), index._dense("c")], True)
-    index._observe_ids(index._dense("b"), [index._dense("a")], False)
-    index._lookup([0, -1], 1)
-    index._lookup([0, -1], -1)
-    spent = time.perf_counter() - t0
-    log.info("co-visitation kernels: ready in %.1f s", spent)
-    return spent
-
-
 class CovisIndex:
     """Item-to-item co-visitation counts: how often two items appear close together in one user's
     stream, in either order (``scores``) and one after the other (``following``).
     Bounded: at most ``max_items`` items per table (least recently updated dropped first), each
     with at most ``max_neighbors`` neighbours (weakest dropped)."""
 
-    def __init__(self, max_items: int = 200_000, max_neighbors: int = 50, window: int = 5) -> None:
+    def __init__(
+        self, max_items: int = 200_000, max_neighbors: int = 50, window: int = 5, ids: DenseIds | None = None
+    ) -> None:
+        """``ids``: the dense item id space to share (the catalog's, so that retrieval reads both
+        with the same ids); its own by default."""
         if max_items < 1 or max_neighbors < 1 or window < 0:
             raise ValueError("a co-visitation index needs max_items >= 1, max_neighbors >= 1 and window >= 0")
         self.max_items = max_items
         self.max_neighbors = max_neighbors
         self.window = window
-        self._ids: dict[str, int] = {}
-        self._names: list[str] = []
+        self.ids = ids if ids is not None else DenseIds()
         width = 2 * max_neighbors + 1
         self._slot = np.full((2, 0), -1, np.int32)  # per item id: its row in each table, -1: none
         self._at = np.full(0, -1, np.int32)  # per item id: scratch of the read kernels
@@ -296,23 +261,35 @@ class CovisIndex:
 
     def neighbours(self, item_id: str) -> dict[str, float]:
         """The co-visitation weight of each neighbour of ``item_id``, in row order (empty if none)."""
-        dense = self._ids.get(item_id)
-        s = -1 if dense is None else int(self._slot[_NEIGHBORS, dense])
+        dense = self.ids.get(item_id)
+        s = -1 if dense is None or dense >= self._slot.shape[1] else int(self._slot[_NEIGHBORS, dense])
         if s < 0:
             return {}
         ids = self._row_ids[_NEIGHBORS, s, : self._row_len[_NEIGHBORS, s]].tolist()
         ws = self._row_w[_NEIGHBORS, s, : len(ids)].tolist()
-        return dict(zip(map(self._names.__getitem__, ids), ws, strict=True))
+        return dict(zip(map(self.ids.names.__getitem__, ids), ws, strict=True))
 
     def interactions(self, items: Sequence[str]) -> list[int]:
         """Interactions seen per item (0 once dropped or never seen): with co-visitation
         counts, they tell a specific association from mere popularity."""
-        ids = np.fromiter(map(self._ids.get, items, repeat(-1)), np.int64, len(items))
-        if self._pending and int(self._meta[_COUNTS, _LIVE]) + len(self._pending) > self.max_items:
-            self._update(0, [], [])  # counting them may drop some
+        ids = np.fromiter(map(self.ids.get, items, repeat(-1)), np.int64, len(items))
+        self.settle()
         if not len(self._count):
             return [0] * len(items)
         return np.where(ids >= 0, self._count[ids] + self._pending_count[ids], 0).tolist()
+
+    def settle(self) -> None:
+        """Make :meth:`interactions`'s arrays exact and cover every id of the shared space: count
+        the pending interactions first when counting them may drop some."""
+        if self._pending and int(self._meta[_COUNTS, _LIVE]) + len(self._pending) > self.max_items:
+            self._update(0, [], [])
+        self._fit(len(self.ids.names), 0)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """What retrieval's kernel reads, after :meth:`settle`: per id, its row slot in each table
+        and the read kernels' scratch; the rows' ids, weights and lengths; per id, its counted and
+        pending interactions."""
+        return self._slot, self._row_ids, self._row_w, self._row_len, self._at, self._count, self._pending_count
 
     def scores(self, user: UserState, sources: int, per_source: int) -> dict[str, float]:
         """Co-visitation scores of items around the user's last ``sources`` distinct items (each
@@ -329,8 +306,8 @@ class CovisIndex:
         return self._lookup(self._known(user, sources), -1)
 
     def _known(self, user: UserState, n: int) -> list[int]:
-        """The ids of the user's last ``n`` distinct items, -1 for items never observed."""
-        get = self._ids.get
+        """The ids of the user's last ``n`` distinct items, -1 for items without an id yet."""
+        get = self.ids.get
         return [get(item, -1) for item in _last_distinct(user, n)]
 
     def _lookup(self, known: list[int], per_source: int) -> dict[str, float]:
@@ -338,25 +315,22 @@ class CovisIndex:
         if max(known, default=-1) < 0:
             return {}  # a new shopper's or unobserved items: not worth a kernel call
         sources = np.array(known, np.int32)
-        if _Kernels.observe is None:
-            warm()
+        self._fit(len(self.ids.names), 0)
+        k = kernels.compiled()
         if per_source < 0:
-            ids, ws = _Kernels.following(sources, self._slot, self._row_ids, self._row_w, self._row_len, self._at)
+            ids, ws = k.following(sources, self._slot, self._row_ids, self._row_w, self._row_len, self._at)
         else:
             args = (self._slot, self._row_ids, self._row_w, self._row_len, self._at)
-            ids, ws = _Kernels.scores(sources, per_source, *args)
-        return dict(zip(map(self._names.__getitem__, ids.tolist()), ws.tolist(), strict=True))
+            ids, ws = k.scores(sources, per_source, *args)
+        return dict(zip(map(self.ids.names.__getitem__, ids.tolist()), ws.tolist(), strict=True))
 
     def _dense(self, item_id: str) -> int:
-        dense = self._ids.get(item_id)
-        if dense is None:
-            dense = self._ids[item_id] = len(self._names)
-            self._names.append(item_id)
-        return dense
+        return self.ids[item_id]
 
     def _observe_ids(self, item: int, others: list[int], counted: bool) -> None:
-        # Every item has at most one row per table: room for a row per item id suffices.
-        self._fit(len(self._names), min(len(self._names), self.max_items + 1))
+        # A pairing adds at most one row per item per table, in a freed slot or the next one.
+        high = int(max(self._meta[_NEIGHBORS, _HIGH], self._meta[_FOLLOWERS, _HIGH]))
+        self._fit(len(self.ids.names), min(high + 1 + len(others), self.max_items + 1))
         if others or (counted and len(self._pending) >= _PENDING_MAX):
             self._update(item, others, [item] if counted else [])
         elif counted:
@@ -366,12 +340,11 @@ class CovisIndex:
     def _update(self, item: int, others: list[int], counted: list[int]) -> None:
         """Pair ``item`` with ``others``, then count the pending interactions and ``counted``, in
         one kernel call."""
-        if _Kernels.observe is None:
-            warm()
+        observe = kernels.compiled().observe
         if self._pending:
             counted = self._pending + counted
             self._pending = []
-        _Kernels.observe(
+        observe(
             item, np.array(others, np.int32), np.array(counted, np.int32), self.max_items, self.max_neighbors,
             self._slot, self._owner, self._row_ids, self._row_w, self._row_len, self._prev, self._next,
             self._meta, self._count, self._count_prev, self._count_next, self._pending_count,

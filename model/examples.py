@@ -179,19 +179,18 @@ def click_examples(
     """
     config = config or ExampleConfig()
     mc = config.model
-    interests = user_before.interest_weights(ts, config.interest_half_life_s, mc.interests)
     if pool is None:
-        pool = retrieve(user_before, ts, catalog, index or CovisIndex(), interests, config.retrieval, extra=[item_id])
+        interests = user_before.interest_weights(ts, config.interest_half_life_s, mc.interests)
+        index = index or CovisIndex(ids=catalog.item_ids)
+        pool = retrieve(user_before, ts, catalog, index, interests, config.retrieval, extra=[item_id])
     context = user_context(user_before, ts, mc, config.interest_half_life_s)
     bought = set(user_before.bought)
-    pos_i = pool.items.index(item_id)  # a pool holds each item once
+    pos_i = pool.position(item_id)
     if config.retrieved_positives_only and not pool.was_retrieved(pos_i):
         [row] = pool.rows([pos_i]).tolist()
         return [Example(context, item_id, category or pool.category(pos_i), tuple(row), None, 1.0, category or None)]
     negatives: list[int] = []
-    eligible = [
-        i for i, item in enumerate(pool.items) if item != item_id and item not in bought and catalog.available(item)
-    ]
+    eligible = pool.eligible(catalog, {*bought, item_id})
     if eligible:
         picks = rng.choice(len(eligible), size=min(mc.negatives, len(eligible)), replace=False)
         negatives += [eligible[p] for p in sorted(picks.tolist())]
@@ -203,7 +202,7 @@ def click_examples(
         ]
         if drawn:
             pool = pool.with_extra(drawn)
-            negatives += [pool.items.index(item) for item in drawn]
+            negatives += [pool.position(item) for item in drawn]
     # Only the rows used: a pool has hundreds of candidates, an example a handful.
     positive, *rows = pool.rows([pos_i, *negatives]).tolist()
     out = [
@@ -218,7 +217,7 @@ def click_examples(
         )
     ]
     out += [
-        Example(context, pool.items[i], pool.category(i), tuple(row), 0.0)
+        Example(context, pool.item(i), pool.category(i), tuple(row), 0.0)
         for i, row in zip(negatives, rows, strict=True)
     ]
     return out

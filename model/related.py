@@ -48,3 +48,14 @@ def similar(item_id: str, index: CovisIndex, catalog: Catalog, k: int) -> list[t
 def bought_together(item_id: str, purchases: CovisIndex, catalog: Catalog, k: int) -> list[tuple[str, float]]:
     """Up to ``k`` (item, co-purchase weight) best first."""
     return _strongest(purchases.neighbours(item_id), item_id, catalog, k)
+
+
+def near(item_id: str, index: CovisIndex, catalog: Catalog, k: int) -> list[str]:
+    """Up to ``k`` of the item's co-visitation neighbours in its own category, strongest first:
+    what a shopper who dislikes the item is likely to dislike too."""
+    category = catalog.category_of(item_id)
+    if not category:
+        return []
+    weights = index.neighbours(item_id)
+    same = [i for i in sorted(weights, key=weights.__getitem__, reverse=True) if catalog.category_of(i) == category]
+    return [i for i in same if i != item_id][:k]

@@ -1,26 +1,35 @@
-"""Candidate retrieval and the cheap per-candidate features the ranker reads.
+"""Candidate retrieval and the cheap per-candidate features the ranker reads, as one compiled
+kernel over dense item ids.
 
 Ranking every item of a 100,000-item catalog per event is out of the question, so each
 recommendation first gathers a few hundred candidates from bounded sources (the user's own recent
 items, items co-visited with them, popular items in the user's categories, popular items overall),
 then the model ranks only those. Retrieval cost depends on these bounds, not on the catalog size.
 
-The same functions build the candidates and features for serving and for training examples, so the
-ranker learns on exactly the distribution it is later asked to rank.
+The same kernel builds the candidates and features for serving and for training examples, so the
+ranker learns on exactly the distribution it is later asked to rank. It reads the catalog's and
+the co-visitation index's arrays over one shared id space (``Catalog.item_ids``); its float
+operations are those of the Python formulas it replaced (float64, then rounded to float32), so
+rows are equal bit for bit to theirs (tests/model/test_retrieval_kernel.py compares them with
+``streams/bench/reference_retrieval.py``).
 """
 
 from __future__ import annotations
 
 import math
-import struct
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any
 
 import numpy as np
 
+from model import covisitation, kernels
 from model.candidate_features import N_CANDIDATE_FEATURES
 from model.covisitation import CovisIndex
-from state.catalog import Catalog
+from model.features import id_buckets
+from state.catalog import Catalog, DenseIds
 from state.user import ACTION_WEIGHT, UserState
 
 
@@ -44,58 +53,57 @@ class RetrievalConfig:
 
 
 class CandidatePool:
-    """Candidates for one user at one moment. Their feature rows and categories are computed
-    when asked for, in one pass: ranking reads all of them, a training example only a handful."""
+    """Candidates for one user at one moment, their categories and feature rows
+    [len(items), N_CANDIDATE_FEATURES] (float32), given as they are. :func:`retrieve` returns a
+    :class:`RetrievedPool`, which holds them as dense ids."""
 
-    __slots__ = ("_categories", "_features", "_source", "items", "retrieved")
+    __slots__ = ("_categories", "_features", "_items", "retrieved")
 
     def __init__(
         self,
-        items: list[str],
-        categories: list[str] | None = None,
-        features: np.ndarray | None = None,
+        items: list[str] | None,
+        categories: list[str] | None,
+        features: np.ndarray,
         retrieved: int = -1,
-        source: _Features | None = None,
     ) -> None:
-        if (features is None or categories is None) and source is None:
-            raise ValueError("a pool needs its features and categories or the function that computes them")
-        self.items = items
+        self._items = items
+        self._categories = categories
+        self._features = features
         #: How many of ``items`` retrieval found (the rest are ``extra`` items); -1: all of them.
         self.retrieved = retrieved
-        self._source = source
-        self._features = features
-        self._categories = categories
+
+    @property
+    def items(self) -> list[str]:
+        return self._items  # type: ignore[return-value]
+
+    @property
+    def categories(self) -> list[str]:
+        return self._categories  # type: ignore[return-value]
 
     @property
     def features(self) -> np.ndarray:
         """[len(items), N_CANDIDATE_FEATURES], float32."""
-        if self._features is None:
-            self._compute()
-        return self._features  # type: ignore[return-value]
-
-    @property
-    def categories(self) -> list[str]:
-        if self._categories is None:
-            self._compute()
-        return self._categories  # type: ignore[return-value]
-
-    def _compute(self) -> None:
-        features, categories = self._source.rows(self.items)  # type: ignore[union-attr]
-        if self._features is None:
-            self._features = features
-        if self._categories is None:
-            self._categories = categories
+        return self._features
 
     def category(self, i: int) -> str:
-        if self._categories is not None:
-            return self._categories[i]
-        return self._source.category(self.items[i])  # type: ignore[union-attr]
+        return self.categories[i]
+
+    def item(self, i: int) -> str:
+        return self.items[i]
+
+    def position(self, item_id: str) -> int:
+        """Where the pool holds ``item_id`` (it holds each item once); ValueError if nowhere."""
+        return self.items.index(item_id)
+
+    def eligible(self, catalog: Catalog, excluded: Collection[str]) -> list[int]:
+        """The positions of the candidates other than ``excluded`` that ``catalog`` does not say
+        are out of stock (``Catalog.available``), in order."""
+        available = catalog.available
+        return [i for i, item in enumerate(self.items) if item not in excluded and available(item)]
 
     def rows(self, indices: Sequence[int]) -> np.ndarray:
         """The feature rows of these candidates, exactly as :attr:`features` holds them."""
-        if self._features is not None:
-            return self._features[list(indices)]
-        return self._source.rows([self.items[i] for i in indices])[0]  # type: ignore[union-attr]
+        return self._features[list(indices)]
 
     def was_retrieved(self, i: int) -> bool:
         return self.retrieved < 0 or i < self.retrieved
@@ -104,22 +112,117 @@ class CandidatePool:
         """This pool plus the ``more`` items it does not hold yet, appended as extras (not
         retrieved), with exactly the features ``retrieve(..., extra=more)`` would give them."""
         have = set(self.items)
-        new = [item for item in dict.fromkeys(more) if item not in have]
-        if not new:
+        if all(item in have for item in more):
             return self
-        if self._source is None:
-            raise ValueError("this pool was not built by retrieve(); it cannot add items")
-        features = categories = None
-        if self._features is not None:
-            rows, added = self._source.rows(new)
-            features, categories = np.concatenate([self._features, rows]), self.categories + added
-        return CandidatePool(
-            self.items + new,
-            categories,
-            features,
-            len(self.items) if self.retrieved < 0 else self.retrieved,
-            self._source,
-        )
+        raise ValueError("this pool was not built by retrieve(); it cannot add items")
+
+    def buckets(self, item_buckets: int, category_buckets: int) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates' item and category buckets (``model.features.bucket``), int32."""
+        n = len(self.items)
+        items = np.fromiter(map(id_buckets(item_buckets).__getitem__, self.items), np.int32, n)
+        return items, np.fromiter(map(id_buckets(category_buckets).__getitem__, self.categories), np.int32, n)
+
+
+class RetrievedPool(CandidatePool):
+    """What :func:`retrieve` found, as dense ids: item and category names are materialised only
+    when asked for (a ranking reads its top k, a training example a handful)."""
+
+    __slots__ = ("_cat_ids", "_ids", "_request")
+
+    def __init__(
+        self, request: _Request, ids: np.ndarray, retrieved: int, cat_ids: np.ndarray, features: np.ndarray
+    ) -> None:
+        super().__init__(None, None, features, retrieved)
+        self._request = request
+        self._ids = ids
+        self._cat_ids = cat_ids
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The candidates' dense ids (``Catalog.item_ids``), int32."""
+        return self._ids
+
+    @property
+    def items(self) -> list[str]:
+        if self._items is None:
+            self._items = _PerId.of(self._request.catalog.item_ids).take(self._ids).tolist()
+        return self._items
+
+    @property
+    def categories(self) -> list[str]:
+        if self._categories is None:
+            self._categories = _PerId.of(self._request.catalog.category_ids).take(self._cat_ids).tolist()
+        return self._categories
+
+    def category(self, i: int) -> str:
+        return self._request.catalog.category_ids.names[int(self._cat_ids[i])]
+
+    def item(self, i: int) -> str:
+        return self._request.catalog.item_ids.names[int(self._ids[i])]
+
+    def position(self, item_id: str) -> int:
+        dense = self._request.catalog.item_ids.get(item_id, -1)
+        found = np.flatnonzero(self._ids == dense)
+        if not len(found):
+            raise ValueError(f"{item_id!r} is not in the pool")
+        return int(found[0])
+
+    def eligible(self, catalog: Catalog, excluded: Collection[str]) -> list[int]:
+        if catalog.item_ids is not self._request.catalog.item_ids:
+            return super().eligible(catalog, excluded)
+        a, ids = catalog.arrays, self._ids
+        ok = ~a.present[ids] | a.in_stock[ids]
+        if excluded:
+            known = [i for i in map(catalog.item_ids.get, excluded) if i is not None]
+            ok &= ~np.isin(ids, known)
+        return np.flatnonzero(ok).tolist()
+
+    def with_extra(self, more: Iterable[str]) -> CandidatePool:
+        ids = self._request.catalog.item_ids
+        extra = ids.of(more)
+        if not len(extra) or np.isin(extra, self._ids).all():
+            return self
+        return self._request.run(np.concatenate([self._ids[self.retrieved :], extra]))
+
+    def buckets(self, item_buckets: int, category_buckets: int) -> tuple[np.ndarray, np.ndarray]:
+        catalog = self._request.catalog
+        items = _PerId.of(catalog.item_ids, item_buckets).take(self._ids)
+        return items, _PerId.of(catalog.category_ids, category_buckets).take(self._cat_ids)
+
+
+class _PerId:
+    """A fact of every id of a :class:`DenseIds`, as an array indexed by dense id, extended as
+    ids are added (an id's string never changes), its capacity doubling: the id's bucket among
+    ``buckets`` (int32), or for ``buckets`` 0 its name (object, so that a pool's names are one
+    ``take``)."""
+
+    _all: dict[tuple[int, int], _PerId] = {}  # by id() of the DenseIds (held weakly) and buckets
+
+    def __init__(self, ids: DenseIds, buckets: int) -> None:
+        self.ids, self.buckets, self.n = weakref.ref(ids), buckets, 0
+        self.values = np.zeros(0, np.int32 if buckets else object)
+
+    @classmethod
+    def of(cls, ids: DenseIds, buckets: int = 0) -> np.ndarray:
+        found = cls._all.get((id(ids), buckets))
+        if found is None or found.ids() is not ids:
+            found = cls._all[id(ids), buckets] = cls(ids, buckets)
+        return found.values if found.n == len(ids.names) else found._extend(ids)
+
+    def _extend(self, ids: DenseIds) -> np.ndarray:
+        more = ids.names[self.n :]
+        if self.n + len(more) > len(self.values):
+            grown = np.zeros(max(self.n + len(more), 2 * len(self.values), 1024), self.values.dtype)
+            grown[: self.n] = self.values[: self.n]
+            self.values = grown
+        end = self.n + len(more)
+        if self.buckets:
+            bucket = id_buckets(self.buckets).__getitem__
+            self.values[self.n : end] = np.fromiter(map(bucket, more), np.int32, len(more))
+        else:
+            self.values[self.n : end] = more
+        self.n = end
+        return self.values
 
 
 def retrieve(
@@ -130,175 +233,271 @@ def retrieve(
     interests: list[tuple[str, float]],
     config: RetrievalConfig = RetrievalConfig(),
     extra: Iterable[str] = (),
-) -> CandidatePool:
-    """Gather candidates (their features are computed when asked for). ``interests`` are the user's decayed category
+) -> RetrievedPool:
+    """Gather candidates and their features. ``interests`` are the user's decayed category
     shares at ``now``; ``extra`` items (a training positive) are added if not retrieved, so that
-    they get the very features they would have had as candidates."""
-    history: dict[str, list[float]] = {}  # item -> [position of last visit, count, max action w, ts]
-    hist_category: dict[str, str] = {}
-    for pos, r in enumerate(reversed(user.recent)):
-        h = history.get(r.item_id)
-        if h is None:
-            history[r.item_id] = [pos, 1.0, ACTION_WEIGHT[r.action], r.ts]
-            hist_category[r.item_id] = r.category
+    they get the very features they would have had as candidates. ``index`` must share the
+    catalog's item ids (``CovisIndex(ids=catalog.item_ids)``)."""
+    if index.ids is not catalog.item_ids:
+        raise ValueError("retrieval needs a co-visitation index over the catalog's item ids")
+    request = _Request(user, now, catalog, index, interests, config)
+    return request.run(catalog.item_ids.of(extra))
+
+
+_ITEM, _ACTION, _TS, _CATEGORY = (attrgetter(name) for name in ("item_id", "action", "ts", "category"))
+
+
+class _Request:
+    """One user's retrieval at one moment, as the kernel's arguments (kept to add extras)."""
+
+    __slots__ = ("args", "catalog", "index")
+
+    def __init__(
+        self,
+        user: UserState,
+        now: float,
+        catalog: Catalog,
+        index: CovisIndex,
+        interests: list[tuple[str, float]],
+        config: RetrievalConfig,
+    ) -> None:
+        self.catalog, self.index = catalog, index
+        recent = user.recent
+        item_ids, category_ids = catalog.item_ids, catalog.category_ids
+        m = len(recent)
+        r_ids = item_ids.of(map(_ITEM, recent), m)
+        r_w = np.fromiter(map(ACTION_WEIGHT.__getitem__, map(_ACTION, recent)), np.float64, m)
+        r_ts = np.fromiter(map(_TS, recent), np.float64, m)
+        r_cat = category_ids.of(map(_CATEGORY, recent), m)
+        last_category = recent[-1].category if recent else ""
+        wanted = [c for c, _ in interests[: config.categories]]
+        if last_category and last_category not in wanted:
+            wanted.append(last_category)
+        per_category = [catalog.popular_ids(config.per_category, c) for c in wanted]
+        cat_items = np.concatenate(per_category) if per_category else np.zeros(0, np.int32)
+        cat_ranks = np.concatenate([np.arange(len(p), dtype=np.int32) for p in per_category] or [cat_items])
+        popular = catalog.popular_ids(config.popular)
+        share_cats = category_ids.of([c for c, _ in interests], len(interests))
+        shares = np.array([s for _, s in interests], np.float64)
+        bounds = (config.history, config.covis_sources, config.covis_per_source, config.covis_max, config.after_sources)
+        user_size = math.log1p(m) / 4.0
+        self.args = (
+            r_ids, r_w, r_ts, r_cat, popular, cat_items, cat_ranks, share_cats, shares,
+            category_ids[last_category], *bounds, now, user_size,
+        )  # fmt: skip
+
+    def run(self, extra: np.ndarray) -> RetrievedPool:
+        catalog, index = self.catalog, self.index
+        index.settle()
+        a = catalog.arrays
+        scratch = _scratch(len(catalog.item_ids.names), len(catalog.category_ids.names))
+        ids, retrieved, cats, features = kernels.compiled().retrieve(
+            *self.args, extra.astype(np.int32), *index.arrays(), a.present, a.pop_log, a.category, *scratch
+        )
+        return RetrievedPool(self, ids, int(retrieved), cats, features)
+
+
+class _Scratch:
+    """The kernel's scratch arrays (a worker's event loop is one thread): per item id -1, per
+    category id 0, on entry and on return."""
+
+    mark = np.full(0, -1, np.int32)
+    shares = np.zeros(0, np.float64)
+    recent = np.zeros(0, np.float64)
+
+
+def _scratch(items: int, categories: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if len(_Scratch.mark) < items:
+        _Scratch.mark = np.full(max(items, 2 * len(_Scratch.mark), 1024), -1, np.int32)
+    if len(_Scratch.shares) < categories:
+        size = max(categories, 2 * len(_Scratch.shares), 256)
+        _Scratch.shares, _Scratch.recent = np.zeros(size, np.float64), np.zeros(size, np.float64)
+    return _Scratch.mark, _Scratch.shares, _Scratch.recent
+
+
+def _mark(source: Any, n: int, mark: Any) -> None:
+    """``mark[source[j]] = j`` for the first ``n`` ids of ``source`` (the first occurrence wins)."""
+    for j in range(n):
+        if mark[source[j]] < 0:
+            mark[source[j]] = j
+
+
+def _take(source: Any, k: int, mark: Any, ids: Any, n: int) -> int:
+    """Append to ``ids[:n]`` each of the first ``k`` of ``source`` not marked yet, marking it;
+    the new length."""
+    for j in range(k):
+        item = source[j]
+        if mark[item] < 0:
+            mark[item] = 0
+            ids[n] = item
+            n += 1
+    return n
+
+
+def _rank_of(source: Any, n: int, ids: Any, mark: Any) -> Any:
+    """For each of ``ids``, the position of its first occurrence among the first ``n`` of
+    ``source``, -1 if absent; ``mark`` (per id) holds -1 on entry and on return."""
+    _mark(source, n, mark)
+    at = np.empty(ids.shape[0], np.int64)
+    for i in range(ids.shape[0]):
+        at[i] = mark[ids[i]]
+    for j in range(n):
+        mark[source[j]] = -1
+    return at
+
+
+def _retrieve(
+    r_ids: Any, r_w: Any, r_ts: Any, r_cat: Any, popular: Any, cat_items: Any, cat_ranks: Any,
+    share_cats: Any, shares: Any, last_cat: int,
+    history: int, covis_sources: int, covis_per_source: int, covis_max: int, after_sources: int,
+    now: float, user_size: float, extra: Any,
+    slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any, count: Any, pending: Any,
+    present: Any, pop_log: Any, item_cat: Any,
+    mark: Any, cat_share: Any, cat_recent: Any,
+) -> Any:  # fmt: skip
+    """The candidates (dense ids: the first ``history`` distinct recent items newest first, the
+    ``covis_max`` strongest co-visited items, the wanted categories' popular items, the popular
+    items, each once; then ``extra``), how many were retrieved (not extra), their category ids
+    and their feature rows, in the order of ``model.candidate_features.CANDIDATE_FEATURES``.
+    The recent items (``r_*``) are oldest first; ``mark``, ``cat_share`` and ``cat_recent`` are
+    scratch (-1, 0, 0 on entry and on return)."""
+    m = r_ids.shape[0]
+    # History: each distinct item at its last visit (position from the newest), with its visits,
+    # strongest action, the last visit's time and category.
+    h_ids = np.empty(m, np.int32)
+    h_pos = np.empty(m, np.float64)
+    h_n = np.empty(m, np.float64)
+    h_w = np.empty(m, np.float64)
+    h_ts = np.empty(m, np.float64)
+    h_cat = np.empty(m, np.int32)
+    n_h = 0
+    for pos in range(m):
+        k = m - 1 - pos
+        item = r_ids[k]
+        j = mark[item]
+        if j < 0:
+            mark[item] = n_h
+            h_ids[n_h], h_pos[n_h], h_n[n_h] = item, pos, 1.0
+            h_w[n_h], h_ts[n_h], h_cat[n_h] = r_w[k], r_ts[k], r_cat[k]
+            n_h += 1
         else:
-            h[1] += 1.0
-            h[2] = max(h[2], ACTION_WEIGHT[r.action])
-    covis = index.scores(user, config.covis_sources, config.covis_per_source)
-    after = index.following(user, config.after_sources)
-    covis_ranked = sorted(covis, key=covis.__getitem__, reverse=True)[: config.covis_max]
-    covis_rank = {item: rank for rank, item in enumerate(covis_ranked)}
-    popular = catalog.popular(config.popular)
-    pop_rank = {item: rank for rank, item in enumerate(popular)}
-    last_category = user.recent[-1].category if user.recent else ""
-    wanted = [c for c, _ in interests[: config.categories]]
-    if last_category and last_category not in wanted:
-        wanted.append(last_category)
-    cat_rank: dict[str, int] = {}
-    cat_items: list[str] = []
-    for category in wanted:
-        for rank, item in enumerate(catalog.popular(config.per_category, category)):
-            cat_rank.setdefault(item, rank)
-            cat_items.append(item)
+            h_n[j] += 1.0
+            h_w[j] = max(h_w[j], r_w[k])
+    for j in range(n_h):
+        mark[h_ids[j]] = -1
+    h_ids = h_ids[:n_h]
 
-    items: list[str] = []
-    seen: set[str] = set()
-    for item in (*list(history)[: config.history], *covis_ranked, *cat_items, *popular):
-        if item not in seen:
-            seen.add(item)
-            items.append(item)
-    retrieved = len(items)
-    for item in extra:
-        if item not in seen:
-            seen.add(item)
-            items.append(item)
+    cv_ids, cv_w = covisitation._scores(h_ids[:covis_sources], covis_per_source, slot, row_ids, row_w, row_len, at)
+    af_ids, af_w = covisitation._following(h_ids[:after_sources], slot, row_ids, row_w, row_len, at)
+    ranked = cv_ids[np.argsort(-cv_w, kind="mergesort")[:covis_max]]
+    af_order = np.argsort(-af_w, kind="mergesort")
+    af_rank = np.empty(af_ids.shape[0], np.int64)
+    for r in range(af_order.shape[0]):
+        af_rank[af_order[r]] = r
 
-    recent_cats: dict[str, int] = {}
-    for r in user.recent:
-        recent_cats[r.category] = recent_cats.get(r.category, 0) + 1
-    source = _Features(
-        now,
-        catalog,
-        index,
-        history,
-        hist_category,
-        covis,
-        covis_rank,
-        after,
-        pop_rank,
-        cat_rank,
-        share=dict(interests),
-        last_category=last_category,
-        recent_cats=recent_cats,
-        user_size=math.log1p(len(user.recent)) / 4.0,
-        top_log=catalog.get(popular[0]).pop_log if popular else 0.0,  # type: ignore[union-attr]
-    )
-    return CandidatePool(items, None, None, retrieved, source)
+    total = min(n_h, history) + ranked.shape[0] + cat_items.shape[0] + popular.shape[0] + extra.shape[0]
+    ids = np.empty(total, np.int32)
+    n = _take(h_ids, min(n_h, history), mark, ids, 0)
+    n = _take(ranked, ranked.shape[0], mark, ids, n)
+    n = _take(cat_items, cat_items.shape[0], mark, ids, n)
+    n = _take(popular, popular.shape[0], mark, ids, n)
+    retrieved = n
+    n = _take(extra, extra.shape[0], mark, ids, n)
+    for i in range(n):
+        mark[ids[i]] = -1
+    ids = ids[:n]
 
+    h_at = _rank_of(h_ids, n_h, ids, mark)
+    cv_at = _rank_of(cv_ids, cv_ids.shape[0], ids, mark)
+    cr_at = _rank_of(ranked, ranked.shape[0], ids, mark)
+    af_at = _rank_of(af_ids, af_ids.shape[0], ids, mark)
+    pop_at = _rank_of(popular, popular.shape[0], ids, mark)
+    cat_at = _rank_of(cat_items, cat_items.shape[0], ids, mark)
+    for j in range(share_cats.shape[0]):
+        cat_share[share_cats[j]] = shares[j]
+    for k in range(m):
+        cat_recent[r_cat[k]] += 1.0
+    n_recent = max(1, m)
+    top_log = pop_log[popular[0]] if popular.shape[0] > 0 else 0.0
+    top_known = math.isfinite(top_log)
 
-@dataclass(slots=True)
-class _Features:
-    """The feature function of one user at one moment: what retrieval found out about the user
-    and the candidates, turned into a row per item. A row depends on its item only, so rows
-    computed alone equal rows computed together."""
-
-    now: float
-    catalog: Catalog
-    index: CovisIndex
-    history: dict[str, list[float]]  # item -> [position of last visit, count, max action w, ts]
-    hist_category: dict[str, str]
-    covis: dict[str, float]
-    covis_rank: dict[str, int]
-    after: dict[str, float]  # how strongly each item tends to follow the user's recent items
-    pop_rank: dict[str, int]
-    cat_rank: dict[str, int]
-    share: dict[str, float]  # the user's interest per category
-    last_category: str
-    recent_cats: dict[str, int]
-    user_size: float
-    top_log: float
-    after_rank: dict[str, int] = field(init=False)
-    n_recent: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        after = self.after
-        self.after_rank = {item: rank for rank, item in enumerate(sorted(after, key=after.__getitem__, reverse=True))}
-        self.n_recent = max(1, sum(self.recent_cats.values()))
-
-    def category(self, item: str) -> str:
-        return self.catalog.category_of(item) or self.hist_category.get(item, "")
-
-    def rows(self, items: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """The items' feature rows and categories. Plain floats, packed once at the end: writing
-        numpy elements one by one, or converting a list of row tuples, cost more than computing
-        them."""
-        now, history, covis, covis_rank = self.now, self.history, self.covis, self.covis_rank
-        after_of, after_rank = self.after, self.after_rank
-        pop_rank, cat_rank, share = self.pop_rank, self.cat_rank, self.share
-        recent_cats, last_category, n_recent = self.recent_cats, self.last_category, self.n_recent
-        user_size, top_log, hist_category = self.user_size, self.top_log, self.hist_category
-        entry_of = self.catalog.entries.get
-        log1p, exp, isfinite = math.log1p, math.exp, math.isfinite
-        top_known = isfinite(top_log)
-        out: list[float] = []
-        categories = []
-        for item, count in zip(items, self.index.interactions(items), strict=True):
-            entry = entry_of(item)
-            category = (entry.category if entry is not None else "") or hist_category.get(item, "")
-            categories.append(category)
-            h = history.get(item)
-            if h is None:
-                seen = recency = repeats = action = fresh = day = 0.0
+    cats = np.empty(n, np.int32)
+    out = np.empty((n, N_CANDIDATE_FEATURES), np.float32)
+    for i in range(n):
+        item = ids[i]
+        h = h_at[i]
+        category = item_cat[item] if present[item] else 0
+        if category == 0 and h >= 0:
+            category = h_cat[h]
+        cats[i] = category
+        row = out[i]
+        if h < 0:
+            row[0] = row[1] = row[2] = row[3] = row[4] = row[5] = 0.0
+        else:
+            age = now - h_ts[h]
+            age = age if age > 0.0 else 0.0
+            row[0] = 1.0
+            row[1] = 1.0 / (1.0 + h_pos[h])
+            row[2] = math.log1p(h_n[h]) / 2.0
+            row[3] = h_w[h] / 5.0
+            row[4] = math.exp(-age / 600.0)
+            row[5] = math.exp(-age / 86_400.0)
+        c = cv_at[i]
+        if c < 0:
+            row[6] = row[7] = 0.0
+        else:
+            row[6] = math.log1p(cv_w[c])
+            r = cr_at[i]
+            row[7] = 0.0 if r < 0 else 1.0 / (1.0 + r)
+        if category != 0:
+            row[8] = cat_share[category]
+            row[9] = 1.0 if category == last_cat else 0.0
+            row[13] = cat_recent[category] / n_recent
+            row[15] = 1.0
+        else:
+            row[8] = row[9] = row[13] = row[15] = 0.0
+        pop = 0.0
+        if present[item] and math.isfinite(pop_log[item]):
+            # The popular list is re-ranked at most once a second: in a new shop its head
+            # may still be an item without activity (-inf) when this one has some.
+            if top_known:
+                pop = 1.0 + (pop_log[item] - top_log) / 20.0
+                pop = pop if pop > 0.0 else 0.0
             else:
-                age = max(0.0, now - h[3])
-                seen, recency, repeats, action = 1.0, 1.0 / (1.0 + h[0]), log1p(h[1]) / 2.0, h[2] / 5.0
-                fresh, day = exp(-age / 600.0), exp(-age / 86_400.0)
-            c = covis.get(item)
-            if c is None:
-                co = co_rank = 0.0
-            else:
-                rank = covis_rank.get(item)
-                co, co_rank = log1p(c), 0.0 if rank is None else 1.0 / (1.0 + rank)
-            if category:
-                interest, same_last = share.get(category, 0.0), float(category == last_category)
-                recent_share, known = recent_cats.get(category, 0) / n_recent, 1.0
-            else:
-                interest = same_last = recent_share = known = 0.0
-            pop = 0.0
-            if entry is not None and isfinite(entry.pop_log):
-                # The popular list is re-ranked at most once a second: in a new shop its head
-                # may still be an item without activity (-inf) when this one has some.
-                if top_known:
-                    pop = 1.0 + (entry.pop_log - top_log) / 20.0
-                    pop = pop if pop > 0.0 else 0.0
-                else:
-                    pop = 1.0
-            rank = pop_rank.get(item)
-            pop_r = 0.0 if rank is None else 1.0 / (1.0 + rank)
-            rank = cat_rank.get(item)
-            cat_r = 0.0 if rank is None else 1.0 / (1.0 + rank)
-            a = after_of.get(item)
-            after, after_r = (0.0, 0.0) if a is None else (log1p(a), 1.0 / (1.0 + after_rank[item]))
-            out += (  # in the order of model.candidate_features.CANDIDATE_FEATURES
-                seen,
-                recency,
-                repeats,
-                action,
-                fresh,
-                day,
-                co,
-                co_rank,
-                interest,
-                same_last,
-                pop,
-                pop_r,
-                cat_r,
-                recent_share,
-                user_size,
-                known,
-                after,
-                after_r,
-                log1p(count) / 5.0,
-            )
-        packed = struct.pack(f"<{len(out)}f", *out)
-        return np.frombuffer(packed, np.float32).reshape(len(items), N_CANDIDATE_FEATURES), categories
+                pop = 1.0
+        row[10] = pop
+        r = pop_at[i]
+        row[11] = 0.0 if r < 0 else 1.0 / (1.0 + r)
+        r = cat_at[i]
+        row[12] = 0.0 if r < 0 else 1.0 / (1.0 + cat_ranks[r])
+        row[14] = user_size
+        a = af_at[i]
+        if a < 0:
+            row[16] = row[17] = 0.0
+        else:
+            row[16] = math.log1p(af_w[a])
+            row[17] = 1.0 / (1.0 + af_rank[a])
+        row[18] = math.log1p(count[item] + pending[item]) / 5.0
+    for j in range(share_cats.shape[0]):
+        cat_share[share_cats[j]] = 0.0
+    for k in range(m):
+        cat_recent[r_cat[k]] = 0.0
+    return ids, retrieved, cats, out
+
+
+def warm_up() -> None:
+    """Run every kernel once on a tiny catalog and index (``model.kernels.warm``)."""
+    from state.item import ItemState
+
+    catalog = Catalog(3600.0)
+    state = ItemState()
+    state.apply_catalog("c", "", 1.0, True, 0.0)
+    catalog.upsert("a", state)
+    index = CovisIndex(max_items=1, max_neighbors=1, ids=catalog.item_ids)
+    user = UserState()
+    user.apply_click("a", "click", 1.0, "c", 3600.0)
+    index.observe(user, "b")
+    index.pair("b", ["a"])
+    index.scores(user, 1, 1)
+    index.following(user, 1)
+    retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"])

@@ -6,8 +6,12 @@ every worker keeps them in a :class:`RuleBook`. Per user and batch the book give
 it around :func:`model.candidates.admissible`: filters and boosts change the candidates' scores
 before ranking (:meth:`RulePlan.rescore`), pins and promotes place items in the chosen list after
 it. Items the user bought or that are out of stock stay excluded whatever a rule says (placed items
-pass ``admissible`` too), and a filter wins over a pin or a promote of the same item. With no rule
-in force, nothing here runs.
+pass ``admissible`` too), and a filter wins over a pin or a promote of the same item.
+
+A shopper's own negative feedback (``state.feedback``) joins the plan as rules for that shopper
+alone (:class:`Demotion`): a disliked item is filtered, its near neighbours and the items the
+shopper keeps ignoring are boosted by a factor below 1. With no rule in force and no feedback,
+nothing here runs.
 """
 
 from __future__ import annotations
@@ -60,11 +64,30 @@ class Rule:
         return category == self.category if self.category is not None else item_id in self.item_ids
 
 
-class RuleBook:
-    """The rules in force on this worker, by id: the latest record of each key of the rules topic."""
+@dataclass(frozen=True, slots=True)
+class Demotion:
+    """How a shopper's negative feedback demotes items: a disliked item's near neighbours for
+    ``near_ttl_s`` after the dislike, and an item after ``impression_limit`` impressions without
+    an action (0: never), have their scores multiplied by ``factor`` (0 < factor <= 1)."""
 
-    def __init__(self) -> None:
+    factor: float = 0.1
+    near_ttl_s: float = 7 * 86_400.0
+    impression_limit: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.factor <= 1.0:
+            raise ValueError(f"the factor must be > 0 and <= 1, got {self.factor}")
+        if not self.near_ttl_s >= 0 or self.impression_limit < 0:
+            raise ValueError(f"the time and the limit must be >= 0, got {self.near_ttl_s}, {self.impression_limit}")
+
+
+class RuleBook:
+    """The rules in force on this worker, by id: the latest record of each key of the rules topic,
+    and how shoppers' negative feedback demotes items."""
+
+    def __init__(self, demotion: Demotion | None = None) -> None:
         self._rules: dict[str, Rule] = {}
+        self.demotion = demotion if demotion is not None else Demotion()
 
     def __len__(self) -> int:
         return len(self._rules)
@@ -81,11 +104,13 @@ class RuleBook:
     def plans(
         self, user_ids: Sequence[str], users: Sequence[UserState], now: float, half_life_s: float
     ) -> list[RulePlan | None] | None:
-        """Each user's plan (None for a user no rule is for), or None when no rule is in force.
-        Users under the same rules share one plan."""
-        live = [r for r in self.rules() if r.in_force(now)]
-        if not live:
+        """Each user's plan (None for a user no rule is for and without negative feedback), or
+        None when no rule is in force and no user has feedback. Users under the same rules and
+        without feedback share one plan."""
+        live = [r for r in self.rules() if r.in_force(now)] if self._rules else []
+        if not live and not any(u.feedback for u in users):
             return None
+        d = self.demotion
         shared: dict[tuple[str, ...], RulePlan] = {}
         out: list[RulePlan | None] = []
         for user_id, user in zip(user_ids, users, strict=True):
@@ -101,6 +126,11 @@ class RuleBook:
                 elif seg is not None and user_id not in seg.user_ids:
                     continue
                 mine.append(rule)
+            if user.feedback:
+                removed, demoted = user.feedback.demotions(now, d.near_ttl_s, d.impression_limit)
+                if removed or demoted:
+                    out.append(RulePlan(mine, removed, demoted, d.factor))
+                    continue
             key = tuple(r.rule_id for r in mine)
             if mine and key not in shared:
                 shared[key] = RulePlan(mine)
@@ -110,8 +140,10 @@ class RuleBook:
 
 class RulePlan:
     """The rules in force for one user (ties between pins of one position and overlapping
-    promotes go to the smaller rule id). Filters and boosts are folded into lookups by item
-    and by category, so that a candidate costs a dictionary lookup or two."""
+    promotes go to the smaller rule id), with the user's negative feedback: ``removed`` items
+    are filtered, ``demoted`` ones (item -> why) boosted by ``factor``. Filters and boosts are
+    folded into lookups by item and by category, so that a candidate costs a dictionary lookup
+    or two."""
 
     __slots__ = (
         "_boost_categories",
@@ -119,14 +151,22 @@ class RulePlan:
         "_categories",
         "_filter_categories",
         "_filter_items",
+        "_item_factors",
         "_items",
         "boosts",
+        "demoted",
         "filters",
         "pins",
         "promotes",
     )
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        removed: Iterable[str] = (),
+        demoted: dict[str, str] | None = None,
+        factor: float = 1.0,
+    ) -> None:
         rules = list(rules)
         self.filters = [r for r in rules if r.kind == "filter"]
         self.boosts = [r for r in rules if r.kind == "boost"]
@@ -134,7 +174,8 @@ class RulePlan:
         self.pins = sorted((r for r in rules if r.kind == "pin"), key=lambda r: r.rule_id, reverse=True)
         self.pins.sort(key=lambda r: r.position)
         self.promotes = [r for r in rules if r.kind == "promote"]
-        self._filter_items = {i for f in self.filters for i in f.item_ids}
+        self.demoted = demoted if demoted is not None else {}
+        self._filter_items = {i for f in self.filters for i in f.item_ids} | set(removed)
         self._filter_categories = {f.category for f in self.filters if f.category is not None}
         self._boost_items: dict[str, float] = {}
         self._boost_categories: dict[str, float] = {}
@@ -142,8 +183,12 @@ class RulePlan:
             for key, table in ((b.category, self._boost_categories), *((i, self._boost_items) for i in b.item_ids)):
                 if key is not None:
                     table[key] = table.get(key, 1.0) * b.factor
+        for item_id in self.demoted:
+            self._boost_items[item_id] = self._boost_items.get(item_id, 1.0) * factor
         self._categories = self._filter_categories | self._boost_categories.keys()
         self._items = self._filter_items | self._boost_items.keys()
+        #: Each matched item's factor: 0 for a filtered one, else the product of its boosts.
+        self._item_factors = self._boost_items | dict.fromkeys(self._filter_items, 0.0)
 
     def excluded(self, item_id: str, category: str) -> bool:
         return item_id in self._filter_items or category in self._filter_categories
@@ -152,8 +197,7 @@ class RulePlan:
         """``scores`` of the candidates ``items`` (of ``categories``) with the filtered ones at
         -inf and the boosted ones multiplied by their factors (all the boosts that match): a new
         array, or ``scores`` itself when no filter or boost is in force."""
-        drop, drop_categories = self._filter_items, self._filter_categories
-        by_item, by_category = self._boost_items, self._boost_categories
+        drop_categories, by_category = self._filter_categories, self._boost_categories
         if not (self._categories or self._items):
             return scores
         factors = np.ones(len(scores))
@@ -163,9 +207,9 @@ class RulePlan:
                 category = categories[i]
                 factors[i] = 0.0 if category in drop_categories else by_category[category]
         if not self._items.isdisjoint(items):
-            keys = self._items
-            for i in [i for i, item_id in enumerate(items) if item_id in keys]:
-                factors[i] = 0.0 if items[i] in drop else factors[i] * by_item[items[i]]
+            keys, factor_of = self._items, self._item_factors.__getitem__
+            hits = [i for i, item_id in enumerate(items) if item_id in keys]
+            factors[hits] *= [factor_of(items[i]) for i in hits]  # one assignment for all the hits
         out = scores * factors
         out[factors == 0.0] = -np.inf
         return out
@@ -211,12 +255,17 @@ class RulePlan:
         return out[:k]
 
     def reasons(self, item_id: str, category: str) -> list[str]:
-        """``rule:<rule_id>`` of each rule that boosted, promoted or pinned the item."""
-        return [
+        """``rule:<rule_id>`` of each rule that boosted, promoted or pinned the item, then
+        ``demoted:disliked`` or ``demoted:ignored`` when the user's feedback lowered it."""
+        out = [
             f"rule:{r.rule_id}"
             for r in (*self.boosts, *self.promotes, *self.pins)
             if (r.kind == "boost" and r.matches(item_id, category)) or (r.kind != "boost" and item_id in r.item_ids)
         ]
+        why = self.demoted.get(item_id)
+        if why is not None:
+            out.append(f"demoted:{why}")
+        return out
 
 
 def rerank(

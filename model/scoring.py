@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
-from itertools import chain
 
 import numpy as np
 
@@ -26,7 +25,6 @@ from model.features import (
     category_bucket,
     encode_texts,
     encode_users,
-    id_buckets,
     user_context,
 )
 from model.ranking import Ranking
@@ -221,7 +219,7 @@ class NeuralServingModel:
         self.config = snapshot.config
         self.catalog = catalog
         self.half_life = interest_half_life_s
-        self.index = index if index is not None else CovisIndex()
+        self.index = index if index is not None else CovisIndex(ids=catalog.item_ids)
         #: Co-purchases (``model.related``): served, not used for ranking.
         self.purchases = purchases if purchases is not None else CovisIndex()
         self.retrieval = retrieval or RetrievalConfig()
@@ -235,7 +233,7 @@ class NeuralServingModel:
 
     def with_snapshot(self, snapshot: Snapshot) -> NeuralServingModel:
         """The same retrieval and co-purchase indexes and catalog with new weights."""
-        return NeuralServingModel(
+        return type(self)(
             snapshot,
             self.catalog,
             interest_half_life_s=self.half_life,
@@ -251,9 +249,13 @@ class NeuralServingModel:
         if action == "buy":
             observe_purchase(self.purchases, user, item_id)
 
-    def pool(self, user: UserState, now: float, extra: Sequence[str] = ()) -> CandidatePool:
-        """Retrieval for one user (also what training examples sample negatives from)."""
-        interests = user.interest_weights(now, self.half_life, self.config.interests)
+    def pool(
+        self, user: UserState, now: float, extra: Sequence[str] = (), half_life_s: float | None = None
+    ) -> CandidatePool:
+        """Retrieval for one user (also what training examples sample negatives from, with their
+        interests' ``half_life_s``; default this model's)."""
+        half_life = self.half_life if half_life_s is None else half_life_s
+        interests = user.interest_weights(now, half_life, self.config.interests)
         return retrieve(user, now, self.catalog, self.index, interests, self.retrieval, extra)
 
     def user_inputs(self, users: Sequence[UserState], now: float) -> dict[str, np.ndarray]:
@@ -301,12 +303,10 @@ class NeuralServingModel:
 
     def score_pools(self, z_rec: np.ndarray, pools: Sequence[CandidatePool]) -> list[np.ndarray]:
         """P(engagement) of each pool's candidates, for the users of ``z_rec`` [users, tower]."""
-        sizes = [len(p.items) for p in pools]
-        n = sum(sizes)
-        items = chain.from_iterable(p.items for p in pools)
-        categories = chain.from_iterable(p.categories for p in pools)
-        item_ids = np.fromiter(map(id_buckets(self.config.item_buckets).__getitem__, items), np.int32, n)
-        cat_ids = np.fromiter(map(id_buckets(self.config.category_buckets).__getitem__, categories), np.int32, n)
+        sizes = [len(p.features) for p in pools]
+        buckets = [p.buckets(self.config.item_buckets, self.config.category_buckets) for p in pools]
+        item_ids = np.concatenate([b[0] for b in buckets])
+        cat_ids = np.concatenate([b[1] for b in buckets])
         features = np.concatenate([p.features for p in pools])
         owner = np.repeat(np.arange(len(pools)), sizes)
         probs = _sigmoid(self.net.recommend(z_rec, owner, item_ids, cat_ids, features))

@@ -11,14 +11,48 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from state.item import ItemState
 from state.user import ACTION_WEIGHT
 
 _NO_ACTIVITY = float("-inf")
+
+
+class DenseIds(dict[str, int]):
+    """Dense integer ids ``0, 1, ...``, assigned once per string on its first lookup, so that
+    per-id facts live in arrays that compiled kernels read; ``names[i]`` is id ``i``'s string.
+    The catalog, the co-visitation index and retrieval share one item id space."""
+
+    def __init__(self, first: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.names: list[str] = []
+        for name in first:
+            self[name]  # assigns the id
+
+    def __missing__(self, name: str) -> int:
+        n = self[name] = len(self.names)
+        self.names.append(name)
+        return n
+
+    def of(self, names: Iterable[str], count: int = -1) -> np.ndarray:
+        """The ids of ``names`` (assigned if new) as an int32 array (``count``: their number, if known)."""
+        return np.fromiter(map(self.__getitem__, names), np.int32, count)
+
+
+@dataclass(slots=True)
+class ItemArrays:
+    """Per dense item id: whether the catalog holds an entry, whether it is in stock, its
+    ``pop_log`` and its category id (0: ""). Ids the catalog never held have no entry."""
+
+    present: np.ndarray
+    in_stock: np.ndarray
+    pop_log: np.ndarray
+    category: np.ndarray
 
 
 @dataclass(slots=True)
@@ -37,8 +71,10 @@ class Catalog:
         popularity_half_life_s: float,
         refresh_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        action_weights: Mapping[str, float] = ACTION_WEIGHT,
     ) -> None:
         self._half_life = popularity_half_life_s
+        self._weights = action_weights  # each action's weight in popularity
         self._refresh_s = refresh_s
         self._clock = clock
         self._items: dict[str, CatalogEntry] = {}
@@ -52,6 +88,11 @@ class Catalog:
         self._ids: list[str] = []
         self._slot: dict[str, int] = {}
         self._categories: tuple[str, ...] | None = None  # categories(), until that set changes
+        #: Dense ids of item ids (shared with the co-visitation index) and of categories ("" is 0).
+        self.item_ids = DenseIds()
+        self.category_ids = DenseIds(first=("",))
+        self._arrays = ItemArrays(np.zeros(0, np.bool_), np.zeros(0, np.bool_), np.zeros(0), np.zeros(0, np.int32))
+        self._top_ids: dict[str, tuple[list[str], np.ndarray]] = {}  # popular(): its ranked ids, as dense ids
 
     def __len__(self) -> int:
         return len(self._items)
@@ -80,7 +121,9 @@ class Catalog:
     def upsert(self, item_id: str, item: ItemState) -> None:
         """The item table's state of an item. Its popularity never lowers what :meth:`bump` has
         already counted here: the state may predate clicks this worker has seen."""
-        pop_log = self._log_score(item.popularity_score(item.popularity.ts, self._half_life), item.popularity.ts)
+        pop_log = self._log_score(
+            item.popularity_score(item.popularity.ts, self._half_life, self._weights), item.popularity.ts
+        )
         old = self._items.get(item_id)
         f = item.figures()
         entry = CatalogEntry(
@@ -98,7 +141,7 @@ class Catalog:
         counts are flushed every few seconds, and behind a backlog of clicks they wait for it), and
         retrieval's popular lists should not wait with it. ``pop_log`` is a log of a sum, so adding
         one weighted click is a log-sum-exp."""
-        added = self._log_score(ACTION_WEIGHT[action], ts)
+        added = self._log_score(self._weights[action], ts)
         old = self._items.get(item_id)
         if old is None:
             entry = CatalogEntry(category, True, False, added, 0.0, 0)
@@ -118,10 +161,39 @@ class Catalog:
         """``score`` (weighted activity at ``ts``) on the time-free log scale of ``pop_log``."""
         return math.log2(score) + ts / self._half_life if score > 0 else _NO_ACTIVITY
 
+    @property
+    def arrays(self) -> ItemArrays:
+        """The per-id arrays, covering every id assigned so far in :attr:`item_ids`."""
+        if len(self._arrays.present) < len(self.item_ids.names):
+            self._grow(len(self.item_ids.names))
+        return self._arrays
+
+    def _grow(self, size: int) -> None:
+        a = self._arrays
+        capacity = max(size, 2 * len(a.present), 1024)
+        grown = ItemArrays(
+            np.zeros(capacity, np.bool_),
+            np.zeros(capacity, np.bool_),
+            np.full(capacity, _NO_ACTIVITY),
+            np.zeros(capacity, np.int32),
+        )
+        n = len(a.present)
+        grown.present[:n], grown.in_stock[:n], grown.pop_log[:n], grown.category[:n] = (
+            a.present,
+            a.in_stock,
+            a.pop_log,
+            a.category,
+        )
+        self._arrays = grown
+
     def _put(self, item_id: str, old: CatalogEntry | None, entry: CatalogEntry) -> None:
         if old is not None and old.category != entry.category:
             self._leave(old.category, item_id)
         self._items[item_id] = entry
+        dense = self.item_ids[item_id]
+        a = self.arrays
+        a.present[dense], a.in_stock[dense] = True, entry.in_stock
+        a.pop_log[dense], a.category[dense] = entry.pop_log, self.category_ids[entry.category]
         if old is None:
             self._slot[item_id] = len(self._ids)
             self._ids.append(item_id)
@@ -141,6 +213,9 @@ class Catalog:
     def remove(self, item_id: str) -> None:
         old = self._items.pop(item_id, None)
         if old is not None:
+            dense = self.item_ids[item_id]
+            a = self.arrays
+            a.present[dense], a.in_stock[dense], a.pop_log[dense], a.category[dense] = False, False, _NO_ACTIVITY, 0
             slot = self._slot.pop(item_id)
             last = self._ids.pop()
             if last != item_id:
@@ -161,13 +236,27 @@ class Catalog:
     def popular(self, n: int, category: str | None = None) -> list[str]:
         """The ``n`` most popular in-stock items, overall or in one category; recomputed at most
         once per ``refresh_s`` so that a burst of updates costs one ranking, not one per read."""
+        return self._ranked(n, "" if category is None else category)[:n]
+
+    def popular_ids(self, n: int, category: str | None = None) -> np.ndarray:
+        """:meth:`popular` as dense item ids (int32), converted once per re-ranking."""
         key = "" if category is None else category
+        ranked = self._ranked(n, key)
+        cached = self._top_ids.get(key)
+        if cached is None or cached[0] is not ranked:
+            cached = self._top_ids[key] = (ranked, self.item_ids.of(ranked, len(ranked)))
+        return cached[1][:n]
+
+    def _ranked(self, n: int, key: str) -> list[str]:
+        """At least the ``n`` most popular in-stock items of category ``key`` ("": all), as
+        last ranked, or ranked now."""
         now = self._clock()
         cached = self._top.get(key)
         if cached is not None and cached[1] >= n:
             when, _, ids = cached
             if key not in self._dirty or now - when < self._refresh_s:
-                return ids[:n]
+                return ids
+        category = None if key == "" else key
         pool = self._items.keys() if category is None else self._by_category.get(category, ())
         items = self._items
         limit = max(n, 50)
@@ -178,7 +267,7 @@ class Catalog:
         )
         self._top[key] = (now, limit, ranked)
         self._dirty.discard(key)
-        return ranked[:n]
+        return ranked
 
     def categories(self) -> tuple[str, ...]:
         """The categories holding items: the same object until that set changes (serving reads

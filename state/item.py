@@ -7,7 +7,7 @@ follows the table's changelog to keep a read-only view of all items (``state.cat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from state.codec import decode, encode
@@ -80,9 +80,9 @@ class ItemState:
         for action, n in counts.items():
             self.popularity.add(action, n, ts, half_life_s)
 
-    def popularity_score(self, now: float, half_life_s: float) -> float:
+    def popularity_score(self, now: float, half_life_s: float, weights: Mapping[str, float] = ACTION_WEIGHT) -> float:
         """Action-weighted decayed activity at ``now``."""
-        return sum(ACTION_WEIGHT[a] * n for a, n in self.popularity.at(now, half_life_s).items())
+        return sum(weights[a] * n for a, n in self.popularity.at(now, half_life_s).items())
 
     def apply_review(
         self, positive: bool, rating: int | None, window: int, aspects: Sequence[str] = ()

@@ -7,20 +7,50 @@ who clicks a hundred thousand times costs no more bytes than one who clicks fift
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from state.codec import decode, encode
 from state.decay import DecayedWeights
 from state.dedup import AppliedLog
+from state.feedback import Feedback
 
 ACTIONS: tuple[str, ...] = ("view", "click", "cart", "fav", "buy")
 ACTION_INDEX: dict[str, int] = {a: i for i, a in enumerate(ACTIONS)}
 #: How much an action says about interest: buy > cart > fav > click > view.
 ACTION_WEIGHT: dict[str, float] = {"view": 1.0, "click": 2.0, "fav": 3.0, "cart": 4.0, "buy": 5.0}
+#: A configured action weight is at most this.
+ACTION_WEIGHT_MAX = 1_000.0
 
 RECENT_MAX = 50
 INTERESTS_MAX = 24
 BOUGHT_MAX = 100
+
+
+def action_weights(text: str) -> dict[str, float]:
+    """Action weights from ``"view=1,click=2,..."``: the named actions take their weights (> 0,
+    at most ``ACTION_WEIGHT_MAX``), the others keep :data:`ACTION_WEIGHT`'s. These weigh interests
+    and popularity; the model's inputs keep the fixed :data:`ACTION_WEIGHT` they were trained on."""
+    out = dict(ACTION_WEIGHT)
+    named: set[str] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        action, sep, value = (s.strip() for s in part.partition("="))
+        if not sep or action not in ACTION_INDEX:
+            raise ValueError(f"expected action=weight with an action of {', '.join(ACTIONS)}, got {part!r}")
+        if action in named:
+            raise ValueError(f"{action!r} is given twice")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"{action}: {value!r} is not a number") from None
+        if not (math.isfinite(weight) and 0.0 < weight <= ACTION_WEIGHT_MAX):
+            raise ValueError(f"{action}: the weight must be > 0 and <= {ACTION_WEIGHT_MAX:g}, got {value}")
+        named.add(action)
+        out[action] = weight
+    return out
 
 
 @dataclass(slots=True)
@@ -82,16 +112,26 @@ class UserState:
     reviews: int = 0
     last: PublishedRecommendation | None = None
     applied: AppliedLog = field(default_factory=AppliedLog)
+    feedback: Feedback = field(default_factory=Feedback)  # dislikes and ignored items, no engagement
 
-    def apply_click(self, item_id: str, action: str, ts: float, category: str, half_life_s: float) -> None:
+    def apply_click(
+        self,
+        item_id: str,
+        action: str,
+        ts: float,
+        category: str,
+        half_life_s: float,
+        weights: Mapping[str, float] = ACTION_WEIGHT,
+    ) -> None:
         """Fold one click into the state. ``category`` is "" when neither the event nor the
-        catalog knows it."""
+        catalog knows it; ``weights``: each action's weight in the interests."""
         self.counts[ACTION_INDEX[action]] += 1
+        self.feedback.acted(item_id)
         self.recent.append(RecentItem(item_id, action, ts, category))
         if len(self.recent) > RECENT_MAX:
             del self.recent[: len(self.recent) - RECENT_MAX]
         if category:
-            self.interests.add(category, ACTION_WEIGHT[action], ts, half_life_s)
+            self.interests.add(category, weights[action], ts, half_life_s)
             self.interests.keep_largest(INTERESTS_MAX)
         if action == "buy":
             if item_id in self.bought:
@@ -114,21 +154,24 @@ class UserState:
         return self.recent[-1].ts if self.recent else 0.0
 
     def to_bytes(self) -> bytes:
-        return encode(
-            [
-                self.counts,
-                [[r.item_id, ACTION_INDEX[r.action], r.ts, r.category] for r in self.recent],
-                self.interests.to_fields(),
-                self.bought,
-                self.reviews,
-                self.last.to_fields() if self.last is not None else None,
-                self.applied.to_fields(),
-            ]
-        )
+        """Seven fields, and the feedback as an eighth only when there is any: a state without
+        feedback encodes as it did before feedback was kept."""
+        fields = [
+            self.counts,
+            [[r.item_id, ACTION_INDEX[r.action], r.ts, r.category] for r in self.recent],
+            self.interests.to_fields(),
+            self.bought,
+            self.reviews,
+            self.last.to_fields() if self.last is not None else None,
+            self.applied.to_fields(),
+        ]
+        if self.feedback:
+            fields.append(self.feedback.to_fields())
+        return encode(fields)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> UserState:
-        counts, recent, interests, bought, reviews, last, applied = decode(data, "user")
+        counts, recent, interests, bought, reviews, last, applied, *rest = decode(data, "user")
         return cls(
             counts=list(counts),
             recent=[RecentItem(i, ACTIONS[a], t, c) for i, a, t, c in recent],
@@ -137,4 +180,5 @@ class UserState:
             reviews=int(reviews),
             last=PublishedRecommendation.from_fields(last) if last is not None else None,
             applied=AppliedLog.from_fields(applied),
+            feedback=Feedback.from_fields(rest[0]) if rest else Feedback(),
         )

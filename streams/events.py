@@ -1,10 +1,11 @@
 """The input contracts: click, review and catalog events, shoppers' questions, merchandising rules,
-and their validation.
+impressions, and their validation.
 
 Every consumed message goes through :func:`parse_click`, :func:`parse_review`, :func:`parse_item`,
-:func:`parse_question` or :func:`parse_rule` before anything else touches it. They either return a
-typed event or raise :class:`InvalidEvent` with a short ``reason`` (a low-cardinality code for
-metrics) and a precise message (for the dead-letter record). Nothing here knows about Faust or Kafka.
+:func:`parse_question`, :func:`parse_rule` or :func:`parse_impression` before anything else
+touches it. They either return a typed event or raise :class:`InvalidEvent` with a short
+``reason`` (a low-cardinality code for metrics) and a precise message (for the dead-letter
+record). Nothing here knows about Faust or Kafka.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from state.user import ACTIONS as USER_ACTIONS
 from streams.errors import InvalidEvent
 
 ACTIONS = frozenset(USER_ACTIONS)
+#: A click that is negative feedback, not an engagement: the item is demoted for the user, and the
+#: model's inputs, the user's history and the training examples never see it.
+DISLIKE = "dislike"
+#: What the clicks topic accepts: the engagement actions and a dislike.
+CLICK_ACTIONS = ACTIONS | {DISLIKE}
+#: Items one impression may list.
+IMPRESSION_ITEMS_MAX = 1_000
 ID_MAX = 128
 TEXT_MAX = 10_000
 TITLE_MAX = 1_000
@@ -106,6 +114,16 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class Impression:
+    """Items shown to a shopper together (a page of recommendations, a carousel)."""
+
+    event_id: str
+    user_id: str
+    item_ids: tuple[str, ...]
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
 class Question:
     """A shopper's question to the guide (``POST /ask`` or ``shopguide.questions``)."""
 
@@ -119,10 +137,10 @@ class Question:
 def parse_click(payload: bytes | None, now: float | None = None) -> Click:
     obj = _load(payload)
     action = _str(obj, "action", 16)
-    if action not in ACTIONS:
+    if action not in CLICK_ACTIONS:
         raise InvalidEvent(
             "unknown_action",
-            f"field 'action': expected one of {', '.join(sorted(ACTIONS))}, got {action!r}",
+            f"field 'action': expected one of {', '.join(sorted(CLICK_ACTIONS))}, got {action!r}",
         )
     return Click(
         event_id=_id(obj, "event_id"),
@@ -174,6 +192,17 @@ def parse_item(payload: bytes | None, now: float | None = None) -> Item:
         in_stock=in_stock,
         ts=_ts(obj, now) if obj.get("ts") is not None else None,
         attributes=_attributes(obj.get("attributes")),
+    )
+
+
+def parse_impression(payload: bytes | None, now: float | None = None) -> Impression:
+    """Items shown to a user: 1..IMPRESSION_ITEMS_MAX valid ids (repeats count once)."""
+    obj = _load(payload)
+    return Impression(
+        event_id=_id(obj, "event_id"),
+        user_id=_id(obj, "user_id"),
+        item_ids=_ids(obj, "item_ids", IMPRESSION_ITEMS_MAX),
+        ts=_ts(obj, now),
     )
 
 

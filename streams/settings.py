@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from model.candidates import NEW_SHARE
+from model.rules import Demotion
 from state.decay import INTEREST_HALF_LIFE_S, POPULARITY_HALF_LIFE_S
+from state.user import action_weights
 from streams.errors import SettingsError
 
 BROKER_KINDS = ("auto", "embedded", "kafka")
@@ -117,6 +119,26 @@ class Settings:
         "SHOPGUIDE_NEW_SHARE",
         NEW_SHARE,
         "Share of a returning shopper's published top k held for items they never touched, filled from the best-ranked ones (0: off)",
+    )
+    dislike_ttl_s: float = _opt(
+        "SHOPGUIDE_DISLIKE_TTL_S",
+        7 * 86_400.0,
+        "How long a disliked item's near neighbours stay demoted for the shopper (the item itself: always)",
+    )
+    impression_limit: int = _opt(
+        "SHOPGUIDE_IMPRESSION_LIMIT",
+        3,
+        "Impressions (shopguide.impressions) without an action after which an item is demoted for the shopper (0: off)",
+    )
+    demote_factor: float = _opt(
+        "SHOPGUIDE_DEMOTE_FACTOR",
+        0.1,
+        "Score factor (> 0, <= 1) of the items a shopper's dislikes and ignored impressions demote",
+    )
+    action_weights: str = _opt(
+        "SHOPGUIDE_ACTION_WEIGHTS",
+        "",
+        "Weight of each action in interests and popularity, e.g. view=1,click=2 (unnamed ones keep view=1,click=2,fav=3,cart=4,buy=5)",
     )
     coalesce_after_ms: float = _opt(
         "SHOPGUIDE_COALESCE_AFTER_MS",
@@ -297,6 +319,16 @@ class Settings:
             raise SettingsError("SHOPGUIDE_TOP_K must be at least 1")
         if not 0.0 <= self.new_share <= 1.0:
             raise SettingsError("SHOPGUIDE_NEW_SHARE must be between 0 and 1")
+        try:
+            self.demotion()
+        except ValueError as exc:
+            raise SettingsError(
+                f"SHOPGUIDE_DEMOTE_FACTOR, SHOPGUIDE_DISLIKE_TTL_S, SHOPGUIDE_IMPRESSION_LIMIT: {exc}"
+            ) from None
+        try:
+            self.action_weight_table()
+        except ValueError as exc:
+            raise SettingsError(f"SHOPGUIDE_ACTION_WEIGHTS: {exc}") from None
         if self.broker_kind not in BROKER_KINDS:
             raise SettingsError(f"SHOPGUIDE_BROKER_KIND must be one of {', '.join(BROKER_KINDS)}")
         if self.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
@@ -345,6 +377,14 @@ class Settings:
             snapshot_key=self.snapshot_key or secrets.token_hex(32),
             api_tokens=self.api_tokens or secrets.token_urlsafe(24),
         )
+
+    def demotion(self) -> Demotion:
+        """How shoppers' negative feedback demotes items (``model.rules``)."""
+        return Demotion(self.demote_factor, self.dislike_ttl_s, self.impression_limit)
+
+    def action_weight_table(self) -> dict[str, float]:
+        """Each action's weight in interests and popularity."""
+        return action_weights(self.action_weights)
 
     @property
     def api_token_list(self) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """Every topic the engine reads or writes, with its partitions and configuration, and their creation.
 
 Brokers do not all auto-create topics, and never with the partition counts the engine needs (user
-state is co-partitioned across clicks, reviews and the users changelog), so ``shopguide topics
+state is co-partitioned across clicks, reviews, impressions and the users changelog), so ``shopguide topics
 create`` and each worker at start-up create them explicitly, idempotently.
 """
 
@@ -44,6 +44,7 @@ class Topics:
         self.reviews = f"{p}reviews"
         self.items = f"{p}items"
         self.rules = f"{p}rules"  # merchandising rules, key rule_id (streams.processors.merchandising)
+        self.impressions = f"{p}impressions"  # items shown to a shopper, key user_id (optional input)
         self.recommendations = f"{p}recommendations"
         self.sentiment = f"{p}sentiment"
         self.deadletter = f"{p}deadletter"
@@ -71,6 +72,7 @@ class Topics:
             TopicSpec(self.reviews, n, keyed_by="user"),
             TopicSpec(self.items, n, COMPACT, keyed_by="item"),
             TopicSpec(self.rules, n, COMPACT),
+            TopicSpec(self.impressions, n, keyed_by="user"),
             TopicSpec(self.recommendations, n, COMPACT, keyed_by="user"),
             TopicSpec(self.sentiment, n, keyed_by="item"),
             TopicSpec(self.deadletter, 1, self._deadletter_retention),

@@ -59,7 +59,7 @@ def synthetic_stream(
     from) and 2,000 reviews; the catalog, index and users it leaves, and its last event time."""
     now = [0.0]
     catalog = Catalog(POPULARITY_HALF_LIFE_S, clock=lambda: now[0])
-    index = CovisIndex()
+    index = CovisIndex(ids=catalog.item_ids)
     states = [UserState() for _ in range(users)]
     ex_config = ExampleConfig(ModelConfig(), INTEREST_HALF_LIFE_S)
     examples: list[Example] = []

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from itertools import islice, repeat
 from typing import Any
 
-from model.covisitation import CovisIndex
 from model.rules import RulePlan
 from model.scoring import NeuralServingModel, load_warm_start
 from model.serving import Recommendations, ServingModel
@@ -26,6 +25,7 @@ from state.catalog import Catalog
 from state.item import ItemState
 from state.user import RECENT_MAX, UserState
 from streams.bench.dict_covisitation import DictCovisIndex
+from streams.bench.reference_retrieval import ReferenceServingModel
 from streams.bench.shop import SimulatedShop
 from streams.events import Click, Review
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
@@ -152,7 +152,7 @@ def build_replay(
     ``digest``, it keeps the :class:`Digest` of what it publishes; with ``keep``, what it
     published. Users' states stay resident as in the engine; without ``resident``, they are
     decoded on every event. With ``reference``, co-visitation is the dict index the engine's array
-    index replaced."""
+    index replaced and retrieval the Python code its kernel replaced."""
     settings = Settings()
     topics = Topics(settings)
     clock = [START_TS]
@@ -161,16 +161,12 @@ def build_replay(
         state = ItemState()
         state.apply_catalog(item.category, item.title or "", item.price, n % OUT_OF_STOCK != 0, item.ts or 0.0)
         catalog.upsert(item.item_id, state)
-    model: ServingModel = (
-        NeuralServingModel(
-            load_warm_start(),
-            catalog,
-            interest_half_life_s=HALF_LIFE_S,
-            index=DictCovisIndex() if reference else CovisIndex(),
-        )
-        if rank
-        else _NoModel()
-    )
+    model: ServingModel = _NoModel()
+    if rank and reference:
+        index = DictCovisIndex()
+        model = ReferenceServingModel(load_warm_start(), catalog, interest_half_life_s=HALF_LIFE_S, index=index)
+    elif rank:
+        model = NeuralServingModel(load_warm_start(), catalog, interest_half_life_s=HALF_LIFE_S)
     builder, sink = ExampleBuilder(catalog, HALF_LIFE_S, seed=0), ExampleSink()
 
     def learn(model: ServingModel, before: UserState, event: Click | Review, category: str) -> None:

@@ -1,9 +1,10 @@
 """What merchandising rules and reasons cost the click path, in process.
 
 What a click pays after scoring (:func:`measure`): choosing the items, their reasons, and encoding
-the message and the user's state, without rules and with six rules in force for every shopper (a
+the message and the user's state, without rules, with six rules in force for every shopper (a
 category filter, a category boost, an item boost, a pin, a promote, an interest-segment boost),
-on the click path of :mod:`streams.bench.clickpath` (warm-start model, simulated shop).
+and with no rule but negative feedback from every shopper (:func:`heavy_feedback`), on the click
+path of :mod:`streams.bench.clickpath` (warm-start model, simulated shop).
 
 With ``--propagation N``, how soon a rule reaches every worker's recommendations instead: two
 workers on the embedded broker, one shopper in each of the four partitions clicking every 50 ms;
@@ -56,6 +57,19 @@ def busy_rules(shop: SimulatedShop) -> RuleBook:
     return book
 
 
+def heavy_feedback(user: UserState, ranked: Sequence[str], now: float) -> UserState:
+    """A copy of ``user`` at the bounds of ``state.feedback`` for one click: who disliked their five
+    best-ranked items (each with the next five as neighbours) and was shown the next 100 once, 20
+    of them three times."""
+    fed = UserState.from_bytes(user.to_bytes())
+    for item_id in ranked[:5]:
+        fed.feedback.dislike(item_id, now, ranked[5:10])
+    fed.feedback.show(ranked[10:110])
+    for _ in range(2):
+        fed.feedback.show(ranked[10:30])
+    return fed
+
+
 def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     """CPU microseconds per click of what follows scoring, for ``shoppers`` returning shoppers
     with full histories (fed through the click path first, not timed): the serving model's
@@ -80,16 +94,17 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     chosen = [serving.choose(u, p, s, None, k) for u, p, s in zip(users, pools, scores, strict=True)]
     orders = [np.argsort(-s, kind="stable").tolist() for s in scores]
     busy = busy_rules(shop)
+    fed = [heavy_feedback(u, [p.items[i] for i in o], now) for u, p, o in zip(users, pools, orders, strict=True)]
 
-    def serve(book: RuleBook) -> None:
-        plans = book.plans(ids, users, now, HALF_LIFE_S)
-        for n, user in enumerate(users):
+    def serve(book: RuleBook, who: list[UserState] = users) -> None:
+        plans = book.plans(ids, who, now, HALF_LIFE_S)
+        for n, user in enumerate(who):
             items, why = serving.choose(user, pools[n], scores[n], plans[n] if plans else None, k)
-            encode(n, items, why)
+            encode(n, items, why, who)
 
-    def encode(n: int, items: list[tuple[str, float]], why: list[list[str]]) -> int:
-        users[n].last = rec = PublishedRecommendation(items, [], 1, "e", now, now, why)
-        return len(messages.recommendation(ids[n], rec)) + len(users[n].to_bytes())
+    def encode(n: int, items: list[tuple[str, float]], why: list[list[str]], who: list[UserState] = users) -> int:
+        who[n].last = rec = PublishedRecommendation(items, [], 1, "e", now, now, why)
+        return len(messages.recommendation(ids[n], rec)) + len(who[n].to_bytes())
 
     def explain() -> None:
         for pool, order, (items, _) in zip(pools, orders, chosen, strict=True):
@@ -98,6 +113,7 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     variants: dict[str, Callable[[], object]] = {
         "no_rule": lambda: serve(RuleBook()),
         "busy_rules": lambda: serve(busy),
+        "feedback": lambda: serve(RuleBook(), fed),
         "reasons_alone": explain,
         "encode_with_reasons": lambda: [encode(n, *c) for n, c in enumerate(chosen)],
         "encode_without_reasons": lambda: [encode(n, c[0], []) for n, c in enumerate(chosen)],
@@ -116,6 +132,7 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
         "after_scoring_no_rule_us": round(best["no_rule"], 2),
         "reasons_us": round(best["reasons_alone"] + best["encode_with_reasons"] - best["encode_without_reasons"], 2),
         "six_rules_add_us": round(best["busy_rules"] - best["no_rule"], 2),
+        "heavy_feedback_adds_us": round(best["feedback"] - best["no_rule"], 2),
     }
 
 

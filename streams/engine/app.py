@@ -21,9 +21,11 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 
 from model.covisitation import CovisIndex
+from model.related import near
 from model.rules import RuleBook
 from model.serving import ServingModel
 from state.catalog import Catalog
+from state.feedback import NEIGHBOURS_MAX
 from state.item import AlertRule, ItemState
 from state.user import UserState
 from streams.engine.monitor import KeyCounts, Progress, StallWatch, refresh_lag
@@ -46,7 +48,13 @@ from streams.processors.base import Incoming, Outgoing
 from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
 from streams.processors.merchandising import RuleProcessor, apply_rule_record
 from streams.processors.resident import ResidentUsers
-from streams.processors.users import ActivityCounts, ClickProcessor, ForgetProcessor, ReviewProcessor
+from streams.processors.users import (
+    ActivityCounts,
+    ClickProcessor,
+    ForgetProcessor,
+    ImpressionProcessor,
+    ReviewProcessor,
+)
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -156,7 +164,7 @@ class Engine:
         self.settings = settings
         self.topics = Topics(settings)
         self.metrics = Metrics()
-        self.catalog = Catalog(settings.popularity_half_life_s)
+        self.catalog = Catalog(settings.popularity_half_life_s, action_weights=settings.action_weight_table())
         self.keeper = ModelKeeper(
             self.catalog,
             settings.interest_half_life_s,
@@ -189,7 +197,7 @@ class Engine:
         }
         self.catalog_follower = Follower(settings, self.topics.items_changelog, self._apply_item_change, "catalog")
         self.snapshot_follower = Follower(settings, self.topics.snapshots, self._apply_snapshot_record, "snapshots")
-        self.rules = RuleBook()
+        self.rules = RuleBook(settings.demotion())
         self.rules_follower = Follower(settings, self.topics.rules, self._apply_rule_record, "rules")
         self.training_feed = (
             TrainingFeed(
@@ -230,6 +238,8 @@ class Engine:
             on_hit=self.keeper.record_hit,
             resident=self.resident,
             rules=self.rules,
+            neighbours=self._near,
+            action_weights=settings.action_weight_table(),
         )
         self.reviews = ReviewProcessor(
             self.topics, n, self.metrics, users, current_model, self.catalog, learn=self._learn, resident=self.resident
@@ -245,6 +255,7 @@ class Engine:
         self.catalog_updates = CatalogProcessor(self.topics, n, self.metrics, items)
         self.item_activity = ActivityProcessor(self.topics, n, self.metrics, items, settings.popularity_half_life_s)
         self.forget = ForgetProcessor(self.topics, n, self.metrics, users, self.resident)
+        self.impressions = ImpressionProcessor(self.topics, n, self.metrics, users, self.resident)
         self.rule_records = RuleProcessor(self.topics, n, self.metrics, time.time)
         for processor in (
             self.clicks,
@@ -253,6 +264,7 @@ class Engine:
             self.catalog_updates,
             self.item_activity,
             self.forget,
+            self.impressions,
             self.rule_records,
         ):
             processor.deadletter_payload_bytes = settings.deadletter_payload_bytes
@@ -276,6 +288,9 @@ class Engine:
 
     def related_indexes(self) -> tuple[CovisIndex, CovisIndex]:
         return self.keeper.current.index, self.keeper.current.purchases
+
+    def _near(self, item_id: str) -> list[str]:
+        return near(item_id, self.keeper.current.index, self.catalog, NEIGHBOURS_MAX)
 
     def _learn(self, model: ServingModel, before: UserState, event: Click | Review, category: str) -> None:
         if isinstance(event, Click):
@@ -542,6 +557,7 @@ class Engine:
         agent(t.items, self.catalog_updates)
         agent(t.item_activity, self.item_activity)
         agent(t.forget, self.forget)
+        agent(t.impressions, self.impressions)
         agent(t.rules, self.rule_records)
 
         @app.task
@@ -585,7 +601,7 @@ class Engine:
             # Runs after the agents stopped and before Faust flushes its producer.
             await self.delivery.send(self.activity.drain(t.item_activity))
 
-        sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity, t.forget, t.rules}
+        sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity, t.forget, t.rules, t.impressions}
 
         @app.timer(interval=MONITOR_INTERVAL_S)
         async def refresh_gauges() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import faust
 from threadpoolctl import threadpool_limits
 
-from model import covisitation
+from model import kernels
 from streams.engine.app import Engine
 from streams.kafka.embedded import resolve_broker_kind
 from streams.settings import Settings
@@ -99,7 +99,7 @@ def run_worker(settings: Settings) -> None:
         heal_changelogs(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Before the consumer group is joined: no event waits for the compiler.
-    covisitation.warm(Path(settings.kernel_cache_dir or settings.data_dir / "numba-cache"))
+    kernels.warm(Path(settings.kernel_cache_dir or settings.data_dir / "numba-cache"))
     engine = Engine(settings)
     worker = faust.Worker(engine.app, loglevel=settings.log_level, redirect_stdouts=False)
     worker.execute_from_commandline()

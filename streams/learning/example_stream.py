@@ -98,8 +98,8 @@ class ExampleBuilder:
             category,
             self._catalog,
             self._rng,
-            index=model.index,
             config=self._config(model),
+            pool=model.pool(before, click.ts, [click.item_id], self._half_life),
         )
         return pack_examples(examples)
 

@@ -1,5 +1,5 @@
-"""The processors of the user-keyed topics: clicks and reviews, which change a shopper's state
-and publish recommendations and sentiment."""
+"""The processors of the user-keyed topics: clicks, reviews and impressions, which change a
+shopper's state and publish recommendations and sentiment."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from guide.aspects import aspects_of
 from model.rules import RuleBook
 from model.serving import ServingModel
 from state.catalog import Catalog
-from state.user import PublishedRecommendation, UserState
+from state.user import ACTION_WEIGHT, PublishedRecommendation, UserState
 from streams import messages
-from streams.events import Click, parse_click, parse_forget, parse_review
+from streams.events import DISLIKE, Click, parse_click, parse_forget, parse_impression, parse_review
 from streams.metrics import Metrics
 from streams.processors.base import Clock, Incoming, Learn, Outgoing, ProcessorBase, Store
 from streams.processors.resident import ResidentUsers
@@ -61,6 +61,10 @@ class ClickProcessor(ProcessorBase):
     click. Users are scored together, in rounds in which each user appears once, so that every
     recommendation reflects exactly the clicks up to its own.
 
+    A dislike is answered like a click, but it is no engagement: it only goes into the user's
+    feedback (with the item's near neighbours, ``neighbours``), never into the action counts, the
+    history, the indexes, popularity, the hit rate or the training examples.
+
     When the worker runs behind (a flood, a bot, a backlog after a restart: the click waited longer
     than ``coalesce_after_s`` in Kafka), a user's clicks in one batch share one recommendation,
     triggered by the last: every click still changes the state, but scoring, the expensive part,
@@ -85,12 +89,17 @@ class ClickProcessor(ProcessorBase):
         on_hit: Callable[[int, bool], None] | None = None,
         resident: ResidentUsers | None = None,
         rules: RuleBook | None = None,
+        neighbours: Callable[[str], list[str]] | None = None,
+        action_weights: Mapping[str, float] = ACTION_WEIGHT,
         clock: Clock = time.time,
     ) -> None:
         super().__init__(topics, partitions, metrics, clock)
         self.users = users
         #: The merchandising rules every recommendation is built under (kept current by the engine).
         self.rules = rules if rules is not None else RuleBook()
+        #: A disliked item's near neighbours, demoted with it for a while (none by default).
+        self.neighbours = neighbours if neighbours is not None else (lambda item_id: [])
+        self.action_weights = action_weights
         #: Shared with every processor that writes the users' table (none resident by default).
         self.resident = resident if resident is not None else ResidentUsers(0)
         self.catalog = catalog
@@ -139,20 +148,14 @@ class ClickProcessor(ProcessorBase):
             earlier = replays.pop(click.user_id, None)
             if earlier is not None:
                 out += self._replay(*earlier)
-            category = click.category or self.catalog.category_of(click.item_id)
-            if state.last is not None:
-                hit = click.item_id in state.last.item_ids()
-                hits += hit
-                trials += 1
-                if self.on_hit is not None:
-                    self.on_hit(state.last.model_version, hit)
-            if self.learn is not None and not flooding:
-                self.learn(model, state, click, category)  # from the state before the click
-            model.observe_click(state, click.item_id, click.action, click.ts, category)
-            state.apply_click(click.item_id, click.action, click.ts, category, self.half_life)
+            if click.action == DISLIKE:
+                state.feedback.dislike(click.item_id, click.ts, self.neighbours(click.item_id))
+            else:
+                hit = self._engage(model, state, click, learn=not flooding)
+                if hit is not None:
+                    hits += hit
+                    trials += 1
             state.applied.record("clicks", msg.where, click.event_id)
-            self.activity.add(click.item_id, category, click.action, click.ts)
-            self.catalog.bump(click.item_id, category, click.action, click.ts)
             round_[click.user_id] = (msg, click, state)
             processed[msg.topic] = processed.get(msg.topic, 0) + 1
         out += self._publish(round_, model)
@@ -162,6 +165,23 @@ class ClickProcessor(ProcessorBase):
             self.processed_many(topic, n)
         self.metrics.record_hits(hits, trials)
         return out
+
+    def _engage(self, model: ServingModel, state: UserState, click: Click, *, learn: bool) -> bool | None:
+        """An engagement's effects: training, the indexes, the state, popularity. Whether it hit
+        the user's last recommendation (None without one), for the batch's hit rate."""
+        category = click.category or self.catalog.category_of(click.item_id)
+        hit = None
+        if state.last is not None:
+            hit = click.item_id in state.last.item_ids()
+            if self.on_hit is not None:
+                self.on_hit(state.last.model_version, hit)
+        if self.learn is not None and learn:
+            self.learn(model, state, click, category)  # from the state before the click
+        model.observe_click(state, click.item_id, click.action, click.ts, category)
+        state.apply_click(click.item_id, click.action, click.ts, category, self.half_life, self.action_weights)
+        self.activity.add(click.item_id, category, click.action, click.ts)
+        self.catalog.bump(click.item_id, category, click.action, click.ts)
+        return hit
 
     def _replay(self, click: Click, state: UserState) -> list[Outgoing]:
         """Publish again the answer to a click the state already reflects: its outputs may not
@@ -282,6 +302,42 @@ class ReviewProcessor(ProcessorBase):
                     body["aspects"] = aspects_of(review.text, None)
                 out.append(Outgoing(self.topics.item_reviews, review.item_id.encode(), json.dumps(body).encode()))
         return out
+
+
+class ImpressionProcessor(ProcessorBase):
+    """Impressions (items shown to a shopper): counted per item on the user's feedback, once per
+    event id, so that an item shown again and again without an action is demoted. Nothing is
+    published: the user's next recommendation reflects them."""
+
+    def __init__(
+        self,
+        topics: Topics,
+        partitions: int,
+        metrics: Metrics,
+        users: Store,
+        resident: ResidentUsers | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        super().__init__(topics, partitions, metrics, clock)
+        self.users = users
+        self.resident = resident if resident is not None else ResidentUsers(0)
+
+    def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
+        with self.resident.batch():
+            out: list[Outgoing] = []
+            for msg in batch:
+                shown = self.admit(msg, lambda v: parse_impression(v, self.clock()), lambda i: i.user_id, out)
+                if shown is None:
+                    continue
+                state = self.resident.load(self.users, shown.user_id, msg.handle)
+                if state.applied.seen("impressions", msg.where, shown.event_id):
+                    self.duplicate(msg, self.users, shown.user_id, state.to_bytes())
+                    continue
+                state.feedback.show(shown.item_ids)
+                state.applied.record("impressions", msg.where, shown.event_id)
+                self.users.put(shown.user_id, state.to_bytes(), msg.handle)
+                self.processed(msg)
+            return out
 
 
 class ForgetProcessor(ProcessorBase):

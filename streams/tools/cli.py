@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_token)
 
     p = sub.add_parser("produce", help="send JSON-lines events to a topic")
-    p.add_argument("kind", choices=("clicks", "reviews", "items"))
+    p.add_argument("kind", choices=("clicks", "reviews", "items", "impressions"))
     p.add_argument("file", help="a JSON-lines file, or - for standard input")
     p.set_defaults(run=_produce)
 

@@ -17,7 +17,7 @@ from kafka.errors import KafkaError
 
 from streams.settings import Settings
 
-KEY_FIELD = {"clicks": "user_id", "reviews": "user_id", "items": "item_id"}
+KEY_FIELD = {"clicks": "user_id", "reviews": "user_id", "items": "item_id", "impressions": "user_id"}
 
 
 def key_of(kind: str, payload: bytes) -> bytes | None:

@@ -1,6 +1,7 @@
 """Merchandising rules end to end: ``shopguide rules`` writes the rules topic, two real workers
 follow it, and each kind shows in the next recommendation of the users it is for; an expired and a
-deleted rule stop acting, an invalid record is dead-lettered once, out-of-stock items stay out."""
+deleted rule stop acting, an invalid record is dead-lettered once, out-of-stock items stay out. A
+shopper's dislike and ignored impressions demote items in their next recommendation."""
 
 from __future__ import annotations
 
@@ -180,3 +181,52 @@ def test_an_invalid_rule_is_dead_lettered_once_and_changes_nothing(two: Cluster)
     # Two workers follow the topic; only the rules agent of their group dead-letters.
     time.sleep(3)
     assert len([m for m in two.deadletter.items if m.value["source_topic"] == two.topics.rules]) == 1
+
+
+def _events(cluster: Cluster, topic: str, outcome: str) -> float:
+    """``shopguide_events_total`` of ``topic`` and ``outcome``, summed over the workers."""
+    labels = (f'outcome="{outcome}"', f'topic="{topic}"')
+    return sum(
+        float(line.split()[-1])
+        for worker in cluster.workers
+        for line in get_text(worker.url + "/metrics").splitlines()
+        if line.startswith("shopguide_events_total") and all(x in line for x in labels)
+    )
+
+
+def test_a_dislike_and_ignored_impressions_demote_in_the_next_recommendation(two: Cluster) -> None:
+    picky, bored = users("feedback")[:2]
+    disliked = next(i for i in recommend(two, picky) if i != "rl-0")
+    event_id = f"{picky}-dislike"
+    two.send("clicks", picky, Click(event_id, picky, disliked, "dislike", time.time(), "tea").to_json())
+    [rec] = two.recommendations.wait_for(lambda m: isinstance(m, dict) and m["trigger_event_id"] == event_id, 1, 60)
+    assert disliked not in [i["item_id"] for i in rec["items"]] and len(rec["items"]) == 10
+    assert disliked not in recommend(two, picky)  # and it stays out after the next click
+
+    top = answer(two, bored)
+    shown = next(i["item_id"] for i in top if i["item_id"] != "rl-0")
+    before = [i["item_id"] for i in top].index(shown)
+    topic, now = two.topics.impressions, time.time()
+    duplicates, processed = _events(two, topic, "duplicate"), _events(two, topic, "processed")
+
+    def impression(n: int) -> bytes:
+        return json.dumps({"event_id": f"{bored}-s{n}", "user_id": bored, "item_ids": [shown], "ts": now}).encode()
+
+    for n in (1, 1, 2):  # the first one sent twice counts once: two of the limit's three
+        two.send("impressions", bored, impression(n))
+    two.send("impressions", bored, json.dumps({"event_id": "s-bad", "user_id": bored, "item_ids": [shown]}).encode())
+    [letter] = two.deadletter.wait_for(lambda m: isinstance(m, dict) and m["source_topic"] == topic, 1, 60)
+    assert letter["reason"] == "missing_field" and "'ts'" in letter["error"]
+    wait_until(lambda: _events(two, topic, "processed") >= processed + 2, 30, "two impressions")
+    assert _events(two, topic, "duplicate") == duplicates + 1
+    assert all("demoted:ignored" not in i["reasons"] for i in answer(two, bored))
+    two.send("impressions", bored, impression(3))
+
+    def demoted() -> bool:
+        items = answer(two, bored)
+        ids = [i["item_id"] for i in items]
+        return shown not in ids or (
+            ids.index(shown) > before and "demoted:ignored" in items[ids.index(shown)]["reasons"]
+        )
+
+    wait_until(demoted, 30, "the item shown three times without an action to be demoted")

@@ -35,7 +35,7 @@ class Stream:
         self.rng = np.random.default_rng(seed)
         self.now = 0.0
         self.catalog = Catalog(HALF_LIFE, clock=lambda: self.now)
-        self.index = CovisIndex(max_items=1000)
+        self.index = CovisIndex(max_items=1000, ids=self.catalog.item_ids)
         self.users: dict[str, UserState] = {}
         self.items: dict[str, ItemState] = {}
         self.examples: list[Example] = []

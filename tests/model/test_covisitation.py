@@ -7,7 +7,6 @@ import random
 
 import pytest
 
-from model import covisitation
 from model.covisitation import CovisIndex
 from state.user import UserState
 from streams.bench.dict_covisitation import DictCovisIndex
@@ -63,20 +62,6 @@ def test_the_array_index_equals_the_dict_index(seed: int, max_items: int, max_ne
 def test_bounds_must_hold_one_item_and_one_neighbour() -> None:
     with pytest.raises(ValueError, match="max_items"):
         CovisIndex(max_items=0)
-
-
-def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
-    """After :func:`warm`, observing and reading compile nothing more (no event waits for numba)."""
-    covisitation.warm()
-    kernels = (covisitation._Kernels.observe, covisitation._Kernels.scores, covisitation._Kernels.following)
-    before = [len(k.signatures) for k in kernels]
-    index, user = CovisIndex(max_items=3, max_neighbors=1), UserState()
-    for t, item in enumerate(["a", "b", "c", "a", "d", "e"]):
-        index.observe(user, item)
-        user.apply_click(item, "view", 1000.0 + t, "c", HALF_LIFE)
-        index.scores(user, 10, 30)
-        index.following(user, 5)
-    assert before == [1, 1, 1] and [len(k.signatures) for k in kernels] == before
 
 
 @pytest.mark.parametrize(("seed", "max_items"), [(6, 200_000), (7, 25), (8, 1)])

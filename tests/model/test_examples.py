@@ -29,7 +29,7 @@ def _shop() -> tuple[UserState, Catalog, CovisIndex]:
     user = UserState()
     for i, action in enumerate(("click", "buy", "click", "cart")):
         user.apply_click(f"i{i}", action, 100.0 + i, f"c{i % 3}", HALF_LIFE)
-    return user, catalog, CovisIndex()
+    return user, catalog, CovisIndex(ids=catalog.item_ids)
 
 
 def test_click_examples_positive_then_admissible_negatives() -> None:
@@ -150,7 +150,7 @@ def _big_shop(n: int = 500) -> tuple[UserState, Catalog, CovisIndex]:
     user = UserState()
     for i in range(5):
         user.apply_click(f"i{i}", "click", 100.0 + i, f"c{i % 7}", HALF_LIFE)
-    return user, catalog, CovisIndex()
+    return user, catalog, CovisIndex(ids=catalog.item_ids)
 
 
 def test_catalog_negatives_are_drawn_beyond_the_pool_with_retrieval_features() -> None:

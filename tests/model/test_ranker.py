@@ -34,7 +34,7 @@ def _train(catalog_negatives: int, seed: int = 0) -> Trainer:
     now = [0.0]
     catalog = Catalog(HALF_LIFE, clock=lambda: now[0])
     items = {f"s{i}": ItemState() for i in range(400)}  # in the catalog once clicked
-    index = CovisIndex(max_items=1000)
+    index = CovisIndex(max_items=1000, ids=catalog.item_ids)
     config = ExampleConfig(TINY, HALF_LIFE, catalog_negatives=catalog_negatives)
     users = {u: UserState() for u in range(40)}
     favourite = {u: int(rng.integers(8)) for u in users}

@@ -4,7 +4,7 @@ only among purchases; never the item itself or an out-of-stock item."""
 from __future__ import annotations
 
 from model.covisitation import CovisIndex
-from model.related import bought_together, observe_purchase, similar
+from model.related import bought_together, near, observe_purchase, similar
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState
@@ -49,3 +49,11 @@ def test_bought_together_pairs_purchases_only() -> None:
     assert dict(bought_together("i6", purchases, catalog, 10)) == {"i4": 1.0, "i1": 0.5}  # nearer counts more
     assert bought_together("i2", purchases, catalog, 10) == []
     assert "i2" in {i for i, _, _ in similar("i4", index, catalog, 10)}
+
+
+def test_near_is_covisited_in_the_same_category_only() -> None:
+    catalog = _catalog(set())  # i0..i7 tea, i8..i11 cake
+    index, purchases = CovisIndex(), CovisIndex()
+    _stream(index, purchases, [("i0", "view"), ("i9", "view"), ("i2", "view"), ("i0", "view"), ("i2", "view")])
+    assert near("i0", index, catalog, 5) == ["i2"]  # i9 is cake
+    assert near("i0", index, catalog, 0) == [] and near("zz", index, catalog, 5) == []

@@ -57,7 +57,7 @@ def test_the_after_feature_counts_what_came_after_the_users_item_not_before() ->
     """Two users walked ``x -> y`` and a third only ``y -> z``: for a user who just looked at
     ``y``, ``z`` followed it and ``x`` preceded it, although both are its neighbours."""
     catalog = Catalog(HALF_LIFE)
-    index = CovisIndex()
+    index = CovisIndex(ids=catalog.item_ids)
     for walk in (["x", "y"], ["x", "y"], ["y", "z"]):
         _walk(index, UserState(), walk, catalog)
     pool = retrieve(_user("y"), 2000.0, catalog, index, [("c", 1.0)])
@@ -78,7 +78,7 @@ def test_features_stay_finite_while_the_popular_list_predates_all_activity() -> 
         catalog.upsert(item, state)
     assert catalog.popular(50) == ["a", "b"]  # ranked now, while neither has any activity
     catalog.bump("b", "c", "view", 1000.0)
-    pool = retrieve(_user("a"), 1000.0, catalog, CovisIndex(), [("c", 1.0)])
+    pool = retrieve(_user("a"), 1000.0, catalog, CovisIndex(ids=catalog.item_ids), [("c", 1.0)])
     assert np.isfinite(pool.features).all()
     assert pool.features[pool.items.index("b"), POPULARITY] == 1.0
 
@@ -87,7 +87,7 @@ def test_feature_rows_follow_the_named_layout() -> None:
     """A seen item's row has ``seen`` 1 and its recency and repeats; an unseen one has them 0: a
     reorder of the row that the names do not follow fails here."""
     catalog = Catalog(HALF_LIFE)
-    index = CovisIndex()
+    index = CovisIndex(ids=catalog.item_ids)
     _walk(index, UserState(), ["p", "q", "r"], catalog)
     user = _user("p", "p", "q")
     pool = retrieve(user, 2002.0, catalog, index, [("c", 1.0)], extra=["r"])

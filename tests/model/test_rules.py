@@ -3,11 +3,12 @@ that hold for any rules (nothing bought, out of stock, filtered or repeated is e
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.candidates import admissible
-from model.rules import Rule, RuleBook, RulePlan, Segment, rerank
+from model.rules import Demotion, Rule, RuleBook, RulePlan, Segment, rerank
 from model.rules import ruled as ruled_ranked
 from state.catalog import Catalog
 from state.item import ItemState
@@ -200,3 +201,41 @@ def test_the_share_of_new_items_is_filled_from_what_the_rules_admit() -> None:
     items = ruled_ranked(plan, rerank(plan, RANKED, CATALOG.category_of), user, CATALOG, 5, new_share=0.4)
     assert _ids(items) == ["i0", "i2", "i5", "i11", "i12"]  # i10 is filtered, i3 out of stock
     assert _ids(ruled_ranked(None, RANKED, user, CATALOG, 5, new_share=0.4)) == ["i0", "i1", "i2", "i10", "i11"]
+
+
+def test_feedback_makes_a_plan_for_its_user_alone() -> None:
+    book = RuleBook(Demotion(factor=0.5, near_ttl_s=100.0, impression_limit=2))
+    quiet, picky = _user(), _user()
+    assert book.plans(["q", "p"], [quiet, picky], 0.0, 3600.0) is None  # no rule, no feedback
+    picky.feedback.dislike("i0", 0.0, ["i1"])
+    for _ in range(2):
+        picky.feedback.show(["i2"])
+    plans = book.plans(["q", "p"], [quiet, picky], 50.0, 3600.0)
+    assert plans is not None and plans[0] is None
+    plan = plans[1]
+    assert plan is not None and plan.demoted == {"i1": "disliked", "i2": "ignored"}
+    chosen = ruled(plan, RANKED, picky, CATALOG, 5)
+    # i0 removed; i1 (0.99 -> 0.495) and i2 (0.98 -> 0.49) fall below the rest of the top 5.
+    assert _ids(chosen) == ["i4", "i5", "i6", "i7", "i8"]
+    assert plan.reasons("i1", "c1") == ["demoted:disliked"]
+    pinned = RulePlan([Rule("p", "pin", item_ids=("i0",), position=1)], removed={"i0"})
+    assert pinned.place([], {}, set, CATALOG.category_of, 3) == []  # a dislike wins over a pin
+    later = book.plans(["p"], [picky], 200.0, 3600.0)  # the neighbour's time is over
+    assert later is not None and later[0] is not None and later[0].demoted == {"i2": "ignored"}
+
+
+def test_feedback_joins_the_rules_in_force() -> None:
+    book = RuleBook()
+    book.put(Rule("b", "boost", item_ids=("i5",), factor=10.0))
+    user = _user()
+    user.feedback.dislike("i5", 0.0, [])
+    [plan] = book.plans(["u"], [user], 1.0, 3600.0) or [None]
+    assert plan is not None and "i5" not in _ids(ruled(plan, RANKED, user, CATALOG, 10))
+    [shared] = book.plans(["v"], [_user()], 1.0, 3600.0) or [None]
+    assert shared is not None and _ids(ruled(shared, RANKED, _user(), CATALOG, 1)) == ["i5"]
+
+
+def test_demotion_settings_are_checked() -> None:
+    for bad in ({"factor": 0.0}, {"factor": 1.5}, {"near_ttl_s": -1.0}, {"impression_limit": -1}):
+        with pytest.raises(ValueError):
+            Demotion(**bad)  # type: ignore[arg-type]

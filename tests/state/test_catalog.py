@@ -6,6 +6,7 @@ import pytest
 
 from state.catalog import Catalog
 from state.item import ItemState
+from state.user import action_weights
 
 HL = 3600.0
 
@@ -102,6 +103,19 @@ def test_a_bump_adds_a_weighted_click_as_the_item_table_would():
     assert c.get("x").pop_log == pytest.approx(table.get("x").pop_log)
 
 
+def test_configured_action_weights_rank_popularity_from_the_table_and_from_bumps():
+    default = Catalog(HL, refresh_s=0.0)
+    custom = Catalog(HL, refresh_s=0.0, action_weights=action_weights("view=1,buy=50"))
+    for c in (default, custom):
+        bought = item("a", 0.0)
+        bought.apply_activity({"buy": 1.0}, 1000.0, HL)
+        c.upsert("viewed", item("a", 20.0))
+        c.upsert("bought", bought)
+        c.bump("bumped", "a", "buy", 999.0)
+    assert default.popular(3, "a") == ["viewed", "bought", "bumped"]  # 20 views outweigh a buy (5)
+    assert custom.popular(3, "a") == ["bought", "bumped", "viewed"]  # a buy (50) outweighs 20 views
+
+
 def test_a_bump_of_an_unknown_item_makes_it_popular_in_the_clicks_category():
     c = Catalog(HL, refresh_s=0.0)
     c.bump("new", "tea", "click", 1000.0)
@@ -132,3 +146,30 @@ def test_ties_rank_the_same_in_every_process():
         for seed in (1, 2, 3)
     }
     assert len(outputs) == 1, outputs
+
+
+def test_the_per_id_arrays_follow_upserts_bumps_and_removals():
+    """Retrieval's kernel reads the catalog through its per-id arrays: they must say what the
+    entries say after every kind of change, also for ids assigned elsewhere (the co-visitation
+    index shares the id space)."""
+    c = Catalog(HL, refresh_s=0.0, clock=lambda: 0.0)
+    c.upsert("a", item("x", 3.0))
+    c.upsert("b", item("y", 1.0, in_stock=False))
+    c.bump("c", "z", "buy", 1000.0)  # an item only clicked so far
+    c.bump("a", "x", "view", 1000.0)
+    elsewhere = c.item_ids["seen-by-the-index"]
+    c.upsert("b", item("x", 1.0))  # moves category
+    c.remove("c")
+
+    def as_arrays(item_id: str) -> tuple[bool, bool, float, str]:
+        a, i = c.arrays, c.item_ids[item_id]
+        return bool(a.present[i]), bool(a.in_stock[i]), float(a.pop_log[i]), c.category_ids.names[a.category[i]]
+
+    for item_id in ("a", "b"):
+        entry = c.get(item_id)
+        assert entry is not None
+        assert as_arrays(item_id) == (True, entry.in_stock, entry.pop_log, entry.category)
+    assert as_arrays("c") == (False, False, float("-inf"), "")
+    assert not c.arrays.present[elsewhere]
+    assert [c.item_ids.names[i] for i in c.popular_ids(5)] == c.popular(5) == ["a", "b"]
+    assert [c.item_ids.names[i] for i in c.popular_ids(1, "x")] == c.popular(1, "x")

@@ -3,7 +3,16 @@ import json
 import pytest
 
 from streams.errors import InvalidEvent
-from streams.events import ID_MAX, PAYLOAD_MAX, TEXT_MAX, parse_click, parse_item, parse_review
+from streams.events import (
+    ID_MAX,
+    IMPRESSION_ITEMS_MAX,
+    PAYLOAD_MAX,
+    TEXT_MAX,
+    parse_click,
+    parse_impression,
+    parse_item,
+    parse_review,
+)
 
 NOW = 1.8e9
 CLICK = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "action": "view", "ts": NOW - 5}
@@ -121,4 +130,31 @@ def test_ten_thousand_cjk_characters_fit_even_escaped():
 def test_invalid_items(payload, reason):
     with pytest.raises(InvalidEvent) as exc:
         parse_item(payload, NOW)
+    assert exc.value.reason == reason
+
+
+IMPRESSION = {"event_id": "s1", "user_id": "u1", "item_ids": ["a", "b", "a"], "ts": NOW}
+
+
+def test_a_dislike_is_a_click_action_and_impressions_parse() -> None:
+    assert parse_click(with_(CLICK, action="dislike"), NOW).action == "dislike"
+    shown = parse_impression(dump(IMPRESSION), NOW)
+    assert (shown.user_id, shown.item_ids) == ("u1", ("a", "b"))
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (with_(IMPRESSION, item_ids=[]), "out_of_range"),
+        (with_(IMPRESSION, item_ids=["ok", ""]), "out_of_range"),
+        (with_(IMPRESSION, item_ids=["x"] * (IMPRESSION_ITEMS_MAX + 1)), "out_of_range"),
+        (with_(IMPRESSION, item_ids=[1]), "wrong_type"),
+        (with_(IMPRESSION, item_ids="a"), "wrong_type"),
+        (with_(IMPRESSION, user_id=...), "missing_field"),
+        (with_(IMPRESSION, ts=1.0), "out_of_range"),
+    ],
+)
+def test_invalid_impressions(payload: bytes, reason: str) -> None:
+    with pytest.raises(InvalidEvent) as exc:
+        parse_impression(payload, NOW)
     assert exc.value.reason == reason

@@ -14,7 +14,7 @@ from streams.metrics import Metrics
 from streams.partitioning import partition_for
 from streams.processors.base import Incoming
 from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
-from streams.processors.users import ActivityCounts, ClickProcessor, ReviewProcessor
+from streams.processors.users import ActivityCounts, ClickProcessor, ImpressionProcessor, ReviewProcessor
 from streams.settings import Settings
 from streams.testing.memory_store import MemoryStore
 from streams.topics import Topics
@@ -260,6 +260,26 @@ def test_redelivered_reviews_publish_their_signals_again_and_count_once():
     assert metrics.republished.labels(TOPICS.sentiment)._value.get() == 1
 
 
+def test_reviews_held_back_behind_later_ones_are_counted_once_each():
+    """Offsets 17-42 of an item-reviews partition reached the worker after 43-57 (a delivery hole
+    after a restart, fetched again): the item counts every review, and the replay of all of them
+    after a crash counts none again."""
+    items, metrics = MemoryStore(), Metrics()
+    proc = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(), clock=lambda: NOW)
+
+    def review(n: int, offset: int) -> Incoming:
+        body = {"event_id": f"r{n}", "user_id": "u", "item_id": "i64", "ts": NOW, "score": 0.9, "model_version": 1}
+        return msg(TOPICS.item_reviews, "i64", body, offset)
+
+    held_back = [review(1, 20), review(2, 30), review(3, 40)]
+    proc.process([review(4, 46)])
+    signals = outputs(proc.process(held_back), TOPICS.sentiment)
+    assert [s["item_reviews"] for s in signals] == [2, 3, 4]
+    replayed = outputs(proc.process([*held_back, review(4, 46)]), TOPICS.sentiment)
+    assert [s["event_id"] for s in replayed] == ["r1", "r2", "r3", "r4"]  # published again
+    assert ItemState.from_bytes(items.data["i64"]).reviews == 4
+
+
 def test_a_negative_burst_raises_one_alert():
     items, metrics = MemoryStore(), Metrics()
     proc = ItemReviewProcessor(TOPICS, N, metrics, items, AlertRule(window=10, min_reviews=5))
@@ -311,3 +331,46 @@ def test_an_alert_counts_the_complaint_aspects_of_the_recent_negative_reviews():
         out += per_item.process([msg(TOPICS.item_reviews, "i1", fwd.value, n)])
     [alert] = [m for m in outputs(out, TOPICS.sentiment) if m["label"] == "alert"]
     assert alert["aspects"]["size_fit"] == 2 and alert["aspects"]["packaging"] == 1
+
+
+def test_a_dislike_is_answered_and_touches_only_the_feedback(setup) -> None:
+    proc, users, model, metrics = setup
+    proc.neighbours = lambda item_id: ["i3", "i4"]
+    proc.process([msg(TOPICS.clicks, "u1", click(1, item="i1", action="view", category="c"), 0)])
+    before = UserState.from_bytes(users.data["u1"])
+    observed = list(model.observed)
+    out = proc.process([msg(TOPICS.clicks, "u1", click(2, item="i2", action="dislike"), 1)])
+    [rec] = outputs(out, TOPICS.recommendations)
+    assert rec["trigger_event_id"] == "e2"
+    after = UserState.from_bytes(users.data["u1"])
+    assert (after.counts, after.recent, after.interests) == (before.counts, before.recent, before.interests)
+    assert [(d.item_id, d.neighbours) for d in after.feedback.disliked] == [("i2", ["i3", "i4"])]
+    assert model.observed == observed  # no index, popularity or training sees it
+    assert [o.key for o in proc.activity.drain(TOPICS.item_activity)] == [b"i1"]
+    assert metrics.hit_rate == (0, 0)
+    proc.process([msg(TOPICS.clicks, "u1", click(2, item="i2", action="dislike"), 1)])  # redelivered
+    assert len(UserState.from_bytes(users.data["u1"]).feedback.disliked) == 1
+
+
+def test_impressions_count_once_per_event_and_bad_ones_are_dead_lettered() -> None:
+    users, metrics = MemoryStore(), Metrics()
+    proc = ImpressionProcessor(TOPICS, N, metrics, users, clock=lambda: NOW + 100)
+
+    def shown(n: int, items: object, offset: int) -> object:
+        return msg(
+            TOPICS.impressions, "u1", {"event_id": f"s{n}", "user_id": "u1", "item_ids": items, "ts": NOW}, offset
+        )
+
+    out = proc.process(
+        [
+            shown(1, ["a", "b"], 0),
+            shown(1, ["a", "b"], 1),  # the producer sent it twice
+            shown(2, [], 2),
+            shown(3, "a", 3),
+            msg(TOPICS.impressions, "u1", b"{", 4),
+            shown(4, ["a"], 5),
+        ]
+    )
+    assert [d["reason"] for d in outputs(out, TOPICS.deadletter)] == ["out_of_range", "wrong_type", "json"]
+    assert UserState.from_bytes(users.data["u1"]).feedback.shown == {"b": 1, "a": 2}
+    assert metrics.events.labels(TOPICS.impressions, "duplicate")._value.get() == 1

@@ -1,0 +1,63 @@
+"""The compiled kernels of co-visitation (``model.covisitation``) and retrieval
+(``model.retrieval``), and their one warm-up.
+
+numba compiles them into a cache directory; :func:`warm` compiles them or loads them from there,
+which a worker does before it joins its consumer group so that no event waits for a compiler.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Kernels:
+    """The compiled kernels, once :func:`warm` has run."""
+
+    observe: Any = None
+    scores: Any = None
+    following: Any = None
+    retrieve: Any = None
+
+
+def compiled() -> type[Kernels]:
+    """The kernels, compiled (or loaded) first if they are not yet."""
+    if Kernels.retrieve is None:
+        warm()
+    return Kernels
+
+
+def warm(cache_dir: Path | None = None) -> float:
+    """Compile the kernels, or load them from numba's cache in ``cache_dir`` (default: numba's
+    own choice, beside the modules or in the user's cache directory); the seconds it took."""
+    if Kernels.retrieve is not None:
+        return 0.0
+    import numba  # only when the kernels are wanted: its import takes a second
+
+    from model import covisitation, retrieval
+
+    t0 = time.perf_counter()
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        numba.config.CACHE_DIR = str(cache_dir)  # type: ignore[attr-defined] # read by the dispatchers below
+    log.info("kernels: compiling, or loading them from the cache in %s", cache_dir or "numba's default")
+    njit = numba.njit(cache=True)
+    # Callees first: a kernel calls the module globals they replace as compiled functions.
+    for module, names in (
+        (covisitation, ("_link_last", "_unlink", "_accumulate", "_scores", "_following")),
+        (retrieval, ("_mark", "_take", "_rank_of")),
+    ):
+        for name in names:
+            if not isinstance(getattr(module, name), numba.core.registry.CPUDispatcher):
+                setattr(module, name, njit(getattr(module, name)))
+    Kernels.observe = njit(covisitation._observe)
+    Kernels.scores, Kernels.following = covisitation._scores, covisitation._following
+    Kernels.retrieve = njit(retrieval._retrieve)
+    retrieval.warm_up()
+    spent = time.perf_counter() - t0
+    log.info("kernels: ready in %.1f s", spent)
+    return spent

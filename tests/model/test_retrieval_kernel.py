@@ -1,0 +1,110 @@
+"""Retrieval's kernel against the Python retrieval it replaced (streams/bench/reference_retrieval.py):
+the same candidates in the same order, the same categories and the same feature rows bit for bit,
+over random shops and users (new, returning, repeated items, categories the catalog does not
+know, items it does not hold, extras), with the dict co-visitation index fed the same stream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model import kernels
+from model.candidate_features import N_CANDIDATE_FEATURES
+from model.covisitation import CovisIndex
+from model.retrieval import RetrievalConfig, retrieve
+from state.catalog import Catalog
+from state.item import ItemState
+from state.user import ACTIONS, UserState
+from streams.bench.dict_covisitation import DictCovisIndex
+from streams.bench.reference_retrieval import reference_retrieve
+
+HALF_LIFE = 3600.0
+
+
+def _shop(seed: int) -> tuple[Catalog, CovisIndex, DictCovisIndex, list[UserState], float, np.random.Generator]:
+    """A catalog of 60 items (some out of stock, some without a category, some removed) and 40
+    users' streams over 80 items (so some are not in the catalog), both indexes fed alike."""
+    rng = np.random.default_rng(seed)
+    now = [1000.0]
+    catalog = Catalog(HALF_LIFE, refresh_s=0.0, clock=lambda: now[0])
+    index = CovisIndex(
+        max_items=int(rng.integers(20, 200)), max_neighbors=int(rng.integers(2, 8)), ids=catalog.item_ids
+    )
+    oracle = DictCovisIndex(index.max_items, index.max_neighbors)
+    for n in range(60):
+        state = ItemState()
+        category = "" if n % 11 == 0 else f"c{n % 7}"
+        state.apply_catalog(category, "", 1.0, n % 5 != 0, now[0])
+        catalog.upsert(f"i{n}", state)
+    users = [UserState() for _ in range(40)]
+    for _ in range(int(rng.integers(200, 900))):
+        now[0] += float(rng.exponential(30.0))
+        user = users[int(rng.integers(len(users)))]
+        item = f"i{min(int(rng.zipf(1.4)), 80) - 1}"
+        action = ACTIONS[int(rng.integers(len(ACTIONS)))]
+        category = catalog.category_of(item) or ("" if rng.random() < 0.3 else f"u{int(rng.integers(3))}")
+        for i in (index, oracle):
+            i.observe(user, item)
+        user.apply_click(item, action, now[0], category, HALF_LIFE)
+        catalog.bump(item, category, action, now[0])
+        if rng.random() < 0.02:
+            catalog.remove(f"i{int(rng.integers(60))}")
+    return catalog, index, oracle, users, now[0], rng
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_kernel_retrieves_exactly_what_the_python_retrieval_did(seed: int) -> None:
+    catalog, index, oracle, users, now, rng = _shop(seed)
+    config = RetrievalConfig(
+        history=int(rng.integers(3, 50)),
+        covis_sources=int(rng.integers(1, 10)),
+        covis_per_source=int(rng.integers(1, 30)),
+        covis_max=int(rng.integers(1, 40)),
+        after_sources=int(rng.integers(1, 5)),
+        categories=int(rng.integers(0, 4)),
+        per_category=int(rng.integers(1, 20)),
+        popular=int(rng.integers(0, 30)),
+    )
+    compared, nonzero = 0, np.zeros(N_CANDIDATE_FEATURES, np.int64)
+    for user in [*users, UserState()]:
+        interests = [*user.interest_weights(now, HALF_LIFE, 5), ("unknown-category", 0.25)]
+        extra = [f"i{int(rng.integers(90))}" for _ in range(int(rng.integers(0, 4)))]
+        pool = retrieve(user, now, catalog, index, interests, config, extra)
+        expected = reference_retrieve(user, now, catalog, oracle, interests, config, extra)
+        assert pool.items == expected.items
+        assert pool.retrieved == expected.retrieved
+        assert pool.categories == expected.categories
+        assert pool.features.tobytes() == expected.features.tobytes()
+        nonzero += (expected.features != 0).sum(axis=0)
+        excluded = {*user.bought, *extra[:1], "i3"}
+        assert pool.eligible(catalog, excluded) == expected.eligible(catalog, excluded)
+        assert [pool.position(item) for item in expected.items] == list(range(len(expected.items)))
+        assert [pool.item(i) for i in range(len(pool.items))] == expected.items
+        for got, want in zip(pool.buckets(97, 31), expected.buckets(97, 31), strict=True):
+            assert got.tolist() == want.tolist()
+        more = [f"i{int(rng.integers(90))}" for _ in range(3)]
+        grown, reference = pool.with_extra(more), expected.with_extra(more)
+        assert grown.items == reference.items and grown.retrieved == reference.retrieved
+        assert grown.features.tobytes() == reference.features.tobytes()
+        assert [grown.category(i) for i in range(len(grown.items))] == reference.categories
+        compared += len(pool.items)
+    assert compared > 40 * config.popular
+    assert (nonzero > 0).all(), "every feature's formula is compared on some non-zero value"
+
+
+def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
+    """After :func:`model.kernels.warm`, observing, reading and retrieving compile nothing more
+    (no event waits for numba)."""
+    kernels.warm()
+    compiled = kernels.compiled()
+    every = (compiled.observe, compiled.scores, compiled.following, compiled.retrieve)
+    before = [len(k.signatures) for k in every]
+    catalog = Catalog(HALF_LIFE)
+    index, user = CovisIndex(max_items=3, max_neighbors=1, ids=catalog.item_ids), UserState()
+    for t, item in enumerate(["a", "b", "c", "a", "d", "e"]):
+        index.observe(user, item)
+        user.apply_click(item, "view", 1000.0 + t, "c", HALF_LIFE)
+        index.scores(user, 10, 30)
+        index.following(user, 5)
+        retrieve(user, 1000.0 + t, catalog, index, [("c", 1.0)], extra=["x"])
+    assert before == [1, 1, 1, 1] and [len(k.signatures) for k in every] == before
