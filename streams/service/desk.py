@@ -64,7 +64,6 @@ class AnswerDesk:
             )
             category = self._shelf.category_of(question.item_id)
             if category is not None:  # a known item: the question is interest in it
-                self._shelf.note_tap(question.user_id, question.item_id)
                 click = Click(f"ask-{uuid.uuid4().hex}", question.user_id, question.item_id, "view", now, category)
                 self._click_soon(click)
         body["user_id"] = question.user_id

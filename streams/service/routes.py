@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.engine.web import Access
 from streams.errors import InvalidEvent
-from streams.events import ACTIONS, ID_MAX, Click, parse_question
+from streams.events import CLICK_ACTIONS, ID_MAX, Click, parse_question
 from streams.service.feeds import sse_event
 
 if TYPE_CHECKING:
@@ -134,14 +134,13 @@ def build_app(service: GuideService) -> web.Application:
             item_id, kind = str(body["item_id"]), str(body["action"])
         except (ValueError, KeyError, TypeError):
             return error(400, 'expected {"item_id": ..., "action": ...}')
-        if kind not in ACTIONS or _bad_id(item_id):
-            return error(400, f"action is one of {', '.join(sorted(ACTIONS))}, item_id a valid id")
+        if kind not in CLICK_ACTIONS or _bad_id(item_id):
+            return error(400, f"action is one of {', '.join(sorted(CLICK_ACTIONS))}, item_id a valid id")
         category = service.shelf.category_of(item_id)
         if category is None:
             return error(404, "unknown item")
         click = Click(f"page-{uuid.uuid4().hex}", user, item_id, kind, time.time(), category)
         await service.send_click(click)
-        service.shelf.note_tap(user, item_id)
         service.metrics.actions.labels(kind).inc()
         return web.json_response({"event_id": click.event_id}, status=202)
 

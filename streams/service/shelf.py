@@ -1,14 +1,14 @@
 """What the shopper's page shows of each item: catalog fields, review figures, quotes, alerts.
 
 Fed from ``shopguide.items`` and ``shopguide.sentiment`` (the worker's per-review labels carry the
-item's positive ratio and review count), it turns a recommendation into cards with a reason the
-shopper can read ("because you viewed X", "you like shoes", "popular in shoes"). Bounded: a few
-quotes per item and the last taps of the shoppers who use the page.
+item's positive ratio and review count), it turns a recommendation into cards, each with the first of the engine's
+``reasons`` for the item that the page can phrase (``reason_of``). Bounded: a few quotes per item.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +19,8 @@ ALERT_SHOWN_S = 6 * 3600.0
 QUOTES_PER_LABEL = 3
 QUOTE_MAX = 240
 PENDING_REVIEWS_MAX = 20_000
-TAPS_PER_USER = 10
-TAPPING_USERS_MAX = 50_000
+#: The engine's reasons without a category, as the page's reason kinds.
+_PLAIN_REASONS = {"viewed": "viewed", "covisited": "covisited", "followed": "followed", "popular": "popular_shop"}
 
 
 @dataclass
@@ -41,7 +41,6 @@ class Shelf:
     def __init__(self) -> None:
         self._items: dict[str, ShelfItem] = {}
         self._pending: OrderedDict[str, Review] = OrderedDict()  # reviews waiting for their label
-        self._taps: OrderedDict[str, deque[str]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -92,13 +91,6 @@ class Shelf:
         entry = self._items.get(item_id)
         return entry.item.category if entry else None
 
-    def note_tap(self, user_id: str, item_id: str) -> None:
-        taps = self._taps.pop(user_id, None) or deque(maxlen=TAPS_PER_USER)
-        taps.append(item_id)
-        self._taps[user_id] = taps
-        while len(self._taps) > TAPPING_USERS_MAX:
-            self._taps.popitem(last=False)
-
     def card(self, item_id: str, now: float) -> dict[str, Any] | None:
         entry = self._items.get(item_id)
         if entry is None:
@@ -126,25 +118,13 @@ class Shelf:
 
     def feed(self, user_id: str, recommendation: dict[str, Any], now: float) -> dict[str, Any]:
         """The page's view of a recommendation: in-stock cards with reasons, and interest chips."""
-        interests = [i["category"] for i in recommendation.get("interests", ())]
-        tapped: dict[str, list[tuple[str, str]]] = {}  # category -> (item id, title) of taps, newest first
-        for tapped_id in reversed(self._taps.get(user_id, ())):
-            card = self.card(tapped_id, now)
-            if card is not None:
-                tapped.setdefault(card["category"], []).append((tapped_id, card["title"]))
+        strongest = [i["category"] for i in recommendation.get("interests", ())][:3]
         cards = []
         for rec_item in recommendation.get("items", ()):
             card = self.card(str(rec_item.get("item_id")), now)
             if card is None or not card["in_stock"]:
                 continue
-            category = card["category"]
-            viewed = next((title for i, title in tapped.get(category, ()) if i != card["item_id"]), None)
-            if viewed is not None:
-                card["reason"] = {"kind": "viewed", "title": viewed}
-            elif category in interests[:3]:
-                card["reason"] = {"kind": "interest", "category": category}
-            else:
-                card["reason"] = {"kind": "popular", "category": category}
+            card["reason"] = reason_of(rec_item.get("reasons") or (), card["category"], strongest)
             cards.append(card)
         return {
             "user_id": user_id,
@@ -154,3 +134,19 @@ class Shelf:
             "trigger_event_id": recommendation.get("trigger_event_id"),
             "published_ts": recommendation.get("published_ts"),
         }
+
+
+def reason_of(reasons: Iterable[str], category: str, strongest: Sequence[str]) -> dict[str, str]:
+    """The card's reason: the first of the engine's ``reasons`` the page can phrase (``rule:<id>``
+    as ``featured``; ``demoted:*`` and unknown ones skipped); for a recommendation without any
+    (written before reasons existed), ``interest`` when the item's category is among the shopper's
+    ``strongest`` interests, else ``popular`` in it."""
+    for reason in reasons:
+        name, _, arg = str(reason).partition(":")
+        if name == "rule":
+            return {"kind": "featured"}
+        if name in ("interest", "popular_in") and arg:
+            return {"kind": "interest" if name == "interest" else "popular", "category": arg}
+        if not arg and name in _PLAIN_REASONS:
+            return {"kind": _PLAIN_REASONS[name]}
+    return {"kind": "interest" if category in strongest else "popular", "category": category}

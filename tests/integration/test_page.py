@@ -19,6 +19,7 @@ import pytest
 
 from streams.events import Item
 from streams.service.sessions import SessionSigner
+from streams.service.shelf import reason_of
 from streams.testing.browser import CHROMIUM, launch
 from streams.testing.harness import Cluster, fresh_settings
 from streams.tools.broker import EmbeddedBroker
@@ -103,7 +104,7 @@ class Shopper:
 
 
 def test_tapping_five_items_of_a_category_fills_the_feed_with_it(shop, browser):
-    _, guide = shop
+    cluster, guide = shop
     shopper = Shopper(browser, guide, "page-shopper-1")
     for n in range(4):
         shopper.tap_item(f"shoes-{n}")
@@ -126,6 +127,23 @@ def test_tapping_five_items_of_a_category_fills_the_feed_with_it(shop, browser):
     expect(shopper.page.get_by_test_id("reason").first).not_to_be_empty()
     expect(shopper.page.get_by_test_id("sentiment-badge").first).not_to_be_empty()
     shopper.shot("feed-en")
+    # Each card's reason is the engine's, for that item in the recommendation the feed shows.
+    shown = shopper.page.evaluate(
+        """() => ({trigger: document.getElementById('feed').dataset.trigger,
+                   cards: [...document.querySelectorAll('[data-testid=card]')].map(c => {
+                     const r = c.querySelector('[data-testid=reason]');
+                     return {id: c.dataset.itemId, kind: r.dataset.kind, text: r.textContent}; })})"""
+    )
+    [rec] = cluster.recommendations.wait_for(
+        lambda m: isinstance(m, dict) and m["trigger_event_id"] == shown["trigger"], 1, 10
+    )
+    engine = {i["item_id"]: i["reasons"] for i in rec["items"]}
+    assert all(engine[c["id"]] for c in shown["cards"]), engine
+    assert [c["kind"] for c in shown["cards"]] == [reason_of(engine[c["id"]], "", [])["kind"] for c in shown["cards"]]
+    assert all(c["text"] for c in shown["cards"])
+    shopper.page.get_by_test_id("lang-switch").click()
+    expect(shopper.page.get_by_test_id("reason").first).to_have_text(re.compile("[\u4e00-\u9fff]"))
+    shopper.page.get_by_test_id("lang-switch").click()
     assert shopper.errors == []
     shopper.close()
 
@@ -156,6 +174,26 @@ def test_a_bought_or_sold_out_item_leaves_the_feed(shop, browser):
         f"() => ![...document.querySelectorAll('[data-testid=card]')].some(c => c.dataset.itemId === '{sold_out}')",
         timeout=5_000,
     )
+    assert shopper.errors == []
+    shopper.close()
+
+
+def test_not_interested_removes_the_item_from_the_next_feed(shop, browser):
+    _, guide = shop
+    shopper = Shopper(browser, guide, "page-shopper-5")
+    shopper.tap_item("hats-0")
+    shopper.tap_item("hats-1")
+    shopper.page.get_by_test_id("back").click()
+    shopper.page.get_by_test_id("card").first.wait_for(timeout=10_000)
+    disliked = shopper.feed_ids()[0]
+    shopper.page.goto(f"{guide.url}/items/{disliked}")  # no action: the feed still holds the item
+    with shopper.page.expect_response("**/api/actions") as posted:
+        shopper.page.get_by_test_id("action-dislike").click()
+    expect(shopper.page.locator("#action-done")).to_have_text("Got it, we will not show you this item again.")
+    event_id = posted.value.json()["event_id"]
+    shopper.page.get_by_test_id("back").click()
+    expect(shopper.page.get_by_test_id("feed")).to_have_attribute("data-trigger", event_id, timeout=5_000)
+    assert shopper.feed_ids() and disliked not in shopper.feed_ids()
     assert shopper.errors == []
     shopper.close()
 

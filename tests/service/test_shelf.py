@@ -1,7 +1,9 @@
 """The page's shelf: cards with figures, quotes and reasons; stock changes; bounds."""
 
+import pytest
+
 from streams.events import Item, Review
-from streams.service.shelf import QUOTES_PER_LABEL, Shelf
+from streams.service.shelf import QUOTES_PER_LABEL, Shelf, reason_of
 
 NOW = 1.8e9
 
@@ -43,7 +45,7 @@ def test_stock_changes_are_reported_and_older_records_do_not_win():
     assert shelf.card("i1", NOW)["in_stock"] is False
 
 
-def test_the_feed_drops_unavailable_items_and_explains_the_rest():
+def test_the_feed_drops_unavailable_items_and_explains_the_rest_with_the_engines_reasons():
     shelf = shelf_with(
         Item("s1", "shoes", "Boot"),
         Item("s2", "shoes", "Sandal"),
@@ -51,19 +53,43 @@ def test_the_feed_drops_unavailable_items_and_explains_the_rest():
         Item("h1", "hats", "Cap"),
         Item("x1", "hats", "Gone", in_stock=False),
     )
-    shelf.note_tap("u1", "s2")
-    shelf.note_tap("u1", "s1")
     rec = {
-        "items": [{"item_id": i} for i in ("s1", "s2", "b1", "h1", "x1", "unknown")],
+        "items": [
+            {"item_id": "s1", "reasons": ["demoted:ignored", "covisited", "interest:shoes"]},
+            {"item_id": "s2", "reasons": ["rule:summer", "viewed"]},
+            {"item_id": "b1", "reasons": []},  # none: the shopper's interests decide
+            {"item_id": "h1"},  # written before reasons existed
+            {"item_id": "x1", "reasons": ["viewed"]},
+            {"item_id": "unknown", "reasons": ["viewed"]},
+        ],
         "interests": [{"category": "bags", "weight": 0.5}],
         "published_ts": NOW,
     }
     view = shelf.feed("u1", rec, NOW)
     assert [c["item_id"] for c in view["cards"]] == ["s1", "s2", "b1", "h1"]
     assert [c["reason"] for c in view["cards"]] == [
-        {"kind": "viewed", "title": "Sandal"},  # never the card's own item
-        {"kind": "viewed", "title": "Boot"},
+        {"kind": "covisited"},
+        {"kind": "featured"},
         {"kind": "interest", "category": "bags"},
         {"kind": "popular", "category": "hats"},
     ]
-    assert shelf.feed("u2", rec, NOW)["cards"][0]["reason"] == {"kind": "popular", "category": "shoes"}
+
+
+@pytest.mark.parametrize(
+    ("reasons", "expected"),
+    [
+        (["viewed", "popular"], {"kind": "viewed"}),
+        (["followed"], {"kind": "followed"}),
+        (["popular_in:hats", "popular"], {"kind": "popular", "category": "hats"}),
+        (["interest:hats"], {"kind": "interest", "category": "hats"}),
+        (["popular"], {"kind": "popular_shop"}),
+        (["demoted:disliked", "popular"], {"kind": "popular_shop"}),  # a demotion is not why it is shown
+        (["rule:r1", "viewed"], {"kind": "featured"}),
+        (["teleported", "interest:", "viewed:x", "covisited"], {"kind": "covisited"}),  # unknown ones skipped
+        (["demoted:ignored"], {"kind": "popular", "category": "shoes"}),  # nothing to phrase: the fallback
+        ([], {"kind": "interest", "category": "shoes"}),
+    ],
+)
+def test_a_cards_reason_is_the_first_of_the_engines_reasons_the_page_can_phrase(reasons, expected):
+    strongest = ["shoes"] if not reasons else ["bags"]
+    assert reason_of(reasons, "shoes", strongest) == expected

@@ -10,8 +10,12 @@ const TEXT = {
     human: "Talk to a person", signedOut: "Open this page from the shop's app to sign in.",
     connecting: "connecting", live: "live", reconnecting: "reconnecting", empty: "Recommendations appear as you browse.",
     positive: (r, n) => `${Math.round(r * 100)}% positive · ${n} reviews`, noReviews: "no reviews yet",
-    viewed: (t) => `because you viewed ${t}`, interest: (c) => `you like ${c}`, popular: (c) => `popular in ${c}`,
-    done: { view: "Viewed", fav: "Saved to favourites", cart: "Added to cart", buy: "Bought, thank you!" },
+    dislike: "Not interested",
+    reasons: { viewed: () => "you viewed it before", covisited: () => "often viewed with items you viewed",
+      followed: () => "shoppers often view it next after items you viewed", interest: (c) => `you like ${c}`,
+      popular: (c) => `popular in ${c}`, popular_shop: () => "popular in the shop", featured: () => "featured by the shop" },
+    done: { view: "Viewed", fav: "Saved to favourites", cart: "Added to cart", buy: "Bought, thank you!",
+      dislike: "Got it, we will not show you this item again." },
     handed: "A person from the shop will take over this conversation.", evidence: "From reviews and shop policy:",
     humanText: "I want to talk to a person", failed: "Sorry, something went wrong; please try again.",
     suggestions: ["How long is shipping?", "Can I return it?", "Is the quality good?", "Does it run small?"],
@@ -23,8 +27,12 @@ const TEXT = {
     human: "转人工客服", signedOut: "请从商城应用打开本页面登录。",
     connecting: "连接中", live: "实时", reconnecting: "重新连接中", empty: "浏览商品后这里会出现推荐。",
     positive: (r, n) => `${Math.round(r * 100)}% 好评 · ${n} 条评价`, noReviews: "暂无评价",
-    viewed: (t) => `因为你看过 ${t}`, interest: (c) => `你喜欢 ${c}`, popular: (c) => `${c} 热门`,
-    done: { view: "已浏览", fav: "已收藏", cart: "已加入购物车", buy: "购买成功，谢谢！" },
+    dislike: "不感兴趣",
+    reasons: { viewed: () => "你看过这件商品", covisited: () => "常与你看过的商品一起被浏览",
+      followed: () => "看过同样商品的人接着常看它", interest: (c) => `你喜欢 ${c}`,
+      popular: (c) => `${c} 热门`, popular_shop: () => "全店热门", featured: () => "店铺精选" },
+    done: { view: "已浏览", fav: "已收藏", cart: "已加入购物车", buy: "购买成功，谢谢！",
+      dislike: "好的，以后不再向你推荐这件商品。" },
     handed: "店铺客服将接手这次对话。", evidence: "依据（评价与店铺政策）：",
     humanText: "我要转人工", failed: "抱歉，出错了，请重试。",
     suggestions: ["多久发货？", "可以退货吗？", "质量怎么样？", "尺码偏小吗？"],
@@ -50,9 +58,8 @@ function badge(c) {
 }
 
 function reasonText(r) {
-  if (!r) return "";
-  if (r.kind === "viewed") return TEXT[state.lang].viewed(r.title);
-  return TEXT[state.lang][r.kind === "interest" ? "interest" : "popular"](r.category);
+  const phrase = r && TEXT[state.lang].reasons[r.kind];
+  return phrase ? phrase(r.category) : "";
 }
 
 function price(p) { return p == null ? "" : `¥${Number(p).toFixed(2)}`; }
@@ -94,7 +101,7 @@ function renderFeed() {
     el("span", { class: "price" }, price(c.price)),
     el("span", { class: "cat" }, c.category),
     el("span", { class: "badge", "data-testid": "sentiment-badge" }, badge(c)),
-    el("span", { class: "reason", "data-testid": "reason" }, reasonText(c.reason)));
+    el("span", { class: "reason", "data-testid": "reason", "data-kind": c.reason ? c.reason.kind : "" }, reasonText(c.reason)));
     if (c.alerting) card.append(el("span", { class: "alert", "data-testid": "alert" }, t("alert")));
     card.addEventListener("click", (ev) => { ev.preventDefault(); act(c.item_id, "click"); go(`/items/${encodeURIComponent(c.item_id)}`); });
     return el("li", {}, card);
