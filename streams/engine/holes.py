@@ -1,0 +1,60 @@
+"""Holes in what reaches the agents: a record of an input partition delivered past the offset that
+partition owes next, the records in between never delivered.
+
+Such records were fetched and dropped somewhere between the fetch and the agent; nothing fetches
+them again while the worker lives (a later commit never passes them, but only a restart replays
+them). :class:`HoleWatch` follows, per partition, the next offset expected (one past the last
+record delivered, or after an assignment the offset the partition resumed from) and names each
+hole once, so that the partition is fetched again from the hole's first offset; the records
+already processed come again and are recognised as duplicates by the states' offset marks.
+
+A log may have offset gaps on purpose (transaction markers, compaction): a range fetched again
+that comes back empty (the next record delivered again past it, nothing in between) is accepted,
+so a real gap costs one extra fetch, never a loop. Knows nothing of Faust or Kafka: a partition
+is any hashable key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Hole:
+    """Offsets ``expected`` to ``got - 1`` of ``partition`` never reached the agents."""
+
+    partition: Hashable
+    expected: int
+    got: int
+
+
+class HoleWatch:
+    """The next offset each input partition owes its agents, and the holes in what they got."""
+
+    def __init__(self) -> None:
+        self._next: dict[Hashable, int] = {}
+        self._fetched_again: dict[Hashable, tuple[int, int]] = {}
+
+    def resume(self, offsets: Mapping[Hashable, int | None]) -> None:
+        """An assignment: each partition's next record is the one at its offset (None: wherever
+        its log starts, taken from the first record delivered). Earlier expectations are void."""
+        for partition, offset in offsets.items():
+            self._fetched_again.pop(partition, None)
+            if offset is None:
+                self._next.pop(partition, None)
+            else:
+                self._next[partition] = offset
+
+    def delivered(self, partition: Hashable, offset: int) -> Hole | None:
+        """Record one delivery; the hole before it, once, if there is one to fetch again."""
+        expected = self._next.get(partition)
+        self._next[partition] = offset + 1
+        if expected is None or offset <= expected:
+            # In order, or an earlier record again (the hole fetched again, a redelivery): follow.
+            return None
+        hole = (expected, offset)
+        if self._fetched_again.get(partition) == hole:
+            return None  # fetched again and still empty: a gap in the log itself
+        self._fetched_again[partition] = hole
+        return Hole(partition, expected, offset)
