@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka import TopicPartition
@@ -64,11 +64,13 @@ class _Consumer(driver.Consumer):
     _restarted: dict[str, float]  # topic -> when it was created again (monotonic)
     _continuity: Continuity
     _resume_logged: dict[str, dict[int, int | None]] | None = None
+    _refetches: dict[Any, int]  # partition -> how often it was fetched again (refetch)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._restarted = {}
         self._continuity = Continuity()
+        self._refetches = {}
 
     async def restart_topics(self, topics: set[str]) -> None:
         """These topics were created again, empty: read them from their beginning, now and at the
@@ -114,8 +116,12 @@ class _Consumer(driver.Consumer):
         return skipped
 
     async def refetch(self, offsets: dict[Any, int]) -> None:
-        """Fetch these partitions again from these offsets."""
+        """Fetch these partitions again from these offsets. Their records already fetched and not
+        yet handed on are dropped: past the lowered read offset, Faust would record the offsets
+        between as a gap, which it counts as acknowledged."""
         self._continuity.rewind(offsets)
+        for tp in offsets:
+            self._refetches[tp] = self._refetches.get(tp, 0) + 1
         with _unless_rebalanced():
             await self._thread.seek_wait(offsets)
 
@@ -162,6 +168,8 @@ class _Consumer(driver.Consumer):
         inputs = sorted(tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic))
         owed = {tp: self.resumed_at(tp) for tp in inputs if tp not in fresh}
         self._continuity.resume({tp: offset for tp, offset in owed.items() if offset is not None})
+        for resumed in cast(App, self.app).on_inputs_resumed:
+            resumed({tp: owed.get(tp) for tp in inputs})
         # Where each input partition resumes (None: its beginning): what a worker inherits.
         resume: dict[str, dict[int, int | None]] = {}
         for tp in inputs:
@@ -181,10 +189,12 @@ class _Consumer(driver.Consumer):
     async def getmany(self, timeout: float) -> Any:  # noqa: ASYNC109 - Faust signature
         """Faust's, stopped at a seek: records fetched before it must not reach the agents after
         it (nor move the read offsets past what the seek asks for)."""
-        seeks = self._seeks
+        seeks, refetches = self._seeks, dict(self._refetches)
         async for tp, message in super().getmany(timeout):
             if self._seeks != seeks:
                 break
+            if self._refetches.get(tp) != refetches.get(tp):
+                continue
             yield tp, message
 
     async def _contiguous(self, records: Any) -> Any:
@@ -328,6 +338,9 @@ class App(faust.App):
     def __init__(self, *args: Any, fetch_wait_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conf.fetch_wait_ms = fetch_wait_ms
+        #: Called with the offset each assigned input partition is read from next (None: its
+        #: log's beginning) whenever the consumer seeks them to it (an assignment's recovery).
+        self.on_inputs_resumed: list[Callable[[dict[Any, int | None]], None]] = []
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
