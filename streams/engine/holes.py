@@ -35,12 +35,14 @@ class HoleWatch:
     def __init__(self) -> None:
         self._next: dict[Hashable, int] = {}
         self._fetched_again: dict[Hashable, tuple[int, int]] = {}
+        self._open: dict[Hashable, Hole] = {}  # the lowest hole named and not yet fetched again
 
     def resume(self, offsets: Mapping[Hashable, int | None]) -> None:
         """An assignment: each partition's next record is the one at its offset (None: wherever
         its log starts, taken from the first record delivered). Earlier expectations are void."""
         for partition, offset in offsets.items():
             self._fetched_again.pop(partition, None)
+            self._open.pop(partition, None)
             if offset is None:
                 self._next.pop(partition, None)
             else:
@@ -50,6 +52,9 @@ class HoleWatch:
         """Record one delivery; the hole before it, once, if there is one to fetch again."""
         expected = self._next.get(partition)
         self._next[partition] = offset + 1
+        hole_open = self._open.get(partition)
+        if hole_open is not None and offset <= hole_open.got:
+            del self._open[partition]  # fetched again: from the hole, or found empty up to its end
         if expected is None or offset <= expected:
             # In order, or an earlier record again (the hole fetched again, a redelivery): follow.
             return None
@@ -57,4 +62,12 @@ class HoleWatch:
         if self._fetched_again.get(partition) == hole:
             return None  # fetched again and still empty: a gap in the log itself
         self._fetched_again[partition] = hole
-        return Hole(partition, expected, offset)
+        named = Hole(partition, expected, offset)
+        self._open.setdefault(partition, named)
+        return named
+
+    def first_missing(self, partition: Hashable) -> int | None:
+        """The first offset of the lowest hole named and not yet fetched again: where to fetch
+        from (a later hole's refetch must not seek past it) and what no commit may pass."""
+        hole = self._open.get(partition)
+        return None if hole is None else hole.expected

@@ -79,7 +79,7 @@ def test_random_drops_and_log_gaps_lose_nothing_and_never_loop() -> None:
         delivered: set[int] = set()
         position, refetches, dropped = start, 0, 0
         while batch := [o for o in log if o >= position][: rng.randrange(1, 20)]:
-            refetch_from: int | None = None
+            refetch_from: int | None = None  # the last asked for wins, as a later seek does
             for o in batch:
                 first_time = o not in attempted
                 attempted.add(o)
@@ -90,10 +90,26 @@ def test_random_drops_and_log_gaps_lose_nothing_and_never_loop() -> None:
                 delivered.add(o)
                 if hole is not None:
                     assert hole.expected < hole.got == o
-                    refetch_from = hole.expected if refetch_from is None else refetch_from
+                    refetch_from = watch.first_missing("p")
             if refetch_from is None:
                 position = batch[-1] + 1
             else:
                 position, refetches = refetch_from, refetches + 1
         assert set(log) <= delivered, "nothing dropped stays lost"
         assert refetches <= dropped + gap_runs, (refetches, dropped, gap_runs)
+
+
+def test_a_hole_stays_open_until_its_partition_comes_again_from_it() -> None:
+    """What no commit may pass, and where a later hole's refetch starts: the lowest open hole."""
+    watch = HoleWatch()
+    watch.resume({"p": 15})
+    assert watch.first_missing("p") is None
+    assert deliver(watch, "p", [43, 44]) == [Hole("p", 15, 43)]
+    assert watch.first_missing("p") == 15
+    # records fetched before the refetch, with another hole among them: still from 15
+    assert deliver(watch, "p", [46]) == [Hole("p", 45, 46)]
+    assert watch.first_missing("p") == 15
+    assert deliver(watch, "p", [15]) == [] and watch.first_missing("p") is None
+    assert deliver(watch, "p", [17]) == [Hole("p", 16, 17)] and watch.first_missing("p") == 16
+    watch.resume({"p": 10})
+    assert watch.first_missing("p") is None, "an assignment reads from the committed offset anyway"
