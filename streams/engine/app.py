@@ -179,6 +179,7 @@ class Engine:
         self.holes = HoleWatch()
         self.app = self._make_app()
         self.app.on_inputs_resumed.append(self.holes.resume)
+        self.app.commit_bound = self.holes.first_missing
         self.users = self._table("users")
         self.items = self._table("items")
         self._changelogs = {t.changelog_topic_name: t for t in (self.users, self.items)}
@@ -519,7 +520,8 @@ class Engine:
                 hole.got - hole.expected,
             )
             self.metrics.delivery_holes.labels(message.topic).inc()
-            holes.setdefault(message.tp, hole.expected)
+            first = self.holes.first_missing(message.tp)  # a lower hole may still be open
+            holes[message.tp] = hole.expected if first is None else first
         return holes
 
     def _process(self, processor: Any, events: Sequence[Any]) -> list[Outgoing]:

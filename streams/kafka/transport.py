@@ -65,12 +65,14 @@ class _Consumer(driver.Consumer):
     _continuity: Continuity
     _resume_logged: dict[str, dict[int, int | None]] | None = None
     _refetches: dict[Any, int]  # partition -> how often it was fetched again (refetch)
+    _fetched_with: dict[Any, int]  # _refetches when the records being handed on were fetched
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._restarted = {}
         self._continuity = Continuity()
         self._refetches = {}
+        self._fetched_with = {}
 
     async def restart_topics(self, topics: set[str]) -> None:
         """These topics were created again, empty: read them from their beginning, now and at the
@@ -139,6 +141,11 @@ class _Consumer(driver.Consumer):
         for offsets in (self._gap, self._acked, self._acked_index, self._read_offset, self._committed_offset):
             offsets.pop(tp, None)
 
+    def _new_offset(self, tp: Any) -> int | None:
+        # Faust commits the first run of acknowledged offsets unless it starts more than one past
+        # the committed offset: a one-offset hole right at it is committed past (docs/reliability.md).
+        return bounded_commit(super()._new_offset(tp), cast(App, self.app).commit_bound(tp))
+
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -181,6 +188,7 @@ class _Consumer(driver.Consumer):
     async def _getmany(self, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109 - Faust signature
         seeks = self._seeks
         records = await super()._getmany(active_partitions, timeout)
+        self._fetched_with = dict(self._refetches)
         if self._seeks != seeks:
             await self.perform_seek()
             return {}
@@ -189,12 +197,12 @@ class _Consumer(driver.Consumer):
     async def getmany(self, timeout: float) -> Any:  # noqa: ASYNC109 - Faust signature
         """Faust's, stopped at a seek: records fetched before it must not reach the agents after
         it (nor move the read offsets past what the seek asks for)."""
-        seeks, refetches = self._seeks, dict(self._refetches)
+        seeks = self._seeks
         async for tp, message in super().getmany(timeout):
             if self._seeks != seeks:
                 break
-            if self._refetches.get(tp) != refetches.get(tp):
-                continue
+            if self._refetches.get(tp) != self._fetched_with.get(tp):
+                continue  # fetched before the partition was fetched again
             yield tp, message
 
     async def _contiguous(self, records: Any) -> Any:
@@ -219,6 +227,13 @@ class _Consumer(driver.Consumer):
         with _unless_rebalanced():
             await self._thread.seek_wait(skipped)
         return {tp: batch for tp, batch in records.items() if tp not in skipped}
+
+
+def bounded_commit(offset: int | None, bound: int | None) -> int | None:
+    """The offset to commit: Faust's choice, never past ``bound`` (a hole's first offset)."""
+    if offset is None or bound is None:
+        return offset
+    return min(offset, bound)
 
 
 @contextlib.contextmanager
@@ -341,6 +356,9 @@ class App(faust.App):
         #: Called with the offset each assigned input partition is read from next (None: its
         #: log's beginning) whenever the consumer seeks them to it (an assignment's recovery).
         self.on_inputs_resumed: list[Callable[[dict[Any, int | None]], None]] = []
+        #: The offset of a partition no commit may pass (None: no bound): a hole's first offset
+        #: while it is fetched again.
+        self.commit_bound: Callable[[Any], int | None] = lambda tp: None
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
