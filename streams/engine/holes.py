@@ -38,14 +38,16 @@ class HoleWatch:
         self._open: dict[Hashable, Hole] = {}  # the lowest hole named and not yet fetched again
 
     def resume(self, offsets: Mapping[Hashable, int | None]) -> None:
-        """An assignment: each partition's next record is the one at its offset (None: wherever
-        its log starts, taken from the first record delivered). Earlier expectations are void."""
+        """A seek to these offsets (an assignment's; None: the log's beginning, the first record
+        delivered sets the expectation). A partition already delivered past its offset keeps
+        its expectation: records fetched before the seek may still come (a rebalance seeks
+        twice), and those from the seek on are earlier ones again, which it follows."""
         for partition, offset in offsets.items():
             self._fetched_again.pop(partition, None)
             self._open.pop(partition, None)
             if offset is None:
                 self._next.pop(partition, None)
-            else:
+            elif offset > self._next.get(partition, -1):
                 self._next[partition] = offset
 
     def delivered(self, partition: Hashable, offset: int) -> Hole | None:

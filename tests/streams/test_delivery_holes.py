@@ -44,14 +44,21 @@ def test_a_range_fetched_again_and_found_empty_is_accepted_without_a_loop() -> N
     assert deliver(watch, "p", [4, 9, 10]) == []
 
 
-def test_an_assignment_resets_expectations_and_forgets_the_ranges_found_empty() -> None:
+def test_an_assignment_moves_expectations_forward_and_forgets_the_ranges_found_empty() -> None:
     watch = HoleWatch()
     watch.resume({"p": 5, "q": 0})
     assert deliver(watch, "p", [9]) == [Hole("p", 5, 9)]
+    assert deliver(watch, "p", [9]) == [], "fetched again and found empty"
     assert deliver(watch, "q", range(0, 50)) == []
-    watch.resume({"p": 5, "q": 20})  # a rebalance: both read again from their committed offsets
-    assert deliver(watch, "q", range(20, 30)) == [], "a partition read again from its commit is in order"
-    assert deliver(watch, "p", [9]) == [Hole("p", 5, 9)], "a new assignment checks the gap again"
+    watch.resume({"p": 5, "q": 20})  # a rebalance keeps both: read again from their commits
+    assert deliver(watch, "q", [50, 51]) == [], "records fetched before the seek may still come"
+    assert deliver(watch, "q", range(20, 30)) == [], "then the partition again from its commit"
+    assert deliver(watch, "q", [31]) == [Hole("q", 30, 31)]
+    assert deliver(watch, "p", [4, 9]) == [Hole("p", 5, 9)], "a new assignment checks the gap again"
+    watch.resume({"r": 100})  # taken over from another worker, committed up to 100
+    assert deliver(watch, "r", [103]) == [Hole("r", 100, 103)]
+    watch.resume({"r": 300})  # given back later, others having committed up to 300
+    assert deliver(watch, "r", [300]) == [] and deliver(watch, "r", [302]) == [Hole("r", 301, 302)]
     watch.resume({"p": None})
     assert deliver(watch, "p", [1000, 1001]) == []
 
