@@ -161,6 +161,13 @@ class Metrics:
             "Times the worker processed nothing for SHOPGUIDE_STALL_S while its input waited",
             registry=r,
         )
+        self.delivery_holes = Counter(
+            "shopguide_delivery_holes_total",
+            "Input records delivered to an agent past offsets of their partition never delivered "
+            "(each such hole is fetched again once)",
+            ["topic"],
+            registry=r,
+        )
         self.stalled_seconds = Gauge(
             "shopguide_stalled_seconds",
             "How long the worker has processed nothing while its input waited (0: it is not stalled)",

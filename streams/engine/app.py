@@ -28,6 +28,7 @@ from state.catalog import Catalog
 from state.feedback import NEIGHBOURS_MAX
 from state.item import AlertRule, ItemState
 from state.user import UserState
+from streams.engine.holes import HoleWatch
 from streams.engine.monitor import KeyCounts, Progress, StallWatch, refresh_lag
 from streams.engine.training_host import TrainingHost
 from streams.engine.web import register_views
@@ -183,7 +184,10 @@ class Engine:
         self.activity = ActivityCounts()
         self.progress = Progress()
         self.stall = StallWatch(settings.stall_s)
+        self.holes = HoleWatch()
         self.app = self._make_app()
+        self.app.on_inputs_resumed.append(self.holes.resume)
+        self.app.commit_bound = self.holes.first_missing
         self.users = self._table("users")
         self.items = self._table("items")
         self._changelogs = {t.changelog_topic_name: t for t in (self.users, self.items)}
@@ -498,6 +502,7 @@ class Engine:
             await self.snapshot_follower.caught_up.wait()
             await self.rules_follower.caught_up.wait()
         async for events in acked_batches(stream, self.settings.batch_max, fill_wait(self.settings)):
+            holes = self._holes_before(events)
             try:
                 out = self._process(processor, events)
                 out += [Outgoing(self.topics.training, None, r) for r in self.sink.drain()]
@@ -505,6 +510,34 @@ class Engine:
             except Exception as exc:
                 _stop_if_storage_failed(exc)
                 raise
+            if holes:
+                await self.app.consumer.refetch(holes)
+
+    def _holes_before(self, events: Sequence[Any]) -> dict[Any, int]:
+        """Input partitions some of whose records never reached this agent before these events:
+        the offset to fetch each again from. Events fetched before the current assignment are
+        left out: the assignment's seek fetches their partitions again anyway."""
+        generation = self.app.consumer_generation_id
+        holes: dict[Any, int] = {}
+        for e in events:
+            message = e.message
+            if message.generation_id != generation:
+                continue
+            hole = self.holes.delivered(message.tp, message.offset)
+            if hole is None:
+                continue
+            log.warning(
+                "%s[%d]: delivered offset %d, expected %d: fetching the %d records between again",
+                message.topic,
+                message.partition,
+                hole.got,
+                hole.expected,
+                hole.got - hole.expected,
+            )
+            self.metrics.delivery_holes.labels(message.topic).inc()
+            first = self.holes.first_missing(message.tp)  # a lower hole may still be open
+            holes[message.tp] = hole.expected if first is None else first
+        return holes
 
     def _process(self, processor: Any, events: Sequence[Any]) -> list[Outgoing]:
         batch = [

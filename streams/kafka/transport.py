@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka import TopicPartition
@@ -64,11 +64,15 @@ class _Consumer(driver.Consumer):
     _restarted: dict[str, float]  # topic -> when it was created again (monotonic)
     _continuity: Continuity
     _resume_logged: dict[str, dict[int, int | None]] | None = None
+    _refetches: dict[Any, int]  # partition -> how often it was fetched again (refetch)
+    _fetched_with: dict[Any, int]  # _refetches when the records being handed on were fetched
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._restarted = {}
         self._continuity = Continuity()
+        self._refetches = {}
+        self._fetched_with = {}
 
     async def restart_topics(self, topics: set[str]) -> None:
         """These topics were created again, empty: read them from their beginning, now and at the
@@ -114,8 +118,12 @@ class _Consumer(driver.Consumer):
         return skipped
 
     async def refetch(self, offsets: dict[Any, int]) -> None:
-        """Fetch these partitions again from these offsets."""
+        """Fetch these partitions again from these offsets. Their records already fetched and not
+        yet handed on are dropped: past the lowered read offset, Faust would record the offsets
+        between as a gap, which it counts as acknowledged."""
         self._continuity.rewind(offsets)
+        for tp in offsets:
+            self._refetches[tp] = self._refetches.get(tp, 0) + 1
         with _unless_rebalanced():
             await self._thread.seek_wait(offsets)
 
@@ -132,6 +140,11 @@ class _Consumer(driver.Consumer):
     def _forget(self, tp: Any) -> None:
         for offsets in (self._gap, self._acked, self._acked_index, self._read_offset, self._committed_offset):
             offsets.pop(tp, None)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        # Faust commits the first run of acknowledged offsets unless it starts more than one past
+        # the committed offset: a one-offset hole right at it is committed past (docs/reliability.md).
+        return bounded_commit(super()._new_offset(tp), cast(App, self.app).commit_bound(tp))
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -162,6 +175,8 @@ class _Consumer(driver.Consumer):
         inputs = sorted(tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic))
         owed = {tp: self.resumed_at(tp) for tp in inputs if tp not in fresh}
         self._continuity.resume({tp: offset for tp, offset in owed.items() if offset is not None})
+        for resumed in cast(App, self.app).on_inputs_resumed:
+            resumed({tp: owed.get(tp) for tp in inputs})
         # Where each input partition resumes (None: its beginning): what a worker inherits.
         resume: dict[str, dict[int, int | None]] = {}
         for tp in inputs:
@@ -173,6 +188,7 @@ class _Consumer(driver.Consumer):
     async def _getmany(self, active_partitions: Any, timeout: float) -> Any:  # noqa: ASYNC109 - Faust signature
         seeks = self._seeks
         records = await super()._getmany(active_partitions, timeout)
+        self._fetched_with = dict(self._refetches)
         if self._seeks != seeks:
             await self.perform_seek()
             return {}
@@ -185,6 +201,8 @@ class _Consumer(driver.Consumer):
         async for tp, message in super().getmany(timeout):
             if self._seeks != seeks:
                 break
+            if self._refetches.get(tp) != self._fetched_with.get(tp):
+                continue  # fetched before the partition was fetched again
             yield tp, message
 
     async def _contiguous(self, records: Any) -> Any:
@@ -209,6 +227,13 @@ class _Consumer(driver.Consumer):
         with _unless_rebalanced():
             await self._thread.seek_wait(skipped)
         return {tp: batch for tp, batch in records.items() if tp not in skipped}
+
+
+def bounded_commit(offset: int | None, bound: int | None) -> int | None:
+    """The offset to commit: Faust's choice, never past ``bound`` (a hole's first offset)."""
+    if offset is None or bound is None:
+        return offset
+    return min(offset, bound)
 
 
 @contextlib.contextmanager
@@ -328,6 +353,12 @@ class App(faust.App):
     def __init__(self, *args: Any, fetch_wait_ms: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.conf.fetch_wait_ms = fetch_wait_ms
+        #: Called with the offset each assigned input partition is read from next (None: its
+        #: log's beginning) whenever the consumer seeks them to it (an assignment's recovery).
+        self.on_inputs_resumed: list[Callable[[dict[Any, int | None]], None]] = []
+        #: The offset of a partition no commit may pass (None: no bound): a hole's first offset
+        #: while it is fetched again.
+        self.commit_bound: Callable[[Any], int | None] = lambda tp: None
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from streams.kafka.transport import Continuity
+from streams.kafka.transport import Continuity, bounded_commit
 
 
 class TP(NamedTuple):
@@ -67,3 +67,11 @@ def test_owed_offsets_are_known_only_for_resumed_or_delivered_input_partitions()
     assert c.owed(records, inputs) == {resumed: 616}
     c.check(records, inputs)
     assert c.owed(records, inputs) == {resumed: 621, fresh: 2}
+
+
+def test_a_commit_never_passes_a_hole_being_fetched_again() -> None:
+    # Faust would commit 58 for acknowledged 16-57 over a committed 15 (a one-offset hole at 15).
+    assert bounded_commit(58, 15) == 15
+    assert bounded_commit(58, None) == 58
+    assert bounded_commit(12, 15) == 12
+    assert bounded_commit(None, 15) is None
