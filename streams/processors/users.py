@@ -304,10 +304,8 @@ class ReviewProcessor(ProcessorBase):
         return out
 
 
-class ImpressionProcessor(ProcessorBase):
-    """Impressions (items shown to a shopper): counted per item on the user's feedback, once per
-    event id, so that an item shown again and again without an action is demoted. Nothing is
-    published: the user's next recommendation reflects them."""
+class _UserTableProcessor(ProcessorBase):
+    """A processor that only changes the users' table, sharing its resident states."""
 
     def __init__(
         self,
@@ -321,6 +319,12 @@ class ImpressionProcessor(ProcessorBase):
         super().__init__(topics, partitions, metrics, clock)
         self.users = users
         self.resident = resident if resident is not None else ResidentUsers(0)
+
+
+class ImpressionProcessor(_UserTableProcessor):
+    """Impressions (items shown to a shopper): counted per item on the user's feedback, once per
+    event id, so that an item shown again and again without an action is demoted. Nothing is
+    published: the user's next recommendation reflects them."""
 
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         with self.resident.batch():
@@ -340,24 +344,11 @@ class ImpressionProcessor(ProcessorBase):
             return out
 
 
-class ForgetProcessor(ProcessorBase):
+class ForgetProcessor(_UserTableProcessor):
     """Requests to erase a user: the user's state goes from the table (a tombstone in its
     changelog, so standby copies and the compacted changelog lose it too; the event-id index of
     already applied events is part of that state) and the latest recommendation from the compacted
     recommendations topic (a tombstone keyed by the user). Logged without the user's id."""
-
-    def __init__(
-        self,
-        topics: Topics,
-        partitions: int,
-        metrics: Metrics,
-        users: Store,
-        resident: ResidentUsers | None = None,
-        clock: Clock = time.time,
-    ) -> None:
-        super().__init__(topics, partitions, metrics, clock)
-        self.users = users
-        self.resident = resident if resident is not None else ResidentUsers(0)
 
     def process(self, batch: Sequence[Incoming]) -> list[Outgoing]:
         out: list[Outgoing] = []
