@@ -18,6 +18,7 @@ from streams.events import Click, Review
 from streams.learning.example_stream import pack
 from streams.learning.snapshot_topic import CHUNK_BYTES, snapshot_records
 from streams.testing.harness import Cluster, fresh_settings, wait_until
+from streams.tools.broker import free_port
 from streams.tools.cluster import get_json, get_text
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ def pair(broker, tmp_path_factory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("pair")
     cluster = Cluster(fresh_settings(broker, root))
     cluster.start_worker(data_dir=root / "a")
-    cluster.start_worker(data_dir=root / "b", web_port=cluster.settings.web_port + 1)
+    cluster.start_worker(data_dir=root / "b", web_port=free_port())
     cluster.add_items("rt", CATEGORIES)
     yield cluster
     cluster.close()

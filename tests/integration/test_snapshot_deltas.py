@@ -14,6 +14,7 @@ from streams.bench.measure import Metrics
 from streams.events import Click, Review
 from streams.learning.snapshot_topic import DELTA_PREFIX, MANIFEST_KEY, snapshot_records
 from streams.testing.harness import Cluster, TopicReader, fresh_settings, wait_until
+from streams.tools.broker import free_port
 from streams.tools.cluster import WorkerProcess, get_json
 
 pytestmark = pytest.mark.integration
@@ -106,7 +107,7 @@ def test_a_worker_started_late_takes_the_newest_full_snapshot_and_delta(cluster,
     bases = [base for _, base in manifests]
     fulls, deltas = bases.count(None), len(bases) - bases.count(None)
     assert fulls >= 2 and deltas >= 2 * (FULL_EVERY - 1), f"{fulls} full snapshots and {deltas} deltas published"
-    late = cluster.start_worker(data_dir=tmp_path / "late", web_port=cluster.settings.web_port + 1, train=False)
+    late = cluster.start_worker(data_dir=tmp_path / "late", web_port=free_port(), train=False)
     assert version_of(late) >= newest  # ready means the snapshot topic was read up to its end
     serve_the_same(cluster.workers, newest)
     assert refusals(late, "no_base") == 0 and refusals(late, "integrity") == 0
