@@ -9,6 +9,13 @@ authorized, an invalid topic: :data:`REFUSALS_FOR_GOOD`) would stall its partiti
 the batch moves on. If the dead letter is refused for good too, the record is counted as lost and
 :attr:`Delivery.lost` makes the worker report itself unhealthy (``/readyz``).
 
+A table's changelog records reach the broker in the order the agents wrote them, whichever agent
+wrote them: batches are queued to the producer one whole batch at a time, in the order they were
+processed, and a record sent again after a failure is dropped once a newer record of the same
+key has been queued (it carries the newer whole value). Otherwise two agents writing one user (clicks
+and reviews) could leave an older state last in the changelog, and a standby taking over would
+recover it.
+
 :meth:`Delivery.send` is the fire-and-forget path, for what the next message supersedes anyway.
 """
 
@@ -36,7 +43,7 @@ from aiokafka.errors import (
 )
 
 from streams import messages
-from streams.kafka.transport import BatchTable, publish
+from streams.kafka.transport import publish
 from streams.metrics import Metrics
 from streams.processors.base import Outgoing
 
@@ -46,6 +53,12 @@ log = logging.getLogger(__name__)
 REFUSED_ATTEMPTS = 3
 #: The longest wait between two attempts.
 MAX_BACKOFF_S = 5.0
+
+
+class Changelog(Protocol):
+    """A table whose changelog records :class:`Delivery` sends: :class:`streams.kafka.transport.BatchTable`."""
+
+    def changelog_sent(self, partition: int, offset: int) -> None: ...
 
 
 class Publisher(Protocol):
@@ -85,7 +98,7 @@ class Delivery:
         self,
         app: Publisher,
         metrics: Metrics,
-        changelogs: Mapping[str, BatchTable],
+        changelogs: Mapping[str, Changelog],
         deadletter_topic: str,
         payload_max: int,
         clock: Callable[[], float] = time.time,
@@ -100,6 +113,13 @@ class Delivery:
         self.lost = 0
         #: While :meth:`deliver` waits for acknowledgements: since when (monotonic) and for how many.
         self.waiting: tuple[float, int] | None = None
+        #: Held while a batch's records are queued to the producer, so that batches of different
+        #: agents are queued whole and in the order they were processed (FIFO: asyncio's lock
+        #: lets no newcomer pass a waiter).
+        self._queueing = asyncio.Lock()
+        #: Per (topic, partition, key) with changelog records not yet acknowledged: the newest
+        #: queued, and how many are open.
+        self._open: dict[tuple[str, int | None, bytes | None], tuple[Outgoing, int]] = {}
 
     async def send(self, out: Sequence[Outgoing], producer: Any = None) -> None:
         """Send without waiting for the broker (item activity counts and the trainer's reports:
@@ -123,54 +143,97 @@ class Delivery:
         good was dead-lettered in its place)."""
         delay = 0.1
         pending = [(o, 0) for o in out]  # with how often the broker refused it for good so far
-        while pending:
-            futures = await self._app.publish([(o.topic, o.partition, o.key, o.value) for o, _ in pending])
-            # Faust commits an event's offset once it is acked (when the agent's body returns) but
-            # never waits for what its processing sent. Every effect of a batch, its table
-            # changelog records included, is in ``out``: waiting for all of them here makes an
-            # acked event's effects durable before its offset can be committed.
-            self.waiting = (time.monotonic(), len(futures))
-            try:
-                results = await asyncio.gather(*futures, return_exceptions=True)
-            finally:
-                self.waiting = None
-            failed: list[tuple[Outgoing, int]] = []
-            poisoned: list[tuple[Outgoing, BaseException]] = []
-            error: BaseException | None = None
-            sent: Counter[str] = Counter()
-            for (o, refusals), r in zip(pending, results, strict=True):
-                if isinstance(r, BaseException):
-                    error, refusals = r, refusals + refused_for_good(r)
-                    if refusals >= REFUSED_ATTEMPTS:
-                        poisoned.append((o, r))
-                    else:
-                        failed.append((o, refusals))
-                    continue
-                sent[o.topic] += 1
-                table = self._changelogs.get(o.topic)
-                if table is not None:
-                    table.changelog_sent(r.partition, r.offset)
-            for topic, n in sent.items():
-                self._metrics.published.labels(topic).inc(n)
-            failed += [(letter, 0) for letter in self._dead_letters(poisoned)]
-            if failed:
-                log.warning(
-                    "the broker refused %d of %d messages (%r): sending them again in %.1f s",
-                    len(failed),
-                    len(pending),
-                    error,
-                    delay,
-                )
-                self._metrics.resent.inc(len(failed))
+        async with self._queueing:
+            for o in out:
+                self._opened(o)
+            futures = await self._app.publish([(o.topic, o.partition, o.key, o.value) for o in out])
+        try:
+            while True:
+                pending = await self._acknowledged(pending, futures)
+                if not pending:
+                    return
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, MAX_BACKOFF_S)
-            pending = failed
+                async with self._queueing:
+                    # A newer record of the key, queued since, carries the newer value.
+                    pending = [(o, n) for o, n in pending if not self._superseded(o)]
+                    futures = await self._app.publish([(o.topic, o.partition, o.key, o.value) for o, _ in pending])
+        except BaseException:  # cancelled: the batch is abandoned, its records no longer open
+            for o, _ in pending:
+                self._closed(o)
+            raise
+
+    async def _acknowledged(
+        self, pending: list[tuple[Outgoing, int]], futures: list[asyncio.Future[Any]]
+    ) -> list[tuple[Outgoing, int]]:
+        """Waits for the broker's answers to ``pending``: what is to be sent again (dead letters
+        in place of records refused for good ``REFUSED_ATTEMPTS`` times)."""
+        # Faust commits an event's offset once it is acked (when the agent's body returns) but
+        # never waits for what its processing sent. Every effect of a batch, its table
+        # changelog records included, is in ``out``: waiting for all of them here makes an
+        # acked event's effects durable before its offset can be committed.
+        self.waiting = (time.monotonic(), len(futures))
+        try:
+            results = await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            self.waiting = None
+        failed: list[tuple[Outgoing, int]] = []
+        poisoned: list[tuple[Outgoing, BaseException]] = []
+        error: BaseException | None = None
+        sent: Counter[str] = Counter()
+        for (o, refusals), r in zip(pending, results, strict=True):
+            if isinstance(r, BaseException):
+                error, refusals = r, refusals + refused_for_good(r)
+                if refusals >= REFUSED_ATTEMPTS:
+                    poisoned.append((o, r))
+                else:
+                    failed.append((o, refusals))
+                continue
+            sent[o.topic] += 1
+            table = self._changelogs.get(o.topic)
+            if table is not None:
+                table.changelog_sent(r.partition, r.offset)
+                self._closed(o)
+        for topic, n in sent.items():
+            self._metrics.published.labels(topic).inc(n)
+        failed += [(letter, 0) for letter in self._dead_letters(poisoned)]
+        if failed:
+            log.warning(
+                "the broker refused %d of %d messages (%r): sending them again",
+                len(failed),
+                len(pending),
+                error,
+            )
+            self._metrics.resent.inc(len(failed))
+        return failed
+
+    def _opened(self, o: Outgoing) -> None:
+        if o.topic in self._changelogs:
+            key = (o.topic, o.partition, o.key)
+            self._open[key] = (o, self._open.get(key, (o, 0))[1] + 1)
+
+    def _closed(self, o: Outgoing) -> None:
+        key = (o.topic, o.partition, o.key)
+        if key in self._open:
+            newest, n = self._open[key]
+            if n > 1:
+                self._open[key] = (newest, n - 1)
+            else:
+                del self._open[key]
+
+    def _superseded(self, o: Outgoing) -> bool:
+        """Whether ``o`` is a changelog record a newer one of its key was queued after (closed then)."""
+        if o.topic not in self._changelogs or self._open[(o.topic, o.partition, o.key)][0] is o:
+            return False
+        self._closed(o)
+        return True
 
     def _dead_letters(self, poisoned: list[tuple[Outgoing, BaseException]]) -> list[Outgoing]:
         """Dead letters in place of records the broker refuses for good. A dead letter refused
         for good is lost: counted, and the worker reports it."""
         letters = []
         for o, exc in poisoned:
+            self._closed(o)
             size = len(o.value or b"")
             if o.topic == self._deadletter:
                 log.error("the broker refuses a %d-byte dead letter for good (%r): it is lost", size, exc)

@@ -99,3 +99,85 @@ def test_only_refusals_retrying_cannot_cure_count_as_for_good():
     assert not refused_for_good(KafkaTimeoutError())
     assert not refused_for_good(NotLeaderForPartitionError())
     assert refused_for_good(MessageSizeTooLargeError()) and refused_for_good(TopicAuthorizationFailedError())
+
+
+class Recorded:
+    """A changelog's side of delivery: the offsets acknowledged."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int]] = []
+
+    def changelog_sent(self, partition: int, offset: int) -> None:
+        self.sent.append((partition, offset))
+
+
+class Slow(Producer):
+    """Queues one record at a time and lets other tasks run in between, as a producer with a full
+    buffer does; the first time ``fail_once`` is queued it fails without reaching the broker."""
+
+    def __init__(self, producer: AIOKafkaProducer, fail_once: bytes | None = None) -> None:
+        super().__init__(producer)
+        self._fail_once = fail_once
+
+    async def publish(self, records: Sequence[tuple[str, int | None, bytes | None, bytes | None]]) -> list[Any]:
+        futures: list[Any] = []
+        for record in records:
+            if record[3] is not None and record[3] == self._fail_once:
+                self._fail_once = None
+                failed = asyncio.get_running_loop().create_future()
+                failed.set_exception(KafkaTimeoutError())
+                futures.append(failed)
+            else:
+                futures += await publish(self._producer, [record])
+            await asyncio.sleep(0.01)
+        return futures
+
+
+def changelog_order(settings: Any, fail_once: bytes | None) -> tuple[list[Any], Recorded]:
+    """Two batches, processed one after the other, both writing user u1's state: the first with
+    twenty outputs before its changelog record, the second with its changelog record alone. What
+    the changelog topic holds for u1, in order."""
+    topics = Topics(settings)
+    changelog, recorded = topics.recommendations, Recorded()
+    first = [Outgoing(topics.sentiment, b"i%d" % i, b'{"n":%d}' % i) for i in range(20)]
+    first.append(Outgoing(changelog, b"u1", b'{"v":1}', 0))
+    second = [Outgoing(changelog, b"u1", b'{"v":2}', 0)]
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            delivery = Delivery(Slow(producer, fail_once), Metrics(), {changelog: recorded}, topics.deadletter, 4096)
+            a = asyncio.create_task(delivery.deliver(first))
+            await asyncio.sleep(0)  # the first batch has started to be queued
+            b = asyncio.create_task(delivery.deliver(second))
+            await asyncio.wait_for(asyncio.gather(a, b), 30)
+            await delivery.deliver([Outgoing(changelog, b"u1", b'{"v":"end"}', 0)])
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+    reader = TopicReader(settings, changelog)
+    try:
+        values = reader.wait_for(lambda m: m == {"v": "end"}, timeout_s=20) and [r.value for r in reader.items]
+    finally:
+        reader.close()
+    return values, recorded
+
+
+def test_changelog_records_of_two_batches_reach_the_broker_in_write_order(broker, tmp_path):
+    settings = fresh_settings(broker, tmp_path)
+    create_topics(settings)
+    values, recorded = changelog_order(settings, fail_once=None)
+    assert values == [{"v": 1}, {"v": 2}, {"v": "end"}]
+    assert [offset for _, offset in recorded.sent] == [0, 1, 2]
+
+
+def test_a_changelog_record_sent_again_never_lands_after_a_newer_one_of_its_key(broker, tmp_path):
+    # The first batch's record fails once; by its second attempt the second batch's newer value
+    # of u1 is acknowledged: sending the older one again would leave it last.
+    settings = fresh_settings(broker, tmp_path)
+    create_topics(settings)
+    values, recorded = changelog_order(settings, fail_once=b'{"v":1}')
+    assert values == [{"v": 2}, {"v": "end"}]
+    assert [offset for _, offset in recorded.sent] == [0, 1]
