@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 
 from model.experiments import Arm
-from model.rules import RuleBook
+from model.rules import RuleBook, RulePlan
 from model.serving import Recommendations, ServingModel
 from state.user import UserState
 
@@ -48,18 +48,16 @@ def serve(
     if arms is None:
         plans = rules.plans(user_ids, users, now, half_life_s)
         return [(rec, current, True) for rec in current.recommend_many(users, now, k, plans)]
-    groups: dict[tuple[int, bool, bool], tuple[ServingModel, list[int]]] = {}
-    for n, arm in enumerate(arms):
-        model, wanted = arm_model(arm, current, pinned)
-        shop_rules = arm.rules == "all"
-        groups.setdefault((model.version, shop_rules, wanted), (model, []))[1].append(n)
+    chosen = [arm_model(arm, current, pinned) for arm in arms]
+    groups: dict[int, tuple[ServingModel, list[int]]] = {}
+    for n, (model, _) in enumerate(chosen):
+        groups.setdefault(model.version, (model, []))[1].append(n)
     out: list[tuple[Recommendations, ServingModel, bool] | None] = [None] * len(users)
-    for (_, shop_rules, wanted), (model, rows) in groups.items():
-        ids = [user_ids[n] for n in rows]
+    for model, rows in groups.values():
         states = [users[n] for n in rows]
-        plans = rules.plans(ids, states, now, half_life_s, shop_rules=shop_rules)
+        plans = _plans(rules, [user_ids[n] for n in rows], states, [arms[n] for n in rows], now, half_life_s)
         for n, rec in zip(rows, model.recommend_many(states, now, k, plans), strict=True):
-            out[n] = (rec, model, wanted)
+            out[n] = (rec, model, chosen[n][1])
     return [entry for entry in out if entry is not None]
 
 
@@ -86,3 +84,26 @@ class PinnedModels:
             self._models[model.version] = model
             while len(self._models) > self._limit:
                 del self._models[min(self._models)]
+
+
+def _plans(
+    rules: RuleBook,
+    user_ids: Sequence[str],
+    users: Sequence[UserState],
+    arms: Sequence[Arm],
+    now: float,
+    half_life_s: float,
+) -> list[RulePlan | None] | None:
+    """Each user's plan under their arm's rules (None when no user has one)."""
+    out: list[RulePlan | None] = [None] * len(users)
+    for shop_rules in (True, False):
+        rows = [n for n, arm in enumerate(arms) if (arm.rules == "all") == shop_rules]
+        if not rows:
+            continue
+        plans = rules.plans(
+            [user_ids[n] for n in rows], [users[n] for n in rows], now, half_life_s, shop_rules=shop_rules
+        )
+        if plans is not None:
+            for n, plan in zip(rows, plans, strict=True):
+                out[n] = plan
+    return out if any(p is not None for p in out) else None
