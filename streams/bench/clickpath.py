@@ -263,7 +263,8 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     clicks through the reference path (states decoded on every click, the dict co-visitation
     index), through the
     processing-free shell (a model that neither ranks nor learns), with an A/B experiment in force
-    (:data:`AB`) and with that experiment and a shadow arm (:data:`AB_SHADOW`). ``equal_outputs``: the path and
+    (:data:`AB`), with that experiment and a shadow arm (:data:`AB_SHADOW`), and through the shell
+    with the experiment (what arms add around scoring, without scoring's noise). ``equal_outputs``: the path and
     the reference published the same recommendations and training records, byte for byte."""
     warm = RECENT_MAX * shoppers
     new = as_batches(shopper_clicks(shop, clicks + BATCH, clicks + BATCH, "new-"))
@@ -274,6 +275,7 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
         build_replay(shop, rank=False),
         build_replay(shop, experiment=AB),
         build_replay(shop, experiment=AB_SHADOW),
+        build_replay(shop, rank=False, experiment=AB),
     ]
     per_click_us(replays, new[:1])  # the first batch pays for lazy set-ups (popular lists, model caches)
     new_us = per_click_us(replays, new[1:])
@@ -291,6 +293,8 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
         "experiment_returning_us_per_click": returning_us[3],
         "shadow_new_us_per_click": new_us[4],
         "shadow_returning_us_per_click": returning_us[4],
+        "shell_experiment_new_us_per_click": new_us[5],
+        "shell_experiment_returning_us_per_click": returning_us[5],
         "clicks": clicks,
         "returning_shoppers": shoppers,
         "history_per_shopper": RECENT_MAX,

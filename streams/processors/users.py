@@ -233,6 +233,7 @@ class ClickProcessor(ProcessorBase):
         )
         out = []
         published_ts = self.clock()
+        per_arm: dict[tuple[str, bool], int] = {}  # (arm, as asked) -> recommendations of this batch
         for n, ((msg, click, state), (rec, by, wanted)) in enumerate(zip(entries, served, strict=True)):
             state.last = PublishedRecommendation(
                 items=rec.items,
@@ -247,10 +248,7 @@ class ClickProcessor(ProcessorBase):
                 arm = arms[n].name
                 state.last.experiment, state.last.arm = experiment.experiment_id, arm
                 state.last.rec_id = rec_id(click.user_id, click.event_id)
-                self.tally.recommended(experiment.experiment_id, arm)
-                self.metrics.arm_recommendations.labels(experiment.experiment_id, arm).inc()
-                if not wanted:
-                    self.metrics.pinned_fallbacks.labels(experiment.experiment_id, arm).inc()
+                per_arm[(arm, wanted)] = per_arm.get((arm, wanted), 0) + 1
             self.users.put(click.user_id, state.to_bytes(), msg.handle)
             out.append(
                 Outgoing(
@@ -260,10 +258,20 @@ class ClickProcessor(ProcessorBase):
                 )
             )
             self.metrics.event_to_recommendation.observe(max(0.0, published_ts - click.ts))
-        if experiment is not None and experiment.shadow is not None:
-            out += self._shadow(experiment, model, entries, now, published_ts)
+        if experiment is not None:
+            self._count_arms(experiment.experiment_id, per_arm)
+            if experiment.shadow is not None:
+                out += self._shadow(experiment, model, entries, now, published_ts)
         self.metrics.recommendations.inc(len(entries))
         return out
+
+    def _count_arms(self, experiment_id: str, per_arm: dict[tuple[str, bool], int]) -> None:
+        """A batch's recommendations per arm, counted once per arm and batch."""
+        for (arm, wanted), n in per_arm.items():
+            self.tally.recommended(experiment_id, arm, n)
+            self.metrics.arm_recommendations.labels(experiment_id, arm).inc(n)
+            if not wanted:
+                self.metrics.pinned_fallbacks.labels(experiment_id, arm).inc(n)
 
     def _shadow(
         self,
@@ -290,9 +298,9 @@ class ClickProcessor(ProcessorBase):
             half_life_s=self.half_life,
         )
         out = []
+        fallbacks = 0
         for (_, click, _), (rec, by, wanted) in zip(entries, served, strict=True):
-            if not wanted:
-                self.metrics.pinned_fallbacks.labels(experiment.experiment_id, shadow.name).inc()
+            fallbacks += not wanted
             shown = PublishedRecommendation(
                 items=rec.items,
                 interests=[],
@@ -307,6 +315,8 @@ class ClickProcessor(ProcessorBase):
             )
             out.append(Outgoing(self.topics.shadow, click.user_id.encode(), messages.shadow(click.user_id, shown)))
         self.metrics.shadow_recommendations.labels(experiment.experiment_id, shadow.name).inc(len(out))
+        if fallbacks:
+            self.metrics.pinned_fallbacks.labels(experiment.experiment_id, shadow.name).inc(fallbacks)
         return out
 
 
