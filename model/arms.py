@@ -3,8 +3,8 @@
 Each arm names its model (the current one or a pinned snapshot version) and whether the shop's
 merchandising rules apply. The batch's users are grouped by model and each group is scored in one
 batched call, each user under the plan of their arm's rules: arms that differ in rules only cost one
-call, as without an experiment (a call per batch has fixed costs: the interest head over every
-catalog category). Without an experiment the batch is served exactly as before.
+call, as without an experiment (a scoring call has costs per batch as well as per user). Without
+an experiment the batch is served exactly as before.
 """
 
 from __future__ import annotations
