@@ -102,12 +102,19 @@ class RuleBook:
         return [self._rules[k] for k in sorted(self._rules)]
 
     def plans(
-        self, user_ids: Sequence[str], users: Sequence[UserState], now: float, half_life_s: float
+        self,
+        user_ids: Sequence[str],
+        users: Sequence[UserState],
+        now: float,
+        half_life_s: float,
+        *,
+        shop_rules: bool = True,
     ) -> list[RulePlan | None] | None:
         """Each user's plan (None for a user no rule is for and without negative feedback), or
         None when no rule is in force and no user has feedback. Users under the same rules and
-        without feedback share one plan."""
-        live = [r for r in self.rules() if r.in_force(now)] if self._rules else []
+        without feedback share one plan. Without ``shop_rules`` (an experiment arm served without
+        merchandising) only the users' own feedback acts."""
+        live = [r for r in self.rules() if r.in_force(now)] if self._rules and shop_rules else []
         if not live and not any(u.feedback for u in users):
             return None
         d = self.demotion

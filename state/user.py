@@ -73,12 +73,18 @@ class PublishedRecommendation:
     event_ts: float
     published_ts: float
     reasons: list[list[str]] = field(default_factory=list)  # per item, why it is there; [] if unknown
+    #: The experiment and arm that served it ("" outside an experiment) and its id, for attribution.
+    experiment: str = ""
+    arm: str = ""
+    rec_id: str = ""
 
     def item_ids(self) -> list[str]:
         return [item_id for item_id, _ in self.items]
 
     def to_fields(self) -> list[object]:
-        return [
+        """Seven fields, and the experiment's as an eighth only inside one: a recommendation outside
+        an experiment encodes as it did before experiments."""
+        fields: list[object] = [
             [list(p) for p in self.items],
             [list(p) for p in self.interests],
             self.model_version,
@@ -87,11 +93,16 @@ class PublishedRecommendation:
             self.published_ts,
             self.reasons,
         ]
+        if self.arm:
+            fields.append([self.experiment, self.arm, self.rec_id])
+        return fields
 
     @classmethod
     def from_fields(cls, f: list[object]) -> PublishedRecommendation:
-        """Also the six fields of states written before reasons were kept."""
+        """Also the six fields of states written before reasons were kept, and the seven of
+        states written before experiments."""
         items, interests, version, trigger, event_ts, published_ts, *rest = f
+        experiment, arm, rec_id = (str(x) for x in rest[1]) if len(rest) > 1 else ("", "", "")  # type: ignore[attr-defined]
         return cls(
             items=[(str(i), float(s)) for i, s in items],  # type: ignore[attr-defined]
             interests=[(str(c), float(w)) for c, w in interests],  # type: ignore[attr-defined]
@@ -100,6 +111,9 @@ class PublishedRecommendation:
             event_ts=float(event_ts),  # type: ignore[arg-type]
             published_ts=float(published_ts),  # type: ignore[arg-type]
             reasons=[[str(r) for r in why] for why in rest[0]] if rest else [],  # type: ignore[attr-defined]
+            experiment=experiment,
+            arm=arm,
+            rec_id=rec_id,
         )
 
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from model.experiments import ARMS_MAX, CURRENT, PINNED, RULES, Arm, Experiment
 from model.rules import KINDS, Rule, Segment
 from state.user import ACTIONS as USER_ACTIONS
 from streams.errors import InvalidEvent
@@ -261,6 +262,49 @@ def parse_rule(payload: bytes | None, key: str | None = None) -> Rule:
     if value is None or not 0.0 < value <= RULE_FACTOR_MAX:
         raise InvalidEvent("out_of_range", f"field 'factor': must be > 0 and <= {RULE_FACTOR_MAX:g}, got {factor}")
     return Rule(factor=value, **common)
+
+
+def parse_experiment(payload: bytes | None, key: str | None = None) -> Experiment:
+    """An experiment (the README's form); ``key``, when given, must be its ``experiment_id``."""
+    obj = _load(payload)
+    experiment_id = _id(obj, "experiment_id")
+    if key is not None and key != experiment_id:
+        raise InvalidEvent(
+            "out_of_range", f"field 'experiment_id': {experiment_id!r} is not the message key {key[:40]!r}"
+        )
+    arms = _present(obj, "arms")
+    if not isinstance(arms, list):
+        raise InvalidEvent("wrong_type", f"field 'arms': expected an array, got {_kind(arms)}")
+    if not 1 <= len(arms) <= ARMS_MAX:
+        raise InvalidEvent("out_of_range", f"field 'arms': 1..{ARMS_MAX} arms, got {len(arms)}")
+    shadow = obj.get("shadow")
+    if shadow is not None:
+        shadow = _id(obj, "shadow")
+    experiment = Experiment(experiment_id, tuple(_arm(n, a) for n, a in enumerate(arms)), shadow)
+    problem = experiment.problem()
+    if problem is not None:
+        raise InvalidEvent("out_of_range", problem)
+    return experiment
+
+
+def _arm(n: int, value: Any) -> Arm:
+    if not isinstance(value, dict):
+        raise InvalidEvent("wrong_type", f"field 'arms[{n}]': expected an object, got {_kind(value)}")
+    try:
+        name = _id(value, "name")
+        share = _number("share", _present(value, "share"), "a number in [0, 1]")
+        if share is None or not 0.0 <= share <= 1.0:
+            raise InvalidEvent("out_of_range", f"field 'share': must be in [0, 1], got {value['share']}")
+        model = CURRENT if value.get("model") is None else _str(value, "model", ID_MAX)
+        pinned = model.removeprefix(PINNED)
+        if model != CURRENT and not (model.startswith(PINNED) and pinned.isascii() and pinned.isdigit()):
+            raise InvalidEvent("out_of_range", f"field 'model': 'current' or 'pinned:<version>', got {model!r}")
+        rules = "all" if value.get("rules") is None else _str(value, "rules", 8)
+        if rules not in RULES:
+            raise InvalidEvent("out_of_range", f"field 'rules': 'all' or 'none', got {rules!r}")
+    except InvalidEvent as exc:
+        raise InvalidEvent(exc.reason, f"arms[{n}]: {exc}") from None
+    return Arm(name, share, model, rules)
 
 
 def _segment(value: Any) -> Segment | None:

@@ -14,8 +14,9 @@ from streams.events import compact_json
 
 
 def recommendation_fields(user_id: str, rec: PublishedRecommendation) -> dict[str, Any]:
-    """A recommendation as the topic and ``GET /recommendations/{user_id}`` both show it."""
-    return {
+    """A recommendation as the topic and ``GET /recommendations/{user_id}`` both show it; inside an
+    experiment with its ``rec_id``, ``experiment`` and ``arm`` (outside one, without them)."""
+    fields = {
         "user_id": user_id,
         "items": [
             {"item_id": i, "score": round(s, 6), "reasons": rec.reasons[n] if n < len(rec.reasons) else []}
@@ -27,6 +28,28 @@ def recommendation_fields(user_id: str, rec: PublishedRecommendation) -> dict[st
         "event_ts": rec.event_ts,
         "published_ts": rec.published_ts,
     }
+    if rec.arm:
+        fields |= {"rec_id": rec.rec_id, "experiment": rec.experiment, "arm": rec.arm}
+    return fields
+
+
+def shadow(user_id: str, rec: PublishedRecommendation) -> bytes:
+    """A shadow arm's recommendation: what it would have shown, never shown."""
+    return compact_json(
+        {
+            "user_id": user_id,
+            "rec_id": rec.rec_id,
+            "experiment": rec.experiment,
+            "arm": rec.arm,
+            "items": [
+                {"item_id": i, "score": round(s, 6), "reasons": rec.reasons[n] if n < len(rec.reasons) else []}
+                for n, (i, s) in enumerate(rec.items)
+            ],
+            "model_version": rec.model_version,
+            "trigger_event_id": rec.trigger_event_id,
+            "published_ts": rec.published_ts,
+        }
+    )
 
 
 def recommendation(user_id: str, rec: PublishedRecommendation) -> bytes:

@@ -85,6 +85,32 @@ class Metrics:
         self.recommendations = Counter(
             "shopguide_recommendations_total", "Recommendation messages published", registry=r
         )
+        self.arm_recommendations = Counter(
+            "shopguide_arm_recommendations_total",
+            "Recommendations published inside an experiment, by experiment and arm",
+            ["experiment", "arm"],
+            registry=r,
+        )
+        self.attributed = Counter(
+            "shopguide_attributed_total",
+            "Clicks, carts and buys on an item of the user's last recommendation of an experiment arm, "
+            "by experiment, arm, action and the kind of the item's first reason",
+            ["experiment", "arm", "action", "reason"],
+            registry=r,
+        )
+        self.shadow_recommendations = Counter(
+            "shopguide_shadow_recommendations_total",
+            "A shadow arm's recommendations written to the shadow topic, by experiment and arm",
+            ["experiment", "arm"],
+            registry=r,
+        )
+        self.pinned_fallbacks = Counter(
+            "shopguide_pinned_model_fallbacks_total",
+            "Recommendations of an arm pinned to a snapshot version the worker does not hold, "
+            "served with the current model instead, by experiment and arm",
+            ["experiment", "arm"],
+            registry=r,
+        )
         self.sentiments = Counter(
             "shopguide_sentiment_total",
             "Sentiment messages published, by label",

@@ -44,9 +44,11 @@ class Topics:
         self.reviews = f"{p}reviews"
         self.items = f"{p}items"
         self.rules = f"{p}rules"  # merchandising rules, key rule_id (streams.processors.merchandising)
+        self.experiments = f"{p}experiments"  # arms, key experiment_id (streams.processors.experiment_records)
         self.impressions = f"{p}impressions"  # items shown to a shopper, key user_id (optional input)
         self.recommendations = f"{p}recommendations"
         self.sentiment = f"{p}sentiment"
+        self.shadow = f"{p}shadow"  # a shadow arm's recommendations, never shown (model.experiments)
         self.deadletter = f"{p}deadletter"
         # The shopping guide: questions in, answers and reply drafts out.
         self.questions = f"{p}questions"
@@ -72,9 +74,11 @@ class Topics:
             TopicSpec(self.reviews, n, keyed_by="user"),
             TopicSpec(self.items, n, COMPACT, keyed_by="item"),
             TopicSpec(self.rules, n, COMPACT),
+            TopicSpec(self.experiments, n, COMPACT),
             TopicSpec(self.impressions, n, keyed_by="user"),
             TopicSpec(self.recommendations, n, COMPACT, keyed_by="user"),
             TopicSpec(self.sentiment, n, keyed_by="item"),
+            TopicSpec(self.shadow, n, keyed_by="user"),
             TopicSpec(self.deadletter, 1, self._deadletter_retention),
             TopicSpec(self.questions, n, keyed_by="user"),
             TopicSpec(self.answers, n, keyed_by="user"),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from itertools import islice, repeat
 from typing import Any
 
+from model.experiments import Arm, Experiment, ExperimentBook
 from model.rules import RulePlan
 from model.scoring import NeuralServingModel, load_warm_start
 from model.serving import Recommendations, ServingModel
@@ -145,6 +146,7 @@ def build_replay(
     resident: bool = True,
     keep: bool = False,
     reference: bool = False,
+    experiment: Experiment | None = None,
 ) -> Replay:
     """The click and review processors over the warm-start model and a catalog holding every item
     of ``shop`` (every ``OUT_OF_STOCK``-th one out of stock), learning as the engine does; without
@@ -152,7 +154,8 @@ def build_replay(
     ``digest``, it keeps the :class:`Digest` of what it publishes; with ``keep``, what it
     published. Users' states stay resident as in the engine; without ``resident``, they are
     decoded on every event. With ``reference``, co-visitation is the dict index the engine's array
-    index replaced and retrieval the Python code its kernel replaced."""
+    index replaced and retrieval the Python code its kernel replaced. With ``experiment``, that
+    experiment is in force."""
     settings = Settings()
     topics = Topics(settings)
     clock = [START_TS]
@@ -178,6 +181,9 @@ def build_replay(
             sink.add(record, event.ts)
 
     metrics, users = Metrics(), MemoryStore()
+    book = ExperimentBook()
+    if experiment is not None:
+        book.put(experiment)
     kept = ResidentUsers(settings.resident_users if resident else 0)
 
     def now() -> float:
@@ -195,10 +201,17 @@ def build_replay(
         interest_half_life_s=HALF_LIFE_S,
         learn=learn,
         resident=kept,
+        experiments=book,
         clock=now,
     )
     reviews = ReviewProcessor(topics, 1, metrics, users, lambda: model, catalog, learn=learn, resident=kept, clock=now)
     return Replay(clicks, reviews, sink, clock, topics, Digest() if digest else None, [] if keep else None)
+
+
+#: The experiment the click bench times: half the shoppers served without the shop's rules.
+AB = Experiment("bench-ab", (Arm("a", 0.5), Arm("b", 0.5, rules="none")))
+#: The same with a shadow arm scoring every batch again.
+AB_SHADOW = Experiment("bench-ab", (*AB.arms, Arm("ghost", 0.0, rules="none")), shadow="ghost")
 
 
 def as_batches(events: Iterable[Click | Review], batch: int = BATCH) -> list[list[Incoming]]:
@@ -248,8 +261,10 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     first of its shopper), then ``clicks`` of ``shoppers`` returning shoppers whose histories were
     first filled (``RECENT_MAX`` clicks each, not timed); interleaved batch by batch with the same
     clicks through the reference path (states decoded on every click, the dict co-visitation
-    index) and through the
-    processing-free shell (a model that neither ranks nor learns). ``equal_outputs``: the path and
+    index), through the
+    processing-free shell (a model that neither ranks nor learns), with an A/B experiment in force
+    (:data:`AB`), with that experiment and a shadow arm (:data:`AB_SHADOW`), and through the shell
+    with the experiment (what arms add around scoring, without scoring's noise). ``equal_outputs``: the path and
     the reference published the same recommendations and training records, byte for byte."""
     warm = RECENT_MAX * shoppers
     new = as_batches(shopper_clicks(shop, clicks + BATCH, clicks + BATCH, "new-"))
@@ -258,6 +273,9 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
         build_replay(shop, keep=True),
         build_replay(shop, resident=False, keep=True, reference=True),
         build_replay(shop, rank=False),
+        build_replay(shop, experiment=AB),
+        build_replay(shop, experiment=AB_SHADOW),
+        build_replay(shop, rank=False, experiment=AB),
     ]
     per_click_us(replays, new[:1])  # the first batch pays for lazy set-ups (popular lists, model caches)
     new_us = per_click_us(replays, new[1:])
@@ -271,6 +289,12 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
         "equal_outputs": replays[0].published == replays[1].published,
         "shell_new_us_per_click": new_us[2],
         "shell_returning_us_per_click": returning_us[2],
+        "experiment_new_us_per_click": new_us[3],
+        "experiment_returning_us_per_click": returning_us[3],
+        "shadow_new_us_per_click": new_us[4],
+        "shadow_returning_us_per_click": returning_us[4],
+        "shell_experiment_new_us_per_click": new_us[5],
+        "shell_experiment_returning_us_per_click": returning_us[5],
         "clicks": clicks,
         "returning_shoppers": shoppers,
         "history_per_shopper": RECENT_MAX,

@@ -20,7 +20,10 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 
+from model.arms import PinnedModels
+from model.attribution import Tally
 from model.covisitation import CovisIndex
+from model.experiments import ExperimentBook
 from model.related import near
 from model.rules import RuleBook
 from model.serving import ServingModel
@@ -46,6 +49,7 @@ from streams.learning.snapshot_topic import PROGRESS_KEY, SignatureError, Snapsh
 from streams.learning.snapshot_topic import Progress as TrainerProgress
 from streams.metrics import Metrics
 from streams.processors.base import Incoming, Outgoing
+from streams.processors.experiment_records import ExperimentProcessor, apply_experiment_record
 from streams.processors.items import ActivityProcessor, CatalogProcessor, ItemReviewProcessor
 from streams.processors.merchandising import RuleProcessor, apply_rule_record
 from streams.processors.resident import ResidentUsers
@@ -203,6 +207,12 @@ class Engine:
         self.snapshot_follower = Follower(settings, self.topics.snapshots, self._apply_snapshot_record, "snapshots")
         self.rules = RuleBook(settings.demotion())
         self.rules_follower = Follower(settings, self.topics.rules, self._apply_rule_record, "rules")
+        self.experiments = ExperimentBook()
+        self.tally = Tally()
+        self.pinned = PinnedModels()
+        self.experiments_follower = Follower(
+            settings, self.topics.experiments, self._apply_experiment_record, "experiments"
+        )
         self.training_feed = (
             TrainingFeed(
                 settings,
@@ -242,6 +252,9 @@ class Engine:
             on_hit=self.keeper.record_hit,
             resident=self.resident,
             rules=self.rules,
+            experiments=self.experiments,
+            tally=self.tally,
+            pinned=self.pinned,
             neighbours=self._near,
             action_weights=settings.action_weight_table(),
         )
@@ -261,6 +274,7 @@ class Engine:
         self.forget = ForgetProcessor(self.topics, n, self.metrics, users, self.resident)
         self.impressions = ImpressionProcessor(self.topics, n, self.metrics, users, self.resident)
         self.rule_records = RuleProcessor(self.topics, n, self.metrics, time.time)
+        self.experiment_records = ExperimentProcessor(self.topics, n, self.metrics, time.time)
         for processor in (
             self.clicks,
             self.reviews,
@@ -270,6 +284,7 @@ class Engine:
             self.forget,
             self.impressions,
             self.rule_records,
+            self.experiment_records,
         ):
             processor.deadletter_payload_bytes = settings.deadletter_payload_bytes
         self._register()
@@ -307,6 +322,8 @@ class Engine:
     def _on_model_event(self, outcome: SnapshotOutcome, reason: str) -> None:
         if outcome is SnapshotOutcome.REFUSED:
             self.metrics.snapshots_rejected.labels(reason).inc()
+        elif outcome is SnapshotOutcome.ACCEPTED:
+            self.pinned.offer(self.keeper.current, self._pinned_versions())
         elif outcome is SnapshotOutcome.ROLLED_BACK:
             self.metrics.model_rollbacks.inc()
         self.metrics.model_version.set(self.keeper.version)
@@ -315,6 +332,7 @@ class Engine:
         self.catalog_follower.rewind()
         self.snapshot_follower.rewind()
         self.rules_follower.rewind()
+        self.experiments_follower.rewind()
         if self.training_feed is not None:
             self.training_feed.rewind()
         try:  # the group is usually rejoining now; its rebalance reads them from the start too
@@ -396,7 +414,7 @@ class Engine:
     def readiness(self) -> dict[str, Any]:
         """Caught up with the catalog and the model, the broker reachable with every topic, and no
         output lost: ``status`` ``ok``, else why not."""
-        followers = (self.catalog_follower, self.snapshot_follower, self.rules_follower)
+        followers = (self.catalog_follower, self.snapshot_follower, self.rules_follower, self.experiments_follower)
         ready = all(f.caught_up.is_set() for f in followers)
         watch = self.broker_watch
         status = "ok" if ready else "starting"
@@ -484,6 +502,30 @@ class Engine:
         )
         return app
 
+    def _apply_experiment_record(self, key: bytes | None, value: bytes | None) -> None:
+        apply_experiment_record(self.experiments, key, value)  # an invalid one is dead-lettered by its agent
+        self.pinned.offer(self.keeper.current, self._pinned_versions())
+
+    def _pinned_versions(self) -> set[int]:
+        return {a.pinned for e in self.experiments.experiments() for a in e.arms if a.pinned is not None}
+
+    def experiment_status(self) -> dict[str, Any]:
+        """The experiments in force and what their arms did on this worker (``GET /experiments``)."""
+        active = self.experiments.active
+        return {
+            "active": active.experiment_id if active is not None else None,
+            "experiments": [
+                {
+                    "experiment_id": e.experiment_id,
+                    "shadow": e.shadow,
+                    "arms": [{"name": a.name, "share": a.share, "model": a.model, "rules": a.rules} for a in e.arms],
+                }
+                for e in self.experiments.experiments()
+            ],
+            "pinned_versions_held": self.pinned.versions(),
+            "figures": self.tally.report(),
+        }
+
     def _apply_rule_record(self, key: bytes | None, value: bytes | None) -> None:
         apply_rule_record(self.rules, key, value)  # an invalid one is dead-lettered by the rules agent
 
@@ -501,6 +543,7 @@ class Engine:
             await self.catalog_follower.caught_up.wait()
             await self.snapshot_follower.caught_up.wait()
             await self.rules_follower.caught_up.wait()
+            await self.experiments_follower.caught_up.wait()
         async for events in acked_batches(stream, self.settings.batch_max, fill_wait(self.settings)):
             holes = self._holes_before(events)
             try:
@@ -592,6 +635,7 @@ class Engine:
         agent(t.forget, self.forget)
         agent(t.impressions, self.impressions)
         agent(t.rules, self.rule_records)
+        agent(t.experiments, self.experiment_records)
 
         @app.task
         async def follow_catalog() -> None:
@@ -604,6 +648,10 @@ class Engine:
         @app.task
         async def follow_rules() -> None:
             await self.rules_follower.run()
+
+        @app.task
+        async def follow_experiments() -> None:
+            await self.experiments_follower.run()
 
         @app.task
         async def watch_broker() -> None:
@@ -634,7 +682,17 @@ class Engine:
             # Runs after the agents stopped and before Faust flushes its producer.
             await self.delivery.send(self.activity.drain(t.item_activity))
 
-        sources = {t.clicks, t.reviews, t.item_reviews, t.items, t.item_activity, t.forget, t.rules, t.impressions}
+        sources = {
+            t.clicks,
+            t.reviews,
+            t.item_reviews,
+            t.items,
+            t.item_activity,
+            t.forget,
+            t.rules,
+            t.experiments,
+            t.impressions,
+        }
 
         @app.timer(interval=MONITOR_INTERVAL_S)
         async def refresh_gauges() -> None:

@@ -159,6 +159,10 @@ class EngineView(Protocol):
 
     def model_status(self) -> dict[str, Any]: ...
 
+    def experiment_status(self) -> dict[str, Any]:
+        """The experiments and their arms' figures on this worker."""
+        ...
+
     def liveness(self) -> dict[str, Any]:
         """``status`` ``alive`` unless the worker needs a restart."""
         ...
@@ -219,6 +223,10 @@ def register_views(engine: EngineView) -> None:
     @app.page("/model")
     async def model(self: web.View, request: web.Request) -> web.Response:
         return self.json(engine.model_status())
+
+    @app.page("/experiments")
+    async def experiments(self: web.View, request: web.Request) -> web.Response:
+        return self.json(engine.experiment_status())
 
     @app.page("/users/{user_id}")
     @app.table_route(table=engine.users, match_info="user_id")

@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from guide.aspects import aspects_of
+from model.arms import Pinned, serve
+from model.attribution import Tally, attribution
+from model.experiments import Experiment, ExperimentBook, rec_id
 from model.rules import RuleBook
 from model.serving import ServingModel
 from state.catalog import Catalog
@@ -22,6 +25,9 @@ from streams.processors.resident import ResidentUsers
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
+
+#: A shadow arm's recommendations hold this many items.
+SHADOW_K = 10
 
 
 class ActivityCounts:
@@ -89,6 +95,9 @@ class ClickProcessor(ProcessorBase):
         on_hit: Callable[[int, bool], None] | None = None,
         resident: ResidentUsers | None = None,
         rules: RuleBook | None = None,
+        experiments: ExperimentBook | None = None,
+        tally: Tally | None = None,
+        pinned: Pinned | None = None,
         neighbours: Callable[[str], list[str]] | None = None,
         action_weights: Mapping[str, float] = ACTION_WEIGHT,
         clock: Clock = time.time,
@@ -97,6 +106,11 @@ class ClickProcessor(ProcessorBase):
         self.users = users
         #: The merchandising rules every recommendation is built under (kept current by the engine).
         self.rules = rules if rules is not None else RuleBook()
+        #: The experiments (kept current by the engine), what their arms did, and the pinned
+        #: snapshot versions this worker holds (none by default).
+        self.experiments = experiments if experiments is not None else ExperimentBook()
+        self.tally = tally if tally is not None else Tally()
+        self.pinned: Pinned = pinned if pinned is not None else (lambda version: None)
         #: A disliked item's near neighbours, demoted with it for a while (none by default).
         self.neighbours = neighbours if neighbours is not None else (lambda item_id: [])
         self.action_weights = action_weights
@@ -175,6 +189,11 @@ class ClickProcessor(ProcessorBase):
             hit = click.item_id in state.last.item_ids()
             if self.on_hit is not None:
                 self.on_hit(state.last.model_version, hit)
+            reason = attribution(state.last, click.item_id, click.action) if learn else None
+            if reason is not None:  # a flood's later clicks are no answer to the recommendation
+                last = state.last
+                self.tally.attributed(last.experiment, last.arm, click.action)
+                self.metrics.attributed.labels(last.experiment, last.arm, click.action, reason).inc()
         if self.learn is not None and learn:
             self.learn(model, state, click, category)  # from the state before the click
         model.observe_click(state, click.item_id, click.action, click.ts, category)
@@ -205,21 +224,31 @@ class ClickProcessor(ProcessorBase):
         entries = list(round_.values())
         round_.clear()
         now = self.clock()
+        user_ids = [click.user_id for _, click, _ in entries]
         states = [state for _, _, state in entries]
-        plans = self.rules.plans([click.user_id for _, click, _ in entries], states, now, self.half_life)
-        recs = model.recommend_many(states, now, self.top_k, plans)
+        experiment = self.experiments.active
+        arms = [experiment.arm_of(u) for u in user_ids] if experiment is not None else None
+        served = serve(
+            model, self.pinned, self.rules, user_ids, states, arms, now=now, k=self.top_k, half_life_s=self.half_life
+        )
         out = []
         published_ts = self.clock()
-        for (msg, click, state), rec in zip(entries, recs, strict=True):
+        per_arm: dict[tuple[str, bool], int] = {}  # (arm, as asked) -> recommendations of this batch
+        for n, ((msg, click, state), (rec, by, wanted)) in enumerate(zip(entries, served, strict=True)):
             state.last = PublishedRecommendation(
                 items=rec.items,
                 interests=rec.interests,
-                model_version=model.version,
+                model_version=by.version,
                 trigger_event_id=click.event_id,
                 event_ts=click.ts,
                 published_ts=published_ts,
                 reasons=rec.reasons,
             )
+            if experiment is not None and arms is not None:
+                arm = arms[n].name
+                state.last.experiment, state.last.arm = experiment.experiment_id, arm
+                state.last.rec_id = rec_id(click.user_id, click.event_id)
+                per_arm[(arm, wanted)] = per_arm.get((arm, wanted), 0) + 1
             self.users.put(click.user_id, state.to_bytes(), msg.handle)
             out.append(
                 Outgoing(
@@ -229,7 +258,65 @@ class ClickProcessor(ProcessorBase):
                 )
             )
             self.metrics.event_to_recommendation.observe(max(0.0, published_ts - click.ts))
-        self.metrics.recommendations.inc(len(out))
+        if experiment is not None:
+            self._count_arms(experiment.experiment_id, per_arm)
+            if experiment.shadow is not None:
+                out += self._shadow(experiment, model, entries, now, published_ts)
+        self.metrics.recommendations.inc(len(entries))
+        return out
+
+    def _count_arms(self, experiment_id: str, per_arm: dict[tuple[str, bool], int]) -> None:
+        """A batch's recommendations per arm, counted once per arm and batch."""
+        for (arm, wanted), n in per_arm.items():
+            self.tally.recommended(experiment_id, arm, n)
+            self.metrics.arm_recommendations.labels(experiment_id, arm).inc(n)
+            if not wanted:
+                self.metrics.pinned_fallbacks.labels(experiment_id, arm).inc(n)
+
+    def _shadow(
+        self,
+        experiment: Experiment,
+        model: ServingModel,
+        entries: list[tuple[Incoming, Click, UserState]],
+        now: float,
+        published_ts: float,
+    ) -> list[Outgoing]:
+        """The shadow arm's recommendations for the same users, to the shadow topic only."""
+        shadow = experiment.shadow_arm
+        assert shadow is not None
+        user_ids = [click.user_id for _, click, _ in entries]
+        states = [state for _, _, state in entries]
+        served = serve(
+            model,
+            self.pinned,
+            self.rules,
+            user_ids,
+            states,
+            [shadow] * len(entries),
+            now=now,
+            k=SHADOW_K,
+            half_life_s=self.half_life,
+        )
+        out = []
+        fallbacks = 0
+        for (_, click, _), (rec, by, wanted) in zip(entries, served, strict=True):
+            fallbacks += not wanted
+            shown = PublishedRecommendation(
+                items=rec.items,
+                interests=[],
+                model_version=by.version,
+                trigger_event_id=click.event_id,
+                event_ts=click.ts,
+                published_ts=published_ts,
+                reasons=rec.reasons,
+                experiment=experiment.experiment_id,
+                arm=shadow.name,
+                rec_id=rec_id(click.user_id, click.event_id),
+            )
+            out.append(Outgoing(self.topics.shadow, click.user_id.encode(), messages.shadow(click.user_id, shown)))
+        self.metrics.shadow_recommendations.labels(experiment.experiment_id, shadow.name).inc(len(out))
+        if fallbacks:
+            self.metrics.pinned_fallbacks.labels(experiment.experiment_id, shadow.name).inc(fallbacks)
         return out
 
 

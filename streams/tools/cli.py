@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -109,32 +109,52 @@ def _forget(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rules(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.errors import InvalidEvent
-    from streams.events import id_error
     from streams.tools.rule_commands import rule_records, rules_in_force, send_rules
 
+    return _definitions(args, settings, "rule", rule_records, rules_in_force, send_rules)
+
+
+def _experiments(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.tools.experiment_commands import experiment_records, experiments_in_force, send_experiments
+
+    return _definitions(args, settings, "experiment", experiment_records, experiments_in_force, send_experiments)
+
+
+def _definitions(
+    args: argparse.Namespace,
+    settings: Settings,
+    what: str,
+    read: Callable[[Path], list[tuple[str, bytes]]],
+    in_force: Callable[[Settings], dict[str, bytes]],
+    send: Callable[[Settings, list[tuple[str, bytes | None]]], None],
+) -> int:
+    """``list``, ``put FILE`` or ``delete ID`` of the rules or the experiments."""
+    from streams.errors import InvalidEvent
+    from streams.events import id_error
+
+    command = f"{what}s"
     if args.action != "list" and not args.target:
-        err.print(f"rules {args.action}: needs {'a FILE' if args.action == 'put' else 'a rule id'}")
+        err.print(f"{command} {args.action}: needs {'a FILE' if args.action == 'put' else f'a {what} id'}")
         return 2
     if args.action == "list":
-        for record in rules_in_force(settings).values():
+        for record in in_force(settings).values():
             print(record.decode())
         return 0
     if args.action == "put":
         try:
-            records = rule_records(Path(args.target))
+            records = read(Path(args.target))
         except (InvalidEvent, ValueError, OSError) as exc:
-            err.print(f"rules: {exc}")
+            err.print(f"{command}: {exc}")
             return 2
-        send_rules(settings, list(records))
-        print(f"put {len(records)} rule(s): {', '.join(rule_id for rule_id, _ in records)}")
+        send(settings, list(records))
+        print(f"put {len(records)} {what}(s): {', '.join(key for key, _ in records)}")
         return 0
     problem = id_error(args.target)
     if problem:
-        err.print(f"rules delete: {problem}")
+        err.print(f"{command} delete: {problem}")
         return 2
-    send_rules(settings, [(args.target, None)])
-    print(f"deleted rule {args.target}")
+    send(settings, [(args.target, None)])
+    print(f"deleted {what} {args.target}")
     return 0
 
 
@@ -266,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("list", "put", "delete"))
     p.add_argument("target", nargs="?", default="", help="put: a JSON or JSON-lines file of rules; delete: a rule id")
     p.set_defaults(run=_rules)
+
+    p = sub.add_parser("experiments", help="list, put or delete experiments (arms with shares, models and rules)")
+    p.add_argument("action", choices=("list", "put", "delete"))
+    p.add_argument("target", nargs="?", default="", help="put: a JSON or JSON-lines file; delete: an experiment id")
+    p.set_defaults(run=_experiments)
 
     p = sub.add_parser("tail", help="print a topic's messages (e.g. recommendations, sentiment, deadletter)")
     p.add_argument("topic")

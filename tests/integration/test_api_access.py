@@ -16,7 +16,7 @@ from streams.testing.harness import Cluster, fresh_settings
 
 pytestmark = pytest.mark.integration
 
-DATA_PATHS = ("/users/acc-user", "/recommendations/acc-user", "/items/acc-item/sentiment", "/")
+DATA_PATHS = ("/users/acc-user", "/recommendations/acc-user", "/items/acc-item/sentiment", "/experiments", "/")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """Merchandising rules end to end: ``shopguide rules`` writes the rules topic, two real workers
 follow it, and each kind shows in the next recommendation of the users it is for; an expired and a
 deleted rule stop acting, an invalid record is dead-lettered once, out-of-stock items stay out. A
-shopper's dislike and ignored impressions demote items in their next recommendation."""
+shopper's dislike and ignored impressions demote items in their next recommendation. Experiments
+(``shopguide experiments``) split shoppers into arms on both workers, attribute their later actions,
+and fill the shadow topic without touching the recommendations."""
 
 from __future__ import annotations
 
@@ -15,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from streams.events import Click, Item
+from streams.events import Click, Item, parse_experiment
 from streams.partitioning import partition_for
-from streams.testing.harness import Cluster, wait_until
-from streams.tools.cluster import child_env, get_text
+from streams.testing.harness import Cluster, TopicReader, wait_until
+from streams.tools.cluster import child_env, get_json, get_text
 
 pytestmark = pytest.mark.integration
 
@@ -60,17 +62,23 @@ def recommend(cluster: Cluster, user: str) -> list[str]:
 
 def answer(cluster: Cluster, user: str) -> list[dict[str, Any]]:
     """The items (with their scores and reasons) answering a fresh click of ``user``."""
-    event_id = f"{user}-c{next(_clicks)}"
-    click = Click(event_id, user, "rl-0", "view", time.time(), "tea")
-    cluster.send("clicks", user, click.to_json())
-    [rec] = cluster.recommendations.wait_for(lambda m: isinstance(m, dict) and m["trigger_event_id"] == event_id, 1, 60)
-    items: list[dict[str, Any]] = rec["items"]
+    items: list[dict[str, Any]] = respond(cluster, user)["items"]
     return items
 
 
-def rules_cli(cluster: Cluster, *args: str) -> str:
+def respond(cluster: Cluster, user: str, item_id: str = "rl-0", action: str = "view") -> dict[str, Any]:
+    """The recommendation answering a fresh ``action`` of ``user`` on ``item_id``."""
+    event_id = f"{user}-c{next(_clicks)}"
+    click = Click(event_id, user, item_id, action, time.time(), _category(item_id))
+    cluster.send("clicks", user, click.to_json())
+    [rec] = cluster.recommendations.wait_for(lambda m: isinstance(m, dict) and m["trigger_event_id"] == event_id, 1, 60)
+    out: dict[str, Any] = rec
+    return out
+
+
+def rules_cli(cluster: Cluster, *args: str, command: str = "rules") -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "streams.tools.cli", "rules", *args],
+        [sys.executable, "-m", "streams.tools.cli", command, *args],
         env=child_env(cluster.settings),
         capture_output=True,
         timeout=120,
@@ -230,3 +238,76 @@ def test_a_dislike_and_ignored_impressions_demote_in_the_next_recommendation(two
         )
 
     wait_until(demoted, 30, "the item shown three times without an action to be demoted")
+
+
+EXPERIMENT = {
+    "experiment_id": "x-ab",
+    "arms": [
+        {"name": "a", "share": 0.5},
+        {"name": "b", "share": 0.5, "rules": "none"},
+        {"name": "ghost", "share": 0, "rules": "none"},
+    ],
+    "shadow": "ghost",
+}
+
+
+def _figures(cluster: Cluster) -> dict[str, dict[str, int]]:
+    """Per arm of x-ab, recommendations and attributed clicks summed over the workers' ``GET /experiments``."""
+    out: dict[str, dict[str, int]] = {}
+    for worker in cluster.workers:
+        status, body = get_json(worker.url + "/experiments")
+        assert status == 200, body
+        for arm, f in body["figures"].get("x-ab", {}).items():
+            mine = out.setdefault(arm, {"recommendations": 0, "clicks": 0})
+            mine["recommendations"] += f["recommendations"]
+            mine["clicks"] += f["attributed"]["click"]["actions"]
+    return out
+
+
+def test_experiment_arms_split_attribute_and_shadow_on_both_workers(two: Cluster, tmp_path: Path) -> None:
+    shadow = TopicReader(two.settings, two.topics.shadow)
+    try:
+        path = tmp_path / "experiment.json"
+        path.write_text(json.dumps(EXPERIMENT))
+        rules_cli(two, "put", str(path), command="experiments")
+        expected = parse_experiment(json.dumps(EXPERIMENT).encode())
+        people = [u for prefix in ("xa", "xb", "xc", "xd") for u in users(prefix)]  # 16, 4 in each partition
+        wait_until(lambda: respond(two, people[0]).get("arm") is not None, 60, "the workers to follow the experiment")
+        first = {u: respond(two, u) for u in people}
+        arms = {u: expected.arm_of(u).name for u in people}
+        assert {rec["arm"] for rec in first.values()} == {"a", "b"}
+        for user, rec in first.items():
+            assert (rec["experiment"], rec["arm"]) == ("x-ab", arms[user]) and rec["rec_id"]
+        before = _figures(two)
+        for user, rec in first.items():  # a click on the first item of each answer: attributed to its arm
+            respond(two, user, rec["items"][0]["item_id"], "click")
+        after = _figures(two)
+        for arm in ("a", "b"):
+            assert after[arm]["clicks"] - before[arm].get("clicks", 0) == list(arms.values()).count(arm)
+            assert after[arm]["recommendations"] - before[arm]["recommendations"] == list(arms.values()).count(arm)
+        attributed = sum(
+            float(line.split()[-1])
+            for worker in two.workers
+            for line in get_text(worker.url + "/metrics").splitlines()
+            if line.startswith("shopguide_attributed_total{") and 'experiment="x-ab"' in line
+        )
+        assert attributed == after["a"]["clicks"] + after["b"]["clicks"]
+        # The shadow arm scored every one of those batches, to the shadow topic only.
+        ids = {rec["rec_id"] for rec in first.values()}
+        ghosts = shadow.wait_for(lambda m: isinstance(m, dict) and m["rec_id"] in ids, len(ids), 60)
+        assert {g["arm"] for g in ghosts} == {"ghost"} and all(len(g["items"]) == 10 for g in ghosts)
+        assert not [m for m in two.recommendations.items if isinstance(m.value, dict) and m.value.get("arm") == "ghost"]
+        # An invalid experiment is dead-lettered; the one in force stays.
+        two.send("experiments", "x-bad", json.dumps({**EXPERIMENT, "experiment_id": "x-bad", "shadow": "a"}).encode())
+        [letter] = two.deadletter.wait_for(
+            lambda m: isinstance(m, dict) and m["source_topic"] == two.topics.experiments, 1, 60
+        )
+        assert "share must be 0" in letter["error"]
+        listed = [
+            json.loads(line)["experiment_id"] for line in rules_cli(two, "list", command="experiments").splitlines()
+        ]
+        assert listed == ["x-ab"]
+        rules_cli(two, "delete", "x-ab", command="experiments")
+        wait_until(lambda: "arm" not in respond(two, people[0]), 60, "the deleted experiment to stop")
+    finally:
+        shadow.close()

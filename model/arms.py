@@ -1,0 +1,110 @@
+"""Serving one batch of shoppers split into experiment arms.
+
+Each arm names its model (the current one or a pinned snapshot version) and whether the shop's
+merchandising rules apply. The batch's users are grouped by model and each group is scored in one
+batched call, each user under the plan of their arm's rules: arms that differ in rules only cost one
+call, as without an experiment (a scoring call has costs per batch as well as per user). Without
+an experiment the batch is served exactly as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+
+from model.experiments import Arm
+from model.rules import RuleBook, RulePlan
+from model.serving import Recommendations, ServingModel
+from state.user import UserState
+
+#: Pinned snapshot versions a worker holds at most (each costs the snapshot's weights in memory).
+PINNED_MAX = 4
+#: The model serving a pinned version, or None when the worker does not hold it.
+Pinned = Callable[[int], ServingModel | None]
+
+
+def arm_model(arm: Arm, current: ServingModel, pinned: Pinned) -> tuple[ServingModel, bool]:
+    """The model serving ``arm`` and whether it is the one asked for (False: a pinned version
+    this worker does not hold, served with the current model instead)."""
+    version = arm.pinned
+    if version is None or version == current.version:
+        return current, True
+    held = pinned(version)
+    return (held, True) if held is not None else (current, False)
+
+
+def serve(
+    current: ServingModel,
+    pinned: Pinned,
+    rules: RuleBook,
+    user_ids: Sequence[str],
+    users: Sequence[UserState],
+    arms: Sequence[Arm] | None,
+    *,
+    now: float,
+    k: int,
+    half_life_s: float,
+) -> list[tuple[Recommendations, ServingModel, bool]]:
+    """Per user: the recommendation, the model that made it, and whether that model is the one
+    the user's arm asked for (always True outside an experiment, ``arms`` None)."""
+    if arms is None:
+        plans = rules.plans(user_ids, users, now, half_life_s)
+        return [(rec, current, True) for rec in current.recommend_many(users, now, k, plans)]
+    chosen = [arm_model(arm, current, pinned) for arm in arms]
+    groups: dict[int, tuple[ServingModel, list[int]]] = {}
+    for n, (model, _) in enumerate(chosen):
+        groups.setdefault(model.version, (model, []))[1].append(n)
+    out: list[tuple[Recommendations, ServingModel, bool] | None] = [None] * len(users)
+    for model, rows in groups.values():
+        states = [users[n] for n in rows]
+        plans = _plans(rules, [user_ids[n] for n in rows], states, [arms[n] for n in rows], now, half_life_s)
+        for n, rec in zip(rows, model.recommend_many(states, now, k, plans), strict=True):
+            out[n] = (rec, model, chosen[n][1])
+    return [entry for entry in out if entry is not None]
+
+
+class PinnedModels:
+    """The models of the snapshot versions experiments pin, as this worker served them: at most
+    ``limit`` (the oldest dropped first). A version is held only if the worker served it after an
+    experiment pinned it; any other is served by the current model (counted by the caller)."""
+
+    def __init__(self, limit: int = PINNED_MAX) -> None:
+        self._limit = limit
+        self._models: dict[int, ServingModel] = {}
+
+    def __call__(self, version: int) -> ServingModel | None:
+        return self._models.get(version)
+
+    def versions(self) -> list[int]:
+        return sorted(self._models)
+
+    def offer(self, model: ServingModel, wanted: Collection[int]) -> None:
+        """Keep ``model`` if its version is ``wanted``; drop the versions no longer wanted."""
+        for version in [v for v in self._models if v not in wanted]:
+            del self._models[version]
+        if model.version in wanted:
+            self._models[model.version] = model
+            while len(self._models) > self._limit:
+                del self._models[min(self._models)]
+
+
+def _plans(
+    rules: RuleBook,
+    user_ids: Sequence[str],
+    users: Sequence[UserState],
+    arms: Sequence[Arm],
+    now: float,
+    half_life_s: float,
+) -> list[RulePlan | None] | None:
+    """Each user's plan under their arm's rules (None when no user has one)."""
+    out: list[RulePlan | None] = [None] * len(users)
+    for shop_rules in (True, False):
+        rows = [n for n, arm in enumerate(arms) if (arm.rules == "all") == shop_rules]
+        if not rows:
+            continue
+        plans = rules.plans(
+            [user_ids[n] for n in rows], [users[n] for n in rows], now, half_life_s, shop_rules=shop_rules
+        )
+        if plans is not None:
+            for n, plan in zip(rows, plans, strict=True):
+                out[n] = plan
+    return out if any(p is not None for p in out) else None
