@@ -4,8 +4,8 @@ a new item is shown (and can be clicked) the moment it arrives, not once popular
 
 from __future__ import annotations
 
-import heapq
 import math
+import operator
 import zlib
 from collections.abc import Callable, Collection, Iterable, Sequence
 
@@ -66,6 +66,8 @@ def admissible(
     return out
 
 
+_ITEM_ID = operator.attrgetter("item_id")
+
 #: Places of a published top k given to fresh items (``Catalog.fresh``), unless the shop sets another.
 EXPLORE_SLOTS = 1
 #: Fresh items come from this many of the shopper's strongest interests.
@@ -80,7 +82,7 @@ def explore_categories(user: UserState) -> list[str]:
     weights does not change with time), else the category of their last click."""
     weights = user.interests.weights
     if weights:
-        return heapq.nlargest(EXPLORE_CATEGORIES, weights, key=weights.__getitem__)
+        return sorted(weights, key=weights.__getitem__, reverse=True)[:EXPLORE_CATEGORIES]
     last = user.recent[-1].category if user.recent else ""
     return [last] if last else []
 
@@ -108,7 +110,9 @@ def explore(
     """``chosen`` (at most ``k``) with up to ``slots`` fresh items of the shopper's
     :func:`explore_categories` at its end, and those items. A fresh item is explored if it is in
     stock, not in ``chosen``, not bought or recently touched by the shopper and ``allowed(item,
-    category)`` (the shop's filters); it shows the score 0.0 (it was not ranked). Explored items
+    category)`` (the shop's filters); it shows the score 0.0 (it was not ranked). The shopper's
+    history is read only for items with engagements: the click path counts a shopper's clicks in
+    the catalog before it recommends. Explored items
     take the places of the lowest-ranked items not in ``placed`` (the shop's pins and promotes,
     which keep theirs). Which fresh items: a draw seeded by :func:`explore_seed` among the newest
     :data:`EXPLORE_WINDOW` of each category, the categories in turn."""
@@ -119,8 +123,9 @@ def explore(
         return list(chosen), []
     seed = explore_seed(user)
     shown = {i for i, _ in chosen}
-    avoid = {*user.bought, *(r.item_id for r in user.recent)}
-    available = catalog.available
+    bought, recent = user.bought, user.recent
+    available, engaged = catalog.available, catalog.arrays.engagements
+    ids = catalog.item_ids
     picks: list[str] = []
     start, first = seed % len(categories), seed // len(categories)
     for category in categories[start:] + categories[:start]:
@@ -130,9 +135,11 @@ def explore(
             item_id = fresh[-1 - (first + p) % n]
             if (
                 item_id in shown
-                or item_id in avoid
                 or item_id in picks
                 or not available(item_id)
+                or item_id in bought
+                # Unengaged (the shopper's own clicks count at once): no need to read their history.
+                or (engaged[ids[item_id]] and item_id in map(_ITEM_ID, recent))
                 or (allowed is not None and not allowed(item_id, category))
             ):
                 continue
@@ -142,14 +149,11 @@ def explore(
         if len(picks) == slots:
             break
     out = list(chosen)
-    explored: list[str] = []
-    for item_id in picks:
-        if len(out) >= k:
-            keep = (*placed, *explored)
-            last = next((n for n in range(len(out) - 1, -1, -1) if out[n][0] not in keep), None)
+    for m, item_id in enumerate(picks):
+        if len(out) >= k:  # the lowest-ranked item neither placed nor explored (the last m are)
+            last = next((n for n in range(len(out) - 1 - m, -1, -1) if out[n][0] not in placed), None)
             if last is None:
-                break
+                return out, picks[:m]
             del out[last]
         out.append((item_id, 0.0))
-        explored.append(item_id)
-    return out, explored
+    return out, picks

@@ -115,7 +115,7 @@ def replay(events: list[Interaction], slots: int, click_p: float = CLICK_P, seed
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m streams.bench.exploration")
-    parser.add_argument("--count", type=int, default=40_000, help="Taobao events replayed (0: all)")
+    parser.add_argument("--count", type=int, default=12_000, help="Taobao events replayed (0: all)")
     parser.add_argument("--click-p", type=float, default=CLICK_P, help="P(a shown new item is clicked)")
     args = parser.parse_args()
     rows = (e for e in read_taobao(default_path("taobao")) if isinstance(e, Interaction))

@@ -47,10 +47,15 @@ def test_a_short_list_grows_and_zero_slots_change_nothing() -> None:
 
 def test_out_of_stock_bought_touched_listed_and_disallowed_items_are_not_explored() -> None:
     ids = ["oos", "bought", "touched", "r3", "filtered", "ok"]
-    catalog = _catalog(*((i, "tea") for i in ids), out_of_stock=("oos",))
+    catalog = Catalog(3600.0, fresh_below=100)  # "touched" stays fresh through its 21 views
+    for item_id in ids:
+        state = ItemState()
+        state.apply_catalog("tea", "", None, item_id != "oos", 1.0)
+        catalog.upsert(item_id, state)
     user = _user(("touched", "tea"), bought=("bought",))
     for _ in range(20):  # whatever the draw, only "ok" may come
         user.apply_click("touched", "view", user.recent[-1].ts + 1.0, "tea", 3600.0)
+        catalog.bump("touched", "tea", "view", user.recent[-1].ts)  # as the click path does
         out, explored = explore(_top(10), user, catalog, 10, 1, allowed=lambda i, c: i != "filtered")
         assert explored == ["ok"] and len(out) == 10
 
