@@ -123,9 +123,10 @@ def explore(
         return list(chosen), []
     seed = explore_seed(user)
     shown = {i for i, _ in chosen}
-    bought, recent = user.bought, user.recent
+    bought = user.bought
     available, engaged = catalog.available, catalog.arrays.engagements
     ids = catalog.item_ids
+    touched: set[str] | None = None  # the shopper's recent items, gathered on first need
     picks: list[str] = []
     start, first = seed % len(categories), seed // len(categories)
     for category in categories[start:] + categories[:start]:
@@ -133,15 +134,15 @@ def explore(
         n = min(len(fresh), EXPLORE_WINDOW)
         for p in range(n):
             item_id = fresh[-1 - (first + p) % n]
-            if (
-                item_id in shown
-                or item_id in picks
-                or not available(item_id)
-                or item_id in bought
-                # Unengaged (the shopper's own clicks count at once): no need to read their history.
-                or (engaged[ids[item_id]] and item_id in map(_ITEM_ID, recent))
-                or (allowed is not None and not allowed(item_id, category))
-            ):
+            if item_id in shown or item_id in picks or not available(item_id) or item_id in bought:
+                continue
+            # Unengaged (the shopper's own clicks count at once): no need to read their history.
+            if engaged[ids[item_id]]:
+                if touched is None:
+                    touched = set(map(_ITEM_ID, user.recent))
+                if item_id in touched:
+                    continue
+            if allowed is not None and not allowed(item_id, category):
                 continue
             picks.append(item_id)
             if len(picks) == slots:
