@@ -1,9 +1,13 @@
-"""Candidate filtering: the business rules every recommendation obeys, whatever ranked it."""
+"""Candidate filtering: the business rules every recommendation obeys, whatever ranked it, and
+exploration: a place of the published list for an item few shoppers have engaged with yet, so that
+a new item is shown (and can be clicked) the moment it arrives, not once popularity finds it."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import operator
+import zlib
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from state.catalog import Catalog
 from state.user import UserState
@@ -60,3 +64,97 @@ def admissible(
         out.append(new)
         fresh.append(True)
     return out
+
+
+_ITEM_ID = operator.attrgetter("item_id")
+
+#: Places of a published top k given to fresh items (``Catalog.fresh``), unless the shop sets another.
+EXPLORE_SLOTS = 1
+#: Fresh items come from this many of the shopper's strongest interests.
+EXPLORE_CATEGORIES = 3
+#: Explored items are drawn from the newest this many fresh items of a category (each looked at
+#: once at most: a bounded cost per click); the new ones first, while they have few engagements.
+EXPLORE_WINDOW = 16
+
+
+def explore_categories(user: UserState) -> list[str]:
+    """Where a shopper's explored items come from: their strongest interests (the order of decayed
+    weights does not change with time), else the category of their last click."""
+    weights = user.interests.weights
+    if weights:
+        return sorted(weights, key=weights.__getitem__, reverse=True)[:EXPLORE_CATEGORIES]
+    last = user.recent[-1].category if user.recent else ""
+    return [last] if last else []
+
+
+def explore_seed(user: UserState) -> int:
+    """The draw of a shopper's explored items: a hash of their last click, so that a replay
+    explores the same items and every click may show another."""
+    if not user.recent:
+        return 0
+    last = user.recent[-1]
+    # CRC32's low bits barely differ between similar ids; Fibonacci hashing spreads them.
+    return (zlib.crc32(f"{last.item_id}|{last.ts!r}".encode()) * 0x9E3779B97F4A7C15 % 2**64) >> 32
+
+
+def explore(
+    chosen: Sequence[tuple[str, float]],
+    user: UserState,
+    catalog: Catalog,
+    k: int,
+    slots: int,
+    *,
+    allowed: Callable[[str, str], bool] | None = None,
+    placed: Collection[str] = (),
+) -> tuple[list[tuple[str, float]], list[str]]:
+    """``chosen`` (at most ``k``) with up to ``slots`` fresh items of the shopper's
+    :func:`explore_categories` at its end, and those items. A fresh item is explored if it is in
+    stock, not in ``chosen``, not bought or recently touched by the shopper and ``allowed(item,
+    category)`` (the shop's filters); it shows the score 0.0 (it was not ranked). The shopper's
+    history is read only for items with engagements: the click path counts a shopper's clicks in
+    the catalog before it recommends. Explored items
+    take the places of the lowest-ranked items not in ``placed`` (the shop's pins and promotes,
+    which keep theirs). Which fresh items: a draw seeded by :func:`explore_seed` among the newest
+    :data:`EXPLORE_WINDOW` of each category, the categories in turn."""
+    if slots <= 0:
+        return list(chosen), []
+    categories = explore_categories(user)
+    if not categories:
+        return list(chosen), []
+    seed = explore_seed(user)
+    shown = {i for i, _ in chosen}
+    bought = user.bought
+    available, engaged = catalog.available, catalog.arrays.engagements
+    ids = catalog.item_ids
+    touched: set[str] | None = None  # the shopper's recent items, gathered on first need
+    picks: list[str] = []
+    start, first = seed % len(categories), seed // len(categories)
+    for category in categories[start:] + categories[:start]:
+        fresh = catalog.fresh(category)
+        n = min(len(fresh), EXPLORE_WINDOW)
+        for p in range(n):
+            item_id = fresh[-1 - (first + p) % n]
+            if item_id in shown or item_id in picks or not available(item_id) or item_id in bought:
+                continue
+            # Unengaged (the shopper's own clicks count at once): no need to read their history.
+            if engaged[ids[item_id]]:
+                if touched is None:
+                    touched = set(map(_ITEM_ID, user.recent))
+                if item_id in touched:
+                    continue
+            if allowed is not None and not allowed(item_id, category):
+                continue
+            picks.append(item_id)
+            if len(picks) == slots:
+                break
+        if len(picks) == slots:
+            break
+    out = list(chosen)
+    for m, item_id in enumerate(picks):
+        if len(out) >= k:  # the lowest-ranked item neither placed nor explored (the last m are)
+            last = next((n for n in range(len(out) - 1 - m, -1, -1) if out[n][0] not in placed), None)
+            if last is None:
+                return out, picks[:m]
+            del out[last]
+        out.append((item_id, 0.0))
+    return out, picks

@@ -9,7 +9,7 @@ boosted them: no second pass over the catalog or the index.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -25,14 +25,21 @@ _COLUMNS = np.array(
 
 
 def reasons(
-    pool: CandidatePool, ranking: Ranking, chosen: Sequence[tuple[str, float]], plan: RulePlan | None
+    pool: CandidatePool,
+    ranking: Ranking,
+    chosen: Sequence[tuple[str, float]],
+    plan: RulePlan | None,
+    explored: Collection[str] = (),
 ) -> list[list[str]]:
     """Per chosen item: ``rule:<rule_id>`` of the rules that acted on it, then ``viewed``,
     ``covisited``, ``followed`` (comes after the user's recent items), ``interest:<category>``,
-    ``popular_in:<category>`` and ``popular``, those that hold. ``ranking``: the pool's ranking
-    the items were chosen from, which already walked past them."""
+    ``popular_in:<category>`` and ``popular``, those that hold; ``explore`` alone for the
+    ``explored`` ones (``model.candidates.explore`` placed them, not the ranking or a rule).
+    ``ranking``: the pool's ranking the items were chosen from, which already walked past them."""
     at: dict[str, int] = {}
     for item_id, _ in chosen:
+        if item_id in explored:
+            continue
         where = ranking.position(item_id)
         if where is not None:
             at[item_id] = where
@@ -42,6 +49,9 @@ def reasons(
     categories = pool.categories
     out = []
     for item_id, _ in chosen:
+        if item_id in explored:
+            out.append(["explore"])
+            continue
         where = at.get(item_id)
         category = categories[where] if where is not None else ""
         why = plan.reasons(item_id, category) if plan is not None else []

@@ -200,6 +200,15 @@ class RulePlan:
     def excluded(self, item_id: str, category: str) -> bool:
         return item_id in self._filter_items or category in self._filter_categories
 
+    def unasked(self, item_id: str, category: str) -> bool:
+        """Whether the item may be shown without the ranking asking for it (exploration): not
+        filtered, and not demoted by the user's feedback."""
+        return not self.excluded(item_id, category) and item_id not in self.demoted
+
+    def placed(self) -> set[str]:
+        """The items the plan's pins and promotes place."""
+        return {i for r in (*self.pins, *self.promotes) for i in r.item_ids}
+
     def rescore(self, items: Sequence[str], categories: Sequence[str], scores: np.ndarray) -> np.ndarray:
         """``scores`` of the candidates ``items`` (of ``categories``) with the filtered ones at
         -inf and the boosted ones multiplied by their factors (all the boosts that match): a new

@@ -6,7 +6,8 @@ engine's :class:`~model.serving.ServingModel`: per agent batch it computes every
 in one matrix product, retrieves a few hundred candidates per user (``model.retrieval``), scores all
 the users' candidates with one gather and one matrix product, and passes each ranking through
 ``model.candidates.admissible`` under the user's merchandising rules (``model.rules``), with the
-share of each top k held for items new to the user. Building it from a snapshot copies no weights,
+share of each top k held for items new to the user and places for fresh items
+(``model.candidates.explore``). Building it from a snapshot copies no weights,
 so swapping in a new snapshot costs about the snapshot's decoding.
 """
 
@@ -17,7 +18,7 @@ from importlib import resources
 
 import numpy as np
 
-from model.candidates import NEW_SHARE, admissible
+from model.candidates import EXPLORE_SLOTS, NEW_SHARE, admissible, explore
 from model.config import TASKS, ModelConfig
 from model.covisitation import CovisIndex
 from model.features import (
@@ -213,6 +214,7 @@ class NeuralServingModel:
         interests_shown: int = 5,
         purchases: CovisIndex | None = None,
         new_share: float = NEW_SHARE,
+        explore_slots: int = EXPLORE_SLOTS,
     ) -> None:
         self.snapshot = snapshot
         self.net = NumpyNet(snapshot)
@@ -225,6 +227,7 @@ class NeuralServingModel:
         self.retrieval = retrieval or RetrievalConfig()
         self.interests_shown = interests_shown
         self.new_share = new_share  # of each top k held for items new to the user (admissible)
+        self.explore_slots = explore_slots  # of each top k given to fresh items (explore)
         self._catalog_buckets: _Buckets | None = None
 
     @property
@@ -242,6 +245,7 @@ class NeuralServingModel:
             interests_shown=self.interests_shown,
             purchases=self.purchases,
             new_share=self.new_share,
+            explore_slots=self.explore_slots,
         )
 
     def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
@@ -284,12 +288,22 @@ class NeuralServingModel:
     def choose(
         self, user: UserState, pool: CandidatePool, scores: np.ndarray, plan: RulePlan | None, k: int
     ) -> tuple[list[tuple[str, float]], list[list[str]]]:
-        """The user's top ``k`` of a scored pool under its rules, and each item's reasons."""
+        """The user's top ``k`` of a scored pool under its rules, with its fresh items explored,
+        and each item's reasons."""
         if plan is not None:
             scores = plan.rescore(pool.items, pool.categories, scores)
         ranking = Ranking(pool.items, scores)
         items = ruled(plan, ranking, user, self.catalog, k, new_share=self.new_share)
-        return items, reasons(pool, ranking, items, plan)
+        items, explored = explore(
+            items,
+            user,
+            self.catalog,
+            k,
+            self.explore_slots,
+            allowed=plan.unasked if plan is not None else None,
+            placed=plan.placed() if plan is not None else (),
+        )
+        return items, reasons(pool, ranking, items, plan, explored)
 
     def select(self, ranked: list[tuple[str, float]], user: UserState, k: int) -> list[tuple[str, float]]:
         """The top ``k`` of a ranking that the shop publishes: the business filter, with this
@@ -381,11 +395,17 @@ def serving_from_snapshot(
     interest_half_life_s: float,
     index: CovisIndex | None = None,
     new_share: float = NEW_SHARE,
+    explore_slots: int = EXPLORE_SLOTS,
 ) -> NeuralServingModel:
     """The engine's factory. Pass the previous model's ``index`` to keep retrieval history across
     snapshot swaps (or use :meth:`NeuralServingModel.with_snapshot`)."""
     return NeuralServingModel(
-        snapshot, catalog, interest_half_life_s=interest_half_life_s, index=index, new_share=new_share
+        snapshot,
+        catalog,
+        interest_half_life_s=interest_half_life_s,
+        index=index,
+        new_share=new_share,
+        explore_slots=explore_slots,
     )
 
 

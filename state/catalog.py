@@ -3,7 +3,9 @@
 Recommendations need facts about items a worker does not own (the item table is partitioned by
 item), so each worker follows the item table's changelog into this view. Popularity is stored as a
 log-score that orders items correctly at any common time without decaying every entry on read:
-``log2(weighted decayed activity at t) + t / half_life`` is the same for every ``t``.
+``log2(weighted decayed activity at t) + t / half_life`` is the same for every ``t``. Per category
+it also keeps the latest-arrived items with few engagements (:meth:`Catalog.fresh`), which
+exploration shows.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,10 @@ from state.item import ItemState
 from state.user import ACTION_WEIGHT
 
 _NO_ACTIVITY = float("-inf")
+#: An item with fewer engagements than this is fresh (explored), unless the catalog is told otherwise.
+FRESH_BELOW = 5.0
+#: Fresh items kept per category, the latest arrivals: exploration's choice, in bounded memory.
+FRESH_KEPT = 64
 
 
 class DenseIds(dict[str, int]):
@@ -47,12 +53,14 @@ class DenseIds(dict[str, int]):
 @dataclass(slots=True)
 class ItemArrays:
     """Per dense item id: whether the catalog holds an entry, whether it is in stock, its
-    ``pop_log`` and its category id (0: ""). Ids the catalog never held have no entry."""
+    ``pop_log``, its category id (0: "") and its engagements (the item table's decayed count,
+    plus this worker's clicks since: never lowered). Ids the catalog never held have no entry."""
 
     present: np.ndarray
     in_stock: np.ndarray
     pop_log: np.ndarray
     category: np.ndarray
+    engagements: np.ndarray
 
 
 @dataclass(slots=True)
@@ -72,6 +80,7 @@ class Catalog:
         refresh_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         action_weights: Mapping[str, float] = ACTION_WEIGHT,
+        fresh_below: float = FRESH_BELOW,
     ) -> None:
         self._half_life = popularity_half_life_s
         self._weights = action_weights  # each action's weight in popularity
@@ -88,10 +97,17 @@ class Catalog:
         self._ids: list[str] = []
         self._slot: dict[str, int] = {}
         self._categories: tuple[str, ...] | None = None  # categories(), until that set changes
+        #: Items with fewer engagements than this are fresh.
+        self.fresh_below = fresh_below
+        # category -> its fresh items, oldest arrival first (at most FRESH_KEPT); item -> its category there.
+        self._fresh: dict[str, list[str]] = {}
+        self._fresh_in: dict[str, str] = {}
         #: Dense ids of item ids (shared with the co-visitation index) and of categories ("" is 0).
         self.item_ids = DenseIds()
         self.category_ids = DenseIds(first=("",))
-        self._arrays = ItemArrays(np.zeros(0, np.bool_), np.zeros(0, np.bool_), np.zeros(0), np.zeros(0, np.int32))
+        self._arrays = ItemArrays(
+            np.zeros(0, np.bool_), np.zeros(0, np.bool_), np.zeros(0), np.zeros(0, np.int32), np.zeros(0)
+        )
         self._top_ids: dict[str, tuple[list[str], np.ndarray]] = {}  # popular(): its ranked ids, as dense ids
 
     def __len__(self) -> int:
@@ -124,6 +140,7 @@ class Catalog:
         pop_log = self._log_score(
             item.popularity_score(item.popularity.ts, self._half_life, self._weights), item.popularity.ts
         )
+        self._engaged(item_id, item.popularity.total(), add=False)
         old = self._items.get(item_id)
         f = item.figures()
         entry = CatalogEntry(
@@ -142,6 +159,7 @@ class Catalog:
         retrieval's popular lists should not wait with it. ``pop_log`` is a log of a sum, so adding
         one weighted click is a log-sum-exp."""
         added = self._log_score(self._weights[action], ts)
+        self._engaged(item_id, 1.0, add=True)
         old = self._items.get(item_id)
         if old is None:
             entry = CatalogEntry(category, True, False, added, 0.0, 0)
@@ -156,6 +174,26 @@ class Catalog:
                 old.reviews,
             )
         self._put(item_id, old, entry)
+
+    def _engaged(self, item_id: str, count: float, *, add: bool) -> None:
+        """Add ``count`` engagements to the item's, or raise its count to ``count`` (the item
+        table's figure, which may predate this worker's clicks); a fresh item that reaches
+        :attr:`fresh_below` leaves its fresh list."""
+        dense = self.item_ids[item_id]
+        a = self.arrays
+        a.engagements[dense] = a.engagements[dense] + count if add else max(a.engagements[dense], count)
+        if a.engagements[dense] >= self.fresh_below:
+            self._unfresh(item_id)
+
+    def _unfresh(self, item_id: str) -> None:
+        category = self._fresh_in.pop(item_id, None)
+        if category is not None:
+            self._fresh[category].remove(item_id)
+
+    def fresh(self, category: str) -> Sequence[str]:
+        """The category's latest-arrived items with fewer than :attr:`fresh_below` engagements,
+        oldest arrival first (at most :data:`FRESH_KEPT`; in stock or not)."""
+        return self._fresh.get(category, ())
 
     def _log_score(self, score: float, ts: float) -> float:
         """``score`` (weighted activity at ``ts``) on the time-free log scale of ``pop_log``."""
@@ -176,13 +214,15 @@ class Catalog:
             np.zeros(capacity, np.bool_),
             np.full(capacity, _NO_ACTIVITY),
             np.zeros(capacity, np.int32),
+            np.zeros(capacity),
         )
         n = len(a.present)
-        grown.present[:n], grown.in_stock[:n], grown.pop_log[:n], grown.category[:n] = (
+        grown.present[:n], grown.in_stock[:n], grown.pop_log[:n], grown.category[:n], grown.engagements[:n] = (
             a.present,
             a.in_stock,
             a.pop_log,
             a.category,
+            a.engagements,
         )
         self._arrays = grown
 
@@ -197,11 +237,25 @@ class Catalog:
         if old is None:
             self._slot[item_id] = len(self._ids)
             self._ids.append(item_id)
+        if (old is None or item_id in self._fresh_in) and a.engagements[dense] < self.fresh_below:
+            self._arrive(item_id, entry.category)
         members = self._by_category.setdefault(entry.category, {})
         if not members:
             self._categories = None
         members[item_id] = None
         self._dirty.update((entry.category, ""))
+
+    def _arrive(self, item_id: str, category: str) -> None:
+        """The item joins (or moves to) its category's fresh list, the oldest arrival leaving a
+        full one."""
+        if self._fresh_in.get(item_id) == category:
+            return
+        self._unfresh(item_id)
+        fresh = self._fresh.setdefault(category, [])
+        if len(fresh) >= FRESH_KEPT:
+            del self._fresh_in[fresh.pop(0)]
+        fresh.append(item_id)
+        self._fresh_in[item_id] = category
 
     def _leave(self, category: str, item_id: str) -> None:
         members = self._by_category.get(category, {})
@@ -216,6 +270,7 @@ class Catalog:
             dense = self.item_ids[item_id]
             a = self.arrays
             a.present[dense], a.in_stock[dense], a.pop_log[dense], a.category[dense] = False, False, _NO_ACTIVITY, 0
+            self._unfresh(item_id)
             slot = self._slot.pop(item_id)
             last = self._ids.pop()
             if last != item_id:

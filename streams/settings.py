@@ -20,8 +20,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from model.candidates import NEW_SHARE
+from model.candidates import EXPLORE_SLOTS, NEW_SHARE
 from model.rules import Demotion
+from state.catalog import FRESH_BELOW
 from state.decay import INTEREST_HALF_LIFE_S, POPULARITY_HALF_LIFE_S
 from state.user import action_weights
 from streams.errors import SettingsError
@@ -119,6 +120,16 @@ class Settings:
         "SHOPGUIDE_NEW_SHARE",
         NEW_SHARE,
         "Share of a returning shopper's published top k held for items they never touched, filled from the best-ranked ones (0: off)",
+    )
+    explore_slots: int = _opt(
+        "SHOPGUIDE_EXPLORE_SLOTS",
+        EXPLORE_SLOTS,
+        "Places of the published top k given to fresh items of the shopper's interests, reason explore (0: off)",
+    )
+    explore_below: float = _opt(
+        "SHOPGUIDE_EXPLORE_BELOW",
+        FRESH_BELOW,
+        "An item is fresh (explored) while it has fewer engagements than this (decayed like popularity)",
     )
     dislike_ttl_s: float = _opt(
         "SHOPGUIDE_DISLIKE_TTL_S",
@@ -319,6 +330,10 @@ class Settings:
             raise SettingsError("SHOPGUIDE_TOP_K must be at least 1")
         if not 0.0 <= self.new_share <= 1.0:
             raise SettingsError("SHOPGUIDE_NEW_SHARE must be between 0 and 1")
+        if not 0 <= self.explore_slots <= self.top_k or not self.explore_below >= 0:
+            raise SettingsError(
+                "SHOPGUIDE_EXPLORE_SLOTS must be between 0 and SHOPGUIDE_TOP_K, SHOPGUIDE_EXPLORE_BELOW >= 0"
+            )
         try:
             self.demotion()
         except ValueError as exc:

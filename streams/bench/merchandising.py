@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from model.ranking import Ranking
 from model.reasons import reasons
 from model.rules import Rule, RuleBook, Segment
 from model.scoring import NeuralServingModel
@@ -76,9 +77,10 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     :meth:`~model.scoring.NeuralServingModel.choose` (ranking, ``admissible``, reasons) and the
     encoding of the message and the user's state, with no rule in force and under
     :func:`busy_rules`; and, of the first, the reasons' share: ``model.reasons.reasons`` on the same
-    items, and encoding with their reasons against without. The variants run in turn ``repeats``
-    times on the same scored pools; each keeps its fastest run, the one a busy machine disturbed
-    least."""
+    items, and encoding with their reasons against without; and what the explored place adds
+    (``choose`` with no rule, with the model's exploration and without). The variants run in turn
+    ``repeats`` times on the same scored pools; each keeps its fastest run, the one a busy machine
+    disturbed least."""
     replay = build_replay(shop)
     for batch in as_batches(shopper_clicks(shop, RECENT_MAX * shoppers, shoppers, "ret-")):
         replay.feed(batch)
@@ -107,11 +109,18 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
         return len(messages.recommendation(ids[n], rec)) + len(who[n].to_bytes())
 
     def explain() -> None:
-        for pool, order, (items, _) in zip(pools, orders, chosen, strict=True):
-            reasons(pool, order, items, None)
+        for pool, s, (items, why) in zip(pools, scores, chosen, strict=True):
+            explored = [item_id for (item_id, _), w in zip(items, why, strict=True) if w == ["explore"]]
+            reasons(pool, Ranking(pool.items, s), items, None, explored)
+
+    def unexplored() -> None:
+        slots, serving.explore_slots = serving.explore_slots, 0
+        serve(RuleBook())
+        serving.explore_slots = slots
 
     variants: dict[str, Callable[[], object]] = {
         "no_rule": lambda: serve(RuleBook()),
+        "no_rule_unexplored": unexplored,
         "busy_rules": lambda: serve(busy),
         "feedback": lambda: serve(RuleBook(), fed),
         "reasons_alone": explain,
@@ -133,6 +142,7 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
         "reasons_us": round(best["reasons_alone"] + best["encode_with_reasons"] - best["encode_without_reasons"], 2),
         "six_rules_add_us": round(best["busy_rules"] - best["no_rule"], 2),
         "heavy_feedback_adds_us": round(best["feedback"] - best["no_rule"], 2),
+        "explore_adds_us": round(best["no_rule"] - best["no_rule_unexplored"], 2),
     }
 
 

@@ -169,7 +169,11 @@ class Engine:
         self.settings = settings
         self.topics = Topics(settings)
         self.metrics = Metrics()
-        self.catalog = Catalog(settings.popularity_half_life_s, action_weights=settings.action_weight_table())
+        self.catalog = Catalog(
+            settings.popularity_half_life_s,
+            action_weights=settings.action_weight_table(),
+            fresh_below=settings.explore_below,
+        )
         self.keeper = ModelKeeper(
             self.catalog,
             settings.interest_half_life_s,
@@ -179,6 +183,7 @@ class Engine:
             on_event=self._on_model_event,
             max_step=settings.snapshot_max_step,
             new_share=settings.new_share,
+            explore_slots=settings.explore_slots,
         )
         self.metrics.model_version.set(self.keeper.version)
         self.examples = ExampleBuilder(self.catalog, settings.interest_half_life_s)

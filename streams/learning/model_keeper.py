@@ -109,6 +109,7 @@ class ModelKeeper:
         start: Snapshot | None = None,
         max_step: int = Settings.snapshot_max_step,
         new_share: float = Settings.new_share,
+        explore_slots: int = Settings.explore_slots,
     ) -> None:
         """``start`` overrides the starting point: the newest snapshot on disk, else the warm start."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -120,7 +121,11 @@ class ModelKeeper:
         self._clock = clock
         self.snapshot = start if start is not None else latest_or_warm_start(str(directory))
         self.current: NeuralServingModel = serving_from_snapshot(
-            self.snapshot, catalog, interest_half_life_s=interest_half_life_s, new_share=new_share
+            self.snapshot,
+            catalog,
+            interest_half_life_s=interest_half_life_s,
+            new_share=new_share,
+            explore_slots=explore_slots,
         )
         self.swapped_at = time.time()
         self._previous: tuple[Snapshot, NeuralServingModel] | None = None

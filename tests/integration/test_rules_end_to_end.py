@@ -1,9 +1,10 @@
 """Merchandising rules end to end: ``shopguide rules`` writes the rules topic, two real workers
 follow it, and each kind shows in the next recommendation of the users it is for; an expired and a
 deleted rule stop acting, an invalid record is dead-lettered once, out-of-stock items stay out. A
-shopper's dislike and ignored impressions demote items in their next recommendation. Experiments
-(``shopguide experiments``) split shoppers into arms on both workers, attribute their later actions,
-and fill the shadow topic without touching the recommendations."""
+shopper's dislike and ignored impressions demote items in their next recommendation. A new item is
+explored in the next recommendation of a shopper of its category. Experiments (``shopguide
+experiments``) split shoppers into arms on both workers, attribute their later actions, and fill
+the shadow topic without touching the recommendations."""
 
 from __future__ import annotations
 
@@ -311,3 +312,26 @@ def test_experiment_arms_split_attribute_and_shadow_on_both_workers(two: Cluster
         wait_until(lambda: "arm" not in respond(two, people[0]), 60, "the deleted experiment to stop")
     finally:
         shadow.close()
+
+
+def test_a_new_item_is_explored_in_the_next_recommendation_of_a_shopper_of_its_category(two: Cluster) -> None:
+    """Exploration (one place by default): a shopper viewed 21 jam items, which retrieval's 20
+    popular jam items and its popular items prefer to an item no one engaged with. An item of
+    theirs published on the items topic after that, the only fresh jam item they have not
+    touched, shows with the reason ``explore`` as soon as the workers' catalogs hold it."""
+    [shopper, other, *_] = users("explore")
+    viewed = [f"ex-{n}" for n in range(21)]
+    now = time.time()
+    for n, item_id in enumerate(viewed):
+        two.send("clicks", shopper, Click(f"{shopper}-v{n}", shopper, item_id, "view", now + n / 1000, "jam").to_json())
+    two.recommendations.wait_for(lambda m: isinstance(m, dict) and m["trigger_event_id"] == f"{shopper}-v20", 1, 60)
+    two.send("items", "ex-new", Item("ex-new", "jam", ts=time.time()).to_json())
+    two.wait_catalog(len(ITEMS) + 1 + len(viewed) + 1)
+    event_id = f"{shopper}-again"
+    two.send("clicks", shopper, Click(event_id, shopper, viewed[0], "view", time.time(), "jam").to_json())
+    [rec] = two.recommendations.wait_for(lambda m: isinstance(m, dict) and m["trigger_event_id"] == event_id, 1, 60)
+    reasons = {i["item_id"]: i["reasons"] for i in rec["items"]}
+    assert reasons.get("ex-new") == ["explore"] and len(reasons) == 10, reasons
+    # Another shopper's explored item is a fresh item of their category, never out of stock.
+    explored = [i["item_id"] for i in answer(two, other) if i["reasons"] == ["explore"]]
+    assert len(explored) <= 1 and all(i in ITEMS and _category(i) == "tea" for i in explored), explored

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from state.catalog import Catalog
+from state.catalog import FRESH_KEPT, Catalog
 from state.item import ItemState
 from state.user import action_weights
 
@@ -173,3 +173,29 @@ def test_the_per_id_arrays_follow_upserts_bumps_and_removals():
     assert not c.arrays.present[elsewhere]
     assert [c.item_ids.names[i] for i in c.popular_ids(5)] == c.popular(5) == ["a", "b"]
     assert [c.item_ids.names[i] for i in c.popular_ids(1, "x")] == c.popular(1, "x")
+
+
+def test_fresh_items_are_the_latest_arrivals_with_few_engagements_per_category():
+    c = Catalog(HL, fresh_below=3)
+    c.upsert("new", item("a", 0.0))
+    c.upsert("known", item("a", 10.0))  # the item table counted it before: not fresh
+    c.bump("clicked-once", "a", "view", 1000.0)  # first seen in a click: one engagement
+    c.upsert("moved", item("b", 0.0))
+    assert list(c.fresh("a")) == ["new", "clicked-once"] and list(c.fresh("b")) == ["moved"]
+    c.upsert("moved", item("a", 0.0, ts=2000.0))
+    assert list(c.fresh("a")) == ["new", "clicked-once", "moved"] and list(c.fresh("b")) == []
+    c.bump("clicked-once", "a", "view", 1001.0)
+    c.upsert("clicked-once", item("a", 1.0))  # the table's older count does not lower it
+    assert "clicked-once" in c.fresh("a")
+    c.bump("clicked-once", "a", "click", 1002.0)  # the third engagement
+    c.remove("new")
+    assert list(c.fresh("a")) == ["moved"] and c.arrays.engagements[c.item_ids["clicked-once"]] == 3.0
+    c.upsert("clicked-once", item("a", 0.0))  # engaged enough once: not fresh again
+    assert list(c.fresh("a")) == ["moved"] and list(c.fresh("nowhere")) == []
+
+
+def test_a_category_keeps_its_latest_fresh_arrivals_only():
+    c = Catalog(HL)
+    for n in range(FRESH_KEPT + 5):
+        c.upsert(f"i{n}", item("a", 0.0))
+    assert list(c.fresh("a")) == [f"i{n}" for n in range(5, FRESH_KEPT + 5)]

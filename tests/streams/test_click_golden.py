@@ -16,11 +16,13 @@ from streams.bench.shop import SimulatedShop
 from streams.events import Click
 
 GOLDEN = {
-    "recommendations": "13f0b9fe00a27a89e2affb1a6e2ff6365a09c537f47a8bc8e410dfe482387b59",
+    # Exploration's place (default one of 10) changed the lists (2026-12-07); with no place
+    # (SHOPGUIDE_EXPLORE_SLOTS=0) they hash to the earlier 13f0b9fe..., score_sum 42032.984.
+    "recommendations": "4fafbc3d263735c3aac104b2efe20be256ae9bb2066896b2a850348106fd4f7a",
     "examples": "f939619ba3b71c76e6cf35f1775924ca57c886b33139dee856d6c4bb07f2ea0b",
     "published": 6881,  # redelivered clicks publish their answer again (at least once)
     "example_records": 294,
-    "score_sum": 42032.984,
+    "score_sum": 39930.675,  # an explored item shows the score 0.0
     "interest_sum": 1439.846,
     "outputs": {"shopguide.deadletter": 40, "shopguide.item-reviews": 332},
 }

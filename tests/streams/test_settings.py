@@ -40,6 +40,8 @@ def test_unprefixed_faust_variables_are_ignored():
         ({"SHOPGUIDE_API_TOKENS_FILE": "/nonexistent/tokens"}, "SHOPGUIDE_API_TOKENS_FILE: cannot read"),
         ({"SHOPGUIDE_API_RATE": "0"}, "SHOPGUIDE_API_RATE"),
         ({"SHOPGUIDE_NEW_SHARE": "1.5"}, "SHOPGUIDE_NEW_SHARE must be between 0 and 1"),
+        ({"SHOPGUIDE_EXPLORE_SLOTS": "11"}, "SHOPGUIDE_EXPLORE_SLOTS must be between 0 and SHOPGUIDE_TOP_K"),
+        ({"SHOPGUIDE_EXPLORE_BELOW": "-1"}, "SHOPGUIDE_EXPLORE_BELOW >= 0"),
         ({"SHOPGUIDE_DEMOTE_FACTOR": "0"}, "SHOPGUIDE_DEMOTE_FACTOR.*factor must be > 0"),
         ({"SHOPGUIDE_IMPRESSION_LIMIT": "-1"}, "SHOPGUIDE_IMPRESSION_LIMIT.*must be >= 0"),
         ({"SHOPGUIDE_ACTION_WEIGHTS": "view=1,like=2"}, "SHOPGUIDE_ACTION_WEIGHTS: expected action=weight"),
