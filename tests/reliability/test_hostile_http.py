@@ -58,7 +58,18 @@ def suffix() -> st.SearchStrategy[bytes]:
         quoted,
         text.map(lambda t: t.encode("utf-8", "surrogatepass")),
         st.binary(max_size=80),
-        st.sampled_from([b"u-1", b"u-1/sentiment", b"i-1/similar?k=5", b"i-1/bought-together?k=-1", b"x" * 300, b"%00", b"..%2F..%2Fetc", b"a/b/c/d"]),
+        st.sampled_from(
+            [
+                b"u-1",
+                b"u-1/sentiment",
+                b"i-1/similar?k=5",
+                b"i-1/bought-together?k=-1",
+                b"x" * 300,
+                b"%00",
+                b"..%2F..%2Fetc",
+                b"a/b/c/d",
+            ]
+        ),
     )
 
 
