@@ -20,7 +20,13 @@ QUOTES_PER_LABEL = 3
 QUOTE_MAX = 240
 PENDING_REVIEWS_MAX = 20_000
 #: The engine's reasons without a category, as the page's reason kinds.
-_PLAIN_REASONS = {"viewed": "viewed", "covisited": "covisited", "followed": "followed", "popular": "popular_shop"}
+_PLAIN_REASONS = {
+    "viewed": "viewed",
+    "covisited": "covisited",
+    "followed": "followed",
+    "popular": "popular_shop",
+    "explore": "new",
+}
 
 
 @dataclass

@@ -83,6 +83,7 @@ def test_the_feed_drops_unavailable_items_and_explains_the_rest_with_the_engines
         (["popular_in:hats", "popular"], {"kind": "popular", "category": "hats"}),
         (["interest:hats"], {"kind": "interest", "category": "hats"}),
         (["popular"], {"kind": "popular_shop"}),
+        (["explore"], {"kind": "new"}),  # a fresh item given an explored place
         (["demoted:disliked", "popular"], {"kind": "popular_shop"}),  # a demotion is not why it is shown
         (["rule:r1", "viewed"], {"kind": "featured"}),
         (["teleported", "interest:", "viewed:x", "covisited"], {"kind": "covisited"}),  # unknown ones skipped
