@@ -79,8 +79,9 @@ class BatchScorings:
     """What the arms of one batch scored so far, for the arms served after them. A model that
     scored the very same users serves them again from its scoring under other plans or another k;
     one that :meth:`~model.scoring.NeuralServingModel.retrieves_like` a model that scored some of
-    them takes their pools instead of retrieving again. Scorings are only read, never modified.
-    Other models (test doubles) are asked as usual."""
+    them takes their pools instead of retrieving again. Scorings are only read, never modified;
+    the users' states must not change between the arms in what serving reads (the last
+    recommendation is not read). Other models (test doubles) are asked as usual."""
 
     def __init__(self) -> None:
         self._scored: list[tuple[NeuralServingModel, ScoredBatch]] = []
