@@ -5,6 +5,11 @@ merchandising rules apply. The batch's users are grouped by model and each group
 batched call, each user under the plan of their arm's rules: arms that differ in rules only cost one
 call, as without an experiment (a scoring call has costs per batch as well as per user). Without
 an experiment the batch is served exactly as before.
+
+A batch's arms share its scorings (:class:`BatchScorings`): the shadow arm, served after the others
+on the same users, reuses their pools (retrieval and feature rows do not depend on the weights),
+and when its model scored the very same users it reuses the scores too and only ranks them under
+its own rules and k.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 
 from model.experiments import Arm
+from model.retrieval import CandidatePool
 from model.rules import RuleBook, RulePlan
+from model.scoring import NeuralServingModel, ScoredBatch
 from model.serving import Recommendations, ServingModel
 from state.user import UserState
 
@@ -43,13 +50,18 @@ def serve(
     now: float,
     k: int,
     half_life_s: float,
+    scorings: BatchScorings | None = None,
+    interests: bool = True,
 ) -> list[tuple[Recommendations, ServingModel, bool]]:
     """Per user: the recommendation, the model that made it, and whether that model is the one
-    the user's arm asked for (always True outside an experiment, ``arms`` None)."""
+    the user's arm asked for (always True outside an experiment, ``arms`` None). Inside one,
+    ``scorings`` holds what the batch's arms scored already, reused and added to; the interest
+    head's categories are left out when ``interests`` is False."""
     if arms is None:
         plans = rules.plans(user_ids, users, now, half_life_s)
         return [(rec, current, True) for rec in current.recommend_many(users, now, k, plans)]
     chosen = [arm_model(arm, current, pinned) for arm in arms]
+    scorings = scorings if scorings is not None else BatchScorings()
     groups: dict[int, tuple[ServingModel, list[int]]] = {}
     for n, (model, _) in enumerate(chosen):
         groups.setdefault(model.version, (model, []))[1].append(n)
@@ -57,9 +69,56 @@ def serve(
     for model, rows in groups.values():
         states = [users[n] for n in rows]
         plans = _plans(rules, [user_ids[n] for n in rows], states, [arms[n] for n in rows], now, half_life_s)
-        for n, rec in zip(rows, model.recommend_many(states, now, k, plans), strict=True):
+        recs = scorings.recommend(model, states, now, k, plans, interests=interests)
+        for n, rec in zip(rows, recs, strict=True):
             out[n] = (rec, model, chosen[n][1])
     return [entry for entry in out if entry is not None]
+
+
+class BatchScorings:
+    """What the arms of one batch scored so far, for the arms served after them. A model that
+    scored the very same users serves them again from its scoring under other plans or another k;
+    one that :meth:`~model.scoring.NeuralServingModel.retrieves_like` a model that scored some of
+    them takes their pools instead of retrieving again. Scorings are only read, never modified;
+    the users' states must not change between the arms in what serving reads (the last
+    recommendation is not read). Other models (test doubles) are asked as usual."""
+
+    def __init__(self) -> None:
+        self._scored: list[tuple[NeuralServingModel, ScoredBatch]] = []
+
+    def recommend(
+        self,
+        model: ServingModel,
+        users: Sequence[UserState],
+        now: float,
+        k: int,
+        plans: Sequence[RulePlan | None] | None,
+        *,
+        interests: bool,
+    ) -> list[Recommendations]:
+        if not isinstance(model, NeuralServingModel) or not users:
+            return model.recommend_many(users, now, k, plans)
+        scored = next((s for m, s in self._scored if m is model and _same(s, users, now)), None)
+        if scored is None:
+            scored = model.score(users, now, self._pools(model, users, now))
+            self._scored.append((model, scored))
+        return model.recommend_scored(scored, k, plans, interests=interests)
+
+    def _pools(self, model: NeuralServingModel, users: Sequence[UserState], now: float) -> list[CandidatePool | None]:
+        """Each user's pool already retrieved at ``now`` by a model retrieving like ``model``."""
+        known: dict[int, CandidatePool] = {}
+        for other, scored in self._scored:
+            if scored.now == now and other.retrieves_like(model):
+                known.update(zip(map(id, scored.users), scored.pools, strict=True))
+        return [known.get(id(user)) for user in users]
+
+
+def _same(scored: ScoredBatch, users: Sequence[UserState], now: float) -> bool:
+    return (
+        scored.now == now
+        and len(scored.users) == len(users)
+        and all(a is b for a, b in zip(scored.users, users, strict=True))
+    )
 
 
 class PinnedModels:

@@ -14,6 +14,7 @@ so swapping in a new snapshot costs about the snapshot's decoding.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -200,6 +201,19 @@ class _Buckets:
         return cls(names, unique, first)
 
 
+@dataclass(frozen=True, slots=True)
+class ScoredBatch:
+    """A batch of users as one model scored it at ``now``: inputs ``x``, tower outputs ``z``,
+    each user's candidate pool and the pool's scores. Never modified once built."""
+
+    users: Sequence[UserState]
+    now: float
+    x: dict[str, np.ndarray]
+    z: dict[str, np.ndarray]
+    pools: list[CandidatePool]
+    scores: list[np.ndarray]
+
+
 class NeuralServingModel:
     """The :class:`~model.serving.ServingModel` of the multi-task network."""
 
@@ -274,16 +288,45 @@ class NeuralServingModel:
     ) -> list[Recommendations]:
         if not users:
             return []
+        return self.recommend_scored(self.score(users, now), k, plans)
+
+    def score(
+        self, users: Sequence[UserState], now: float, pools: Sequence[CandidatePool | None] | None = None
+    ) -> ScoredBatch:
+        """The batch's tower outputs, pools and scores; ``pools`` gives the pools already retrieved
+        (by this model or one that :meth:`retrieves_like` it; None: retrieve that user's)."""
         x = self.user_inputs(users, now)
         z, _ = self.net.towers(x)
-        interests = self._interests(z["interest"], x, users)
-        pools = [self.pool(user, now) for user in users]
-        scores = self.score_pools(z["recommend"], pools)
+        known = pools if pools is not None else [None] * len(users)
+        found = [p if p is not None else self.pool(u, now) for u, p in zip(users, known, strict=True)]
+        return ScoredBatch(users, now, x, z, found, self.score_pools(z["recommend"], found))
+
+    def recommend_scored(
+        self, scored: ScoredBatch, k: int, plans: Sequence[RulePlan | None] | None = None, *, interests: bool = True
+    ) -> list[Recommendations]:
+        """Each user's top ``k`` of a batch this model scored, under ``plans``; the interest head's
+        categories too unless ``interests`` is False (then none). The batch is only read, so it
+        can be served again under other plans or another ``k``."""
+        users = scored.users
+        shown = self._interests(scored.z["interest"], scored.x, users) if interests else [[] for _ in users]
         out = []
-        for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True)):
+        for row, (user, pool, s) in enumerate(zip(users, scored.pools, scored.scores, strict=True)):
             items, why = self.choose(user, pool, s, plans[row] if plans else None, k)
-            out.append(Recommendations(items, interests[row], why))
+            out.append(Recommendations(items, shown[row], why))
         return out
+
+    def retrieves_like(self, other: NeuralServingModel) -> bool:
+        """Whether ``other`` retrieves the same pool as this model for any user and moment: the
+        same retrieval code and settings, catalog, co-visitation index and interests (their
+        half-life and how many a snapshot's config keeps). The weights play no part."""
+        return (
+            type(self).pool is type(other).pool
+            and self.catalog is other.catalog
+            and self.index is other.index
+            and self.retrieval == other.retrieval
+            and self.half_life == other.half_life
+            and self.config.interests == other.config.interests
+        )
 
     def choose(
         self, user: UserState, pool: CandidatePool, scores: np.ndarray, plan: RulePlan | None, k: int

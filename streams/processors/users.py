@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from guide.aspects import aspects_of
-from model.arms import Pinned, serve
+from model.arms import BatchScorings, Pinned, serve
 from model.attribution import Tally, attribution
 from model.experiments import Experiment, ExperimentBook, rec_id
 from model.rules import RuleBook
@@ -228,8 +228,18 @@ class ClickProcessor(ProcessorBase):
         states = [state for _, _, state in entries]
         experiment = self.experiments.active
         arms = [experiment.arm_of(u) for u in user_ids] if experiment is not None else None
+        scorings = BatchScorings()  # the shadow arm reuses what the served arms scored
         served = serve(
-            model, self.pinned, self.rules, user_ids, states, arms, now=now, k=self.top_k, half_life_s=self.half_life
+            model,
+            self.pinned,
+            self.rules,
+            user_ids,
+            states,
+            arms,
+            now=now,
+            k=self.top_k,
+            half_life_s=self.half_life,
+            scorings=scorings,
         )
         out = []
         published_ts = self.clock()
@@ -261,7 +271,7 @@ class ClickProcessor(ProcessorBase):
         if experiment is not None:
             self._count_arms(experiment.experiment_id, per_arm)
             if experiment.shadow is not None:
-                out += self._shadow(experiment, model, entries, now, published_ts)
+                out += self._shadow(experiment, model, entries, now, published_ts, scorings)
         self.metrics.recommendations.inc(len(entries))
         return out
 
@@ -280,8 +290,10 @@ class ClickProcessor(ProcessorBase):
         entries: list[tuple[Incoming, Click, UserState]],
         now: float,
         published_ts: float,
+        scorings: BatchScorings,
     ) -> list[Outgoing]:
-        """The shadow arm's recommendations for the same users, to the shadow topic only."""
+        """The shadow arm's recommendations for the same users, to the shadow topic only, from
+        the served arms' ``scorings`` where they apply (no retrieval again)."""
         shadow = experiment.shadow_arm
         assert shadow is not None
         user_ids = [click.user_id for _, click, _ in entries]
@@ -296,6 +308,8 @@ class ClickProcessor(ProcessorBase):
             now=now,
             k=SHADOW_K,
             half_life_s=self.half_life,
+            scorings=scorings,
+            interests=False,  # a shadow message holds none
         )
         out = []
         fallbacks = 0
