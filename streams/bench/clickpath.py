@@ -210,7 +210,7 @@ def build_replay(
 
 #: The experiment the click bench times: half the shoppers served without the shop's rules.
 AB = Experiment("bench-ab", (Arm("a", 0.5), Arm("b", 0.5, rules="none")))
-#: The same with a shadow arm scoring every batch again.
+#: The same with a shadow arm ranking every batch too (from the served pass's pools and, on the same model, its scores).
 AB_SHADOW = Experiment("bench-ab", (*AB.arms, Arm("ghost", 0.0, rules="none")), shadow="ghost")
 
 

@@ -285,8 +285,8 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
             lines.append(
                 "With an A/B experiment in force (two arms, one without the shop's rules), fed each batch in "
                 f"turn too: {_f(c['experiment_new_us_per_click'], 0)} us new, "
-                f"{_f(c['experiment_returning_us_per_click'], 0)} us returning; with a shadow arm scoring "
-                f"every batch again as well: {_f(c['shadow_new_us_per_click'], 0)} us new, "
+                f"{_f(c['experiment_returning_us_per_click'], 0)} us returning; with a shadow arm ranking "
+                f"every batch too (from the served pass's pools): {_f(c['shadow_new_us_per_click'], 0)} us new, "
                 f"{_f(c['shadow_returning_us_per_click'], 0)} us returning. The shell with the experiment: "
                 f"{_f(c['shell_experiment_new_us_per_click'], 1)} us new, "
                 f"{_f(c['shell_experiment_returning_us_per_click'], 1)} us returning."
