@@ -271,7 +271,7 @@ class ClickProcessor(ProcessorBase):
         if experiment is not None:
             self._count_arms(experiment.experiment_id, per_arm)
             if experiment.shadow is not None:
-                out += self._shadow(experiment, model, entries, now, published_ts, scorings)
+                out += self._shadow(experiment, model, entries, user_ids, states, now, published_ts, scorings)
         self.metrics.recommendations.inc(len(entries))
         return out
 
@@ -288,16 +288,17 @@ class ClickProcessor(ProcessorBase):
         experiment: Experiment,
         model: ServingModel,
         entries: list[tuple[Incoming, Click, UserState]],
+        user_ids: list[str],
+        states: list[UserState],
         now: float,
         published_ts: float,
         scorings: BatchScorings,
     ) -> list[Outgoing]:
-        """The shadow arm's recommendations for the same users, to the shadow topic only, from
-        the served arms' ``scorings`` where they apply (no retrieval again)."""
+        """The shadow arm's recommendations for the batch's users (``entries``, their ids and
+        states as served), to the shadow topic only, from the served arms' ``scorings`` where
+        they apply (no retrieval again)."""
         shadow = experiment.shadow_arm
         assert shadow is not None
-        user_ids = [click.user_id for _, click, _ in entries]
-        states = [state for _, _, state in entries]
         served = serve(
             model,
             self.pinned,
