@@ -35,12 +35,17 @@ class CovisitationFiles:
         return self.views.load(CovisIndex(ids=item_ids)), self.purchases.load(CovisIndex())
 
     async def save(self, index: CovisIndex, purchases: CovisIndex) -> None:
-        """Copy both indexes now and write them in a thread."""
+        """Copy both indexes now and write them in a thread. A write that fails (a full disk) is
+        logged and leaves the previous file: the indexes are still served from memory."""
         async with self._lock:
             t0 = time.perf_counter()
             views, bought = index.export(), purchases.export()
             copied = time.perf_counter() - t0
-            sizes = await asyncio.to_thread(lambda: (self.views.save(views), self.purchases.save(bought)))
+            try:
+                sizes = await asyncio.to_thread(lambda: (self.views.save(views), self.purchases.save(bought)))
+            except OSError as exc:
+                log.warning("co-visitation: checkpoint not written (%r); the previous one stays", exc)
+                return
         log.info(
             "co-visitation: checkpoint of %d and %d items, %d and %d bytes (copied in %.1f ms on the loop)",
             len(views.names),
