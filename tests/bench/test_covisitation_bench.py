@@ -25,10 +25,28 @@ def test_hits_count_against_the_previous_recommendation_and_discovery_against_th
         "e4": Published(frozenset({"a"}), 40.0, 0),  # v's first click: no trial
     }
     rates = hit_rates(clicks, recs, [Window("late", 15.0, 35.0), Window("late-p1", 15.0, 35.0, frozenset({1}))])
-    assert rates["all"] == {"trials": 3, "hit_rate": 2 / 3, "discovery_trials": 2, "discovery_hit_rate": 0.5}
+    assert rates["all"] == {
+        "trials": 3,
+        "hit_rate": 2 / 3,
+        "repeat_hit_rate": 1.0,
+        "discovery_trials": 2,
+        "discovery_hit_rate": 0.5,
+    }
     # Windows go by when the click's own answer was published (e1 at 20, e2 at 30; e3 has none).
-    assert rates["late"] == {"trials": 2, "hit_rate": 1.0, "discovery_trials": 1, "discovery_hit_rate": 1.0}
-    assert rates["late-p1"] == {"trials": 1, "hit_rate": 1.0, "discovery_trials": 0, "discovery_hit_rate": None}
+    assert rates["late"] == {
+        "trials": 2,
+        "hit_rate": 1.0,
+        "repeat_hit_rate": 1.0,
+        "discovery_trials": 1,
+        "discovery_hit_rate": 1.0,
+    }
+    assert rates["late-p1"] == {
+        "trials": 1,
+        "hit_rate": 1.0,
+        "repeat_hit_rate": 1.0,
+        "discovery_trials": 0,
+        "discovery_hit_rate": None,
+    }
 
 
 def test_a_missing_recommendation_leaves_the_one_before_it() -> None:
@@ -37,6 +55,7 @@ def test_a_missing_recommendation_leaves_the_one_before_it() -> None:
     assert hit_rates(clicks, recs)["all"] == {
         "trials": 2,
         "hit_rate": 0.5,  # b missed e0's answer, c hit it
+        "repeat_hit_rate": None,
         "discovery_trials": 2,
         "discovery_hit_rate": 0.5,
     }
