@@ -354,7 +354,9 @@ class CovisIndex:
         dense = np.array([index.ids[name] for name in saved.names], np.int32)
 
         def remap(v: np.ndarray) -> np.ndarray:  # old dense ids to new, -1 (none) kept
-            return np.where(v >= 0, dense[np.clip(v, 0, max(len(dense) - 1, 0))], -1).astype(np.int32)
+            if not len(dense):  # an empty index: every id is -1 (checked above)
+                return np.full(v.shape, -1, np.int32)
+            return np.where(v >= 0, dense[np.clip(v, 0, len(dense) - 1)], -1).astype(np.int32)
 
         used = a["owner"].shape[1]
         index._fit(len(index.ids.names), used)

@@ -133,7 +133,7 @@ class CovisCheckpoint:
             if bounds != wanted:
                 raise ValueError(f"made with max_items, max_neighbors, window = {bounds}, not {wanted}")
             index = CovisIndex.restore(saved, expected.ids)
-        except ValueError as exc:
+        except (ValueError, IndexError, TypeError) as exc:  # the file is input: never a crash at start
             log.warning("co-visitation: checkpoint %s refused (%s), starting empty", self.path, exc)
             return expected
         log.info("co-visitation: loaded %s (%d items, %d bytes)", self.path, len(saved.names), len(data))

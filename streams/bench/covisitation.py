@@ -1,9 +1,9 @@
-"""Online and discovery hit rates of a replayed stream through N real workers, around a restart.
+"""Online and discovery hit rates of the Taobao stream through N real workers, around a restart.
 
 On the embedded broker it starts ``--workers`` workers of one consumer group (each its own data
 directory, from the untrained weights as the ``replay`` section does, so that what the workers
 learn while serving, and not a model that learned this very stream, makes the hits), sends the
-first ``--events`` events of the Taobao (or ``--data movielens``) stream at ``--rate`` per second
+first ``--events`` events of the Taobao stream at ``--rate`` per second
 and, with ``--restart-after S``, kills the last worker (SIGKILL) ``S`` seconds in and starts it
 again on its data directory. The hit rates are computed from the recommendations topic: a click
 is a trial when its shopper had a recommendation (the one published for their previous click), a
@@ -13,7 +13,7 @@ given for the minute before the kill and the minute after the worker is ready ag
 shoppers and for the restarted worker's partitions; times are when the click's own
 recommendation was published. ``--recall`` measures in process, without workers, how many
 discovery clicks co-visitation alone offers with one index and with ``--workers`` partitioned
-ones. Run: ``python -m streams.bench.covisitation --help``.
+ones (``--data movielens`` too). Run: ``python -m streams.bench.covisitation --help``.
 """
 
 from __future__ import annotations
@@ -172,12 +172,11 @@ def replay(
     rate: float,
     restart_after_s: float | None,
     work: Path,
-    data: str = "taobao",
     **changes: object,
 ) -> dict[str, Any]:
-    """Replay a data set's stream through ``workers`` workers (``changes``: their settings) and
+    """Replay the Taobao stream through ``workers`` workers (``changes``: their settings) and
     report the hit rates, around a restart of the last one when ``restart_after_s`` is given."""
-    clicks = stream_clicks(events, data)
+    clicks = stream_clicks(events)
     kernels.warm(KERNEL_CACHE_DIR)  # one compile here, not one per worker at once
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
         # Produced while the workers run, the events are never late: no coalescing either way.
@@ -223,7 +222,6 @@ def replay(
         restart["killed"] -= start
         restart["ready"] -= start
     return {
-        "data": data,
         "workers": workers,
         "events": len(clicks),
         "rate": rate,
@@ -271,7 +269,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--recall", action="store_true", help="only the in-process co-visitation recall, 1 and --workers indexes"
     )
-    parser.add_argument("--data", choices=("taobao", "movielens"), default="taobao", help="the stream replayed")
+    parser.add_argument(
+        "--data",
+        choices=("taobao", "movielens"),
+        default="taobao",
+        help="--recall's stream (MovieLens's timestamps, 1996 on, are older than the engine accepts)",
+    )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=250.0, help="events per second")
     parser.add_argument("--restart-after", type=float, default=None, help="seconds into the replay (default: none)")
@@ -294,7 +297,6 @@ def main(argv: list[str] | None = None) -> int:
             args.rate,
             args.restart_after,
             Path(tmp),
-            args.data,
             covis_checkpoint_s=args.checkpoint_s,
         )
     result["checkpoint_s"] = args.checkpoint_s

@@ -69,6 +69,16 @@ def test_a_loaded_index_answers_and_grows_as_the_saved_one(
     _assert_same(index, loaded, copies, items)
 
 
+def test_an_empty_index_round_trips(tmp_path: Path) -> None:
+    """A worker that saw no click (everything dead-lettered) writes an empty index at stop."""
+    checkpoint = CovisCheckpoint(tmp_path / "views.ckpt")
+    checkpoint.save(CovisIndex().export())
+    loaded = checkpoint.load(CovisIndex(ids=DenseIds(["a"])))
+    assert len(loaded) == 0 and loaded.interactions(["a"]) == [0]
+    loaded.observe(UserState(), "a")
+    assert loaded.interactions(["a"]) == [1]
+
+
 def test_pending_first_clicks_are_saved(tmp_path: Path) -> None:
     index = CovisIndex(10, 2)
     for n in range(5):  # first clicks of new shoppers: no kernel call, the interactions wait
