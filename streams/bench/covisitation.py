@@ -3,7 +3,7 @@
 On the embedded broker it starts ``--workers`` workers of one consumer group (each its own data
 directory, from the untrained weights as the ``replay`` section does, so that what the workers
 learn while serving, and not a model that learned this very stream, makes the hits), sends the
-first ``--events`` events of the Taobao stream at ``--rate`` per second
+first ``--events`` events of the Taobao stream (or ``--data movielens``) at ``--rate`` per second
 and, with ``--restart-after S``, kills the last worker (SIGKILL) ``S`` seconds in and starts it
 again on its data directory. The hit rates are computed from the recommendations topic: a click
 is a trial when its shopper had a recommendation (the one published for their previous click), a
@@ -13,7 +13,7 @@ given for the minute before the kill and the minute after the worker is ready ag
 shoppers and for the restarted worker's partitions; times are when the click's own
 recommendation was published. ``--recall`` measures in process, without workers, how many
 discovery clicks co-visitation alone offers with one index and with ``--workers`` partitioned
-ones (``--data movielens`` too). Run: ``python -m streams.bench.covisitation --help``.
+ones. Run: ``python -m streams.bench.covisitation --help``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from streams.settings import Settings
 from streams.testing.harness import KERNEL_CACHE_DIR, Cluster, fresh_settings
 from streams.tools.broker import EmbeddedBroker, free_port
 from streams.tools.cluster import WorkerProcess, get_text
-from streams.tools.replay import Pacer, plan
+from streams.tools.replay import Pacer, plan, stamp
 
 _LAG = re.compile(r'shopguide_consumer_lag\{partition="(\d+)",topic="([^"]+)"\}')
 
@@ -172,11 +172,13 @@ def replay(
     rate: float,
     restart_after_s: float | None,
     work: Path,
+    data: str = "taobao",
     **changes: object,
 ) -> dict[str, Any]:
-    """Replay the Taobao stream through ``workers`` workers (``changes``: their settings) and
-    report the hit rates, around a restart of the last one when ``restart_after_s`` is given."""
-    clicks = stream_clicks(events)
+    """Replay a data set's stream through ``workers`` workers (``changes``: their settings) and
+    report the hit rates, around a restart of the last one when ``restart_after_s`` is given.
+    MovieLens's ratings (1996 on) are older than the engine accepts: they are stamped when sent."""
+    clicks = stream_clicks(events, data)
     kernels.warm(KERNEL_CACHE_DIR)  # one compile here, not one per worker at once
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
         # Produced while the workers run, the events are never late: no coalescing either way.
@@ -189,7 +191,7 @@ def replay(
                 proc.wait_ready(300)
             topic = cluster.topics.clicks
             _wait_assigned(procs, topic, settings.partitions, 120)
-            sender = threading.Thread(target=_send, args=(cluster, clicks, rate), daemon=True)
+            sender = threading.Thread(target=_send, args=(cluster, clicks, rate, data == "movielens"), daemon=True)
             start = time.time()
             sender.start()
             restart: dict[str, Any] = {}
@@ -222,6 +224,7 @@ def replay(
         restart["killed"] -= start
         restart["ready"] -= start
     return {
+        "data": data,
         "workers": workers,
         "events": len(clicks),
         "rate": rate,
@@ -237,10 +240,12 @@ def _worker(settings: Settings, work: Path, k: int) -> WorkerProcess:
     return WorkerProcess(settings.with_(data_dir=data_dir, web_port=free_port())).start()
 
 
-def _send(cluster: Cluster, clicks: Sequence[Click], rate: float) -> None:
+def _send(cluster: Cluster, clicks: Sequence[Click], rate: float, now: bool) -> None:
+    """``clicks`` at ``rate`` a second; ``now``: each stamped with the time it is sent."""
     pacer = Pacer(rate)
     for click in clicks:
-        cluster.producer.send(cluster.topics.clicks, click.user_id.encode(), click.to_json())
+        event = stamp(click, time.time()) if now else click
+        cluster.producer.send(cluster.topics.clicks, click.user_id.encode(), event.to_json())
         pacer.wait()
     cluster.producer.flush()
 
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data",
         choices=("taobao", "movielens"),
         default="taobao",
-        help="--recall's stream (MovieLens's timestamps, 1996 on, are older than the engine accepts)",
+        help="the stream (MovieLens's events are stamped when sent: its own times are older than the engine accepts)",
     )
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rate", type=float, default=250.0, help="events per second")
@@ -297,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             args.rate,
             args.restart_after,
             Path(tmp),
+            args.data,
             covis_checkpoint_s=args.checkpoint_s,
         )
     result["checkpoint_s"] = args.checkpoint_s
