@@ -1,5 +1,6 @@
-"""The compiled kernels of co-visitation (``model.covisitation``) and retrieval
-(``model.retrieval``), and their one warm-up.
+"""The compiled kernels of co-visitation (``model.covisitation``: its updates, its reads and the
+reads that name a recommended item's sources) and retrieval (``model.retrieval``), and their one
+warm-up.
 
 numba compiles them into a cache directory; :func:`warm` compiles them or loads them from there,
 which a worker does before it joins its consumer group so that no event waits for a compiler.
@@ -21,6 +22,8 @@ class Kernels:
     observe: Any = None
     scores: Any = None
     following: Any = None
+    sources_of: Any = None
+    held_by: Any = None
     retrieve: Any = None
 
 
@@ -56,6 +59,7 @@ def warm(cache_dir: Path | None = None) -> float:
                 setattr(module, name, njit(getattr(module, name)))
     Kernels.observe = njit(covisitation._observe)
     Kernels.scores, Kernels.following = covisitation._scores, covisitation._following
+    Kernels.sources_of, Kernels.held_by = njit(covisitation._sources_of), njit(covisitation._held_by)
     Kernels.retrieve = njit(retrieval._retrieve)
     retrieval.warm_up()
     spent = time.perf_counter() - t0

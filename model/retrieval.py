@@ -500,4 +500,6 @@ def warm_up() -> None:
     index.pair("b", ["a"])
     index.scores(user, 1, 1)
     index.following(user, 1)
+    index.sources_of(user, 1, 1, ["b", "a"])
+    index.held_by(["a"], ["b", "a"])
     retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"])

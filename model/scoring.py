@@ -30,7 +30,7 @@ from model.features import (
     user_context,
 )
 from model.ranking import Ranking
-from model.reasons import reasons
+from model.reasons import Origins, reasons
 from model.related import observe_purchase
 from model.retrieval import CandidatePool, RetrievalConfig, retrieve
 from model.rules import RulePlan, ruled
@@ -243,6 +243,10 @@ class NeuralServingModel:
         self.new_share = new_share  # of each top k held for items new to the user (admissible)
         self.explore_slots = explore_slots  # of each top k given to fresh items (explore)
         self._catalog_buckets: _Buckets | None = None
+        #: What the chosen items' reasons name their sources from.
+        self.origins = Origins(
+            self.index, self.retrieval.covis_sources, self.retrieval.covis_per_source, self.purchases
+        )
 
     @property
     def version(self) -> int:
@@ -346,7 +350,7 @@ class NeuralServingModel:
             allowed=plan.unasked if plan is not None else None,
             placed=plan.placed() if plan is not None else (),
         )
-        return items, reasons(pool, ranking, items, plan, explored)
+        return items, reasons(pool, ranking, items, plan, explored, user, self.origins)
 
     def select(self, ranked: list[tuple[str, float]], user: UserState, k: int) -> list[tuple[str, float]]:
         """The top ``k`` of a ranking that the shop publishes: the business filter, with this

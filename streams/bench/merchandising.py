@@ -109,9 +109,9 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
         return len(messages.recommendation(ids[n], rec)) + len(who[n].to_bytes())
 
     def explain() -> None:
-        for pool, s, (items, why) in zip(pools, scores, chosen, strict=True):
+        for user, pool, s, (items, why) in zip(users, pools, scores, chosen, strict=True):
             explored = [item_id for (item_id, _), w in zip(items, why, strict=True) if w == ["explore"]]
-            reasons(pool, Ranking(pool.items, s), items, None, explored)
+            reasons(pool, Ranking(pool.items, s), items, None, explored, user, serving.origins)
 
     def unexplored() -> None:
         slots, serving.explore_slots = serving.explore_slots, 0

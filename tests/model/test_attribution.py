@@ -37,6 +37,8 @@ def test_an_action_on_a_recommended_item_is_attributed_to_its_first_reason_kind(
     assert attribution(rec, "i1", "buy") == "rule"
     assert attribution(rec, "i2", "cart") == "interest"
     assert attribution(rec, "i3", "click") == "none"  # no reason kept for it
+    assert reason_kind(["covisited:i7", "popular"]) == "covisited"  # the kind, not the source item
+    assert reason_kind(["bought_together"]) == "bought_together"
     assert attribution(rec, "i9", "click") is None  # not recommended
     assert attribution(rec, "i1", "view") is None and attribution(rec, "i1", "fav") is None
     assert attribution(_rec(arm=""), "i1", "buy") is None  # outside an experiment
