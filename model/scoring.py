@@ -236,8 +236,9 @@ class NeuralServingModel:
         self.catalog = catalog
         self.half_life = interest_half_life_s
         self.index = index if index is not None else CovisIndex(ids=catalog.item_ids)
-        #: Co-purchases (``model.related``): served, not used for ranking.
-        self.purchases = purchases if purchases is not None else CovisIndex()
+        #: Co-purchases (``model.related``): served and named in reasons, not used for ranking; over
+        #: the catalog's item ids by default, so that reasons read both indexes in one call.
+        self.purchases = purchases if purchases is not None else CovisIndex(ids=catalog.item_ids)
         self.retrieval = retrieval or RetrievalConfig()
         self.interests_shown = interests_shown
         self.new_share = new_share  # of each top k held for items new to the user (admissible)

@@ -14,11 +14,12 @@ from model.scoring import NeuralServingModel
 from state.user import UserState
 
 
-@pytest.fixture(scope="module")
-def serving(stream) -> NeuralServingModel:
-    """The stream's model with a co-purchase index fed by its shoppers' purchases."""
+@pytest.fixture(scope="module", params=["shared_ids", "own_ids"])
+def serving(stream, request) -> NeuralServingModel:
+    """The stream's model with a co-purchase index fed by its shoppers' purchases, over the
+    catalog's ids (the engine's: one compiled lookup) or its own (each index's lookups)."""
     base = random_serving(stream, seed=1, version=3)
-    purchases = CovisIndex()
+    purchases = CovisIndex(ids=stream.catalog.item_ids) if request.param == "shared_ids" else CovisIndex()
     for user in stream.users.values():
         for n, item_id in enumerate(user.bought):
             purchases.pair(item_id, user.bought[:n][::-1][:PURCHASE_WINDOW])
