@@ -235,11 +235,15 @@ def _sources_of(
             if i < 0:
                 continue
             w = ws[k]
+            if weight * w <= best[i]:
+                continue  # a newer source adds as much
             above = 0  # its place in the row's stable order by weight, as ``_scores`` sorts it
-            for j in range(n):
+            j = 0
+            while j < n and above < per_source:
                 if ws[j] > w or (ws[j] == w and j < k):
                     above += 1
-            if above < per_source and weight * w > best[i]:
+                j += 1
+            if above < per_source:
                 best[i] = weight * w
                 found[i] = rank
     for i in range(items.shape[0]):
