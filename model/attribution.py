@@ -9,8 +9,9 @@ action is a proportion of recommendations, with a Wilson score interval.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from state.user import PublishedRecommendation
 
@@ -63,9 +64,9 @@ class Tally:
     def recommended(self, experiment: str, arm: str, n: int = 1) -> None:
         self._figures(experiment, arm).recommendations += n
 
-    def attributed(self, experiment: str, arm: str, action: str) -> None:
+    def attributed(self, experiment: str, arm: str, action: str, n: int = 1) -> None:
         actions = self._figures(experiment, arm).actions
-        actions[action] = actions.get(action, 0) + 1
+        actions[action] = actions.get(action, 0) + n
 
     def report(self) -> dict[str, dict[str, dict[str, object]]]:
         """Per experiment and arm: recommendations, attributed actions, their rates and 95% Wilson
@@ -80,6 +81,24 @@ class Tally:
                 rates[action] = {"actions": n, "rate": round(rate, 6), "ci95": [round(low, 6), round(high, 6)]}
             out.setdefault(experiment, {})[arm] = {"recommendations": f.recommendations, "attributed": rates}
         return out
+
+    def add_report(self, report: Mapping[str, Any]) -> None:
+        """Add the counts of another tally's :meth:`report` (another worker's): its
+        recommendations and attributed actions per experiment and arm. ValueError if it is not
+        one (counts that are not non-negative integers, missing fields)."""
+        try:
+            for experiment, arms in report.items():
+                for arm, figures in arms.items():
+                    recommendations = figures["recommendations"]
+                    actions = {action: a["actions"] for action, a in figures["attributed"].items()}
+                    if not all(type(n) is int and n >= 0 for n in (recommendations, *actions.values())):
+                        raise ValueError(f"counts of {experiment}/{arm} are not non-negative integers")
+                    self.recommended(str(experiment), str(arm), recommendations)
+                    for action, n in actions.items():
+                        if action in ATTRIBUTED:
+                            self.attributed(str(experiment), str(arm), action, n)
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a tally report: {exc!r}") from exc
 
     def _figures(self, experiment: str, arm: str) -> ArmFigures:
         figures = self._arms.get((experiment, arm))

@@ -213,6 +213,68 @@ def _following(sources: Any, slot: Any, row_ids: Any, row_w: Any, row_len: Any, 
     return out_ids[:n_out], out_w[:n_out]
 
 
+def _sources_of(
+    sources: Any, per_source: int, items: Any, slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any
+) -> Any:
+    """For each of ``items`` (-1: none), the rank in ``sources`` of the source adding most to its
+    ``_scores`` sum (the newer on a tie), -1 if none reaches it. ``at`` (per item id) holds -1 on
+    entry and on return."""
+    found = np.full(items.shape[0], -1, np.int32)
+    best = np.zeros(items.shape[0], np.float64)
+    for i in range(items.shape[0]):
+        if items[i] >= 0:
+            at[items[i]] = i
+    for rank in range(sources.shape[0]):
+        source = sources[rank]
+        if source < 0 or slot[_NEIGHBORS, source] < 0:
+            continue
+        s = slot[_NEIGHBORS, source]
+        weight = 1.0 / (rank + 1)
+        ids, ws, n = row_ids[_NEIGHBORS, s], row_w[_NEIGHBORS, s], row_len[_NEIGHBORS, s]
+        for k in range(n):
+            i = at[ids[k]]
+            if i < 0:
+                continue
+            w = ws[k]
+            if weight * w <= best[i]:
+                continue  # a newer source adds as much
+            above = 0  # its place in the row's stable order by weight, as ``_scores`` sorts it
+            j = 0
+            while j < n and above < per_source:
+                if ws[j] > w or (ws[j] == w and j < k):
+                    above += 1
+                j += 1
+            if above < per_source:
+                best[i] = weight * w
+                found[i] = rank
+    for i in range(items.shape[0]):
+        if items[i] >= 0:
+            at[items[i]] = -1
+    return found
+
+
+def _held_by(holders: Any, items: Any, slot: Any, row_ids: Any, row_len: Any, at: Any) -> Any:
+    """For each of ``items`` (-1: none), whether a row of ``holders`` in the neighbours table holds
+    it. ``at`` (per item id) holds -1 on entry and on return."""
+    held = np.zeros(items.shape[0], np.bool_)
+    for i in range(items.shape[0]):
+        if items[i] >= 0:
+            at[items[i]] = i
+    for h in range(holders.shape[0]):
+        if holders[h] < 0 or slot[_NEIGHBORS, holders[h]] < 0:
+            continue
+        s = slot[_NEIGHBORS, holders[h]]
+        ids = row_ids[_NEIGHBORS, s]
+        for k in range(row_len[_NEIGHBORS, s]):
+            i = at[ids[k]]
+            if i >= 0:
+                held[i] = True
+    for i in range(items.shape[0]):
+        if items[i] >= 0:
+            at[items[i]] = -1
+    return held
+
+
 @dataclass(frozen=True, slots=True)
 class CovisArrays:
     """Everything a :class:`CovisIndex` holds, by item name rather than by dense id (another
@@ -303,7 +365,7 @@ class CovisIndex:
     def interactions(self, items: Sequence[str]) -> list[int]:
         """Interactions seen per item (0 once dropped or never seen): with co-visitation
         counts, they tell a specific association from mere popularity."""
-        ids = np.fromiter(map(self.ids.get, items, repeat(-1)), np.int64, len(items))
+        ids = self._ids_of(items)
         self.settle()
         if not len(self._count):
             return [0] * len(items)
@@ -391,6 +453,36 @@ class CovisIndex:
         symmetric neighbours of the last item alone, HR@10 of the MovieLens replay went from
         1.119 to 1.165 times the best baseline."""
         return self._lookup(self._known(user, sources), -1)
+
+    def sources_of(self, user: UserState, sources: int, per_source: int, items: Sequence[str]) -> list[str | None]:
+        """Per item, the one of the user's last ``sources`` distinct items that adds most to its
+        :meth:`scores` (with the same ``per_source``; the newer on a tie), None for an item
+        :meth:`scores` does not reach: which recent item a co-visited candidate comes from."""
+        names = _last_distinct(user, sources)
+        get = self.ids.get
+        known = [get(name, -1) for name in names]
+        if max(known, default=-1) < 0 or not items:
+            return [None] * len(items)
+        self._fit(len(self.ids.names), 0)
+        ranks = kernels.compiled().sources_of(
+            np.array(known, np.int32), per_source, self._ids_of(items),
+            self._slot, self._row_ids, self._row_w, self._row_len, self._at,
+        )  # fmt: skip
+        return [names[r] if r >= 0 else None for r in ranks.tolist()]
+
+    def held_by(self, holders: Sequence[str], items: Sequence[str]) -> list[bool]:
+        """Per item, whether it is among the :meth:`neighbours` of any of ``holders``."""
+        if not holders or not items or not len(self):
+            return [False] * len(items)
+        self._fit(len(self.ids.names), 0)
+        held = kernels.compiled().held_by(
+            self._ids_of(holders), self._ids_of(items), self._slot, self._row_ids, self._row_len, self._at
+        )
+        return held.tolist()
+
+    def _ids_of(self, items: Sequence[str]) -> np.ndarray:
+        """The dense ids of ``items``, -1 for those without one (none is assigned)."""
+        return np.fromiter(map(self.ids.get, items, repeat(-1)), np.int32, len(items))
 
     def _known(self, user: UserState, n: int) -> list[int]:
         """The ids of the user's last ``n`` distinct items, -1 for items without an id yet."""

@@ -1,5 +1,5 @@
-"""The compiled kernels of co-visitation (``model.covisitation``) and retrieval
-(``model.retrieval``), and their one warm-up.
+"""The compiled kernels of co-visitation (``model.covisitation``), retrieval (``model.retrieval``)
+and the reasons' lookups (``model.reasons``), and their one warm-up.
 
 numba compiles them into a cache directory; :func:`warm` compiles them or loads them from there,
 which a worker does before it joins its consumer group so that no event waits for a compiler.
@@ -21,6 +21,9 @@ class Kernels:
     observe: Any = None
     scores: Any = None
     following: Any = None
+    sources_of: Any = None
+    held_by: Any = None
+    origins: Any = None
     retrieve: Any = None
 
 
@@ -38,7 +41,7 @@ def warm(cache_dir: Path | None = None) -> float:
         return 0.0
     import numba  # only when the kernels are wanted: its import takes a second
 
-    from model import covisitation, retrieval
+    from model import covisitation, reasons, retrieval
 
     t0 = time.perf_counter()
     if cache_dir is not None:
@@ -48,7 +51,7 @@ def warm(cache_dir: Path | None = None) -> float:
     njit = numba.njit(cache=True)
     # Callees first: a kernel calls the module globals they replace as compiled functions.
     for module, names in (
-        (covisitation, ("_link_last", "_unlink", "_accumulate", "_scores", "_following")),
+        (covisitation, ("_link_last", "_unlink", "_accumulate", "_scores", "_following", "_sources_of", "_held_by")),
         (retrieval, ("_mark", "_take", "_rank_of")),
     ):
         for name in names:
@@ -56,8 +59,11 @@ def warm(cache_dir: Path | None = None) -> float:
                 setattr(module, name, njit(getattr(module, name)))
     Kernels.observe = njit(covisitation._observe)
     Kernels.scores, Kernels.following = covisitation._scores, covisitation._following
+    Kernels.sources_of, Kernels.held_by = covisitation._sources_of, covisitation._held_by
+    Kernels.origins = njit(reasons._origins)
     Kernels.retrieve = njit(retrieval._retrieve)
     retrieval.warm_up()
+    reasons.warm_up()
     spent = time.perf_counter() - t0
     log.info("kernels: ready in %.1f s", spent)
     return spent

@@ -91,6 +91,11 @@ class CandidatePool:
     def item(self, i: int) -> str:
         return self.items[i]
 
+    def categories_at(self, positions: Sequence[int]) -> list[str]:
+        """The categories of the candidates at these positions."""
+        categories = self.categories
+        return [categories[i] for i in positions]
+
     def position(self, item_id: str) -> int:
         """Where the pool holds ``item_id`` (it holds each item once); ValueError if nowhere."""
         return self.items.index(item_id)
@@ -143,6 +148,16 @@ class RetrievedPool(CandidatePool):
         return self._ids
 
     @property
+    def index(self) -> CovisIndex:
+        """The co-visitation index it was retrieved from."""
+        return self._request.index
+
+    @property
+    def recent_ids(self) -> np.ndarray:
+        """The dense ids of the user's recent items retrieval read, oldest first, int32."""
+        return self._request.args[0]
+
+    @property
     def items(self) -> list[str]:
         if self._items is None:
             self._items = _PerId.of(self._request.catalog.item_ids).take(self._ids).tolist()
@@ -159,6 +174,11 @@ class RetrievedPool(CandidatePool):
 
     def item(self, i: int) -> str:
         return self._request.catalog.item_ids.names[int(self._ids[i])]
+
+    def categories_at(self, positions: Sequence[int]) -> list[str]:
+        if self._categories is not None:
+            return super().categories_at(positions)
+        return _PerId.of(self._request.catalog.category_ids).take(self._cat_ids.take(positions)).tolist()
 
     def position(self, item_id: str) -> int:
         dense = self._request.catalog.item_ids.get(item_id, -1)
@@ -500,4 +520,6 @@ def warm_up() -> None:
     index.pair("b", ["a"])
     index.scores(user, 1, 1)
     index.following(user, 1)
+    index.sources_of(user, 1, 1, ["b", "a"])
+    index.held_by(["a"], ["b", "a"])
     retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"])

@@ -30,7 +30,7 @@ from model.features import (
     user_context,
 )
 from model.ranking import Ranking
-from model.reasons import reasons
+from model.reasons import Origins, reasons
 from model.related import observe_purchase
 from model.retrieval import CandidatePool, RetrievalConfig, retrieve
 from model.rules import RulePlan, ruled
@@ -236,13 +236,18 @@ class NeuralServingModel:
         self.catalog = catalog
         self.half_life = interest_half_life_s
         self.index = index if index is not None else CovisIndex(ids=catalog.item_ids)
-        #: Co-purchases (``model.related``): served, not used for ranking.
-        self.purchases = purchases if purchases is not None else CovisIndex()
+        #: Co-purchases (``model.related``): served and named in reasons, not used for ranking; over
+        #: the catalog's item ids by default, so that reasons read both indexes in one call.
+        self.purchases = purchases if purchases is not None else CovisIndex(ids=catalog.item_ids)
         self.retrieval = retrieval or RetrievalConfig()
         self.interests_shown = interests_shown
         self.new_share = new_share  # of each top k held for items new to the user (admissible)
         self.explore_slots = explore_slots  # of each top k given to fresh items (explore)
         self._catalog_buckets: _Buckets | None = None
+        #: What the chosen items' reasons name their sources from.
+        self.origins = Origins(
+            self.index, self.retrieval.covis_sources, self.retrieval.covis_per_source, self.purchases
+        )
 
     @property
     def version(self) -> int:
@@ -346,7 +351,7 @@ class NeuralServingModel:
             allowed=plan.unasked if plan is not None else None,
             placed=plan.placed() if plan is not None else (),
         )
-        return items, reasons(pool, ranking, items, plan, explored)
+        return items, reasons(pool, ranking, items, plan, explored, user, self.origins)
 
     def select(self, ranked: list[tuple[str, float]], user: UserState, k: int) -> list[tuple[str, float]]:
         """The top ``k`` of a ranking that the shop publishes: the business filter, with this

@@ -75,3 +75,17 @@ class DictCovisIndex(CovisIndex):
             for other, w in self.followers.get(source, {}).items():
                 out[other] = out.get(other, 0.0) + weight * w
         return out
+
+    def sources_of(self, user: UserState, sources: int, per_source: int, items: Sequence[str]) -> list[str | None]:
+        best: dict[str, tuple[float, str]] = {}
+        for rank, source in enumerate(_last_distinct(user, sources)):
+            weight = 1.0 / (rank + 1)
+            neighbors = self.neighbors.get(source, {})
+            for other in sorted(neighbors, key=neighbors.__getitem__, reverse=True)[:per_source]:
+                if other not in best or weight * neighbors[other] > best[other][0]:
+                    best[other] = (weight * neighbors[other], source)
+        return [best[item][1] if item in best else None for item in items]
+
+    def held_by(self, holders: Sequence[str], items: Sequence[str]) -> list[bool]:
+        held = {other for holder in holders for other in self.neighbors.get(holder, {})}
+        return [item in held for item in items]

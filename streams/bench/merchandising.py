@@ -77,7 +77,9 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     :meth:`~model.scoring.NeuralServingModel.choose` (ranking, ``admissible``, reasons) and the
     encoding of the message and the user's state, with no rule in force and under
     :func:`busy_rules`; and, of the first, the reasons' share: ``model.reasons.reasons`` on the same
-    items, and encoding with their reasons against without; and what the explored place adds
+    items (from rankings already walked past them, as ``choose`` leaves them; also without naming
+    sources, ``reasons_unnamed_us``: the feature rows' reasons alone), and encoding with their
+    reasons against without; and what the explored place adds
     (``choose`` with no rule, with the model's exploration and without). The variants run in turn
     ``repeats`` times on the same scored pools; each keeps its fastest run, the one a busy machine
     disturbed least."""
@@ -108,10 +110,19 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
         who[n].last = rec = PublishedRecommendation(items, [], 1, "e", now, now, why)
         return len(messages.recommendation(ids[n], rec)) + len(who[n].to_bytes())
 
-    def explain() -> None:
-        for pool, s, (items, why) in zip(pools, scores, chosen, strict=True):
-            explored = [item_id for (item_id, _), w in zip(items, why, strict=True) if w == ["explore"]]
-            reasons(pool, Ranking(pool.items, s), items, None, explored)
+    # Rankings walked past the chosen items, as ``choose`` leaves them: reasons read them only.
+    rankings = [Ranking(pool.items, s) for pool, s in zip(pools, scores, strict=True)]
+    for ranking, (items, _) in zip(rankings, chosen, strict=True):
+        for item_id, _ in items:
+            ranking.position(item_id)
+    explored = [[item_id for (item_id, _), w in zip(*c, strict=True) if w == ["explore"]] for c in chosen]
+
+    def explain(named: bool = True) -> None:
+        for n, (user, pool, (items, _)) in enumerate(zip(users, pools, chosen, strict=True)):
+            if named:
+                reasons(pool, rankings[n], items, None, explored[n], user, serving.origins)
+            else:
+                reasons(pool, rankings[n], items, None, explored[n])
 
     def unexplored() -> None:
         slots, serving.explore_slots = serving.explore_slots, 0
@@ -124,6 +135,7 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
         "busy_rules": lambda: serve(busy),
         "feedback": lambda: serve(RuleBook(), fed),
         "reasons_alone": explain,
+        "reasons_unnamed": lambda: explain(named=False),
         "encode_with_reasons": lambda: [encode(n, *c) for n, c in enumerate(chosen)],
         "encode_without_reasons": lambda: [encode(n, c[0], []) for n, c in enumerate(chosen)],
     }
@@ -140,6 +152,9 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
         "candidates_per_shopper": round(sum(len(p.items) for p in pools) / len(pools), 1),
         "after_scoring_no_rule_us": round(best["no_rule"], 2),
         "reasons_us": round(best["reasons_alone"] + best["encode_with_reasons"] - best["encode_without_reasons"], 2),
+        "reasons_alone_us": round(best["reasons_alone"], 2),
+        "reasons_unnamed_us": round(best["reasons_unnamed"], 2),
+        "encode_reasons_us": round(best["encode_with_reasons"] - best["encode_without_reasons"], 2),
         "six_rules_add_us": round(best["busy_rules"] - best["no_rule"], 2),
         "heavy_feedback_adds_us": round(best["feedback"] - best["no_rule"], 2),
         "explore_adds_us": round(best["no_rule"] - best["no_rule_unexplored"], 2),

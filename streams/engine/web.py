@@ -12,6 +12,7 @@ with its own bytes echoed, and logged without a traceback (an oversized one once
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -27,7 +28,9 @@ from aiohttp import web as aio
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from faust import web
+from yarl import URL
 
+from model.attribution import Tally
 from model.covisitation import CovisIndex
 from model.related import bought_together, similar
 from state.catalog import Catalog
@@ -49,6 +52,8 @@ BAD_REQUEST_LOG_S = 60.0
 SERVER = "shopguide"
 #: ``?k=`` of the related-items routes: 10 unless asked, at most this many.
 RELATED_MAX = 100
+#: Seconds ``GET /experiments`` waits for each other worker's figures.
+PEER_TIMEOUT_S = 2.0
 
 
 class RateLimiter:
@@ -140,6 +145,35 @@ async def _no_version(request: aio.Request, response: aio.StreamResponse) -> Non
     response.headers["Server"] = SERVER
 
 
+def _peers(app: faust.App) -> list[str]:
+    """The web addresses of the consumer group's other workers: those the partition assignment
+    gives table partitions to (each worker advertises its canonical URL), other than this one."""
+    own = URL(app.conf.canonical_url)
+    urls = (URL(url) for url in app.router.tables_metadata())
+    return sorted(str(url) for url in urls if (url.host, url.port) != (own.host, own.port))
+
+
+async def _peer_tally(app: faust.App, url: str, headers: dict[str, str]) -> Tally | None:
+    """Another worker's own figures (``GET /experiments?scope=worker``), None when it does not
+    answer them within :data:`PEER_TIMEOUT_S` (logged)."""
+    try:
+        async with app.http_client.get(
+            f"{url}/experiments",
+            params={"scope": "worker"},
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S),
+        ) as response:
+            if response.status != 200:
+                raise ValueError(f"status {response.status}")
+            body = await response.json()
+        tally = Tally()
+        tally.add_report(body["figures"])
+        return tally
+    except (TimeoutError, aiohttp.ClientError, ValueError, KeyError, TypeError) as exc:
+        log.warning("experiments: no figures from %s (%r)", url, exc)
+        return None
+
+
 class EngineView(Protocol):
     """What the API reads of a worker: its app and settings, its two tables, and two reports."""
 
@@ -160,7 +194,7 @@ class EngineView(Protocol):
     def model_status(self) -> dict[str, Any]: ...
 
     def experiment_status(self) -> dict[str, Any]:
-        """The experiments and their arms' figures on this worker."""
+        """The experiments and their arms' figures on this worker (``figures``: a ``Tally.report``)."""
         ...
 
     def liveness(self) -> dict[str, Any]:
@@ -226,7 +260,22 @@ def register_views(engine: EngineView) -> None:
 
     @app.page("/experiments")
     async def experiments(self: web.View, request: web.Request) -> web.Response:
-        return self.json(engine.experiment_status())
+        """The experiments, and their arms' figures summed over the group's workers (each asked
+        for its own with ``?scope=worker``); ``unreachable``: the workers whose figures are missing."""
+        body = engine.experiment_status()
+        if request.query.get("scope") == "worker":
+            return self.json({**body, "scope": "worker"})
+        tally = Tally()
+        tally.add_report(body["figures"])
+        peers = _peers(app)
+        auth = {"Authorization": request.headers["Authorization"]} if "Authorization" in request.headers else {}
+        answers = await asyncio.gather(*(_peer_tally(app, url, auth) for url in peers))
+        for peer in answers:
+            if peer is not None:
+                tally.add_report(peer.report())
+        unreachable = [url for url, peer in zip(peers, answers, strict=True) if peer is None]
+        body.update(figures=tally.report(), scope="cluster", workers=len(peers) + 1, unreachable=unreachable)
+        return self.json(body)
 
     @app.page("/users/{user_id}")
     @app.table_route(table=engine.users, match_info="user_id")

@@ -8,7 +8,7 @@ item's positive ratio and review count), it turns a recommendation into cards, e
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ PENDING_REVIEWS_MAX = 20_000
 _PLAIN_REASONS = {
     "viewed": "viewed",
     "covisited": "covisited",
+    "bought_together": "bought_together",
     "followed": "followed",
     "popular": "popular_shop",
     "explore": "new",
@@ -113,6 +114,11 @@ class Shelf:
             "alerting": entry.alert_ts is not None and now - entry.alert_ts < ALERT_SHOWN_S,
         }
 
+    def title(self, item_id: str) -> str:
+        """The item's title, its id when the shelf has none."""
+        entry = self._items.get(item_id)
+        return entry.item.title or item_id if entry is not None else item_id
+
     def details(self, item_id: str, now: float) -> dict[str, Any] | None:
         card = self.card(item_id, now)
         if card is None:
@@ -130,7 +136,7 @@ class Shelf:
             card = self.card(str(rec_item.get("item_id")), now)
             if card is None or not card["in_stock"]:
                 continue
-            card["reason"] = reason_of(rec_item.get("reasons") or (), card["category"], strongest)
+            card["reason"] = reason_of(rec_item.get("reasons") or (), card["category"], strongest, self.title)
             cards.append(card)
         return {
             "user_id": user_id,
@@ -142,17 +148,22 @@ class Shelf:
         }
 
 
-def reason_of(reasons: Iterable[str], category: str, strongest: Sequence[str]) -> dict[str, str]:
+def reason_of(
+    reasons: Iterable[str], category: str, strongest: Sequence[str], title_of: Callable[[str], str] = str
+) -> dict[str, str]:
     """The card's reason: the first of the engine's ``reasons`` the page can phrase (``rule:<id>``
-    as ``featured``; ``demoted:*`` and unknown ones skipped); for a recommendation without any
-    (written before reasons existed), ``interest`` when the item's category is among the shopper's
-    ``strongest`` interests, else ``popular`` in it."""
+    as ``featured``; ``covisited:<item_id>`` with that recent item's ``title_of``; ``demoted:*`` and
+    unknown ones skipped); for a recommendation without any (written before reasons existed),
+    ``interest`` when the item's category is among the shopper's ``strongest`` interests, else
+    ``popular`` in it."""
     for reason in reasons:
         name, _, arg = str(reason).partition(":")
         if name == "rule":
             return {"kind": "featured"}
         if name in ("interest", "popular_in") and arg:
             return {"kind": "interest" if name == "interest" else "popular", "category": arg}
+        if name == "covisited" and arg:
+            return {"kind": "covisited", "item": title_of(arg)}
         if not arg and name in _PLAIN_REASONS:
             return {"kind": _PLAIN_REASONS[name]}
     return {"kind": "interest" if category in strongest else "popular", "category": category}

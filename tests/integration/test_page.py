@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.events import Item
+from streams.events import Click, Item
 from streams.service.sessions import SessionSigner
 from streams.service.shelf import reason_of
 from streams.testing.browser import CHROMIUM, launch
@@ -194,6 +194,58 @@ def test_not_interested_removes_the_item_from_the_next_feed(shop, browser):
     shopper.page.get_by_test_id("back").click()
     expect(shopper.page.get_by_test_id("feed")).to_have_attribute("data-trigger", event_id, timeout=5_000)
     assert shopper.feed_ids() and disliked not in shopper.feed_ids()
+    assert shopper.errors == []
+    shopper.close()
+
+
+def test_cards_name_the_item_they_were_viewed_with_and_say_bought_together(shop, browser):
+    cluster, guide = shop
+    # Other shoppers: kitchen-0 viewed with kitchen-1; kitchen-10 and kitchen-12 bought by one shopper
+    # with five views between them (co-purchased, not co-visited).
+    walks = {
+        "page-other-1": [("kitchen-0", "view"), ("kitchen-1", "view")],
+        "page-other-2": [
+            ("kitchen-10", "buy"),
+            *((f"kitchen-{n}", "view") for n in range(5, 10)),
+            ("kitchen-12", "buy"),
+        ],
+    }
+    for user, walk in walks.items():
+        for n, (item_id, action) in enumerate(walk):
+            click = Click(f"{user}-{n}", user, item_id, action, time.time(), "kitchen")
+            cluster.producer.send(cluster.topics.clicks, user.encode(), click.to_json())
+    cluster.producer.flush()
+    for user, walk in walks.items():
+        last = f"{user}-{len(walk) - 1}"
+        cluster.recommendations.wait_for(lambda m, last=last: isinstance(m, dict) and m["trigger_event_id"] == last)
+    shopper = Shopper(browser, guide, "page-shopper-6")
+    shopper.tap_item("kitchen-0")
+    shopper.page.goto(f"{guide.url}/items/kitchen-10")
+    with shopper.page.expect_response("**/api/actions") as posted:
+        shopper.page.get_by_test_id("action-buy").click()
+    event_id = posted.value.json()["event_id"]
+    shopper.page.get_by_test_id("back").click()
+    expect(shopper.page.get_by_test_id("feed")).to_have_attribute("data-trigger", event_id, timeout=5_000)
+    read = """() => [...document.querySelectorAll('[data-testid=card]')].map(c => {
+                const r = c.querySelector('[data-testid=reason]');
+                return {id: c.dataset.itemId, kind: r.dataset.kind, text: r.textContent}; })"""
+    cards = shopper.page.evaluate(read)
+    [rec] = cluster.recommendations.wait_for(lambda m: isinstance(m, dict) and m["trigger_event_id"] == event_id)
+    engine = {i["item_id"]: i["reasons"] for i in rec["items"]}
+    covisited = {c["id"]: c["text"] for c in cards if c["kind"] == "covisited"}
+    sources = {i: r.partition(":")[2] for i, rs in engine.items() for r in rs if r.startswith("covisited:")}
+    assert covisited and set(covisited) <= set(sources), (cards, engine)
+    for item_id, text in covisited.items():  # the source's title, from the catalog
+        assert text == f"often viewed with Kitchen model {sources[item_id].split('-')[1]}, which you viewed"
+    assert {"kitchen-1", "kitchen-5"} <= set(covisited)  # through the shopper's view and their purchase
+    assert sources["kitchen-1"] == "kitchen-0" and sources["kitchen-5"] == "kitchen-10"
+    together = [c for c in cards if c["kind"] == "bought_together"]
+    assert [c["id"] for c in together] == ["kitchen-12"] and "bought_together" in engine["kitchen-12"]
+    assert together[0]["text"] == "often bought with items you bought"
+    shopper.page.get_by_test_id("lang-switch").click()
+    cards = {c["id"]: c["text"] for c in shopper.page.evaluate(read)}
+    assert cards["kitchen-1"] == "常与你看过的「Kitchen model 0」一起被浏览"
+    assert cards["kitchen-12"] == "常与你买过的商品一起购买"
     assert shopper.errors == []
     shopper.close()
 

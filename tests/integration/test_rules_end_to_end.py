@@ -253,11 +253,12 @@ EXPERIMENT = {
 
 
 def _figures(cluster: Cluster) -> dict[str, dict[str, int]]:
-    """Per arm of x-ab, recommendations and attributed clicks summed over the workers' ``GET /experiments``."""
+    """Per arm of x-ab, recommendations and attributed clicks summed over the workers' own figures
+    (``GET /experiments?scope=worker``)."""
     out: dict[str, dict[str, int]] = {}
     for worker in cluster.workers:
-        status, body = get_json(worker.url + "/experiments")
-        assert status == 200, body
+        status, body = get_json(worker.url + "/experiments?scope=worker")
+        assert status == 200 and body["scope"] == "worker", body
         for arm, f in body["figures"].get("x-ab", {}).items():
             mine = out.setdefault(arm, {"recommendations": 0, "clicks": 0})
             mine["recommendations"] += f["recommendations"]
@@ -286,6 +287,18 @@ def test_experiment_arms_split_attribute_and_shadow_on_both_workers(two: Cluster
         for arm in ("a", "b"):
             assert after[arm]["clicks"] - before[arm].get("clicks", 0) == list(arms.values()).count(arm)
             assert after[arm]["recommendations"] - before[arm]["recommendations"] == list(arms.values()).count(arm)
+        # Either worker answers with the whole group's figures: the sum of both workers' own, each
+        # of which counted some of the shoppers (four partitions over two workers).
+        for worker in two.workers:
+            status, own = get_json(worker.url + "/experiments?scope=worker")
+            counted = sum(f["recommendations"] for f in own["figures"]["x-ab"].values())
+            assert status == 200 and 0 < counted < sum(f["recommendations"] for f in after.values())
+            status, body = get_json(worker.url + "/experiments")
+            assert status == 200 and (body["scope"], body["workers"], body["unreachable"]) == ("cluster", 2, []), body
+            for arm in ("a", "b"):
+                figures = body["figures"]["x-ab"][arm]
+                assert figures["recommendations"] == after[arm]["recommendations"]
+                assert figures["attributed"]["click"]["actions"] == after[arm]["clicks"]
         attributed = sum(
             float(line.split()[-1])
             for worker in two.workers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from model.attribution import Tally, attribution, reason_kind, wilson
@@ -37,6 +39,8 @@ def test_an_action_on_a_recommended_item_is_attributed_to_its_first_reason_kind(
     assert attribution(rec, "i1", "buy") == "rule"
     assert attribution(rec, "i2", "cart") == "interest"
     assert attribution(rec, "i3", "click") == "none"  # no reason kept for it
+    assert reason_kind(["covisited:i7", "popular"]) == "covisited"  # the kind, not the source item
+    assert reason_kind(["bought_together"]) == "bought_together"
     assert attribution(rec, "i9", "click") is None  # not recommended
     assert attribution(rec, "i1", "view") is None and attribution(rec, "i1", "fav") is None
     assert attribution(_rec(arm=""), "i1", "buy") is None  # outside an experiment
@@ -59,3 +63,33 @@ def test_the_tally_reports_rates_with_intervals_per_arm() -> None:
     # One trial, no success: the upper bound is z^2 / (1 + z^2).
     assert (buy["actions"], buy["rate"], buy["ci95"][0]) == (0, 0.0, 0.0)
     assert buy["ci95"][1] == pytest.approx(1.959964**2 / (1 + 1.959964**2), abs=1e-6)
+
+
+def test_reports_of_several_tallies_add_up_to_the_report_of_one() -> None:
+    one, parts = Tally(), [Tally(), Tally()]
+    for n, (arm, action) in enumerate([("a", "click"), ("a", "buy"), ("b", "click"), ("a", "click"), ("b", "cart")]):
+        for tally in (one, parts[n % 2]):
+            tally.recommended("x1", arm, 10 + n)
+            tally.attributed("x1", arm, action)
+    parts[1].recommended("x2", "only-here", 3)
+    one.recommended("x2", "only-here", 3)
+    summed = Tally()
+    for part in parts:
+        summed.add_report(json.loads(json.dumps(part.report())))  # as another worker's answer reads
+    assert summed.report() == one.report()
+    assert summed.report()["x1"]["a"]["recommendations"] == 10 + 11 + 13
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"x1": {"a": {"recommendations": -1, "attributed": {}}}},
+        {"x1": {"a": {"recommendations": 1.5, "attributed": {}}}},
+        {"x1": {"a": {"attributed": {}}}},
+        {"x1": {"a": {"recommendations": 1, "attributed": {"click": {"actions": "2"}}}}},
+        {"x1": ["a"]},
+    ],
+)
+def test_a_report_that_is_not_one_is_refused(broken) -> None:
+    with pytest.raises(ValueError):
+        Tally().add_report(broken)

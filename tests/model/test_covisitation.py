@@ -16,10 +16,18 @@ HALF_LIFE = 3600.0
 
 def _same(index: CovisIndex, oracle: DictCovisIndex, user: UserState, items: list[str]) -> None:
     """Equal scores and followers, in the same insertion order (retrieval's stable sorts read it),
-    and equal interaction counts."""
+    the same strongest sources and neighbour tests, and equal interaction counts."""
     for sources, per_source in ((10, 30), (5, 50), (3, 2)):
         got, want = index.scores(user, sources, per_source), oracle.scores(user, sources, per_source)
         assert list(got.items()) == list(want.items())
+        # The source named for each item: the same, and named exactly for the items scores reach.
+        named = index.sources_of(user, sources, per_source, items)
+        assert named == oracle.sources_of(user, sources, per_source, items)
+        assert [item for item, source in zip(items, named, strict=True) if source is not None] == [
+            item for item in items if item in want
+        ]
+    holders = [r.item_id for r in user.recent[-7:]]
+    assert index.held_by(holders, items) == oracle.held_by(holders, items)
     for sources in (5, 1):
         assert list(index.following(user, sources).items()) == list(oracle.following(user, sources).items())
     assert index.interactions(items) == [oracle.counts.get(item, 0) for item in items]
@@ -83,3 +91,22 @@ def test_interactions_of_first_clicks_count_before_any_kernel_call(seed: int, ma
             assert index.interactions(items) == [oracle.counts.get(i, 0) for i in items]
     for user in regulars:
         _same(index, oracle, user, items)
+
+
+def test_a_co_visited_item_names_the_recent_item_that_adds_most_to_its_score() -> None:
+    index = CovisIndex()
+    user = UserState()
+    for n, item in enumerate(("a", "b")):  # b is the newer source: weight 1, a weight 1/2
+        user.apply_click(item, "view", 1000.0 + n, "c", HALF_LIFE)
+    for _ in range(3):
+        index.pair("x", ["a"])  # a-x 3: 1.5 through a
+    index.pair("x", ["b"])  # b-x 1: 1.0 through b
+    index.pair("z", ["b"])
+    index.pair("z", ["a"])  # z: 1.0 through b, 0.5 through a
+    assert index.sources_of(user, 10, 30, ["x", "z", "a", "nowhere"]) == ["a", "b", None, None]
+    assert index.sources_of(user, 1, 30, ["x", "z"]) == ["b", "b"]  # a is not among the last 1
+    for _ in range(4):
+        index.pair("y", ["a"])  # now a's strongest neighbour: x leaves its top 1
+    assert index.sources_of(user, 10, 1, ["x", "y"]) == ["b", "a"]
+    assert index.held_by(["a"], ["x", "y", "b", "nowhere"]) == [True, True, False, False]
+    assert index.held_by([], ["x"]) == [False]

@@ -55,7 +55,7 @@ def test_the_feed_drops_unavailable_items_and_explains_the_rest_with_the_engines
     )
     rec = {
         "items": [
-            {"item_id": "s1", "reasons": ["demoted:ignored", "covisited", "interest:shoes"]},
+            {"item_id": "s1", "reasons": ["demoted:ignored", "covisited:b1", "interest:shoes"]},
             {"item_id": "s2", "reasons": ["rule:summer", "viewed"]},
             {"item_id": "b1", "reasons": []},  # none: the shopper's interests decide
             {"item_id": "h1"},  # written before reasons existed
@@ -68,7 +68,7 @@ def test_the_feed_drops_unavailable_items_and_explains_the_rest_with_the_engines
     view = shelf.feed("u1", rec, NOW)
     assert [c["item_id"] for c in view["cards"]] == ["s1", "s2", "b1", "h1"]
     assert [c["reason"] for c in view["cards"]] == [
-        {"kind": "covisited"},
+        {"kind": "covisited", "item": "Tote"},  # the title of the item it was viewed with
         {"kind": "featured"},
         {"kind": "interest", "category": "bags"},
         {"kind": "popular", "category": "hats"},
@@ -87,6 +87,8 @@ def test_the_feed_drops_unavailable_items_and_explains_the_rest_with_the_engines
         (["demoted:disliked", "popular"], {"kind": "popular_shop"}),  # a demotion is not why it is shown
         (["rule:r1", "viewed"], {"kind": "featured"}),
         (["teleported", "interest:", "viewed:x", "covisited"], {"kind": "covisited"}),  # unknown ones skipped
+        (["covisited:s9", "popular"], {"kind": "covisited", "item": "s9"}),  # no title known: the id
+        (["bought_together", "interest:hats"], {"kind": "bought_together"}),
         (["demoted:ignored"], {"kind": "popular", "category": "shoes"}),  # nothing to phrase: the fallback
         ([], {"kind": "interest", "category": "shoes"}),
     ],

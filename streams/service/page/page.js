@@ -11,7 +11,9 @@ const TEXT = {
     connecting: "connecting", live: "live", reconnecting: "reconnecting", empty: "Recommendations appear as you browse.",
     positive: (r, n) => `${Math.round(r * 100)}% positive · ${n} reviews`, noReviews: "no reviews yet",
     dislike: "Not interested",
-    reasons: { viewed: () => "you viewed it before", covisited: () => "often viewed with items you viewed",
+    reasons: { viewed: () => "you viewed it before",
+      covisited: (c, item) => (item ? `often viewed with ${item}, which you viewed` : "often viewed with items you viewed"),
+      bought_together: () => "often bought with items you bought",
       followed: () => "shoppers often view it next after items you viewed", interest: (c) => `you like ${c}`,
       popular: (c) => `popular in ${c}`, popular_shop: () => "popular in the shop", featured: () => "featured by the shop",
       new: () => "new in the shop, picked for your interests" },
@@ -29,7 +31,9 @@ const TEXT = {
     connecting: "连接中", live: "实时", reconnecting: "重新连接中", empty: "浏览商品后这里会出现推荐。",
     positive: (r, n) => `${Math.round(r * 100)}% 好评 · ${n} 条评价`, noReviews: "暂无评价",
     dislike: "不感兴趣",
-    reasons: { viewed: () => "你看过这件商品", covisited: () => "常与你看过的商品一起被浏览",
+    reasons: { viewed: () => "你看过这件商品",
+      covisited: (c, item) => (item ? `常与你看过的「${item}」一起被浏览` : "常与你看过的商品一起被浏览"),
+      bought_together: () => "常与你买过的商品一起购买",
       followed: () => "看过同样商品的人接着常看它", interest: (c) => `你喜欢 ${c}`,
       popular: (c) => `${c} 热门`, popular_shop: () => "全店热门", featured: () => "店铺精选",
       new: () => "新品，按你的兴趣挑选" },
@@ -61,7 +65,7 @@ function badge(c) {
 
 function reasonText(r) {
   const phrase = r && TEXT[state.lang].reasons[r.kind];
-  return phrase ? phrase(r.category) : "";
+  return phrase ? phrase(r.category, r.item) : "";
 }
 
 function price(p) { return p == null ? "" : `¥${Number(p).toFixed(2)}`; }
