@@ -24,6 +24,7 @@ for a compiler.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
@@ -274,6 +275,36 @@ def _held_by(holders: Any, items: Any, slot: Any, row_ids: Any, row_len: Any, at
     return held
 
 
+@dataclass(frozen=True, slots=True)
+class CovisArrays:
+    """Everything a :class:`CovisIndex` holds, by item name rather than by dense id (another
+    process assigns other dense ids): the per-item arrays for ``names`` in order, the rows in use
+    with only their filled entries (``entry_ids``, ``entry_w``: row after row, ``row_len`` each),
+    the lists' links and ends, and the interactions not yet counted."""
+
+    max_items: int
+    max_neighbors: int
+    window: int
+    names: list[str]
+    arrays: dict[str, np.ndarray]
+
+    #: The arrays' names and types, in the order a checkpoint writes them.
+    LAYOUT = (
+        ("slot", np.int32),
+        ("count", np.int64),
+        ("count_prev", np.int32),
+        ("count_next", np.int32),
+        ("owner", np.int32),
+        ("row_len", np.int32),
+        ("prev", np.int32),
+        ("next", np.int32),
+        ("meta", np.int64),
+        ("entry_ids", np.int32),
+        ("entry_w", np.float64),
+        ("pending", np.int32),
+    )
+
+
 class CovisIndex:
     """Item-to-item co-visitation counts: how often two items appear close together in one user's
     stream, in either order (``scores``) and one after the other (``following``).
@@ -352,6 +383,62 @@ class CovisIndex:
         and the read kernels' scratch; the rows' ids, weights and lengths; per id, its counted and
         pending interactions."""
         return self._slot, self._row_ids, self._row_w, self._row_len, self._at, self._count, self._pending_count
+
+    def export(self) -> CovisArrays:
+        """A copy of the whole index, compacted (rows in use, their filled entries), by item name."""
+        self._fit(len(self.ids.names), 0)
+        n = len(self.ids.names)
+        used = int(max(self._meta[_NEIGHBORS, _HIGH], self._meta[_FOLLOWERS, _HIGH]))
+        row_len = self._row_len[:, :used].copy()
+        filled = np.arange(self._row_ids.shape[2]) < row_len[..., None]
+        arrays: dict[str, np.ndarray] = {
+            "slot": self._slot[:, :n].copy(),
+            "count": self._count[:n].copy(),
+            "count_prev": self._count_prev[:n].copy(),
+            "count_next": self._count_next[:n].copy(),
+            "owner": self._owner[:, :used].copy(),
+            "row_len": row_len,
+            "prev": self._prev[:, :used].copy(),
+            "next": self._next[:, :used].copy(),
+            "meta": self._meta.copy(),
+            "entry_ids": self._row_ids[:, :used][filled],
+            "entry_w": self._row_w[:, :used][filled],
+            "pending": np.array(self._pending, np.int32),
+        }
+        return CovisArrays(self.max_items, self.max_neighbors, self.window, self.ids.names[:n], arrays)
+
+    @classmethod
+    def restore(cls, saved: CovisArrays, ids: DenseIds | None = None) -> CovisIndex:
+        """The index ``saved`` holds, over ``ids`` (names it lacks get new dense ids); ValueError
+        when the arrays do not fit together (then nothing is assigned in ``ids``)."""
+        a = _checked(saved)
+        index = cls(saved.max_items, saved.max_neighbors, saved.window, ids)
+        dense = np.array([index.ids[name] for name in saved.names], np.int32)
+
+        def remap(v: np.ndarray) -> np.ndarray:  # old dense ids to new, -1 (none) kept
+            if not len(dense):  # an empty index: every id is -1 (checked above)
+                return np.full(v.shape, -1, np.int32)
+            return np.where(v >= 0, dense[np.clip(v, 0, len(dense) - 1)], -1).astype(np.int32)
+
+        used = a["owner"].shape[1]
+        index._fit(len(index.ids.names), used)
+        index._slot[:, dense] = a["slot"]
+        index._count[dense] = a["count"]
+        index._count_prev[dense] = remap(a["count_prev"])
+        index._count_next[dense] = remap(a["count_next"])
+        index._owner[:, :used] = remap(a["owner"])
+        index._row_len[:, :used] = a["row_len"]
+        index._prev[:, :used] = a["prev"]
+        index._next[:, :used] = a["next"]
+        filled = np.arange(index._row_ids.shape[2]) < a["row_len"][..., None]
+        index._row_ids[:, :used][filled] = remap(a["entry_ids"])
+        index._row_w[:, :used][filled] = a["entry_w"]
+        index._meta[:] = a["meta"]
+        for end in (_HEAD, _TAIL):
+            index._meta[_COUNTS, end] = remap(a["meta"][_COUNTS, end : end + 1])[0]
+        index._pending = remap(a["pending"]).tolist()
+        np.add.at(index._pending_count, np.array(index._pending, np.int64), 1)
+        return index
 
     def scores(self, user: UserState, sources: int, per_source: int) -> dict[str, float]:
         """Co-visitation scores of items around the user's last ``sources`` distinct items (each
@@ -464,6 +551,69 @@ class CovisIndex:
             self._row_len = np.concatenate([self._row_len, np.zeros((2, grow), np.int32)], axis=1)
             self._prev = np.concatenate([self._prev, np.zeros((2, grow), np.int32)], axis=1)
             self._next = np.concatenate([self._next, np.zeros((2, grow), np.int32)], axis=1)
+
+
+def _checked(saved: CovisArrays) -> dict[str, np.ndarray]:
+    """``saved``'s arrays once their types, shapes and values fit together (a dense id within the
+    names, a row slot within the rows, a length within a row), so that no kernel reads outside an
+    array; ValueError naming the first that does not."""
+    a = saved.arrays
+    missing = [name for name, _ in CovisArrays.LAYOUT if name not in a]
+    if missing:
+        raise ValueError(f"missing arrays: {', '.join(missing)}")
+    for name, dtype in CovisArrays.LAYOUT:
+        if a[name].dtype != dtype:
+            raise ValueError(f"{name} is {a[name].dtype}, not {np.dtype(dtype)}")
+    if saved.max_items < 1 or saved.max_neighbors < 1 or saved.window < 0:
+        raise ValueError("max_items, max_neighbors or window out of range")
+    n, width = len(saved.names), 2 * saved.max_neighbors + 1
+    used = a["owner"].shape[1] if a["owner"].ndim == 2 else -1
+    shapes = {
+        "slot": (2, n),
+        "count": (n,),
+        "count_prev": (n,),
+        "count_next": (n,),
+        "owner": (2, used),
+        "row_len": (2, used),
+        "prev": (2, used),
+        "next": (2, used),
+        "meta": (3, 5),
+    }
+    for name, shape in shapes.items():
+        if a[name].shape != shape:
+            raise ValueError(f"{name} has shape {a[name].shape}, expected {shape}")
+    if len(set(saved.names)) != n:
+        raise ValueError("an item name appears twice")
+    if used > saved.max_items + 1:
+        raise ValueError(f"{used} rows for at most {saved.max_items} items")
+    total = int(a["row_len"].sum())
+    if a["entry_ids"].shape != (total,) or a["entry_w"].shape != (total,):
+        raise ValueError(f"{a['entry_ids'].shape[0]} row entries where the rows' lengths add up to {total}")
+    bounds = {
+        "slot": (-1, used),
+        "count_prev": (-1, n),
+        "count_next": (-1, n),
+        "owner": (0, n),
+        "row_len": (0, width + 1),
+        "prev": (-1, used),
+        "next": (-1, used),
+        "entry_ids": (0, n),
+        "pending": (0, n),
+        "count": (0, np.iinfo(np.int64).max),
+    }
+    for name, (low, high) in bounds.items():
+        v = a[name]
+        if v.size and (int(v.min()) < low or int(v.max()) >= high):
+            raise ValueError(f"{name} holds values outside [{low}, {high})")
+    meta = a["meta"]
+    for t in (_NEIGHBORS, _FOLLOWERS):
+        if not (-1 <= meta[t, _HEAD] < used and -1 <= meta[t, _TAIL] < used and -1 <= meta[t, _FREE] < used):
+            raise ValueError("a table's list ends lie outside its rows")
+        if not (0 <= meta[t, _LIVE] <= meta[t, _HIGH] <= used):
+            raise ValueError("a table's row counts do not fit its rows")
+    if not (-1 <= meta[_COUNTS, _HEAD] < n and -1 <= meta[_COUNTS, _TAIL] < n):
+        raise ValueError("the counts' list ends lie outside the items")
+    return a
 
 
 def _last_distinct(user: UserState, n: int, skip: str | None = None) -> list[str]:

@@ -4,7 +4,8 @@
 to this one), topped up with the popular items of its category when the index knows too few;
 ``bought_together`` reads a co-purchase index (a :class:`~model.covisitation.CovisIndex` fed only
 with purchases, each paired with the shopper's earlier ones). Both are kept by each worker from
-the clicks it processes, in memory; neither shows out-of-stock items or the item itself.
+the clicks it processes, in memory and in checkpoints of its data directory
+(``streams/engine/covisitation_files.py``); neither shows out-of-stock items or the item itself.
 """
 
 from __future__ import annotations

@@ -444,14 +444,17 @@ def serving_from_snapshot(
     index: CovisIndex | None = None,
     new_share: float = NEW_SHARE,
     explore_slots: int = EXPLORE_SLOTS,
+    purchases: CovisIndex | None = None,
 ) -> NeuralServingModel:
-    """The engine's factory. Pass the previous model's ``index`` to keep retrieval history across
-    snapshot swaps (or use :meth:`NeuralServingModel.with_snapshot`)."""
+    """The engine's factory. Pass the previous model's ``index`` (and ``purchases``) to keep
+    retrieval history across snapshot swaps (or use :meth:`NeuralServingModel.with_snapshot`), or
+    the indexes a worker loaded from its checkpoints."""
     return NeuralServingModel(
         snapshot,
         catalog,
         interest_half_life_s=interest_half_life_s,
         index=index,
+        purchases=purchases,
         new_share=new_share,
         explore_slots=explore_slots,
     )

@@ -165,6 +165,11 @@ class Settings:
     item_flush_s: float = _opt(
         "SHOPGUIDE_ITEM_FLUSH_S", 2.0, "How often a worker sends its item activity counts to the item table"
     )
+    covis_checkpoint_s: float = _opt(
+        "SHOPGUIDE_COVIS_CHECKPOINT_S",
+        30.0,
+        "How often a worker writes its co-visitation indexes to its data directory, also when it stops (0: never, and none is loaded at start)",
+    )
     train: bool = _opt(
         "SHOPGUIDE_TRAIN", True, "This worker may run the trainer (the group <app id>-trainer picks one that may)"
     )
@@ -328,6 +333,8 @@ class Settings:
             raise SettingsError("SHOPGUIDE_ROLLBACK_DROP must be between 0 and 1")
         if self.top_k < 1:
             raise SettingsError("SHOPGUIDE_TOP_K must be at least 1")
+        if self.covis_checkpoint_s < 0:
+            raise SettingsError("SHOPGUIDE_COVIS_CHECKPOINT_S must be >= 0")
         if not 0.0 <= self.new_share <= 1.0:
             raise SettingsError("SHOPGUIDE_NEW_SHARE must be between 0 and 1")
         if not 0 <= self.explore_slots <= self.top_k or not self.explore_below >= 0:

@@ -31,6 +31,7 @@ from state.catalog import Catalog
 from state.feedback import NEIGHBOURS_MAX
 from state.item import AlertRule, ItemState
 from state.user import UserState
+from streams.engine.covisitation_files import CovisitationFiles
 from streams.engine.holes import HoleWatch
 from streams.engine.monitor import KeyCounts, Progress, StallWatch, refresh_lag
 from streams.engine.training_host import TrainingHost
@@ -174,6 +175,11 @@ class Engine:
             action_weights=settings.action_weight_table(),
             fresh_below=settings.explore_below,
         )
+        self.covis_files = (
+            CovisitationFiles(settings.data_dir / "covisitation") if settings.covis_checkpoint_s > 0 else None
+        )
+        # Before the consumer group is joined: the first click is served with what was learned.
+        index, purchases = self.covis_files.load(self.catalog.item_ids) if self.covis_files else (None, None)
         self.keeper = ModelKeeper(
             self.catalog,
             settings.interest_half_life_s,
@@ -184,6 +190,8 @@ class Engine:
             max_step=settings.snapshot_max_step,
             new_share=settings.new_share,
             explore_slots=settings.explore_slots,
+            index=index,
+            purchases=purchases,
         )
         self.metrics.model_version.set(self.keeper.version)
         self.examples = ExampleBuilder(self.catalog, settings.interest_half_life_s)
@@ -686,6 +694,18 @@ class Engine:
         async def send_last_activity(sender: Any, **kwargs: Any) -> None:
             # Runs after the agents stopped and before Faust flushes its producer.
             await self.delivery.send(self.activity.drain(t.item_activity))
+
+        if self.covis_files is not None:
+            files = self.covis_files
+
+            @app.timer(interval=self.settings.covis_checkpoint_s)
+            async def checkpoint_covisitation() -> None:
+                await files.save(*self.related_indexes())
+
+            @app.on_before_shutdown.connect
+            async def last_covisitation_checkpoint(sender: Any, **kwargs: Any) -> None:
+                # After the agents stopped: nothing changes the indexes any more.
+                await files.save(*self.related_indexes())
 
         sources = {
             t.clicks,

@@ -32,6 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from model.candidate_features import CANDIDATE_FEATURES
+from model.covisitation import CovisIndex
 from model.errors import SnapshotError
 from model.scoring import NeuralServingModel, latest_or_warm_start, serving_from_snapshot
 from model.snapshot import Snapshot, SnapshotStore
@@ -110,8 +111,11 @@ class ModelKeeper:
         max_step: int = Settings.snapshot_max_step,
         new_share: float = Settings.new_share,
         explore_slots: int = Settings.explore_slots,
+        index: CovisIndex | None = None,
+        purchases: CovisIndex | None = None,
     ) -> None:
-        """``start`` overrides the starting point: the newest snapshot on disk, else the warm start."""
+        """``start`` overrides the starting point: the newest snapshot on disk, else the warm start;
+        ``index`` and ``purchases``: the co-visitation indexes to serve with (default: empty)."""
         directory.mkdir(parents=True, exist_ok=True)
         self._store = SnapshotStore(directory, keep=keep)
         self._catalog = catalog
@@ -126,6 +130,8 @@ class ModelKeeper:
             interest_half_life_s=interest_half_life_s,
             new_share=new_share,
             explore_slots=explore_slots,
+            index=index,
+            purchases=purchases,
         )
         self.swapped_at = time.time()
         self._previous: tuple[Snapshot, NeuralServingModel] | None = None
