@@ -4,8 +4,10 @@ The sentiment head learns with class weights (``ModelConfig.sentiment_class_weig
 probability over-states the rare class. Platt scaling (a one-feature logistic regression on the
 logit) fitted on reviews the weights did not learn from turns it back into P(positive); the
 decision threshold is then chosen on the same reviews for the best macro-F1, so the label does not
-default to the majority class. Offline training fits both on its validation share; the online
-trainer on the reviews it scored before learning from them (test-then-train). Pure numpy.
+default to the majority class; a shop may require it to find a share of the negative reviews
+(``ModelConfig.sentiment_negative_recall``). Offline training fits both on its validation share;
+the online trainer on the reviews it scored before learning from them (test-then-train). Pure
+numpy.
 """
 
 from __future__ import annotations
@@ -51,18 +53,32 @@ def macro_f1(labels: np.ndarray, predicted: np.ndarray) -> float:
     return float(np.mean(f1s))
 
 
-def macro_f1_threshold(labels: np.ndarray, probabilities: np.ndarray) -> float:
+def negative_recall(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Share of the negative (0) reviews predicted negative; 0 when there are none."""
+    negatives = np.asarray(labels) == 0
+    return float(np.mean(np.asarray(predicted)[negatives] == 0)) if negatives.any() else 0.0
+
+
+def decision_threshold(labels: np.ndarray, probabilities: np.ndarray, negative_recall_floor: float = 0.0) -> float:
     """The threshold (a multiple of 0.01 in [0.01, 0.99]) with the best macro-F1 when
-    ``probabilities >= threshold`` is "positive", the one nearest 0.5 among equals. Choose it on
+    ``probabilities >= threshold`` is "positive", among those that find at least
+    ``negative_recall_floor`` of the negative reviews, the one nearest 0.5 among equals. When none
+    does, the lowest threshold reaching the highest negative recall any reaches. Choose it on
     held-out reviews, never on those it is then measured on."""
     labels = np.asarray(labels)
     probabilities = np.asarray(probabilities)
-    best, best_f1 = 0.5, -1.0
+    best, best_f1 = None, -1.0
+    fallback, fallback_recall = 0.5, -1.0
     for t in _CANDIDATES:
-        f1 = macro_f1(labels, (probabilities >= t).astype(int))
-        if f1 > best_f1:
-            best, best_f1 = float(t), f1
-    return best
+        predicted = (probabilities >= t).astype(int)
+        recall = negative_recall(labels, predicted)
+        if recall > fallback_recall or (recall == fallback_recall and t < fallback):
+            fallback, fallback_recall = float(t), recall
+        if recall >= negative_recall_floor:
+            f1 = macro_f1(labels, predicted)
+            if f1 > best_f1:
+                best, best_f1 = float(t), f1
+    return fallback if best is None else best
 
 
 def fit_platt(logits: np.ndarray, labels: np.ndarray, iterations: int = 100) -> tuple[float, float]:
@@ -99,9 +115,12 @@ def fit_platt(logits: np.ndarray, labels: np.ndarray, iterations: int = 100) -> 
     return float(w[0]), float(w[1])
 
 
-def fit_calibration(logits: np.ndarray, labels: np.ndarray) -> SentimentCalibration | None:
-    """Platt scaling and the macro-F1 threshold on its scores, from held-out ``logits`` and their
-    ``labels`` (1 positive); None with fewer than :data:`MIN_PER_CLASS` reviews of either class."""
+def fit_calibration(
+    logits: np.ndarray, labels: np.ndarray, negative_recall_floor: float = 0.0
+) -> SentimentCalibration | None:
+    """Platt scaling and the :func:`decision_threshold` on its scores, from held-out ``logits`` and
+    their ``labels`` (1 positive); None with fewer than :data:`MIN_PER_CLASS` reviews of either
+    class."""
     labels = np.asarray(labels)
     positives = int(np.sum(labels == 1))
     if min(positives, len(labels) - positives) < MIN_PER_CLASS:
@@ -110,4 +129,4 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray) -> SentimentCalibrat
     if not (np.isfinite(slope) and np.isfinite(intercept)):
         return None
     scores = SentimentCalibration(slope, intercept, 0.5).scores(logits)
-    return SentimentCalibration(slope, intercept, macro_f1_threshold(labels, scores))
+    return SentimentCalibration(slope, intercept, decision_threshold(labels, scores, negative_recall_floor))

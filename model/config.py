@@ -85,6 +85,12 @@ class ModelConfig:
     #: A review is labelled positive when its calibrated score is at least this: chosen with the
     #: calibration, for the best macro-F1 on the same reviews.
     sentiment_threshold: float = 0.5
+    #: Share of the held-out negative reviews the decision threshold must find (a recall floor:
+    #: among the thresholds that do, the best macro-F1), for a shop that would rather see more of
+    #: its unhappy reviews than fewer false alarms. 0 chooses on macro-F1 alone. Not on by
+    #: default: 0.88 lifted English negative recall offline but cost the online model positive
+    #: recall on a 3%-negative stream (docs/sentiment.md, 2026-12-07).
+    sentiment_negative_recall: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("item_buckets", "category_buckets", "text_buckets"):
@@ -103,6 +109,9 @@ class ModelConfig:
             raise ConfigError(f"sentiment_calibration must be two finite numbers, got {calibration}")
         if not _finite_number(self.sentiment_threshold) or not 0.0 < self.sentiment_threshold < 1.0:
             raise ConfigError(f"sentiment_threshold must be in (0, 1), got {self.sentiment_threshold}")
+        floor = self.sentiment_negative_recall
+        if not _finite_number(floor) or not 0.0 <= floor <= 1.0:
+            raise ConfigError(f"sentiment_negative_recall must be in [0, 1], got {floor}")
 
     @property
     def variant(self) -> str:

@@ -198,7 +198,7 @@ class Trainer:
         if self._held_new:
             self._held_new = False
             logits, labels = zip(*self._held, strict=True)
-            fitted = fit_calibration(np.array(logits), np.array(labels))
+            fitted = fit_calibration(np.array(logits), np.array(labels), self.config.sentiment_negative_recall)
             if fitted is not None:
                 self.config = fitted.applied_to(self.config)
         return self.config

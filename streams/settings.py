@@ -192,6 +192,11 @@ class Settings:
         0,
         "Niceness added to the trainer process: 19 serves first (queueing under load a third to a half of that at 0) but delays snapshots",
     )
+    sentiment_negative_recall: float = _opt(
+        "SHOPGUIDE_SENTIMENT_NEGATIVE_RECALL",
+        0.0,
+        "Share of the negative reviews the trainer's sentiment threshold must find among the reviews it calibrates on (0: best macro-F1 alone)",
+    )
     snapshots_kept: int = _opt("SHOPGUIDE_SNAPSHOTS_KEPT", 5, "Snapshots a worker keeps on disk (newest first)")
     rollback_drop: float = _opt(
         "SHOPGUIDE_ROLLBACK_DROP", 0.5, "Roll back a snapshot whose hit rate falls below (1 - this) x the recent rate"
@@ -337,6 +342,8 @@ class Settings:
             raise SettingsError("SHOPGUIDE_COVIS_CHECKPOINT_S must be >= 0")
         if not 0.0 <= self.new_share <= 1.0:
             raise SettingsError("SHOPGUIDE_NEW_SHARE must be between 0 and 1")
+        if not 0.0 <= self.sentiment_negative_recall <= 1.0:
+            raise SettingsError("SHOPGUIDE_SENTIMENT_NEGATIVE_RECALL must be between 0 and 1")
         if not 0 <= self.explore_slots <= self.top_k or not self.explore_below >= 0:
             raise SettingsError(
                 "SHOPGUIDE_EXPLORE_SLOTS must be between 0 and SHOPGUIDE_TOP_K, SHOPGUIDE_EXPLORE_BELOW >= 0"

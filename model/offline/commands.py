@@ -102,6 +102,9 @@ def _config(args: argparse.Namespace) -> ModelConfig:
         config = config.with_(uncertainty_weighting=True)
     if getattr(args, "no_class_weights", False):
         config = config.with_(sentiment_class_weights=False)
+    floor = getattr(args, "negative_recall", None)
+    if floor is not None:
+        config = config.with_(sentiment_negative_recall=floor)
     return config
 
 
@@ -576,6 +579,13 @@ def register(subparsers: Any) -> None:
     )
     sent.add_argument(
         "--no-class-weights", action="store_true", help="train the model without class weights in the sentiment loss"
+    )
+    sent.add_argument(
+        "--negative-recall",
+        type=float,
+        metavar="FLOOR",
+        help="choose the decision threshold among those finding at least FLOOR of the validation "
+        "share's negative reviews (default: the model's, ModelConfig.sentiment_negative_recall)",
     )
     _common(sent)
     sent.set_defaults(func=cmd_evaluate_sentiment)

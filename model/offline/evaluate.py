@@ -461,7 +461,9 @@ def train_sentiment(
 def calibrated_on(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> Snapshot:
     """``snapshot`` with its sentiment calibration and threshold fitted on ``rows`` (held out from
     its training), unchanged when they hold too few reviews of a class."""
-    fitted = fit_calibration(snapshot_logits(snapshot, rows), np.array([r.label for r in rows]))
+    fitted = fit_calibration(
+        snapshot_logits(snapshot, rows), np.array([r.label for r in rows]), snapshot.config.sentiment_negative_recall
+    )
     return snapshot if fitted is None else replace(snapshot, config=fitted.applied_to(snapshot.config))
 
 

@@ -63,6 +63,7 @@ class TrainingHost:
                 full_interval_s=s.snapshot_full_interval_s,
                 threads=s.trainer_threads,
                 nice=s.trainer_nice,
+                sentiment_negative_recall=s.sentiment_negative_recall,
             )
         return self.trainer
 

@@ -12,6 +12,7 @@ fall ever further behind it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -53,6 +54,7 @@ def _child(
     parent: int,
     threads: int,
     nice: int,
+    sentiment_negative_recall: float,
 ) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # A trainer on every core (TensorFlow's default) takes CPU from the worker's event loop, and on
@@ -71,7 +73,12 @@ def _child(
     from model.training import Trainer
 
     start = Snapshot.from_bytes(resume) if resume else None
-    trainer = Trainer(start.config if start else ModelConfig(), seed=seed, resume=start)
+    # The shop's recall floor, not the one the snapshot was trained with, sets the threshold the
+    # trainer chooses at each export.
+    config = (start.config if start else ModelConfig()).with_(sentiment_negative_recall=sentiment_negative_recall)
+    if start is not None:
+        start = dataclasses.replace(start, config=config)
+    trainer = Trainer(config, seed=seed, resume=start)
     batch_size = trainer.config.batch_size
     pending: list[Any] = []
     newest = trained_until = 0.0
@@ -129,6 +136,7 @@ class TrainerProcess:
         threads: int = 1,
         nice: int = 0,
         backlog: int = 8,
+        sentiment_negative_recall: float = 0.0,
     ) -> None:
         ctx = mp.get_context("spawn")  # never fork a process that runs threads
         self._inbox = ctx.Queue(maxsize=backlog)
@@ -146,6 +154,7 @@ class TrainerProcess:
                 os.getpid(),
                 threads,
                 nice,
+                sentiment_negative_recall,
             ),
             daemon=True,
             name="shopguide-trainer",

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.calibration import MIN_PER_CLASS, fit_calibration, fit_platt, macro_f1, macro_f1_threshold, sigmoid
+from model.calibration import (
+    MIN_PER_CLASS,
+    decision_threshold,
+    fit_calibration,
+    fit_platt,
+    macro_f1,
+    negative_recall,
+    sigmoid,
+)
 from model.config import ModelConfig
 from model.errors import ConfigError
 from model.offline.evaluate import classification_figures, expected_calibration_error
@@ -24,12 +32,36 @@ def test_macro_f1_threshold_is_chosen_from_the_scores_it_is_given() -> None:
     separates them (the lowest of the equally perfect ones nearest 0.5)."""
     labels = np.array([0, 0, 1, 1, 1, 1])
     scores = np.array([0.6, 0.7, 0.8, 0.85, 0.9, 0.9])
-    threshold = macro_f1_threshold(labels, scores)
+    threshold = decision_threshold(labels, scores)
     assert threshold == pytest.approx(0.71)
     assert classification_figures(labels, scores, threshold)["macro_f1"] == 1.0
     assert classification_figures(labels, scores)["negative_recall"] == 0.0
     # Scores already separated at 0.5: 0.5 stays.
-    assert macro_f1_threshold(labels, np.array([0.1, 0.2, 0.8, 0.8, 0.9, 0.9])) == 0.5
+    assert decision_threshold(labels, np.array([0.1, 0.2, 0.8, 0.8, 0.9, 0.9])) == 0.5
+
+
+def test_a_negative_recall_floor_trades_macro_f1_for_found_negatives() -> None:
+    """Four negatives, one scored among the positives: the best macro-F1 (0.41-0.75, 0.5 kept)
+    misses it; a floor of 1.0 raises the threshold just past it (0.86), at a lower macro-F1."""
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    scores = np.array([0.2, 0.3, 0.4, 0.85, 0.75, 0.8, 0.9, 0.9, 0.95, 0.95])
+    free = decision_threshold(labels, scores)
+    assert free == 0.5
+    assert negative_recall(labels, (scores >= free).astype(int)) == 0.75
+    floored = decision_threshold(labels, scores, negative_recall_floor=1.0)
+    assert floored == pytest.approx(0.86)
+    assert negative_recall(labels, (scores >= floored).astype(int)) == 1.0
+    assert macro_f1(labels, (scores >= floored).astype(int)) < macro_f1(labels, (scores >= free).astype(int))
+    # A floor already met by the best macro-F1 changes nothing.
+    assert decision_threshold(labels, scores, negative_recall_floor=0.75) == free
+
+
+def test_an_unreachable_floor_takes_the_lowest_threshold_with_the_highest_recall() -> None:
+    """A negative scored 1.0 is never found below the top candidate; the others all are from 0.41
+    on, so no threshold reaches recall 1 and the lowest reaching 0.75 is kept."""
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    scores = np.array([0.2, 0.3, 0.4, 1.0, 0.8, 0.9, 0.9])
+    assert decision_threshold(labels, scores, negative_recall_floor=1.0) == pytest.approx(0.41)
 
 
 def test_macro_f1_is_the_mean_of_both_classes_f1() -> None:
@@ -90,6 +122,8 @@ def test_the_calibration_travels_in_the_config_and_old_configs_keep_today_s_rule
         {"sentiment_calibration": (1.0, float("nan"))},
         {"sentiment_calibration": (1.0,)},
         {"sentiment_calibration": ("a", 0.0)},
+        {"sentiment_negative_recall": 1.5},
+        {"sentiment_negative_recall": float("nan")},
     ],
 )
 def test_a_malformed_calibration_is_a_config_error(change: dict[str, object]) -> None:

@@ -81,9 +81,11 @@ def test_evaluate_sentiment_json(tmp_path) -> None:
     lines = ["cat,label,review"] + [f"shop{i % 2},{label},{text}" for i, (text, _, label) in enumerate(REVIEWS * 12)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "sent.json"
-    assert main(["evaluate", "sentiment", "--path", str(path), "--json", str(out), "--epochs", "2"]) == 0
+    args = ["evaluate", "sentiment", "--path", str(path), "--json", str(out), "--epochs", "2"]
+    assert main([*args, "--negative-recall", "0.9"]) == 0
     payload = json.loads(out.read_text())
     assert payload["task"] == "sentiment" and payload["n"] == len(REVIEWS) * 12 // 5 + 1
+    assert payload["config"]["sentiment_negative_recall"] == 0.9
     methods = ("model", "model_uncalibrated", "tfidf_logreg", "tfidf_logreg_balanced")
     assert set(payload["results"]) == set(methods) and set(payload["macro_f1"]) == set(methods)
     for method in methods:
