@@ -22,6 +22,7 @@ class Kernels:
     scores: Any = None
     following: Any = None
     retrieve: Any = None
+    retrieve_many: Any = None
 
 
 def compiled() -> type[Kernels]:
@@ -49,14 +50,15 @@ def warm(cache_dir: Path | None = None) -> float:
     # Callees first: a kernel calls the module globals they replace as compiled functions.
     for module, names in (
         (covisitation, ("_link_last", "_unlink", "_accumulate", "_scores", "_following")),
-        (retrieval, ("_mark", "_take", "_rank_of")),
+        (retrieval, ("_mark", "_take", "_rank_of", "_retrieve")),
     ):
         for name in names:
             if not isinstance(getattr(module, name), numba.core.registry.CPUDispatcher):
                 setattr(module, name, njit(getattr(module, name)))
     Kernels.observe = njit(covisitation._observe)
     Kernels.scores, Kernels.following = covisitation._scores, covisitation._following
-    Kernels.retrieve = njit(retrieval._retrieve)
+    Kernels.retrieve = retrieval._retrieve
+    Kernels.retrieve_many = njit(retrieval._retrieve_many)
     retrieval.warm_up()
     spent = time.perf_counter() - t0
     log.info("kernels: ready in %.1f s", spent)
