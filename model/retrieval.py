@@ -173,13 +173,16 @@ class RetrievedPool(CandidatePool):
         ok = ~a.present[ids] | a.in_stock[ids]
         if excluded:
             known = [i for i in map(catalog.item_ids.get, excluded) if i is not None]
-            ok &= ~np.isin(ids, known)
+            flags = _flags(len(catalog.item_ids.names))
+            flags[known] = True
+            ok &= ~flags[ids]
+            flags[known] = False
         return np.flatnonzero(ok).tolist()
 
     def with_extra(self, more: Iterable[str]) -> CandidatePool:
         ids = self._request.catalog.item_ids
         extra = ids.of(more)
-        if not len(extra) or np.isin(extra, self._ids).all():
+        if all((self._ids == e).any() for e in extra.tolist()):
             return self
         return self._request.run(np.concatenate([self._ids[self.retrieved :], extra]))
 
@@ -354,11 +357,12 @@ def _offsets(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 class _Scratch:
     """The kernel's scratch arrays (a worker's event loop is one thread): per item id -1, per
-    category id 0, on entry and on return."""
+    category id 0, on entry and on return; and :func:`_flags`'s."""
 
     mark = np.full(0, -1, np.int32)
     shares = np.zeros(0, np.float64)
     recent = np.zeros(0, np.float64)
+    flags = np.zeros(0, np.bool_)
 
 
 def _scratch(items: int, categories: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -368,6 +372,13 @@ def _scratch(items: int, categories: int) -> tuple[np.ndarray, np.ndarray, np.nd
         size = max(categories, 2 * len(_Scratch.shares), 256)
         _Scratch.shares, _Scratch.recent = np.zeros(size, np.float64), np.zeros(size, np.float64)
     return _Scratch.mark, _Scratch.shares, _Scratch.recent
+
+
+def _flags(items: int) -> np.ndarray:
+    """A scratch flag per item id, False on entry and to be left so (one thread, as above)."""
+    if len(_Scratch.flags) < items:
+        _Scratch.flags = np.zeros(max(items, 2 * len(_Scratch.flags), 1024), np.bool_)
+    return _Scratch.flags
 
 
 def _mark(source: Any, n: int, mark: Any) -> None:
