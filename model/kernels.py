@@ -25,6 +25,7 @@ class Kernels:
     held_by: Any = None
     origins: Any = None
     retrieve: Any = None
+    retrieve_many: Any = None
 
 
 def compiled() -> type[Kernels]:
@@ -52,7 +53,7 @@ def warm(cache_dir: Path | None = None) -> float:
     # Callees first: a kernel calls the module globals they replace as compiled functions.
     for module, names in (
         (covisitation, ("_link_last", "_unlink", "_accumulate", "_scores", "_following", "_sources_of", "_held_by")),
-        (retrieval, ("_mark", "_take", "_rank_of")),
+        (retrieval, ("_mark", "_take", "_rank_of", "_retrieve")),
     ):
         for name in names:
             if not isinstance(getattr(module, name), numba.core.registry.CPUDispatcher):
@@ -61,7 +62,8 @@ def warm(cache_dir: Path | None = None) -> float:
     Kernels.scores, Kernels.following = covisitation._scores, covisitation._following
     Kernels.sources_of, Kernels.held_by = covisitation._sources_of, covisitation._held_by
     Kernels.origins = njit(reasons._origins)
-    Kernels.retrieve = njit(retrieval._retrieve)
+    Kernels.retrieve = retrieval._retrieve
+    Kernels.retrieve_many = njit(retrieval._retrieve_many)
     retrieval.warm_up()
     reasons.warm_up()
     spent = time.perf_counter() - t0

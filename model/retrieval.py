@@ -20,7 +20,6 @@ import math
 import weakref
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ from model.candidate_features import N_CANDIDATE_FEATURES
 from model.covisitation import CovisIndex
 from model.features import id_buckets
 from state.catalog import Catalog, DenseIds
-from state.user import ACTION_WEIGHT, UserState
+from state.user import UserState
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,13 +193,16 @@ class RetrievedPool(CandidatePool):
         ok = ~a.present[ids] | a.in_stock[ids]
         if excluded:
             known = [i for i in map(catalog.item_ids.get, excluded) if i is not None]
-            ok &= ~np.isin(ids, known)
+            flags = _flags(len(catalog.item_ids.names))
+            flags[known] = True
+            ok &= ~flags[ids]
+            flags[known] = False
         return np.flatnonzero(ok).tolist()
 
     def with_extra(self, more: Iterable[str]) -> CandidatePool:
         ids = self._request.catalog.item_ids
         extra = ids.of(more)
-        if not len(extra) or np.isin(extra, self._ids).all():
+        if all((self._ids == e).any() for e in extra.tolist()):
             return self
         return self._request.run(np.concatenate([self._ids[self.retrieved :], extra]))
 
@@ -264,7 +266,22 @@ def retrieve(
     return request.run(catalog.item_ids.of(extra))
 
 
-_ITEM, _ACTION, _TS, _CATEGORY = (attrgetter(name) for name in ("item_id", "action", "ts", "category"))
+def retrieve_many(
+    users: Sequence[UserState],
+    now: float,
+    catalog: Catalog,
+    index: CovisIndex,
+    interests: Sequence[list[tuple[str, float]]],
+    config: RetrievalConfig = RetrievalConfig(),
+) -> list[RetrievedPool]:
+    """:func:`retrieve` for several users at one moment, without extras (``interests[n]`` are
+    ``users[n]``'s): the same pools, from one call of the kernel instead of one per user."""
+    if index.ids is not catalog.item_ids:
+        raise ValueError("retrieval needs a co-visitation index over the catalog's item ids")
+    if not users:
+        return []
+    requests = [_Request(u, now, catalog, index, i, config) for u, i in zip(users, interests, strict=True)]
+    return _run_many(requests)
 
 
 class _Request:
@@ -283,12 +300,9 @@ class _Request:
     ) -> None:
         self.catalog, self.index = catalog, index
         recent = user.recent
-        item_ids, category_ids = catalog.item_ids, catalog.category_ids
+        category_ids = catalog.category_ids
         m = len(recent)
-        r_ids = item_ids.of(map(_ITEM, recent), m)
-        r_w = np.fromiter(map(ACTION_WEIGHT.__getitem__, map(_ACTION, recent)), np.float64, m)
-        r_ts = np.fromiter(map(_TS, recent), np.float64, m)
-        r_cat = category_ids.of(map(_CATEGORY, recent), m)
+        r_ids, r_w, r_ts, r_cat = user.recent_arrays(catalog.item_ids, category_ids).views()
         last_category = recent[-1].category if recent else ""
         wanted = [c for c, _ in interests[: config.categories]]
         if last_category and last_category not in wanted:
@@ -317,13 +331,58 @@ class _Request:
         return RetrievedPool(self, ids, int(retrieved), cats, features)
 
 
+#: Which of a request's arguments are arrays, grouped by the offsets they share when several
+#: requests are concatenated: the recent items, the popular list, the categories' popular items
+#: and their ranks, the interest shares.
+_GROUPS = ((0, 1, 2, 3), (4,), (5, 6), (7, 8))
+
+
+def _run_many(requests: Sequence[_Request]) -> list[RetrievedPool]:
+    """Each request's pool (without extras), from one kernel call over their concatenated
+    arguments. The requests share a catalog, an index and bounds."""
+    first = requests[0]
+    catalog, index = first.catalog, first.index
+    index.settle()
+    a = catalog.arrays
+    scratch = _scratch(len(catalog.item_ids.names), len(catalog.category_ids.names))
+    columns = list(zip(*(r.args for r in requests), strict=True))
+    grouped: list[np.ndarray] = []
+    for group in _GROUPS:
+        for j in group:
+            grouped.append(np.concatenate(columns[j]))
+        grouped.append(_offsets(columns[group[0]]))
+    per_request = (
+        np.array(columns[9], np.int64),
+        np.array(columns[15], np.float64),
+        np.array(columns[16], np.float64),
+    )
+    none = np.zeros(0, np.int32)
+    ids, retrieved, cats, features, at = kernels.compiled().retrieve_many(
+        *grouped, *per_request, *first.args[10:15], none, np.zeros(len(requests) + 1, np.int64),
+        *index.arrays(), a.present, a.pop_log, a.category, *scratch,
+    )  # fmt: skip
+    bounds = at.tolist()
+    return [
+        RetrievedPool(request, ids[s:e], int(got), cats[s:e], features[s:e])
+        for request, s, e, got in zip(requests, bounds[:-1], bounds[1:], retrieved.tolist(), strict=True)
+    ]
+
+
+def _offsets(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Where each of ``arrays`` starts in their concatenation, and their total length last."""
+    out = np.zeros(len(arrays) + 1, np.int64)
+    np.cumsum([len(x) for x in arrays], out=out[1:])
+    return out
+
+
 class _Scratch:
     """The kernel's scratch arrays (a worker's event loop is one thread): per item id -1, per
-    category id 0, on entry and on return."""
+    category id 0, on entry and on return; and :func:`_flags`'s."""
 
     mark = np.full(0, -1, np.int32)
     shares = np.zeros(0, np.float64)
     recent = np.zeros(0, np.float64)
+    flags = np.zeros(0, np.bool_)
 
 
 def _scratch(items: int, categories: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -333,6 +392,13 @@ def _scratch(items: int, categories: int) -> tuple[np.ndarray, np.ndarray, np.nd
         size = max(categories, 2 * len(_Scratch.shares), 256)
         _Scratch.shares, _Scratch.recent = np.zeros(size, np.float64), np.zeros(size, np.float64)
     return _Scratch.mark, _Scratch.shares, _Scratch.recent
+
+
+def _flags(items: int) -> np.ndarray:
+    """A scratch flag per item id, False on entry and to be left so (one thread, as above)."""
+    if len(_Scratch.flags) < items:
+        _Scratch.flags = np.zeros(max(items, 2 * len(_Scratch.flags), 1024), np.bool_)
+    return _Scratch.flags
 
 
 def _mark(source: Any, n: int, mark: Any) -> None:
@@ -505,6 +571,54 @@ def _retrieve(
     return ids, retrieved, cats, out
 
 
+def _retrieve_many(
+    r_ids: Any, r_w: Any, r_ts: Any, r_cat: Any, r_at: Any, popular: Any, pop_at: Any,
+    cat_items: Any, cat_ranks: Any, cat_at: Any, share_cats: Any, shares: Any, share_at: Any,
+    last_cat: Any, now: Any, user_size: Any,
+    history: int, covis_sources: int, covis_per_source: int, covis_max: int, after_sources: int,
+    extra: Any, extra_at: Any,
+    slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any, count: Any, pending: Any,
+    present: Any, pop_log: Any, item_cat: Any,
+    mark: Any, cat_share: Any, cat_recent: Any,
+) -> Any:  # fmt: skip
+    """:func:`_retrieve` for each of several requests whose arrays are concatenated (request
+    ``k``'s recent items are ``r_*[r_at[k]:r_at[k + 1]]``, its popular list
+    ``popular[pop_at[k]:pop_at[k + 1]]``, and so on; ``last_cat``, ``now`` and ``user_size`` hold
+    one value per request): every request's candidates, category ids and rows, concatenated
+    (request ``k``'s are ``[offsets[k]:offsets[k + 1]]``), how many of each request's were
+    retrieved, and the offsets."""
+    n_req = last_cat.shape[0]
+    parts = []
+    for k in range(n_req):
+        r0, r1, c0, c1, s0, s1 = r_at[k], r_at[k + 1], cat_at[k], cat_at[k + 1], share_at[k], share_at[k + 1]
+        parts.append(
+            _retrieve(
+                r_ids[r0:r1], r_w[r0:r1], r_ts[r0:r1], r_cat[r0:r1], popular[pop_at[k] : pop_at[k + 1]],
+                cat_items[c0:c1], cat_ranks[c0:c1], share_cats[s0:s1], shares[s0:s1], last_cat[k],
+                history, covis_sources, covis_per_source, covis_max, after_sources,
+                now[k], user_size[k], extra[extra_at[k] : extra_at[k + 1]],
+                slot, row_ids, row_w, row_len, at, count, pending, present, pop_log, item_cat,
+                mark, cat_share, cat_recent,
+            )
+        )  # fmt: skip
+    offsets = np.zeros(n_req + 1, np.int64)
+    for k in range(n_req):
+        offsets[k + 1] = offsets[k] + parts[k][0].shape[0]
+    total = offsets[n_req]
+    ids = np.empty(total, np.int32)
+    retrieved = np.empty(n_req, np.int64)
+    cats = np.empty(total, np.int32)
+    out = np.empty((total, N_CANDIDATE_FEATURES), np.float32)
+    for k in range(n_req):
+        p_ids, p_retrieved, p_cats, p_out = parts[k]
+        s, e = offsets[k], offsets[k + 1]
+        ids[s:e] = p_ids
+        retrieved[k] = p_retrieved
+        cats[s:e] = p_cats
+        out[s:e] = p_out
+    return ids, retrieved, cats, out, offsets
+
+
 def warm_up() -> None:
     """Run every kernel once on a tiny catalog and index (``model.kernels.warm``)."""
     from state.item import ItemState
@@ -523,3 +637,4 @@ def warm_up() -> None:
     index.sources_of(user, 1, 1, ["b", "a"])
     index.held_by(["a"], ["b", "a"])
     retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"])
+    retrieve_many([user, UserState()], 2.0, catalog, index, [[("c", 1.0)], []])

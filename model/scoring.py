@@ -32,7 +32,7 @@ from model.features import (
 from model.ranking import Ranking
 from model.reasons import Origins, reasons
 from model.related import observe_purchase
-from model.retrieval import CandidatePool, RetrievalConfig, retrieve
+from model.retrieval import CandidatePool, RetrievalConfig, retrieve, retrieve_many
 from model.rules import RulePlan, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
@@ -281,6 +281,11 @@ class NeuralServingModel:
         interests = user.interest_weights(now, half_life, self.config.interests)
         return retrieve(user, now, self.catalog, self.index, interests, self.retrieval, extra)
 
+    def pools(self, users: Sequence[UserState], now: float) -> list[CandidatePool]:
+        """:meth:`pool` for each of ``users`` at ``now``, in one retrieval pass."""
+        interests = [u.interest_weights(now, self.half_life, self.config.interests) for u in users]
+        return list(retrieve_many(users, now, self.catalog, self.index, interests, self.retrieval))
+
     def user_inputs(self, users: Sequence[UserState], now: float) -> dict[str, np.ndarray]:
         contexts = [user_context(u, now, self.config, self.half_life) for u in users]
         return self._inputs(contexts, [""] * len(users))
@@ -302,9 +307,12 @@ class NeuralServingModel:
         (by this model or one that :meth:`retrieves_like` it; None: retrieve that user's)."""
         x = self.user_inputs(users, now)
         z, _ = self.net.towers(x)
-        known = pools if pools is not None else [None] * len(users)
-        found = [p if p is not None else self.pool(u, now) for u, p in zip(users, known, strict=True)]
-        return ScoredBatch(users, now, x, z, found, self.score_pools(z["recommend"], found))
+        found: list[CandidatePool | None] = list(pools) if pools is not None else [None] * len(users)
+        missing = [n for n, p in enumerate(found) if p is None]
+        for n, pool in zip(missing, self.pools([users[n] for n in missing], now), strict=True):
+            found[n] = pool
+        retrieved = [p for p in found if p is not None]
+        return ScoredBatch(users, now, x, z, retrieved, self.score_pools(z["recommend"], retrieved))
 
     def recommend_scored(
         self, scored: ScoredBatch, k: int, plans: Sequence[RulePlan | None] | None = None, *, interests: bool = True
@@ -326,6 +334,7 @@ class NeuralServingModel:
         half-life and how many a snapshot's config keeps). The weights play no part."""
         return (
             type(self).pool is type(other).pool
+            and type(self).pools is type(other).pools
             and self.catalog is other.catalog
             and self.index is other.index
             and self.retrieval == other.retrieval

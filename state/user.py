@@ -15,6 +15,7 @@ from state.codec import decode, encode
 from state.decay import DecayedWeights
 from state.dedup import AppliedLog
 from state.feedback import Feedback
+from state.recent_arrays import RecentArrays
 
 ACTIONS: tuple[str, ...] = ("view", "click", "cart", "fav", "buy")
 ACTION_INDEX: dict[str, int] = {a: i for i, a in enumerate(ACTIONS)}
@@ -127,6 +128,8 @@ class UserState:
     last: PublishedRecommendation | None = None
     applied: AppliedLog = field(default_factory=AppliedLog)
     feedback: Feedback = field(default_factory=Feedback)  # dislikes and ignored items, no engagement
+    #: ``recent`` over a process's dense ids, built by :meth:`recent_arrays`; resident only.
+    _arrays: RecentArrays | None = field(default=None, init=False, repr=False, compare=False)
 
     def apply_click(
         self,
@@ -141,9 +144,13 @@ class UserState:
         catalog knows it; ``weights``: each action's weight in the interests."""
         self.counts[ACTION_INDEX[action]] += 1
         self.feedback.acted(item_id)
-        self.recent.append(RecentItem(item_id, action, ts, category))
+        newest = RecentItem(item_id, action, ts, category)
+        self.recent.append(newest)
         if len(self.recent) > RECENT_MAX:
             del self.recent[: len(self.recent) - RECENT_MAX]
+        arrays = self._arrays
+        if arrays is not None and arrays.last is (self.recent[-2] if len(self.recent) > 1 else None):
+            arrays.append(item_id, ACTION_WEIGHT[action], ts, category, len(self.recent), newest)
         if category:
             self.interests.add(category, weights[action], ts, half_life_s)
             self.interests.keep_largest(INTERESTS_MAX)
@@ -153,6 +160,31 @@ class UserState:
             self.bought.append(item_id)
             if len(self.bought) > BOUGHT_MAX:
                 del self.bought[: len(self.bought) - BOUGHT_MAX]
+
+    def recent_arrays(self, item_ids: dict[str, int], category_ids: dict[str, int]) -> RecentArrays:
+        """:attr:`recent` as arrays over these dense ids (``Catalog.item_ids``, ``category_ids``;
+        ids assigned to names new to them), with :data:`ACTION_WEIGHT`'s weights: kept with the
+        state and extended by :meth:`apply_click`, built again when ``recent`` was changed
+        otherwise or other ids are asked for."""
+        arrays, recent = self._arrays, self.recent
+        if (
+            arrays is None
+            or arrays.item_ids is not item_ids
+            or arrays.category_ids is not category_ids
+            or len(arrays) != len(recent)
+            or arrays.last is not (recent[-1] if recent else None)
+        ):
+            arrays = self._arrays = RecentArrays(
+                item_ids,
+                category_ids,
+                [r.item_id for r in recent],
+                [ACTION_WEIGHT[r.action] for r in recent],
+                [r.ts for r in recent],
+                [r.category for r in recent],
+                RECENT_MAX,
+                recent[-1] if recent else None,
+            )
+        return arrays
 
     def apply_review(self) -> None:
         self.reviews += 1

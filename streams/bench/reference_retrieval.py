@@ -30,6 +30,9 @@ class ReferenceServingModel(NeuralServingModel):
         interests = user.interest_weights(now, half_life, self.config.interests)
         return reference_retrieve(user, now, self.catalog, self.index, interests, self.retrieval, extra)
 
+    def pools(self, users: Sequence[UserState], now: float) -> list[CandidatePool]:
+        return [self.pool(user, now) for user in users]
+
 
 class ReferencePool(CandidatePool):
     """A pool of :func:`reference_retrieve`, which adds extras with its feature function."""

@@ -11,7 +11,7 @@ import pytest
 from model import kernels
 from model.candidate_features import N_CANDIDATE_FEATURES
 from model.covisitation import CovisIndex
-from model.retrieval import RetrievalConfig, retrieve
+from model.retrieval import RetrievalConfig, retrieve, retrieve_many
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import ACTIONS, UserState
@@ -92,12 +92,31 @@ def test_the_kernel_retrieves_exactly_what_the_python_retrieval_did(seed: int) -
     assert (nonzero > 0).all(), "every feature's formula is compared on some non-zero value"
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_one_pass_for_many_users_retrieves_what_one_pass_per_user_does(seed: int) -> None:
+    """The batched kernel: each user's pool equal to :func:`retrieve`'s, extras added alike."""
+    catalog, index, _, users, now, rng = _shop(seed)
+    config = RetrievalConfig(covis_max=int(rng.integers(1, 40)), popular=int(rng.integers(0, 30)))
+    everyone = [*users, UserState(), *users[:3]]
+    interests = [[*u.interest_weights(now, HALF_LIFE, 5), ("unknown-category", 0.25)] for u in everyone]
+    pools = retrieve_many(everyone, now, catalog, index, interests, config)
+    assert len(pools) == len(everyone)
+    for user, wanted, pool in zip(everyone, interests, pools, strict=True):
+        alone = retrieve(user, now, catalog, index, wanted, config)
+        assert pool.ids.tolist() == alone.ids.tolist() and pool.retrieved == alone.retrieved
+        assert pool.categories == alone.categories
+        assert pool.features.tobytes() == alone.features.tobytes()
+        more = [f"i{int(rng.integers(90))}" for _ in range(3)]
+        assert pool.with_extra(more).features.tobytes() == alone.with_extra(more).features.tobytes()
+    assert retrieve_many([], now, catalog, index, [], config) == []
+
+
 def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
     """After :func:`model.kernels.warm`, observing, reading and retrieving compile nothing more
     (no event waits for numba)."""
     kernels.warm()
     compiled = kernels.compiled()
-    every = (compiled.observe, compiled.scores, compiled.following, compiled.retrieve)
+    every = (compiled.observe, compiled.scores, compiled.following, compiled.retrieve, compiled.retrieve_many)
     before = [len(k.signatures) for k in every]
     catalog = Catalog(HALF_LIFE)
     index, user = CovisIndex(max_items=3, max_neighbors=1, ids=catalog.item_ids), UserState()
@@ -107,4 +126,5 @@ def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
         index.scores(user, 10, 30)
         index.following(user, 5)
         retrieve(user, 1000.0 + t, catalog, index, [("c", 1.0)], extra=["x"])
-    assert before == [1, 1, 1, 1] and [len(k.signatures) for k in every] == before
+        retrieve_many([user, UserState()], 1000.0 + t, catalog, index, [[("c", 1.0)], []])
+    assert before == [1, 1, 1, 1, 1] and [len(k.signatures) for k in every] == before

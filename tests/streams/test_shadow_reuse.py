@@ -48,6 +48,10 @@ class CountingModel(NeuralServingModel):
         CountingModel.retrieved += 1
         return super().pool(user, now, extra, half_life_s)
 
+    def pools(self, users: Sequence[UserState], now: float) -> list[CandidatePool]:
+        CountingModel.retrieved += len(users)
+        return super().pools(users, now)
+
 
 def dump(obj: object) -> bytes:
     return json.dumps(obj).encode()
