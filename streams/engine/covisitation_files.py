@@ -30,9 +30,10 @@ class CovisitationFiles:
         self._lock = asyncio.Lock()
 
     def load(self, item_ids: DenseIds) -> tuple[CovisIndex, CovisIndex]:
-        """The saved indexes (the viewed-together one over the catalog's ``item_ids``), each empty
-        when its file is missing or refused."""
-        return self.views.load(CovisIndex(ids=item_ids)), self.purchases.load(CovisIndex())
+        """The saved indexes, both over the catalog's ``item_ids`` (retrieval and the reasons' one
+        compiled lookup read them by the catalog's dense ids), each empty when its file is missing
+        or refused."""
+        return self.views.load(CovisIndex(ids=item_ids)), self.purchases.load(CovisIndex(ids=item_ids))
 
     async def save(self, index: CovisIndex, purchases: CovisIndex) -> None:
         """Copy both indexes now and write them in a thread. A write that fails (a full disk) is

@@ -31,7 +31,7 @@ def test_both_indexes_come_back_over_the_catalogs_ids(tmp_path: Path) -> None:
     catalog_ids = DenseIds(["z", "c"])
     views, bought = CovisitationFiles(tmp_path).load(catalog_ids)
     assert views.ids is catalog_ids and views.scores(user, 10, 30) == index.scores(user, 10, 30) != {}
-    assert bought.neighbours("a") == purchases.neighbours("a") == {"b": 1.0, "c": 1.0}
+    assert bought.ids is catalog_ids and bought.neighbours("a") == purchases.neighbours("a") == {"b": 1.0, "c": 1.0}
 
 
 def test_a_failed_write_is_logged_and_keeps_the_previous_checkpoint(
