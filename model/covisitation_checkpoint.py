@@ -13,16 +13,15 @@ and the worker starts with an empty index as it would without one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 
+from model.atomic_file import write_atomically
 from model.covisitation import CovisArrays, CovisIndex
 
 log = logging.getLogger(__name__)
@@ -96,22 +95,7 @@ class CovisCheckpoint:
         size in bytes."""
         data = encode(saved)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            raise
-        fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomically(self.path, data, sync_directory=True)
         return len(data)
 
     def load(self, expected: CovisIndex) -> CovisIndex:

@@ -27,10 +27,8 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import struct
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from model.atomic_file import write_atomically
 from model.config import ModelConfig, weight_shapes
 from model.errors import ConfigError, SnapshotError
 
@@ -350,7 +349,7 @@ class SnapshotStore:
         if versions and snapshot.version <= versions[-1]:
             raise SnapshotError(f"version {snapshot.version} is not newer than the stored {versions[-1]}")
         target = self.path(snapshot.version)
-        _write_atomically(target, snapshot.to_bytes(**encode))
+        write_atomically(target, snapshot.to_bytes(**encode))
         for old in self.versions()[: -self.keep] if self.keep > 0 else []:
             self.path(old).unlink(missing_ok=True)
         return target
@@ -383,16 +382,3 @@ class SnapshotStore:
         )
         self.save(new)
         return new
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".sgs")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -4,7 +4,9 @@ that fails logged with the previous checkpoint kept, never raised into the worke
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -35,14 +37,18 @@ def test_both_indexes_come_back_over_the_catalogs_ids(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_is_logged_and_keeps_the_previous_checkpoint(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     index, purchases, _ = _indexes()
     files = CovisitationFiles(tmp_path)
     asyncio.run(files.save(index, purchases))
     before = files.views.path.read_bytes()
     index.observe(UserState(), "d")
-    files.views.path.with_name("views.ckpt.tmp").mkdir()  # where the new file would be written
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)  # the new file cannot be made durable
     with caplog.at_level(logging.WARNING):
         asyncio.run(files.save(index, purchases))
     assert "checkpoint not written" in caplog.text
