@@ -122,28 +122,52 @@ def _same(scored: ScoredBatch, users: Sequence[UserState], now: float) -> bool:
 
 
 class PinnedModels:
-    """The models of the snapshot versions experiments pin, as this worker served them: at most
-    ``limit`` (the oldest dropped first). A version is held only if the worker served it after an
-    experiment pinned it; any other is served by the current model (counted by the caller)."""
+    """The models of the snapshot versions experiments pin, at most ``limit`` held or loading (the
+    oldest dropped first). A version is held when this worker served it after an experiment
+    pinned it, or once loaded from the stored snapshots: a version asked for and not held is passed
+    to ``load`` once (a background load, which ends in :meth:`offer` or :meth:`unfound`) and
+    served meanwhile by the current model (counted by the caller), as is every version asked for
+    beyond the limit."""
 
-    def __init__(self, limit: int = PINNED_MAX) -> None:
+    def __init__(self, limit: int = PINNED_MAX, load: Callable[[int], None] = lambda version: None) -> None:
         self._limit = limit
+        self._load = load
         self._models: dict[int, ServingModel] = {}
+        self._loading: set[int] = set()
+        self._unfound: set[int] = set()
 
     def __call__(self, version: int) -> ServingModel | None:
-        return self._models.get(version)
+        model = self._models.get(version)
+        if (
+            model is None
+            and version not in self._loading
+            and version not in self._unfound
+            and len(self._models) + len(self._loading) < self._limit
+        ):
+            self._loading.add(version)
+            self._load(version)
+        return model
 
     def versions(self) -> list[int]:
         return sorted(self._models)
 
     def offer(self, model: ServingModel, wanted: Collection[int]) -> None:
-        """Keep ``model`` if its version is ``wanted``; drop the versions no longer wanted."""
+        """Keep ``model`` (served, or loaded) if its version is ``wanted``; forget the versions no
+        longer wanted, held, loading or not found."""
+        self._loading.discard(model.version)
         for version in [v for v in self._models if v not in wanted]:
             del self._models[version]
+        self._loading &= set(wanted)
+        self._unfound &= set(wanted)
         if model.version in wanted:
             self._models[model.version] = model
             while len(self._models) > self._limit:
                 del self._models[min(self._models)]
+
+    def unfound(self, version: int) -> None:
+        """``version`` could not be loaded: it is not asked for again while it stays wanted."""
+        self._loading.discard(version)
+        self._unfound.add(version)
 
 
 def _plans(

@@ -331,11 +331,13 @@ _FILE = re.compile(r"^snapshot-(\d{12})\.sgs$")
 
 class SnapshotStore:
     """A directory of snapshots, one file per version, written atomically (temporary file, fsync,
-    rename), keeping the newest ``keep``."""
+    rename), keeping the newest ``keep`` and the ``protected`` versions."""
 
     def __init__(self, directory: Path | str, keep: int = 5) -> None:
         self.directory = Path(directory)
         self.keep = keep
+        #: Versions kept even when older than the newest ``keep`` (those experiments pin).
+        self.protected: frozenset[int] = frozenset()
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, version: int) -> Path:
@@ -351,7 +353,8 @@ class SnapshotStore:
         target = self.path(snapshot.version)
         write_atomically(target, snapshot.to_bytes(**encode))
         for old in self.versions()[: -self.keep] if self.keep > 0 else []:
-            self.path(old).unlink(missing_ok=True)
+            if old not in self.protected:
+                self.path(old).unlink(missing_ok=True)
         return target
 
     def load(self, version: int) -> Snapshot:

@@ -111,6 +111,13 @@ class Metrics:
             ["experiment", "arm"],
             registry=r,
         )
+        self.pinned_loads = Counter(
+            "shopguide_pinned_model_loads_total",
+            "Pinned snapshot versions loaded from the worker's stored snapshots (found) or not (unfound: "
+            "not stored, or failing verification), by outcome",
+            ["outcome"],
+            registry=r,
+        )
         self.sentiments = Counter(
             "shopguide_sentiment_total",
             "Sentiment messages published, by label",

@@ -23,9 +23,11 @@ from faust.streams import _current_event
 from model.arms import PinnedModels
 from model.attribution import Tally
 from model.covisitation import CovisIndex
+from model.errors import SnapshotError
 from model.experiments import ExperimentBook
 from model.related import near
 from model.rules import RuleBook
+from model.scoring import NeuralServingModel
 from model.serving import ServingModel
 from state.catalog import Catalog
 from state.feedback import NEIGHBOURS_MAX
@@ -222,7 +224,8 @@ class Engine:
         self.rules_follower = Follower(settings, self.topics.rules, self._apply_rule_record, "rules")
         self.experiments = ExperimentBook()
         self.tally = Tally()
-        self.pinned = PinnedModels()
+        self.pinned = PinnedModels(load=self._load_pinned_soon)
+        self._pinned_loads: set[asyncio.Task[None]] = set()
         self.experiments_follower = Follower(
             settings, self.topics.experiments, self._apply_experiment_record, "experiments"
         )
@@ -336,7 +339,7 @@ class Engine:
         if outcome is SnapshotOutcome.REFUSED:
             self.metrics.snapshots_rejected.labels(reason).inc()
         elif outcome is SnapshotOutcome.ACCEPTED:
-            self.pinned.offer(self.keeper.current, self._pinned_versions())
+            self._offer_pinned(self.keeper.current)
         elif outcome is SnapshotOutcome.ROLLED_BACK:
             self.metrics.model_rollbacks.inc()
         self.metrics.model_version.set(self.keeper.version)
@@ -372,7 +375,8 @@ class Engine:
             if base is None:
                 return
         snapshot = await asyncio.to_thread(decode, published.data, base)
-        self.keeper.consider(snapshot, published.version, full=base is None)
+        delta = None if base is None else (base.version, published.data)
+        self.keeper.consider(snapshot, published.version, delta)
 
     def liveness(self) -> dict[str, Any]:
         """``status`` ``alive``, or ``stalled`` once the worker has processed nothing for
@@ -517,10 +521,37 @@ class Engine:
 
     def _apply_experiment_record(self, key: bytes | None, value: bytes | None) -> None:
         apply_experiment_record(self.experiments, key, value)  # an invalid one is dead-lettered by its agent
-        self.pinned.offer(self.keeper.current, self._pinned_versions())
+        self._offer_pinned(self.keeper.current)
 
     def _pinned_versions(self) -> set[int]:
         return {a.pinned for e in self.experiments.experiments() for a in e.arms if a.pinned is not None}
+
+    def _offer_pinned(self, model: NeuralServingModel) -> None:
+        """Hold ``model`` if an experiment pins its version, and keep on disk what loading the
+        pinned versions again needs."""
+        wanted = self._pinned_versions()
+        self.pinned.offer(model, wanted)
+        self.keeper.versions.protect(wanted)
+
+    def _load_pinned_soon(self, version: int) -> None:
+        """Load a pinned version this worker does not hold, off the event path (serving goes on
+        with the current model meanwhile)."""
+        task = asyncio.get_running_loop().create_task(self._load_pinned(version))
+        self._pinned_loads.add(task)  # a task only weakly referenced may be collected unfinished
+        task.add_done_callback(self._pinned_loads.discard)
+
+    async def _load_pinned(self, version: int) -> None:
+        try:
+            snapshot = await asyncio.to_thread(self.keeper.stored, version)
+            model = self.keeper.serving(snapshot)
+        except SnapshotError as exc:
+            log.warning("pinned version %d cannot be loaded, the current model serves it: %s", version, exc)
+            self.metrics.pinned_loads.labels("unfound").inc()
+            self.pinned.unfound(version)
+            return
+        log.info("pinned version %d loaded from the stored snapshots", version)
+        self.metrics.pinned_loads.labels("found").inc()
+        self._offer_pinned(model)
 
     def experiment_status(self) -> dict[str, Any]:
         """The experiments in force and what their arms did on this worker (``GET /experiments``)."""

@@ -1,8 +1,10 @@
 """Snapshot deltas through Kafka: workers that start late, restart, or miss a delta converge to the
-trainer's newest model."""
+trainer's newest model; an older version an experiment pins is loaded from what they stored."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
 from collections.abc import Iterator
 
@@ -10,9 +12,11 @@ import pytest
 
 from model.snapshot import Snapshot, SnapshotStore, stored_weights
 from model.snapshot_delta import encode_delta
+from model.snapshot_versions import SnapshotVersions
 from streams.bench.measure import Metrics
-from streams.events import Click, Review
+from streams.events import Click, Review, parse_experiment
 from streams.learning.snapshot_topic import DELTA_PREFIX, MANIFEST_KEY, snapshot_records
+from streams.partitioning import partition_for
 from streams.testing.harness import Cluster, TopicReader, fresh_settings, wait_until
 from streams.tools.broker import free_port
 from streams.tools.cluster import WorkerProcess, get_json
@@ -146,3 +150,60 @@ def test_a_restarted_worker_catches_up_on_full_snapshots_and_deltas_it_missed(cl
     assert version_of(restarted) >= newest
     serve_the_same(cluster.workers, newest)
     assert refusals(restarted, "no_base") == 0
+
+
+def test_an_older_version_an_experiment_pins_is_loaded_from_the_stored_deltas_in_the_background(cluster):
+    """Neither worker held the pinned version (none had served it while it was pinned): each loads
+    it from its own data directory (a full snapshot and a delta) while the current model serves
+    the arm; a version stored nowhere is counted once per worker and served by the current model."""
+    workers = cluster.workers
+    serving = serve_the_same(workers, train(cluster, 3))  # deltas both workers accepted and stored
+    stored = [SnapshotVersions(SnapshotStore(w.settings.data_dir / "snapshots")).deltas() for w in workers]
+    old = max(set.intersection(*(set(d) for d in stored)) - {serving})
+    missing = 10**9
+    body = {
+        "experiment_id": "x-pin",
+        "arms": [
+            {"name": "old", "share": 0.5, "model": f"pinned:{old}"},
+            {"name": "lost", "share": 0.5, "model": f"pinned:{missing}"},
+        ],
+    }
+    experiment = parse_experiment(json.dumps(body).encode())
+    people: dict[tuple[int, str], str] = {}  # a shopper of each arm in each of the four partitions
+    for n in itertools.count():
+        user = f"pin-{n}"
+        people.setdefault((partition_for(user, 4), experiment.arm_of(user).name), user)
+        if len(people) == 8:
+            break
+    cluster.send("experiments", "x-pin", json.dumps(body).encode())
+    sent = itertools.count()
+
+    def answers() -> dict[str, dict]:
+        ids = {user: f"{user}-{next(sent)}" for user in people.values()}
+        for user, event_id in ids.items():
+            click = Click(event_id, user, "d-0", "view", time.time(), CATEGORIES[0])
+            cluster.producer.send(cluster.topics.clicks, user.encode(), click.to_json())
+        cluster.producer.flush()
+        recs = cluster.recommendations.wait_for(
+            lambda m: isinstance(m, dict) and m["trigger_event_id"] in ids.values(), len(ids), 60
+        )
+        return {r["user_id"]: r for r in recs}
+
+    def pinned_everywhere() -> dict[str, dict] | None:
+        recs = answers()
+        return recs if all(r["model_version"] == old for r in recs.values() if r["arm"] == "old") else None
+
+    recs = wait_until(pinned_everywhere, 60, f"the old arm to be served by version {old} on both workers")
+    for (_, arm), user in people.items():
+        assert recs[user]["arm"] == arm and recs[user]["experiment"] == "x-pin"
+        if arm == "lost":
+            assert recs[user]["model_version"] not in (old, missing)
+    for worker in workers:
+        metrics = Metrics.scrape(worker.url)
+        loads = {o: metrics.value("shopguide_pinned_model_loads_total", outcome=o) for o in ("found", "unfound")}
+        assert loads == {"found": 1, "unfound": 1}, loads
+        assert metrics.value("shopguide_pinned_model_fallbacks_total", experiment="x-pin", arm="lost") >= 2
+        status, body = get_json(worker.url + "/experiments?scope=worker")
+        assert status == 200 and body["pinned_versions_held"] == [old], body
+    cluster.producer.send(cluster.topics.experiments, b"x-pin", None)
+    cluster.producer.flush()
