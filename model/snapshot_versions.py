@@ -54,9 +54,13 @@ class SnapshotVersions:
         self.store.save(snapshot)
         self.prune()
 
-    def protect(self, versions: Collection[int]) -> None:
+    def protect(self, versions: Collection[int] | None) -> None:
         """Keep what loading ``versions`` needs (their full snapshot, or a delta's base) past the
-        store's newest ``keep``; what was protected before and is not now may go at the next save."""
+        store's newest ``keep``; what was protected before and is not now may go at the next save.
+        None: not known yet, nothing is deleted until they are."""
+        if versions is None:
+            self.store.protected = None
+            return
         deltas = self.deltas()
         self.store.protected = frozenset(deltas.get(v, v) for v in versions)
 

@@ -196,6 +196,7 @@ class Engine:
             purchases=purchases,
         )
         self.metrics.model_version.set(self.keeper.version)
+        self.keeper.versions.protect(None)  # until the experiments are read: what they pin is kept
         self.examples = ExampleBuilder(self.catalog, settings.interest_half_life_s)
         self.sink = ExampleSink()
         self.trainer_progress: TrainerProgress | None = None
@@ -696,6 +697,11 @@ class Engine:
         @app.task
         async def follow_experiments() -> None:
             await self.experiments_follower.run()
+
+        @app.task
+        async def protect_pinned() -> None:
+            await self.experiments_follower.caught_up.wait()
+            self._offer_pinned(self.keeper.current)  # the versions pinned now, none if there is none
 
         @app.task
         async def watch_broker() -> None:

@@ -80,3 +80,16 @@ def test_protected_versions_outlive_the_newest_kept(tmp_path: Path) -> None:
     versions.save_full(_full(40))
     assert versions.versions() == [40]
     assert not any(p.name.startswith("delta-") for p in tmp_path.iterdir())
+
+
+def test_nothing_is_deleted_while_the_protected_versions_are_not_known(tmp_path: Path) -> None:
+    """A worker at its start, before it has read which versions its experiments pin."""
+    versions = SnapshotVersions(SnapshotStore(tmp_path, keep=1))
+    versions.protect(None)
+    versions.save_full(_full(10))
+    versions.save_delta(11, 10, _delta(11, 10))
+    versions.save_full(_full(20))
+    assert versions.versions() == [10, 11, 20]
+    versions.protect([])
+    versions.save_full(_full(30))
+    assert versions.versions() == [30]
