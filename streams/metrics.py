@@ -106,8 +106,8 @@ class Metrics:
         )
         self.pinned_fallbacks = Counter(
             "shopguide_pinned_model_fallbacks_total",
-            "Recommendations of an arm pinned to a snapshot version the worker does not hold, "
-            "served with the current model instead, by experiment and arm",
+            "Recommendations of an arm pinned to a snapshot version, or served by a trainer variant, whose "
+            "model the worker does not hold, served with the current model instead, by experiment and arm",
             ["experiment", "arm"],
             registry=r,
         )

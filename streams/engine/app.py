@@ -36,7 +36,8 @@ from state.user import UserState
 from streams.engine.covisitation_files import CovisitationFiles
 from streams.engine.holes import HoleWatch
 from streams.engine.monitor import KeyCounts, Progress, StallWatch, refresh_lag
-from streams.engine.training_host import TrainingHost
+from streams.engine.training_host import TRAINER_POLL_S, TrainingHost
+from streams.engine.variant_models import VariantModels
 from streams.engine.web import register_views
 from streams.errors import is_storage_failure
 from streams.events import Click, Review
@@ -47,7 +48,7 @@ from streams.kafka.health import BrokerWatch
 from streams.kafka.training_feed import TrainingFeed
 from streams.kafka.transport import App, BatchTable
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
-from streams.learning.model_keeper import ModelKeeper, RollbackRule, SnapshotOutcome, decode
+from streams.learning.model_keeper import ModelKeeper, RollbackRule, SnapshotOutcome, take_record
 from streams.learning.snapshot_topic import PROGRESS_KEY, SignatureError, SnapshotAssembler
 from streams.learning.snapshot_topic import Progress as TrainerProgress
 from streams.metrics import Metrics
@@ -72,8 +73,6 @@ log = logging.getLogger(__name__)
 EXIT_STORAGE_FAILED = 74
 #: How often lag, table-size and snapshot-age gauges are refreshed.
 MONITOR_INTERVAL_S = 5.0
-#: How often the worker running the trainer collects its reports and publishes its snapshots.
-TRAINER_POLL_S = 0.1
 #: How long after its snapshot producer failed to start the worker tries again.
 # Faust opens RocksDB with 3 x 64 MB write buffers and a 2 GB block cache per table partition; a
 # worker holds several. Small per-key states need far less, and the bound is what an operator sizes
@@ -214,7 +213,14 @@ class Engine:
         self.delivery = Delivery(
             self.app, self.metrics, self._changelogs, self.topics.deadletter, settings.deadletter_payload_bytes
         )
-        self.training = TrainingHost(settings, self.metrics, self.delivery, self.keeper, self.assembler)
+        self.training = TrainingHost(
+            settings,
+            self.metrics,
+            self.delivery.send,
+            start=lambda: self.keeper.snapshot,
+            newest=lambda: max(self.keeper.version, self.assembler.newest),
+            topic=self.topics.snapshots,
+        )
         self._handles = {
             name: self.app.topic(name, key_serializer="raw", value_serializer="raw", partitions=spec_partitions)
             for name, spec_partitions in ((spec.name, spec.partitions) for spec in self.topics.specs())
@@ -226,6 +232,7 @@ class Engine:
         self.experiments = ExperimentBook()
         self.tally = Tally()
         self.pinned = PinnedModels(load=self._load_pinned_soon)
+        self.variants = VariantModels(settings, self.catalog, lambda: self.keeper.current)
         self._pinned_loads: set[asyncio.Task[None]] = set()
         self.experiments_follower = Follower(
             settings, self.topics.experiments, self._apply_experiment_record, "experiments"
@@ -272,6 +279,7 @@ class Engine:
             experiments=self.experiments,
             tally=self.tally,
             pinned=self.pinned,
+            variants=self.variants,
             neighbours=self._near,
             action_weights=settings.action_weight_table(),
         )
@@ -364,20 +372,7 @@ class Engine:
             except SignatureError as exc:
                 self.keeper.refuse(exc.reason, f"progress record: {exc}")
             return
-        published = self.assembler.add(key, value)
-        for problem in self.assembler.rejected:
-            self.keeper.refuse(problem.reason, f"snapshot topic: {problem}")
-        self.assembler.rejected.clear()
-        if published is None:
-            return
-        base = None
-        if published.base is not None:
-            base = self.keeper.base_for(published.base, published.version)
-            if base is None:
-                return
-        snapshot = await asyncio.to_thread(decode, published.data, base)
-        delta = None if base is None else (base.version, published.data)
-        self.keeper.consider(snapshot, published.version, delta)
+        await take_record(self.keeper, self.assembler, key, value)
 
     def liveness(self) -> dict[str, Any]:
         """``status`` ``alive``, or ``stalled`` once the worker has processed nothing for
@@ -523,6 +518,8 @@ class Engine:
     def _apply_experiment_record(self, key: bytes | None, value: bytes | None) -> None:
         apply_experiment_record(self.experiments, key, value)  # an invalid one is dead-lettered by its agent
         self._offer_pinned(self.keeper.current)
+        active = self.experiments.active
+        self.variants.follow({a.variant for a in active.arms if a.variant} if active is not None else set())
 
     def _pinned_versions(self) -> set[int]:
         return {a.pinned for e in self.experiments.experiments() for a in e.arms if a.pinned is not None}
@@ -568,6 +565,7 @@ class Engine:
                 for e in self.experiments.experiments()
             ],
             "pinned_versions_held": self.pinned.versions(),
+            "variant_versions": self.variants.versions(),
             "figures": self.tally.report(),
         }
 
@@ -722,6 +720,7 @@ class Engine:
         async def stop_trainer(sender: Any, **kwargs: Any) -> None:
             self.training.stop_trainer()
             await self.training.close_sender()
+            await self.variants.close()
 
         @app.timer(interval=self.settings.item_flush_s)
         async def flush_activity() -> None:

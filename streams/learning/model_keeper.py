@@ -23,6 +23,7 @@ loaded again (:meth:`ModelKeeper.stored`, :meth:`ModelKeeper.serving`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -42,6 +43,7 @@ from model.snapshot_delta import apply_delta
 from model.snapshot_versions import SnapshotVersions
 from state.catalog import Catalog
 from state.user import UserState
+from streams.learning.snapshot_topic import SnapshotAssembler
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,26 @@ def decode(data: bytes, base: Snapshot | None = None) -> Snapshot | SnapshotErro
         return Snapshot.from_bytes(data) if base is None else apply_delta(base, data)
     except SnapshotError as exc:
         return exc
+
+
+async def take_record(
+    keeper: ModelKeeper, assembler: SnapshotAssembler, key: bytes | None, value: bytes | None
+) -> None:
+    """One record of a snapshot topic: assembled, its publication (a full snapshot, or a delta on
+    one the keeper holds) decoded in a thread and considered; every refusal counted by reason."""
+    published = assembler.add(key, value)
+    for problem in assembler.rejected:
+        keeper.refuse(problem.reason, f"snapshot topic: {problem}")
+    assembler.rejected.clear()
+    if published is None:
+        return
+    base = None
+    if published.base is not None:
+        base = keeper.base_for(published.base, published.version)
+        if base is None:
+            return
+    snapshot = await asyncio.to_thread(decode, published.data, base)
+    keeper.consider(snapshot, published.version, None if base is None else (base.version, published.data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +237,10 @@ class ModelKeeper:
     def flush(self) -> None:
         """Wait until every accepted snapshot is on disk."""
         self._saver.submit(lambda: None).result()
+
+    def close(self) -> None:
+        """Stop storing: the writes queued finish in the background."""
+        self._saver.shutdown(wait=False)
 
     def _save(self, snapshot: Snapshot) -> None:
         try:

@@ -168,6 +168,26 @@ def test_a_pinned_version_not_held_is_loaded_once_and_serves_once_there(served: 
     assert sorted(asked) == [1, 1, 3]
 
 
+def test_a_variant_arm_is_served_by_the_variants_model_even_at_the_current_version(served: Any) -> None:
+    """A variant's versions count on their own: one at the current model's version is still
+    another model, scored in a call of its own."""
+    proc, book, current, _old, metrics = served
+    fast: dict[str, PlanModel] = {}
+    proc.variants = fast.get
+    book.put(experiment({"name": "main", "share": 0.5}, {"name": "fast", "share": 0.5, "model": "trainer:fast"}))
+    users = [f"u{n}" for n in range(40)]
+    arms = {u: book.active.arm_of(u).name for u in users}
+    proc.process([click(n, u) for n, u in enumerate(users)])  # no model of the variant yet
+    assert len(current.plans) == 1 and len(current.plans[0]) == len(users)
+    assert metrics.pinned_fallbacks.labels("x1", "fast")._value.get() == list(arms.values()).count("fast")
+    fast["fast"] = variant = PlanModel(9)
+    out = proc.process([click(100 + n, u) for n, u in enumerate(users)])
+    assert {r["model_version"] for r in recs(out)} == {9}
+    assert len(current.plans[1]) == list(arms.values()).count("main")
+    assert len(variant.plans[0]) == list(arms.values()).count("fast")
+    assert metrics.pinned_fallbacks.labels("x1", "fast")._value.get() == list(arms.values()).count("fast")
+
+
 def test_at_most_the_limit_of_pinned_versions_is_held_or_loading() -> None:
     asked: list[int] = []
     pinned = PinnedModels(limit=2, load=asked.append)
