@@ -90,6 +90,12 @@ class VariantModels:
             variant.keeper.close()
 
     async def _follow(self, name: str, variant: _Variant) -> None:
+        try:
+            await self._run(name, variant)
+        except Exception:  # a task's failure would go unseen: the arm stays on the current model
+            log.exception("trainer variant %s cannot be followed; the current model serves its arm", name)
+
+    async def _run(self, name: str, variant: _Variant) -> None:
         s = self._settings
         directory = s.data_dir / "variants" / name
         stored = await asyncio.to_thread(lambda: SnapshotStore(directory).versions())

@@ -70,7 +70,10 @@ async def run_variant_trainer(settings: Settings, variant: str) -> None:
     if variant not in variants:
         declared = ", ".join(sorted(variants)) or "none"
         raise SettingsError(f"trainer variant {variant!r} is not in SHOPGUIDE_TRAINER_VARIANTS (declared: {declared})")
-    settings.check_worker()  # a snapshot key to sign with
+    if not settings.snapshot_key:
+        raise SettingsError(
+            "a trainer variant needs SHOPGUIDE_SNAPSHOT_KEY (or SHOPGUIDE_SNAPSHOT_KEY_FILE) to sign with"
+        )
     topics = Topics(settings)
     topic = topics.variant_snapshots(variant)
     resume = _Resume(settings.snapshot_key_bytes)

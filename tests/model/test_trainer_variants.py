@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from model.config import ModelConfig
 from model.trainer_variants import parse_variants, variant_config
 from streams.errors import SettingsError
+from streams.learning.variant_trainer import run_variant_trainer
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -55,3 +57,11 @@ def test_each_declared_variant_has_a_compacted_snapshot_topic() -> None:
         assert spec.name == f"{topics.snapshots}.{name}" and spec.partitions == 1
         assert spec.config == {"cleanup.policy": "compact"}
     assert len(specs) == len(Topics(Settings()).specs()) + 2
+
+
+def test_the_trainer_command_refuses_an_undeclared_variant_or_no_key() -> None:
+    declared = Settings.from_env({"SHOPGUIDE_TRAINER_VARIANTS": json.dumps(FAST)})
+    with pytest.raises(SettingsError, match=r"'slow' is not in SHOPGUIDE_TRAINER_VARIANTS \(declared: fast\)"):
+        asyncio.run(run_variant_trainer(declared, "slow"))
+    with pytest.raises(SettingsError, match="SHOPGUIDE_SNAPSHOT_KEY"):
+        asyncio.run(run_variant_trainer(declared, "fast"))
