@@ -128,6 +128,11 @@ class ExperimentBook:
     def experiments(self) -> list[Experiment]:
         return [self._experiments[k] for k in sorted(self._experiments)]
 
+    def variant_arm(self, experiment_id: str | None, arm: str | None) -> bool:
+        """Whether that arm of that experiment is served by a trainer variant's model."""
+        experiment = self._experiments.get(experiment_id) if experiment_id is not None else None
+        return experiment is not None and any(a.name == arm and a.variant is not None for a in experiment.arms)
+
     @property
     def active(self) -> Experiment | None:
         return self._active

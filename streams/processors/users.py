@@ -189,7 +189,8 @@ class ClickProcessor(ProcessorBase):
         hit = None
         if state.last is not None:
             hit = click.item_id in state.last.item_ids()
-            if self.on_hit is not None:
+            # A variant's versions count on their own: its hits are not the main model's.
+            if self.on_hit is not None and not self.experiments.variant_arm(state.last.experiment, state.last.arm):
                 self.on_hit(state.last.model_version, hit)
             reason = attribution(state.last, click.item_id, click.action) if learn else None
             if reason is not None:  # a flood's later clicks are no answer to the recommendation

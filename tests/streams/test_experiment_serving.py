@@ -186,6 +186,10 @@ def test_a_variant_arm_is_served_by_the_variants_model_even_at_the_current_versi
     assert len(current.plans[1]) == list(arms.values()).count("main")
     assert len(variant.plans[0]) == list(arms.values()).count("fast")
     assert metrics.pinned_fallbacks.labels("x1", "fast")._value.get() == list(arms.values()).count("fast")
+    hits: list[tuple[int, bool]] = []
+    proc.on_hit = lambda version, hit: hits.append((version, hit))
+    proc.process([click(200 + n, u, item="i1", action="click") for n, u in enumerate(users)])
+    assert hits == [(9, True)] * list(arms.values()).count("main")  # the main model's rollback watch only
 
 
 def test_at_most_the_limit_of_pinned_versions_is_held_or_loading() -> None:
