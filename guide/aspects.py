@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.sentence_encoder import Encoder
+from guide.encoder import Encoder
 from state.item import COMPLAINT_ASPECTS
 
 MODEL_PATH = Path(__file__).with_name("aspects_model.json")

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from guide import knowledge, ranker
+from guide.encoder import Encoder
 from guide.text import detect_lang, split_sentences, tokens
-from model.sentence_encoder import Encoder
 
 GOLD_DIR = Path(__file__).with_name("gold")
 FOLDS = 5

@@ -38,11 +38,11 @@ import numpy as np
 
 from guide import text as textlib
 from guide.aspects import aspects_of
+from guide.encoder import DIM, Encoder, dequantize, quantize
 from guide.intent import detect_intent
 from guide.policy import PolicyEntry, load_policy
 from guide.ranker import ALL_FEATURES, Candidate, CandidateSet, Ranker, load_rankers
 from guide.replies import ReplyDraft, write_reply
-from model.sentence_encoder import DIM, Encoder, dequantize, quantize
 
 log = logging.getLogger(__name__)
 

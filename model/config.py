@@ -91,9 +91,6 @@ class ModelConfig:
     #: default: 0.88 lifted English negative recall offline but cost the online model positive
     #: recall on a 3%-negative stream (docs/sentiment.md, 2026-12-07).
     sentiment_negative_recall: float = 0.0
-    #: Width of the review's sentence embedding (:mod:`model.sentence_encoder`) the sentiment and
-    #: rating heads read beside the hashed text; 0: none (the heads read the hashed text alone).
-    sentence_dim: int = 0
 
     def __post_init__(self) -> None:
         for name in ("item_buckets", "category_buckets", "text_buckets"):
@@ -112,8 +109,6 @@ class ModelConfig:
             raise ConfigError(f"sentiment_calibration must be two finite numbers, got {calibration}")
         if not _finite_number(self.sentiment_threshold) or not 0.0 < self.sentiment_threshold < 1.0:
             raise ConfigError(f"sentiment_threshold must be in (0, 1), got {self.sentiment_threshold}")
-        if self.sentence_dim < 0:
-            raise ConfigError(f"sentence_dim must be >= 0, got {self.sentence_dim}")
         floor = self.sentiment_negative_recall
         if not _finite_number(floor) or not 0.0 <= floor <= 1.0:
             raise ConfigError(f"sentiment_negative_recall must be in [0, 1], got {floor}")
@@ -186,7 +181,7 @@ def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         "interest/query/kernel": (t, d),
         "interest/query/bias": (d,),
         "interest/prior": (2,),  # weights of the user's own interest and recent-category shares
-        "sentiment/hidden/kernel": (t + d + config.text_dim + config.sentence_dim, 32),
+        "sentiment/hidden/kernel": (t + d + config.text_dim, 32),
         "sentiment/hidden/bias": (32,),
         "sentiment/out": (32, 1),
         "sentiment/bias": (1,),
@@ -194,9 +189,6 @@ def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         "rating/bias": (1,),
         "task_log_vars": (len(TASKS),),
     }
-    if config.sentence_dim:
-        # Linear terms over the sentence embedding, beside the n-grams' wide weights.
-        shapes |= {"sentiment/sentence": (config.sentence_dim, 1), "rating/sentence": (config.sentence_dim, 1)}
     return shapes
 
 

@@ -16,9 +16,7 @@ Heads:
   shares, so that a new model already echoes them. A category nothing ever referenced keeps a zero
   row: serving treats it as "not learned" and ranks it on the user's own shares (``model.scoring``);
 * sentiment: a wide (per-n-gram weight) plus deep (tower + item context) logit;
-* rating: ``3 + 2 tanh(.)``, wide plus deep;
-* both, with ``config.sentence_dim``, also read the review's sentence embedding (``x["sentences"]``):
-  a linear term each, and the sentiment head's hidden layer.
+* rating: ``3 + 2 tanh(.)``, wide plus deep.
 
 The weights are exactly those of :func:`model.config.weight_shapes`, named the same, so that a
 snapshot maps one-to-one onto the numpy scorer. This module is the only one that imports
@@ -104,16 +102,12 @@ class MultiTaskNet(keras.Model):
         interest = query @ tf.transpose(cats[:, :d]) + cats[:, d] + prior[0] * own + prior[1] * recent
         interest = tf.where(known[None, :], interest, NEG_INF)
 
-        s_in = [z["sentiment"], item_vec, text_pooled[:, :dt]]
-        if c.sentence_dim:
-            s_in.append(x["sentences"])
-        s_hidden = tf.nn.relu(tf.concat(s_in, axis=-1) @ w["sentiment/hidden/kernel"] + w["sentiment/hidden/bias"])
+        s_in = tf.concat([z["sentiment"], item_vec, text_pooled[:, :dt]], axis=-1)
+        s_hidden = tf.nn.relu(s_in @ w["sentiment/hidden/kernel"] + w["sentiment/hidden/bias"])
         sentiment = (s_hidden @ w["sentiment/out"])[:, 0] + w["sentiment/bias"][0] + text_pooled[:, dt]
-        rating = (z["rating"] @ w["rating/out"])[:, 0] + w["rating/bias"][0] + text_pooled[:, dt + 1]
-        if c.sentence_dim:
-            sentiment += (x["sentences"] @ w["sentiment/sentence"])[:, 0]
-            rating += (x["sentences"] @ w["rating/sentence"])[:, 0]
-        rating = 3.0 + 2.0 * tf.tanh(rating)
+        rating = 3.0 + 2.0 * tf.tanh(
+            (z["rating"] @ w["rating/out"])[:, 0] + w["rating/bias"][0] + text_pooled[:, dt + 1]
+        )
         return {"recommend": recommend, "interest": interest, "sentiment": sentiment, "rating": rating}
 
     def numpy_weights(self) -> dict[str, np.ndarray]:

@@ -34,7 +34,6 @@ from model.reasons import Origins, reasons
 from model.related import observe_purchase
 from model.retrieval import CandidatePool, RetrievalConfig, retrieve, retrieve_many
 from model.rules import RulePlan, ruled
-from model.sentence_encoder import Encodes, SentenceEncoderError, sentence_vectors
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
 from state.catalog import Catalog
@@ -167,38 +166,20 @@ class NumpyNet:
         return logits
 
     def sentiment(
-        self,
-        z_sent: np.ndarray,
-        text_pooled: np.ndarray,
-        item_ids: np.ndarray,
-        cat_ids: np.ndarray,
-        sentences: np.ndarray | None = None,
+        self, z_sent: np.ndarray, text_pooled: np.ndarray, item_ids: np.ndarray, cat_ids: np.ndarray
     ) -> np.ndarray:
-        """The sentiment logit; ``sentences`` (the reviews' embeddings) when the config reads them."""
         w, dt = self.w, self.config.text_dim
         vec, _ = self.item_vectors(item_ids, cat_ids)
-        s_in = [z_sent, vec, text_pooled[:, :dt]]
-        if self.config.sentence_dim:
-            s_in.append(self._sentences(sentences, len(z_sent)))
-        hidden = _relu(np.concatenate(s_in, axis=-1) @ w["sentiment/hidden/kernel"] + w["sentiment/hidden/bias"])
-        logit = (hidden @ w["sentiment/out"])[:, 0] + w["sentiment/bias"][0] + text_pooled[:, dt]
-        if self.config.sentence_dim:
-            logit += (s_in[-1] @ w["sentiment/sentence"])[:, 0]
-        return logit
+        hidden = _relu(
+            np.concatenate([z_sent, vec, text_pooled[:, :dt]], axis=-1) @ w["sentiment/hidden/kernel"]
+            + w["sentiment/hidden/bias"]
+        )
+        return (hidden @ w["sentiment/out"])[:, 0] + w["sentiment/bias"][0] + text_pooled[:, dt]
 
-    def rating(self, z_rating: np.ndarray, text_pooled: np.ndarray, sentences: np.ndarray | None = None) -> np.ndarray:
+    def rating(self, z_rating: np.ndarray, text_pooled: np.ndarray) -> np.ndarray:
         w, dt = self.w, self.config.text_dim
         raw = (z_rating @ w["rating/out"])[:, 0] + w["rating/bias"][0] + text_pooled[:, dt + 1]
-        if self.config.sentence_dim:
-            raw += (self._sentences(sentences, len(z_rating)) @ w["rating/sentence"])[:, 0]
         return 3.0 + 2.0 * np.tanh(raw)
-
-    def _sentences(self, sentences: np.ndarray | None, rows: int) -> np.ndarray:
-        expected = (rows, self.config.sentence_dim)
-        if sentences is None or sentences.shape != expected:
-            got = None if sentences is None else sentences.shape
-            raise ValueError(f"this model reads sentence embeddings of shape {expected}, got {got}")
-        return sentences
 
 
 class _Buckets:
@@ -248,13 +229,8 @@ class NeuralServingModel:
         purchases: CovisIndex | None = None,
         new_share: float = NEW_SHARE,
         explore_slots: int = EXPLORE_SLOTS,
-        sentences: Encodes | None = None,
     ) -> None:
-        if snapshot.config.sentence_dim and sentences is None:
-            raise SentenceEncoderError("this snapshot's sentiment reads sentence embeddings: pass a sentence encoder")
         self.snapshot = snapshot
-        #: The process's sentence encoder, for a snapshot whose heads read review embeddings.
-        self.sentences = sentences
         self.net = NumpyNet(snapshot)
         self.config = snapshot.config
         self.catalog = catalog
@@ -289,7 +265,6 @@ class NeuralServingModel:
             purchases=self.purchases,
             new_share=self.new_share,
             explore_slots=self.explore_slots,
-            sentences=self.sentences,
         )
 
     def observe_click(self, user: UserState, item_id: str, action: str, ts: float, category: str) -> None:
@@ -446,17 +421,13 @@ class NeuralServingModel:
     def sentiment_threshold(self) -> float:
         return self.config.sentiment_threshold
 
-    def _sentence_vectors(self, texts: Sequence[str]) -> np.ndarray | None:
-        dim = self.config.sentence_dim
-        return sentence_vectors(self.sentences, texts, dim) if dim else None
-
     def sentiment_logits(self, texts: Sequence[str]) -> np.ndarray:
         """The sentiment head's logit of each review text, scored without user or item context,
         before calibration."""
         x = self._inputs([UserContext.empty()] * len(texts), texts)
         z, text_pooled = self.net.towers(x)
         zeros = np.zeros(len(texts), np.int32)
-        return self.net.sentiment(z["sentiment"], text_pooled, zeros, zeros, self._sentence_vectors(texts))
+        return self.net.sentiment(z["sentiment"], text_pooled, zeros, zeros)
 
     def sentiment_many(self, texts: Sequence[str]) -> list[float]:
         """Calibrated P(positive) of each review text (``ModelConfig.sentiment_calibration``)."""
@@ -471,7 +442,7 @@ class NeuralServingModel:
             return []
         x = self._inputs([UserContext.empty()] * len(texts), texts)
         z, text_pooled = self.net.towers(x)
-        return [float(r) for r in self.net.rating(z["rating"], text_pooled, self._sentence_vectors(texts))]
+        return [float(r) for r in self.net.rating(z["rating"], text_pooled)]
 
 
 def serving_from_snapshot(
@@ -483,7 +454,6 @@ def serving_from_snapshot(
     new_share: float = NEW_SHARE,
     explore_slots: int = EXPLORE_SLOTS,
     purchases: CovisIndex | None = None,
-    sentences: Encodes | None = None,
 ) -> NeuralServingModel:
     """The engine's factory. Pass the previous model's ``index`` (and ``purchases``) to keep
     retrieval history across snapshot swaps (or use :meth:`NeuralServingModel.with_snapshot`), or
@@ -496,7 +466,6 @@ def serving_from_snapshot(
         purchases=purchases,
         new_share=new_share,
         explore_slots=explore_slots,
-        sentences=sentences,
     )
 
 

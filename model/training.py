@@ -34,7 +34,6 @@ from model.examples import Example, encode_examples
 from model.features import UserContext, encode_users
 from model.losses import present, task_losses, total_loss
 from model.network import MultiTaskNet
-from model.sentence_encoder import Encodes, SentenceEncoderError, sentence_vectors
 from model.snapshot import OPTIMIZER_PREFIX, Snapshot
 
 #: Weights learnt by Adagrad, each at its own rate (``ModelConfig``): the embedding tables, whose
@@ -53,17 +52,12 @@ class Trainer:
     """Learns from micro-batches of :class:`~model.examples.Example`; exports snapshots with
     monotonically increasing versions; resumes from a snapshot (weights and optimizer state)."""
 
-    def __init__(
-        self, config: ModelConfig, seed: int = 0, resume: Snapshot | None = None, sentences: Encodes | None = None
-    ) -> None:
+    def __init__(self, config: ModelConfig, seed: int = 0, resume: Snapshot | None = None) -> None:
         tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(seed)
         if resume is not None:
             config = resume.config
-        if config.sentence_dim and sentences is None:
-            raise SentenceEncoderError("this model reads sentence embeddings: pass a sentence encoder")
         self.config = config
-        self.sentences = sentences
         self._rng = np.random.default_rng(seed)
         weights = resume.serving_weights() if resume is not None else initial_weights(config, seed)
         self.net = MultiTaskNet(config, weights)
@@ -139,7 +133,7 @@ class Trainer:
         bs = self.config.batch_size
         for start in range(0, len(examples), bs):
             batch = examples[start : start + bs]
-            inputs, targets = self._encode(batch)
+            inputs, targets = encode_examples(batch, self.config)
             self._score_before_learning(inputs, targets)
             self._weigh_sentiment_classes(targets)
             self._drop_review_context(inputs, targets)
@@ -162,14 +156,6 @@ class Trainer:
                     sums[task] = sums.get(task, 0.0) + float(losses[task])
                     counts[task] = counts.get(task, 0) + 1
         return {t: sums[t] / counts[t] for t in sums}
-
-    def _encode(self, examples: Sequence[Example]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """The network's inputs and targets, with the reviews' sentence embeddings when the config
-        reads them (zero rows for clicks)."""
-        inputs, targets = encode_examples(examples, self.config)
-        if self.config.sentence_dim:
-            inputs["sentences"] = sentence_vectors(self.sentences, [e.text for e in examples], self.config.sentence_dim)
-        return inputs, targets
 
     def _score_before_learning(self, inputs: dict[str, np.ndarray], targets: dict[str, np.ndarray]) -> None:
         """Keep the batch's reviews' sentiment logits, computed as serving computes them (the
@@ -236,7 +222,7 @@ class Trainer:
 
     def predict(self, examples: Sequence[Example]) -> dict[str, np.ndarray]:
         """The network's raw outputs (logits, rating) for ``examples``; for tests and checks."""
-        inputs, _ = self._encode(examples)
+        inputs, _ = encode_examples(examples, self.config)
         return {k: v.numpy() for k, v in self.net(inputs).items()}
 
     def export(

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from model import sentence_encoder
 from model.candidates import NEW_SHARE
 from model.config import TASKS, ModelConfig
 from model.offline import datasets as data
@@ -106,8 +105,6 @@ def _config(args: argparse.Namespace) -> ModelConfig:
     floor = getattr(args, "negative_recall", None)
     if floor is not None:
         config = config.with_(sentiment_negative_recall=floor)
-    if getattr(args, "sentences", False):
-        config = config.with_(sentence_dim=sentence_encoder.DIM)
     return config
 
 
@@ -123,7 +120,6 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
         split,
         train_sentiment,
     )
-    from model.offline.sentence_cache import CachedEncoder
     from model.snapshot import Snapshot
     from model.training import Trainer
 
@@ -137,10 +133,8 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
         protocol = f"shuffled with seed {args.seed}, 80% train / 20% test"
     if not train or not test:
         raise SystemExit("nothing to train or test on")
-    config = _config(args)
-    sentences = CachedEncoder() if config.sentence_dim else None
     started = time.perf_counter()
-    trainer = Trainer(config, seed=args.seed, sentences=sentences)
+    trainer = Trainer(_config(args), seed=args.seed)
     with progress_bar(len(train) * args.epochs, "training (model)") as advance:
         best, history = train_sentiment(
             trainer, train, args.epochs, seed=args.seed, progress=advance, balance=args.balance
@@ -149,7 +143,7 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     texts = [r.text for r in test]
     train_seconds = time.perf_counter() - started
     config = best.config
-    results: dict[str, Any] = {"model": snapshot_sentiment(best, test, sentences)}
+    results: dict[str, Any] = {"model": snapshot_sentiment(best, test)}
     results["model"] |= {
         "train_seconds": train_seconds,
         "validation_macro_f1_by_epoch": history,
@@ -159,11 +153,11 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     }
     # The same weights without the calibration and threshold fitted on validation: the raw
     # sigmoid labelled at 0.5.
-    raw = 1.0 / (1.0 + np.exp(-snapshot_logits(best, test, sentences)))
+    raw = 1.0 / (1.0 + np.exp(-snapshot_logits(best, test)))
     results["model_uncalibrated"] = classification_figures(labels, raw)
     if args.snapshot:
         snap = Snapshot.from_bytes(Path(args.snapshot).read_bytes())
-        results["snapshot"] = snapshot_sentiment(snap, test, sentences)
+        results["snapshot"] = snapshot_sentiment(snap, test)
         results["snapshot"]["version"] = snap.version
     for balanced in (False, True):
         started = time.perf_counter()
@@ -592,12 +586,6 @@ def register(subparsers: Any) -> None:
         metavar="FLOOR",
         help="choose the decision threshold among those finding at least FLOOR of the validation "
         "share's negative reviews (default: the model's, ModelConfig.sentiment_negative_recall)",
-    )
-    sent.add_argument(
-        "--sentences",
-        action="store_true",
-        help="the sentiment and rating heads also read each review's sentence embedding "
-        "(cached by text hash under the temporary directory)",
     )
     _common(sent)
     sent.set_defaults(func=cmd_evaluate_sentiment)

@@ -30,7 +30,6 @@ from model.offline.baselines import (
 from model.offline.datasets import Interaction, LabeledReview
 from model.retrieval import CandidatePool
 from model.scoring import NeuralServingModel
-from model.sentence_encoder import Encodes
 from model.snapshot import Snapshot
 from model.training import Trainer
 from state.catalog import Catalog
@@ -447,8 +446,8 @@ def train_sentiment(
             trainer.learn_many([examples[i] for i in order[start : start + bs]])
             if progress is not None:
                 progress(min(bs, len(order) - start))
-        snapshot = calibrated_on(trainer.export(), held, trainer.sentences)
-        score = snapshot_sentiment(snapshot, held, trainer.sentences)["macro_f1"]
+        snapshot = calibrated_on(trainer.export(), held)
+        score = snapshot_sentiment(snapshot, held)["macro_f1"]
         history.append(score)
         if best is None or score > best[0]:
             best = (score, snapshot)
@@ -459,13 +458,11 @@ def train_sentiment(
     return best[1], history
 
 
-def calibrated_on(snapshot: Snapshot, rows: Sequence[LabeledReview], sentences: Encodes | None = None) -> Snapshot:
+def calibrated_on(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> Snapshot:
     """``snapshot`` with its sentiment calibration and threshold fitted on ``rows`` (held out from
     its training), unchanged when they hold too few reviews of a class."""
     fitted = fit_calibration(
-        snapshot_logits(snapshot, rows, sentences),
-        np.array([r.label for r in rows]),
-        snapshot.config.sentiment_negative_recall,
+        snapshot_logits(snapshot, rows), np.array([r.label for r in rows]), snapshot.config.sentiment_negative_recall
     )
     return snapshot if fitted is None else replace(snapshot, config=fitted.applied_to(snapshot.config))
 
@@ -489,37 +486,30 @@ def validation_split(
     return split(train, seed=seed + 1, test=validation)
 
 
-def _text_serving(snapshot: Snapshot, sentences: Encodes | None) -> NeuralServingModel:
-    return NeuralServingModel(snapshot, Catalog(3600.0), interest_half_life_s=3600.0, sentences=sentences)
+def _text_serving(snapshot: Snapshot) -> NeuralServingModel:
+    return NeuralServingModel(snapshot, Catalog(3600.0), interest_half_life_s=3600.0)
 
 
-def snapshot_scores(snapshot: Snapshot, rows: Sequence[LabeledReview], sentences: Encodes | None = None) -> np.ndarray:
+def snapshot_scores(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> np.ndarray:
     """A snapshot's sentiment score of each review, scored as serving scores a review: its text
-    alone (and its sentence embedding, for a snapshot that reads them), through the numpy path,
-    calibrated."""
-    return sentiment_scores(_text_serving(snapshot, sentences), [r.text for r in rows])
+    alone, through the numpy path, calibrated."""
+    return sentiment_scores(_text_serving(snapshot), [r.text for r in rows])
 
 
-def snapshot_logits(
-    snapshot: Snapshot, rows: Sequence[LabeledReview], sentences: Encodes | None = None, batch: int = 512
-) -> np.ndarray:
+def snapshot_logits(snapshot: Snapshot, rows: Sequence[LabeledReview], batch: int = 512) -> np.ndarray:
     """The same, before calibration: the sentiment head's logits."""
-    serving = _text_serving(snapshot, sentences)
+    serving = _text_serving(snapshot)
     texts = [r.text for r in rows]
     return np.concatenate(
         [np.zeros(0), *(serving.sentiment_logits(texts[i : i + batch]) for i in range(0, len(texts), batch))]
     )
 
 
-def snapshot_sentiment(
-    snapshot: Snapshot, rows: Sequence[LabeledReview], sentences: Encodes | None = None
-) -> dict[str, float]:
+def snapshot_sentiment(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> dict[str, float]:
     """``classification_figures`` of a snapshot's sentiment on labelled reviews, labelled at the
     snapshot's own threshold."""
     labels = np.array([r.label for r in rows])
-    return classification_figures(
-        labels, snapshot_scores(snapshot, rows, sentences), snapshot.config.sentiment_threshold
-    )
+    return classification_figures(labels, snapshot_scores(snapshot, rows), snapshot.config.sentiment_threshold)
 
 
 def sentiment_scores(serving: NeuralServingModel, texts: Sequence[str], batch: int = 512) -> np.ndarray:

@@ -155,8 +155,8 @@ class _KeptConnection:
 
 
 def _ask(guide: GuideProcess, copy: Path, shop_items: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    from guide.encoder import Encoder
     from guide.knowledge import KnowledgeBase, single_threaded_blas
-    from model.sentence_encoder import Encoder
 
     single_threaded_blas()  # as in the guide, for a like-for-like reference
     me = psutil.Process()

