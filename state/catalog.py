@@ -315,9 +315,9 @@ class Catalog:
         last ranked, or ranked now."""
         now = self._clock()
         cached = self._top.get(key)
-        if cached is not None and cached.limit >= n:
-            if key not in self._dirty or now - cached.when < self._refresh_s:
-                return cached
+        fresh_enough = cached is not None and (key not in self._dirty or now - cached.when < self._refresh_s)
+        if cached is not None and cached.limit >= n and fresh_enough:
+            return cached
         members = self._members.get(key)
         if members is not None and members.stale:
             pool = self._items.keys() if key == "" else self._by_category.get(key, {}).keys()
