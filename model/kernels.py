@@ -26,7 +26,7 @@ class Kernels:
     origins: Any = None
     retrieve: Any = None
     retrieve_many: Any = None
-    sources: Any = None
+    candidates: Any = None
     rows: Any = None
 
 
@@ -65,7 +65,7 @@ def warm(cache_dir: Path | None = None) -> float:
     Kernels.sources_of, Kernels.held_by = covisitation._sources_of, covisitation._held_by
     Kernels.origins = njit(reasons._origins)
     Kernels.retrieve = retrieval._retrieve
-    Kernels.sources, Kernels.rows = retrieval._sources, retrieval._rows
+    Kernels.candidates, Kernels.rows = njit(retrieval._candidates), retrieval._rows
     Kernels.retrieve_many = njit(retrieval._retrieve_many)
     retrieval.warm_up()
     reasons.warm_up()

@@ -133,7 +133,7 @@ class RetrievedPool(CandidatePool):
     with ``lazy`` rows computes the feature rows and categories of the candidates asked for only,
     from the sources it keeps; it must be read before the index or the catalog change."""
 
-    __slots__ = ("_cat_ids", "_ids", "_request", "_sources")
+    __slots__ = ("_cat_ids", "_extra_rows", "_ids", "_request", "_sources")
 
     def __init__(
         self,
@@ -143,12 +143,15 @@ class RetrievedPool(CandidatePool):
         cat_ids: np.ndarray,
         features: np.ndarray | None,
         sources: tuple[Any, ...] | None = None,
+        extra_rows: np.ndarray | None = None,
     ) -> None:
         super().__init__(None, None, features, retrieved)  # type: ignore[arg-type] # filled on demand
         self._request = request
         self._ids = ids
         self._cat_ids = cat_ids  # -1: not computed yet (lazy rows)
         self._sources = sources
+        #: Lazy rows: the rows of the candidates from ``retrieved`` on, as retrieval computed them.
+        self._extra_rows = extra_rows
 
     @property
     def ids(self) -> np.ndarray:
@@ -204,6 +207,9 @@ class RetrievedPool(CandidatePool):
         if self._features is not None:
             return super().rows(indices)
         at = np.array(indices, np.int64)
+        kept = self._extra_rows
+        if kept is not None and len(at) and at.min() >= self.retrieved and at.max() < self.retrieved + len(kept):
+            return kept[at - self.retrieved]
         cats, rows = self._request.rows(self._sources, self._ids[at])
         self._cat_ids[at] = cats
         return rows
@@ -252,7 +258,7 @@ class RetrievedPool(CandidatePool):
             return self
         ids = np.concatenate([self._ids, np.array(new, np.int32)])
         cats = np.concatenate([self._cat_ids, np.full(len(new), -1, np.int32)])
-        return RetrievedPool(self._request, ids, self.retrieved, cats, None, self._sources)
+        return RetrievedPool(self._request, ids, self.retrieved, cats, None, self._sources, self._extra_rows)
 
     def buckets(self, item_buckets: int, category_buckets: int) -> tuple[np.ndarray, np.ndarray]:
         catalog = self._request.catalog
@@ -385,17 +391,18 @@ class _Request:
         return RetrievedPool(self, ids, int(retrieved), cats, features)
 
     def candidates(self, extra: np.ndarray) -> RetrievedPool:
-        """:meth:`run` without the rows: the candidates and their sources (rows on demand)."""
-        index = self.index
+        """:meth:`run` with the rows of the extra candidates only, and the sources kept (the other
+        rows on demand)."""
+        catalog, index = self.catalog, self.index
         index.settle()
-        mark = _scratch(len(self.catalog.item_ids.names), len(self.catalog.category_ids.names))[0]
-        args = self.args
-        slot, row_ids, row_w, row_len, at = index.arrays()[:5]
-        found = kernels.compiled().sources(
-            *args[:5], args[5], *args[10:15], extra.astype(np.int32), slot, row_ids, row_w, row_len, at, mark
+        a = catalog.arrays
+        scratch = _scratch(len(catalog.item_ids.names), len(catalog.category_ids.names))
+        found, cats, rows = kernels.compiled().candidates(
+            *self.args, extra.astype(np.int32), *index.arrays(), a.present, a.pop_log, a.category, *scratch
         )
-        ids = found[0]
-        return RetrievedPool(self, ids, int(found[1]), np.full(len(ids), -1, np.int32), None, found[2:])
+        ids, retrieved = found[0], int(found[1])
+        cat_ids = np.concatenate([np.full(retrieved, -1, np.int32), cats])
+        return RetrievedPool(self, ids, retrieved, cat_ids, None, found[2:], rows)
 
     def rows(self, sources: tuple[Any, ...] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The category ids and rows of ``ids`` from ``sources`` (what :meth:`candidates` kept)."""
@@ -602,6 +609,32 @@ def _sources(
     )  # fmt: skip
 
 
+def _candidates(
+    r_ids: Any, r_w: Any, r_ts: Any, r_cat: Any, popular: Any, cat_items: Any, cat_ranks: Any,
+    share_cats: Any, shares: Any, last_cat: int,
+    history: int, covis_sources: int, covis_per_source: int, covis_max: int, after_sources: int,
+    now: float, user_size: float, extra: Any,
+    slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any, count: Any, pending: Any,
+    present: Any, pop_log: Any, item_cat: Any,
+    mark: Any, cat_share: Any, cat_recent: Any,
+) -> Any:  # fmt: skip
+    """:func:`_sources` (the candidates, how many were retrieved, the sources), then the category
+    ids and rows of the extra candidates only (a training example's positive, when retrieval did
+    not find it, is all it reads)."""
+    found = _sources(
+        r_ids, r_w, r_ts, r_cat, popular, cat_items,
+        history, covis_sources, covis_per_source, covis_max, after_sources, extra,
+        slot, row_ids, row_w, row_len, at, mark,
+    )  # fmt: skip
+    h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank = found[2:]
+    cats, out = _rows(
+        found[0][found[1] :], h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank,
+        popular, cat_items, cat_ranks, share_cats, shares, r_cat, last_cat, now, user_size,
+        count, pending, present, pop_log, item_cat, mark, cat_share, cat_recent,
+    )  # fmt: skip
+    return found, cats, out
+
+
 def _rows(
     ids: Any, h_ids: Any, h_pos: Any, h_n: Any, h_w: Any, h_ts: Any, h_cat: Any,
     cv_ids: Any, cv_w: Any, ranked: Any, af_ids: Any, af_w: Any, af_rank: Any,
@@ -760,5 +793,6 @@ def warm_up() -> None:
     index.held_by(["a"], ["b", "a"])
     retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"])
     lazy = retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"], lazy=True)
+    lazy.rows([len(lazy.items) - 1])
     lazy.with_extra(["y"]).rows([0, 1])
     retrieve_many([user, UserState()], 2.0, catalog, index, [[("c", 1.0)], []])

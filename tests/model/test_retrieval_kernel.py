@@ -130,6 +130,9 @@ def test_lazy_rows_are_the_rows_of_the_whole_pool_byte_for_byte(seed: int) -> No
         lazy = retrieve(user, now, catalog, index, interests, config, extra, lazy=True)
         assert lazy.ids.tolist() == eager.ids.tolist() and lazy.retrieved == eager.retrieved
         n = len(eager.items)
+        extras = list(range(eager.retrieved, n))
+        assert lazy.rows(extras).tobytes() == eager.rows(extras).tobytes()
+        assert [lazy.category(i) for i in extras] == eager.categories_at(extras)
         asked = rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False).tolist() if n else []
         assert lazy.rows(asked).tobytes() == eager.rows(asked).tobytes()
         assert lazy.categories_at(asked) == eager.categories_at(asked)
@@ -153,7 +156,7 @@ def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
     compiled = kernels.compiled()
     every = (
         compiled.observe, compiled.scores, compiled.following, compiled.retrieve, compiled.retrieve_many,
-        compiled.sources, compiled.rows,
+        compiled.candidates, compiled.rows,
     )  # fmt: skip
     before = [len(k.signatures) for k in every]
     catalog = Catalog(HALF_LIFE)
@@ -165,6 +168,7 @@ def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
         index.following(user, 5)
         retrieve(user, 1000.0 + t, catalog, index, [("c", 1.0)], extra=["x"])
         lazy = retrieve(user, 1000.0 + t, catalog, index, [("c", 1.0)], extra=["x"], lazy=True)
+        lazy.rows([len(lazy.items) - 1])
         lazy.with_extra(["y", "a"]).rows([0, len(lazy.items)])
         retrieve_many([user, UserState()], 1000.0 + t, catalog, index, [[("c", 1.0)], []])
     assert before == [1] * len(every) and [len(k.signatures) for k in every] == before
