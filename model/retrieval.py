@@ -215,7 +215,7 @@ class RetrievedPool(CandidatePool):
         return rows
 
     def _known_cats(self) -> np.ndarray:
-        if (self._cat_ids < 0).any():  # lazy rows, some not computed: compute them all
+        if self._features is None and (self._cat_ids < 0).any():  # lazy rows: compute them all
             self._cat_ids, self._features = self._request.rows(self._sources, self._ids)
         return self._cat_ids
 
