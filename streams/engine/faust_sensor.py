@@ -2,8 +2,8 @@
 
 Faust's sensor runs on every message, stream event and table get or set, and each time looks up
 the labelled series it counts in (``labels()``) and, for a stream event, rebuilds the stream's
-label from its text. A worker draining a backlog spent 4-5% of its CPU there (docs/benchmarks.md,
-2026-12-07). :class:`LabelCachingMonitor` keeps the same series with the same values, looking
+label from its text: a visible share of a draining worker's CPU (docs/benchmarks.md).
+:class:`LabelCachingMonitor` keeps the same series with the same values, looking
 each labelled series up once; the ones Faust removes when partitions move (topic and partition
 series, on every rebalance) are looked up afresh after that.
 """
