@@ -1158,7 +1158,9 @@ class _Prober:
 
 
 class _Profiler:
-    """py-spy sampling a worker for a while, in the background: where its time goes."""
+    """py-spy sampling a worker for a while, in the background: where its time goes. Only the
+    thread holding the GIL is sampled (``--gil``): a thread waiting for it would otherwise be
+    counted at its last line (a socket write of the consumer's thread, say) as if it were busy."""
 
     def __init__(self, pid: int, delay_s: float, seconds: float, out: Path) -> None:
         exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
@@ -1179,6 +1181,7 @@ class _Profiler:
             "-o",
             str(out),
             "--nonblocking",
+            "--gil",
         ]
         self._proc: subprocess.Popen[bytes] | None = None
         self._timer = threading.Timer(delay_s, self._start)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.streams import _current_event
 
 from model.arms import PinnedModels
@@ -34,6 +33,7 @@ from state.feedback import NEIGHBOURS_MAX
 from state.item import AlertRule, ItemState
 from state.user import UserState
 from streams.engine.covisitation_files import CovisitationFiles
+from streams.engine.faust_sensor import setup_sensor
 from streams.engine.holes import HoleWatch
 from streams.engine.monitor import KeyCounts, Progress, StallWatch, refresh_lag
 from streams.engine.training_host import TRAINER_POLL_S, TrainingHost
@@ -767,5 +767,5 @@ class Engine:
                 active = {tp.partition for tp in actives if tp.topic == changelog}
                 self.metrics.table_keys.labels(name).set(store.key_count(active, app.rebalancing))
 
-        setup_prometheus_sensors(app, registry=self.metrics.registry, name_prefix="shopguide_faust")
+        setup_sensor(app, self.metrics.registry, "shopguide_faust")
         register_views(self)

@@ -60,13 +60,16 @@ def test_percentiles_and_per_second_series():
 def test_profile_summary_groups_collapsed_stacks(tmp_path: Path):
     raw = tmp_path / "p.txt"
     raw.write_text(
-        "main (cli.py:1);process (streams/processors.py:10);loads (json/__init__.py:3) 3\n"
+        "main (cli.py:1);process (streams/processors/users.py:10);loads (json/__init__.py:3) 3\n"
+        "main (cli.py:1);process (streams/processors/users.py:10);put (streams/engine/app.py:3);"
+        "FaustTableStore.put (streams/engine/app.py:9) 2\n"
         "main (cli.py:1);on_send (faust/sensors/prometheus.py:5) 1\n"
     )
     summary = profile_summary(raw)
-    assert summary["samples"] == 4
-    assert summary["buckets"]["engine processing (validate, state, score)"] == 0.75
-    assert summary["buckets"]["Prometheus sensor"] == 0.25
+    assert summary["samples"] == 6
+    assert summary["buckets"]["engine processing (validate, state, score)"] == 0.5
+    assert summary["buckets"]["table get / put (Faust table, RocksDB)"] == 2 / 6  # the callee's bucket wins
+    assert summary["buckets"]["Prometheus metrics"] == 1 / 6
     assert summary["inclusive"][0] == ("main (cli.py:1)", 1.0)
 
 
