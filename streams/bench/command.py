@@ -58,7 +58,7 @@ def rates(text: str) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.bench import report
-    from streams.bench.runner import SECTIONS, Bench, Plan
+    from streams.bench.runner import SECTIONS, Bench, Plan, py_spy
     from streams.tools.children import sigterm_exits
 
     console = Console(stderr=True, highlight=False)
@@ -70,6 +70,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             console.print(f"bench: unknown sections {', '.join(sorted(unknown))}; choose among {', '.join(SECTIONS)}")
             return 2
         plan = dataclasses.replace(plan, sections=tuple(s for s in SECTIONS if s in sections))
+    if args.profile and py_spy() is None:
+        console.print("bench: --profile needs py-spy (pip install py-spy)")
+        return 2
     plan = dataclasses.replace(plan, profile=args.profile, rates=args.rates or plan.rates)
     command = "shopguide " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     started = time.time()

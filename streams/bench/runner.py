@@ -1157,13 +1157,21 @@ class _Prober:
         return list(self._probes)
 
 
+def py_spy() -> str | None:
+    """The py-spy executable on PATH or beside this Python, or None."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+
 class _Profiler:
     """py-spy sampling a worker for a while, in the background: where its time goes. Only the
     thread holding the GIL is sampled (``--gil``): a thread waiting for it would otherwise be
     counted at its last line (a socket write of the consumer's thread, say) as if it were busy."""
 
     def __init__(self, pid: int, delay_s: float, seconds: float, out: Path) -> None:
-        exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        exe = py_spy()
+        if exe is None:
+            raise RuntimeError("bench --profile needs py-spy: pip install py-spy")
         self.out = out
         out.parent.mkdir(parents=True, exist_ok=True)
         self._cmd = [
