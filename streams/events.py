@@ -601,6 +601,6 @@ def _ts(obj: dict[str, Any], now: float | None) -> float:
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def compact_json(obj: dict[str, Any]) -> bytes:
+def compact_json(obj: Any) -> bytes:
     """UTF-8 JSON without spaces or ASCII escapes: the form of every message the engine writes."""
     return _COMPACT.encode(obj).encode("utf-8")
