@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from operator import attrgetter
 
 import numpy as np
 
@@ -182,6 +183,10 @@ class NumpyNet:
         return 3.0 + 2.0 * np.tanh(raw)
 
 
+#: A recent item's category.
+_CATEGORY = attrgetter("category")
+
+
 class _Buckets:
     """Category names with their distinct hash buckets (``unique``, sorted) and, for each bucket,
     the first name that maps to it: the interest head's columns."""
@@ -190,7 +195,8 @@ class _Buckets:
 
     def __init__(self, names: Sequence[str], unique: np.ndarray, first: np.ndarray) -> None:
         self.names = names
-        self.known = frozenset(names)
+        #: The names, and "" (an item of no known category, which has no column).
+        self.known = frozenset(names) | {""}
         self.unique = unique
         self.first = first
 
@@ -394,15 +400,17 @@ class NeuralServingModel:
         buckets = self._catalog_buckets
         if buckets is None or buckets.names is not catalog_names:
             buckets = self._catalog_buckets = _Buckets.of(catalog_names, self.config)
-        extra = [
-            c
-            for c in dict.fromkeys(
-                [*(c for u in users for c in u.interests.weights), *(r.category for u in users for r in u.recent)]
-            )
-            if c and c not in buckets.known
-        ]
-        if extra:  # categories of these users that the catalog does not hold (yet)
-            buckets = _Buckets.of((*catalog_names, *extra), self.config)
+        known = buckets.known
+        if not all(known.issuperset(u.interests.weights) and known.issuperset(map(_CATEGORY, u.recent)) for u in users):
+            extra = [
+                c
+                for c in dict.fromkeys(
+                    [*(c for u in users for c in u.interests.weights), *(r.category for u in users for r in u.recent)]
+                )
+                if c not in known
+            ]
+            if extra:  # categories of these users that the catalog does not hold (yet)
+                buckets = _Buckets.of((*catalog_names, *extra), self.config)
         names, unique, first = buckets.names, buckets.unique, buckets.first
         if not names:
             return [[] for _ in users]
