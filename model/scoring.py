@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from operator import attrgetter
 
 import numpy as np
 
@@ -181,10 +180,6 @@ class NumpyNet:
         w, dt = self.w, self.config.text_dim
         raw = (z_rating @ w["rating/out"])[:, 0] + w["rating/bias"][0] + text_pooled[:, dt + 1]
         return 3.0 + 2.0 * np.tanh(raw)
-
-
-#: A recent item's category.
-_CATEGORY = attrgetter("category")
 
 
 class _Buckets:
@@ -401,7 +396,8 @@ class NeuralServingModel:
         if buckets is None or buckets.names is not catalog_names:
             buckets = self._catalog_buckets = _Buckets.of(catalog_names, self.config)
         known = buckets.known
-        if not all(known.issuperset(u.interests.weights) and known.issuperset(map(_CATEGORY, u.recent)) for u in users):
+        held = known.issuperset
+        if not all(held(u.interests.weights) and held([r.category for r in u.recent]) for u in users):
             extra = [
                 c
                 for c in dict.fromkeys(
