@@ -1,7 +1,7 @@
 """Serving one batch of shoppers split into experiment arms.
 
-Each arm names its model (the current one or a pinned snapshot version) and whether the shop's
-merchandising rules apply. The batch's users are grouped by model and each group is scored in one
+Each arm names its model (the current one, a pinned snapshot version or a trainer variant's) and
+whether the shop's merchandising rules apply. The batch's users are grouped by model and each group is scored in one
 batched call, each user under the plan of their arm's rules: arms that differ in rules only cost one
 call, as without an experiment (a scoring call has costs per batch as well as per user). Without
 an experiment the batch is served exactly as before.
@@ -27,11 +27,20 @@ from state.user import UserState
 PINNED_MAX = 4
 #: The model serving a pinned version, or None when the worker does not hold it.
 Pinned = Callable[[int], ServingModel | None]
+#: The model of a trainer variant, or None when the worker has none of it yet.
+Variants = Callable[[str], ServingModel | None]
 
 
-def arm_model(arm: Arm, current: ServingModel, pinned: Pinned) -> tuple[ServingModel, bool]:
+def _none(key: str) -> ServingModel | None:
+    return None
+
+
+def arm_model(arm: Arm, current: ServingModel, pinned: Pinned, variants: Variants = _none) -> tuple[ServingModel, bool]:
     """The model serving ``arm`` and whether it is the one asked for (False: a pinned version
-    this worker does not hold, served with the current model instead)."""
+    or a variant's model this worker does not hold, served with the current model instead)."""
+    if arm.variant is not None:
+        model = variants(arm.variant)
+        return (model, True) if model is not None else (current, False)
     version = arm.pinned
     if version is None or version == current.version:
         return current, True
@@ -52,6 +61,7 @@ def serve(
     half_life_s: float,
     scorings: BatchScorings | None = None,
     interests: bool = True,
+    variants: Variants = _none,
 ) -> list[tuple[Recommendations, ServingModel, bool]]:
     """Per user: the recommendation, the model that made it, and whether that model is the one
     the user's arm asked for (always True outside an experiment, ``arms`` None). Inside one,
@@ -60,11 +70,11 @@ def serve(
     if arms is None:
         plans = rules.plans(user_ids, users, now, half_life_s)
         return [(rec, current, True) for rec in current.recommend_many(users, now, k, plans)]
-    chosen = [arm_model(arm, current, pinned) for arm in arms]
+    chosen = [arm_model(arm, current, pinned, variants) for arm in arms]
     scorings = scorings if scorings is not None else BatchScorings()
-    groups: dict[int, tuple[ServingModel, list[int]]] = {}
+    groups: dict[int, tuple[ServingModel, list[int]]] = {}  # by model: a variant's versions count on their own
     for n, (model, _) in enumerate(chosen):
-        groups.setdefault(model.version, (model, []))[1].append(n)
+        groups.setdefault(id(model), (model, []))[1].append(n)
     out: list[tuple[Recommendations, ServingModel, bool] | None] = [None] * len(users)
     for model, rows in groups.values():
         states = [users[n] for n in rows]
@@ -122,28 +132,52 @@ def _same(scored: ScoredBatch, users: Sequence[UserState], now: float) -> bool:
 
 
 class PinnedModels:
-    """The models of the snapshot versions experiments pin, as this worker served them: at most
-    ``limit`` (the oldest dropped first). A version is held only if the worker served it after an
-    experiment pinned it; any other is served by the current model (counted by the caller)."""
+    """The models of the snapshot versions experiments pin, at most ``limit`` held or loading (the
+    oldest dropped first). A version is held when this worker served it after an experiment
+    pinned it, or once loaded from the stored snapshots: a version asked for and not held is passed
+    to ``load`` once (a background load, which ends in :meth:`offer` or :meth:`unfound`) and
+    served meanwhile by the current model (counted by the caller), as is every version asked for
+    beyond the limit."""
 
-    def __init__(self, limit: int = PINNED_MAX) -> None:
+    def __init__(self, limit: int = PINNED_MAX, load: Callable[[int], None] = lambda version: None) -> None:
         self._limit = limit
+        self._load = load
         self._models: dict[int, ServingModel] = {}
+        self._loading: set[int] = set()
+        self._unfound: set[int] = set()
 
     def __call__(self, version: int) -> ServingModel | None:
-        return self._models.get(version)
+        model = self._models.get(version)
+        if (
+            model is None
+            and version not in self._loading
+            and version not in self._unfound
+            and len(self._models) + len(self._loading) < self._limit
+        ):
+            self._loading.add(version)
+            self._load(version)
+        return model
 
     def versions(self) -> list[int]:
         return sorted(self._models)
 
     def offer(self, model: ServingModel, wanted: Collection[int]) -> None:
-        """Keep ``model`` if its version is ``wanted``; drop the versions no longer wanted."""
+        """Keep ``model`` (served, or loaded) if its version is ``wanted``; forget the versions no
+        longer wanted, held, loading or not found."""
+        self._loading.discard(model.version)
         for version in [v for v in self._models if v not in wanted]:
             del self._models[version]
+        self._loading &= set(wanted)
+        self._unfound &= set(wanted)
         if model.version in wanted:
             self._models[model.version] = model
             while len(self._models) > self._limit:
                 del self._models[min(self._models)]
+
+    def unfound(self, version: int) -> None:
+        """``version`` could not be loaded: it is not asked for again while it stays wanted."""
+        self._loading.discard(version)
+        self._unfound.add(version)
 
 
 def _plans(

@@ -5,7 +5,8 @@ arms with shares summing to 1; every worker keeps the experiments in an :class:`
 A shopper's arm is a pure function of the experiment id and the user id (:func:`bucket`, a keyed
 BLAKE2b hash, the same in every process and Python version), so any worker, before or after a
 restart or a rebalance, puts a shopper in the same arm. An arm says which model serves it
-(``current`` or a ``pinned`` snapshot version) and whether the shop's merchandising rules apply.
+(``current``, a ``pinned`` snapshot version, or the model of a ``trainer`` variant,
+:mod:`model.trainer_variants`) and whether the shop's merchandising rules apply.
 
 One arm may be the experiment's ``shadow``: it serves nobody (its share is 0) and is scored on
 the same batches as the served arms, its top items written aside for comparison.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 CURRENT = "current"
 PINNED = "pinned:"
+TRAINER = "trainer:"
 RULES = ("all", "none")
 #: The shares of an experiment's arms sum to 1 within this.
 SHARE_TOLERANCE = 1e-9
@@ -34,13 +36,18 @@ _SCALE = float(1 << 64)
 class Arm:
     name: str
     share: float
-    model: str = CURRENT  # "current" or "pinned:<version>"
+    model: str = CURRENT  # "current", "pinned:<version>" or "trainer:<variant>"
     rules: str = "all"  # "all" or "none": whether the shop's merchandising rules apply
 
     @property
     def pinned(self) -> int | None:
         """The snapshot version this arm is served with, or None for the current one."""
         return int(self.model[len(PINNED) :]) if self.model.startswith(PINNED) else None
+
+    @property
+    def variant(self) -> str | None:
+        """The trainer variant whose model serves this arm, or None."""
+        return self.model[len(TRAINER) :] if self.model.startswith(TRAINER) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +127,11 @@ class ExperimentBook:
 
     def experiments(self) -> list[Experiment]:
         return [self._experiments[k] for k in sorted(self._experiments)]
+
+    def variant_arm(self, experiment_id: str | None, arm: str | None) -> bool:
+        """Whether that arm of that experiment is served by a trainer variant's model."""
+        experiment = self._experiments.get(experiment_id) if experiment_id is not None else None
+        return experiment is not None and any(a.name == arm and a.variant is not None for a in experiment.arms)
 
     @property
     def active(self) -> Experiment | None:

@@ -26,6 +26,8 @@ class Kernels:
     origins: Any = None
     retrieve: Any = None
     retrieve_many: Any = None
+    candidates: Any = None
+    rows: Any = None
 
 
 def compiled() -> type[Kernels]:
@@ -53,7 +55,7 @@ def warm(cache_dir: Path | None = None) -> float:
     # Callees first: a kernel calls the module globals they replace as compiled functions.
     for module, names in (
         (covisitation, ("_link_last", "_unlink", "_accumulate", "_scores", "_following", "_sources_of", "_held_by")),
-        (retrieval, ("_mark", "_take", "_rank_of", "_retrieve")),
+        (retrieval, ("_mark", "_take", "_rank_of", "_sources", "_rows", "_retrieve")),
     ):
         for name in names:
             if not isinstance(getattr(module, name), numba.core.registry.CPUDispatcher):
@@ -63,6 +65,7 @@ def warm(cache_dir: Path | None = None) -> float:
     Kernels.sources_of, Kernels.held_by = covisitation._sources_of, covisitation._held_by
     Kernels.origins = njit(reasons._origins)
     Kernels.retrieve = retrieval._retrieve
+    Kernels.candidates, Kernels.rows = njit(retrieval._candidates), retrieval._rows
     Kernels.retrieve_many = njit(retrieval._retrieve_many)
     retrieval.warm_up()
     reasons.warm_up()

@@ -129,17 +129,29 @@ class CandidatePool:
 
 class RetrievedPool(CandidatePool):
     """What :func:`retrieve` found, as dense ids: item and category names are materialised only
-    when asked for (a ranking reads its top k, a training example a handful)."""
+    when asked for (a ranking reads its top k, a training example a handful). A pool retrieved
+    with ``lazy`` rows computes the feature rows and categories of the candidates asked for only,
+    from the sources it keeps; it must be read before the index or the catalog change."""
 
-    __slots__ = ("_cat_ids", "_ids", "_request")
+    __slots__ = ("_cat_ids", "_extra_rows", "_ids", "_request", "_sources")
 
     def __init__(
-        self, request: _Request, ids: np.ndarray, retrieved: int, cat_ids: np.ndarray, features: np.ndarray
+        self,
+        request: _Request,
+        ids: np.ndarray,
+        retrieved: int,
+        cat_ids: np.ndarray,
+        features: np.ndarray | None,
+        sources: tuple[Any, ...] | None = None,
+        extra_rows: np.ndarray | None = None,
     ) -> None:
-        super().__init__(None, None, features, retrieved)
+        super().__init__(None, None, features, retrieved)  # type: ignore[arg-type] # filled on demand
         self._request = request
         self._ids = ids
-        self._cat_ids = cat_ids
+        self._cat_ids = cat_ids  # -1: not computed yet (lazy rows)
+        self._sources = sources
+        #: Lazy rows: the rows of the candidates from ``retrieved`` on, as retrieval computed them.
+        self._extra_rows = extra_rows
 
     @property
     def ids(self) -> np.ndarray:
@@ -157,6 +169,12 @@ class RetrievedPool(CandidatePool):
         return self._request.args[0]
 
     @property
+    def features(self) -> np.ndarray:
+        if self._features is None:
+            self._cat_ids, self._features = self._request.rows(self._sources, self._ids)
+        return self._features
+
+    @property
     def items(self) -> list[str]:
         if self._items is None:
             self._items = _PerId.of(self._request.catalog.item_ids).take(self._ids).tolist()
@@ -165,10 +183,12 @@ class RetrievedPool(CandidatePool):
     @property
     def categories(self) -> list[str]:
         if self._categories is None:
-            self._categories = _PerId.of(self._request.catalog.category_ids).take(self._cat_ids).tolist()
+            self._categories = _PerId.of(self._request.catalog.category_ids).take(self._known_cats()).tolist()
         return self._categories
 
     def category(self, i: int) -> str:
+        if self._cat_ids[i] < 0:
+            self.rows([i])
         return self._request.catalog.category_ids.names[int(self._cat_ids[i])]
 
     def item(self, i: int) -> str:
@@ -177,7 +197,27 @@ class RetrievedPool(CandidatePool):
     def categories_at(self, positions: Sequence[int]) -> list[str]:
         if self._categories is not None:
             return super().categories_at(positions)
-        return _PerId.of(self._request.catalog.category_ids).take(self._cat_ids.take(positions)).tolist()
+        cats = self._cat_ids.take(positions)
+        if (cats < 0).any():
+            self.rows(positions)
+            cats = self._cat_ids.take(positions)
+        return _PerId.of(self._request.catalog.category_ids).take(cats).tolist()
+
+    def rows(self, indices: Sequence[int]) -> np.ndarray:
+        if self._features is not None:
+            return super().rows(indices)
+        at = np.array(indices, np.int64)
+        kept = self._extra_rows
+        if kept is not None and len(at) and at.min() >= self.retrieved and at.max() < self.retrieved + len(kept):
+            return kept[at - self.retrieved]
+        cats, rows = self._request.rows(self._sources, self._ids[at])
+        self._cat_ids[at] = cats
+        return rows
+
+    def _known_cats(self) -> np.ndarray:
+        if self._features is None and (self._cat_ids < 0).any():  # lazy rows: compute them all
+            self._cat_ids, self._features = self._request.rows(self._sources, self._ids)
+        return self._cat_ids
 
     def position(self, item_id: str) -> int:
         dense = self._request.catalog.item_ids.get(item_id, -1)
@@ -200,16 +240,30 @@ class RetrievedPool(CandidatePool):
         return np.flatnonzero(ok).tolist()
 
     def with_extra(self, more: Iterable[str]) -> CandidatePool:
-        ids = self._request.catalog.item_ids
-        extra = ids.of(more)
-        if all((self._ids == e).any() for e in extra.tolist()):
+        extra = self._request.catalog.item_ids.of(more)
+        if self._sources is None:
+            if all((self._ids == e).any() for e in extra.tolist()):
+                return self
+            return self._request.run(np.concatenate([self._ids[self.retrieved :], extra]))
+        flags = _flags(len(self._request.catalog.item_ids.names))
+        flags[self._ids] = True
+        new = []
+        for e in extra.tolist():
+            if not flags[e]:
+                flags[e] = True
+                new.append(e)
+        flags[self._ids] = False
+        flags[new] = False
+        if not new:
             return self
-        return self._request.run(np.concatenate([self._ids[self.retrieved :], extra]))
+        ids = np.concatenate([self._ids, np.array(new, np.int32)])
+        cats = np.concatenate([self._cat_ids, np.full(len(new), -1, np.int32)])
+        return RetrievedPool(self._request, ids, self.retrieved, cats, None, self._sources, self._extra_rows)
 
     def buckets(self, item_buckets: int, category_buckets: int) -> tuple[np.ndarray, np.ndarray]:
         catalog = self._request.catalog
         items = _PerId.of(catalog.item_ids, item_buckets).take(self._ids)
-        return items, _PerId.of(catalog.category_ids, category_buckets).take(self._cat_ids)
+        return items, _PerId.of(catalog.category_ids, category_buckets).take(self._known_cats())
 
 
 class _PerId:
@@ -255,15 +309,21 @@ def retrieve(
     interests: list[tuple[str, float]],
     config: RetrievalConfig = RetrievalConfig(),
     extra: Iterable[str] = (),
+    *,
+    lazy: bool = False,
 ) -> RetrievedPool:
     """Gather candidates and their features. ``interests`` are the user's decayed category
     shares at ``now``; ``extra`` items (a training positive) are added if not retrieved, so that
     they get the very features they would have had as candidates. ``index`` must share the
-    catalog's item ids (``CovisIndex(ids=catalog.item_ids)``)."""
+    catalog's item ids (``CovisIndex(ids=catalog.item_ids)``). With ``lazy``, rows are computed
+    only for the candidates asked for (a training example reads a handful of a few hundred), and
+    ``with_extra`` adds items without retrieving again; the pool must then be read before the
+    index or the catalog change."""
     if index.ids is not catalog.item_ids:
         raise ValueError("retrieval needs a co-visitation index over the catalog's item ids")
     request = _Request(user, now, catalog, index, interests, config)
-    return request.run(catalog.item_ids.of(extra))
+    extra_ids = catalog.item_ids.of(extra)
+    return request.candidates(extra_ids) if lazy else request.run(extra_ids)
 
 
 def retrieve_many(
@@ -329,6 +389,35 @@ class _Request:
             *self.args, extra.astype(np.int32), *index.arrays(), a.present, a.pop_log, a.category, *scratch
         )
         return RetrievedPool(self, ids, int(retrieved), cats, features)
+
+    def candidates(self, extra: np.ndarray) -> RetrievedPool:
+        """:meth:`run` with the rows of the extra candidates only, and the sources kept (the other
+        rows on demand)."""
+        catalog, index = self.catalog, self.index
+        index.settle()
+        a = catalog.arrays
+        scratch = _scratch(len(catalog.item_ids.names), len(catalog.category_ids.names))
+        found, cats, rows = kernels.compiled().candidates(
+            *self.args, extra.astype(np.int32), *index.arrays(), a.present, a.pop_log, a.category, *scratch
+        )
+        ids, retrieved = found[0], int(found[1])
+        cat_ids = np.concatenate([np.full(retrieved, -1, np.int32), cats])
+        return RetrievedPool(self, ids, retrieved, cat_ids, None, found[2:], rows)
+
+    def rows(self, sources: tuple[Any, ...] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The category ids and rows of ``ids`` from ``sources`` (what :meth:`candidates` kept)."""
+        if sources is None:
+            raise ValueError("this pool holds its rows already")
+        catalog, index = self.catalog, self.index
+        index.settle()
+        a = catalog.arrays
+        scratch = _scratch(len(catalog.item_ids.names), len(catalog.category_ids.names))
+        r = self.args
+        count, pending = index.arrays()[5:]
+        return kernels.compiled().rows(
+            np.ascontiguousarray(ids, np.int32), *sources, r[4], r[5], r[6], r[7], r[8], r[3], r[9], r[15], r[16],
+            count, pending, a.present, a.pop_log, a.category, *scratch,
+        )  # fmt: skip
 
 
 #: Which of a request's arguments are arrays, grouped by the offsets they share when several
@@ -444,12 +533,35 @@ def _retrieve(
     """The candidates (dense ids: the first ``history`` distinct recent items newest first, the
     ``covis_max`` strongest co-visited items, the wanted categories' popular items, the popular
     items, each once; then ``extra``), how many were retrieved (not extra), their category ids
-    and their feature rows, in the order of ``model.candidate_features.CANDIDATE_FEATURES``.
-    The recent items (``r_*``) are oldest first; ``mark``, ``cat_share`` and ``cat_recent`` are
-    scratch (-1, 0, 0 on entry and on return)."""
+    and their feature rows, in the order of ``model.candidate_features.CANDIDATE_FEATURES``:
+    :func:`_sources`, then :func:`_rows` of every candidate. The recent items (``r_*``) are
+    oldest first; ``mark``, ``cat_share`` and ``cat_recent`` are scratch (-1, 0, 0 on entry and
+    on return)."""
+    found = _sources(
+        r_ids, r_w, r_ts, r_cat, popular, cat_items,
+        history, covis_sources, covis_per_source, covis_max, after_sources, extra,
+        slot, row_ids, row_w, row_len, at, mark,
+    )  # fmt: skip
+    ids = found[0]
+    h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank = found[2:]
+    cats, out = _rows(
+        ids, h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank,
+        popular, cat_items, cat_ranks, share_cats, shares, r_cat, last_cat, now, user_size,
+        count, pending, present, pop_log, item_cat, mark, cat_share, cat_recent,
+    )  # fmt: skip
+    return ids, found[1], cats, out
+
+
+def _sources(
+    r_ids: Any, r_w: Any, r_ts: Any, r_cat: Any, popular: Any, cat_items: Any,
+    history: int, covis_sources: int, covis_per_source: int, covis_max: int, after_sources: int, extra: Any,
+    slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any, mark: Any,
+) -> Any:  # fmt: skip
+    """The candidates of :func:`_retrieve` and how many were retrieved, with what their rows are
+    computed from: the history (distinct items newest first, each at its last visit: position
+    from the newest, visits, strongest action, time, category), the co-visitation scores, the
+    ``covis_max`` strongest of them, and the followers with their ranks."""
     m = r_ids.shape[0]
-    # History: each distinct item at its last visit (position from the newest), with its visits,
-    # strongest action, the last visit's time and category.
     h_ids = np.empty(m, np.int32)
     h_pos = np.empty(m, np.float64)
     h_n = np.empty(m, np.float64)
@@ -491,9 +603,52 @@ def _retrieve(
     n = _take(extra, extra.shape[0], mark, ids, n)
     for i in range(n):
         mark[ids[i]] = -1
-    ids = ids[:n]
+    return (
+        ids[:n], retrieved, h_ids, h_pos[:n_h], h_n[:n_h], h_w[:n_h], h_ts[:n_h], h_cat[:n_h],
+        cv_ids, cv_w, ranked, af_ids, af_w, af_rank,
+    )  # fmt: skip
 
-    h_at = _rank_of(h_ids, n_h, ids, mark)
+
+def _candidates(
+    r_ids: Any, r_w: Any, r_ts: Any, r_cat: Any, popular: Any, cat_items: Any, cat_ranks: Any,
+    share_cats: Any, shares: Any, last_cat: int,
+    history: int, covis_sources: int, covis_per_source: int, covis_max: int, after_sources: int,
+    now: float, user_size: float, extra: Any,
+    slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any, count: Any, pending: Any,
+    present: Any, pop_log: Any, item_cat: Any,
+    mark: Any, cat_share: Any, cat_recent: Any,
+) -> Any:  # fmt: skip
+    """:func:`_sources` (the candidates, how many were retrieved, the sources), then the category
+    ids and rows of the extra candidates only (a training example's positive, when retrieval did
+    not find it, is all it reads)."""
+    found = _sources(
+        r_ids, r_w, r_ts, r_cat, popular, cat_items,
+        history, covis_sources, covis_per_source, covis_max, after_sources, extra,
+        slot, row_ids, row_w, row_len, at, mark,
+    )  # fmt: skip
+    h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank = found[2:]
+    cats, out = _rows(
+        found[0][found[1] :], h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank,
+        popular, cat_items, cat_ranks, share_cats, shares, r_cat, last_cat, now, user_size,
+        count, pending, present, pop_log, item_cat, mark, cat_share, cat_recent,
+    )  # fmt: skip
+    return found, cats, out
+
+
+def _rows(
+    ids: Any, h_ids: Any, h_pos: Any, h_n: Any, h_w: Any, h_ts: Any, h_cat: Any,
+    cv_ids: Any, cv_w: Any, ranked: Any, af_ids: Any, af_w: Any, af_rank: Any,
+    popular: Any, cat_items: Any, cat_ranks: Any, share_cats: Any, shares: Any, r_cat: Any,
+    last_cat: int, now: float, user_size: float,
+    count: Any, pending: Any, present: Any, pop_log: Any, item_cat: Any,
+    mark: Any, cat_share: Any, cat_recent: Any,
+) -> Any:  # fmt: skip
+    """The category ids and feature rows of ``ids`` (any items, candidates or not) from what
+    :func:`_sources` found: a row depends on its item and the sources only, not on which other
+    rows are computed with it."""
+    n = ids.shape[0]
+    m = r_cat.shape[0]
+    h_at = _rank_of(h_ids, h_ids.shape[0], ids, mark)
     cv_at = _rank_of(cv_ids, cv_ids.shape[0], ids, mark)
     cr_at = _rank_of(ranked, ranked.shape[0], ids, mark)
     af_at = _rank_of(af_ids, af_ids.shape[0], ids, mark)
@@ -568,7 +723,7 @@ def _retrieve(
         cat_share[share_cats[j]] = 0.0
     for k in range(m):
         cat_recent[r_cat[k]] = 0.0
-    return ids, retrieved, cats, out
+    return cats, out
 
 
 def _retrieve_many(
@@ -637,4 +792,7 @@ def warm_up() -> None:
     index.sources_of(user, 1, 1, ["b", "a"])
     index.held_by(["a"], ["b", "a"])
     retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"])
+    lazy = retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"], lazy=True)
+    lazy.rows([len(lazy.items) - 1])
+    lazy.with_extra(["y"]).rows([0, 1])
     retrieve_many([user, UserState()], 2.0, catalog, index, [[("c", 1.0)], []])

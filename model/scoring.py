@@ -274,13 +274,20 @@ class NeuralServingModel:
             observe_purchase(self.purchases, user, item_id)
 
     def pool(
-        self, user: UserState, now: float, extra: Sequence[str] = (), half_life_s: float | None = None
+        self,
+        user: UserState,
+        now: float,
+        extra: Sequence[str] = (),
+        half_life_s: float | None = None,
+        *,
+        lazy: bool = False,
     ) -> CandidatePool:
         """Retrieval for one user (also what training examples sample negatives from, with their
-        interests' ``half_life_s``; default this model's)."""
+        interests' ``half_life_s``; default this model's); ``lazy``: rows only for the candidates
+        asked for (:func:`~model.retrieval.retrieve`)."""
         half_life = self.half_life if half_life_s is None else half_life_s
         interests = user.interest_weights(now, half_life, self.config.interests)
-        return retrieve(user, now, self.catalog, self.index, interests, self.retrieval, extra)
+        return retrieve(user, now, self.catalog, self.index, interests, self.retrieval, extra, lazy=lazy)
 
     def pools(self, users: Sequence[UserState], now: float) -> list[CandidatePool]:
         """:meth:`pool` for each of ``users`` at ``now``, in one retrieval pass."""

@@ -331,11 +331,14 @@ _FILE = re.compile(r"^snapshot-(\d{12})\.sgs$")
 
 class SnapshotStore:
     """A directory of snapshots, one file per version, written atomically (temporary file, fsync,
-    rename), keeping the newest ``keep``."""
+    rename), keeping the newest ``keep`` and the ``protected`` versions."""
 
     def __init__(self, directory: Path | str, keep: int = 5) -> None:
         self.directory = Path(directory)
         self.keep = keep
+        #: Versions kept even when older than the newest ``keep`` (those experiments pin); None
+        #: while they are not known yet (a worker reading its experiments at a start): none deleted.
+        self.protected: frozenset[int] | None = frozenset()
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, version: int) -> Path:
@@ -350,8 +353,11 @@ class SnapshotStore:
             raise SnapshotError(f"version {snapshot.version} is not newer than the stored {versions[-1]}")
         target = self.path(snapshot.version)
         write_atomically(target, snapshot.to_bytes(**encode))
-        for old in self.versions()[: -self.keep] if self.keep > 0 else []:
-            self.path(old).unlink(missing_ok=True)
+        protected = self.protected
+        if self.keep > 0 and protected is not None:
+            for old in self.versions()[: -self.keep]:
+                if old not in protected:
+                    self.path(old).unlink(missing_ok=True)
         return target
 
     def load(self, version: int) -> Snapshot:

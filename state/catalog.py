@@ -10,7 +10,6 @@ exploration shows.
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -90,8 +89,10 @@ class Catalog:
         # Item ids per category in insertion order (a dict, not a set): ``popular`` breaks ties
         # by iteration order, which for a set of strings changes with the process's hash seed.
         self._by_category: dict[str, dict[str, None]] = {}
-        # category ("" = all) -> (when ranked, how many were asked for, ids)
-        self._top: dict[str, tuple[float, int, list[str]]] = {}
+        # category ("" = all) -> its members' dense ids in that order, as ranking reads them
+        self._members: dict[str, _Members] = {}
+        # category ("" = all) -> its popular items as last ranked
+        self._top: dict[str, _Ranking] = {}
         self._dirty: set[str] = set()
         # Every item id once, for uniform sampling in O(1) (swap-remove keeps it dense).
         self._ids: list[str] = []
@@ -108,7 +109,6 @@ class Catalog:
         self._arrays = ItemArrays(
             np.zeros(0, np.bool_), np.zeros(0, np.bool_), np.zeros(0), np.zeros(0, np.int32), np.zeros(0)
         )
-        self._top_ids: dict[str, tuple[list[str], np.ndarray]] = {}  # popular(): its ranked ids, as dense ids
 
     def __len__(self) -> int:
         return len(self._items)
@@ -237,13 +237,23 @@ class Catalog:
         if old is None:
             self._slot[item_id] = len(self._ids)
             self._ids.append(item_id)
+            self._member("").append(dense)
         if (old is None or item_id in self._fresh_in) and a.engagements[dense] < self.fresh_below:
             self._arrive(item_id, entry.category)
         members = self._by_category.setdefault(entry.category, {})
         if not members:
             self._categories = None
-        members[item_id] = None
+        if item_id not in members:
+            members[item_id] = None
+            if entry.category:  # key "" ranks every item
+                self._member(entry.category).append(dense)
         self._dirty.update((entry.category, ""))
+
+    def _member(self, key: str) -> _Members:
+        found = self._members.get(key)
+        if found is None:
+            found = self._members[key] = _Members()
+        return found
 
     def _arrive(self, item_id: str, category: str) -> None:
         """The item joins (or moves to) its category's fresh list, the oldest arrival leaving a
@@ -262,6 +272,8 @@ class Catalog:
         members.pop(item_id, None)
         if not members:
             self._categories = None
+        if category:
+            self._member(category).stale = True
         self._dirty.add(category)
 
     def remove(self, item_id: str) -> None:
@@ -277,6 +289,7 @@ class Catalog:
                 self._ids[slot] = last
                 self._slot[last] = slot
             self._leave(old.category, item_id)
+            self._member("").stale = True
             self._dirty.add("")
 
     def sample(self, n: int, rng: Any) -> list[str]:
@@ -291,36 +304,28 @@ class Catalog:
     def popular(self, n: int, category: str | None = None) -> list[str]:
         """The ``n`` most popular in-stock items, overall or in one category; recomputed at most
         once per ``refresh_s`` so that a burst of updates costs one ranking, not one per read."""
-        return self._ranked(n, "" if category is None else category)[:n]
+        return self._ranked(n, "" if category is None else category).names(self.item_ids)[:n]
 
     def popular_ids(self, n: int, category: str | None = None) -> np.ndarray:
-        """:meth:`popular` as dense item ids (int32), converted once per re-ranking."""
-        key = "" if category is None else category
-        ranked = self._ranked(n, key)
-        cached = self._top_ids.get(key)
-        if cached is None or cached[0] is not ranked:
-            cached = self._top_ids[key] = (ranked, self.item_ids.of(ranked, len(ranked)))
-        return cached[1][:n]
+        """:meth:`popular` as dense item ids (int32)."""
+        return self._ranked(n, "" if category is None else category).ids[:n]
 
-    def _ranked(self, n: int, key: str) -> list[str]:
+    def _ranked(self, n: int, key: str) -> _Ranking:
         """At least the ``n`` most popular in-stock items of category ``key`` ("": all), as
         last ranked, or ranked now."""
         now = self._clock()
         cached = self._top.get(key)
-        if cached is not None and cached[1] >= n:
-            when, _, ids = cached
-            if key not in self._dirty or now - when < self._refresh_s:
-                return ids
-        category = None if key == "" else key
-        pool = self._items.keys() if category is None else self._by_category.get(category, ())
-        items = self._items
+        fresh_enough = cached is not None and (key not in self._dirty or now - cached.when < self._refresh_s)
+        if cached is not None and cached.limit >= n and fresh_enough:
+            return cached
+        members = self._members.get(key)
+        if members is not None and members.stale:
+            pool = self._items.keys() if key == "" else self._by_category.get(key, {}).keys()
+            members.reset(self.item_ids.of(pool, len(pool)))
         limit = max(n, 50)
-        ranked = heapq.nlargest(
-            limit,
-            (i for i in pool if items[i].in_stock),
-            key=lambda i: items[i].pop_log,
-        )
-        self._top[key] = (now, limit, ranked)
+        ids = np.zeros(0, np.int32) if members is None else members.ids
+        a = self.arrays
+        ranked = self._top[key] = _Ranking(now, limit, top(ids[a.in_stock[ids]], a.pop_log, limit))
         self._dirty.discard(key)
         return ranked
 
@@ -330,3 +335,52 @@ class Catalog:
         if self._categories is None:
             self._categories = tuple(c for c, ids in self._by_category.items() if c and ids)
         return self._categories
+
+
+def top(ids: np.ndarray, score: np.ndarray, limit: int) -> np.ndarray:
+    """The ``limit`` of ``ids`` with the highest ``score[id]``, highest first, ties in the order of
+    ``ids``: ``heapq.nlargest(limit, ids, key=score.__getitem__)``, which sorts stably, as one
+    stable numpy sort (a selection first is no faster here: ``np.partition`` slows down on the
+    many tied ``-inf`` scores of items without activity)."""
+    return ids[np.argsort(-score[ids], kind="stable")[:limit]]
+
+
+class _Members:
+    """A category's member ids, in its insertion order, as a growing int32 array; ``stale`` once
+    a member left (rebuilt from the category's dict before the next ranking)."""
+
+    __slots__ = ("_buffer", "_n", "stale")
+
+    def __init__(self) -> None:
+        self._buffer = np.zeros(16, np.int32)
+        self._n = 0
+        self.stale = False
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._buffer[: self._n]
+
+    def append(self, dense: int) -> None:
+        if self._n == len(self._buffer):
+            self._buffer = np.concatenate([self._buffer, np.zeros(len(self._buffer), np.int32)])
+        self._buffer[self._n] = dense
+        self._n += 1
+
+    def reset(self, ids: np.ndarray) -> None:
+        self._buffer, self._n, self.stale = np.concatenate([ids, np.zeros(16, np.int32)]), len(ids), False
+
+
+class _Ranking:
+    """A category's popular items as ranked at ``when`` (at least ``limit`` asked for): dense
+    ids, and their names when first asked for."""
+
+    __slots__ = ("_names", "ids", "limit", "when")
+
+    def __init__(self, when: float, limit: int, ids: np.ndarray) -> None:
+        self.when, self.limit, self.ids = when, limit, ids
+        self._names: list[str] | None = None
+
+    def names(self, item_ids: DenseIds) -> list[str]:
+        if self._names is None:
+            self._names = list(map(item_ids.names.__getitem__, self.ids.tolist()))
+        return self._names

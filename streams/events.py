@@ -19,8 +19,9 @@ from typing import Any
 
 import msgspec
 
-from model.experiments import ARMS_MAX, CURRENT, PINNED, RULES, Arm, Experiment
+from model.experiments import ARMS_MAX, CURRENT, PINNED, RULES, TRAINER, Arm, Experiment
 from model.rules import KINDS, Rule, Segment
+from model.trainer_variants import NAME as VARIANT_NAME
 from state.user import ACTIONS as USER_ACTIONS
 from streams.errors import InvalidEvent
 
@@ -356,9 +357,14 @@ def _arm(n: int, value: Any) -> Arm:
         if share is None or not 0.0 <= share <= 1.0:
             raise InvalidEvent("out_of_range", f"field 'share': must be in [0, 1], got {value['share']}")
         model = CURRENT if value.get("model") is None else _str(value, "model", ID_MAX)
-        pinned = model.removeprefix(PINNED)
-        if model != CURRENT and not (model.startswith(PINNED) and pinned.isascii() and pinned.isdigit()):
-            raise InvalidEvent("out_of_range", f"field 'model': 'current' or 'pinned:<version>', got {model!r}")
+        pinned, variant = model.removeprefix(PINNED), model.removeprefix(TRAINER)
+        if model != CURRENT and not (
+            (model.startswith(PINNED) and pinned.isascii() and pinned.isdigit())
+            or (model.startswith(TRAINER) and VARIANT_NAME.match(variant))
+        ):
+            raise InvalidEvent(
+                "out_of_range", f"field 'model': 'current', 'pinned:<version>' or 'trainer:<variant>', got {model!r}"
+            )
         rules = "all" if value.get("rules") is None else _str(value, "rules", 8)
         if rules not in RULES:
             raise InvalidEvent("out_of_range", f"field 'rules': 'all' or 'none', got {rules!r}")

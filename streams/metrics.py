@@ -106,9 +106,16 @@ class Metrics:
         )
         self.pinned_fallbacks = Counter(
             "shopguide_pinned_model_fallbacks_total",
-            "Recommendations of an arm pinned to a snapshot version the worker does not hold, "
-            "served with the current model instead, by experiment and arm",
+            "Recommendations of an arm pinned to a snapshot version, or served by a trainer variant, whose "
+            "model the worker does not hold, served with the current model instead, by experiment and arm",
             ["experiment", "arm"],
+            registry=r,
+        )
+        self.pinned_loads = Counter(
+            "shopguide_pinned_model_loads_total",
+            "Pinned snapshot versions loaded from the worker's stored snapshots (found) or not (unfound: "
+            "not stored, or failing verification), by outcome",
+            ["outcome"],
             registry=r,
         )
         self.sentiments = Counter(

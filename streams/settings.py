@@ -22,6 +22,7 @@ from typing import Any
 
 from model.candidates import EXPLORE_SLOTS, NEW_SHARE
 from model.rules import Demotion
+from model.trainer_variants import parse_variants
 from state.catalog import FRESH_BELOW
 from state.decay import INTEREST_HALF_LIFE_S, POPULARITY_HALF_LIFE_S
 from state.user import action_weights
@@ -197,6 +198,11 @@ class Settings:
         0.0,
         "Share of the negative reviews the trainer's sentiment threshold must find among the reviews it calibrates on (0: best macro-F1 alone)",
     )
+    trainer_variants: str = _opt(
+        "SHOPGUIDE_TRAINER_VARIANTS",
+        "",
+        'Trainer variants experiments\' arms can name (trainer:<name>), JSON: {"name": {"learning_rate": 0.004, "task_weights": {...}}}; each runs as shopguide trainer --variant <name>',
+    )
     snapshots_kept: int = _opt("SHOPGUIDE_SNAPSHOTS_KEPT", 5, "Snapshots a worker keeps on disk (newest first)")
     rollback_drop: float = _opt(
         "SHOPGUIDE_ROLLBACK_DROP", 0.5, "Roll back a snapshot whose hit rate falls below (1 - this) x the recent rate"
@@ -358,6 +364,10 @@ class Settings:
             self.action_weight_table()
         except ValueError as exc:
             raise SettingsError(f"SHOPGUIDE_ACTION_WEIGHTS: {exc}") from None
+        try:
+            self.variant_table()
+        except ValueError as exc:
+            raise SettingsError(f"SHOPGUIDE_TRAINER_VARIANTS: {exc}") from None
         if self.broker_kind not in BROKER_KINDS:
             raise SettingsError(f"SHOPGUIDE_BROKER_KIND must be one of {', '.join(BROKER_KINDS)}")
         if self.security_protocol not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
@@ -414,6 +424,10 @@ class Settings:
     def action_weight_table(self) -> dict[str, float]:
         """Each action's weight in interests and popularity."""
         return action_weights(self.action_weights)
+
+    def variant_table(self) -> dict[str, dict[str, Any]]:
+        """The trainer variants by name, and the training settings each changes."""
+        return parse_variants(self.trainer_variants)
 
     @property
     def api_token_list(self) -> tuple[str, ...]:

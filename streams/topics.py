@@ -59,6 +59,7 @@ class Topics:
         self.item_activity = f"{p}item-activity"
         self.training = f"{p}training"
         self.snapshots = f"{p}snapshots"
+        self._variants = list(settings.variant_table())  # each trainer variant's snapshots: a topic
         self.forget = f"{p}forget"  # requests to erase a user (``shopguide forget``)
         self.users_changelog = f"{settings.app_id}-users-changelog"
         self.items_changelog = f"{settings.app_id}-items-changelog"
@@ -66,6 +67,10 @@ class Topics:
         # Dead letters and training examples carry personal data: kept only this long.
         self._deadletter_retention = {"retention.ms": str(int(settings.deadletter_retention_h * 3_600_000))}
         self._training_retention = {"retention.ms": str(int(settings.training_retention_h * 3_600_000))}
+
+    def variant_snapshots(self, variant: str) -> str:
+        """The topic of a trainer variant's snapshots (``shopguide trainer --variant``)."""
+        return f"{self.snapshots}.{variant}"
 
     def specs(self) -> list[TopicSpec]:
         n = self._partitions
@@ -87,6 +92,7 @@ class Topics:
             TopicSpec(self.item_activity, n, keyed_by="item"),
             TopicSpec(self.training, 1, self._training_retention),
             TopicSpec(self.snapshots, 1, COMPACT),
+            *(TopicSpec(self.variant_snapshots(v), 1, COMPACT) for v in self._variants),
             TopicSpec(self.forget, n, self._training_retention, keyed_by="user"),
             TopicSpec(self.users_changelog, n, COMPACT, keyed_by="user"),
             TopicSpec(self.items_changelog, n, COMPACT, keyed_by="item"),

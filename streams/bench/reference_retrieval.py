@@ -24,7 +24,13 @@ class ReferenceServingModel(NeuralServingModel):
     """The serving model with :func:`reference_retrieve` for its pools (serving and examples)."""
 
     def pool(
-        self, user: UserState, now: float, extra: Sequence[str] = (), half_life_s: float | None = None
+        self,
+        user: UserState,
+        now: float,
+        extra: Sequence[str] = (),
+        half_life_s: float | None = None,
+        *,
+        lazy: bool = False,  # the reference computes every row
     ) -> CandidatePool:
         half_life = self.half_life if half_life_s is None else half_life_s
         interests = user.interest_weights(now, half_life, self.config.interests)

@@ -55,7 +55,8 @@ class _Follower:
                 if base is None:
                     self._count("not_applied")
                     continue
-            self._count(self.keeper.consider(decode(published.data, base), published.version, full=base is None))
+            delta = None if base is None else (base.version, published.data)
+            self._count(self.keeper.consider(decode(published.data, base), published.version, delta))
         self.keeper.flush()
 
     def _count(self, outcome: str) -> None:

@@ -23,9 +23,11 @@ from faust.streams import _current_event
 from model.arms import PinnedModels
 from model.attribution import Tally
 from model.covisitation import CovisIndex
+from model.errors import SnapshotError
 from model.experiments import ExperimentBook
 from model.related import near
 from model.rules import RuleBook
+from model.scoring import NeuralServingModel
 from model.serving import ServingModel
 from state.catalog import Catalog
 from state.feedback import NEIGHBOURS_MAX
@@ -34,7 +36,8 @@ from state.user import UserState
 from streams.engine.covisitation_files import CovisitationFiles
 from streams.engine.holes import HoleWatch
 from streams.engine.monitor import KeyCounts, Progress, StallWatch, refresh_lag
-from streams.engine.training_host import TrainingHost
+from streams.engine.training_host import TRAINER_POLL_S, TrainingHost
+from streams.engine.variant_models import VariantModels
 from streams.engine.web import register_views
 from streams.errors import is_storage_failure
 from streams.events import Click, Review
@@ -45,7 +48,7 @@ from streams.kafka.health import BrokerWatch
 from streams.kafka.training_feed import TrainingFeed
 from streams.kafka.transport import App, BatchTable
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
-from streams.learning.model_keeper import ModelKeeper, RollbackRule, SnapshotOutcome, decode
+from streams.learning.model_keeper import ModelKeeper, RollbackRule, SnapshotOutcome, take_record
 from streams.learning.snapshot_topic import PROGRESS_KEY, SignatureError, SnapshotAssembler
 from streams.learning.snapshot_topic import Progress as TrainerProgress
 from streams.metrics import Metrics
@@ -70,8 +73,6 @@ log = logging.getLogger(__name__)
 EXIT_STORAGE_FAILED = 74
 #: How often lag, table-size and snapshot-age gauges are refreshed.
 MONITOR_INTERVAL_S = 5.0
-#: How often the worker running the trainer collects its reports and publishes its snapshots.
-TRAINER_POLL_S = 0.1
 #: How long after its snapshot producer failed to start the worker tries again.
 # Faust opens RocksDB with 3 x 64 MB write buffers and a 2 GB block cache per table partition; a
 # worker holds several. Small per-key states need far less, and the bound is what an operator sizes
@@ -194,6 +195,7 @@ class Engine:
             purchases=purchases,
         )
         self.metrics.model_version.set(self.keeper.version)
+        self.keeper.versions.protect(None)  # until the experiments are read: what they pin is kept
         self.examples = ExampleBuilder(self.catalog, settings.interest_half_life_s)
         self.sink = ExampleSink()
         self.trainer_progress: TrainerProgress | None = None
@@ -211,7 +213,14 @@ class Engine:
         self.delivery = Delivery(
             self.app, self.metrics, self._changelogs, self.topics.deadletter, settings.deadletter_payload_bytes
         )
-        self.training = TrainingHost(settings, self.metrics, self.delivery, self.keeper, self.assembler)
+        self.training = TrainingHost(
+            settings,
+            self.metrics,
+            self.delivery.send,
+            start=lambda: self.keeper.snapshot,
+            newest=lambda: max(self.keeper.version, self.assembler.newest),
+            topic=self.topics.snapshots,
+        )
         self._handles = {
             name: self.app.topic(name, key_serializer="raw", value_serializer="raw", partitions=spec_partitions)
             for name, spec_partitions in ((spec.name, spec.partitions) for spec in self.topics.specs())
@@ -222,7 +231,9 @@ class Engine:
         self.rules_follower = Follower(settings, self.topics.rules, self._apply_rule_record, "rules")
         self.experiments = ExperimentBook()
         self.tally = Tally()
-        self.pinned = PinnedModels()
+        self.pinned = PinnedModels(load=self._load_pinned_soon)
+        self.variants = VariantModels(settings, self.catalog, lambda: self.keeper.current)
+        self._pinned_loads: set[asyncio.Task[None]] = set()
         self.experiments_follower = Follower(
             settings, self.topics.experiments, self._apply_experiment_record, "experiments"
         )
@@ -268,6 +279,7 @@ class Engine:
             experiments=self.experiments,
             tally=self.tally,
             pinned=self.pinned,
+            variants=self.variants,
             neighbours=self._near,
             action_weights=settings.action_weight_table(),
         )
@@ -336,7 +348,7 @@ class Engine:
         if outcome is SnapshotOutcome.REFUSED:
             self.metrics.snapshots_rejected.labels(reason).inc()
         elif outcome is SnapshotOutcome.ACCEPTED:
-            self.pinned.offer(self.keeper.current, self._pinned_versions())
+            self._offer_pinned(self.keeper.current)
         elif outcome is SnapshotOutcome.ROLLED_BACK:
             self.metrics.model_rollbacks.inc()
         self.metrics.model_version.set(self.keeper.version)
@@ -360,19 +372,7 @@ class Engine:
             except SignatureError as exc:
                 self.keeper.refuse(exc.reason, f"progress record: {exc}")
             return
-        published = self.assembler.add(key, value)
-        for problem in self.assembler.rejected:
-            self.keeper.refuse(problem.reason, f"snapshot topic: {problem}")
-        self.assembler.rejected.clear()
-        if published is None:
-            return
-        base = None
-        if published.base is not None:
-            base = self.keeper.base_for(published.base, published.version)
-            if base is None:
-                return
-        snapshot = await asyncio.to_thread(decode, published.data, base)
-        self.keeper.consider(snapshot, published.version, full=base is None)
+        await take_record(self.keeper, self.assembler, key, value)
 
     def liveness(self) -> dict[str, Any]:
         """``status`` ``alive``, or ``stalled`` once the worker has processed nothing for
@@ -517,10 +517,39 @@ class Engine:
 
     def _apply_experiment_record(self, key: bytes | None, value: bytes | None) -> None:
         apply_experiment_record(self.experiments, key, value)  # an invalid one is dead-lettered by its agent
-        self.pinned.offer(self.keeper.current, self._pinned_versions())
+        self._offer_pinned(self.keeper.current)
+        active = self.experiments.active
+        self.variants.follow({a.variant for a in active.arms if a.variant} if active is not None else set())
 
     def _pinned_versions(self) -> set[int]:
         return {a.pinned for e in self.experiments.experiments() for a in e.arms if a.pinned is not None}
+
+    def _offer_pinned(self, model: NeuralServingModel) -> None:
+        """Hold ``model`` if an experiment pins its version, and keep on disk what loading the
+        pinned versions again needs."""
+        wanted = self._pinned_versions()
+        self.pinned.offer(model, wanted)
+        self.keeper.versions.protect(wanted)
+
+    def _load_pinned_soon(self, version: int) -> None:
+        """Load a pinned version this worker does not hold, off the event path (serving goes on
+        with the current model meanwhile)."""
+        task = asyncio.get_running_loop().create_task(self._load_pinned(version))
+        self._pinned_loads.add(task)  # a task only weakly referenced may be collected unfinished
+        task.add_done_callback(self._pinned_loads.discard)
+
+    async def _load_pinned(self, version: int) -> None:
+        try:
+            snapshot = await asyncio.to_thread(self.keeper.stored, version)
+            model = self.keeper.serving(snapshot)
+        except SnapshotError as exc:
+            log.warning("pinned version %d cannot be loaded, the current model serves it: %s", version, exc)
+            self.metrics.pinned_loads.labels("unfound").inc()
+            self.pinned.unfound(version)
+            return
+        log.info("pinned version %d loaded from the stored snapshots", version)
+        self.metrics.pinned_loads.labels("found").inc()
+        self._offer_pinned(model)
 
     def experiment_status(self) -> dict[str, Any]:
         """The experiments in force and what their arms did on this worker (``GET /experiments``)."""
@@ -536,6 +565,7 @@ class Engine:
                 for e in self.experiments.experiments()
             ],
             "pinned_versions_held": self.pinned.versions(),
+            "variant_versions": self.variants.versions(),
             "figures": self.tally.report(),
         }
 
@@ -667,6 +697,11 @@ class Engine:
             await self.experiments_follower.run()
 
         @app.task
+        async def protect_pinned() -> None:
+            await self.experiments_follower.caught_up.wait()
+            self._offer_pinned(self.keeper.current)  # the versions pinned now, none if there is none
+
+        @app.task
         async def watch_broker() -> None:
             await self.broker_watch.run()
 
@@ -685,6 +720,7 @@ class Engine:
         async def stop_trainer(sender: Any, **kwargs: Any) -> None:
             self.training.stop_trainer()
             await self.training.close_sender()
+            await self.variants.close()
 
         @app.timer(interval=self.settings.item_flush_s)
         async def flush_activity() -> None:

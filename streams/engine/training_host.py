@@ -1,6 +1,7 @@
-"""The trainer's host in a worker: the TensorFlow child process while this worker holds the
-training topic, and the publication of what it reports (metrics, signed snapshots, progress) on
-a producer of its own."""
+"""The trainer's host: the TensorFlow child process while this process holds the training topic,
+and the publication of what it reports (metrics, signed snapshots, progress) on a producer of its
+own. A worker hosts the main trainer; ``shopguide trainer --variant`` a trainer variant's
+(:mod:`streams.learning.variant_trainer`)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,26 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka.delivery import Delivery
-from streams.learning.model_keeper import ModelKeeper
-from streams.learning.snapshot_topic import PROGRESS_KEY, SnapshotAssembler, snapshot_records
+from model.snapshot import Snapshot
+from streams.learning.snapshot_topic import PROGRESS_KEY, snapshot_records
 from streams.learning.snapshot_topic import Progress as TrainerProgress
 from streams.learning.trainer_process import TrainerProcess
 from streams.metrics import Metrics
 from streams.processors.base import Outgoing
 from streams.settings import Settings
-from streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_PRODUCER_RETRY_S = 5.0
+#: How often the trainer's reports are read and published.
+TRAINER_POLL_S = 0.1
+#: Sends records without waiting for the broker, on the given producer (None: another one).
+Send = Callable[[Sequence[Outgoing], AIOKafkaProducer | None], Awaitable[None]]
 
 
 class TrainingHost:
@@ -35,16 +40,23 @@ class TrainingHost:
         self,
         settings: Settings,
         metrics: Metrics,
-        delivery: Delivery,
-        keeper: ModelKeeper,
-        assembler: SnapshotAssembler,
+        send: Send,
+        *,
+        start: Callable[[], Snapshot],
+        newest: Callable[[], int],
+        topic: str,
+        variant: dict[str, Any] | None = None,
     ) -> None:
+        """``start``: the snapshot a new trainer resumes from; ``newest``: the highest version
+        published or served, which the trainer's versions must pass; ``topic``: where its
+        snapshots go; ``variant``: the training settings of a trainer variant."""
         self._settings = settings
         self._metrics = metrics
-        self._delivery = delivery
-        self._keeper = keeper
-        self._assembler = assembler
-        self._snapshots_topic = Topics(settings).snapshots
+        self._send = send
+        self._start = start
+        self._newest = newest
+        self._variant = variant
+        self._snapshots_topic = topic
         self.trainer: TrainerProcess | None = None
         self._snapshot_producer: AIOKafkaProducer | None = None
         self._snapshot_producer_retry = 0.0  # monotonic time of the next try to start it
@@ -57,13 +69,14 @@ class TrainingHost:
                 log.error("the trainer process died; starting a new one from the served snapshot")
             s = self._settings
             self.trainer = TrainerProcess(
-                self._keeper.snapshot.to_bytes(),
+                self._start().to_bytes(),
                 s.snapshot_interval_s,
                 full_every=s.snapshot_full_every,
                 full_interval_s=s.snapshot_full_interval_s,
                 threads=s.trainer_threads,
                 nice=s.trainer_nice,
                 sentiment_negative_recall=s.sentiment_negative_recall,
+                variant=self._variant,
             )
         return self.trainer
 
@@ -93,7 +106,7 @@ class TrainingHost:
             out.append(Outgoing(self._snapshots_topic, PROGRESS_KEY, signed))
         self._metrics.train_dropped.set(trainer.dropped)
         if out:
-            await self._delivery.send(out, await self._snapshot_sender())
+            await self._send(out, await self._snapshot_sender())
 
     async def _snapshot_sender(self) -> AIOKafkaProducer | None:
         """The trainer's snapshots travel on a producer (a broker connection) of their own.
@@ -107,7 +120,7 @@ class TrainingHost:
             producer = AIOKafkaProducer(
                 bootstrap_servers=s.bootstrap_servers,
                 acks="all",
-                client_id=f"{s.app_id}-snapshots",
+                client_id=f"{s.app_id}-{self._snapshots_topic.removeprefix(s.topic_prefix)}",
                 **s.kafka_client_options(asyncio=True),
             )
             try:
@@ -136,7 +149,7 @@ class TrainingHost:
     def submit(self, examples: list[bytes], newest: float) -> None:
         trainer = self.ensure_trainer()
         if trainer is not None:
-            trainer.submit(examples, newest, max(self._keeper.version, self._assembler.newest))
+            trainer.submit(examples, newest, self._newest())
 
     def stop_trainer(self) -> None:
         self._metrics.train_feed_delay.set(0.0)  # a worker that does not train is behind nothing

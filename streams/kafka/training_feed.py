@@ -6,7 +6,8 @@ waited until the whole backlog was worked off: draining 80,000 clicks, one train
 reached the trainer in 30 s, and the model stopped learning exactly when the stream was busiest.
 This consumer reads the topic at its own pace. Every worker that may train joins one group; the
 group gives the topic's single partition to one of them, which then runs the trainer, and to
-another one when that worker leaves.
+another one when that worker leaves. A trainer variant (``shopguide trainer --variant``) reads the
+same topic in a group of its own.
 
 Training is lossy by design (the trainer drops what it has no time for), so offsets are committed
 automatically: a new owner may skip or repeat a second of examples, never the stream's events.
@@ -51,8 +52,11 @@ class TrainingFeed:
         on_elected: Callable[[], None],
         on_deposed: Callable[[], None],
         on_delay: Callable[[float], None],
+        group: str = "trainer",
     ) -> None:
+        """``group``: the consumer group, after the app id (a trainer variant has its own)."""
         self._settings = settings
+        self._group = group
         self._topic = topic
         self.submit = submit
         self.on_elected = on_elected
@@ -71,8 +75,8 @@ class TrainingFeed:
         s = self._settings
         consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers,
-            group_id=f"{s.app_id}-trainer",
-            client_id=f"{s.app_id}-training-feed",
+            group_id=f"{s.app_id}-{self._group}",
+            client_id=f"{s.app_id}-{self._group}-feed",
             enable_auto_commit=True,
             auto_commit_interval_ms=1000,
             auto_offset_reset="earliest",

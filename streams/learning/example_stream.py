@@ -99,7 +99,7 @@ class ExampleBuilder:
             self._catalog,
             self._rng,
             config=self._config(model),
-            pool=model.pool(before, click.ts, [click.item_id], self._half_life),
+            pool=model.pool(before, click.ts, [click.item_id], self._half_life, lazy=True),
         )
         return pack_examples(examples)
 

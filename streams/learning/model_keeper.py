@@ -14,13 +14,16 @@ Between full snapshots the trainer publishes deltas against the last full one
 (:mod:`model.snapshot_delta`). The keeper holds the newest full snapshot it has verified (even
 one older than the served model, as when a restarted worker reads the topic from its start) and
 applies a delta only to the snapshot of exactly the version it names; without it, the delta is
-refused (``no_base``) and the worker waits for the next full snapshot. Only full snapshots are
-written to disk (their bytes as received): a restart resumes from the newest of them, then the
-topic's newest full snapshot and delta bring it up to date.
+refused (``no_base``) and the worker waits for the next full snapshot. Full snapshots are written
+to disk (their bytes as received): a restart resumes from the newest of them, then the topic's
+newest full snapshot and delta bring it up to date. Beside them the accepted deltas are stored as
+received (:mod:`model.snapshot_versions`), so that an older version an experiment pins can be
+loaded again (:meth:`ModelKeeper.stored`, :meth:`ModelKeeper.serving`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -37,8 +40,10 @@ from model.errors import SnapshotError
 from model.scoring import NeuralServingModel, latest_or_warm_start, serving_from_snapshot
 from model.snapshot import Snapshot, SnapshotStore
 from model.snapshot_delta import apply_delta
+from model.snapshot_versions import SnapshotVersions
 from state.catalog import Catalog
 from state.user import UserState
+from streams.learning.snapshot_topic import SnapshotAssembler
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,6 +71,26 @@ def decode(data: bytes, base: Snapshot | None = None) -> Snapshot | SnapshotErro
         return Snapshot.from_bytes(data) if base is None else apply_delta(base, data)
     except SnapshotError as exc:
         return exc
+
+
+async def take_record(
+    keeper: ModelKeeper, assembler: SnapshotAssembler, key: bytes | None, value: bytes | None
+) -> None:
+    """One record of a snapshot topic: assembled, its publication (a full snapshot, or a delta on
+    one the keeper holds) decoded in a thread and considered; every refusal counted by reason."""
+    published = assembler.add(key, value)
+    for problem in assembler.rejected:
+        keeper.refuse(problem.reason, f"snapshot topic: {problem}")
+    assembler.rejected.clear()
+    if published is None:
+        return
+    base = None
+    if published.base is not None:
+        base = keeper.base_for(published.base, published.version)
+        if base is None:
+            return
+    snapshot = await asyncio.to_thread(decode, published.data, base)
+    keeper.consider(snapshot, published.version, None if base is None else (base.version, published.data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +142,7 @@ class ModelKeeper:
         """``start`` overrides the starting point: the newest snapshot on disk, else the warm start;
         ``index`` and ``purchases``: the co-visitation indexes to serve with (default: empty)."""
         directory.mkdir(parents=True, exist_ok=True)
-        self._store = SnapshotStore(directory, keep=keep)
+        self.versions = SnapshotVersions(SnapshotStore(directory, keep=keep))
         self._catalog = catalog
         self._half_life = interest_half_life_s
         self._rule = rule
@@ -167,14 +192,17 @@ class ModelKeeper:
         self.refuse("no_base", f"delta {delta} applies to version {version}, which this worker does not hold")
         return None
 
-    def consider(self, snapshot: Snapshot | SnapshotError, version: int | None = None, full: bool = True) -> str:
-        """:meth:`offer` for a snapshot already :func:`decode`-d; ``full``: a full snapshot (kept
-        as the base of the deltas after it, and stored), not a delta applied."""
+    def consider(
+        self, snapshot: Snapshot | SnapshotError, version: int | None = None, delta: tuple[int, bytes] | None = None
+    ) -> str:
+        """:meth:`offer` for a snapshot already :func:`decode`-d. ``delta``: the base version and
+        the bytes of the delta it was applied from, stored as received when accepted; None: a full
+        snapshot (kept as the base of the deltas after it, and stored)."""
         if isinstance(snapshot, SnapshotError):
             return self.refuse("integrity", str(snapshot))
         if version is not None and snapshot.version != version:
             return self.refuse("integrity", f"snapshot {snapshot.version} was announced as version {version}")
-        if full and (self._full is None or snapshot.version > self._full.version):
+        if delta is None and (self._full is None or snapshot.version > self._full.version):
             self._full = snapshot
         if snapshot.version <= self.current.version:
             return "stale"
@@ -199,8 +227,10 @@ class ModelKeeper:
             self._baseline.add(hit)
         self._rate = _Rate()
         self.swapped_at = time.time()
-        if full:
+        if delta is None:
             self._saver.submit(self._save, snapshot)
+        else:
+            self._saver.submit(self._save_delta, snapshot.version, *delta)
         self._on_event(SnapshotOutcome.ACCEPTED, "")
         return "accepted"
 
@@ -208,11 +238,37 @@ class ModelKeeper:
         """Wait until every accepted snapshot is on disk."""
         self._saver.submit(lambda: None).result()
 
+    def close(self) -> None:
+        """Stop storing: the writes queued finish in the background."""
+        self._saver.shutdown(wait=False)
+
     def _save(self, snapshot: Snapshot) -> None:
         try:
-            self._store.save(snapshot)
+            self.versions.save_full(snapshot)
         except (OSError, SnapshotError):
             log.exception("could not store snapshot %d; a restart would resume from an older one", snapshot.version)
+
+    def _save_delta(self, version: int, base: int, data: bytes) -> None:
+        try:
+            self.versions.save_delta(version, base, data)
+        except OSError:
+            log.exception("could not store the delta of version %d; it cannot be pinned", version)
+
+    def stored(self, version: int) -> Snapshot:
+        """Stored version ``version``, decoded and verified (the costly part of loading it: run in
+        a thread); :class:`SnapshotError` when it is not stored or does not verify."""
+        return self.versions.load(version)
+
+    def serving(self, snapshot: Snapshot) -> NeuralServingModel:
+        """A model serving ``snapshot``'s weights with the current catalog and indexes, checked as
+        a published snapshot is (its feature layout, a probe); :class:`SnapshotError` if not."""
+        if snapshot.config.candidate_features != CANDIDATE_FEATURES:
+            raise SnapshotError(f"snapshot {snapshot.version} was trained on another candidate-feature layout")
+        model = self.current.with_snapshot(snapshot)
+        problem = _probe(model)
+        if problem:
+            raise SnapshotError(f"snapshot {snapshot.version}: {problem}")
+        return model
 
     def record_hit(self, version: int, hit: bool) -> None:
         """A click was (or was not) among the items version ``version`` recommended before it."""

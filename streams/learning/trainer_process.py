@@ -55,6 +55,7 @@ def _child(
     threads: int,
     nice: int,
     sentiment_negative_recall: float,
+    variant: dict[str, Any],
 ) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # A trainer on every core (TensorFlow's default) takes CPU from the worker's event loop, and on
@@ -70,12 +71,14 @@ def _child(
     from model.examples import unpack_examples
     from model.snapshot import Snapshot
     from model.snapshot_delta import SnapshotEncoder
+    from model.trainer_variants import variant_config
     from model.training import Trainer
 
     start = Snapshot.from_bytes(resume) if resume else None
     # The shop's recall floor, not the one the snapshot was trained with, sets the threshold the
     # trainer chooses at each export.
     config = (start.config if start else ModelConfig()).with_(sentiment_negative_recall=sentiment_negative_recall)
+    config = variant_config(config, variant)  # a variant's own training settings (none: the main trainer)
     if start is not None:
         start = dataclasses.replace(start, config=config)
     trainer = Trainer(config, seed=seed, resume=start)
@@ -137,7 +140,9 @@ class TrainerProcess:
         nice: int = 0,
         backlog: int = 8,
         sentiment_negative_recall: float = 0.0,
+        variant: dict[str, Any] | None = None,
     ) -> None:
+        """``variant``: the training settings a trainer variant changes (:mod:`model.trainer_variants`)."""
         ctx = mp.get_context("spawn")  # never fork a process that runs threads
         self._inbox = ctx.Queue(maxsize=backlog)
         self._outbox = ctx.Queue()
@@ -155,6 +160,7 @@ class TrainerProcess:
                 threads,
                 nice,
                 sentiment_negative_recall,
+                variant or {},
             ),
             daemon=True,
             name="shopguide-trainer",

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from guide.aspects import aspects_of
-from model.arms import BatchScorings, Pinned, serve
+from model.arms import BatchScorings, Pinned, Variants, serve
 from model.attribution import Tally, attribution
 from model.experiments import Experiment, ExperimentBook, rec_id
 from model.rules import RuleBook
@@ -98,6 +98,7 @@ class ClickProcessor(ProcessorBase):
         experiments: ExperimentBook | None = None,
         tally: Tally | None = None,
         pinned: Pinned | None = None,
+        variants: Variants | None = None,
         neighbours: Callable[[str], list[str]] | None = None,
         action_weights: Mapping[str, float] = ACTION_WEIGHT,
         clock: Clock = time.time,
@@ -107,10 +108,11 @@ class ClickProcessor(ProcessorBase):
         #: The merchandising rules every recommendation is built under (kept current by the engine).
         self.rules = rules if rules is not None else RuleBook()
         #: The experiments (kept current by the engine), what their arms did, and the pinned
-        #: snapshot versions this worker holds (none by default).
+        #: snapshot versions and trainer variants' models this worker holds (none by default).
         self.experiments = experiments if experiments is not None else ExperimentBook()
         self.tally = tally if tally is not None else Tally()
         self.pinned: Pinned = pinned if pinned is not None else (lambda version: None)
+        self.variants: Variants = variants if variants is not None else (lambda name: None)
         #: A disliked item's near neighbours, demoted with it for a while (none by default).
         self.neighbours = neighbours if neighbours is not None else (lambda item_id: [])
         self.action_weights = action_weights
@@ -187,7 +189,8 @@ class ClickProcessor(ProcessorBase):
         hit = None
         if state.last is not None:
             hit = click.item_id in state.last.item_ids()
-            if self.on_hit is not None:
+            # A variant's versions count on their own: its hits are not the main model's.
+            if self.on_hit is not None and not self.experiments.variant_arm(state.last.experiment, state.last.arm):
                 self.on_hit(state.last.model_version, hit)
             reason = attribution(state.last, click.item_id, click.action) if learn else None
             if reason is not None:  # a flood's later clicks are no answer to the recommendation
@@ -240,6 +243,7 @@ class ClickProcessor(ProcessorBase):
             k=self.top_k,
             half_life_s=self.half_life,
             scorings=scorings,
+            variants=self.variants,
         )
         out = []
         published_ts = self.clock()
@@ -311,6 +315,7 @@ class ClickProcessor(ProcessorBase):
             half_life_s=self.half_life,
             scorings=scorings,
             interests=False,  # a shadow message holds none
+            variants=self.variants,
         )
         out = []
         fallbacks = 0

@@ -7,6 +7,8 @@ lists them with their defaults); flags only say what to do.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -51,6 +53,15 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.engine.worker import run_worker
 
     run_worker(settings)
+    return 0
+
+
+def _trainer(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.learning.variant_trainer import run_variant_trainer
+    from streams.tools.children import sigterm_exits
+
+    with sigterm_exits(), contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_variant_trainer(settings, args.variant))
     return 0
 
 
@@ -265,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run one engine worker")
     p.set_defaults(run=_worker)
+
+    p = sub.add_parser("trainer", help="run a trainer variant: its snapshots serve experiments' trainer:<variant> arms")
+    p.add_argument("--variant", required=True, help="a name declared in SHOPGUIDE_TRAINER_VARIANTS")
+    p.set_defaults(run=_trainer)
 
     p = sub.add_parser("guide", help="run the shopping guide: /ask, reply drafts and the shopper's page")
     p.set_defaults(run=_guide)

@@ -1,8 +1,13 @@
 """Snapshot deltas through Kafka: workers that start late, restart, or miss a delta converge to the
-trainer's newest model."""
+trainer's newest model; an older version an experiment pins is loaded from what they stored; a
+trainer variant's process serves an experiment's arm."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -10,23 +15,33 @@ import pytest
 
 from model.snapshot import Snapshot, SnapshotStore, stored_weights
 from model.snapshot_delta import encode_delta
+from model.snapshot_versions import SnapshotVersions
 from streams.bench.measure import Metrics
-from streams.events import Click, Review
+from streams.events import Click, Review, parse_experiment
 from streams.learning.snapshot_topic import DELTA_PREFIX, MANIFEST_KEY, snapshot_records
+from streams.partitioning import partition_for
 from streams.testing.harness import Cluster, TopicReader, fresh_settings, wait_until
 from streams.tools.broker import free_port
-from streams.tools.cluster import WorkerProcess, get_json
+from streams.tools.cluster import WorkerProcess, child_env, get_json
 
 pytestmark = pytest.mark.integration
 
 CATEGORIES = ("shoes", "bags", "books", "tea")
 FULL_EVERY = 4
+VARIANTS = {"fast": {"learning_rate": 0.004, "item_learning_rate": 0.4}}
 
 
 @pytest.fixture(scope="module")
 def cluster(broker, tmp_path_factory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("deltas")
-    cluster = Cluster(fresh_settings(broker, root, snapshot_full_every=FULL_EVERY, snapshot_full_interval_s=600.0))
+    settings = fresh_settings(
+        broker,
+        root,
+        snapshot_full_every=FULL_EVERY,
+        snapshot_full_interval_s=600.0,
+        trainer_variants=json.dumps(VARIANTS),
+    )
+    cluster = Cluster(settings)
     cluster.start_worker(data_dir=root / "trainer")
     cluster.add_items("d", CATEGORIES)
     yield cluster
@@ -146,3 +161,137 @@ def test_a_restarted_worker_catches_up_on_full_snapshots_and_deltas_it_missed(cl
     assert version_of(restarted) >= newest
     serve_the_same(cluster.workers, newest)
     assert refusals(restarted, "no_base") == 0
+
+
+def shoppers(experiment: dict, prefix: str) -> dict[tuple[int, str], str]:
+    """A shopper of each of the experiment's two arms in each of the four partitions."""
+    parsed = parse_experiment(json.dumps(experiment).encode())
+    people: dict[tuple[int, str], str] = {}
+    for n in itertools.count():
+        user = f"{prefix}-{n}"
+        people.setdefault((partition_for(user, 4), parsed.arm_of(user).name), user)
+        if len(people) == 8:
+            return people
+    raise AssertionError("unreachable")
+
+
+_answered = itertools.count()
+
+
+def answers(cluster: Cluster, people: dict[tuple[int, str], str]) -> dict[str, dict]:
+    """The recommendations answering a fresh click of each of ``people``, by user."""
+    ids = {user: f"{user}-{next(_answered)}" for user in people.values()}
+    for user, event_id in ids.items():
+        click = Click(event_id, user, "d-0", "view", time.time(), CATEGORIES[0])
+        cluster.producer.send(cluster.topics.clicks, user.encode(), click.to_json())
+    cluster.producer.flush()
+    recs = cluster.recommendations.wait_for(
+        lambda m: isinstance(m, dict) and m["trigger_event_id"] in ids.values(), len(ids), 60
+    )
+    return {r["user_id"]: r for r in recs}
+
+
+def test_an_older_version_an_experiment_pins_is_loaded_from_the_stored_deltas_in_the_background(cluster):
+    """Neither worker held the pinned version (none had served it while it was pinned): each loads
+    it from its own data directory (a full snapshot and a delta) while the current model serves
+    the arm; a version stored nowhere is counted once per worker and served by the current model."""
+    workers = cluster.workers
+    serving = serve_the_same(workers, train(cluster, 3))  # deltas both workers accepted and stored
+    stored = [SnapshotVersions(SnapshotStore(w.settings.data_dir / "snapshots")).deltas() for w in workers]
+    old = max(set.intersection(*(set(d) for d in stored)) - {serving})
+    missing = 10**9
+    body = {
+        "experiment_id": "x-pin",
+        "arms": [
+            {"name": "old", "share": 0.5, "model": f"pinned:{old}"},
+            {"name": "lost", "share": 0.5, "model": f"pinned:{missing}"},
+        ],
+    }
+    people = shoppers(body, "pin")
+    cluster.send("experiments", "x-pin", json.dumps(body).encode())
+
+    def pinned_everywhere() -> dict[str, dict] | None:
+        recs = answers(cluster, people)
+        return recs if all(r["model_version"] == old for r in recs.values() if r["arm"] == "old") else None
+
+    recs = wait_until(pinned_everywhere, 60, f"the old arm to be served by version {old} on both workers")
+    for (_, arm), user in people.items():
+        assert recs[user]["arm"] == arm and recs[user]["experiment"] == "x-pin"
+        if arm == "lost":
+            assert recs[user]["model_version"] not in (old, missing)
+    for worker in workers:
+        metrics = Metrics.scrape(worker.url)
+        loads = {o: metrics.value("shopguide_pinned_model_loads_total", outcome=o) for o in ("found", "unfound")}
+        assert loads == {"found": 1, "unfound": 1}, loads
+        assert metrics.value("shopguide_pinned_model_fallbacks_total", experiment="x-pin", arm="lost") >= 2
+        status, body = get_json(worker.url + "/experiments?scope=worker")
+        assert status == 200 and body["pinned_versions_held"] == [old], body
+    cluster.producer.send(cluster.topics.experiments, b"x-pin", None)
+    cluster.producer.flush()
+
+
+def test_a_trainer_variant_learns_from_the_same_feed_and_serves_its_arm_while_named(cluster, tmp_path):
+    """``shopguide trainer --variant fast`` as a process of its own: the workers follow its topic
+    once an experiment names it, serve its arm with its snapshots (trained with its learning
+    rates), and stop following it when the experiment is deleted."""
+    body = {
+        "experiment_id": "x-fast",
+        "arms": [{"name": "main", "share": 0.5}, {"name": "fast", "share": 0.5, "model": "trainer:fast"}],
+    }
+    people = shoppers(body, "fast")
+    with (tmp_path / "variant.log").open("wb") as log:
+        trainer = subprocess.Popen(
+            [sys.executable, "-m", "streams.tools.cli", "trainer", "--variant", "fast"],
+            env=child_env(cluster.settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        cluster.send("experiments", "x-fast", json.dumps(body).encode())
+
+        def variant_everywhere() -> dict[str, dict] | None:
+            answers(cluster, people)  # training examples for both trainers
+            for worker in cluster.workers:
+                status, own = get_json(worker.url + "/experiments?scope=worker")
+                if status != 200 or own["variant_versions"].get("fast") is None:
+                    return None
+            return answers(cluster, people)
+
+        recs = wait_until(variant_everywhere, 240, "both workers to serve the fast arm with the variant's model")
+        # Each worker took the variant's snapshots, trained with its learning rates, and served
+        # the arm with them; the other arm with the main model.
+        taken: dict[str, set[int]] = {"main": set(), "fast": set()}
+        for worker in cluster.workers:
+            for arm, directory in (("main", "snapshots"), ("fast", "variants/fast")):
+                taken[arm] |= set(SnapshotVersions(SnapshotStore(worker.settings.data_dir / directory)).versions())
+            full = SnapshotStore(worker.settings.data_dir / "variants" / "fast").latest()
+            assert full is not None and (full.config.learning_rate, full.config.item_learning_rate) == (0.004, 0.4)
+        for (_, arm), user in people.items():
+            assert recs[user]["arm"] == arm and recs[user]["model_version"] in taken[arm], (arm, recs[user], taken)
+
+        # Both trainers start from the warm start, so their version numbers overlap: that the fast
+        # arm is served by the variant's model shows in the fallbacks, which stop.
+        def fallbacks() -> float:
+            return sum(
+                Metrics.scrape(w.url).value("shopguide_pinned_model_fallbacks_total", experiment="x-fast", arm="fast")
+                for w in cluster.workers
+            )
+
+        before = fallbacks()
+        answers(cluster, people)
+        assert fallbacks() == before
+        cluster.producer.send(cluster.topics.experiments, b"x-fast", None)
+        cluster.producer.flush()
+        for worker in cluster.workers:
+            wait_until(
+                lambda w=worker: get_json(w.url + "/experiments?scope=worker")[1]["variant_versions"] == {},
+                30,
+                "the workers to stop following the variant",
+            )
+    finally:
+        trainer.terminate()
+        try:
+            trainer.wait(30)
+        except subprocess.TimeoutExpired:
+            trainer.kill()
+            trainer.wait()

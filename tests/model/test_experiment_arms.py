@@ -31,6 +31,9 @@ def test_the_readme_form_parses_with_defaults() -> None:
     assert [a.name for a in x.arms] == ["control", "bare", "old"]
     assert [a.rules for a in x.arms] == ["all", "none", "all"]
     assert [a.pinned for a in x.arms] == [None, None, 3]
+    assert [a.variant for a in x.arms] == [None, None, None]
+    trained = parse_experiment(dump({**AB, "arms": _arms({}, {"model": "trainer:fast-2"})}))
+    assert [(a.pinned, a.variant) for a in trained.arms] == [(None, None), (None, "fast-2"), (3, None)]
     shadowed = parse_experiment(
         dump({**AB, "arms": [*AB["arms"], {"name": "ghost", "share": 0, "rules": "none"}], "shadow": "ghost"})
     )
@@ -51,7 +54,9 @@ def _arms(*changes: dict[str, Any]) -> list[dict[str, Any]]:
         ({**AB, "arms": _arms({"share": -0.1}, {"share": 0.9})}, "out_of_range", "[0, 1]"),
         ({**AB, "arms": _arms({"share": "half"})}, "wrong_type", "share"),
         ({**AB, "arms": _arms({"model": "pinned:v3"})}, "out_of_range", "pinned:<version>"),
-        ({**AB, "arms": _arms({"model": "trainer:big"})}, "out_of_range", "field 'model'"),
+        ({**AB, "arms": _arms({"model": "trainer:Big!"})}, "out_of_range", "trainer:<variant>"),
+        ({**AB, "arms": _arms({"model": "trainer:"})}, "out_of_range", "field 'model'"),
+        ({**AB, "arms": _arms({"model": "variant:big"})}, "out_of_range", "field 'model'"),
         ({**AB, "arms": _arms({"rules": "some"})}, "out_of_range", "field 'rules'"),
         ({**AB, "arms": _arms({"name": ""})}, "out_of_range", "arms[0]"),
         ({**AB, "arms": []}, "out_of_range", "1..10 arms"),

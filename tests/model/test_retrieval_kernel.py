@@ -11,6 +11,7 @@ import pytest
 from model import kernels
 from model.candidate_features import N_CANDIDATE_FEATURES
 from model.covisitation import CovisIndex
+from model.examples import ExampleConfig, click_examples, pack_examples
 from model.retrieval import RetrievalConfig, retrieve, retrieve_many
 from state.catalog import Catalog
 from state.item import ItemState
@@ -111,12 +112,76 @@ def test_one_pass_for_many_users_retrieves_what_one_pass_per_user_does(seed: int
     assert retrieve_many([], now, catalog, index, [], config) == []
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_lazy_rows_are_the_rows_of_the_whole_pool_byte_for_byte(seed: int) -> None:
+    """A pool retrieved with lazy rows (a training example's): the same candidates as the eager
+    pool, and for any positions asked for, in any order and before or after extras are added,
+    the same rows and categories, extras included, as the eager pool and its ``with_extra``."""
+    catalog, index, _, users, now, rng = _shop(seed)
+    config = RetrievalConfig(
+        history=int(rng.integers(3, 50)),
+        covis_max=int(rng.integers(1, 40)),
+        popular=int(rng.integers(0, 30)),
+        categories=int(rng.integers(0, 4)),
+    )
+    for user in [*users, UserState()]:
+        interests = [*user.interest_weights(now, HALF_LIFE, 5), ("unknown-category", 0.25)]
+        extra = [f"i{int(rng.integers(90))}" for _ in range(int(rng.integers(0, 3)))]
+        eager = retrieve(user, now, catalog, index, interests, config, extra)
+        lazy = retrieve(user, now, catalog, index, interests, config, extra, lazy=True)
+        assert lazy.ids.tolist() == eager.ids.tolist() and lazy.retrieved == eager.retrieved
+        n = len(eager.items)
+        extras = list(range(eager.retrieved, n))
+        assert lazy.rows(extras).tobytes() == eager.rows(extras).tobytes()
+        assert [lazy.category(i) for i in extras] == eager.categories_at(extras)
+        asked = rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False).tolist() if n else []
+        assert lazy.rows(asked).tobytes() == eager.rows(asked).tobytes()
+        assert lazy.categories_at(asked) == eager.categories_at(asked)
+        assert [lazy.category(i) for i in range(n)] == eager.categories
+        more = [f"i{int(rng.integers(90))}" for _ in range(3)]
+        grown, expected = lazy.with_extra(more), eager.with_extra(more)
+        assert grown.items == expected.items and grown.retrieved == expected.retrieved
+        tail = list(range(len(expected.items)))[::-1]
+        assert grown.rows(tail).tobytes() == expected.rows(tail).tobytes()
+        assert grown.categories == expected.categories
+        fresh = retrieve(user, now, catalog, index, interests, config, extra, lazy=True).with_extra(more)
+        assert fresh.features.tobytes() == expected.features.tobytes()
+        for got, want in zip(fresh.buckets(97, 31), expected.buckets(97, 31), strict=True):
+            assert got.tolist() == want.tolist()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_clicks_examples_from_lazy_rows_are_those_of_the_whole_pool(seed: int) -> None:
+    """``click_examples`` over a lazy pool (as ``ExampleBuilder`` retrieves it) packs the same bytes
+    as over the eager pool, with the same draws: positives retrieved or not, pool and catalog
+    negatives, for every user of random shops."""
+    catalog, index, _, users, now, rng = _shop(seed)
+    config = ExampleConfig()
+    labelled = 0
+    for user in [*users, UserState()]:
+        item = f"i{int(rng.integers(90))}"
+        interests = user.interest_weights(now, config.interest_half_life_s, config.model.interests)
+        packed = []
+        for lazy in (False, True):
+            pool = retrieve(user, now, catalog, index, interests, config.retrieval, [item], lazy=lazy)
+            examples = click_examples(
+                user, item, "click", now, "", catalog, np.random.default_rng(seed), config=config, pool=pool
+            )
+            packed.append(pack_examples(examples))
+        assert packed[0] == packed[1]
+        labelled += len(examples) > 1
+    assert labelled > 5, "retrieved positives, with their negatives, are compared too"
+
+
 def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
     """After :func:`model.kernels.warm`, observing, reading and retrieving compile nothing more
     (no event waits for numba)."""
     kernels.warm()
     compiled = kernels.compiled()
-    every = (compiled.observe, compiled.scores, compiled.following, compiled.retrieve, compiled.retrieve_many)
+    every = (
+        compiled.observe, compiled.scores, compiled.following, compiled.retrieve, compiled.retrieve_many,
+        compiled.candidates, compiled.rows,
+    )  # fmt: skip
     before = [len(k.signatures) for k in every]
     catalog = Catalog(HALF_LIFE)
     index, user = CovisIndex(max_items=3, max_neighbors=1, ids=catalog.item_ids), UserState()
@@ -126,5 +191,8 @@ def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
         index.scores(user, 10, 30)
         index.following(user, 5)
         retrieve(user, 1000.0 + t, catalog, index, [("c", 1.0)], extra=["x"])
+        lazy = retrieve(user, 1000.0 + t, catalog, index, [("c", 1.0)], extra=["x"], lazy=True)
+        lazy.rows([len(lazy.items) - 1])
+        lazy.with_extra(["y", "a"]).rows([0, len(lazy.items)])
         retrieve_many([user, UserState()], 1000.0 + t, catalog, index, [[("c", 1.0)], []])
-    assert before == [1, 1, 1, 1, 1] and [len(k.signatures) for k in every] == before
+    assert before == [1] * len(every) and [len(k.signatures) for k in every] == before

@@ -1,10 +1,13 @@
+import heapq
 import os
+import random
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from state.catalog import FRESH_KEPT, Catalog
+from state.catalog import FRESH_KEPT, Catalog, top
 from state.item import ItemState
 from state.user import action_weights
 
@@ -199,3 +202,47 @@ def test_a_category_keeps_its_latest_fresh_arrivals_only():
     for n in range(FRESH_KEPT + 5):
         c.upsert(f"i{n}", item("a", 0.0))
     assert list(c.fresh("a")) == [f"i{n}" for n in range(5, FRESH_KEPT + 5)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rankings_are_heapq_nlargest_ties_included_over_random_catalogs(seed: int) -> None:
+    """Upserts (category moves, stock changes), bumps on known and unknown items, removals and
+    re-arrivals, with popularity on a coarse grid so that many items tie (and many never had any:
+    -inf): every category's ranking is ``heapq.nlargest``'s over its items in insertion order."""
+    rng = random.Random(seed)
+    c = Catalog(HL, refresh_s=0.0, clock=lambda: 0.0)
+
+    def pop_log(item_id: str) -> float:
+        return c.entries[item_id].pop_log
+
+    categories = ["a", "b", "c", ""]
+    names = [f"i{k}" for k in range(120)]
+    for step in range(1_500):
+        name, cat = rng.choice(names), rng.choice(categories)
+        op = rng.random()
+        if op < 0.4:
+            c.upsert(name, item(cat, float(rng.choice([0, 0, 1, 2, 4])), in_stock=rng.random() > 0.2))
+        elif op < 0.8:
+            c.bump(name, cat, rng.choice(["view", "click", "buy"]), 1000.0 + rng.choice([0.0, HL]))
+        else:
+            c.remove(name)
+        if step % 25 == 0:
+            for key in categories[:3]:
+                n = rng.choice([1, 7, 50, 200])
+                members = c._by_category.get(key, {})
+                ranked = heapq.nlargest(n, (i for i in members if c.entries[i].in_stock), key=pop_log)
+                assert c.popular(n, key) == ranked
+            ranked = heapq.nlargest(60, (i for i in c.entries if c.entries[i].in_stock), key=pop_log)
+            assert c.popular(60) == ranked
+            assert [c.item_ids.names[i] for i in c.popular_ids(60)] == ranked
+
+
+def test_top_is_a_stable_descending_sort_cut_at_limit() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(0, 40))
+        score = rng.choice([-np.inf, 0.0, 1.0, 2.5, 3.0], size=60)
+        ids = rng.permutation(60)[:n].astype(np.int32)
+        limit = int(rng.integers(1, 45))
+        expected = heapq.nlargest(limit, ids.tolist(), key=score.__getitem__)
+        assert top(ids, score, limit).tolist() == expected

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from model.arms import PinnedModels
 from model.experiments import ExperimentBook
 from model.rules import RuleBook
 from model.serving import Recommendations
@@ -133,6 +134,78 @@ def test_each_arm_is_served_by_its_model_and_rules(served: Any) -> None:
     lost = sum(1 for a in arms.values() if a == "lost")
     assert metrics.pinned_fallbacks.labels("x1", "lost")._value.get() == lost
     assert metrics.arm_recommendations.labels("x1", "old")._value.get() == list(arms.values()).count("old")
+
+
+def test_a_pinned_version_not_held_is_loaded_once_and_serves_once_there(served: Any) -> None:
+    """The engine's loads run in the background; here they are asked for and answered by hand."""
+    proc, book, _current, old, metrics = served
+    asked: list[int] = []
+    pinned = proc.pinned = PinnedModels(load=asked.append)
+    book.put(
+        experiment(
+            {"name": "old", "share": 0.5, "model": "pinned:3"}, {"name": "lost", "share": 0.5, "model": "pinned:1"}
+        )
+    )
+    wanted = {3, 1}
+    users = [f"u{n}" for n in range(40)]
+    arms = {u: book.active.arm_of(u).name for u in users}
+    for round_ in (0, 1):  # asked for while loading: one load each, the current model serves meanwhile
+        out = proc.process([click(100 * round_ + n, u) for n, u in enumerate(users)])
+        assert {r["model_version"] for r in recs(out)} == {9}
+    assert sorted(asked) == [1, 3] and metrics.pinned_fallbacks.labels("x1", "old")._value.get() == 2 * list(
+        arms.values()
+    ).count("old")
+    pinned.offer(old, wanted)  # version 3 loaded
+    pinned.unfound(1)  # version 1 not stored
+    out = proc.process([click(200 + n, u) for n, u in enumerate(users)])
+    for rec in recs(out):
+        assert rec["model_version"] == (3 if arms[rec["user_id"]] == "old" else 9)
+    assert sorted(asked) == [1, 3]  # an unfound version is not asked for again while pinned
+    assert metrics.pinned_fallbacks.labels("x1", "old")._value.get() == 2 * list(arms.values()).count("old")
+    pinned.offer(old, {3})  # the experiment changed: version 1 no longer pinned, then again
+    pinned.offer(old, wanted)
+    proc.process([click(300 + n, u) for n, u in enumerate(users)])
+    assert sorted(asked) == [1, 1, 3]
+
+
+def test_a_variant_arm_is_served_by_the_variants_model_even_at_the_current_version(served: Any) -> None:
+    """A variant's versions count on their own: one at the current model's version is still
+    another model, scored in a call of its own."""
+    proc, book, current, _old, metrics = served
+    fast: dict[str, PlanModel] = {}
+    proc.variants = fast.get
+    book.put(experiment({"name": "main", "share": 0.5}, {"name": "fast", "share": 0.5, "model": "trainer:fast"}))
+    users = [f"u{n}" for n in range(40)]
+    arms = {u: book.active.arm_of(u).name for u in users}
+    proc.process([click(n, u) for n, u in enumerate(users)])  # no model of the variant yet
+    assert len(current.plans) == 1 and len(current.plans[0]) == len(users)
+    assert metrics.pinned_fallbacks.labels("x1", "fast")._value.get() == list(arms.values()).count("fast")
+    fast["fast"] = variant = PlanModel(9)
+    out = proc.process([click(100 + n, u) for n, u in enumerate(users)])
+    assert {r["model_version"] for r in recs(out)} == {9}
+    assert len(current.plans[1]) == list(arms.values()).count("main")
+    assert len(variant.plans[0]) == list(arms.values()).count("fast")
+    assert metrics.pinned_fallbacks.labels("x1", "fast")._value.get() == list(arms.values()).count("fast")
+    hits: list[tuple[int, bool]] = []
+    proc.on_hit = lambda version, hit: hits.append((version, hit))
+    proc.process([click(200 + n, u, item="i1", action="click") for n, u in enumerate(users)])
+    assert hits == [(9, True)] * list(arms.values()).count("main")  # the main model's rollback watch only
+
+
+def test_at_most_the_limit_of_pinned_versions_is_held_or_loading() -> None:
+    asked: list[int] = []
+    pinned = PinnedModels(limit=2, load=asked.append)
+    wanted = {1, 2, 3, 4}
+    assert [pinned(v) for v in (1, 2, 3)] == [None, None, None] and asked == [1, 2]  # 3: beyond the limit
+    pinned.offer(PlanModel(1), wanted)
+    assert pinned(1) is not None and pinned(3) is None and asked == [1, 2]
+    pinned.unfound(2)
+    assert pinned(3) is None and asked == [1, 2, 3]
+    pinned.offer(PlanModel(3), wanted)
+    pinned.offer(PlanModel(4), wanted)  # served after being pinned: the oldest held gives way
+    assert pinned.versions() == [3, 4]
+    pinned.offer(PlanModel(5), {4})
+    assert pinned.versions() == [4]
 
 
 def test_a_later_action_on_a_recommended_item_is_attributed_once(served: Any) -> None:

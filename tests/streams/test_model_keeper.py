@@ -186,17 +186,28 @@ def _take(k: ModelKeeper, version: int, base: int | None) -> str | None:
     if base is None:
         return k.consider(decode(_trained(version).to_bytes(dtype="float16")), version)
     held = k.base_for(base, version)
-    return None if held is None else k.consider(decode(_delta(version, base), held), version, full=False)
+    if held is None:
+        return None
+    data = _delta(version, base)
+    return k.consider(decode(data, held), version, (base, data))
 
 
-def test_deltas_apply_to_the_full_snapshot_they_name_and_only_full_ones_are_stored(keeper, tmp_path):
+def test_deltas_apply_to_the_full_snapshot_they_name_and_are_stored_as_received(keeper, tmp_path):
     k, events, _ = keeper
     assert [_take(k, v, b) for v, b in ((2, None), (3, 2), (4, 2))] == ["accepted"] * 3
     assert k.version == 4 and events == [("accepted", "")] * 3
     full = Snapshot.from_bytes(_trained(4).to_bytes(dtype="float16"))
     assert all(k.snapshot.weights[n].tobytes() == w.tobytes() for n, w in full.weights.items())
     k.flush()
-    assert [p.name for p in tmp_path.iterdir()] == ["snapshot-000000000002.sgs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "delta-000000000003-on-000000000002.sgd",
+        "delta-000000000004-on-000000000002.sgd",
+        "snapshot-000000000002.sgs",
+    ]
+    for version in (2, 3):  # an older version loads again, bit for bit what the full snapshot decodes to
+        again, full = k.stored(version), Snapshot.from_bytes(_trained(version).to_bytes(dtype="float16"))
+        assert all(again.weights[n].tobytes() == w.tobytes() for n, w in full.weights.items())
+        assert k.serving(again).version == version and k.version == 4
 
 
 def test_a_delta_without_its_base_is_refused_until_the_next_full_snapshot(keeper, caplog):
