@@ -190,7 +190,8 @@ class _Buckets:
 
     def __init__(self, names: Sequence[str], unique: np.ndarray, first: np.ndarray) -> None:
         self.names = names
-        self.known = frozenset(names)
+        #: The names, and "" (an item of no known category, which has no column).
+        self.known = frozenset(names) | {""}
         self.unique = unique
         self.first = first
 
@@ -401,15 +402,18 @@ class NeuralServingModel:
         buckets = self._catalog_buckets
         if buckets is None or buckets.names is not catalog_names:
             buckets = self._catalog_buckets = _Buckets.of(catalog_names, self.config)
-        extra = [
-            c
-            for c in dict.fromkeys(
-                [*(c for u in users for c in u.interests.weights), *(r.category for u in users for r in u.recent)]
-            )
-            if c and c not in buckets.known
-        ]
-        if extra:  # categories of these users that the catalog does not hold (yet)
-            buckets = _Buckets.of((*catalog_names, *extra), self.config)
+        known = buckets.known
+        held = known.issuperset
+        if not all(held(u.interests.weights) and held([r.category for r in u.recent]) for u in users):
+            extra = [
+                c
+                for c in dict.fromkeys(
+                    [*(c for u in users for c in u.interests.weights), *(r.category for u in users for r in u.recent)]
+                )
+                if c not in known
+            ]
+            if extra:  # categories of these users that the catalog does not hold (yet)
+                buckets = _Buckets.of((*catalog_names, *extra), self.config)
         names, unique, first = buckets.names, buckets.unique, buckets.first
         if not names:
             return [[] for _ in users]

@@ -7,6 +7,7 @@ can still read today's values.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -30,3 +31,31 @@ def decode(data: bytes, kind: str) -> list[Any]:
     if not isinstance(fields, list):
         raise StateDecodeError(f"{kind} state: expected a list, got {type(fields).__name__}")
     return fields
+
+
+def pack(value: Any) -> bytes:
+    """``value`` in msgpack as :func:`encode` packs a field."""
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def packed_array(elements: Sequence[bytes]) -> bytes:
+    """The msgpack array of already packed ``elements``: ``pack`` of the list of their values."""
+    return _array_header(len(elements)) + b"".join(elements)
+
+
+def encode_packed(packed: Sequence[bytes], rest: list[Any]) -> bytes:
+    """:func:`encode` of a list whose first fields are given already packed (``packed``) and the
+    others as values (``rest``, fewer than 16, so that their own array header is one byte): the
+    same bytes."""
+    if len(rest) >= 16:
+        raise ValueError(f"encode_packed: at most 15 fields as values, got {len(rest)}")
+    header = _array_header(len(packed) + len(rest))
+    return b"".join((bytes((FORMAT,)), header, *packed, pack(rest)[1:]))
+
+
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter, mul, truediv
 
 #: Default half-lives: a shopper's category interests fade over hours, an item's popularity a
 #: little slower (the engine's settings, training and evaluation all start from these).
 INTEREST_HALF_LIFE_S = 3 * 3600.0
 POPULARITY_HALF_LIFE_S = 6 * 3600.0
+
+_KEY, _SHARE = itemgetter(0), itemgetter(1)
 
 
 def decay_factor(elapsed_s: float, half_life_s: float) -> float:
@@ -56,10 +60,13 @@ class DecayedWeights:
         memo = self._shares
         if memo is not None and memo[0] == now and memo[1] == half_life_s:
             return memo[2]
-        weights = self.at(now, half_life_s)
-        total = sum(weights.values())
-        ranked = [] if total <= 0.0 else sorted(weights.items(), key=lambda kv: kv[1], reverse=True)
-        out = [(c, w / total) for c, w in ranked]
+        # :meth:`at`'s values and their sum in the same order, sorted and divided in C.
+        decayed = list(map(mul, self.weights.values(), repeat(decay_factor(now - self.ts, half_life_s))))
+        total = sum(decayed)
+        out: list[tuple[str, float]] = []
+        if not total <= 0.0:  # as NaN compares
+            ranked = sorted(zip(self.weights, decayed, strict=True), key=_SHARE, reverse=True)
+            out = list(zip(map(_KEY, ranked), map(truediv, map(_SHARE, ranked), repeat(total)), strict=True))
         self._shares = (now, half_life_s, out)
         return out
 

@@ -11,11 +11,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from state.codec import decode, encode
+from state.codec import decode, encode_packed, pack
 from state.decay import DecayedWeights
 from state.dedup import AppliedLog
 from state.feedback import Feedback
 from state.recent_arrays import RecentArrays
+from state.recent_packed import PackedRecent
 
 ACTIONS: tuple[str, ...] = ("view", "click", "cart", "fav", "buy")
 ACTION_INDEX: dict[str, int] = {a: i for i, a in enumerate(ACTIONS)}
@@ -130,6 +131,8 @@ class UserState:
     feedback: Feedback = field(default_factory=Feedback)  # dislikes and ignored items, no engagement
     #: ``recent`` over a process's dense ids, built by :meth:`recent_arrays`; resident only.
     _arrays: RecentArrays | None = field(default=None, init=False, repr=False, compare=False)
+    #: ``recent``'s items as stored, packed once each (:meth:`to_bytes`); resident only.
+    _packed: PackedRecent | None = field(default=None, init=False, repr=False, compare=False)
 
     def apply_click(
         self,
@@ -201,10 +204,11 @@ class UserState:
 
     def to_bytes(self) -> bytes:
         """Seven fields, and the feedback as an eighth only when there is any: a state without
-        feedback encodes as it did before feedback was kept."""
-        fields = [
-            self.counts,
-            [[r.item_id, ACTION_INDEX[r.action], r.ts, r.category] for r in self.recent],
+        feedback encodes as it did before feedback was kept. The recent items are packed once
+        each and kept with the state (a click packs one), the rest on every call."""
+        if self._packed is None:
+            self._packed = PackedRecent(_recent_fields)
+        rest = [
             self.interests.to_fields(),
             self.bought,
             self.reviews,
@@ -212,8 +216,8 @@ class UserState:
             self.applied.to_fields(),
         ]
         if self.feedback:
-            fields.append(self.feedback.to_fields())
-        return encode(fields)
+            rest.append(self.feedback.to_fields())
+        return encode_packed([pack(self.counts), self._packed.array(self.recent)], rest)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> UserState:
@@ -228,3 +232,8 @@ class UserState:
             applied=AppliedLog.from_fields(applied),
             feedback=Feedback.from_fields(rest[0]) if rest else Feedback(),
         )
+
+
+def _recent_fields(item: RecentItem) -> list[object]:
+    """A recent item as stored."""
+    return [item.item_id, ACTION_INDEX[item.action], item.ts, item.category]

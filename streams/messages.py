@@ -6,27 +6,33 @@ example of each. Kept apart from the agents so that the wire format is tested di
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 from state.item import SentimentFigures
 from state.user import PublishedRecommendation
 from streams.events import compact_json
 
 
-def recommendation_fields(user_id: str, rec: PublishedRecommendation) -> dict[str, Any]:
+def recommendation_fields(
+    user_id: str, rec: PublishedRecommendation, number: Callable[[float], object] = float
+) -> dict[str, Any]:
     """A recommendation as the topic and ``GET /recommendations/{user_id}`` both show it; inside an
-    experiment with its ``rec_id``, ``experiment`` and ``arm`` (outside one, without them)."""
+    experiment with its ``rec_id``, ``experiment`` and ``arm`` (outside one, without them). Its
+    floats as ``number`` makes them."""
     fields = {
         "user_id": user_id,
         "items": [
-            {"item_id": i, "score": round(s, 6), "reasons": rec.reasons[n] if n < len(rec.reasons) else []}
+            {"item_id": i, "score": number(round(s, 6)), "reasons": rec.reasons[n] if n < len(rec.reasons) else []}
             for n, (i, s) in enumerate(rec.items)
         ],
-        "interests": [{"category": c, "weight": round(w, 6)} for c, w in rec.interests],
+        "interests": [{"category": c, "weight": number(round(w, 6))} for c, w in rec.interests],
         "model_version": rec.model_version,
         "trigger_event_id": rec.trigger_event_id,
-        "event_ts": rec.event_ts,
-        "published_ts": rec.published_ts,
+        "event_ts": number(rec.event_ts),
+        "published_ts": number(rec.published_ts),
     }
     if rec.arm:
         fields |= {"rec_id": rec.rec_id, "experiment": rec.experiment, "arm": rec.arm}
@@ -52,8 +58,23 @@ def shadow(user_id: str, rec: PublishedRecommendation) -> bytes:
     )
 
 
+#: msgspec writes the same bytes as :func:`compact_json` (strings escaped alike, UTF-8, dicts in
+#: order, integers) but for floats that ``json`` prints with an exponent, NaN and infinities:
+#: :func:`_json_float` hands those over as ``json`` prints them.
+_ENCODER = msgspec.json.Encoder()
+
+
+def _json_float(value: float) -> float | msgspec.Raw:
+    """``value`` for :data:`_ENCODER`: itself where msgspec prints it as ``json`` does (zero and
+    magnitudes in [1e-4, 1e16), Python's positional range), else ``json``'s text of it."""
+    if 1e-4 <= abs(value) < 1e16 or value == 0.0:
+        return value
+    return msgspec.Raw(compact_json(value))
+
+
 def recommendation(user_id: str, rec: PublishedRecommendation) -> bytes:
-    return compact_json(recommendation_fields(user_id, rec))
+    """:func:`compact_json` of :func:`recommendation_fields`, byte for byte."""
+    return _ENCODER.encode(recommendation_fields(user_id, rec, _json_float))
 
 
 def sentiment(

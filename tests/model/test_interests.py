@@ -115,3 +115,18 @@ def test_shipped_warm_start_follows_the_user_in_a_new_shop() -> None:
     top, tea = _top_interests_through_a_burst(model)
     assert top == "shoes"
     assert tea[-1] > tea[0] and tea == sorted(tea)
+
+
+def test_a_category_the_catalog_does_not_hold_yet_can_be_shown() -> None:
+    """The head's columns are the catalog's categories and the batch's users' own: a click on an
+    item of a category the catalog does not know (from the event) makes it a column of the batch,
+    the top one of the user who clicked it; an item of no category adds none."""
+    model = serving_from_snapshot(load_warm_start(), _shop_catalog(), interest_half_life_s=HALF_LIFE)
+    user, other, ts = UserState(), UserState(), 1000.0
+    for n in range(8):
+        user.apply_click(f"new-{n}", "buy", ts + n, "hats", HALF_LIFE)
+        other.apply_click(f"rt-{n}", "view", ts + n, "", HALF_LIFE)
+    other.apply_click("rt-1", "view", ts + 8, "bags", HALF_LIFE)
+    recs = model.recommend_many([other, user], ts + 9, 10)
+    assert recs[1].interests[0][0] == "hats"
+    assert recs[0].interests[0][0] == "bags" and "" not in dict(recs[0].interests)

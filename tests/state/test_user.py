@@ -1,3 +1,6 @@
+import random
+
+from state.decay import DecayedWeights
 from state.user import BOUGHT_MAX, INTERESTS_MAX, RECENT_MAX, PublishedRecommendation, UserState
 
 HL = 3600.0
@@ -87,3 +90,17 @@ def test_interest_shares_are_remembered_until_the_weights_change() -> None:
     assert s.interest_weights(900.0, 3600.0, 5) == [
         (c, w / sum(weights.values())) for c, w in sorted(weights.items(), key=lambda kv: -kv[1])
     ]
+
+
+def test_interest_shares_are_the_decayed_weights_over_their_sum_strongest_first_ties_in_order() -> None:
+    rng = random.Random(5)
+    for n in range(300):
+        weights = DecayedWeights()
+        for _ in range(rng.randrange(30)):
+            amount = rng.choice([1.0, 2.0, 5.0, rng.random(), 1e-300])  # ties, and sums that underflow
+            weights.add(f"c{rng.randrange(12)}", amount, 1000.0 + rng.randrange(50) * 60.0, 3600.0)
+        now = 1000.0 + rng.random() * 1e5
+        decayed = weights.at(now, 3600.0)
+        total = sum(decayed.values())
+        ranked = [] if total <= 0.0 else sorted(decayed.items(), key=lambda kv: kv[1], reverse=True)
+        assert weights.shares(now, 3600.0) == [(c, w / total) for c, w in ranked], n

@@ -1,8 +1,10 @@
 import json
+import random
 
 from state.item import ItemState
 from state.user import PublishedRecommendation
 from streams import messages
+from streams.events import compact_json
 
 
 def test_recommendation_contract():
@@ -62,3 +64,29 @@ def test_dead_letter_keeps_a_prefix_of_the_payload_as_text():
     assert m["truncated"] and m["payload_bytes"] == len(payload)
     assert len(m["payload"].encode()) <= 256 + 16
     assert {"source_topic", "partition", "offset", "error", "payload", "ts"} <= m.keys()
+
+
+def test_a_recommendation_is_byte_for_byte_the_json_module_s_text() -> None:
+    """msgspec writes it; floats json prints with an exponent (tiny scores, far timestamps), NaN
+    and infinities, and every character a string may hold come out as ``json`` writes them."""
+    rng = random.Random(11)
+    floats = [0.0, -0.0, 1e-5, 9.9e-05, 1e-4, 0.000123, 0.5, 1.8e9, 1e16, 9.999999999999998e15, 1e300, 5e-324]
+    floats += [float("nan"), float("inf"), -float("inf")]
+    text = "".join(chr(c) for c in range(0, 0x800)) + "\u2028\u2029\ufeff好🛒"
+    for n in range(400):
+        pick = [rng.choice(floats), rng.uniform(0, 1e-3), 10 ** rng.uniform(-8, 20)]
+        chars = "".join(rng.choice(text) for _ in range(8))
+        rec = PublishedRecommendation(
+            [(chars, rng.choice(pick)), ("i2", rng.choice(pick))],
+            [(chars[::-1], rng.choice(pick))],
+            n,
+            "e\x00" + chars,
+            rng.choice(pick),
+            rng.choice(pick),
+            [[chars, "viewed"], []],
+            "exp" if n % 2 else "",
+            "arm-" + chars if n % 2 else "",
+            "r1",
+        )
+        fields = messages.recommendation_fields(chars, rec)
+        assert messages.recommendation(chars, rec) == compact_json(fields), (n, rec)
