@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from state.codec import decode, encode_packed, pack
+from state.codec import decode, encode, encode_packed, pack
 from state.decay import DecayedWeights
 from state.dedup import AppliedLog
 from state.feedback import Feedback
@@ -205,9 +205,9 @@ class UserState:
     def to_bytes(self) -> bytes:
         """Seven fields, and the feedback as an eighth only when there is any: a state without
         feedback encodes as it did before feedback was kept. The recent items are packed once
-        each and kept with the state (a click packs one), the rest on every call."""
-        if self._packed is None:
-            self._packed = PackedRecent(_recent_fields)
+        each and kept with the state (a click packs one), the rest on every call. A state's
+        first store packs the list in one call instead: a state decoded for one event and dropped
+        (not resident) would pay a call per item for parts it never reuses."""
         rest = [
             self.interests.to_fields(),
             self.bought,
@@ -217,6 +217,9 @@ class UserState:
         ]
         if self.feedback:
             rest.append(self.feedback.to_fields())
+        if self._packed is None:
+            self._packed = PackedRecent(_recent_fields)
+            return encode([self.counts, list(map(_recent_fields, self.recent)), *rest])
         return encode_packed([pack(self.counts), self._packed.array(self.recent)], rest)
 
     @classmethod
