@@ -9,6 +9,7 @@ ones, and ``shopguide bench --only click`` times it per click, for new and for r
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import json
 import statistics
@@ -265,7 +266,18 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     processing-free shell (a model that neither ranks nor learns), with an A/B experiment in force
     (:data:`AB`), with that experiment and a shadow arm (:data:`AB_SHADOW`), and through the shell
     with the experiment (what arms add around scoring, without scoring's noise). ``equal_outputs``: the path and
-    the reference published the same recommendations and training records, byte for byte."""
+    the reference published the same recommendations and training records, byte for byte. The
+    cycle collector runs as in a worker (:func:`streams.engine.worker.fewer_collections`)."""
+    from streams.engine.worker import fewer_collections
+
+    thresholds = fewer_collections()
+    try:
+        return _measure(shop, clicks, shoppers)
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     warm = RECENT_MAX * shoppers
     new = as_batches(shopper_clicks(shop, clicks + BATCH, clicks + BATCH, "new-"))
     returning = list(shopper_clicks(shop, warm + clicks, shoppers, "ret-", new[-1][-1].timestamp_ms / 1000.0 + 1.0))

@@ -45,11 +45,14 @@ def _fix_malloc_thresholds() -> None:
         log.warning("mallopt refused: the RSS may grow in steps as models are swapped")
 
 
-def _fewer_collections() -> None:
+def fewer_collections() -> tuple[int, int, int]:
     """A click allocates a few thousand short-lived containers, nearly all freed by reference
     counting: at Python's default threshold the cycle collector ran every few hundred of them and
-    took a noticeable share of a click's CPU. The few cycles are collected a little later."""
-    gc.set_threshold(_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    took a noticeable share of a click's CPU. The few cycles are collected a little later. Returns
+    the thresholds it replaced (the in-process click bench restores them)."""
+    old = gc.get_threshold()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, *old[1:])
+    return old
 
 
 def _one_blas_thread() -> None:
@@ -88,7 +91,7 @@ def run_worker(settings: Settings) -> None:
     settings.check_worker()
     _redact_logs(settings.secret_values())
     _fix_malloc_thresholds()
-    _fewer_collections()
+    fewer_collections()
     _one_blas_thread()
     if settings.create_topics:
         created, _ = create_topics(settings)
