@@ -150,9 +150,9 @@ def parse_click(payload: bytes | None, now: float | None = None) -> Click:
             if (
                 wire.action in CLICK_ACTIONS
                 and MIN_TS <= ts <= limit
-                and _is_id(wire.event_id)
-                and _is_id(wire.user_id)
-                and _is_id(wire.item_id)
+                and id_error(wire.event_id) is None
+                and id_error(wire.user_id) is None
+                and id_error(wire.item_id) is None
                 and (category is None or 0 < len(category) <= ID_MAX)
                 and (session_id is None or 0 < len(session_id) <= ID_MAX)
             ):
@@ -189,11 +189,6 @@ def _wire_click(payload: bytes) -> _WireClick | None:
         return _CLICKS.decode(payload)
     except (UnicodeDecodeError, msgspec.DecodeError):
         return None
-
-
-def _is_id(value: str) -> bool:
-    """Whether ``value`` passes :func:`id_error`."""
-    return 0 < len(value) <= ID_MAX and _CONTROL.search(value) is None and value.strip() == value
 
 
 def _parse_click(payload: bytes | None, now: float | None) -> Click:
