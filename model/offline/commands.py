@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from model.atomic_file import write_atomically
 from model.candidates import NEW_SHARE
 from model.config import TASKS, ModelConfig
 from model.offline import datasets as data
@@ -436,9 +437,7 @@ def write_warm_start(snapshot: Any, path: Path, max_bytes: int = WARM_START_MAX_
         weights["text_table"][order[:pruned]] = 0.0
         blob = replace(snapshot, weights=weights).to_bytes(dtype="float16")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(path)
+    write_atomically(path, blob)
     return {
         "path": str(path),
         "bytes": len(blob),

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from model.atomic_file import write_atomically
 from streams.errors import InvalidEvent
 from streams.events import parse_item, parse_review
 from streams.kafka.followers import reconnecting, topic_partitions
@@ -59,9 +59,7 @@ class OffsetStore:
             return {}, {}
 
     def save(self, offsets: dict[str, int], heads: dict[str, str]) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"offsets": offsets, "heads": heads}, sort_keys=True))
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps({"offsets": offsets, "heads": heads}, sort_keys=True).encode())
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
