@@ -135,6 +135,8 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
         protocol = f"shuffled with seed {args.seed}, 80% train / 20% test"
     if not train or not test:
         raise SystemExit("nothing to train or test on")
+    if args.folds == 1 or args.folds < 0:
+        raise SystemExit(f"--folds must be 0 or at least 2, got {args.folds}")
     started = time.perf_counter()
     trainer = Trainer(_config(args), seed=args.seed)
     with progress_bar(len(train) * args.epochs, "training (model)") as advance:
@@ -608,10 +610,10 @@ def register(subparsers: Any) -> None:
     sent.add_argument(
         "--folds",
         type=int,
-        default=3,
+        default=0,
         help="fit the calibration and threshold on out-of-fold scores of every training row, from "
-        "this many models trained as many epochs as the validation share chose (0: on the "
-        "validation share alone)",
+        "this many models (at least 2) trained as many epochs as the validation share chose "
+        "(default 0: on the validation share alone)",
     )
     _common(sent)
     sent.set_defaults(func=cmd_evaluate_sentiment)
