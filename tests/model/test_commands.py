@@ -81,7 +81,7 @@ def test_evaluate_sentiment_json(tmp_path) -> None:
     lines = ["cat,label,review"] + [f"shop{i % 2},{label},{text}" for i, (text, _, label) in enumerate(REVIEWS * 12)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "sent.json"
-    args = ["evaluate", "sentiment", "--path", str(path), "--json", str(out), "--epochs", "2", "--folds", "2"]
+    args = ["evaluate", "sentiment", "--path", str(path), "--json", str(out), "--epochs", "1", "--folds", "2"]
     assert main([*args, "--negative-recall", "0.9"]) == 0
     payload = json.loads(out.read_text())
     assert payload["task"] == "sentiment" and payload["n"] == len(REVIEWS) * 12 // 5 + 1
