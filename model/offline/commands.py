@@ -15,6 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,7 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     from model.offline.baselines import TfidfLogReg
     from model.offline.evaluate import (
         classification_figures,
+        out_of_fold_calibration,
         snapshot_logits,
         snapshot_sentiment,
         split,
@@ -134,24 +136,38 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
         protocol = f"shuffled with seed {args.seed}, 80% train / 20% test"
     if not train or not test:
         raise SystemExit("nothing to train or test on")
+    if args.folds == 1 or args.folds < 0:
+        raise SystemExit(f"--folds must be 0 or at least 2, got {args.folds}")
     started = time.perf_counter()
     trainer = Trainer(_config(args), seed=args.seed)
     with progress_bar(len(train) * args.epochs, "training (model)") as advance:
-        best, history = train_sentiment(
+        on_validation, history = train_sentiment(
             trainer, train, args.epochs, seed=args.seed, progress=advance, balance=args.balance
         )
+    epochs_used = history.index(max(history)) + 1
+    best = on_validation
+    if args.folds > 1:
+        total = len(train) * (args.folds - 1) // args.folds * epochs_used
+        with progress_bar(total, f"cross-fitting ({args.folds} folds)") as advance:
+            fitted = out_of_fold_calibration(
+                _config(args), train, args.folds, epochs_used, args.seed, advance, args.balance
+            )
+        if fitted is not None:
+            best = replace(on_validation, config=fitted.applied_to(on_validation.config))
     labels = np.array([r.label for r in test])
     texts = [r.text for r in test]
     train_seconds = time.perf_counter() - started
-    config = best.config
     results: dict[str, Any] = {"model": snapshot_sentiment(best, test)}
     results["model"] |= {
         "train_seconds": train_seconds,
         "validation_macro_f1_by_epoch": history,
-        "epochs_used": history.index(max(history)) + 1,
-        "threshold": config.sentiment_threshold,
-        "calibration": list(config.sentiment_calibration),
+        "epochs_used": epochs_used,
+        "folds": args.folds,
+        **_decision_rule(best),
     }
+    if args.folds > 1:
+        # The same weights with the calibration and threshold of the validation share alone.
+        results["model_validation_calibrated"] = snapshot_sentiment(on_validation, test) | _decision_rule(on_validation)
     # The same weights without the calibration and threshold fitted on validation: the raw
     # sigmoid labelled at 0.5.
     raw = 1.0 / (1.0 + np.exp(-snapshot_logits(best, test)))
@@ -172,6 +188,7 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
         "path": str(args.path),
         "protocol": protocol,
         "max_epochs": args.epochs,
+        "folds": args.folds,
         "balance": args.balance,
         "class_weights": trainer.config.sentiment_class_weights,
         "seed": args.seed,
@@ -181,6 +198,11 @@ def cmd_evaluate_sentiment(args: argparse.Namespace) -> dict[str, Any]:
     }
     _write_json(args.json, payload)
     return payload
+
+
+def _decision_rule(snapshot: Any) -> dict[str, Any]:
+    config = snapshot.config
+    return {"threshold": config.sentiment_threshold, "calibration": list(config.sentiment_calibration)}
 
 
 # --------------------------------------------------------------------------- evaluate recommend
@@ -419,8 +441,6 @@ def write_warm_start(snapshot: Any, path: Path, max_bytes: int = WARM_START_MAX_
     text and every dense weight (towers, the ranker, the interest head's share multipliers) are
     kept. If that is still over ``max_bytes`` the text n-gram rows with the smallest norms (rare
     n-grams) are pruned until it fits."""
-    from dataclasses import replace
-
     weights = snapshot.serving_weights()
     for table in ("item_table", "category_table"):
         weights[table] = np.zeros_like(weights[table])
@@ -585,6 +605,14 @@ def register(subparsers: Any) -> None:
         metavar="FLOOR",
         help="choose the decision threshold among those finding at least FLOOR of the validation "
         "share's negative reviews (default: the model's, ModelConfig.sentiment_negative_recall)",
+    )
+    sent.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        help="fit the calibration and threshold on out-of-fold scores of every training row, from "
+        "this many models (at least 2) trained as many epochs as the validation share chose "
+        "(default 0: on the validation share alone)",
     )
     _common(sent)
     sent.set_defaults(func=cmd_evaluate_sentiment)

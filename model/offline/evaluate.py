@@ -16,8 +16,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from model.calibration import fit_calibration, macro_f1
+from model.calibration import SentimentCalibration, fit_calibration, macro_f1
 from model.candidates import NEW_SHARE, admissible
+from model.config import ModelConfig
 from model.examples import Example, ExampleConfig, click_examples, review_example
 from model.offline.baselines import (
     Cooccurrence,
@@ -437,15 +438,10 @@ def train_sentiment(
         fit = oversampled(fit)
     examples = review_examples(fit)
     rng = np.random.default_rng(seed)
-    bs = trainer.config.batch_size
     best: tuple[float, Snapshot] | None = None
     history: list[float] = []
     for _ in range(max_epochs):
-        order = rng.permutation(len(examples))
-        for start in range(0, len(order), bs):
-            trainer.learn_many([examples[i] for i in order[start : start + bs]])
-            if progress is not None:
-                progress(min(bs, len(order) - start))
+        learn_epoch(trainer, examples, rng, progress)
         snapshot = calibrated_on(trainer.export(), held)
         score = snapshot_sentiment(snapshot, held)["macro_f1"]
         history.append(score)
@@ -456,6 +452,49 @@ def train_sentiment(
     if best is None:
         raise ValueError("max_epochs must be at least 1")
     return best[1], history
+
+
+def learn_epoch(
+    trainer: Trainer, examples: Sequence[Example], rng: np.random.Generator, progress: Progress | None = None
+) -> None:
+    """One pass over ``examples`` in an order drawn from ``rng``, a micro-batch at a time."""
+    order = rng.permutation(len(examples))
+    bs = trainer.config.batch_size
+    for start in range(0, len(order), bs):
+        trainer.learn_many([examples[i] for i in order[start : start + bs]])
+        if progress is not None:
+            progress(min(bs, len(order) - start))
+
+
+def out_of_fold_calibration(
+    config: ModelConfig,
+    train: Sequence[LabeledReview],
+    folds: int,
+    epochs: int,
+    seed: int = 0,
+    progress: Progress | None = None,
+    balance: bool = False,
+) -> SentimentCalibration | None:
+    """The sentiment calibration and threshold fitted on out-of-fold logits of every training
+    row (cross-fitting): the rows are split into ``folds`` seeded folds, a model with ``config``
+    learns ``epochs`` epochs on all folds but one and scores that one, so every training review,
+    and all their negatives, inform the threshold, not only a validation share's. None when the
+    rows hold too few reviews of a class."""
+    if folds < 2:
+        raise ValueError("cross-fitting needs at least 2 folds")
+    which = np.random.default_rng(seed + 2).permutation(len(train)) % folds
+    logits = np.zeros(len(train))
+    for fold in range(folds):
+        fit = [r for r, f in zip(train, which, strict=True) if f != fold]
+        held = [r for r, f in zip(train, which, strict=True) if f == fold]
+        trainer = Trainer(config, seed=seed)
+        examples = review_examples(oversampled(fit) if balance else fit)
+        rng = np.random.default_rng(seed)
+        for _ in range(epochs):
+            learn_epoch(trainer, examples, rng, progress)
+        logits[which == fold] = snapshot_logits(trainer.export(), held)
+    labels = np.array([r.label for r in train])
+    return fit_calibration(logits, labels, config.sentiment_negative_recall)
 
 
 def calibrated_on(snapshot: Snapshot, rows: Sequence[LabeledReview]) -> Snapshot:

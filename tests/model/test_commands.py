@@ -81,20 +81,22 @@ def test_evaluate_sentiment_json(tmp_path) -> None:
     lines = ["cat,label,review"] + [f"shop{i % 2},{label},{text}" for i, (text, _, label) in enumerate(REVIEWS * 12)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "sent.json"
-    args = ["evaluate", "sentiment", "--path", str(path), "--json", str(out), "--epochs", "2"]
+    args = ["evaluate", "sentiment", "--path", str(path), "--json", str(out), "--epochs", "1", "--folds", "2"]
     assert main([*args, "--negative-recall", "0.9"]) == 0
     payload = json.loads(out.read_text())
     assert payload["task"] == "sentiment" and payload["n"] == len(REVIEWS) * 12 // 5 + 1
-    assert payload["config"]["sentiment_negative_recall"] == 0.9
-    methods = ("model", "model_uncalibrated", "tfidf_logreg", "tfidf_logreg_balanced")
+    assert payload["config"]["sentiment_negative_recall"] == 0.9 and payload["folds"] == 2
+    methods = ("model", "model_validation_calibrated", "model_uncalibrated", "tfidf_logreg", "tfidf_logreg_balanced")
     assert set(payload["results"]) == set(methods) and set(payload["macro_f1"]) == set(methods)
     for method in methods:
         figures = payload["results"][method]
         for key in ("macro_f1", "accuracy", "negative_recall", "positive_precision", "ece"):
             assert 0.0 <= figures[key] <= 1.0
         assert figures["negative_n"] + figures["positive_n"] == payload["n"]
-    model = payload["results"]["model"]
-    assert 0.0 < model["threshold"] < 1.0 and len(model["calibration"]) == 2
+    # Published: the calibration of the out-of-fold scores; beside it, the validation share's.
+    for method in ("model", "model_validation_calibrated"):
+        model = payload["results"][method]
+        assert 0.0 < model["threshold"] < 1.0 and len(model["calibration"]) == 2
 
 
 def test_train_refuses_an_out_directory_holding_a_run_before_training(tmp_path) -> None:
