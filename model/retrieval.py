@@ -164,6 +164,17 @@ class RetrievedPool(CandidatePool):
         return self._request.index
 
     @property
+    def catalog(self) -> Catalog:
+        """The catalog it was retrieved from (whose ids ``ids`` and ``category_ids`` are)."""
+        return self._request.catalog
+
+    @property
+    def category_ids(self) -> np.ndarray:
+        """The candidates' dense category ids (``Catalog.category_ids``), int32: all of them, once
+        :attr:`features` is read."""
+        return self._known_cats()
+
+    @property
     def recent_ids(self) -> np.ndarray:
         """The dense ids of the user's recent items retrieval read, oldest first, int32."""
         return self._request.args[0]
