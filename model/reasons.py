@@ -15,6 +15,7 @@ built once per process and id (:class:`_Words`), so a click builds no string.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -55,99 +56,164 @@ class Origins:
     purchases: CovisIndex | None = None
 
 
-def reasons(
-    pool: CandidatePool,
-    ranking: Ranking,
-    chosen: Sequence[tuple[str, float]],
-    plan: RulePlan | None,
-    explored: Collection[str] = (),
-    user: UserState | None = None,
-    origins: Origins | None = None,
-) -> list[list[str]]:
-    """Per chosen item: ``rule:<rule_id>`` of the rules that acted on it, ``demoted:*``, then
-    ``viewed``, ``covisited:<item_id>`` (the user's recent item it is most co-visited with; plain
-    ``covisited`` without ``user`` and ``origins``), ``bought_together`` (a co-purchase neighbour of
-    an item the user bought), ``followed`` (comes after the user's recent items),
-    ``interest:<category>``, ``popular_in:<category>`` and ``popular``, those that hold; ``explore``
-    alone for the ``explored`` ones (``model.candidates.explore`` placed them, not the ranking or a
-    rule). ``ranking``: the pool's ranking the items were chosen from, which already walked past
-    them."""
-    position = ranking.position
-    places = [None if item_id in explored else position(item_id) for item_id, _ in chosen]
-    found = [p for p in places if p is not None]
-    n = len(found)
-    if n:
-        spelled, words, categories = _spelled(pool, found, user, origins)
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """One user's chosen items as their reasons read them: the pool they were chosen from and its
+    ranking (which already walked past them), the rules' plan, the items exploration placed
+    (``model.candidates.explore``: not the ranking or a rule) and the user (None: sources not named)."""
+
+    pool: CandidatePool
+    ranking: Ranking
+    items: Sequence[tuple[str, float]]
+    plan: RulePlan | None = None
+    explored: Collection[str] = ()
+    user: UserState | None = None
+
+
+def reasons(batch: Sequence[Chosen], origins: Origins | None = None) -> list[list[list[str]]]:
+    """Per user of ``batch``, per chosen item: ``rule:<rule_id>`` of the rules that acted on it,
+    ``demoted:*``, then ``viewed``, ``covisited:<item_id>`` (the user's recent item it is most
+    co-visited with; plain ``covisited`` without the user or ``origins``), ``bought_together`` (a
+    co-purchase neighbour of an item the user bought), ``followed`` (comes after the user's recent
+    items), ``interest:<category>``, ``popular_in:<category>`` and ``popular``, those that hold;
+    ``explore`` alone for the explored ones. The pools a kernel call retrieved together are read in
+    one call."""
+    places = [[None if item_id in c.explored else c.ranking.position(item_id) for item_id, _ in c.items] for c in batch]
+    spelled: list[tuple[list[list[str]], list[str]]] = [([], [])] * len(batch)
+    together: dict[int, list[int]] = {}  # users by the arrays their pools are part of
+    for u, c in enumerate(batch):
+        if not any(p is not None for p in places[u]):
+            continue
+        if isinstance(c.pool, RetrievedPool) and (origins is None or _shares_ids(c.pool, origins)):
+            together.setdefault(id(c.pool.stacked[0]), []).append(u)
+        else:
+            spelled[u] = _by_name(c, [p for p in places[u] if p is not None], origins)
+    for users in together.values():
+        stacked = _stacked([batch[u] for u in users], [places[u] for u in users], origins)
+        for u, found in zip(users, stacked, strict=True):
+            spelled[u] = found
     out = []
-    j, start = 0, 2 * n  # the next of ``found``; where its words start in ``spelled``
-    for (item_id, _), place in zip(chosen, places, strict=True):
-        if place is not None:
-            end = spelled[j]
-            why = list(map(words.__getitem__, spelled[start:end]))
-            if plan is not None:
-                why[:0] = plan.reasons(item_id, categories[spelled[n + j]])
-            out.append(why)
-            j, start = j + 1, end
-        elif item_id in explored:
-            out.append(["explore"])
-        else:  # placed by a rule, not retrieved
-            out.append(plan.reasons(item_id, "") if plan is not None else [])
+    for c, where, (whys, categories) in zip(batch, places, spelled, strict=True):
+        plan, explored = c.plan, c.explored
+        mine = []
+        j = 0  # the next retrieved item's
+        for (item_id, _), place in zip(c.items, where, strict=True):
+            if place is not None:
+                why = whys[j]
+                if plan is not None:
+                    why[:0] = plan.reasons(item_id, categories[j])
+                mine.append(why)
+                j += 1
+            elif item_id in explored:
+                mine.append(["explore"])
+            else:  # placed by a rule, not retrieved
+                mine.append(plan.reasons(item_id, "") if plan is not None else [])
+        out.append(mine)
     return out
 
 
 _NONE = np.zeros(0, np.int32)
-_NO_FLAGS = np.zeros(0, np.bool_)
 
 
-def _spelled(
-    pool: CandidatePool, found: list[int], user: UserState | None, origins: Origins | None
-) -> tuple[list[int], _Words, list[str]]:
-    """:func:`_spell`'s output for the pool's candidates at ``found``, as a list, with the words
-    and the category names its ids read. One compiled call when the pool was retrieved over the
-    index's ids (the engine's); else the lookups by name (the click bench's reference index)."""
-    at = np.array(found, np.int32)
-    if isinstance(pool, RetrievedPool) and (origins is None or _shares_ids(pool, origins)):
-        features, categories = pool.features, pool.category_ids
-        names = pool.catalog.category_ids.names
-        words = _Words.of(pool.catalog.item_ids.names, names)
-        if user is None or origins is None:
-            spelled = kernels.compiled().spell(at, features, categories.take(at), np.full(len(found), -1, np.int32), _NO_FLAGS)
-            return spelled.tolist(), words, names
-        index, purchases = origins.index, origins.purchases
-        index.settle()
-        slot, row_ids, row_w, row_len, scratch, *_ = index.arrays()
-        bought, p_slot, p_row_ids, p_row_len = _NONE, slot, row_ids, row_len  # no purchase: no row read
-        if user.bought and purchases is not None and len(purchases):
-            bought = np.fromiter(map(index.ids.get, user.bought, repeat(-1)), np.int32, len(user.bought))
-            purchases.settle()
-            p_slot, p_row_ids, _, p_row_len, *_ = purchases.arrays()
-        spelled = kernels.compiled().reasons(
-            at, features, categories, pool.ids, pool.recent_ids, origins.sources, origins.per_source, bought,
-            slot, row_ids, row_w, row_len, scratch, p_slot, p_row_ids, p_row_len,
-        )  # fmt: skip
-        return spelled.tolist(), words, names
-    # By name: the words of this call only, over its own ids.
+def _stacked(
+    batch: Sequence[Chosen], places: Sequence[list[int | None]], origins: Origins | None
+) -> list[tuple[list[list[str]], list[str]]]:
+    """Per user, the reasons' words of each retrieved chosen item and (for a user with a plan) its
+    category: one compiled call, for pools that are parts of the same arrays (``stacked``) and
+    retrieved over the index's ids."""
+    first = batch[0].pool
+    assert isinstance(first, RetrievedPool)
+    ids, categories, features, _ = first.stacked
+    catalog = first.catalog
+    rows: list[int] = []
+    users_at = [0]  # where each user's items start in ``rows``
+    recent: list[np.ndarray] = []
+    bought: list[int] = []
+    bought_at = [0]
+    get = catalog.item_ids.get
+    for c, where in zip(batch, places, strict=True):
+        pool = c.pool
+        assert isinstance(pool, RetrievedPool)
+        start = pool.stacked[3]
+        rows += [start + p for p in where if p is not None]
+        users_at.append(len(rows))
+        user = c.user if origins is not None else None
+        recent.append(pool.recent_ids if user is not None else _NONE)
+        if user is not None and user.bought:
+            bought += map(get, user.bought, repeat(-1))
+        bought_at.append(len(bought))
+    index = origins.index if origins is not None else _no_index()
+    purchases = origins.purchases if origins is not None and origins.purchases is not None else None
+    index.settle()
+    slot, row_ids, row_w, row_len, scratch, *_ = index.arrays()
+    p_slot, p_row_ids, p_row_len = slot, row_ids, row_len  # no purchase: no row read
+    if bought and purchases is not None and len(purchases):
+        purchases.settle()
+        p_slot, p_row_ids, _, p_row_len, *_ = purchases.arrays()
+    else:
+        bought, bought_at = [], [0] * len(bought_at)
+    lengths = np.zeros(len(recent) + 1, np.int64)
+    np.cumsum([len(r) for r in recent], out=lengths[1:])
+    out = kernels.compiled().reasons(
+        np.array(rows, np.int64), np.array(users_at, np.int64), features, categories, ids,
+        np.concatenate(recent), lengths, np.array(bought, np.int32), np.array(bought_at, np.int64),
+        origins.sources if origins is not None else 0, origins.per_source if origins is not None else 0,
+        slot, row_ids, row_w, row_len, scratch, p_slot, p_row_ids, p_row_len,
+    ).tolist()  # fmt: skip
+    return _split(out, len(rows), users_at, batch, _Words.of(catalog.item_ids.names, catalog.category_ids.names))
+
+
+def _split(
+    out: list[int], m: int, users_at: list[int], batch: Sequence[Chosen], words: _Words
+) -> list[tuple[list[list[str]], list[str]]]:
+    """:func:`_spell`'s output for ``m`` items as each user's words per item (``users_at``: where
+    each user's items start) and, for a user with a plan, its items' category names."""
+    texts = list(map(words.__getitem__, out[2 * m :]))
+    ends, categories = out[:m], out[m : 2 * m]
+    names = words.categories
+    found = []
+    start = 0
+    for c, a, b in zip(batch, users_at, users_at[1:], strict=False):
+        whys = []
+        for end in ends[a:b]:
+            whys.append(texts[start:end])
+            start = end
+        found.append((whys, [names[x] for x in categories[a:b]] if c.plan is not None else []))
+    return found
+
+
+def _by_name(c: Chosen, found: list[int], origins: Origins | None) -> tuple[list[list[str]], list[str]]:
+    """:func:`_stacked` for one user whose pool holds names or whose indexes do not share its ids (the
+    click bench's reference): the lookups by name, the words of this call only."""
+    pool, user = c.pool, c.user
     items = [pool.items[i] for i in found]
-    names = ["", *dict.fromkeys(c for c in pool.categories_at(found) if c)]
-    category = {c: n for n, c in enumerate(names)}
+    categories = pool.categories_at(found)
+    names = ["", *dict.fromkeys(x for x in categories if x)]
+    category = {x: n for n, x in enumerate(names)}
     sources: list[str | None] = [None] * len(found)
     held: list[bool] = []
     if user is not None and origins is not None:
         covisited = [item for item, i in zip(items, found, strict=True) if pool.features[i, _COVIS] > 0.0]
-        named = dict(zip(covisited, origins.index.sources_of(user, origins.sources, origins.per_source, covisited), strict=True))
+        by_item = origins.index.sources_of(user, origins.sources, origins.per_source, covisited)
+        named = dict(zip(covisited, by_item, strict=True))
         sources = [named.get(item) for item in items]
         if user.bought and origins.purchases is not None:
             held = origins.purchases.held_by(user.bought, items)
     known = list(dict.fromkeys(s for s in sources if s is not None))
     source = {s: n for n, s in enumerate(known)}
-    spelled = kernels.compiled().spell(
-        at,
-        pool.features,
-        np.array([category[c] for c in pool.categories_at(found)], np.int32),
-        np.array([source[s] if s is not None else -1 for s in sources], np.int32),
-        np.array(held, np.bool_),
+    out = (
+        kernels.compiled()
+        .spell(
+            np.array(found, np.int64),
+            pool.features,
+            np.array([category[x] for x in categories], np.int32),
+            np.array([source[s] if s is not None else -1 for s in sources], np.int32),
+            np.array(held, np.bool_),
+        )
+        .tolist()
     )
-    return spelled.tolist(), _Words(known, names), names
+    [spelled] = _split(out, len(found), [0, len(found)], [c], _Words(known, names))
+    return spelled
 
 
 def _shares_ids(pool: RetrievedPool, origins: Origins) -> bool:
@@ -156,11 +222,22 @@ def _shares_ids(pool: RetrievedPool, origins: Origins) -> bool:
     return pool.index is origins.index and (origins.purchases is None or origins.purchases.ids is ids)
 
 
+@functools.cache
+def _no_index() -> CovisIndex:
+    """An empty index, for a kernel call that names no source."""
+    return CovisIndex(max_items=1, max_neighbors=1)
+
+
+def forget_words() -> None:
+    """Drop the words built so far: the next reasons build theirs again, as a process's first do."""
+    _Words.all.clear()
+
+
 class _Words(dict[int, str]):
     """Each reason by its word id, built on first use: the named ones over these item and
     category names (lists that only grow). At most :data:`WORDS_MAX` kept."""
 
-    _all: dict[tuple[int, int], _Words] = {}  # by the names lists' ids (each _Words holds its lists)
+    all: dict[tuple[int, int], _Words] = {}  # by the names lists' ids (each _Words holds its lists)
 
     def __init__(self, items: list[str], categories: list[str]) -> None:
         super().__init__(enumerate(_PLAIN))
@@ -170,11 +247,11 @@ class _Words(dict[int, str]):
     def of(cls, items: list[str], categories: list[str]) -> _Words:
         """The words over these names, kept for the next call."""
         key = (id(items), id(categories))
-        words = cls._all.get(key)
+        words = cls.all.get(key)
         if words is None:
-            if len(cls._all) >= 4:  # other catalogs (tests build many): forget them
-                cls._all.clear()
-            words = cls._all[key] = cls(items, categories)
+            if len(cls.all) >= 4:  # other catalogs (tests build many): forget them
+                cls.all.clear()
+            words = cls.all[key] = cls(items, categories)
         return words
 
     def __missing__(self, word: int) -> str:
@@ -186,16 +263,16 @@ class _Words(dict[int, str]):
         return text
 
 
-def _spell(at: Any, features: Any, categories: Any, sources: Any, bought: Any) -> Any:
-    """The word ids of the reasons of the candidates at ``at`` (rows of ``features``), whose
-    category ids are ``categories`` (0: none), co-visitation sources ``sources`` (an item id, -1:
-    none) and co-purchase flags ``bought`` (empty: none): first each one's end in the output, then
-    each one's category id, then their words in order."""
-    n = at.shape[0]
+def _spell(rows: Any, features: Any, categories: Any, sources: Any, bought: Any) -> Any:
+    """The word ids of the reasons of the candidates whose feature rows are ``features[rows]``,
+    category ids ``categories`` (0: none), co-visitation sources ``sources`` (an item id, -1: none)
+    and co-purchase flags ``bought`` (empty: none): first each one's end among the words, then each
+    one's category id, then the words in order."""
+    n = rows.shape[0]
     out = np.empty(2 * n + 7 * n, np.int64)
     w = 2 * n
     for i in range(n):
-        row = features[at[i]]
+        row = features[rows[i]]
         category = categories[i]
         if row[_SEEN] != 0.0:
             out[w] = _VIEWED
@@ -219,46 +296,57 @@ def _spell(at: Any, features: Any, categories: Any, sources: Any, bought: Any) -
         if row[_POPULAR] != 0.0:
             out[w] = _POPULAR_WORD
             w += 1
-        out[i] = w
+        out[i] = w - 2 * n
         out[n + i] = category
     return out[:w]
 
 
 def _reasons(
-    at: Any, features: Any, categories: Any, ids: Any, recent: Any, n_sources: int, per_source: int, bought: Any,
+    rows: Any, users_at: Any, features: Any, categories: Any, ids: Any, recent: Any, recent_at: Any,
+    bought: Any, bought_at: Any, n_sources: int, per_source: int,
     slot: Any, row_ids: Any, row_w: Any, row_len: Any, scratch: Any, p_slot: Any, p_row_ids: Any, p_row_len: Any,
 ) -> Any:  # fmt: skip
-    """:func:`_spell` of a retrieved pool's candidates at ``at`` (its ``features``, category and item
-    ids): each co-visited one's source among the last ``n_sources`` distinct of ``recent`` (oldest
-    first), and whether a co-purchase row (``p_*``) of ``bought`` holds it. ``scratch`` is
-    ``_sources_of``'s."""
-    sources = np.empty(max(n_sources, 0), np.int32)
-    n = 0
-    for k in range(recent.shape[0] - 1, -1, -1):
-        if n == sources.shape[0]:
-            break
-        item = recent[k]
-        j = 0
-        while j < n and sources[j] != item:
-            j += 1
-        if j == n:
-            sources[n] = item
-            n += 1
-    m = at.shape[0]
+    """:func:`_spell` of the candidates at ``rows`` of stacked pools (their ``features``, category
+    and item ids), user after user (``users_at``: where each user's rows start): each co-visited
+    one's source among the user's last ``n_sources`` distinct recent items (``recent``, oldest
+    first, each user's from ``recent_at``), and whether a co-purchase row (``p_*``) of one of the
+    user's ``bought`` items (from ``bought_at``) holds it. ``scratch`` is ``_sources_of``'s."""
+    m = rows.shape[0]
     items = np.empty(m, np.int32)
-    asked = np.empty(m, np.int32)
     cats = np.empty(m, np.int32)
-    for i in range(m):
-        items[i] = ids[at[i]]
-        asked[i] = items[i] if features[at[i], _COVIS] > 0.0 else -1
-        cats[i] = categories[at[i]]
-    ranks = covisitation._sources_of(sources[:n], per_source, asked, slot, row_ids, row_w, row_len, scratch)
     named = np.full(m, -1, np.int32)
-    for i in range(m):
-        if ranks[i] >= 0:
-            named[i] = sources[ranks[i]]
-    held = covisitation._held_by(bought, items, p_slot, p_row_ids, p_row_len, scratch) if bought.shape[0] else np.zeros(0, np.bool_)
-    return _spell(at, features, cats, named, held)
+    held = np.zeros(m if bought.shape[0] else 0, np.bool_)
+    sources = np.empty(max(n_sources, 0), np.int32)
+    for u in range(users_at.shape[0] - 1):
+        a, b = users_at[u], users_at[u + 1]
+        n = 0
+        for k in range(recent_at[u + 1] - 1, recent_at[u] - 1, -1):
+            if n == sources.shape[0]:
+                break
+            item = recent[k]
+            j = 0
+            while j < n and sources[j] != item:
+                j += 1
+            if j == n:
+                sources[n] = item
+                n += 1
+        asked = np.full(b - a, -1, np.int32)
+        for i in range(a, b):
+            items[i] = ids[rows[i]]
+            cats[i] = categories[rows[i]]
+            if n and features[rows[i], _COVIS] > 0.0:
+                asked[i - a] = items[i]
+        if n:
+            ranks = covisitation._sources_of(sources[:n], per_source, asked, slot, row_ids, row_w, row_len, scratch)
+            for i in range(a, b):
+                if ranks[i - a] >= 0:
+                    named[i] = sources[ranks[i - a]]
+        if bought_at[u + 1] > bought_at[u]:
+            mine = covisitation._held_by(
+                bought[bought_at[u] : bought_at[u + 1]], items[a:b], p_slot, p_row_ids, p_row_len, scratch
+            )
+            held[a:b] = mine
+    return _spell(rows, features, cats, named, held)
 
 
 def warm_up() -> None:
@@ -269,8 +357,10 @@ def warm_up() -> None:
     slot, row_ids, row_w, row_len, scratch, *_ = index.arrays()
     ids = index.ids.of(["a", "b"])
     features = np.ones((2, len(FEATURE_INDEX)), np.float32)
-    at = np.arange(2, dtype=np.int32)
+    rows, bounds = np.arange(2, dtype=np.int64), np.array([0, 2], np.int64)
     k = kernels.compiled()
-    k.reasons(at, features, ids, ids, ids, 1, 1, ids[:1], slot, row_ids, row_w, row_len, scratch, slot, row_ids, row_len)
-    k.spell(at, features, ids, ids, np.ones(2, np.bool_))
-    k.spell(at, features, ids, ids, np.zeros(0, np.bool_))
+    k.reasons(
+        rows, bounds, features, ids, ids, ids, bounds, ids[:1], np.array([0, 1], np.int64), 1, 1,
+        slot, row_ids, row_w, row_len, scratch, slot, row_ids, row_len,
+    )  # fmt: skip
+    k.spell(rows, features, ids, ids, np.ones(2, np.bool_))
