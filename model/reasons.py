@@ -8,9 +8,9 @@ boosted them: no second pass over the catalog. Only for the chosen items, two lo
 which recent item a co-visited one comes from, and whether the co-purchase index pairs one with
 an item the user bought (:class:`Origins`).
 
-A click's reasons are one compiled call (``_reasons``): it reads the chosen rows, does both
-lookups and spells each item's reasons as word ids (:func:`_spell`); the words themselves are
-built once per process and id (:class:`_Words`), so a click builds no string.
+A batch's reasons are one compiled call (``_reasons``) over the pools retrieval returned together:
+it reads the chosen rows, does both lookups and spells each item's reasons as word ids
+(:func:`_spell`); each word is built once per process and id (:class:`_Words`), not per click.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import pairwise, repeat
 from typing import Any
 
 import numpy as np
@@ -78,37 +78,29 @@ def reasons(batch: Sequence[Chosen], origins: Origins | None = None) -> list[lis
     items), ``interest:<category>``, ``popular_in:<category>`` and ``popular``, those that hold;
     ``explore`` alone for the explored ones. The pools a kernel call retrieved together are read in
     one call."""
-    places = [[None if item_id in c.explored else c.ranking.position(item_id) for item_id, _ in c.items] for c in batch]
+    places = [c.ranking.positions([item_id for item_id, _ in c.items], c.explored) for c in batch]
     spelled: list[tuple[list[list[str]], list[str]]] = [([], [])] * len(batch)
     together: dict[int, list[int]] = {}  # users by the arrays their pools are part of
     for u, c in enumerate(batch):
-        if not any(p is not None for p in places[u]):
-            continue
         if isinstance(c.pool, RetrievedPool) and (origins is None or _shares_ids(c.pool, origins)):
             together.setdefault(id(c.pool.stacked[0]), []).append(u)
         else:
-            spelled[u] = _by_name(c, [p for p in places[u] if p is not None], origins)
+            spelled[u] = _by_name(c, places[u], origins)
     for users in together.values():
         stacked = _stacked([batch[u] for u in users], [places[u] for u in users], origins)
         for u, found in zip(users, stacked, strict=True):
             spelled[u] = found
     out = []
-    for c, where, (whys, categories) in zip(batch, places, spelled, strict=True):
+    for c, (whys, categories) in zip(batch, spelled, strict=True):
         plan, explored = c.plan, c.explored
-        mine = []
-        j = 0  # the next retrieved item's
-        for (item_id, _), place in zip(c.items, where, strict=True):
-            if place is not None:
-                why = whys[j]
-                if plan is not None:
-                    why[:0] = plan.reasons(item_id, categories[j])
-                mine.append(why)
-                j += 1
-            elif item_id in explored:
-                mine.append(["explore"])
-            else:  # placed by a rule, not retrieved
-                mine.append(plan.reasons(item_id, "") if plan is not None else [])
-        out.append(mine)
+        if plan is not None:  # its reasons first; an item not retrieved has the category ""
+            for why, (item_id, _), category in zip(whys, c.items, categories, strict=True):
+                why[:0] = plan.reasons(item_id, category)
+        if explored:
+            for n, (item_id, _) in enumerate(c.items):
+                if item_id in explored:
+                    whys[n] = ["explore"]
+        out.append(whys)
     return out
 
 
@@ -116,17 +108,18 @@ _NONE = np.zeros(0, np.int32)
 
 
 def _stacked(
-    batch: Sequence[Chosen], places: Sequence[list[int | None]], origins: Origins | None
+    batch: Sequence[Chosen], places: Sequence[list[int]], origins: Origins | None
 ) -> list[tuple[list[list[str]], list[str]]]:
-    """Per user, the reasons' words of each retrieved chosen item and (for a user with a plan) its
-    category: one compiled call, for pools that are parts of the same arrays (``stacked``) and
-    retrieved over the index's ids."""
+    """Per user, the reasons' words of each chosen item at ``places`` in its pool (-1: none) and,
+    for a user with a plan, each one's category: one compiled call, for pools that are parts of
+    the same arrays (``stacked``) and retrieved over the index's ids."""
     first = batch[0].pool
     assert isinstance(first, RetrievedPool)
     ids, categories, features, _ = first.stacked
     catalog = first.catalog
-    rows: list[int] = []
-    users_at = [0]  # where each user's items start in ``rows``
+    at: list[int] = []
+    users_at = [0]  # where each user's items start in ``at``
+    starts: list[int] = []  # where each user's pool starts in the arrays
     recent: list[np.ndarray] = []
     bought: list[int] = []
     bought_at = [0]
@@ -134,16 +127,16 @@ def _stacked(
     for c, where in zip(batch, places, strict=True):
         pool = c.pool
         assert isinstance(pool, RetrievedPool)
-        start = pool.stacked[3]
-        rows += [start + p for p in where if p is not None]
-        users_at.append(len(rows))
+        at += where
+        users_at.append(len(at))
+        starts.append(pool.stacked[3])
         user = c.user if origins is not None else None
         recent.append(pool.recent_ids if user is not None else _NONE)
         if user is not None and user.bought:
             bought += map(get, user.bought, repeat(-1))
         bought_at.append(len(bought))
     index = origins.index if origins is not None else _no_index()
-    purchases = origins.purchases if origins is not None and origins.purchases is not None else None
+    purchases = origins.purchases if origins is not None else None
     index.settle()
     slot, row_ids, row_w, row_len, scratch, *_ = index.arrays()
     p_slot, p_row_ids, p_row_len = slot, row_ids, row_len  # no purchase: no row read
@@ -155,64 +148,62 @@ def _stacked(
     lengths = np.zeros(len(recent) + 1, np.int64)
     np.cumsum([len(r) for r in recent], out=lengths[1:])
     out = kernels.compiled().reasons(
-        np.array(rows, np.int64), np.array(users_at, np.int64), features, categories, ids,
+        np.array(at, np.int64), np.array(users_at, np.int64), np.array(starts, np.int64), features, categories, ids,
         np.concatenate(recent), lengths, np.array(bought, np.int32), np.array(bought_at, np.int64),
         origins.sources if origins is not None else 0, origins.per_source if origins is not None else 0,
         slot, row_ids, row_w, row_len, scratch, p_slot, p_row_ids, p_row_len,
     ).tolist()  # fmt: skip
-    return _split(out, len(rows), users_at, batch, _Words.of(catalog.item_ids.names, catalog.category_ids.names))
+    return _split(out, users_at, batch, _Words.of(catalog.item_ids.names, catalog.category_ids.names))
 
 
 def _split(
-    out: list[int], m: int, users_at: list[int], batch: Sequence[Chosen], words: _Words
+    out: list[int], users_at: list[int], batch: Sequence[Chosen], words: _Words
 ) -> list[tuple[list[list[str]], list[str]]]:
-    """:func:`_spell`'s output for ``m`` items as each user's words per item (``users_at``: where
-    each user's items start) and, for a user with a plan, its items' category names."""
-    texts = list(map(words.__getitem__, out[2 * m :]))
-    ends, categories = out[:m], out[m : 2 * m]
+    """:func:`_spell`'s output as each user's words per item (``users_at``: where each user's
+    items start) and, for a user with a plan, its items' category names."""
+    m = users_at[-1]
+    texts = list(map(words.__getitem__, out[2 * m + 1 :]))
+    bounds, categories = out[: m + 1], out[m + 1 : 2 * m + 1]
     names = words.categories
     found = []
-    start = 0
     for c, a, b in zip(batch, users_at, users_at[1:], strict=False):
-        whys = []
-        for end in ends[a:b]:
-            whys.append(texts[start:end])
-            start = end
+        whys = [texts[start:end] for start, end in pairwise(bounds[a : b + 1])]
         found.append((whys, [names[x] for x in categories[a:b]] if c.plan is not None else []))
     return found
 
 
-def _by_name(c: Chosen, found: list[int], origins: Origins | None) -> tuple[list[list[str]], list[str]]:
+def _by_name(c: Chosen, where: list[int], origins: Origins | None) -> tuple[list[list[str]], list[str]]:
     """:func:`_stacked` for one user whose pool holds names or whose indexes do not share its ids (the
     click bench's reference): the lookups by name, the words of this call only."""
     pool, user = c.pool, c.user
+    found = [i for i in where if i >= 0]
     items = [pool.items[i] for i in found]
     categories = pool.categories_at(found)
     names = ["", *dict.fromkeys(x for x in categories if x)]
-    category = {x: n for n, x in enumerate(names)}
-    sources: list[str | None] = [None] * len(found)
-    held: list[bool] = []
+    category = dict(zip(found, (names.index(x) for x in categories), strict=True))
+    sources: dict[int, str | None] = {}
+    held: dict[int, bool] = {}
     if user is not None and origins is not None:
-        covisited = [item for item, i in zip(items, found, strict=True) if pool.features[i, _COVIS] > 0.0]
-        by_item = origins.index.sources_of(user, origins.sources, origins.per_source, covisited)
-        named = dict(zip(covisited, by_item, strict=True))
-        sources = [named.get(item) for item in items]
+        covisited = [(i, item) for i, item in zip(found, items, strict=True) if pool.features[i, _COVIS] > 0.0]
+        asked = [item for _, item in covisited]
+        named = origins.index.sources_of(user, origins.sources, origins.per_source, asked)
+        sources = dict(zip((i for i, _ in covisited), named, strict=True))
         if user.bought and origins.purchases is not None:
-            held = origins.purchases.held_by(user.bought, items)
-    known = list(dict.fromkeys(s for s in sources if s is not None))
+            held = dict(zip(found, origins.purchases.held_by(user.bought, items), strict=True))
+    known = list(dict.fromkeys(s for s in sources.values() if s is not None))
     source = {s: n for n, s in enumerate(known)}
     out = (
         kernels.compiled()
         .spell(
-            np.array(found, np.int64),
+            np.array(where, np.int64),
             pool.features,
-            np.array([category[x] for x in categories], np.int32),
-            np.array([source[s] if s is not None else -1 for s in sources], np.int32),
-            np.array(held, np.bool_),
+            np.array([category.get(i, 0) for i in where], np.int32),
+            np.array([source.get(sources.get(i) or "", -1) for i in where], np.int32),
+            np.array([held.get(i, False) for i in where] if held else [], np.bool_),
         )
         .tolist()
     )
-    [spelled] = _split(out, len(found), [0, len(found)], [c], _Words(known, names))
+    [spelled] = _split(out, [0, len(where)], [c], _Words(known, names))
     return spelled
 
 
@@ -263,16 +254,20 @@ class _Words(dict[int, str]):
         return text
 
 
-def _spell(rows: Any, features: Any, categories: Any, sources: Any, bought: Any) -> Any:
-    """The word ids of the reasons of the candidates whose feature rows are ``features[rows]``,
-    category ids ``categories`` (0: none), co-visitation sources ``sources`` (an item id, -1: none)
-    and co-purchase flags ``bought`` (empty: none): first each one's end among the words, then each
-    one's category id, then the words in order."""
-    n = rows.shape[0]
-    out = np.empty(2 * n + 7 * n, np.int64)
-    w = 2 * n
+def _spell(at: Any, features: Any, categories: Any, sources: Any, bought: Any) -> Any:
+    """The word ids of the reasons of the candidates whose feature rows are ``features[at]`` (-1: no
+    row, no reason), category ids ``categories`` (0: none), co-visitation sources ``sources`` (an
+    item id, -1: none) and co-purchase flags ``bought`` (empty: none): first each one's start
+    among the words and the end of the last, then each one's category id, then the words."""
+    n = at.shape[0]
+    out = np.empty(2 * n + 1 + 7 * n, np.int64)
+    w = 2 * n + 1
     for i in range(n):
-        row = features[rows[i]]
+        out[i] = w - (2 * n + 1)
+        out[n + 1 + i] = categories[i]
+        if at[i] < 0:
+            continue
+        row = features[at[i]]
         category = categories[i]
         if row[_SEEN] != 0.0:
             out[w] = _VIEWED
@@ -296,24 +291,25 @@ def _spell(rows: Any, features: Any, categories: Any, sources: Any, bought: Any)
         if row[_POPULAR] != 0.0:
             out[w] = _POPULAR_WORD
             w += 1
-        out[i] = w - 2 * n
-        out[n + i] = category
+    out[n] = w - (2 * n + 1)
     return out[:w]
 
 
 def _reasons(
-    rows: Any, users_at: Any, features: Any, categories: Any, ids: Any, recent: Any, recent_at: Any,
+    at: Any, users_at: Any, starts: Any, features: Any, categories: Any, ids: Any, recent: Any, recent_at: Any,
     bought: Any, bought_at: Any, n_sources: int, per_source: int,
     slot: Any, row_ids: Any, row_w: Any, row_len: Any, scratch: Any, p_slot: Any, p_row_ids: Any, p_row_len: Any,
 ) -> Any:  # fmt: skip
-    """:func:`_spell` of the candidates at ``rows`` of stacked pools (their ``features``, category
-    and item ids), user after user (``users_at``: where each user's rows start): each co-visited
-    one's source among the user's last ``n_sources`` distinct recent items (``recent``, oldest
-    first, each user's from ``recent_at``), and whether a co-purchase row (``p_*``) of one of the
-    user's ``bought`` items (from ``bought_at``) holds it. ``scratch`` is ``_sources_of``'s."""
-    m = rows.shape[0]
-    items = np.empty(m, np.int32)
-    cats = np.empty(m, np.int32)
+    """:func:`_spell` of the chosen candidates of stacked pools, user after user (``users_at``: where
+    each user's places ``at`` start, -1: none; ``starts``: where each user's pool starts in
+    ``features``, ``categories`` and ``ids``): each co-visited one's source among the user's last
+    ``n_sources`` distinct recent items (``recent``, oldest first, each user's from ``recent_at``),
+    and whether a co-purchase row (``p_*``) of one of the user's ``bought`` items (from
+    ``bought_at``) holds it. ``scratch`` is ``_sources_of``'s."""
+    m = at.shape[0]
+    rows = np.full(m, -1, np.int64)
+    items = np.full(m, -1, np.int32)
+    cats = np.zeros(m, np.int32)  # 0: no category (the id of "")
     named = np.full(m, -1, np.int32)
     held = np.zeros(m if bought.shape[0] else 0, np.bool_)
     sources = np.empty(max(n_sources, 0), np.int32)
@@ -332,6 +328,9 @@ def _reasons(
                 n += 1
         asked = np.full(b - a, -1, np.int32)
         for i in range(a, b):
+            if at[i] < 0:
+                continue
+            rows[i] = starts[u] + at[i]
             items[i] = ids[rows[i]]
             cats[i] = categories[rows[i]]
             if n and features[rows[i], _COVIS] > 0.0:
@@ -357,10 +356,10 @@ def warm_up() -> None:
     slot, row_ids, row_w, row_len, scratch, *_ = index.arrays()
     ids = index.ids.of(["a", "b"])
     features = np.ones((2, len(FEATURE_INDEX)), np.float32)
-    rows, bounds = np.arange(2, dtype=np.int64), np.array([0, 2], np.int64)
+    at, bounds = np.arange(2, dtype=np.int64), np.array([0, 2], np.int64)
     k = kernels.compiled()
     k.reasons(
-        rows, bounds, features, ids, ids, ids, bounds, ids[:1], np.array([0, 1], np.int64), 1, 1,
+        at, bounds, bounds[:1], features, ids, ids, ids, bounds, ids[:1], np.array([0, 1], np.int64), 1, 1,
         slot, row_ids, row_w, row_len, scratch, slot, row_ids, row_len,
     )  # fmt: skip
-    k.spell(rows, features, ids, ids, np.ones(2, np.bool_))
+    k.spell(at, features, ids, ids, np.ones(2, np.bool_))
