@@ -64,7 +64,7 @@ class Chosen:
 
     pool: CandidatePool
     ranking: Ranking
-    items: Sequence[tuple[str, float]]
+    items: list[tuple[str, float]]
     plan: RulePlan | None = None
     explored: Collection[str] = ()
     user: UserState | None = None
@@ -164,7 +164,7 @@ def _split(
     m = users_at[-1]
     texts = list(map(words.__getitem__, out[2 * m + 1 :]))
     bounds, categories = out[: m + 1], out[m + 1 : 2 * m + 1]
-    names = words.categories
+    names = words.category_names
     found = []
     for c, a, b in zip(batch, users_at, users_at[1:], strict=False):
         whys = [texts[start:end] for start, end in pairwise(bounds[a : b + 1])]
@@ -232,7 +232,7 @@ class _Words(dict[int, str]):
 
     def __init__(self, items: list[str], categories: list[str]) -> None:
         super().__init__(enumerate(_PLAIN))
-        self.items, self.categories = items, categories
+        self.item_names, self.category_names = items, categories
 
     @classmethod
     def of(cls, items: list[str], categories: list[str]) -> _Words:
@@ -250,7 +250,7 @@ class _Words(dict[int, str]):
             self.clear()
             self.update(enumerate(_PLAIN))
         dense, kind = divmod(word - _NAMED, 3)
-        text = self[word] = _NAMED_KINDS[kind] + (self.items if kind == 0 else self.categories)[dense]
+        text = self[word] = _NAMED_KINDS[kind] + (self.item_names if kind == 0 else self.category_names)[dense]
         return text
 
 

@@ -117,11 +117,9 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     # Arms: the served batch (choose, the interest head) and its encoding with and without an
     # experiment in force (two arms on the current model, the second without the shop's rules):
     # bucketing, grouping the batch by arm, each arm's plans, rec_id and the arm's fields.
-    batch = scored
-
     def unsplit() -> None:
         plans = RuleBook().plans(ids, users, now, HALF_LIFE_S)
-        for n, rec in enumerate(serving.recommend_scored(batch, k, plans)):
+        for n, rec in enumerate(serving.recommend_scored(scored, k, plans)):
             encode(n, rec.items, rec.reasons)
 
     scorings = BatchScorings()  # holding the batch as scored: the arms reuse it
