@@ -16,6 +16,7 @@ it. Run: ``python -m streams.bench.merchandising [--propagation 20]``.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import tempfile
@@ -74,6 +75,18 @@ def heavy_feedback(user: UserState, ranked: Sequence[str], now: float) -> UserSt
 
 
 def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
+    """:func:`_measure` with the cycle collector as in a worker
+    (:func:`streams.engine.worker.fewer_collections`)."""
+    from streams.engine.worker import fewer_collections
+
+    thresholds = fewer_collections()
+    try:
+        return _measure(shop, shoppers, repeats)
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     """CPU microseconds per click of what follows scoring, for ``shoppers`` returning shoppers
     with full histories (fed through the click path first, not timed): the serving model's
     :meth:`~model.scoring.NeuralServingModel.choose` (ranking, ``admissible``, reasons) and the
