@@ -1,5 +1,5 @@
 """The compiled kernels of co-visitation (``model.covisitation``), retrieval (``model.retrieval``)
-and the reasons' lookups (``model.reasons``), and their one warm-up.
+and the reasons (``model.reasons``), and their one warm-up.
 
 numba compiles them into a cache directory; :func:`warm` compiles them or loads them from there,
 which a worker does before it joins its consumer group so that no event waits for a compiler.
@@ -23,7 +23,8 @@ class Kernels:
     following: Any = None
     sources_of: Any = None
     held_by: Any = None
-    origins: Any = None
+    reasons: Any = None
+    spell: Any = None
     retrieve: Any = None
     retrieve_many: Any = None
     candidates: Any = None
@@ -56,6 +57,7 @@ def warm(cache_dir: Path | None = None) -> float:
     for module, names in (
         (covisitation, ("_link_last", "_unlink", "_accumulate", "_scores", "_following", "_sources_of", "_held_by")),
         (retrieval, ("_mark", "_take", "_rank_of", "_sources", "_rows", "_retrieve")),
+        (reasons, ("_spell",)),
     ):
         for name in names:
             if not isinstance(getattr(module, name), numba.core.registry.CPUDispatcher):
@@ -63,7 +65,7 @@ def warm(cache_dir: Path | None = None) -> float:
     Kernels.observe = njit(covisitation._observe)
     Kernels.scores, Kernels.following = covisitation._scores, covisitation._following
     Kernels.sources_of, Kernels.held_by = covisitation._sources_of, covisitation._held_by
-    Kernels.origins = njit(reasons._origins)
+    Kernels.reasons, Kernels.spell = njit(reasons._reasons), reasons._spell
     Kernels.retrieve = retrieval._retrieve
     Kernels.candidates, Kernels.rows = njit(retrieval._candidates), retrieval._rows
     Kernels.retrieve_many = njit(retrieval._retrieve_many)

@@ -4,7 +4,7 @@ pool (which their reasons read) come from the same walk."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -40,3 +40,15 @@ class Ranking:
             if next(self._walk, None) is None:
                 return None
         return at[item_id]
+
+    def positions(self, items: Iterable[str], skipped: Collection[str] = ()) -> list[int]:
+        """:meth:`position` of each of ``items``, -1 for those the pool lacks or ``skipped``."""
+        at, position = self._at, self.position
+        return [
+            -1 if item_id in skipped else at[item_id] if item_id in at else _found(position(item_id))
+            for item_id in items
+        ]
+
+
+def _found(place: int | None) -> int:
+    return -1 if place is None else place

@@ -133,7 +133,7 @@ class RetrievedPool(CandidatePool):
     with ``lazy`` rows computes the feature rows and categories of the candidates asked for only,
     from the sources it keeps; it must be read before the index or the catalog change."""
 
-    __slots__ = ("_cat_ids", "_extra_rows", "_ids", "_request", "_sources")
+    __slots__ = ("_batch", "_cat_ids", "_extra_rows", "_ids", "_request", "_sources")
 
     def __init__(
         self,
@@ -144,6 +144,7 @@ class RetrievedPool(CandidatePool):
         features: np.ndarray | None,
         sources: tuple[Any, ...] | None = None,
         extra_rows: np.ndarray | None = None,
+        batch: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None,
     ) -> None:
         super().__init__(None, None, features, retrieved)  # type: ignore[arg-type] # filled on demand
         self._request = request
@@ -152,6 +153,7 @@ class RetrievedPool(CandidatePool):
         self._sources = sources
         #: Lazy rows: the rows of the candidates from ``retrieved`` on, as retrieval computed them.
         self._extra_rows = extra_rows
+        self._batch = batch
 
     @property
     def ids(self) -> np.ndarray:
@@ -162,6 +164,21 @@ class RetrievedPool(CandidatePool):
     def index(self) -> CovisIndex:
         """The co-visitation index it was retrieved from."""
         return self._request.index
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog it was retrieved from (whose ids ``ids`` and the category ids are)."""
+        return self._request.catalog
+
+    @property
+    def stacked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Its item ids, category ids and feature rows as parts of the arrays of the pools retrieved
+        with it in one kernel call (:func:`retrieve_many`), and where in them it starts: so that
+        a batch's pools are read in one call. A pool retrieved alone is its own arrays, at 0."""
+        if self._batch is not None:
+            return self._batch
+        features = self.features
+        return self._ids, self._known_cats(), features, 0
 
     @property
     def recent_ids(self) -> np.ndarray:
@@ -452,7 +469,7 @@ def _run_many(requests: Sequence[_Request]) -> list[RetrievedPool]:
     )  # fmt: skip
     bounds = at.tolist()
     return [
-        RetrievedPool(request, ids[s:e], int(got), cats[s:e], features[s:e])
+        RetrievedPool(request, ids[s:e], int(got), cats[s:e], features[s:e], batch=(ids, cats, features, s))
         for request, s, e, got in zip(requests, bounds[:-1], bounds[1:], retrieved.tolist(), strict=True)
     ]
 

@@ -30,7 +30,7 @@ from model.features import (
     user_context,
 )
 from model.ranking import Ranking
-from model.reasons import Origins, reasons
+from model.reasons import Chosen, Origins, reasons
 from model.related import observe_purchase
 from model.retrieval import CandidatePool, RetrievalConfig, retrieve, retrieve_many
 from model.rules import RulePlan, ruled
@@ -330,11 +330,8 @@ class NeuralServingModel:
         can be served again under other plans or another ``k``."""
         users = scored.users
         shown = self._interests(scored.z["interest"], scored.x, users) if interests else [[] for _ in users]
-        out = []
-        for row, (user, pool, s) in enumerate(zip(users, scored.pools, scored.scores, strict=True)):
-            items, why = self.choose(user, pool, s, plans[row] if plans else None, k)
-            out.append(Recommendations(items, shown[row], why))
-        return out
+        chosen = self.choose(users, scored.pools, scored.scores, plans, k)
+        return [Recommendations(items, shown[row], why) for row, (items, why) in enumerate(chosen)]
 
     def retrieves_like(self, other: NeuralServingModel) -> bool:
         """Whether ``other`` retrieves the same pool as this model for any user and moment: the
@@ -351,24 +348,33 @@ class NeuralServingModel:
         )
 
     def choose(
-        self, user: UserState, pool: CandidatePool, scores: np.ndarray, plan: RulePlan | None, k: int
-    ) -> tuple[list[tuple[str, float]], list[list[str]]]:
-        """The user's top ``k`` of a scored pool under its rules, with its fresh items explored,
-        and each item's reasons."""
-        if plan is not None:
-            scores = plan.rescore(pool.items, pool.categories, scores)
-        ranking = Ranking(pool.items, scores)
-        items = ruled(plan, ranking, user, self.catalog, k, new_share=self.new_share)
-        items, explored = explore(
-            items,
-            user,
-            self.catalog,
-            k,
-            self.explore_slots,
-            allowed=plan.unasked if plan is not None else None,
-            placed=plan.placed() if plan is not None else (),
-        )
-        return items, reasons(pool, ranking, items, plan, explored, user, self.origins)
+        self,
+        users: Sequence[UserState],
+        pools: Sequence[CandidatePool],
+        scores: Sequence[np.ndarray],
+        plans: Sequence[RulePlan | None] | None,
+        k: int,
+    ) -> list[tuple[list[tuple[str, float]], list[list[str]]]]:
+        """Each user's top ``k`` of a scored pool under its rules, with its fresh items explored,
+        and each item's reasons (the batch's in one pass)."""
+        batch = []
+        for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True)):
+            plan = plans[row] if plans else None
+            if plan is not None:
+                s = plan.rescore(pool.items, pool.categories, s)
+            ranking = Ranking(pool.items, s)
+            items = ruled(plan, ranking, user, self.catalog, k, new_share=self.new_share)
+            items, explored = explore(
+                items,
+                user,
+                self.catalog,
+                k,
+                self.explore_slots,
+                allowed=plan.unasked if plan is not None else None,
+                placed=plan.placed() if plan is not None else (),
+            )
+            batch.append(Chosen(pool, ranking, items, plan, explored, user))
+        return [(c.items, why) for c, why in zip(batch, reasons(batch, self.origins), strict=True)]
 
     def select(self, ranked: list[tuple[str, float]], user: UserState, k: int) -> list[tuple[str, float]]:
         """The top ``k`` of a ranking that the shop publishes: the business filter, with this

@@ -16,6 +16,7 @@ it. Run: ``python -m streams.bench.merchandising [--propagation 20]``.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import json
 import tempfile
@@ -27,13 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from model.arms import BatchScorings, serve
+from model.experiments import rec_id
 from model.ranking import Ranking
-from model.reasons import reasons
+from model.reasons import Chosen, forget_words, reasons
 from model.rules import Rule, RuleBook, Segment
 from model.scoring import NeuralServingModel
 from state.user import RECENT_MAX, PublishedRecommendation, UserState
 from streams import messages
-from streams.bench.clickpath import HALF_LIFE_S, as_batches, build_replay, shopper_clicks
+from streams.bench.clickpath import AB, HALF_LIFE_S, as_batches, build_replay, shopper_clicks
 from streams.bench.measure import percentiles
 from streams.bench.shop import SimulatedShop
 from streams.events import Click, Item
@@ -72,6 +75,18 @@ def heavy_feedback(user: UserState, ranked: Sequence[str], now: float) -> UserSt
 
 
 def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
+    """:func:`_measure` with the cycle collector as in a worker
+    (:func:`streams.engine.worker.fewer_collections`)."""
+    from streams.engine.worker import fewer_collections
+
+    thresholds = fewer_collections()
+    try:
+        return _measure(shop, shoppers, repeats)
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+def _measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     """CPU microseconds per click of what follows scoring, for ``shoppers`` returning shoppers
     with full histories (fed through the click path first, not timed): the serving model's
     :meth:`~model.scoring.NeuralServingModel.choose` (ranking, ``admissible``, reasons) and the
@@ -92,23 +107,43 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     ids = [f"ret-{k}" for k in range(shoppers)]
     users = [UserState.from_bytes(replay.clicks.users.get(user_id, None) or b"") for user_id in ids]
     now, k = replay.clock[0], replay.clicks.top_k
-    z, _ = serving.net.towers(serving.user_inputs(users, now))
-    pools = [serving.pool(user, now) for user in users]
-    scores = serving.score_pools(z["recommend"], pools)
-    chosen = [serving.choose(u, p, s, None, k) for u, p, s in zip(users, pools, scores, strict=True)]
+    scored = serving.score(users, now)  # the batch's pools from one retrieval call, as a worker's
+    pools, scores = scored.pools, scored.scores
+    chosen = serving.choose(users, pools, scores, None, k)
     orders = [np.argsort(-s, kind="stable").tolist() for s in scores]
     busy = busy_rules(shop)
     fed = [heavy_feedback(u, [p.items[i] for i in o], now) for u, p, o in zip(users, pools, orders, strict=True)]
 
-    def serve(book: RuleBook, who: list[UserState] = users) -> None:
+    def served(book: RuleBook, who: list[UserState] = users) -> None:
         plans = book.plans(ids, who, now, HALF_LIFE_S)
-        for n, user in enumerate(who):
-            items, why = serving.choose(user, pools[n], scores[n], plans[n] if plans else None, k)
+        for n, (items, why) in enumerate(serving.choose(who, pools, scores, plans, k)):
             encode(n, items, why, who)
 
-    def encode(n: int, items: list[tuple[str, float]], why: list[list[str]], who: list[UserState] = users) -> int:
+    def encode(
+        n: int, items: list[tuple[str, float]], why: list[list[str]], who: list[UserState] = users, arm: str = ""
+    ) -> int:
         who[n].last = rec = PublishedRecommendation(items, [], 1, "e", now, now, why)
+        if arm:
+            rec.experiment, rec.arm, rec.rec_id = AB.experiment_id, arm, rec_id(ids[n], f"e{n}")
         return len(messages.recommendation(ids[n], rec)) + len(who[n].to_bytes())
+
+    # Arms: the served batch (choose, the interest head) and its encoding with and without an
+    # experiment in force (two arms on the current model, the second without the shop's rules):
+    # bucketing, grouping the batch by arm, each arm's plans, rec_id and the arm's fields.
+    def unsplit() -> None:
+        plans = RuleBook().plans(ids, users, now, HALF_LIFE_S)
+        for n, rec in enumerate(serving.recommend_scored(scored, k, plans)):
+            encode(n, rec.items, rec.reasons)
+
+    scorings = BatchScorings()  # holding the batch as scored: the arms reuse it
+    scorings.recommend(serving, users, now, k, None, interests=True)
+
+    def split() -> None:
+        arms = [AB.arm_of(user_id) for user_id in ids]
+        book, none = RuleBook(), lambda version: None
+        recs = serve(serving, none, book, ids, users, arms, now=now, k=k, half_life_s=HALF_LIFE_S, scorings=scorings)
+        for n, (rec, _, _) in enumerate(recs):
+            encode(n, rec.items, rec.reasons, arm=arms[n].name)
 
     # Rankings walked past the chosen items, as ``choose`` leaves them: reasons read them only.
     rankings = [Ranking(pool.items, s) for pool, s in zip(pools, scores, strict=True)]
@@ -118,26 +153,33 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     explored = [[item_id for (item_id, _), w in zip(*c, strict=True) if w == ["explore"]] for c in chosen]
 
     def explain(named: bool = True) -> None:
-        for n, (user, pool, (items, _)) in enumerate(zip(users, pools, chosen, strict=True)):
-            if named:
-                reasons(pool, rankings[n], items, None, explored[n], user, serving.origins)
-            else:
-                reasons(pool, rankings[n], items, None, explored[n])
+        batch = [
+            Chosen(pool, rankings[n], items, None, explored[n], user if named else None)
+            for n, (user, pool, (items, _)) in enumerate(zip(users, pools, chosen, strict=True))
+        ]
+        reasons(batch, serving.origins if named else None)
 
     def unexplored() -> None:
         slots, serving.explore_slots = serving.explore_slots, 0
-        serve(RuleBook())
+        served(RuleBook())
         serving.explore_slots = slots
 
+    def cold() -> None:
+        forget_words()
+        explain()
+
     variants: dict[str, Callable[[], object]] = {
-        "no_rule": lambda: serve(RuleBook()),
+        "no_rule": lambda: served(RuleBook()),
         "no_rule_unexplored": unexplored,
-        "busy_rules": lambda: serve(busy),
-        "feedback": lambda: serve(RuleBook(), fed),
+        "busy_rules": lambda: served(busy),
+        "feedback": lambda: served(RuleBook(), fed),
         "reasons_alone": explain,
+        "reasons_cold": cold,
         "reasons_unnamed": lambda: explain(named=False),
         "encode_with_reasons": lambda: [encode(n, *c) for n, c in enumerate(chosen)],
         "encode_without_reasons": lambda: [encode(n, c[0], []) for n, c in enumerate(chosen)],
+        "unsplit": unsplit,
+        "split": split,
     }
     best = dict.fromkeys(variants, float("inf"))
     for _ in range(repeats):
@@ -154,10 +196,12 @@ def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
         "reasons_us": round(best["reasons_alone"] + best["encode_with_reasons"] - best["encode_without_reasons"], 2),
         "reasons_alone_us": round(best["reasons_alone"], 2),
         "reasons_unnamed_us": round(best["reasons_unnamed"], 2),
+        "reasons_cold_us": round(best["reasons_cold"], 2),
         "encode_reasons_us": round(best["encode_with_reasons"] - best["encode_without_reasons"], 2),
         "six_rules_add_us": round(best["busy_rules"] - best["no_rule"], 2),
         "heavy_feedback_adds_us": round(best["feedback"] - best["no_rule"], 2),
         "explore_adds_us": round(best["no_rule"] - best["no_rule_unexplored"], 2),
+        "arms_add_us": round(best["split"] - best["unsplit"], 2),
     }
 
 
