@@ -19,7 +19,7 @@ from importlib import resources
 
 import numpy as np
 
-from model.candidates import EXPLORE_SLOTS, NEW_SHARE, admissible, explore
+from model.candidates import EXPLORE_SLOTS, NEW_SHARE, admissible, admissible_at, explore
 from model.config import TASKS, ModelConfig
 from model.covisitation import CovisIndex
 from model.features import (
@@ -32,7 +32,7 @@ from model.features import (
 from model.ranking import Ranking
 from model.reasons import Origins, reasons
 from model.related import observe_purchase
-from model.retrieval import CandidatePool, RetrievalConfig, retrieve, retrieve_many
+from model.retrieval import CandidatePool, RetrievalConfig, RetrievedPool, retrieve, retrieve_many
 from model.rules import RulePlan, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
@@ -357,8 +357,20 @@ class NeuralServingModel:
         and each item's reasons."""
         if plan is not None:
             scores = plan.rescore(pool.items, pool.categories, scores)
-        ranking = Ranking(pool.items, scores)
-        items = ruled(plan, ranking, user, self.catalog, k, new_share=self.new_share)
+        if (
+            isinstance(pool, RetrievedPool)
+            and pool.item_ids is self.catalog.item_ids
+            and (plan is None or not (plan.pins or plan.promotes))
+        ):  # :func:`ruled` without placements, over dense ids: no Python per candidate
+            at = admissible_at(
+                pool.ids, scores, user, self.catalog, k, new_share=self.new_share, filtered=plan is not None
+            )
+            names = self.catalog.item_ids.names
+            items = [(names[d], s) for d, s in zip(pool.ids.take(at).tolist(), scores.take(at).tolist(), strict=True)]
+            ranking = Ranking(lambda: pool.items, scores, {i: p for (i, _), p in zip(items, at, strict=True)})
+        else:
+            ranking = Ranking(pool.items, scores)
+            items = ruled(plan, ranking, user, self.catalog, k, new_share=self.new_share)
         items, explored = explore(
             items,
             user,
