@@ -91,9 +91,8 @@ def admissible_at(
     if user.bought:
         bought = np.array([i for i in map(item_ids.get, user.bought) if i is not None], np.int32)
     a = catalog.arrays  # after ``recent_arrays``, which may assign ids
-    order = np.argsort(-scores, kind="stable")
     at = kernels.compiled().admit(
-        ids, order, scores, filtered, a.present, a.in_stock, _scratch(len(item_ids.names)), bought, touched, k, slots
+        ids, scores, filtered, a.present, a.in_stock, _scratch(len(item_ids.names)), bought, touched, k, slots
     )
     return at.tolist()  # type: ignore[no-any-return]
 
@@ -114,9 +113,31 @@ def _scratch(items: int) -> np.ndarray:
     return _Scratch.flags
 
 
+def _before(scores: Any, i: int, j: int) -> bool:
+    """Whether pool position ``i`` ranks before ``j``: a higher score, or the same and first; NaN
+    below every score (where a stable sort of the negated scores puts it)."""
+    a, b = scores[i], scores[j]
+    if a != a or b != b:  # NaN
+        return b != b and (a == a or i < j)
+    return a > b or (a == b and i < j)
+
+
+def _sift(heap: Any, n: int, at: int, scores: Any) -> None:
+    """Restore the heap order of ``heap[:n]`` below ``at``."""
+    while True:
+        top, left = at, 2 * at + 1
+        if left < n and _before(scores, heap[left], heap[top]):
+            top = left
+        if left + 1 < n and _before(scores, heap[left + 1], heap[top]):
+            top = left + 1
+        if top == at:
+            return
+        heap[at], heap[top] = heap[top], heap[at]
+        at = top
+
+
 def _admit(
     ids: Any,
-    order: Any,
     scores: Any,
     filtered: bool,
     present: Any,
@@ -127,9 +148,10 @@ def _admit(
     k: int,
     slots: int,
 ) -> Any:
-    """:func:`admissible`'s walk over ``ids[order]``, the flags of ``bought`` and ``touched`` ids
-    set in ``flags`` and cleared again: the chosen pool positions (compiled by
-    ``model.kernels.warm``)."""
+    """:func:`admissible`'s walk over ``ids`` by descending ``scores`` (ties in pool order), the
+    flags of ``bought`` and ``touched`` ids set in ``flags`` and cleared again: the chosen pool
+    positions (compiled by ``model.kernels.warm``). The order comes from a heap, popped as far
+    as the walk goes: a few dozen of hundreds of candidates are ever sorted."""
     for d in bought:
         flags[d] |= _BOUGHT
     for d in touched:
@@ -138,7 +160,15 @@ def _admit(
     fresh = np.zeros(max(k, 0), np.bool_)
     spare = np.empty(max(slots, 0) + 1, np.int64)
     n = fresh_in_out = n_spare = 0
-    for p in order:
+    heap = np.arange(len(ids))
+    size = len(heap)
+    for at in range(size // 2 - 1, -1, -1):
+        _sift(heap, size, at, scores)
+    while size:
+        p = heap[0]
+        size -= 1
+        heap[0] = heap[size]
+        _sift(heap, size, 0, scores)
         if filtered and scores[p] == -np.inf:
             continue
         d = ids[p]
@@ -175,12 +205,8 @@ def warm_up() -> None:
     """Run the compiled walk once (``model.kernels.warm``)."""
     ids = np.array([0, 1, 1], np.int32)
     flags = np.zeros(2, np.uint8)
-    kernels.compiled().admit(
-        ids, np.arange(3), np.zeros(3, np.float32), True, flags > 0, flags == 0, flags, ids[:1], ids[1:], 1, 1
-    )
-    kernels.compiled().admit(
-        ids, np.arange(3), np.zeros(3), False, flags > 0, flags == 0, flags, ids[:1], ids[1:], 1, 1
-    )
+    kernels.compiled().admit(ids, np.zeros(3, np.float32), True, flags > 0, flags == 0, flags, ids[:1], ids[1:], 1, 1)
+    kernels.compiled().admit(ids, np.zeros(3), False, flags > 0, flags == 0, flags, ids[:1], ids[1:], 1, 1)
 
 
 _ITEM_ID = operator.attrgetter("item_id")

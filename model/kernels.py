@@ -69,6 +69,9 @@ def warm(cache_dir: Path | None = None) -> float:
     Kernels.retrieve = retrieval._retrieve
     Kernels.candidates, Kernels.rows = njit(retrieval._candidates), retrieval._rows
     Kernels.retrieve_many = njit(retrieval._retrieve_many)
+    for name in ("_before", "_sift"):
+        if not isinstance(getattr(candidates, name), numba.core.registry.CPUDispatcher):
+            setattr(candidates, name, njit(getattr(candidates, name)))
     Kernels.admit = njit(candidates._admit)
     retrieval.warm_up()
     reasons.warm_up()
