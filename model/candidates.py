@@ -94,7 +94,7 @@ def admissible_at(
     at = kernels.compiled().admit(
         ids, scores, filtered, a.present, a.in_stock, _scratch(len(item_ids.names)), bought, touched, k, slots
     )
-    return at.tolist()  # type: ignore[no-any-return]
+    return at.tolist()
 
 
 _NONE = np.zeros(0, np.int32)
