@@ -8,7 +8,11 @@ import math
 import operator
 import zlib
 from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import Any
 
+import numpy as np
+
+from model import kernels
 from state.catalog import Catalog
 from state.user import UserState
 
@@ -64,6 +68,145 @@ def admissible(
         out.append(new)
         fresh.append(True)
     return out
+
+
+def admissible_at(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    user: UserState,
+    catalog: Catalog,
+    k: int,
+    *,
+    new_share: float = 0.0,
+    filtered: bool = False,
+) -> list[int]:
+    """:func:`admissible` over a pool of dense ids (``catalog.item_ids``) ranked by descending
+    ``scores``, ties in pool order (``model.ranking.Ranking``), without the candidates at -inf
+    if ``filtered``: the pool positions of the items it chooses, in its order. One compiled pass,
+    no Python per candidate: only the chosen items' names are ever needed."""
+    slots = new_slots(new_share, k)
+    item_ids = catalog.item_ids
+    touched = user.recent_arrays(item_ids, catalog.category_ids).views()[0] if slots else _NONE
+    bought = _NONE
+    if user.bought:
+        bought = np.array([i for i in map(item_ids.get, user.bought) if i is not None], np.int32)
+    a = catalog.arrays  # after ``recent_arrays``, which may assign ids
+    at = kernels.compiled().admit(
+        ids, scores, filtered, a.present, a.in_stock, _scratch(len(item_ids.names)), bought, touched, k, slots
+    )
+    return at.tolist()
+
+
+_NONE = np.zeros(0, np.int32)
+_BOUGHT, _TOUCHED, _SEEN = 1, 2, 4
+
+
+class _Scratch:
+    flags = np.zeros(0, np.uint8)
+
+
+def _scratch(items: int) -> np.ndarray:
+    """A scratch flag byte per item id, 0 on entry and to be left so (one thread: a worker's
+    event loop)."""
+    if len(_Scratch.flags) < items:
+        _Scratch.flags = np.zeros(max(items, 2 * len(_Scratch.flags), 1024), np.uint8)
+    return _Scratch.flags
+
+
+def _before(scores: Any, i: int, j: int) -> bool:
+    """Whether pool position ``i`` ranks before ``j``: a higher score, or the same and first; NaN
+    below every score (where a stable sort of the negated scores puts it)."""
+    a, b = scores[i], scores[j]
+    if a != a or b != b:  # NaN
+        return b != b and (a == a or i < j)
+    return a > b or (a == b and i < j)
+
+
+def _sift(heap: Any, n: int, at: int, scores: Any) -> None:
+    """Restore the heap order of ``heap[:n]`` below ``at``."""
+    while True:
+        top, left = at, 2 * at + 1
+        if left < n and _before(scores, heap[left], heap[top]):
+            top = left
+        if left + 1 < n and _before(scores, heap[left + 1], heap[top]):
+            top = left + 1
+        if top == at:
+            return
+        heap[at], heap[top] = heap[top], heap[at]
+        at = top
+
+
+def _admit(
+    ids: Any,
+    scores: Any,
+    filtered: bool,
+    present: Any,
+    in_stock: Any,
+    flags: Any,
+    bought: Any,
+    touched: Any,
+    k: int,
+    slots: int,
+) -> Any:
+    """:func:`admissible`'s walk over ``ids`` by descending ``scores`` (ties in pool order), the
+    flags of ``bought`` and ``touched`` ids set in ``flags`` and cleared again: the chosen pool
+    positions (compiled by ``model.kernels.warm``). The order comes from a heap, popped as far
+    as the walk goes: a few dozen of hundreds of candidates are ever sorted."""
+    for d in bought:
+        flags[d] |= _BOUGHT
+    for d in touched:
+        flags[d] |= _TOUCHED
+    out = np.empty(max(k, 0), np.int64)
+    fresh = np.zeros(max(k, 0), np.bool_)
+    spare = np.empty(max(slots, 0) + 1, np.int64)
+    n = fresh_in_out = n_spare = 0
+    heap = np.arange(len(ids))
+    size = len(heap)
+    for at in range(size // 2 - 1, -1, -1):
+        _sift(heap, size, at, scores)
+    while size:
+        p = heap[0]
+        size -= 1
+        heap[0] = heap[size]
+        _sift(heap, size, 0, scores)
+        if filtered and scores[p] == -np.inf:
+            continue
+        d = ids[p]
+        if flags[d] & (_SEEN | _BOUGHT) or (present[d] and not in_stock[d]):
+            continue
+        flags[d] |= _SEEN
+        is_new = not flags[d] & _TOUCHED
+        if n < k:
+            out[n], fresh[n] = p, is_new
+            n += 1
+            fresh_in_out += is_new
+        elif is_new:
+            spare[n_spare] = p
+            n_spare += 1
+        if n == k and fresh_in_out + n_spare >= slots:
+            break
+    for d in ids:
+        flags[d] = 0
+    for d in bought:
+        flags[d] = 0
+    for d in touched:
+        flags[d] = 0
+    # The worst-ranked seen items give way to the best-ranked new ones beyond the top k.
+    for s in range(min(n_spare, max(0, slots - fresh_in_out))):
+        last = n - 1
+        while fresh[last]:
+            last -= 1
+        out[last : n - 1], fresh[last : n - 1] = out[last + 1 : n].copy(), fresh[last + 1 : n].copy()
+        out[n - 1], fresh[n - 1] = spare[s], True
+    return out[:n]
+
+
+def warm_up() -> None:
+    """Run the compiled walk once (``model.kernels.warm``)."""
+    ids = np.array([0, 1, 1], np.int32)
+    flags = np.zeros(2, np.uint8)
+    kernels.compiled().admit(ids, np.zeros(3, np.float32), True, flags > 0, flags == 0, flags, ids[:1], ids[1:], 1, 1)
+    kernels.compiled().admit(ids, np.zeros(3), False, flags > 0, flags == 0, flags, ids[:1], ids[1:], 1, 1)
 
 
 _ITEM_ID = operator.attrgetter("item_id")

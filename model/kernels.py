@@ -1,5 +1,6 @@
-"""The compiled kernels of co-visitation (``model.covisitation``), retrieval (``model.retrieval``)
-and the reasons (``model.reasons``), and their one warm-up.
+"""The compiled kernels of co-visitation (``model.covisitation``), retrieval (``model.retrieval``),
+the reasons (``model.reasons``) and the business filter (``model.candidates``), and their
+one warm-up.
 
 numba compiles them into a cache directory; :func:`warm` compiles them or loads them from there,
 which a worker does before it joins its consumer group so that no event waits for a compiler.
@@ -29,6 +30,7 @@ class Kernels:
     retrieve_many: Any = None
     candidates: Any = None
     rows: Any = None
+    admit: Any = None
 
 
 def compiled() -> type[Kernels]:
@@ -45,7 +47,7 @@ def warm(cache_dir: Path | None = None) -> float:
         return 0.0
     import numba  # only when the kernels are wanted: its import takes a second
 
-    from model import covisitation, reasons, retrieval
+    from model import candidates, covisitation, reasons, retrieval
 
     t0 = time.perf_counter()
     if cache_dir is not None:
@@ -69,8 +71,13 @@ def warm(cache_dir: Path | None = None) -> float:
     Kernels.retrieve = retrieval._retrieve
     Kernels.candidates, Kernels.rows = njit(retrieval._candidates), retrieval._rows
     Kernels.retrieve_many = njit(retrieval._retrieve_many)
+    for name in ("_before", "_sift"):
+        if not isinstance(getattr(candidates, name), numba.core.registry.CPUDispatcher):
+            setattr(candidates, name, njit(getattr(candidates, name)))
+    Kernels.admit = njit(candidates._admit)
     retrieval.warm_up()
     reasons.warm_up()
+    candidates.warm_up()
     spent = time.perf_counter() - t0
     log.info("kernels: ready in %.1f s", spent)
     return spent

@@ -4,7 +4,7 @@ pool (which their reasons read) come from the same walk."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -16,15 +16,28 @@ class Ranking:
 
     __slots__ = ("_at", "_walk")
 
-    def __init__(self, items: Sequence[str], scores: np.ndarray) -> None:
-        self._at: dict[str, int] = {}
-        self._walk = self._pairs(items, scores.tolist(), np.argsort(-scores, kind="stable").tolist())
+    def __init__(
+        self,
+        items: Sequence[str] | Callable[[], Sequence[str]],
+        scores: np.ndarray,
+        at: Mapping[str, int] | None = None,
+    ) -> None:
+        """``items``: the pool's items, or what gives them on the first step of the walk (a pool
+        whose ranking is never walked never names all its items); ``at``: pool positions of items
+        already known (chosen without the walk), which :meth:`position` answers at once."""
+        self._at: dict[str, int] = dict(at) if at else {}
+        self._walk = self._pairs(items, scores)
 
-    def _pairs(self, items: Sequence[str], values: list[float], order: list[int]) -> Iterator[tuple[str, float]]:
-        # Python ints and floats: indexing with numpy scalars cost more than the scoring itself.
+    def _pairs(
+        self, items: Sequence[str] | Callable[[], Sequence[str]], scores: np.ndarray
+    ) -> Iterator[tuple[str, float]]:
+        # Sorted on the first step; Python ints and floats: indexing with numpy scalars cost more
+        # than the scoring itself.
+        names = items() if callable(items) else items
+        values, order = scores.tolist(), np.argsort(-scores, kind="stable").tolist()
         at = self._at
         for i in order:
-            item = items[i]
+            item = names[i]
             at.setdefault(item, i)
             yield item, values[i]
 

@@ -161,6 +161,11 @@ class RetrievedPool(CandidatePool):
         return self._ids
 
     @property
+    def item_ids(self) -> DenseIds:
+        """The id space of :attr:`ids` (its catalog's)."""
+        return self._request.catalog.item_ids
+
+    @property
     def index(self) -> CovisIndex:
         """The co-visitation index it was retrieved from."""
         return self._request.index

@@ -19,7 +19,7 @@ from importlib import resources
 
 import numpy as np
 
-from model.candidates import EXPLORE_SLOTS, NEW_SHARE, admissible, explore
+from model.candidates import EXPLORE_SLOTS, NEW_SHARE, admissible, admissible_at, explore
 from model.config import TASKS, ModelConfig
 from model.covisitation import CovisIndex
 from model.features import (
@@ -32,7 +32,7 @@ from model.features import (
 from model.ranking import Ranking
 from model.reasons import Chosen, Origins, reasons
 from model.related import observe_purchase
-from model.retrieval import CandidatePool, RetrievalConfig, retrieve, retrieve_many
+from model.retrieval import CandidatePool, RetrievalConfig, RetrievedPool, retrieve, retrieve_many
 from model.rules import RulePlan, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
@@ -362,8 +362,7 @@ class NeuralServingModel:
             plan = plans[row] if plans else None
             if plan is not None:
                 s = plan.rescore(pool.items, pool.categories, s)
-            ranking = Ranking(pool.items, s)
-            items = ruled(plan, ranking, user, self.catalog, k, new_share=self.new_share)
+            ranking, items = self._admitted(user, pool, s, plan, k)
             items, explored = explore(
                 items,
                 user,
@@ -375,6 +374,26 @@ class NeuralServingModel:
             )
             batch.append(Chosen(pool, ranking, items, plan, explored, user))
         return [(c.items, why) for c, why in zip(batch, reasons(batch, self.origins), strict=True)]
+
+    def _admitted(
+        self, user: UserState, pool: CandidatePool, scores: np.ndarray, plan: RulePlan | None, k: int
+    ) -> tuple[Ranking, list[tuple[str, float]]]:
+        """The pool's ranking and the user's top ``k`` of it under the business filter and the
+        rules' placements: over dense ids in one compiled pass when no rule places an item (no
+        Python per candidate), else walked by :func:`ruled`."""
+        if (
+            isinstance(pool, RetrievedPool)
+            and pool.item_ids is self.catalog.item_ids
+            and (plan is None or not (plan.pins or plan.promotes))
+        ):
+            at = admissible_at(
+                pool.ids, scores, user, self.catalog, k, new_share=self.new_share, filtered=plan is not None
+            )
+            names = self.catalog.item_ids.names
+            items = [(names[d], s) for d, s in zip(pool.ids.take(at).tolist(), scores.take(at).tolist(), strict=True)]
+            return Ranking(lambda: pool.items, scores, {i: p for (i, _), p in zip(items, at, strict=True)}), items
+        ranking = Ranking(pool.items, scores)
+        return ranking, ruled(plan, ranking, user, self.catalog, k, new_share=self.new_share)
 
     def select(self, ranked: list[tuple[str, float]], user: UserState, k: int) -> list[tuple[str, float]]:
         """The top ``k`` of a ranking that the shop publishes: the business filter, with this

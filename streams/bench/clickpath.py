@@ -29,6 +29,7 @@ from state.user import RECENT_MAX, UserState
 from streams.bench.dict_covisitation import DictCovisIndex
 from streams.bench.reference_retrieval import ReferenceServingModel
 from streams.bench.shop import SimulatedShop
+from streams.engine.collector import fewer_collections, freeze_loaded
 from streams.events import Click, Review
 from streams.learning.example_stream import ExampleBuilder, ExampleSink
 from streams.metrics import Metrics
@@ -267,13 +268,13 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     (:data:`AB`), with that experiment and a shadow arm (:data:`AB_SHADOW`), and through the shell
     with the experiment (what arms add around scoring, without scoring's noise). ``equal_outputs``: the path and
     the reference published the same recommendations and training records, byte for byte. The
-    cycle collector runs as in a worker (:func:`streams.engine.worker.fewer_collections`)."""
-    from streams.engine.worker import fewer_collections
-
+    cycle collector runs as in a worker (:mod:`streams.engine.collector`: fewer young collections,
+    and what was loaded before the first click frozen; thawed after the section)."""
     thresholds = fewer_collections()
     try:
         return _measure(shop, clicks, shoppers)
     finally:
+        gc.unfreeze()
         gc.set_threshold(*thresholds)
 
 
@@ -289,6 +290,7 @@ def _measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
         build_replay(shop, experiment=AB_SHADOW),
         build_replay(shop, rank=False, experiment=AB),
     ]
+    freeze_loaded()
     per_click_us(replays, new[:1])  # the first batch pays for lazy set-ups (popular lists, model caches)
     new_us = per_click_us(replays, new[1:])
     per_click_us(replays, as_batches(returning[:warm]))

@@ -39,6 +39,7 @@ from streams import messages
 from streams.bench.clickpath import AB, HALF_LIFE_S, as_batches, build_replay, shopper_clicks
 from streams.bench.measure import percentiles
 from streams.bench.shop import SimulatedShop
+from streams.engine.collector import fewer_collections
 from streams.events import Click, Item
 from streams.partitioning import partition_for
 from streams.testing.harness import Cluster, fresh_settings
@@ -76,9 +77,7 @@ def heavy_feedback(user: UserState, ranked: Sequence[str], now: float) -> UserSt
 
 def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
     """:func:`_measure` with the cycle collector as in a worker
-    (:func:`streams.engine.worker.fewer_collections`)."""
-    from streams.engine.worker import fewer_collections
-
+    (:func:`streams.engine.collector.fewer_collections`)."""
     thresholds = fewer_collections()
     try:
         return _measure(shop, shoppers, repeats)

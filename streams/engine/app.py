@@ -32,6 +32,7 @@ from state.catalog import Catalog
 from state.feedback import NEIGHBOURS_MAX
 from state.item import AlertRule, ItemState
 from state.user import UserState
+from streams.engine.collector import freeze_loaded
 from streams.engine.covisitation_files import CovisitationFiles
 from streams.engine.faust_sensor import setup_sensor
 from streams.engine.holes import HoleWatch
@@ -587,6 +588,7 @@ class Engine:
             await self.snapshot_follower.caught_up.wait()
             await self.rules_follower.caught_up.wait()
             await self.experiments_follower.caught_up.wait()
+            freeze_loaded()  # the views and the model, loaded: out of the full collections
         async for events in acked_batches(stream, self.settings.batch_max, fill_wait(self.settings)):
             holes = self._holes_before(events)
             try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import gc
 import logging
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from model import kernels
 from streams.engine.app import Engine
+from streams.engine.collector import fewer_collections
 from streams.kafka.embedded import resolve_broker_kind
 from streams.settings import Settings
 from streams.topics import create_topics, heal_changelogs
@@ -22,8 +22,6 @@ log = logging.getLogger(__name__)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _TRIM_THRESHOLD_BYTES = 64 << 20
 _MMAP_THRESHOLD_BYTES = 1 << 20  # above per-batch temporaries, below the embedding tables
-#: Container allocations between two young-generation collections (Python's default: 700).
-_GC_YOUNG_THRESHOLD = 20_000
 
 
 def _fix_malloc_thresholds() -> None:
@@ -43,16 +41,6 @@ def _fix_malloc_thresholds() -> None:
         return
     if not ok:
         log.warning("mallopt refused: the RSS may grow in steps as models are swapped")
-
-
-def fewer_collections() -> tuple[int, int, int]:
-    """A click allocates a few thousand short-lived containers, nearly all freed by reference
-    counting: at Python's default threshold the cycle collector ran every few hundred of them and
-    took a noticeable share of a click's CPU. The few cycles are collected a little later. Returns
-    the thresholds it replaced (the in-process click bench restores them)."""
-    old = gc.get_threshold()
-    gc.set_threshold(_GC_YOUNG_THRESHOLD, *old[1:])
-    return old
 
 
 def _one_blas_thread() -> None:

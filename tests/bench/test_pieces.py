@@ -191,6 +191,7 @@ def test_the_click_section_measures_the_click_path_beside_its_shell():
     thresholds = gc.get_threshold()
     click = clickpath.measure(SimulatedShop(200, 300), clicks=64, shoppers=8)
     assert gc.get_threshold() == thresholds  # the worker's collector only while it measures
+    assert gc.get_freeze_count() == 0  # what it froze is thawed
     # Figures only (speed is judged by the benchmark, not here): every one measured.
     for kind in ("new", "returning"):
         assert click[f"{kind}_us_per_click"] > 0 and click[f"shell_{kind}_us_per_click"] > 0, kind

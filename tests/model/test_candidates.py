@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from model.candidates import admissible, new_slots
+from model.candidates import admissible, admissible_at, new_slots
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState
@@ -99,3 +100,29 @@ def test_reads_no_further_than_it_needs() -> None:
         raise AssertionError("read past the candidates needed")
 
     assert _ids(admissible(ranked(), user, _catalog(), 3, new_share=0.3)) == ["s1", "n1", "s2"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_compiled_walk_chooses_what_admissible_chooses(seed: int) -> None:
+    """Over random pools (repeated items, tied, filtered and NaN scores, items out of stock, bought,
+    touched or unknown to the catalog), every share and k: the same items, in the same order."""
+    rng = np.random.default_rng(seed)
+    names = [f"i{n}" for n in range(60)]
+    catalog = _catalog(out_of_stock=tuple(names[::7]))
+    for name in names[1::3]:
+        state = ItemState()
+        state.apply_catalog("c", "", None, True, 1.0)
+        catalog.upsert(name, state)
+    for _ in range(50):
+        user = _user(list(rng.choice(names, rng.integers(0, 30))), bought=tuple(rng.choice(names, rng.integers(0, 4))))
+        pool = list(rng.choice(names, rng.integers(0, 80)))
+        scores = rng.choice([0.1, 0.2, 0.3, 0.5, 0.9, -np.inf, np.nan], len(pool)).astype(
+            rng.choice([np.float32, np.float64])
+        )
+        ids = catalog.item_ids.of(pool, len(pool))
+        ranking = [(pool[i], float(scores[i])) for i in np.argsort(-scores, kind="stable")]
+        for share, k, filtered in [(0.0, 10, False), (0.3, 10, True), (0.5, 4, False), (1.0, 3, True), (0.3, 0, False)]:
+            ranked = [p for p in ranking if p[1] != -np.inf] if filtered else ranking
+            expected = admissible(ranked, user, catalog, k, new_share=share)
+            at = admissible_at(ids, scores, user, catalog, k, new_share=share, filtered=filtered)
+            assert [(pool[p], repr(float(scores[p]))) for p in at] == [(i, repr(s)) for i, s in expected]  # NaN
