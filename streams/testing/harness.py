@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,11 @@ KERNEL_CACHE_DIR = Path(tempfile.gettempdir()) / "shopguide-test-kernels"
 #: about half the session timeout, rounded up to a second: 1 s at these, 3 s at the product's 6 s.
 #: Heartbeats four times per session keep a member through a second-long stall of a loaded machine.
 QUICK_GROUPS = {"session_timeout_s": 2.0, "heartbeat_s": 0.5}
+
+
+def quick_groups_env() -> dict[str, str]:
+    """The short group timeouts above as the variables a ``shopguide`` command reads."""
+    return {f.metadata["env"]: str(QUICK_GROUPS[f.name]) for f in fields(Settings) if f.name in QUICK_GROUPS}
 
 
 def fresh_settings(broker: EmbeddedBroker, data_root: Path, quick_groups: bool = True, **changes: object) -> Settings:
