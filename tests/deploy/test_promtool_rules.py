@@ -43,9 +43,7 @@ def mutated_rules(tmp_path: Path, alert: str, old: str, new: str) -> Path:
     (tmp_path / "alerts.yml").write_text(yaml.safe_dump(rules, sort_keys=False), encoding="utf-8")
     tests: dict[str, Any] = yaml.safe_load(TESTS.read_text(encoding="utf-8"))
     tests["tests"] = [
-        case
-        for case in tests["tests"]
-        if any(check["alertname"] == alert for check in case.get("alert_rule_test", []))
+        case for case in tests["tests"] if any(check["alertname"] == alert for check in case.get("alert_rule_test", []))
     ]
     assert tests["tests"], f"no test case checks {alert}"
     (tmp_path / "alerts_test.yml").write_text(yaml.safe_dump(tests, sort_keys=False), encoding="utf-8")
