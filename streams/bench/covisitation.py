@@ -182,7 +182,7 @@ def replay(
     kernels.warm(KERNEL_CACHE_DIR)  # one compile here, not one per worker at once
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
         # Produced while the workers run, the events are never late: no coalescing either way.
-        settings = fresh_settings(broker, work, quick_groups=False, coalesce_after_ms=1e12, **changes)
+        settings = fresh_settings(broker, work, coalesce_after_ms=1e12, **changes)
         cluster = Cluster(settings)
         try:
             procs = [_worker(settings, work, k) for k in range(workers)]

@@ -171,7 +171,7 @@ def propagation(rounds: int, work: Path) -> dict[str, Any]:
             break
     shoppers = list(found.values())
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
-        cluster = Cluster(fresh_settings(broker, work / "one", quick_groups=False))
+        cluster = Cluster(fresh_settings(broker, work / "one"))
         stop = threading.Event()
         try:
             cluster.start_worker()

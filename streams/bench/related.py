@@ -37,7 +37,7 @@ def _processed_clicks(url: str) -> float:
 def measure(items: int, clicks: int, requests: int, work: Path) -> dict[str, Any]:
     shop = SimulatedShop(2_000, items)
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
-        cluster = Cluster(fresh_settings(broker, work, quick_groups=False))
+        cluster = Cluster(fresh_settings(broker, work))
         try:
             worker = cluster.start_worker()
             now = time.time()

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,24 +82,12 @@ class TopicReader:
 KERNEL_CACHE_DIR = Path(tempfile.gettempdir()) / "shopguide-test-kernels"
 
 
-#: Consumer group timeouts of the tests' workers. The embedded broker answers a group join after
-#: half the session timeout, rounded up to a second: 2 s at these, 3 s at the product's 6 s. At a
-#: 2 s session (1 s joins) workers of a loaded machine lost their sessions and crashed.
-QUICK_GROUPS = {"session_timeout_s": 4.0}
-
-
-def quick_groups_env() -> dict[str, str]:
-    """The short group timeouts above as the variables a ``shopguide`` command reads."""
-    return {f.metadata["env"]: str(QUICK_GROUPS[f.name]) for f in fields(Settings) if f.name in QUICK_GROUPS}
-
-
-def fresh_settings(broker: EmbeddedBroker, data_root: Path, quick_groups: bool = True, **changes: object) -> Settings:
+def fresh_settings(broker: EmbeddedBroker, data_root: Path, **changes: object) -> Settings:
     """Settings for a throwaway engine: its own topics, consumer group, data dir, port and secrets,
-    no practical rate limit on its API (a test that checks the limit sets its own), and with
-    ``quick_groups`` the short group timeouts above (benchmarks keep the product's)."""
+    and no practical rate limit on its API (a test that checks the limit sets its own)."""
     run = uuid.uuid4().hex[:8]
     base = Settings.from_env({}).with_generated_secrets()  # the workers' and the trainer's, for this run
-    changes = {"api_rate": 1e6, "api_burst": 1_000_000, **(QUICK_GROUPS if quick_groups else {}), **changes}
+    changes = {"api_rate": 1e6, "api_burst": 1_000_000, **changes}
     return base.with_(
         broker=broker.address,
         topic_prefix=f"t{run}.",

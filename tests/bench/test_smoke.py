@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.testing.harness import KERNEL_CACHE_DIR, quick_groups_env
+from streams.testing.harness import KERNEL_CACHE_DIR
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -20,7 +20,6 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
     out, report = tmp_path / "bench.json", tmp_path / "report"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPGUIDE_")}
     env["SHOPGUIDE_KERNEL_CACHE_DIR"] = str(KERNEL_CACHE_DIR)
-    env.update(quick_groups_env())  # its workers and consumers join their groups in 2 s, not 3
     subprocess.run(
         [
             sys.executable,
