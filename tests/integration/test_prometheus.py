@@ -15,6 +15,7 @@ import pytest
 from streams.events import Click
 from streams.testing.harness import Cluster, fresh_settings
 from streams.tools.broker import free_port, wait_for_port
+from streams.tools.children import die_with_parent
 from streams.tools.cluster import get_json
 
 pytestmark = [
@@ -44,6 +45,7 @@ class Prometheus:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent(),  # gone with the test run, however it ends
             )
         wait_for_port(self.port, 30, self.proc)
 

@@ -22,6 +22,7 @@ from streams.learning.snapshot_topic import DELTA_PREFIX, MANIFEST_KEY, snapshot
 from streams.partitioning import partition_for
 from streams.testing.harness import Cluster, TopicReader, fresh_settings, wait_until
 from streams.tools.broker import free_port
+from streams.tools.children import die_with_parent
 from streams.tools.cluster import WorkerProcess, child_env, get_json
 
 pytestmark = pytest.mark.integration
@@ -245,6 +246,7 @@ def test_a_trainer_variant_learns_from_the_same_feed_and_serves_its_arm_while_na
             env=child_env(cluster.settings),
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),  # gone with the test run, however it ends
         )
     try:
         cluster.send("experiments", "x-fast", json.dumps(body).encode())
