@@ -267,12 +267,17 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     (:data:`AB`), with that experiment and a shadow arm (:data:`AB_SHADOW`), and through the shell
     with the experiment (what arms add around scoring, without scoring's noise). ``equal_outputs``: the path and
     the reference published the same recommendations and training records, byte for byte. The
-    cycle collector runs as in a worker (:func:`streams.engine.worker.fewer_collections`)."""
+    cycle collector runs as in a worker (:func:`streams.engine.worker.fewer_collections`), and so
+    does BLAS: one thread (a second one's spinning between the small matrix products is CPU time
+    a worker does not spend)."""
+    from threadpoolctl import threadpool_limits
+
     from streams.engine.worker import fewer_collections
 
     thresholds = fewer_collections()
     try:
-        return _measure(shop, clicks, shoppers)
+        with threadpool_limits(limits=1):
+            return _measure(shop, clicks, shoppers)
     finally:
         gc.set_threshold(*thresholds)
 
