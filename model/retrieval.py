@@ -133,7 +133,7 @@ class RetrievedPool(CandidatePool):
     with ``lazy`` rows computes the feature rows and categories of the candidates asked for only,
     from the sources it keeps; it must be read before the index or the catalog change."""
 
-    __slots__ = ("_cat_ids", "_extra_rows", "_ids", "_request", "_sources")
+    __slots__ = ("_cat_ids", "_extra_rows", "_ids", "_in_batch", "_request", "_sources")
 
     def __init__(
         self,
@@ -144,9 +144,12 @@ class RetrievedPool(CandidatePool):
         features: np.ndarray | None,
         sources: tuple[Any, ...] | None = None,
         extra_rows: np.ndarray | None = None,
+        in_batch: tuple[PoolBatch, int] | None = None,
     ) -> None:
         super().__init__(None, None, features, retrieved)  # type: ignore[arg-type] # filled on demand
         self._request = request
+        #: The :func:`retrieve_many` call's arrays this pool is a slice of, and its place in them.
+        self._in_batch = in_batch
         self._ids = ids
         self._cat_ids = cat_ids  # -1: not computed yet (lazy rows)
         self._sources = sources
@@ -206,10 +209,10 @@ class RetrievedPool(CandidatePool):
     def rows(self, indices: Sequence[int]) -> np.ndarray:
         if self._features is not None:
             return super().rows(indices)
+        kept, first = self._extra_rows, self.retrieved
+        if kept is not None and indices and all(first <= i < first + len(kept) for i in indices):
+            return kept[[i - first for i in indices]]
         at = np.array(indices, np.int64)
-        kept = self._extra_rows
-        if kept is not None and len(at) and at.min() >= self.retrieved and at.max() < self.retrieved + len(kept):
-            return kept[at - self.retrieved]
         cats, rows = self._request.rows(self._sources, self._ids[at])
         self._cat_ids[at] = cats
         return rows
@@ -221,7 +224,10 @@ class RetrievedPool(CandidatePool):
 
     def position(self, item_id: str) -> int:
         dense = self._request.catalog.item_ids.get(item_id, -1)
-        found = np.flatnonzero(self._ids == dense)
+        ids, first = self._ids, self.retrieved
+        if first < len(ids) and ids[first] == dense:  # the first extra (each id is held once)
+            return first
+        found = np.flatnonzero(ids == dense)
         if not len(found):
             raise ValueError(f"{item_id!r} is not in the pool")
         return int(found[0])
@@ -450,11 +456,49 @@ def _run_many(requests: Sequence[_Request]) -> list[RetrievedPool]:
         *grouped, *per_request, *first.args[10:15], none, np.zeros(len(requests) + 1, np.int64),
         *index.arrays(), a.present, a.pop_log, a.category, *scratch,
     )  # fmt: skip
+    batch = PoolBatch(ids, cats, features, at, first.catalog)
     bounds = at.tolist()
     return [
-        RetrievedPool(request, ids[s:e], int(got), cats[s:e], features[s:e])
-        for request, s, e, got in zip(requests, bounds[:-1], bounds[1:], retrieved.tolist(), strict=True)
+        RetrievedPool(request, ids[s:e], int(got), cats[s:e], features[s:e], in_batch=(batch, k))
+        for k, (request, s, e, got) in enumerate(
+            zip(requests, bounds[:-1], bounds[1:], retrieved.tolist(), strict=True)
+        )
     ]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PoolBatch:
+    """The concatenated candidates (dense ids), category ids and rows of the pools of one
+    :func:`retrieve_many` call; pool ``k``'s are ``[offsets[k]:offsets[k + 1]]``."""
+
+    ids: np.ndarray
+    cat_ids: np.ndarray
+    features: np.ndarray
+    offsets: np.ndarray
+    catalog: Catalog
+
+    @staticmethod
+    def of(pools: Sequence[CandidatePool]) -> PoolBatch | None:
+        """The batch ``pools`` are, all of it in order, or None (pools retrieved otherwise, a
+        part of a batch, pools of several): scoring then reads the batch's arrays as they are
+        instead of concatenating the pools'."""
+        first = pools[0] if pools else None
+        if not isinstance(first, RetrievedPool) or first._in_batch is None:
+            return None
+        batch = first._in_batch[0]
+        if len(pools) != len(batch.offsets) - 1:
+            return None
+        for k, pool in enumerate(pools):
+            place = pool._in_batch if isinstance(pool, RetrievedPool) else None
+            if place is None or place[0] is not batch or place[1] != k:
+                return None
+        return batch
+
+    def buckets(self, item_buckets: int, category_buckets: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every candidate's item and category bucket (:meth:`CandidatePool.buckets`), int32."""
+        catalog = self.catalog
+        items = _PerId.of(catalog.item_ids, item_buckets).take(self.ids)
+        return items, _PerId.of(catalog.category_ids, category_buckets).take(self.cat_ids)
 
 
 def _offsets(arrays: Sequence[np.ndarray]) -> np.ndarray:
