@@ -404,10 +404,12 @@ class _Request:
         a = catalog.arrays
         scratch = _scratch(len(catalog.item_ids.names), len(catalog.category_ids.names))
         found, cats, rows = kernels.compiled().candidates(
-            *self.args, extra.astype(np.int32), *index.arrays(), a.present, a.pop_log, a.category, *scratch
+            *self.args, extra.astype(np.int32, copy=False), *index.arrays(), a.present, a.pop_log, a.category, *scratch
         )
         ids, retrieved = found[0], int(found[1])
-        cat_ids = np.concatenate([np.full(retrieved, -1, np.int32), cats])
+        cat_ids = np.empty(len(ids), np.int32)
+        cat_ids[:retrieved] = -1
+        cat_ids[retrieved:] = cats
         return RetrievedPool(self, ids, retrieved, cat_ids, None, found[2:], rows)
 
     def rows(self, sources: tuple[Any, ...] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
