@@ -68,7 +68,7 @@ def pack_examples(examples: Sequence[Example]) -> bytes:
         if index is None:
             index = contexts[id(e.user)] = len(users)
             u = e.user
-            users.append([[list(h) for h in u.history], [list(i) for i in u.interests], u.counts])
+            users.append([u.history, u.interests, u.counts])  # msgpack writes tuples as arrays, like lists
         rows.append(
             [
                 index,
@@ -184,11 +184,11 @@ def click_examples(
         index = index or CovisIndex(ids=catalog.item_ids)
         pool = retrieve(user_before, ts, catalog, index, interests, config.retrieval, extra=[item_id])
     context = user_context(user_before, ts, mc, config.interest_half_life_s)
-    bought = set(user_before.bought)
     pos_i = pool.position(item_id)
     if config.retrieved_positives_only and not pool.was_retrieved(pos_i):
         [row] = pool.rows([pos_i]).tolist()
         return [Example(context, item_id, category or pool.category(pos_i), tuple(row), None, 1.0, category or None)]
+    bought = set(user_before.bought)
     negatives: list[int] = []
     eligible = pool.eligible(catalog, {*bought, item_id})
     if eligible:

@@ -133,7 +133,7 @@ class RetrievedPool(CandidatePool):
     with ``lazy`` rows computes the feature rows and categories of the candidates asked for only,
     from the sources it keeps; it must be read before the index or the catalog change."""
 
-    __slots__ = ("_batch", "_cat_ids", "_extra_rows", "_ids", "_request", "_sources")
+    __slots__ = ("_cat_ids", "_extra_rows", "_ids", "_in_batch", "_request", "_sources")
 
     def __init__(
         self,
@@ -144,16 +144,17 @@ class RetrievedPool(CandidatePool):
         features: np.ndarray | None,
         sources: tuple[Any, ...] | None = None,
         extra_rows: np.ndarray | None = None,
-        batch: tuple[np.ndarray, np.ndarray, np.ndarray, int] | None = None,
+        in_batch: tuple[PoolBatch, int] | None = None,
     ) -> None:
         super().__init__(None, None, features, retrieved)  # type: ignore[arg-type] # filled on demand
         self._request = request
+        #: The :func:`retrieve_many` call's arrays this pool is a slice of, and its place in them.
+        self._in_batch = in_batch
         self._ids = ids
         self._cat_ids = cat_ids  # -1: not computed yet (lazy rows)
         self._sources = sources
         #: Lazy rows: the rows of the candidates from ``retrieved`` on, as retrieval computed them.
         self._extra_rows = extra_rows
-        self._batch = batch
 
     @property
     def ids(self) -> np.ndarray:
@@ -180,8 +181,9 @@ class RetrievedPool(CandidatePool):
         """Its item ids, category ids and feature rows as parts of the arrays of the pools retrieved
         with it in one kernel call (:func:`retrieve_many`), and where in them it starts: so that
         a batch's pools are read in one call. A pool retrieved alone is its own arrays, at 0."""
-        if self._batch is not None:
-            return self._batch
+        if self._in_batch is not None:
+            batch, k = self._in_batch
+            return batch.ids, batch.cat_ids, batch.features, int(batch.offsets[k])
         features = self.features
         return self._ids, self._known_cats(), features, 0
 
@@ -228,10 +230,10 @@ class RetrievedPool(CandidatePool):
     def rows(self, indices: Sequence[int]) -> np.ndarray:
         if self._features is not None:
             return super().rows(indices)
+        kept, first = self._extra_rows, self.retrieved
+        if kept is not None and indices and all(first <= i < first + len(kept) for i in indices):
+            return kept[[i - first for i in indices]]
         at = np.array(indices, np.int64)
-        kept = self._extra_rows
-        if kept is not None and len(at) and at.min() >= self.retrieved and at.max() < self.retrieved + len(kept):
-            return kept[at - self.retrieved]
         cats, rows = self._request.rows(self._sources, self._ids[at])
         self._cat_ids[at] = cats
         return rows
@@ -243,7 +245,10 @@ class RetrievedPool(CandidatePool):
 
     def position(self, item_id: str) -> int:
         dense = self._request.catalog.item_ids.get(item_id, -1)
-        found = np.flatnonzero(self._ids == dense)
+        ids, first = self._ids, self.retrieved
+        if first < len(ids) and ids[first] == dense:  # the first extra (each id is held once)
+            return first
+        found = np.flatnonzero(ids == dense)
         if not len(found):
             raise ValueError(f"{item_id!r} is not in the pool")
         return int(found[0])
@@ -420,10 +425,12 @@ class _Request:
         a = catalog.arrays
         scratch = _scratch(len(catalog.item_ids.names), len(catalog.category_ids.names))
         found, cats, rows = kernels.compiled().candidates(
-            *self.args, extra.astype(np.int32), *index.arrays(), a.present, a.pop_log, a.category, *scratch
+            *self.args, extra.astype(np.int32, copy=False), *index.arrays(), a.present, a.pop_log, a.category, *scratch
         )
         ids, retrieved = found[0], int(found[1])
-        cat_ids = np.concatenate([np.full(retrieved, -1, np.int32), cats])
+        cat_ids = np.empty(len(ids), np.int32)
+        cat_ids[:retrieved] = -1
+        cat_ids[retrieved:] = cats
         return RetrievedPool(self, ids, retrieved, cat_ids, None, found[2:], rows)
 
     def rows(self, sources: tuple[Any, ...] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -472,11 +479,49 @@ def _run_many(requests: Sequence[_Request]) -> list[RetrievedPool]:
         *grouped, *per_request, *first.args[10:15], none, np.zeros(len(requests) + 1, np.int64),
         *index.arrays(), a.present, a.pop_log, a.category, *scratch,
     )  # fmt: skip
+    batch = PoolBatch(ids, cats, features, at, first.catalog)
     bounds = at.tolist()
     return [
-        RetrievedPool(request, ids[s:e], int(got), cats[s:e], features[s:e], batch=(ids, cats, features, s))
-        for request, s, e, got in zip(requests, bounds[:-1], bounds[1:], retrieved.tolist(), strict=True)
+        RetrievedPool(request, ids[s:e], int(got), cats[s:e], features[s:e], in_batch=(batch, k))
+        for k, (request, s, e, got) in enumerate(
+            zip(requests, bounds[:-1], bounds[1:], retrieved.tolist(), strict=True)
+        )
     ]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PoolBatch:
+    """The concatenated candidates (dense ids), category ids and rows of the pools of one
+    :func:`retrieve_many` call; pool ``k``'s are ``[offsets[k]:offsets[k + 1]]``."""
+
+    ids: np.ndarray
+    cat_ids: np.ndarray
+    features: np.ndarray
+    offsets: np.ndarray
+    catalog: Catalog
+
+    @staticmethod
+    def of(pools: Sequence[CandidatePool]) -> PoolBatch | None:
+        """The batch ``pools`` are, all of it in order, or None (pools retrieved otherwise, a
+        part of a batch, pools of several): scoring then reads the batch's arrays as they are
+        instead of concatenating the pools'."""
+        first = pools[0] if pools else None
+        if not isinstance(first, RetrievedPool) or first._in_batch is None:
+            return None
+        batch = first._in_batch[0]
+        if len(pools) != len(batch.offsets) - 1:
+            return None
+        for k, pool in enumerate(pools):
+            place = pool._in_batch if isinstance(pool, RetrievedPool) else None
+            if place is None or place[0] is not batch or place[1] != k:
+                return None
+        return batch
+
+    def buckets(self, item_buckets: int, category_buckets: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every candidate's item and category bucket (:meth:`CandidatePool.buckets`), int32."""
+        catalog = self.catalog
+        items = _PerId.of(catalog.item_ids, item_buckets).take(self.ids)
+        return items, _PerId.of(catalog.category_ids, category_buckets).take(self.cat_ids)
 
 
 def _offsets(arrays: Sequence[np.ndarray]) -> np.ndarray:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from itertools import pairwise
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from model.features import (
 from model.ranking import Ranking
 from model.reasons import Chosen, Origins, reasons
 from model.related import observe_purchase
-from model.retrieval import CandidatePool, RetrievalConfig, RetrievedPool, retrieve, retrieve_many
+from model.retrieval import CandidatePool, PoolBatch, RetrievalConfig, RetrievedPool, retrieve, retrieve_many
 from model.rules import RulePlan, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
@@ -407,14 +408,21 @@ class NeuralServingModel:
 
     def score_pools(self, z_rec: np.ndarray, pools: Sequence[CandidatePool]) -> list[np.ndarray]:
         """P(engagement) of each pool's candidates, for the users of ``z_rec`` [users, tower]."""
-        sizes = [len(p.features) for p in pools]
-        buckets = [p.buckets(self.config.item_buckets, self.config.category_buckets) for p in pools]
-        item_ids = np.concatenate([b[0] for b in buckets])
-        cat_ids = np.concatenate([b[1] for b in buckets])
-        features = np.concatenate([p.features for p in pools])
-        owner = np.repeat(np.arange(len(pools)), sizes)
+        c = self.config
+        batch = PoolBatch.of(pools)
+        if batch is not None:  # one retrieval pass's pools: its arrays as they are
+            item_ids, cat_ids = batch.buckets(c.item_buckets, c.category_buckets)
+            features, offsets = batch.features, batch.offsets
+        else:
+            buckets = [p.buckets(c.item_buckets, c.category_buckets) for p in pools]
+            item_ids = np.concatenate([b[0] for b in buckets])
+            cat_ids = np.concatenate([b[1] for b in buckets])
+            features = np.concatenate([p.features for p in pools])
+            offsets = np.zeros(len(pools) + 1, np.int64)
+            np.cumsum([len(p.features) for p in pools], out=offsets[1:])
+        owner = np.repeat(np.arange(len(pools)), np.diff(offsets))
         probs = _sigmoid(self.net.recommend(z_rec, owner, item_ids, cat_ids, features))
-        return np.split(probs, np.cumsum(sizes)[:-1])
+        return [probs[s:e] for s, e in pairwise(offsets.tolist())]
 
     def _interests(
         self, z_int: np.ndarray, x: dict[str, np.ndarray], users: Sequence[UserState]

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from itertools import islice, repeat
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from model.experiments import Arm, Experiment, ExperimentBook
 from model.rules import RulePlan
 from model.scoring import NeuralServingModel, load_warm_start
@@ -269,10 +271,13 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     with the experiment (what arms add around scoring, without scoring's noise). ``equal_outputs``: the path and
     the reference published the same recommendations and training records, byte for byte. The
     cycle collector runs as in a worker (:mod:`streams.engine.collector`: fewer young collections,
-    and what was loaded before the first click frozen; thawed after the section)."""
+    and what was loaded before the first click frozen; thawed after the section), and so does
+    BLAS: one thread (a second one's spinning between the small matrix products is CPU time a
+    worker does not spend)."""
     thresholds = fewer_collections()
     try:
-        return _measure(shop, clicks, shoppers)
+        with threadpool_limits(limits=1):
+            return _measure(shop, clicks, shoppers)
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)

@@ -115,3 +115,22 @@ def test_interest_adds_each_users_shares_in_order_as_a_loop_would(serving) -> No
                 if b in column and wt:
                     expected[row, column[b]] += scale * wt
     assert net.interest(z_int, x, cat_ids).tobytes() == expected.tobytes()
+
+
+def test_a_retrieval_pass_is_scored_from_its_arrays_as_its_pools_would_be(serving, stream) -> None:
+    """One pass's pools, all of them in order, are scored from its arrays as they are; any other
+    list of pools (a part, another order, pools of two passes) is concatenated. The scores are
+    those of the same pools given by name, bit for bit."""
+    from model.retrieval import CandidatePool, PoolBatch
+
+    users = list(stream.users.values())[:6]
+    pools = serving.pools(users, 2000.0)
+    z = serving.net.towers(serving.user_inputs(users, 2000.0))[0]["recommend"]
+    assert PoolBatch.of(pools) is not None
+    assert PoolBatch.of(pools[1:]) is None and PoolBatch.of(pools[::-1]) is None
+    assert PoolBatch.of([*pools[:3], *serving.pools(users[3:], 2000.0)]) is None
+    named = [CandidatePool(p.items, p.categories, p.features, p.retrieved) for p in pools]
+    assert PoolBatch.of(named) is None
+    batched, concatenated = serving.score_pools(z, pools), serving.score_pools(z, named)
+    assert [len(s) for s in batched] == [len(p.items) for p in pools]
+    assert [s.tobytes() for s in batched] == [s.tobytes() for s in concatenated]
