@@ -27,7 +27,7 @@ from model import covisitation, kernels
 from model.candidate_features import FEATURE_INDEX
 from model.covisitation import CovisIndex
 from model.ranking import Ranking
-from model.retrieval import CandidatePool, RetrievedPool
+from model.retrieval import CandidatePool, RetrievedPool, offsets_of
 from model.rules import RulePlan
 from state.user import UserState
 
@@ -145,8 +145,7 @@ def _stacked(
         p_slot, p_row_ids, _, p_row_len, *_ = purchases.arrays()
     else:
         bought, bought_at = [], [0] * len(bought_at)
-    lengths = np.zeros(len(recent) + 1, np.int64)
-    np.cumsum([len(r) for r in recent], out=lengths[1:])
+    lengths = offsets_of(recent)
     out = kernels.compiled().reasons(
         np.array(at, np.int64), np.array(users_at, np.int64), np.array(starts, np.int64), features, categories, ids,
         np.concatenate(recent), lengths, np.array(bought, np.int32), np.array(bought_at, np.int64),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -468,7 +468,7 @@ def _run_many(requests: Sequence[_Request]) -> list[RetrievedPool]:
     for group in _GROUPS:
         for j in group:
             grouped.append(np.concatenate(columns[j]))
-        grouped.append(_offsets(columns[group[0]]))
+        grouped.append(offsets_of(columns[group[0]]))
     per_request = (
         np.array(columns[9], np.int64),
         np.array(columns[15], np.float64),
@@ -524,7 +524,7 @@ class PoolBatch:
         return items, _PerId.of(catalog.category_ids, category_buckets).take(self.cat_ids)
 
 
-def _offsets(arrays: Sequence[np.ndarray]) -> np.ndarray:
+def offsets_of(arrays: Sequence[Sized]) -> np.ndarray:
     """Where each of ``arrays`` starts in their concatenation, and their total length last."""
     out = np.zeros(len(arrays) + 1, np.int64)
     np.cumsum([len(x) for x in arrays], out=out[1:])

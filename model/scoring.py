@@ -33,7 +33,15 @@ from model.features import (
 from model.ranking import Ranking
 from model.reasons import Chosen, Origins, reasons
 from model.related import observe_purchase
-from model.retrieval import CandidatePool, PoolBatch, RetrievalConfig, RetrievedPool, retrieve, retrieve_many
+from model.retrieval import (
+    CandidatePool,
+    PoolBatch,
+    RetrievalConfig,
+    RetrievedPool,
+    offsets_of,
+    retrieve,
+    retrieve_many,
+)
 from model.rules import RulePlan, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
@@ -418,8 +426,7 @@ class NeuralServingModel:
             item_ids = np.concatenate([b[0] for b in buckets])
             cat_ids = np.concatenate([b[1] for b in buckets])
             features = np.concatenate([p.features for p in pools])
-            offsets = np.zeros(len(pools) + 1, np.int64)
-            np.cumsum([len(p.features) for p in pools], out=offsets[1:])
+            offsets = offsets_of([p.features for p in pools])
         owner = np.repeat(np.arange(len(pools)), np.diff(offsets))
         probs = _sigmoid(self.net.recommend(z_rec, owner, item_ids, cat_ids, features))
         return [probs[s:e] for s, e in pairwise(offsets.tolist())]
