@@ -213,7 +213,9 @@ def test_an_older_version_an_experiment_pins_is_loaded_from_the_stored_deltas_in
 
     def pinned_everywhere() -> dict[str, dict] | None:
         recs = answers(cluster, people)
-        return recs if all(r["model_version"] == old for r in recs.values() if r["arm"] == "old") else None
+        # A click answered before a worker read the experiment carries no arm: not yet.
+        in_force = all(r.get("experiment") == "x-pin" for r in recs.values())
+        return recs if in_force and all(r["model_version"] == old for r in recs.values() if r["arm"] == "old") else None
 
     recs = wait_until(pinned_everywhere, 60, f"the old arm to be served by version {old} on both workers")
     for (_, arm), user in people.items():
