@@ -16,7 +16,7 @@ import statistics
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice, repeat
+from itertools import accumulate, islice, repeat
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -247,6 +247,31 @@ def shopper_clicks(shop: SimulatedShop, n: int, shoppers: int, prefix: str, star
         yield dataclasses.replace(click, user_id=f"{prefix}{k % shoppers}", ts=start + k / 1000.0)
 
 
+def drain_batches(shop: SimulatedShop, n: int, start: float, tag: str = "mix") -> list[list[Incoming]]:
+    """The shop's next ``n`` events (its own mix: Zipf users, ``review_share`` reviews), one a
+    millisecond from ``start``, as a draining worker's agents take them: batches of one topic, full
+    ones, in the order their last events arrived."""
+    clock = (start + k / 1000.0 for k in range(n + 1))
+    events = list(islice(shop.events(tag, clock), n))
+    clicks = as_batches(e for e in events if isinstance(e, Click))
+    reviews = as_batches(e for e in events if isinstance(e, Review))
+    return sorted(clicks + reviews, key=lambda b: b[-1].timestamp_ms)
+
+
+def per_event_us(replays: Sequence[Replay], batches: Sequence[list[Incoming]], waited_s: float) -> list[float]:
+    """CPU microseconds per event of feeding ``batches`` (clicks and reviews) to each replay,
+    ``waited_s`` after they reached Kafka: the total over the batches (their sizes and kinds
+    differ), each batch fed to the replays in turn."""
+    spent = [0.0] * len(replays)
+    for batch in batches:
+        for k, replay in enumerate(replays):
+            t0 = time.process_time()
+            replay.feed(batch, waited_s)
+            spent[k] += time.process_time() - t0
+    events = sum(len(b) for b in batches) or 1
+    return [1e6 * s / events for s in spent]
+
+
 def per_click_us(replays: Sequence[Replay], batches: Sequence[list[Incoming]]) -> list[float]:
     """CPU microseconds per click of feeding ``batches`` (clicks only) to each replay: the median
     over the batches, fed to the replays in turn so that a shared machine's changing speed weighs
@@ -260,10 +285,14 @@ def per_click_us(replays: Sequence[Replay], batches: Sequence[list[Incoming]]) -
     return [statistics.median(s) if s else 0.0 for s in spent]
 
 
-def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
+def measure(shop: SimulatedShop, clicks: int, shoppers: int, mix: int = 0) -> dict[str, Any]:
     """The click path's CPU per click, in process: ``clicks`` clicks of new shoppers (each the
     first of its shopper), then ``clicks`` of ``shoppers`` returning shoppers whose histories were
-    first filled (``RECENT_MAX`` clicks each, not timed); interleaved batch by batch with the same
+    first filled (``RECENT_MAX`` clicks each, not timed), then, with ``mix``, CPU per event of the
+    shop's own mix as a draining worker gets it (``mix`` events fed untimed, so that the Zipf
+    law's busy users gather history, then ``mix`` timed; batches of one topic, fed behind: a
+    user's clicks of a batch share one answer), what bounds the throughput section's drain;
+    interleaved batch by batch with the same
     clicks through the reference path (states decoded on every click, the dict co-visitation
     index), through the
     processing-free shell (a model that neither ranks nor learns), with an A/B experiment in force
@@ -277,13 +306,13 @@ def measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     thresholds = fewer_collections()
     try:
         with threadpool_limits(limits=1):
-            return _measure(shop, clicks, shoppers)
+            return _measure(shop, clicks, shoppers, mix)
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
 
 
-def _measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
+def _measure(shop: SimulatedShop, clicks: int, shoppers: int, mix: int) -> dict[str, Any]:
     warm = RECENT_MAX * shoppers
     new = as_batches(shopper_clicks(shop, clicks + BATCH, clicks + BATCH, "new-"))
     returning = list(shopper_clicks(shop, warm + clicks, shoppers, "ret-", new[-1][-1].timestamp_ms / 1000.0 + 1.0))
@@ -300,6 +329,21 @@ def _measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
     new_us = per_click_us(replays, new[1:])
     per_click_us(replays, as_batches(returning[:warm]))
     returning_us = per_click_us(replays, as_batches(returning[warm:]))
+    mixed: dict[str, Any] = {}
+    if mix:
+        batches = drain_batches(shop, 2 * mix, returning[-1].ts + 1.0)
+        half = next(n for n, size in enumerate(accumulate(map(len, batches))) if size >= mix) + 1
+        behind = Settings().coalesce_after_ms / 1000.0 + 1.0
+        fed = replays[:3]  # the path, the reference and the shell
+        per_event_us(fed, batches[:half], behind)
+        mix_us = per_event_us(fed, batches[half:], behind)
+        mixed = {
+            "mix_us_per_event": mix_us[0],
+            "reference_mix_us_per_event": mix_us[1],
+            "shell_mix_us_per_event": mix_us[2],
+            "mix_events": sum(map(len, batches[half:])),
+            "mix_users": shop.users,
+        }
     return {
         "new_us_per_click": new_us[0],
         "returning_us_per_click": returning_us[0],
@@ -319,4 +363,4 @@ def _measure(shop: SimulatedShop, clicks: int, shoppers: int) -> dict[str, Any]:
         "history_per_shopper": RECENT_MAX,
         "catalog_items": shop.items,
         "batch": BATCH,
-    }
+    } | mixed

@@ -299,6 +299,15 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
                 f"{_f(c['shell_experiment_new_us_per_click'], 1)} us new, "
                 f"{_f(c['shell_experiment_returning_us_per_click'], 1)} us returning."
             )
+        if "mix_us_per_event" in c:
+            lines.append(
+                f"The throughput section's mix in process (a shop of {c['mix_users']:,} Zipf users, clicks "
+                f"and reviews, fed behind as in a drain, after as many events untimed so that busy users "
+                f"gather history): **{_f(c['mix_us_per_event'], 0)} us** per event ({c['mix_events']:,} "
+                f"events), reference {_f(c['reference_mix_us_per_event'], 0)} us, shell "
+                f"{_f(c['shell_mix_us_per_event'], 0)} us: what bounds a draining worker before Kafka and "
+                "Faust add theirs."
+            )
     sn = r.get("snapshots")
     if sn:
         lines += [

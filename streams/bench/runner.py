@@ -4,7 +4,8 @@ progress display.
 Sections (``--only`` picks some):
 
 * ``click``: the click path in this process, without Kafka (``streams.bench.clickpath``): CPU per
-  click of new shoppers, and of returning shoppers with full histories.
+  click of new shoppers, of returning shoppers with full histories, and per event of the
+  throughput section's mix fed as a drain.
 * ``snapshots``: following the trainer's snapshots in this process (``streams.bench.snapshot_follow``):
   bytes and worker CPU per snapshot, full snapshots only and with deltas between them.
 * ``ceilings``: the aiokafka pipe and the bare Faust agents (counting; forwarding the engine's
@@ -101,6 +102,7 @@ class Plan:
     forward_ceiling: bool = True  # also measure a Faust agent forwarding each event as the engine sends
     click_clicks: int = 2048  # timed clicks of each kind in the click section
     click_shoppers: int = 256  # returning shoppers of the click section (one click each per batch)
+    click_mix: int = 8192  # timed events of the click section's drain mix (after as many untimed)
     snapshot_count: int = 60  # trainer exports of the snapshots section
     snapshot_examples: int = 4096  # examples learnt before each (about a second of training here)
     guide_items: int = 10_000  # the shop indexed by the guide section
@@ -125,6 +127,7 @@ class Plan:
             trainer_warmup_s=4.0,
             click_clicks=512,
             click_shoppers=32,
+            click_mix=512,
             snapshot_count=6,
             snapshot_examples=512,
             guide_items=300,
@@ -381,7 +384,7 @@ class Bench:
         task = self.progress.add_task("click", total=None, status="in process, no Kafka")
         plan = self.plan
         shop = SimulatedShop(plan.users, plan.items)
-        click = self.results["click"] = clickpath.measure(shop, plan.click_clicks, plan.click_shoppers)
+        click = self.results["click"] = clickpath.measure(shop, plan.click_clicks, plan.click_shoppers, plan.click_mix)
         self.progress.update(
             task,
             total=1,

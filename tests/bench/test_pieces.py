@@ -189,12 +189,14 @@ def test_latency_rates_are_positive_whole_numbers():
 
 def test_the_click_section_measures_the_click_path_beside_its_shell():
     thresholds = gc.get_threshold()
-    click = clickpath.measure(SimulatedShop(200, 300), clicks=64, shoppers=8)
+    click = clickpath.measure(SimulatedShop(200, 300), clicks=64, shoppers=8, mix=256)
     assert gc.get_threshold() == thresholds  # the worker's collector only while it measures
     assert gc.get_freeze_count() == 0  # what it froze is thawed
     # Figures only (speed is judged by the benchmark, not here): every one measured.
     for kind in ("new", "returning"):
         assert click[f"{kind}_us_per_click"] > 0 and click[f"shell_{kind}_us_per_click"] > 0, kind
+    assert min(click[f"{k}mix_us_per_event"] for k in ("", "reference_", "shell_")) > 0
+    assert 256 <= click["mix_events"] < 512 and click["equal_outputs"]  # the mix's outputs compared too
     goals = {g["goal"]: g for g in judge({"click": click | {"new_us_per_click": 90.0}})}
     new = goals["click path in process <= 100 us of CPU per click of a new shopper"]
     assert new["met"] is True and new["bound"] == click["shell_new_us_per_click"]
