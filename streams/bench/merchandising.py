@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from model.arms import BatchScorings, serve
 from model.experiments import rec_id
@@ -39,7 +40,7 @@ from streams import messages
 from streams.bench.clickpath import AB, HALF_LIFE_S, as_batches, build_replay, shopper_clicks
 from streams.bench.measure import percentiles
 from streams.bench.shop import SimulatedShop
-from streams.engine.collector import fewer_collections
+from streams.engine.collector import fewer_collections, freeze_loaded
 from streams.events import Click, Item
 from streams.partitioning import partition_for
 from streams.testing.harness import Cluster, fresh_settings
@@ -76,12 +77,16 @@ def heavy_feedback(user: UserState, ranked: Sequence[str], now: float) -> UserSt
 
 
 def measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]:
-    """:func:`_measure` with the cycle collector as in a worker
-    (:func:`streams.engine.collector.fewer_collections`)."""
+    """:func:`_measure` with the cycle collector and BLAS as in a worker: fewer young collections,
+    what was loaded frozen before the timed runs (:mod:`streams.engine.collector`; thawed after)
+    and one BLAS thread (a second one spins between the interest head's small products, CPU time a
+    worker does not spend)."""
     thresholds = fewer_collections()
     try:
-        return _measure(shop, shoppers, repeats)
+        with threadpool_limits(limits=1):
+            return _measure(shop, shoppers, repeats)
     finally:
+        gc.unfreeze()
         gc.set_threshold(*thresholds)
 
 
@@ -180,6 +185,7 @@ def _measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]
         "unsplit": unsplit,
         "split": split,
     }
+    freeze_loaded()
     best = dict.fromkeys(variants, float("inf"))
     for _ in range(repeats):
         for name, run in variants.items():
