@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from state.user import UserState
-from streams.bench import clickpath, snapshot_follow
+from streams.bench import clickpath, merchandising, snapshot_follow
 from streams.bench.command import rates
 from streams.bench.measure import SpeedProbe, per_second, percentiles
 from streams.bench.report import judge, profile_summary
@@ -202,6 +202,14 @@ def test_the_click_section_measures_the_click_path_beside_its_shell():
     assert new["met"] is True and new["bound"] == click["shell_new_us_per_click"]
     returning = goals["click path in process <= 150 us of CPU per click of a returning shopper (full history)"]
     assert returning["value"] == click["returning_us_per_click"]
+
+
+def test_the_merchandising_bench_measures_every_variant_as_a_worker_runs():
+    thresholds = gc.get_threshold()
+    m = merchandising.measure(SimulatedShop(200, 300), shoppers=8, repeats=1)
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
+    assert m["after_scoring_no_rule_us"] > 0 and m["reasons_alone_us"] > 0 and m["candidates_per_shopper"] > 10
+    assert {"six_rules_add_us", "heavy_feedback_adds_us", "explore_adds_us", "arms_add_us"} <= m.keys()
 
 
 def test_the_snapshots_section_takes_full_snapshots_beside_deltas_to_the_same_weights():
