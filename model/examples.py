@@ -70,7 +70,7 @@ def pack_examples(examples: Sequence[Example]) -> bytes:
             u = e.user
             users.append([u.history, u.interests, u.counts])  # msgpack writes tuples as arrays, like lists
         rows.append(
-            [
+            _packed_row(
                 index,
                 e.item_id,
                 e.category,
@@ -81,8 +81,28 @@ def pack_examples(examples: Sequence[Example]) -> bytes:
                 e.text,
                 e.positive,
                 e.rating,
-            ]
+            )
         )
+    return _record(users, rows)
+
+
+def _packed_row(
+    user: int,
+    item_id: str,
+    category: str,
+    candidate: bytes,
+    engaged: float | None,
+    weight: float = 1.0,
+    next_category: str | None = None,
+    text: str = "",
+    positive: int | None = None,
+    rating: float | None = None,
+) -> list[object]:
+    """An example as a record holds it (``user``: its context's index in the record)."""
+    return [user, item_id, category, candidate, engaged, weight, next_category, text, positive, rating]
+
+
+def _record(users: list[list[object]], rows: list[list[object]]) -> bytes:
     if len(rows) > MAX_PACKED:
         raise ValueError(f"at most {MAX_PACKED} examples per record, not {len(rows)}")
     return bytes((FORMAT, len(rows))) + msgpack.packb([users, rows], use_bin_type=True)
@@ -177,50 +197,99 @@ def click_examples(
     ``pool`` is the retrieval done for this user at ``ts`` if the caller already has it (it must
     have been built with ``extra=[item_id]``); otherwise it is computed here.
     """
-    config = config or ExampleConfig()
-    mc = config.model
-    if pool is None:
-        interests = user_before.interest_weights(ts, config.interest_half_life_s, mc.interests)
-        index = index or CovisIndex(ids=catalog.item_ids)
-        pool = retrieve(user_before, ts, catalog, index, interests, config.retrieval, extra=[item_id])
-    context = user_context(user_before, ts, mc, config.interest_half_life_s)
-    pos_i = pool.position(item_id)
-    if config.retrieved_positives_only and not pool.was_retrieved(pos_i):
-        [row] = pool.rows([pos_i]).tolist()
-        return [Example(context, item_id, category or pool.category(pos_i), tuple(row), None, 1.0, category or None)]
-    bought = set(user_before.bought)
-    negatives: list[int] = []
-    eligible = pool.eligible(catalog, {*bought, item_id})
-    if eligible:
-        picks = rng.choice(len(eligible), size=min(mc.negatives, len(eligible)), replace=False)
-        negatives += [eligible[p] for p in sorted(picks.tolist())]
-    if config.catalog_negatives > 0:
-        drawn = [
-            item
-            for item in catalog.sample(config.catalog_negatives, rng)
-            if item != item_id and item not in bought and catalog.available(item)
-        ]
-        if drawn:
-            pool = pool.with_extra(drawn)
-            negatives += [pool.position(item) for item in drawn]
-    # Only the rows used: a pool has hundreds of candidates, an example a handful.
-    positive, *rows = pool.rows([pos_i, *negatives]).tolist()
-    out = [
-        Example(
-            context,
-            item_id,
-            category or pool.category(pos_i),
-            tuple(positive),
-            1.0,
-            ACTION_WEIGHT[action],
-            category or None,
-        )
-    ]
+    d = _ClickDraw.of(user_before, item_id, action, ts, category, catalog, rng, index, config, pool)
+    rows = d.rows.tolist()
+    out = [Example(d.context, item_id, d.categories[0], tuple(rows[0]), d.engaged, d.weight, d.next_category)]
     out += [
-        Example(context, pool.item(i), pool.category(i), tuple(row), 0.0)
-        for i, row in zip(negatives, rows, strict=True)
+        Example(d.context, item, cat, tuple(row), 0.0)
+        for item, cat, row in zip(d.items[1:], d.categories[1:], rows[1:], strict=True)
     ]
     return out
+
+
+def click_record(
+    user_before: UserState,
+    item_id: str,
+    action: str,
+    ts: float,
+    category: str,
+    catalog: Catalog,
+    rng: np.random.Generator,
+    *,
+    index: CovisIndex | None = None,
+    config: ExampleConfig | None = None,
+    pool: CandidatePool | None = None,
+) -> bytes:
+    """``pack_examples(click_examples(...))``, the same bytes and draws, packed from the draw's
+    arrays without building an :class:`Example` per row (what a worker sends per click)."""
+    d = _ClickDraw.of(user_before, item_id, action, ts, category, catalog, rng, index, config, pool)
+    u = d.context
+    candidates = np.ascontiguousarray(d.rows, "<f4").tobytes()
+    size = _CANDIDATE.size
+    rows = [_packed_row(0, item_id, d.categories[0], candidates[:size], d.engaged, d.weight, d.next_category)]
+    rows += [
+        _packed_row(0, item, cat, candidates[n * size : (n + 1) * size], 0.0)
+        for n, (item, cat) in enumerate(zip(d.items, d.categories, strict=True))
+        if n
+    ]
+    return _record([[u.history, u.interests, u.counts]], rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _ClickDraw:
+    """What a click's examples are made of: the user's context, the positive then the negatives
+    (items, categories, feature rows), and the positive's labels."""
+
+    context: UserContext
+    items: list[str]
+    categories: list[str]
+    rows: np.ndarray  # [len(items), N_CANDIDATE_FEATURES], float32
+    engaged: float | None
+    weight: float
+    next_category: str | None
+
+    @staticmethod
+    def of(
+        user_before: UserState,
+        item_id: str,
+        action: str,
+        ts: float,
+        category: str,
+        catalog: Catalog,
+        rng: np.random.Generator,
+        index: CovisIndex | None,
+        config: ExampleConfig | None,
+        pool: CandidatePool | None,
+    ) -> _ClickDraw:
+        """The draw of :func:`click_examples`."""
+        config = config or ExampleConfig()
+        mc = config.model
+        if pool is None:
+            interests = user_before.interest_weights(ts, config.interest_half_life_s, mc.interests)
+            index = index or CovisIndex(ids=catalog.item_ids)
+            pool = retrieve(user_before, ts, catalog, index, interests, config.retrieval, extra=[item_id])
+        context = user_context(user_before, ts, mc, config.interest_half_life_s)
+        pos_i = pool.position(item_id)
+        if config.retrieved_positives_only and not pool.was_retrieved(pos_i):
+            rows = pool.rows([pos_i])
+            return _ClickDraw(context, [item_id], [category or pool.category(pos_i)], rows, None, 1.0, category or None)
+        bought = set(user_before.bought)
+        negatives: list[int] = []
+        eligible = pool.eligible(catalog, {*bought, item_id})
+        if eligible:
+            picks = rng.choice(len(eligible), size=min(mc.negatives, len(eligible)), replace=False)
+            negatives += [eligible[p] for p in sorted(picks.tolist())]
+        drawn: list[str] = []
+        if config.catalog_negatives > 0:
+            drawn = [
+                item
+                for item in catalog.sample(config.catalog_negatives, rng)
+                if item != item_id and item not in bought and catalog.available(item)
+            ]
+        # Only the rows used: a pool has hundreds of candidates, an example a handful.
+        items, categories, rows = pool.picked([pos_i, *negatives], drawn)
+        categories[0] = category or categories[0]
+        return _ClickDraw(context, items, categories, rows, 1.0, ACTION_WEIGHT[action], category or None)
 
 
 def review_example(

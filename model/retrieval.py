@@ -120,6 +120,13 @@ class CandidatePool:
             return self
         raise ValueError("this pool was not built by retrieve(); it cannot add items")
 
+    def picked(self, positions: Sequence[int], more: Sequence[str]) -> tuple[list[str], list[str], np.ndarray]:
+        """The items, categories and feature rows of the candidates at ``positions``, then of the
+        ``more`` items as :meth:`with_extra` features them (a click's positive and negatives)."""
+        pool = self.with_extra(more) if more else self
+        at = [*positions, *map(pool.position, more)]
+        return [pool.item(i) for i in at], pool.categories_at(at), pool.rows(at)
+
     def buckets(self, item_buckets: int, category_buckets: int) -> tuple[np.ndarray, np.ndarray]:
         """The candidates' item and category buckets (``model.features.bucket``), int32."""
         n = len(self.items)
@@ -286,6 +293,17 @@ class RetrievedPool(CandidatePool):
         ids = np.concatenate([self._ids, np.array(new, np.int32)])
         cats = np.concatenate([self._cat_ids, np.full(len(new), -1, np.int32)])
         return RetrievedPool(self._request, ids, self.retrieved, cats, None, self._sources, self._extra_rows)
+
+    def picked(self, positions: Sequence[int], more: Sequence[str]) -> tuple[list[str], list[str], np.ndarray]:
+        if self._sources is None:
+            return super().picked(positions, more)
+        # Lazy rows: a row depends on its item and the sources only, so the rows of the picked
+        # candidates and of the extras come from one kernel call, by dense id.
+        catalog = self._request.catalog
+        ids = np.concatenate([self._ids[list(positions)], catalog.item_ids.of(more, len(more))])
+        cats, rows = self._request.rows(self._sources, ids)
+        items, categories = catalog.item_ids.names, catalog.category_ids.names
+        return [items[i] for i in ids.tolist()], [categories[c] for c in cats.tolist()], rows
 
     def buckets(self, item_buckets: int, category_buckets: int) -> tuple[np.ndarray, np.ndarray]:
         catalog = self._request.catalog

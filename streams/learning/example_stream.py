@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 
-from model.examples import ExampleConfig, click_examples, pack_examples, review_example
+from model.examples import ExampleConfig, click_record, pack_examples, review_example
 from model.scoring import NeuralServingModel
 from model.serving import ServingModel
 from state.catalog import Catalog
@@ -87,10 +87,10 @@ class ExampleBuilder:
         return config
 
     def click(self, model: ServingModel, before: UserState, click: Click, category: str) -> bytes | None:
-        """The click's examples as one record (:func:`~model.examples.pack_examples`)."""
+        """The click's examples as one record (:func:`~model.examples.click_record`)."""
         if not isinstance(model, NeuralServingModel):
             return None
-        examples = click_examples(
+        return click_record(
             before,
             click.item_id,
             click.action,
@@ -101,7 +101,6 @@ class ExampleBuilder:
             config=self._config(model),
             pool=model.pool(before, click.ts, [click.item_id], self._half_life, lazy=True),
         )
-        return pack_examples(examples)
 
     def review(self, model: ServingModel, before: UserState, review: Review, category: str) -> bytes | None:
         """A review without a rating labels no task (sentiment comes from the rating): it would
