@@ -30,6 +30,7 @@ class Kernels:
     retrieve_many: Any = None
     candidates: Any = None
     rows: Any = None
+    eligible: Any = None
     admit: Any = None
 
 
@@ -69,8 +70,9 @@ def warm(cache_dir: Path | None = None) -> float:
     Kernels.sources_of, Kernels.held_by = covisitation._sources_of, covisitation._held_by
     Kernels.reasons, Kernels.spell = njit(reasons._reasons), reasons._spell
     Kernels.retrieve = retrieval._retrieve
-    Kernels.candidates, Kernels.rows = njit(retrieval._candidates), retrieval._rows
+    Kernels.candidates, Kernels.rows = njit(retrieval._candidates), njit(retrieval._kept_rows)
     Kernels.retrieve_many = njit(retrieval._retrieve_many)
+    Kernels.eligible = njit(retrieval._eligible)
     for name in ("_before", "_sift"):
         if not isinstance(getattr(candidates, name), numba.core.registry.CPUDispatcher):
             setattr(candidates, name, njit(getattr(candidates, name)))

@@ -263,15 +263,10 @@ class RetrievedPool(CandidatePool):
     def eligible(self, catalog: Catalog, excluded: Collection[str]) -> list[int]:
         if catalog.item_ids is not self._request.catalog.item_ids:
             return super().eligible(catalog, excluded)
-        a, ids = catalog.arrays, self._ids
-        ok = ~a.present[ids] | a.in_stock[ids]
-        if excluded:
-            known = [i for i in map(catalog.item_ids.get, excluded) if i is not None]
-            flags = _flags(len(catalog.item_ids.names))
-            flags[known] = True
-            ok &= ~flags[ids]
-            flags[known] = False
-        return np.flatnonzero(ok).tolist()
+        a, get = catalog.arrays, catalog.item_ids.get
+        known = np.fromiter((get(item, -1) for item in excluded), np.int32, len(excluded))
+        flags = _flags(len(catalog.item_ids.names))
+        return kernels.compiled().eligible(self._ids, a.present, a.in_stock, known, flags).tolist()  # type: ignore[no-any-return]
 
     def with_extra(self, more: Iterable[str]) -> CandidatePool:
         extra = self._request.catalog.item_ids.of(more)
@@ -442,14 +437,10 @@ class _Request:
         index.settle()
         a = catalog.arrays
         scratch = _scratch(len(catalog.item_ids.names), len(catalog.category_ids.names))
-        found, cats, rows = kernels.compiled().candidates(
+        ids, retrieved, cat_ids, rows, sources = kernels.compiled().candidates(
             *self.args, extra.astype(np.int32, copy=False), *index.arrays(), a.present, a.pop_log, a.category, *scratch
         )
-        ids, retrieved = found[0], int(found[1])
-        cat_ids = np.empty(len(ids), np.int32)
-        cat_ids[:retrieved] = -1
-        cat_ids[retrieved:] = cats
-        return RetrievedPool(self, ids, retrieved, cat_ids, None, found[2:], rows)
+        return RetrievedPool(self, ids, retrieved, cat_ids, None, sources, rows)
 
     def rows(self, sources: tuple[Any, ...] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The category ids and rows of ``ids`` from ``sources`` (what :meth:`candidates` kept)."""
@@ -573,6 +564,25 @@ def _flags(items: int) -> np.ndarray:
     if len(_Scratch.flags) < items:
         _Scratch.flags = np.zeros(max(items, 2 * len(_Scratch.flags), 1024), np.bool_)
     return _Scratch.flags
+
+
+def _eligible(ids: Any, present: Any, in_stock: Any, excluded: Any, flags: Any) -> Any:
+    """The positions of ``ids`` not in ``excluded`` (-1: none) and not out of stock (present and
+    not in stock), in order; ``flags`` (per item id) is False on entry and on return."""
+    for e in excluded:
+        if e >= 0:
+            flags[e] = True
+    out = np.empty(ids.shape[0], np.int64)
+    n = 0
+    for i in range(ids.shape[0]):
+        item = ids[i]
+        if not flags[item] and (in_stock[item] or not present[item]):
+            out[n] = i
+            n += 1
+    for e in excluded:
+        if e >= 0:
+            flags[e] = False
+    return out[:n]
 
 
 def _mark(source: Any, n: int, mark: Any) -> None:
@@ -703,21 +713,48 @@ def _candidates(
     present: Any, pop_log: Any, item_cat: Any,
     mark: Any, cat_share: Any, cat_recent: Any,
 ) -> Any:  # fmt: skip
-    """:func:`_sources` (the candidates, how many were retrieved, the sources), then the category
-    ids and rows of the extra candidates only (a training example's positive, when retrieval did
-    not find it, is all it reads)."""
+    """:func:`_sources` (the candidates, how many were retrieved), their category ids (-1 but for
+    the extra candidates) and the rows of the extra candidates only (a training example's
+    positive, when retrieval did not find it, is all it reads), and the sources the other rows
+    are computed from (:func:`_kept_rows`), packed in three arrays: each array a kernel returns
+    costs its caller the boxing of a numpy array."""
     found = _sources(
         r_ids, r_w, r_ts, r_cat, popular, cat_items,
         history, covis_sources, covis_per_source, covis_max, after_sources, extra,
         slot, row_ids, row_w, row_len, at, mark,
     )  # fmt: skip
+    ids, retrieved = found[0], found[1]
     h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank = found[2:]
-    cats, out = _rows(
-        found[0][found[1] :], h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank,
+    extra_cats, out = _rows(
+        ids[retrieved:], h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank,
         popular, cat_items, cat_ranks, share_cats, shares, r_cat, last_cat, now, user_size,
         count, pending, present, pop_log, item_cat, mark, cat_share, cat_recent,
     )  # fmt: skip
-    return found, cats, out
+    cats = np.full(ids.shape[0], -1, np.int32)
+    cats[retrieved:] = extra_cats
+    n_h, n_cv, n_r, n_af = h_ids.shape[0], cv_ids.shape[0], ranked.shape[0], af_ids.shape[0]
+    ints = np.concatenate((h_ids, h_cat, cv_ids, ranked, af_ids))
+    floats = np.concatenate((h_pos, h_n, h_w, h_ts, cv_w, af_w))
+    return ids, retrieved, cats, out, (ints, floats, af_rank, n_h, n_cv, n_r, n_af)
+
+
+def _kept_rows(
+    ids: Any, ints: Any, floats: Any, af_rank: Any, n_h: int, n_cv: int, n_r: int, n_af: int,
+    popular: Any, cat_items: Any, cat_ranks: Any, share_cats: Any, shares: Any, r_cat: Any,
+    last_cat: int, now: float, user_size: float,
+    count: Any, pending: Any, present: Any, pop_log: Any, item_cat: Any,
+    mark: Any, cat_share: Any, cat_recent: Any,
+) -> Any:  # fmt: skip
+    """:func:`_rows` from the sources as :func:`_candidates` packed them."""
+    c, r, a = 2 * n_h, 2 * n_h + n_cv, 2 * n_h + n_cv + n_r
+    w = 4 * n_h
+    return _rows(
+        ids, ints[:n_h], floats[:n_h], floats[n_h : 2 * n_h], floats[2 * n_h : 3 * n_h], floats[3 * n_h : w],
+        ints[n_h:c], ints[c:r], floats[w : w + n_cv], ints[r:a], ints[a : a + n_af],
+        floats[w + n_cv : w + n_cv + n_af], af_rank,
+        popular, cat_items, cat_ranks, share_cats, shares, r_cat, last_cat, now, user_size,
+        count, pending, present, pop_log, item_cat, mark, cat_share, cat_recent,
+    )  # fmt: skip
 
 
 def _rows(
@@ -880,4 +917,5 @@ def warm_up() -> None:
     lazy = retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"], lazy=True)
     lazy.rows([len(lazy.items) - 1])
     lazy.with_extra(["y"]).rows([0, 1])
+    lazy.eligible(catalog, {"a"})
     retrieve_many([user, UserState()], 2.0, catalog, index, [[("c", 1.0)], []])

@@ -180,7 +180,7 @@ def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
     compiled = kernels.compiled()
     every = (
         compiled.observe, compiled.scores, compiled.following, compiled.retrieve, compiled.retrieve_many,
-        compiled.candidates, compiled.rows,
+        compiled.candidates, compiled.rows, compiled.eligible,
     )  # fmt: skip
     before = [len(k.signatures) for k in every]
     catalog = Catalog(HALF_LIFE)
@@ -194,5 +194,6 @@ def test_warm_compiles_every_kernel_with_the_types_events_use() -> None:
         lazy = retrieve(user, 1000.0 + t, catalog, index, [("c", 1.0)], extra=["x"], lazy=True)
         lazy.rows([len(lazy.items) - 1])
         lazy.with_extra(["y", "a"]).rows([0, len(lazy.items)])
+        lazy.eligible(catalog, {"a", "y"})
         retrieve_many([user, UserState()], 1000.0 + t, catalog, index, [[("c", 1.0)], []])
     assert before == [1] * len(every) and [len(k.signatures) for k in every] == before
