@@ -266,7 +266,7 @@ class RetrievedPool(CandidatePool):
         a, get = catalog.arrays, catalog.item_ids.get
         known = np.fromiter((get(item, -1) for item in excluded), np.int32, len(excluded))
         flags = _flags(len(catalog.item_ids.names))
-        return kernels.compiled().eligible(self._ids, a.present, a.in_stock, known, flags).tolist()  # type: ignore[no-any-return]
+        return kernels.compiled().eligible(self._ids, a.present, a.in_stock, known, flags).tolist()
 
     def with_extra(self, more: Iterable[str]) -> CandidatePool:
         extra = self._request.catalog.item_ids.of(more)
