@@ -255,10 +255,11 @@ class RetrievedPool(CandidatePool):
         ids, first = self._ids, self.retrieved
         if first < len(ids) and ids[first] == dense:  # the first extra (each id is held once)
             return first
-        found = np.flatnonzero(ids == dense)
-        if not len(found):
+        hits = ids == dense
+        found = int(hits.argmax())
+        if not hits[found]:
             raise ValueError(f"{item_id!r} is not in the pool")
-        return int(found[0])
+        return found
 
     def eligible(self, catalog: Catalog, excluded: Collection[str]) -> list[int]:
         if catalog.item_ids is not self._request.catalog.item_ids:
@@ -295,10 +296,11 @@ class RetrievedPool(CandidatePool):
         # Lazy rows: a row depends on its item and the sources only, so the rows of the picked
         # candidates and of the extras come from one kernel call, by dense id.
         catalog = self._request.catalog
-        ids = np.concatenate([self._ids[list(positions)], catalog.item_ids.of(more, len(more))])
-        cats, rows = self._request.rows(self._sources, ids)
-        items, categories = catalog.item_ids.names, catalog.category_ids.names
-        return [items[i] for i in ids.tolist()], [categories[c] for c in cats.tolist()], rows
+        item_ids = catalog.item_ids
+        ids = self._ids.take(positions).tolist() + [item_ids[item] for item in more]
+        cats, rows = self._request.rows(self._sources, np.array(ids, np.int32))
+        names, categories = item_ids.names, catalog.category_ids.names
+        return [names[i] for i in ids], [categories[c] for c in cats.tolist()], rows
 
     def buckets(self, item_buckets: int, category_buckets: int) -> tuple[np.ndarray, np.ndarray]:
         catalog = self._request.catalog

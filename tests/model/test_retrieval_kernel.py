@@ -11,7 +11,7 @@ import pytest
 from model import kernels
 from model.candidate_features import N_CANDIDATE_FEATURES
 from model.covisitation import CovisIndex
-from model.examples import ExampleConfig, click_examples, pack_examples
+from model.examples import ExampleConfig, click_examples, click_record, pack_examples
 from model.retrieval import RetrievalConfig, retrieve, retrieve_many
 from state.catalog import Catalog
 from state.item import ItemState
@@ -153,22 +153,28 @@ def test_lazy_rows_are_the_rows_of_the_whole_pool_byte_for_byte(seed: int) -> No
 @pytest.mark.parametrize("seed", range(3))
 def test_a_clicks_examples_from_lazy_rows_are_those_of_the_whole_pool(seed: int) -> None:
     """``click_examples`` over a lazy pool (as ``ExampleBuilder`` retrieves it) packs the same bytes
-    as over the eager pool, with the same draws: positives retrieved or not, pool and catalog
-    negatives, for every user of random shops."""
-    catalog, index, _, users, now, rng = _shop(seed)
+    as over the eager pool and the Python reference's pool, with the same draws: positives
+    retrieved or not, pool and catalog negatives, for every user of random shops; and
+    ``click_record`` packs those bytes straight from the draw."""
+    catalog, index, oracle, users, now, rng = _shop(seed)
     config = ExampleConfig()
     labelled = 0
     for user in [*users, UserState()]:
         item = f"i{int(rng.integers(90))}"
+        action = ACTIONS[int(rng.integers(len(ACTIONS)))]
+        category = "" if rng.random() < 0.5 else "c3"
         interests = user.interest_weights(now, config.interest_half_life_s, config.model.interests)
+        pools = [retrieve(user, now, catalog, index, interests, config.retrieval, [item], lazy=lazy) for lazy in (0, 1)]
+        pools.append(reference_retrieve(user, now, catalog, oracle, interests, config.retrieval, [item]))
         packed = []
-        for lazy in (False, True):
-            pool = retrieve(user, now, catalog, index, interests, config.retrieval, [item], lazy=lazy)
-            examples = click_examples(
-                user, item, "click", now, "", catalog, np.random.default_rng(seed), config=config, pool=pool
-            )
+        for pool in pools:
+            args = (user, item, action, now, category, catalog, np.random.default_rng(seed))
+            examples = click_examples(*args, config=config, pool=pool)
             packed.append(pack_examples(examples))
-        assert packed[0] == packed[1]
+        lazy = retrieve(user, now, catalog, index, interests, config.retrieval, [item], lazy=True)
+        args = (user, item, action, now, category, catalog, np.random.default_rng(seed))
+        packed.append(click_record(*args, config=config, pool=lazy))
+        assert packed == [packed[0]] * 4
         labelled += len(examples) > 1
     assert labelled > 5, "retrieved positives, with their negatives, are compared too"
 
