@@ -273,9 +273,9 @@ class _ClickDraw:
         if config.retrieved_positives_only and not pool.was_retrieved(pos_i):
             rows = pool.rows([pos_i])
             return _ClickDraw(context, [item_id], [category or pool.category(pos_i)], rows, None, 1.0, category or None)
-        bought = set(user_before.bought)
+        excluded = {*user_before.bought, item_id}  # negatives are neither bought nor the positive
         negatives: list[int] = []
-        eligible = pool.eligible(catalog, {*bought, item_id})
+        eligible = pool.eligible(catalog, excluded)
         if eligible:
             picks = rng.choice(len(eligible), size=min(mc.negatives, len(eligible)), replace=False)
             negatives += [eligible[p] for p in sorted(picks.tolist())]
@@ -284,7 +284,7 @@ class _ClickDraw:
             drawn = [
                 item
                 for item in catalog.sample(config.catalog_negatives, rng)
-                if item != item_id and item not in bought and catalog.available(item)
+                if item not in excluded and catalog.available(item)
             ]
         # Only the rows used: a pool has hundreds of candidates, an example a handful.
         items, categories, rows = pool.picked([pos_i, *negatives], drawn)
