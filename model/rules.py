@@ -8,6 +8,12 @@ before ranking (:meth:`RulePlan.rescore`), pins and promotes place items in the 
 it. Items the user bought or that are out of stock stay excluded whatever a rule says (placed items
 pass ``admissible`` too), and a filter wins over a pin or a promote of the same item.
 
+Over a pool of dense ids (``model.retrieval.RetrievedPool``) no candidate is named: filters and
+boosts are factors looked up by item and category id in one compiled pass
+(:meth:`RulePlan.rescore_ids`), and pins and promotes look up the scores of their few items only
+(:func:`placed_at`). The name-based :meth:`RulePlan.rescore` and :func:`ruled` serve pools that
+hold names, with the same results.
+
 A shopper's own negative feedback (``state.feedback``) joins the plan as rules for that shopper
 alone (:class:`Demotion`): a disliked item is filtered, its near neighbours and the items the
 shopper keeps ignoring are boosted by a factor below 1. With no rule in force and no feedback,
@@ -19,11 +25,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from model import kernels
 from model.candidates import admissible
-from state.catalog import Catalog
+from state.catalog import Catalog, DenseIds
 from state.user import UserState
 
 KINDS = ("boost", "filter", "pin", "promote")
@@ -150,16 +158,20 @@ class RulePlan:
     promotes go to the smaller rule id), with the user's negative feedback: ``removed`` items
     are filtered, ``demoted`` ones (item -> why) boosted by ``factor``. Filters and boosts are
     folded into lookups by item and by category, so that a candidate costs a dictionary lookup
-    or two."""
+    or two (over dense ids, an array lookup)."""
 
     __slots__ = (
         "_boost_categories",
         "_boost_items",
         "_categories",
+        "_dense",
         "_filter_categories",
         "_filter_items",
         "_item_factors",
         "_items",
+        "_named",
+        "_placed",
+        "_wanted",
         "boosts",
         "demoted",
         "filters",
@@ -190,12 +202,21 @@ class RulePlan:
             for key, table in ((b.category, self._boost_categories), *((i, self._boost_items) for i in b.item_ids)):
                 if key is not None:
                     table[key] = table.get(key, 1.0) * b.factor
-        for item_id in self.demoted:
-            self._boost_items[item_id] = self._boost_items.get(item_id, 1.0) * factor
+        if self.demoted:  # one factor for most demoted items: a C-level pass for them
+            boosted = self._boost_items
+            self._boost_items = boosted | dict.fromkeys(self.demoted, factor)
+            for item_id in boosted.keys() & self.demoted.keys():
+                self._boost_items[item_id] = boosted[item_id] * factor
         self._categories = self._filter_categories | self._boost_categories.keys()
         self._items = self._filter_items | self._boost_items.keys()
         #: Each matched item's factor: 0 for a filtered one, else the product of its boosts.
         self._item_factors = self._boost_items | dict.fromkeys(self._filter_items, 0.0)
+        #: What pins and promotes place: the promotes' items, then the pins' (in order).
+        self._wanted = [i for r in self.promotes for i in r.item_ids] + [p.item_ids[0] for p in self.pins]
+        self._placed = frozenset(self._wanted)
+        #: The items some reason of the plan names (boosted, demoted, promoted or pinned).
+        self._named = self._placed.union(self._boost_items) if self._placed else self._boost_items.keys()
+        self._dense: _Factors | None = None
 
     def excluded(self, item_id: str, category: str) -> bool:
         return item_id in self._filter_items or category in self._filter_categories
@@ -205,9 +226,9 @@ class RulePlan:
         filtered, and not demoted by the user's feedback."""
         return not self.excluded(item_id, category) and item_id not in self.demoted
 
-    def placed(self) -> set[str]:
+    def placed(self) -> frozenset[str]:
         """The items the plan's pins and promotes place."""
-        return {i for r in (*self.pins, *self.promotes) for i in r.item_ids}
+        return self._placed
 
     def rescore(self, items: Sequence[str], categories: Sequence[str], scores: np.ndarray) -> np.ndarray:
         """``scores`` of the candidates ``items`` (of ``categories``) with the filtered ones at
@@ -230,6 +251,22 @@ class RulePlan:
         out[factors == 0.0] = -np.inf
         return out
 
+    def rescore_ids(
+        self, ids: np.ndarray, categories: np.ndarray, scores: np.ndarray, item_ids: DenseIds, category_ids: DenseIds
+    ) -> np.ndarray:
+        """:meth:`rescore` of candidates given as dense ids (``item_ids``) of dense categories
+        (``category_ids``), bit for bit: one compiled pass, no name read."""
+        if not (self._categories or self._items):
+            return scores
+        dense = self._dense
+        if dense is None or not dense.covers(item_ids, category_ids):
+            drop = self._filter_categories
+            factors = {c: 0.0 if c in drop else self._boost_categories[c] for c in self._categories}
+            dense = self._dense = _Factors(self._item_factors, factors, item_ids, category_ids)
+        by_item, by_category = _ones(len(item_ids.names), len(category_ids.names))
+        rescored: np.ndarray = kernels.compiled().factors(ids, categories, scores, *dense.arrays, by_item, by_category)
+        return rescored
+
     def place(
         self,
         chosen: Sequence[tuple[str, float]],
@@ -245,19 +282,19 @@ class RulePlan:
         last, when the list is shorter). ``scores``: the ranked scores, shown for placed items
         (0.0 for an item retrieval did not score); ``eligible``: which of some items may be shown
         to the user at all."""
-        wanted = [i for r in self.promotes for i in r.item_ids] + [p.item_ids[0] for p in self.pins]
-        allowed = eligible([i for i in wanted if not self.excluded(i, category_of(i))])
+        allowed = eligible([i for i in self._wanted if not self.excluded(i, category_of(i))])
         out = list(chosen)
         promoted: set[str] = set()
         for rule in self.promotes:
             ids = [i for i in dict.fromkeys(rule.item_ids) if i in allowed and i not in promoted]
-            ids.sort(key=lambda i: -scores.get(i, float("-inf")))
+            ids.sort(key=lambda i: -scores.get(i, -math.inf))
+            held = {i for i, _ in out}
             for item_id in ids[: rule.slots]:
                 promoted.add(item_id)
-                if any(i == item_id for i, _ in out):
+                if item_id in held:
                     continue
-                if len(out) >= k:
-                    last = max((n for n, (i, _) in enumerate(out) if i not in promoted), default=None)
+                if len(out) >= k:  # the lowest-ranked item not promoted gives way
+                    last = next((n for n in range(len(out) - 1, -1, -1) if out[n][0] not in promoted), None)
                     if last is None:
                         break
                     del out[last]
@@ -273,6 +310,8 @@ class RulePlan:
     def reasons(self, item_id: str, category: str) -> list[str]:
         """``rule:<rule_id>`` of each rule that boosted, promoted or pinned the item, then
         ``demoted:disliked`` or ``demoted:ignored`` when the user's feedback lowered it."""
+        if item_id not in self._named and category not in self._boost_categories:  # most items
+            return []
         out = [
             f"rule:{r.rule_id}"
             for r in (*self.boosts, *self.promotes, *self.pins)
@@ -315,11 +354,136 @@ def ruled(
         return admissible(_unfiltered(ranked), user, catalog, k, new_share=new_share)
     pairs = list(ranked)  # placed items show their ranked scores
     chosen = admissible(_unfiltered(pairs), user, catalog, k, new_share=new_share)
+    return plan.place(chosen, dict(pairs), _eligible(user, catalog), catalog.category_of, k)
 
-    def eligible(ids: list[str]) -> set[str]:
-        return {i for i, _ in admissible(((i, 0.0) for i in ids), user, catalog, len(ids))}
 
-    return plan.place(chosen, dict(pairs), eligible, catalog.category_of, k)
+def _eligible(user: UserState, catalog: Catalog) -> Callable[[list[str]], set[str]]:
+    """Which of some items may be shown to the user at all: not bought, not out of stock (what
+    :func:`admissible` lets through)."""
+    bought, available = user.bought, catalog.available
+    return lambda ids: {i for i in ids if i not in bought and available(i)}
+
+
+def placed_at(
+    plan: RulePlan,
+    chosen: Sequence[tuple[str, float]],
+    ids: np.ndarray,
+    scores: np.ndarray,
+    user: UserState,
+    catalog: Catalog,
+    k: int,
+) -> tuple[list[tuple[str, float]], dict[str, int]]:
+    """:func:`ruled`'s placements over a pool of dense ids (``catalog.item_ids``, each held once,
+    as retrieval returns them) ranked by ``scores``, ``chosen`` being its admitted top ``k``: the
+    plan's pins and promotes placed (:meth:`RulePlan.place`), only their items' scores looked up;
+    and each placed item's pool position (-1: the pool lacks it)."""
+    wanted = list(plan.placed())
+    get = catalog.item_ids.get
+    where = kernels.compiled().find(ids, np.array([get(i, -1) for i in wanted], np.int32)).tolist()
+    values = scores.take([p for p in where if p >= 0]).tolist()
+    found = dict(zip(wanted, where, strict=True))
+    ranked = dict(zip([i for i, p in found.items() if p >= 0], values, strict=True))
+    return plan.place(chosen, ranked, _eligible(user, catalog), catalog.category_of, k), found
+
+
+class _Factors:
+    """A plan's filters and boosts over dense ids: the matched item ids and category ids with
+    their factors (0: filtered), for :meth:`RulePlan.rescore_ids`. Names without an id yet are
+    left out: no candidate can hold them, until the id spaces grow (:meth:`covers`)."""
+
+    __slots__ = ("arrays", "category_ids", "complete", "item_ids", "sizes")
+
+    def __init__(
+        self, items: dict[str, float], categories: dict[str, float], item_ids: DenseIds, category_ids: DenseIds
+    ) -> None:
+        self.item_ids, self.category_ids = item_ids, category_ids
+        self.sizes = (len(item_ids.names), len(category_ids.names))
+        by_item = _dense(items, item_ids)
+        by_category = _dense(categories, category_ids)
+        self.complete = len(by_item) == len(items) and len(by_category) == len(categories)
+        self.arrays = (
+            np.fromiter(by_item.keys(), np.int32, len(by_item)),
+            np.fromiter(by_item.values(), np.float64, len(by_item)),
+            np.fromiter(by_category.keys(), np.int32, len(by_category)),
+            np.fromiter(by_category.values(), np.float64, len(by_category)),
+        )
+
+    def covers(self, item_ids: DenseIds, category_ids: DenseIds) -> bool:
+        """Whether these are still the plan's lookups in these id spaces."""
+        return (
+            item_ids is self.item_ids
+            and category_ids is self.category_ids
+            and (self.complete or self.sizes == (len(item_ids.names), len(category_ids.names)))
+        )
+
+
+def _dense(factors: dict[str, float], ids: DenseIds) -> dict[int, float]:
+    """``factors`` by the dense ids of the names that have one."""
+    return {d: f for d, f in zip(map(ids.get, factors), factors.values(), strict=True) if d is not None}
+
+
+class _Ones:
+    by_item = np.ones(0)
+    by_category = np.ones(0)
+
+
+def _ones(items: int, categories: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scratch factors per item id and per category id, 1.0 on entry and to be left so (one
+    thread: a worker's event loop)."""
+    if len(_Ones.by_item) < items:
+        _Ones.by_item = np.ones(max(items, 2 * len(_Ones.by_item), 1024))
+    if len(_Ones.by_category) < categories:
+        _Ones.by_category = np.ones(max(categories, 2 * len(_Ones.by_category), 256))
+    return _Ones.by_item, _Ones.by_category
+
+
+def _factors(
+    ids: Any,
+    categories: Any,
+    scores: Any,
+    item_keys: Any,
+    item_factors: Any,
+    category_keys: Any,
+    category_factors: Any,
+    by_item: Any,
+    by_category: Any,
+) -> Any:
+    """``scores`` times each candidate's category factor times its item factor, -inf where that
+    product is 0 (compiled by ``model.kernels.warm``): :meth:`RulePlan.rescore`'s arithmetic in
+    its order. The keys' factors are set in the scratch arrays ``by_*`` and reset to 1.0."""
+    for j in range(category_keys.shape[0]):
+        by_category[category_keys[j]] = category_factors[j]
+    for j in range(item_keys.shape[0]):
+        by_item[item_keys[j]] = item_factors[j]
+    out = np.empty(ids.shape[0])
+    for i in range(ids.shape[0]):
+        f = by_category[categories[i]] * by_item[ids[i]]
+        out[i] = -np.inf if f == 0.0 else scores[i] * f
+    for j in range(category_keys.shape[0]):
+        by_category[category_keys[j]] = 1.0
+    for j in range(item_keys.shape[0]):
+        by_item[item_keys[j]] = 1.0
+    return out
+
+
+def _find(ids: Any, wanted: Any) -> Any:
+    """The first position in ``ids`` of each of ``wanted`` (-1: absent; compiled by
+    ``model.kernels.warm``)."""
+    out = np.full(wanted.shape[0], -1, np.int64)
+    for j in range(wanted.shape[0]):
+        for i in range(ids.shape[0]):
+            if ids[i] == wanted[j]:
+                out[j] = i
+                break
+    return out
+
+
+def warm_up() -> None:
+    """Run the compiled calls once (``model.kernels.warm``)."""
+    ids, ones = np.array([0, 1], np.int32), np.ones(2)
+    for scores in (ones.astype(np.float32), ones):
+        kernels.compiled().factors(ids, ids, scores, ids[:1], ones[:1], ids[1:], ones[:1], ones, ones.copy())
+    kernels.compiled().find(ids, ids[1:])
 
 
 def _unfiltered(ranked: Iterable[tuple[str, float]]) -> Iterator[tuple[str, float]]:
