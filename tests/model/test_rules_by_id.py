@@ -11,6 +11,7 @@ from model_fixtures import Stream, random_serving
 from model.retrieval import CandidatePool, RetrievedPool
 from model.rules import Rule, RulePlan
 from model.scoring import NeuralServingModel
+from state.catalog import DenseIds
 from state.user import UserState
 
 NOW = 2000.0
@@ -79,7 +80,7 @@ def test_rules_by_dense_id_are_the_rules_by_name(shop: tuple[Stream, NeuralServi
     rng = np.random.default_rng(7)
     everyone = sorted(stream.users)
     acted = set()
-    for _ in range(60):
+    for _ in range(200):
         chosen_ids = rng.choice(everyone, int(rng.integers(1, 6)), replace=False).tolist()
         users = [UserState.from_bytes(stream.users[u].to_bytes()) for u in chosen_ids]
         for user in users:
@@ -100,3 +101,13 @@ def test_rules_by_dense_id_are_the_rules_by_name(shop: tuple[Stream, NeuralServi
             assert repr(by_id) == repr(serving.choose(users, named, scores, plans, k))
         acted |= {w.split(":")[0] for _, whys in by_id for why in whys for w in why}
     assert {"rule", "demoted", "explore"} <= acted  # the cases exercised what they are about
+
+
+def test_a_name_given_an_id_after_the_plan_first_ran_is_matched() -> None:
+    items, categories = DenseIds(["a", "b"]), DenseIds(["", "c"])
+    plan = RulePlan([Rule("f", "filter", item_ids=("x",)), Rule("b", "boost", category="d", factor=2.0)])
+    scores = np.array([0.5, 0.25, 0.125], np.float32)
+    first = plan.rescore_ids(items.of(["a", "b"]), categories.of(["c", "c"]), scores[:2], items, categories)
+    assert first.tolist() == [0.5, 0.25]
+    ids, cats = items.of(["a", "x", "b"]), categories.of(["c", "c", "d"])  # "x" and "d" get ids now
+    assert plan.rescore_ids(ids, cats, scores, items, categories).tolist() == [0.5, -np.inf, 0.25]
