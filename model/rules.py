@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -168,10 +169,11 @@ class RulePlan:
         "_filter_categories",
         "_filter_items",
         "_item_factors",
-        "_items",
-        "_named",
         "_placed",
+        "_placed_list",
+        "_promoting",
         "_wanted",
+        "_why",
         "boosts",
         "demoted",
         "filters",
@@ -208,14 +210,14 @@ class RulePlan:
             for item_id in boosted.keys() & self.demoted.keys():
                 self._boost_items[item_id] = boosted[item_id] * factor
         self._categories = self._filter_categories | self._boost_categories.keys()
-        self._items = self._filter_items | self._boost_items.keys()
         #: Each matched item's factor: 0 for a filtered one, else the product of its boosts.
         self._item_factors = self._boost_items | dict.fromkeys(self._filter_items, 0.0)
-        #: What pins and promotes place: the promotes' items, then the pins' (in order).
+        #: What pins and promotes place: the promotes' items, then the pins' (in order); each once.
         self._wanted = [i for r in self.promotes for i in r.item_ids] + [p.item_ids[0] for p in self.pins]
         self._placed = frozenset(self._wanted)
-        #: The items some reason of the plan names (boosted, demoted, promoted or pinned).
-        self._named = self._placed.union(self._boost_items) if self._placed else self._boost_items.keys()
+        self._placed_list = list(dict.fromkeys(self._wanted))
+        self._promoting = [(r, list(dict.fromkeys(r.item_ids))) for r in self.promotes]
+        self._why: tuple[dict[str, list[tuple[int, str]]], dict[str, list[tuple[int, str]]]] | None = None
         self._dense: _Factors | None = None
 
     def excluded(self, item_id: str, category: str) -> bool:
@@ -235,7 +237,7 @@ class RulePlan:
         -inf and the boosted ones multiplied by their factors (all the boosts that match): a new
         array, or ``scores`` itself when no filter or boost is in force."""
         drop_categories, by_category = self._filter_categories, self._boost_categories
-        if not (self._categories or self._items):
+        if not (self._categories or self._item_factors):
             return scores
         factors = np.ones(len(scores))
         if not self._categories.isdisjoint(categories):  # a C-level pass; the loop only on a match
@@ -243,10 +245,10 @@ class RulePlan:
             for i in [i for i, c in enumerate(categories) if c in keys]:
                 category = categories[i]
                 factors[i] = 0.0 if category in drop_categories else by_category[category]
-        if not self._items.isdisjoint(items):
-            keys, factor_of = self._items, self._item_factors.__getitem__
-            hits = [i for i, item_id in enumerate(items) if item_id in keys]
-            factors[hits] *= [factor_of(items[i]) for i in hits]  # one assignment for all the hits
+        factor_of = self._item_factors
+        if not factor_of.keys().isdisjoint(items):
+            hits = [i for i, item_id in enumerate(items) if item_id in factor_of]
+            factors[hits] *= [factor_of[items[i]] for i in hits]  # one assignment for all the hits
         out = scores * factors
         out[factors == 0.0] = -np.inf
         return out
@@ -256,7 +258,7 @@ class RulePlan:
     ) -> np.ndarray:
         """:meth:`rescore` of candidates given as dense ids (``item_ids``) of dense categories
         (``category_ids``), bit for bit: one compiled pass, no name read."""
-        if not (self._categories or self._items):
+        if not (self._categories or self._item_factors):
             return scores
         dense = self._dense
         if dense is None or not dense.covers(item_ids, category_ids):
@@ -285,8 +287,8 @@ class RulePlan:
         allowed = eligible([i for i in self._wanted if not self.excluded(i, category_of(i))])
         out = list(chosen)
         promoted: set[str] = set()
-        for rule in self.promotes:
-            ids = [i for i in dict.fromkeys(rule.item_ids) if i in allowed and i not in promoted]
+        for rule, distinct in self._promoting:
+            ids = [i for i in distinct if i in allowed and i not in promoted]
             ids.sort(key=lambda i: -scores.get(i, -math.inf))
             held = {i for i, _ in out}
             for item_id in ids[: rule.slots]:
@@ -294,8 +296,10 @@ class RulePlan:
                 if item_id in held:
                     continue
                 if len(out) >= k:  # the lowest-ranked item not promoted gives way
-                    last = next((n for n in range(len(out) - 1, -1, -1) if out[n][0] not in promoted), None)
-                    if last is None:
+                    last = len(out) - 1
+                    while last >= 0 and out[last][0] in promoted:
+                        last -= 1
+                    if last < 0:
                         break
                     del out[last]
                 out.append((item_id, scores.get(item_id, 0.0)))
@@ -310,17 +314,33 @@ class RulePlan:
     def reasons(self, item_id: str, category: str) -> list[str]:
         """``rule:<rule_id>`` of each rule that boosted, promoted or pinned the item, then
         ``demoted:disliked`` or ``demoted:ignored`` when the user's feedback lowered it."""
-        if item_id not in self._named and category not in self._boost_categories:  # most items
-            return []
-        out = [
-            f"rule:{r.rule_id}"
-            for r in (*self.boosts, *self.promotes, *self.pins)
-            if (r.kind == "boost" and r.matches(item_id, category)) or (r.kind != "boost" and item_id in r.item_ids)
-        ]
+        if item_id not in self._boost_items and item_id not in self._placed and category not in self._boost_categories:
+            return []  # most items
+        if self._why is None:
+            self._why = self._reasons_by_key()
+        by_item, by_category = self._why
+        rules, more = by_item.get(item_id, []), by_category.get(category)
+        if more:
+            rules = sorted(rules + more)
+        out = [why for _, why in rules]
         why = self.demoted.get(item_id)
         if why is not None:
             out.append(f"demoted:{why}")
         return out
+
+    def _reasons_by_key(self) -> tuple[dict[str, list[tuple[int, str]]], dict[str, list[tuple[int, str]]]]:
+        """The ``rule:`` reasons of the boosts, promotes and pins (each with its place among
+        them) by the item they name, and of the boosts by category: :meth:`reasons`' lookups."""
+        by_item: dict[str, list[tuple[int, str]]] = {}
+        by_category: dict[str, list[tuple[int, str]]] = {}
+        for n, r in enumerate((*self.boosts, *self.promotes, *self.pins)):
+            why = (n, f"rule:{r.rule_id}")
+            if r.kind == "boost" and r.category is not None:
+                by_category.setdefault(r.category, []).append(why)
+                continue
+            for item_id in dict.fromkeys(r.item_ids):
+                by_item.setdefault(item_id, []).append(why)
+        return by_item, by_category
 
 
 def rerank(
@@ -377,35 +397,32 @@ def placed_at(
     as retrieval returns them) ranked by ``scores``, ``chosen`` being its admitted top ``k``: the
     plan's pins and promotes placed (:meth:`RulePlan.place`), only their items' scores looked up;
     and each placed item's pool position (-1: the pool lacks it)."""
-    wanted = list(plan.placed())
-    get = catalog.item_ids.get
-    where = kernels.compiled().find(ids, np.array([get(i, -1) for i in wanted], np.int32)).tolist()
-    values = scores.take([p for p in where if p >= 0]).tolist()
+    wanted = plan._placed_list
+    dense = np.fromiter(map(catalog.item_ids.get, wanted, repeat(-1)), np.int32, len(wanted))
+    at = kernels.compiled().find(ids, dense)
+    where = at.tolist()
     found = dict(zip(wanted, where, strict=True))
-    ranked = dict(zip([i for i, p in found.items() if p >= 0], values, strict=True))
+    ranked = {i: v for i, p, v in zip(wanted, where, scores.take(at).tolist(), strict=True) if p >= 0}
     return plan.place(chosen, ranked, _eligible(user, catalog), catalog.category_of, k), found
 
 
 class _Factors:
     """A plan's filters and boosts over dense ids: the matched item ids and category ids with
-    their factors (0: filtered), for :meth:`RulePlan.rescore_ids`. Names without an id yet are
-    left out: no candidate can hold them, until the id spaces grow (:meth:`covers`)."""
+    their factors (0: filtered), for :meth:`RulePlan.rescore_ids`. A name without an id yet has
+    the id -1, matching no candidate: none can hold it until the id spaces grow (:meth:`covers`)."""
 
-    __slots__ = ("arrays", "category_ids", "complete", "item_ids", "sizes")
+    __slots__ = ("arrays", "category_ids", "item_ids", "sizes")
 
     def __init__(
         self, items: dict[str, float], categories: dict[str, float], item_ids: DenseIds, category_ids: DenseIds
     ) -> None:
         self.item_ids, self.category_ids = item_ids, category_ids
         self.sizes = (len(item_ids.names), len(category_ids.names))
-        by_item = _dense(items, item_ids)
-        by_category = _dense(categories, category_ids)
-        self.complete = len(by_item) == len(items) and len(by_category) == len(categories)
         self.arrays = (
-            np.fromiter(by_item.keys(), np.int32, len(by_item)),
-            np.fromiter(by_item.values(), np.float64, len(by_item)),
-            np.fromiter(by_category.keys(), np.int32, len(by_category)),
-            np.fromiter(by_category.values(), np.float64, len(by_category)),
+            np.fromiter(map(item_ids.get, items, repeat(-1)), np.int32, len(items)),
+            np.fromiter(items.values(), np.float64, len(items)),
+            np.fromiter(map(category_ids.get, categories, repeat(-1)), np.int32, len(categories)),
+            np.fromiter(categories.values(), np.float64, len(categories)),
         )
 
     def covers(self, item_ids: DenseIds, category_ids: DenseIds) -> bool:
@@ -413,13 +430,11 @@ class _Factors:
         return (
             item_ids is self.item_ids
             and category_ids is self.category_ids
-            and (self.complete or self.sizes == (len(item_ids.names), len(category_ids.names)))
+            and (
+                self.sizes == (len(item_ids.names), len(category_ids.names))
+                or not ((self.arrays[0] < 0).any() or (self.arrays[2] < 0).any())
+            )
         )
-
-
-def _dense(factors: dict[str, float], ids: DenseIds) -> dict[int, float]:
-    """``factors`` by the dense ids of the names that have one."""
-    return {d: f for d, f in zip(map(ids.get, factors), factors.values(), strict=True) if d is not None}
 
 
 class _Ones:
@@ -450,19 +465,24 @@ def _factors(
 ) -> Any:
     """``scores`` times each candidate's category factor times its item factor, -inf where that
     product is 0 (compiled by ``model.kernels.warm``): :meth:`RulePlan.rescore`'s arithmetic in
-    its order. The keys' factors are set in the scratch arrays ``by_*`` and reset to 1.0."""
+    its order. The keys' factors (a key -1: none) are set in the scratch arrays ``by_*`` and reset
+    to 1.0."""
     for j in range(category_keys.shape[0]):
-        by_category[category_keys[j]] = category_factors[j]
+        if category_keys[j] >= 0:
+            by_category[category_keys[j]] = category_factors[j]
     for j in range(item_keys.shape[0]):
-        by_item[item_keys[j]] = item_factors[j]
+        if item_keys[j] >= 0:
+            by_item[item_keys[j]] = item_factors[j]
     out = np.empty(ids.shape[0])
     for i in range(ids.shape[0]):
         f = by_category[categories[i]] * by_item[ids[i]]
         out[i] = -np.inf if f == 0.0 else scores[i] * f
     for j in range(category_keys.shape[0]):
-        by_category[category_keys[j]] = 1.0
+        if category_keys[j] >= 0:
+            by_category[category_keys[j]] = 1.0
     for j in range(item_keys.shape[0]):
-        by_item[item_keys[j]] = 1.0
+        if item_keys[j] >= 0:
+            by_item[item_keys[j]] = 1.0
     return out
 
 
