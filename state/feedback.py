@@ -9,10 +9,8 @@ about 3 KB with ten-character item ids).
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import compress, repeat
 
 #: Disliked items remembered (the oldest forgotten first), and near neighbours kept with each.
 DISLIKED_MAX = 20
@@ -65,10 +63,8 @@ class Feedback:
         ``ignored`` (shown at least ``impression_limit`` times without an action; 0: never)."""
         removed = {d.item_id for d in self.disliked}
         demoted: dict[str, str] = {}
-        if impression_limit > 0:  # a C-level pass over up to IMPRESSIONS_MAX items
-            shown = self.shown
-            ignored = compress(shown, map(operator.le, repeat(impression_limit), shown.values()))
-            demoted = dict.fromkeys(ignored, "ignored")
+        if impression_limit > 0:
+            demoted = {i: "ignored" for i, n in self.shown.items() if n >= impression_limit}
         for d in self.disliked:
             if now - d.ts < near_ttl_s:
                 for item_id in d.neighbours:
