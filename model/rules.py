@@ -172,7 +172,6 @@ class RulePlan:
         "_placed",
         "_placed_list",
         "_promoting",
-        "_wanted",
         "_why",
         "boosts",
         "demoted",
@@ -213,9 +212,9 @@ class RulePlan:
         #: Each matched item's factor: 0 for a filtered one, else the product of its boosts.
         self._item_factors = self._boost_items | dict.fromkeys(self._filter_items, 0.0)
         #: What pins and promotes place: the promotes' items, then the pins' (in order); each once.
-        self._wanted = [i for r in self.promotes for i in r.item_ids] + [p.item_ids[0] for p in self.pins]
-        self._placed = frozenset(self._wanted)
-        self._placed_list = list(dict.fromkeys(self._wanted))
+        promoted = [i for r in self.promotes for i in r.item_ids]
+        self._placed_list = list(dict.fromkeys([*promoted, *(p.item_ids[0] for p in self.pins)]))
+        self._placed = frozenset(self._placed_list)
         self._promoting = [(r, list(dict.fromkeys(r.item_ids))) for r in self.promotes]
         self._why: tuple[dict[str, list[tuple[int, str]]], dict[str, list[tuple[int, str]]]] | None = None
         self._dense: _Factors | None = None
@@ -284,7 +283,7 @@ class RulePlan:
         last, when the list is shorter). ``scores``: the ranked scores, shown for placed items
         (0.0 for an item retrieval did not score); ``eligible``: which of some items may be shown
         to the user at all."""
-        allowed = eligible([i for i in self._wanted if not self.excluded(i, category_of(i))])
+        allowed = eligible([i for i in self._placed_list if not self.excluded(i, category_of(i))])
         out = list(chosen)
         promoted: set[str] = set()
         for rule, distinct in self._promoting:
