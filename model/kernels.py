@@ -1,6 +1,6 @@
 """The compiled kernels of co-visitation (``model.covisitation``), retrieval (``model.retrieval``),
-the reasons (``model.reasons``) and the business filter (``model.candidates``), and their
-one warm-up.
+the reasons (``model.reasons``), the business filter (``model.candidates``) and the merchandising
+rules (``model.rules``), and their one warm-up.
 
 numba compiles them into a cache directory; :func:`warm` compiles them or loads them from there,
 which a worker does before it joins its consumer group so that no event waits for a compiler.
@@ -32,6 +32,8 @@ class Kernels:
     rows: Any = None
     eligible: Any = None
     admit: Any = None
+    factors: Any = None
+    find: Any = None
 
 
 def compiled() -> type[Kernels]:
@@ -48,7 +50,7 @@ def warm(cache_dir: Path | None = None) -> float:
         return 0.0
     import numba  # only when the kernels are wanted: its import takes a second
 
-    from model import candidates, covisitation, reasons, retrieval
+    from model import candidates, covisitation, reasons, retrieval, rules
 
     t0 = time.perf_counter()
     if cache_dir is not None:
@@ -77,9 +79,11 @@ def warm(cache_dir: Path | None = None) -> float:
         if not isinstance(getattr(candidates, name), numba.core.registry.CPUDispatcher):
             setattr(candidates, name, njit(getattr(candidates, name)))
     Kernels.admit = njit(candidates._admit)
+    Kernels.factors, Kernels.find = njit(rules._factors), njit(rules._find)
     retrieval.warm_up()
     reasons.warm_up()
     candidates.warm_up()
+    rules.warm_up()
     spent = time.perf_counter() - t0
     log.info("kernels: ready in %.1f s", spent)
     return spent

@@ -24,7 +24,8 @@ class Ranking:
     ) -> None:
         """``items``: the pool's items, or what gives them on the first step of the walk (a pool
         whose ranking is never walked never names all its items); ``at``: pool positions of items
-        already known (chosen without the walk), which :meth:`position` answers at once."""
+        already known (chosen without the walk; -1: known to be absent), which :meth:`position`
+        answers at once."""
         self._at: dict[str, int] = dict(at) if at else {}
         self._walk = self._pairs(items, scores)
 
@@ -52,7 +53,8 @@ class Ranking:
         while item_id not in at:
             if next(self._walk, None) is None:
                 return None
-        return at[item_id]
+        place = at[item_id]
+        return None if place < 0 else place
 
     def positions(self, items: Iterable[str], skipped: Collection[str] = ()) -> list[int]:
         """:meth:`position` of each of ``items``, -1 for those the pool lacks or ``skipped``."""

@@ -169,6 +169,11 @@ class RetrievedPool(CandidatePool):
         return self._ids
 
     @property
+    def cat_ids(self) -> np.ndarray:
+        """The candidates' category ids (``Catalog.category_ids``), int32."""
+        return self._known_cats()
+
+    @property
     def item_ids(self) -> DenseIds:
         """The id space of :attr:`ids` (its catalog's)."""
         return self._request.catalog.item_ids

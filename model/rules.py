@@ -8,6 +8,12 @@ before ranking (:meth:`RulePlan.rescore`), pins and promotes place items in the 
 it. Items the user bought or that are out of stock stay excluded whatever a rule says (placed items
 pass ``admissible`` too), and a filter wins over a pin or a promote of the same item.
 
+Over a pool of dense ids (``model.retrieval.RetrievedPool``) no candidate is named: filters and
+boosts are factors looked up by item and category id in one compiled pass
+(:meth:`RulePlan.rescore_ids`), and pins and promotes look up the scores of their few items only
+(:func:`placed_at`). The name-based :meth:`RulePlan.rescore` and :func:`ruled` serve pools that
+hold names, with the same results.
+
 A shopper's own negative feedback (``state.feedback``) joins the plan as rules for that shopper
 alone (:class:`Demotion`): a disliked item is filtered, its near neighbours and the items the
 shopper keeps ignoring are boosted by a factor below 1. With no rule in force and no feedback,
@@ -19,11 +25,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from typing import Any
 
 import numpy as np
 
+from model import kernels
 from model.candidates import admissible
-from state.catalog import Catalog
+from state.catalog import Catalog, DenseIds
 from state.user import UserState
 
 KINDS = ("boost", "filter", "pin", "promote")
@@ -150,16 +159,20 @@ class RulePlan:
     promotes go to the smaller rule id), with the user's negative feedback: ``removed`` items
     are filtered, ``demoted`` ones (item -> why) boosted by ``factor``. Filters and boosts are
     folded into lookups by item and by category, so that a candidate costs a dictionary lookup
-    or two."""
+    or two (over dense ids, an array lookup)."""
 
     __slots__ = (
         "_boost_categories",
         "_boost_items",
         "_categories",
+        "_dense",
         "_filter_categories",
         "_filter_items",
         "_item_factors",
-        "_items",
+        "_placed",
+        "_placed_list",
+        "_promoting",
+        "_why",
         "boosts",
         "demoted",
         "filters",
@@ -190,12 +203,21 @@ class RulePlan:
             for key, table in ((b.category, self._boost_categories), *((i, self._boost_items) for i in b.item_ids)):
                 if key is not None:
                     table[key] = table.get(key, 1.0) * b.factor
-        for item_id in self.demoted:
-            self._boost_items[item_id] = self._boost_items.get(item_id, 1.0) * factor
+        if self.demoted:  # one factor for most demoted items: a C-level pass for them
+            boosted = self._boost_items
+            self._boost_items = boosted | dict.fromkeys(self.demoted, factor)
+            for item_id in boosted.keys() & self.demoted.keys():
+                self._boost_items[item_id] = boosted[item_id] * factor
         self._categories = self._filter_categories | self._boost_categories.keys()
-        self._items = self._filter_items | self._boost_items.keys()
         #: Each matched item's factor: 0 for a filtered one, else the product of its boosts.
         self._item_factors = self._boost_items | dict.fromkeys(self._filter_items, 0.0)
+        #: What pins and promotes place: the promotes' items, then the pins' (in order); each once.
+        promoted = [i for r in self.promotes for i in r.item_ids]
+        self._placed_list = list(dict.fromkeys([*promoted, *(p.item_ids[0] for p in self.pins)]))
+        self._placed = frozenset(self._placed_list)
+        self._promoting = [(r, list(dict.fromkeys(r.item_ids))) for r in self.promotes]
+        self._why: tuple[dict[str, list[tuple[int, str]]], dict[str, list[tuple[int, str]]]] | None = None
+        self._dense: _Factors | None = None
 
     def excluded(self, item_id: str, category: str) -> bool:
         return item_id in self._filter_items or category in self._filter_categories
@@ -205,16 +227,16 @@ class RulePlan:
         filtered, and not demoted by the user's feedback."""
         return not self.excluded(item_id, category) and item_id not in self.demoted
 
-    def placed(self) -> set[str]:
+    def placed(self) -> frozenset[str]:
         """The items the plan's pins and promotes place."""
-        return {i for r in (*self.pins, *self.promotes) for i in r.item_ids}
+        return self._placed
 
     def rescore(self, items: Sequence[str], categories: Sequence[str], scores: np.ndarray) -> np.ndarray:
         """``scores`` of the candidates ``items`` (of ``categories``) with the filtered ones at
         -inf and the boosted ones multiplied by their factors (all the boosts that match): a new
         array, or ``scores`` itself when no filter or boost is in force."""
         drop_categories, by_category = self._filter_categories, self._boost_categories
-        if not (self._categories or self._items):
+        if not (self._categories or self._item_factors):
             return scores
         factors = np.ones(len(scores))
         if not self._categories.isdisjoint(categories):  # a C-level pass; the loop only on a match
@@ -222,13 +244,29 @@ class RulePlan:
             for i in [i for i, c in enumerate(categories) if c in keys]:
                 category = categories[i]
                 factors[i] = 0.0 if category in drop_categories else by_category[category]
-        if not self._items.isdisjoint(items):
-            keys, factor_of = self._items, self._item_factors.__getitem__
-            hits = [i for i, item_id in enumerate(items) if item_id in keys]
-            factors[hits] *= [factor_of(items[i]) for i in hits]  # one assignment for all the hits
+        factor_of = self._item_factors
+        if not factor_of.keys().isdisjoint(items):
+            hits = [i for i, item_id in enumerate(items) if item_id in factor_of]
+            factors[hits] *= [factor_of[items[i]] for i in hits]  # one assignment for all the hits
         out = scores * factors
         out[factors == 0.0] = -np.inf
         return out
+
+    def rescore_ids(
+        self, ids: np.ndarray, categories: np.ndarray, scores: np.ndarray, item_ids: DenseIds, category_ids: DenseIds
+    ) -> np.ndarray:
+        """:meth:`rescore` of candidates given as dense ids (``item_ids``) of dense categories
+        (``category_ids``), bit for bit: one compiled pass, no name read."""
+        if not (self._categories or self._item_factors):
+            return scores
+        dense = self._dense
+        if dense is None or not dense.covers(item_ids, category_ids):
+            drop = self._filter_categories
+            factors = {c: 0.0 if c in drop else self._boost_categories[c] for c in self._categories}
+            dense = self._dense = _Factors(self._item_factors, factors, item_ids, category_ids)
+        by_item, by_category = _ones(len(item_ids.names), len(category_ids.names))
+        rescored: np.ndarray = kernels.compiled().factors(ids, categories, scores, *dense.arrays, by_item, by_category)
+        return rescored
 
     def place(
         self,
@@ -245,20 +283,22 @@ class RulePlan:
         last, when the list is shorter). ``scores``: the ranked scores, shown for placed items
         (0.0 for an item retrieval did not score); ``eligible``: which of some items may be shown
         to the user at all."""
-        wanted = [i for r in self.promotes for i in r.item_ids] + [p.item_ids[0] for p in self.pins]
-        allowed = eligible([i for i in wanted if not self.excluded(i, category_of(i))])
+        allowed = eligible([i for i in self._placed_list if not self.excluded(i, category_of(i))])
         out = list(chosen)
         promoted: set[str] = set()
-        for rule in self.promotes:
-            ids = [i for i in dict.fromkeys(rule.item_ids) if i in allowed and i not in promoted]
-            ids.sort(key=lambda i: -scores.get(i, float("-inf")))
+        for rule, distinct in self._promoting:
+            ids = [i for i in distinct if i in allowed and i not in promoted]
+            ids.sort(key=lambda i: -scores.get(i, -math.inf))
+            held = {i for i, _ in out}
             for item_id in ids[: rule.slots]:
                 promoted.add(item_id)
-                if any(i == item_id for i, _ in out):
+                if item_id in held:
                     continue
-                if len(out) >= k:
-                    last = max((n for n, (i, _) in enumerate(out) if i not in promoted), default=None)
-                    if last is None:
+                if len(out) >= k:  # the lowest-ranked item not promoted gives way
+                    last = len(out) - 1
+                    while last >= 0 and out[last][0] in promoted:
+                        last -= 1
+                    if last < 0:
                         break
                     del out[last]
                 out.append((item_id, scores.get(item_id, 0.0)))
@@ -273,15 +313,33 @@ class RulePlan:
     def reasons(self, item_id: str, category: str) -> list[str]:
         """``rule:<rule_id>`` of each rule that boosted, promoted or pinned the item, then
         ``demoted:disliked`` or ``demoted:ignored`` when the user's feedback lowered it."""
-        out = [
-            f"rule:{r.rule_id}"
-            for r in (*self.boosts, *self.promotes, *self.pins)
-            if (r.kind == "boost" and r.matches(item_id, category)) or (r.kind != "boost" and item_id in r.item_ids)
-        ]
+        if item_id not in self._boost_items and item_id not in self._placed and category not in self._boost_categories:
+            return []  # most items
+        if self._why is None:
+            self._why = self._reasons_by_key()
+        by_item, by_category = self._why
+        rules, more = by_item.get(item_id, []), by_category.get(category)
+        if more:
+            rules = sorted(rules + more)
+        out = [why for _, why in rules]
         why = self.demoted.get(item_id)
         if why is not None:
             out.append(f"demoted:{why}")
         return out
+
+    def _reasons_by_key(self) -> tuple[dict[str, list[tuple[int, str]]], dict[str, list[tuple[int, str]]]]:
+        """The ``rule:`` reasons of the boosts, promotes and pins (each with its place among
+        them) by the item they name, and of the boosts by category: :meth:`reasons`' lookups."""
+        by_item: dict[str, list[tuple[int, str]]] = {}
+        by_category: dict[str, list[tuple[int, str]]] = {}
+        for n, r in enumerate((*self.boosts, *self.promotes, *self.pins)):
+            why = (n, f"rule:{r.rule_id}")
+            if r.kind == "boost" and r.category is not None:
+                by_category.setdefault(r.category, []).append(why)
+                continue
+            for item_id in dict.fromkeys(r.item_ids):
+                by_item.setdefault(item_id, []).append(why)
+        return by_item, by_category
 
 
 def rerank(
@@ -315,11 +373,136 @@ def ruled(
         return admissible(_unfiltered(ranked), user, catalog, k, new_share=new_share)
     pairs = list(ranked)  # placed items show their ranked scores
     chosen = admissible(_unfiltered(pairs), user, catalog, k, new_share=new_share)
+    return plan.place(chosen, dict(pairs), _eligible(user, catalog), catalog.category_of, k)
 
-    def eligible(ids: list[str]) -> set[str]:
-        return {i for i, _ in admissible(((i, 0.0) for i in ids), user, catalog, len(ids))}
 
-    return plan.place(chosen, dict(pairs), eligible, catalog.category_of, k)
+def _eligible(user: UserState, catalog: Catalog) -> Callable[[list[str]], set[str]]:
+    """Which of some items may be shown to the user at all: not bought, not out of stock (what
+    :func:`admissible` lets through)."""
+    bought, available = user.bought, catalog.available
+    return lambda ids: {i for i in ids if i not in bought and available(i)}
+
+
+def placed_at(
+    plan: RulePlan,
+    chosen: Sequence[tuple[str, float]],
+    ids: np.ndarray,
+    scores: np.ndarray,
+    user: UserState,
+    catalog: Catalog,
+    k: int,
+) -> tuple[list[tuple[str, float]], dict[str, int]]:
+    """:func:`ruled`'s placements over a pool of dense ids (``catalog.item_ids``, each held once,
+    as retrieval returns them) ranked by ``scores``, ``chosen`` being its admitted top ``k``: the
+    plan's pins and promotes placed (:meth:`RulePlan.place`), only their items' scores looked up;
+    and each placed item's pool position (-1: the pool lacks it)."""
+    wanted = plan._placed_list
+    dense = np.fromiter(map(catalog.item_ids.get, wanted, repeat(-1)), np.int32, len(wanted))
+    at = kernels.compiled().find(ids, dense)
+    where = at.tolist()
+    found = dict(zip(wanted, where, strict=True))
+    ranked = {i: v for i, p, v in zip(wanted, where, scores.take(at).tolist(), strict=True) if p >= 0}
+    return plan.place(chosen, ranked, _eligible(user, catalog), catalog.category_of, k), found
+
+
+class _Factors:
+    """A plan's filters and boosts over dense ids: the matched item ids and category ids with
+    their factors (0: filtered), for :meth:`RulePlan.rescore_ids`. A name without an id yet has
+    the id -1, matching no candidate: none can hold it until the id spaces grow (:meth:`covers`)."""
+
+    __slots__ = ("arrays", "category_ids", "item_ids", "sizes")
+
+    def __init__(
+        self, items: dict[str, float], categories: dict[str, float], item_ids: DenseIds, category_ids: DenseIds
+    ) -> None:
+        self.item_ids, self.category_ids = item_ids, category_ids
+        self.sizes = (len(item_ids.names), len(category_ids.names))
+        self.arrays = (
+            np.fromiter(map(item_ids.get, items, repeat(-1)), np.int32, len(items)),
+            np.fromiter(items.values(), np.float64, len(items)),
+            np.fromiter(map(category_ids.get, categories, repeat(-1)), np.int32, len(categories)),
+            np.fromiter(categories.values(), np.float64, len(categories)),
+        )
+
+    def covers(self, item_ids: DenseIds, category_ids: DenseIds) -> bool:
+        """Whether these are still the plan's lookups in these id spaces."""
+        return (
+            item_ids is self.item_ids
+            and category_ids is self.category_ids
+            and (
+                self.sizes == (len(item_ids.names), len(category_ids.names))
+                or not ((self.arrays[0] < 0).any() or (self.arrays[2] < 0).any())
+            )
+        )
+
+
+class _Ones:
+    by_item = np.ones(0)
+    by_category = np.ones(0)
+
+
+def _ones(items: int, categories: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scratch factors per item id and per category id, 1.0 on entry and to be left so (one
+    thread: a worker's event loop)."""
+    if len(_Ones.by_item) < items:
+        _Ones.by_item = np.ones(max(items, 2 * len(_Ones.by_item), 1024))
+    if len(_Ones.by_category) < categories:
+        _Ones.by_category = np.ones(max(categories, 2 * len(_Ones.by_category), 256))
+    return _Ones.by_item, _Ones.by_category
+
+
+def _factors(
+    ids: Any,
+    categories: Any,
+    scores: Any,
+    item_keys: Any,
+    item_factors: Any,
+    category_keys: Any,
+    category_factors: Any,
+    by_item: Any,
+    by_category: Any,
+) -> Any:
+    """``scores`` times each candidate's category factor times its item factor, -inf where that
+    product is 0 (compiled by ``model.kernels.warm``): :meth:`RulePlan.rescore`'s arithmetic in
+    its order. The keys' factors (a key -1: none) are set in the scratch arrays ``by_*`` and reset
+    to 1.0."""
+    for j in range(category_keys.shape[0]):
+        if category_keys[j] >= 0:
+            by_category[category_keys[j]] = category_factors[j]
+    for j in range(item_keys.shape[0]):
+        if item_keys[j] >= 0:
+            by_item[item_keys[j]] = item_factors[j]
+    out = np.empty(ids.shape[0])
+    for i in range(ids.shape[0]):
+        f = by_category[categories[i]] * by_item[ids[i]]
+        out[i] = -np.inf if f == 0.0 else scores[i] * f
+    for j in range(category_keys.shape[0]):
+        if category_keys[j] >= 0:
+            by_category[category_keys[j]] = 1.0
+    for j in range(item_keys.shape[0]):
+        if item_keys[j] >= 0:
+            by_item[item_keys[j]] = 1.0
+    return out
+
+
+def _find(ids: Any, wanted: Any) -> Any:
+    """The first position in ``ids`` of each of ``wanted`` (-1: absent; compiled by
+    ``model.kernels.warm``)."""
+    out = np.full(wanted.shape[0], -1, np.int64)
+    for j in range(wanted.shape[0]):
+        for i in range(ids.shape[0]):
+            if ids[i] == wanted[j]:
+                out[j] = i
+                break
+    return out
+
+
+def warm_up() -> None:
+    """Run the compiled calls once (``model.kernels.warm``)."""
+    ids, ones = np.array([0, 1], np.int32), np.ones(2)
+    for scores in (ones.astype(np.float32), ones):
+        kernels.compiled().factors(ids, ids, scores, ids[:1], ones[:1], ids[1:], ones[:1], ones, ones.copy())
+    kernels.compiled().find(ids, ids[1:])
 
 
 def _unfiltered(ranked: Iterable[tuple[str, float]]) -> Iterator[tuple[str, float]]:

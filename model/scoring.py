@@ -42,7 +42,7 @@ from model.retrieval import (
     retrieve,
     retrieve_many,
 )
-from model.rules import RulePlan, ruled
+from model.rules import RulePlan, placed_at, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
 from state.catalog import Catalog
@@ -367,10 +367,14 @@ class NeuralServingModel:
         """Each user's top ``k`` of a scored pool under its rules, with its fresh items explored,
         and each item's reasons (the batch's in one pass)."""
         batch = []
+        catalog = self.catalog
         for row, (user, pool, s) in enumerate(zip(users, pools, scores, strict=True)):
             plan = plans[row] if plans else None
             if plan is not None:
-                s = plan.rescore(pool.items, pool.categories, s)
+                if isinstance(pool, RetrievedPool) and pool.catalog is catalog:
+                    s = plan.rescore_ids(pool.ids, pool.cat_ids, s, catalog.item_ids, catalog.category_ids)
+                else:
+                    s = plan.rescore(pool.items, pool.categories, s)
             ranking, items = self._admitted(user, pool, s, plan, k)
             items, explored = explore(
                 items,
@@ -388,19 +392,19 @@ class NeuralServingModel:
         self, user: UserState, pool: CandidatePool, scores: np.ndarray, plan: RulePlan | None, k: int
     ) -> tuple[Ranking, list[tuple[str, float]]]:
         """The pool's ranking and the user's top ``k`` of it under the business filter and the
-        rules' placements: over dense ids in one compiled pass when no rule places an item (no
-        Python per candidate), else walked by :func:`ruled`."""
-        if (
-            isinstance(pool, RetrievedPool)
-            and pool.item_ids is self.catalog.item_ids
-            and (plan is None or not (plan.pins or plan.promotes))
-        ):
+        rules' placements: over dense ids in one compiled pass, the placed items looked up alone
+        (no Python per candidate), unless the pool holds names: then walked by :func:`ruled`."""
+        if isinstance(pool, RetrievedPool) and pool.item_ids is self.catalog.item_ids:
             at = admissible_at(
                 pool.ids, scores, user, self.catalog, k, new_share=self.new_share, filtered=plan is not None
             )
             names = self.catalog.item_ids.names
             items = [(names[d], s) for d, s in zip(pool.ids.take(at).tolist(), scores.take(at).tolist(), strict=True)]
-            return Ranking(lambda: pool.items, scores, {i: p for (i, _), p in zip(items, at, strict=True)}), items
+            known = {i: p for (i, _), p in zip(items, at, strict=True)}
+            if plan is not None and (plan.pins or plan.promotes):
+                items, placed = placed_at(plan, items, pool.ids, scores, user, self.catalog, k)
+                known.update(placed)
+            return Ranking(lambda: pool.items, scores, known), items
         ranking = Ranking(pool.items, scores)
         return ranking, ruled(plan, ranking, user, self.catalog, k, new_share=self.new_share)
 

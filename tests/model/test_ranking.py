@@ -33,3 +33,12 @@ def test_positions_come_from_the_walk_and_walk_on_only_when_needed() -> None:
 def test_a_repeated_item_is_placed_at_its_best_ranked_occurrence() -> None:
     ranking = Ranking(["x", "y", "x"], np.array([0.1, 0.5, 0.9]))
     assert ranking.position("x") == 2
+
+
+def test_known_positions_are_answered_without_the_walk() -> None:
+    def unnamed() -> list[str]:
+        raise AssertionError("the walk named the pool")
+
+    ranking = Ranking(unnamed, SCORES, {"b": 1, "zz": -1})  # -1: known to be absent
+    assert ranking.position("b") == 1 and ranking.position("zz") is None
+    assert ranking.positions(["zz", "b"]) == [-1, 1]
