@@ -117,28 +117,65 @@ def user_context(user: UserState, now: float, config: ModelConfig, interest_half
     return UserContext(history, interests, [*user.counts, user.reviews])
 
 
+@dataclass(frozen=True, slots=True)
+class UserRows:
+    """A batch of users' inputs before padding, each part flat in row order: every user's
+    history (at most ``ModelConfig.history`` items, newest first) as item and category buckets and
+    its actions' :data:`ACTION_WEIGHT`, its interests (at most ``ModelConfig.interests``) as
+    category buckets and shares, and its counts (one per action, then reviews)."""
+
+    history_lengths: np.ndarray  # int64, one per user
+    history_items: np.ndarray  # int32
+    history_cats: np.ndarray  # int32
+    history_actions: np.ndarray  # float64
+    interest_lengths: np.ndarray  # int64, one per user
+    interest_cats: np.ndarray  # int32
+    interest_shares: np.ndarray  # float64
+    counts: list[int]  # N_COUNTS per user
+
+
 def encode_users(users: Sequence[UserContext], config: ModelConfig) -> dict[str, np.ndarray]:
-    """Padded arrays for the user side of the network. History weights favour strong, recent
-    actions and sum to 1 (0 for an empty history), so the pooled vector is an average. Each
-    array is filled in one assignment of the batch's values in row order."""
+    """:func:`encode_rows` of these users' contexts."""
     b, r, k = len(users), config.history, config.interests
     items, cats = id_buckets(config.item_buckets), id_buckets(config.category_buckets)
     histories = [u.history[:r] for u in users]
     interests = [u.interests[:k] for u in users]
-    filled = np.arange(r) < np.fromiter(map(len, histories), np.int64, b)[:, None]
+    n_hist = sum(map(len, histories))
+    n_int = sum(map(len, interests))
+    rows = UserRows(
+        np.fromiter(map(len, histories), np.int64, b),
+        np.fromiter((items[item_id] for h in histories for item_id, _, _ in h), np.int32, n_hist),
+        np.fromiter((cats[category] for h in histories for _, _, category in h), np.int32, n_hist),
+        np.fromiter((_ACTION_WEIGHTS[action] for h in histories for _, action, _ in h), np.float64, n_hist),
+        np.fromiter(map(len, interests), np.int64, b),
+        np.fromiter((cats[category] for i in interests for category, _ in i), np.int32, n_int),
+        np.fromiter((share for i in interests for _, share in i), np.float64, n_int),
+        [c for u in users for c in u.counts[:N_COUNTS]],
+    )
+    return encode_rows(rows, config)
+
+
+def encode_rows(rows: UserRows, config: ModelConfig) -> dict[str, np.ndarray]:
+    """Padded arrays for the user side of the network. History weights favour strong, recent
+    actions (an action's weight over the strongest one's, decayed by ``HISTORY_DECAY`` per
+    position) and sum to 1 (0 for an empty history), so the pooled vector is an average. Each
+    array is filled in one assignment of the batch's values in row order."""
+    b, r, k = len(rows.history_lengths), config.history, config.interests
+    filled = np.arange(r) < rows.history_lengths[:, None]
     hist_items = np.zeros((b, r), np.int32)
     hist_cats = np.zeros((b, r), np.int32)
     hist_w = np.zeros((b, r), np.float32)
-    hist_items[filled] = [items[item_id] for h in histories for item_id, _, _ in h]
-    hist_cats[filled] = [cats[category] for h in histories for _, _, category in h]
-    weight = _history_weights(r)
-    hist_w[filled] = [weight[action][j] for h in histories for j, (_, action, _) in enumerate(h)]
-    chosen = np.arange(k) < np.fromiter(map(len, interests), np.int64, b)[:, None]
+    hist_items[filled] = rows.history_items
+    hist_cats[filled] = rows.history_cats
+    starts = np.cumsum(rows.history_lengths) - rows.history_lengths
+    position = np.arange(len(rows.history_actions)) - np.repeat(starts, rows.history_lengths)
+    hist_w[filled] = rows.history_actions / 5.0 * _history_decay(r)[position]
+    chosen = np.arange(k) < rows.interest_lengths[:, None]
     int_cats = np.zeros((b, k), np.int32)
     int_w = np.zeros((b, k), np.float32)
-    int_cats[chosen] = [cats[category] for i in interests for category, _ in i]
-    int_w[chosen] = [share for i in interests for _, share in i]
-    counts = np.array([[math.log1p(c) for c in u.counts[:N_COUNTS]] for u in users], np.float32).reshape(b, N_COUNTS)
+    int_cats[chosen] = rows.interest_cats
+    int_w[chosen] = rows.interest_shares
+    counts = np.fromiter(map(math.log1p, rows.counts), np.float64, len(rows.counts))
     total = hist_w.sum(axis=1, keepdims=True)
     hist_w = np.divide(hist_w, total, out=np.zeros_like(hist_w), where=total > 0)
     return {
@@ -147,15 +184,18 @@ def encode_users(users: Sequence[UserContext], config: ModelConfig) -> dict[str,
         "hist_weights": hist_w,
         "interest_cats": int_cats,
         "interest_weights": int_w,
-        "counts": counts,
+        "counts": counts.astype(np.float32).reshape(b, N_COUNTS),
     }
 
 
+#: Each action's weight by action index.
+_ACTION_WEIGHTS = [ACTION_WEIGHT[a] for a in ACTIONS]
+
+
 @functools.cache
-def _history_weights(positions: int) -> list[list[float]]:
-    """By action index and history position (newest first): the action's weight over the
-    strongest one's, decayed by ``HISTORY_DECAY`` per position."""
-    return [[ACTION_WEIGHT[a] / 5.0 * HISTORY_DECAY**j for j in range(positions)] for a in ACTIONS]
+def _history_decay(positions: int) -> np.ndarray:
+    """``HISTORY_DECAY ** j`` for each history position ``j`` (0 the newest)."""
+    return np.array([HISTORY_DECAY**j for j in range(positions)])
 
 
 def encode_texts(texts: Sequence[str], config: ModelConfig) -> dict[str, np.ndarray]:

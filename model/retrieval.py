@@ -348,6 +348,11 @@ class _PerId:
         return self.values
 
 
+def id_buckets_of(ids: DenseIds, buckets: int, dense: np.ndarray) -> np.ndarray:
+    """The buckets (``model.features.bucket`` among ``buckets``) of these dense ids of ``ids``, int32."""
+    return _PerId.of(ids, buckets).take(dense)
+
+
 def retrieve(
     user: UserState,
     now: float,
@@ -418,8 +423,7 @@ class _Request:
         cat_items = np.concatenate(per_category) if per_category else np.zeros(0, np.int32)
         cat_ranks = np.concatenate([np.arange(len(p), dtype=np.int32) for p in per_category] or [cat_items])
         popular = catalog.popular_ids(config.popular)
-        share_cats = category_ids.of([c for c, _ in interests], len(interests))
-        shares = np.array([s for _, s in interests], np.float64)
+        share_cats, shares = user.interest_arrays(interests, category_ids)
         bounds = (config.history, config.covis_sources, config.covis_per_source, config.covis_max, config.after_sources)
         user_size = math.log1p(m) / 4.0
         self.args = (

@@ -25,10 +25,11 @@ from model.config import TASKS, ModelConfig
 from model.covisitation import CovisIndex
 from model.features import (
     UserContext,
+    UserRows,
     category_bucket,
+    encode_rows,
     encode_texts,
     encode_users,
-    user_context,
 )
 from model.ranking import Ranking
 from model.reasons import Chosen, Origins, reasons
@@ -38,6 +39,7 @@ from model.retrieval import (
     PoolBatch,
     RetrievalConfig,
     RetrievedPool,
+    id_buckets_of,
     offsets_of,
     retrieve,
     retrieve_many,
@@ -45,10 +47,11 @@ from model.retrieval import (
 from model.rules import RulePlan, placed_at, ruled
 from model.serving import Recommendations
 from model.snapshot import Snapshot, SnapshotStore
-from state.catalog import Catalog
+from state.catalog import Catalog, DenseIds
 from state.user import UserState
 
 WARM_START = "warmstart/warmstart.sgs"
+_NO_IDS = np.zeros(0, np.int32)
 #: The logit of a category bucket left out of a softmax (as in ``model.network``).
 NEG_INF = -1e9
 
@@ -195,7 +198,7 @@ class _Buckets:
     """Category names with their distinct hash buckets (``unique``, sorted) and, for each bucket,
     the first name that maps to it: the interest head's columns."""
 
-    __slots__ = ("first", "known", "names", "unique")
+    __slots__ = ("_known_ids", "first", "known", "names", "unique")
 
     def __init__(self, names: Sequence[str], unique: np.ndarray, first: np.ndarray) -> None:
         self.names = names
@@ -203,6 +206,18 @@ class _Buckets:
         self.known = frozenset(names) | {""}
         self.unique = unique
         self.first = first
+        self._known_ids: tuple[object, np.ndarray] | None = None  # the id space, and a flag per id
+
+    def holds(self, categories: np.ndarray, ids: DenseIds) -> bool:
+        """Whether every one of ``categories`` (dense ids of ``ids``) is :attr:`known`."""
+        kept = self._known_ids
+        if kept is None or kept[0] is not ids:
+            known = ids.of(self.known)  # names new to ``ids`` get ids (no state holds them yet)
+            flags = np.zeros(len(ids.names), np.bool_)
+            flags[known] = True
+            kept = self._known_ids = (ids, flags)
+        flags = kept[1]
+        return bool(len(categories) == 0 or (categories.max() < len(flags) and flags[categories].all()))
 
     @classmethod
     def of(cls, names: Sequence[str], config: ModelConfig) -> _Buckets:
@@ -304,8 +319,31 @@ class NeuralServingModel:
         return list(retrieve_many(users, now, self.catalog, self.index, interests, self.retrieval))
 
     def user_inputs(self, users: Sequence[UserState], now: float) -> dict[str, np.ndarray]:
-        contexts = [user_context(u, now, self.config, self.half_life) for u in users]
-        return self._inputs(contexts, [""] * len(users))
+        """The users' inputs at ``now`` (their ``model.features.user_context``, encoded), read from
+        the arrays kept with their states: no Python work per history item."""
+        c, catalog = self.config, self.catalog
+        item_ids, category_ids = catalog.item_ids, catalog.category_ids
+        recent = [u.recent_arrays(item_ids, category_ids).views() for u in users]
+        interests = [
+            u.interest_arrays(u.interest_weights(now, self.half_life, c.interests), category_ids) for u in users
+        ]
+        # Each user's last ``c.history`` items, newest first, as places in the joined arrays.
+        held = np.fromiter((len(v[0]) for v in recent), np.int64, len(users))
+        lengths = np.minimum(held, c.history)
+        starts = np.cumsum(lengths) - lengths
+        at = np.repeat(np.cumsum(held) - 1 + starts, lengths) - np.arange(int(lengths.sum()))
+        none_i, none_f = np.zeros(0, np.int32), np.zeros(0)
+        rows = UserRows(
+            lengths,
+            id_buckets_of(item_ids, c.item_buckets, np.concatenate([none_i, *(v[0] for v in recent)])[at]),
+            id_buckets_of(category_ids, c.category_buckets, np.concatenate([none_i, *(v[3] for v in recent)])[at]),
+            np.concatenate([none_f, *(v[1] for v in recent)])[at],
+            np.fromiter((len(i[0]) for i in interests), np.int64, len(users)),
+            id_buckets_of(category_ids, c.category_buckets, np.concatenate([none_i, *(i[0] for i in interests)])),
+            np.concatenate([none_f, *(i[1] for i in interests)]),
+            [n for u in users for n in (*u.counts, u.reviews)],
+        )
+        return encode_rows(rows, c) | encode_texts([""] * len(users), c)
 
     def _inputs(self, contexts: Sequence[UserContext], texts: Sequence[str]) -> dict[str, np.ndarray]:
         return encode_users(contexts, self.config) | encode_texts(texts, self.config)
@@ -448,7 +486,12 @@ class NeuralServingModel:
             buckets = self._catalog_buckets = _Buckets.of(catalog_names, self.config)
         known = buckets.known
         held = known.issuperset
-        if not all(held(u.interests.weights) and held([r.category for r in u.recent]) for u in users):
+        category_ids = self.catalog.category_ids
+        recent = [u.recent_arrays(self.catalog.item_ids, category_ids).views()[3] for u in users]
+        if not (
+            all(held(u.interests.weights) for u in users)
+            and buckets.holds(np.concatenate([_NO_IDS, *recent]), category_ids)
+        ):
             extra = [
                 c
                 for c in dict.fromkeys(
@@ -466,11 +509,14 @@ class NeuralServingModel:
         p /= p.sum(axis=1, keepdims=True)
         shown = min(self.interests_shown, len(unique))
         top = np.argpartition(-p, shown - 1, axis=1)[:, :shown]
-        out = []
-        for heads, weights in zip(first[top].tolist(), np.take_along_axis(p, top, axis=1).tolist(), strict=True):
-            best = sorted(zip(heads, weights, strict=True), key=lambda hw: -hw[1])
-            out.append([(names[head], weight) for head, weight in best])
-        return out
+        weights = np.take_along_axis(p, top, axis=1)
+        best = np.argsort(-weights, axis=1, kind="stable")
+        heads = np.take_along_axis(first[top], best, axis=1).tolist()
+        weights = np.take_along_axis(weights, best, axis=1).tolist()
+        return [
+            [(names[head], weight) for head, weight in zip(hs, ws, strict=True)]
+            for hs, ws in zip(heads, weights, strict=True)
+        ]
 
     @property
     def sentiment_threshold(self) -> float:

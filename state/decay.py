@@ -34,6 +34,9 @@ class DecayedWeights:
     weights: dict[str, float] = field(default_factory=dict)
     ts: float = 0.0
     _shares: tuple[float, float, list[tuple[str, float]]] | None = field(default=None, repr=False, compare=False)
+    _strongest: tuple[list[tuple[str, float]], int, list[tuple[str, float]]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def add(self, key: str, amount: float, ts: float, half_life_s: float) -> None:
         self._shares = None
@@ -69,6 +72,17 @@ class DecayedWeights:
             out = list(zip(map(_KEY, ranked), map(truediv, map(_SHARE, ranked), repeat(total)), strict=True))
         self._shares = (now, half_life_s, out)
         return out
+
+    def strongest(self, now: float, half_life_s: float, n: int) -> list[tuple[str, float]]:
+        """The first ``n`` of :meth:`shares`: the same list while they are (shared: do not change
+        it), so that what is derived from it can be kept with it."""
+        shares = self.shares(now, half_life_s)
+        if len(shares) <= n:
+            return shares
+        kept = self._strongest
+        if kept is None or kept[0] is not shares or kept[1] != n:
+            kept = self._strongest = (shares, n, shares[:n])
+        return kept[2]
 
     def total(self) -> float:
         return sum(self.weights.values())

@@ -19,7 +19,7 @@ class RecentArrays:
     (a click costs four stores) and copies the window into new buffers when they are full, so
     that a view once taken never changes (a pool re-run with extras reads its own)."""
 
-    __slots__ = ("_buffers", "_end", "_start", "category_ids", "item_ids", "last")
+    __slots__ = ("_buffers", "_end", "_start", "_views", "category_ids", "item_ids", "last")
 
     def __init__(
         self,
@@ -42,6 +42,7 @@ class RecentArrays:
         w[:n], ts[:n] = weights, times
         self._buffers = (ids, w, ts, cats)
         self._start, self._end = 0, n
+        self._views: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         #: The newest item's object in the state these arrays mirror (None: no items).
         self.last = last
 
@@ -60,14 +61,17 @@ class RecentArrays:
         ids[end], w[end], t[end], cats[end] = self.item_ids[item_id], weight, ts, self.category_ids[category]
         self._end = end + 1
         self._start = max(self._start, self._end - keep)
+        self._views = None
         self.last = last
 
     def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Item ids, weights, times and category ids, oldest first (views that later appends
-        leave as they are)."""
-        s, e = self._start, self._end
-        ids, w, t, cats = self._buffers
-        return ids[s:e], w[s:e], t[s:e], cats[s:e]
+        leave as they are; the same ones until the next append)."""
+        if self._views is None:
+            s, e = self._start, self._end
+            ids, w, t, cats = self._buffers
+            self._views = ids[s:e], w[s:e], t[s:e], cats[s:e]
+        return self._views
 
 
 def _moved(buffer: np.ndarray, start: int, end: int) -> np.ndarray:

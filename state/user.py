@@ -10,6 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
+
+import numpy as np
 
 from state.codec import decode, encode, encode_packed, pack
 from state.decay import DecayedWeights
@@ -133,6 +136,10 @@ class UserState:
     _arrays: RecentArrays | None = field(default=None, init=False, repr=False, compare=False)
     #: ``recent``'s items as stored, packed once each (:meth:`to_bytes`); resident only.
     _packed: PackedRecent | None = field(default=None, init=False, repr=False, compare=False)
+    #: The last :meth:`interest_arrays` (its list, id space and arrays); resident only.
+    _interest_arrays: tuple[object, object, np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def apply_click(
         self,
@@ -196,8 +203,25 @@ class UserState:
         return dict(zip(ACTIONS, self.counts, strict=True))
 
     def interest_weights(self, now: float, half_life_s: float, n: int) -> list[tuple[str, float]]:
-        """The ``n`` strongest categories at ``now``, normalised to sum to 1 over all categories."""
-        return self.interests.shares(now, half_life_s)[:n]
+        """The ``n`` strongest categories at ``now``, normalised to sum to 1 over all categories:
+        the same list until the interests change or another moment is asked for (shared: do not
+        change it)."""
+        return self.interests.strongest(now, half_life_s, n)
+
+    def interest_arrays(
+        self, interests: list[tuple[str, float]], category_ids: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``interests`` as category ids over ``category_ids`` (int32; ids assigned to names new
+        to it) and shares (float64), kept for the last list asked for: serving's inputs and its
+        retrieval read the same list (:meth:`interest_weights`)."""
+        kept = self._interest_arrays
+        if kept is not None and kept[0] is interests and kept[1] is category_ids:
+            return kept[2], kept[3]
+        n = len(interests)
+        ids = np.fromiter(map(category_ids.__getitem__, map(itemgetter(0), interests)), np.int32, n)
+        shares = np.fromiter(map(itemgetter(1), interests), np.float64, n)
+        self._interest_arrays = (interests, category_ids, ids, shares)
+        return ids, shares
 
     def last_ts(self) -> float:
         return self.recent[-1].ts if self.recent else 0.0

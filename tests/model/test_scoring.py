@@ -134,3 +134,27 @@ def test_a_retrieval_pass_is_scored_from_its_arrays_as_its_pools_would_be(servin
     batched, concatenated = serving.score_pools(z, pools), serving.score_pools(z, named)
     assert [len(s) for s in batched] == [len(p.items) for p in pools]
     assert [s.tobytes() for s in batched] == [s.tobytes() for s in concatenated]
+
+
+def test_users_inputs_read_from_the_resident_arrays_are_their_encoded_contexts(serving, stream) -> None:
+    """Serving reads the users' inputs from the arrays kept with their states; they are the
+    encoded ``user_context``s, value for value: full and short histories, an empty state, a
+    category the catalog does not hold, items of no category and more interests than are fed."""
+    from model.features import encode_texts, encode_users, user_context
+    from state.user import UserState
+
+    odd = UserState()
+    for n, (category, action) in enumerate([("c1", "buy"), ("", "view"), ("nowhere", "cart"), *[("c2", "click")] * 3]):
+        odd.apply_click(f"i{n}", action, 1500.0 + n, category, HALF_LIFE)
+    many = UserState()
+    for n in range(3 * TINY.interests):
+        many.apply_click(f"x{n}", "fav", 1600.0 + n, f"k{n}", HALF_LIFE)
+    users = [*stream.users.values(), UserState(), odd, many]
+    assert max(len(u.recent) for u in users) > TINY.history
+    for now in (2000.0, 2000.0, 9000.0):  # again at the same moment: what is kept is read
+        got = serving.user_inputs(users, now)
+        contexts = [user_context(u, now, serving.config, serving.half_life) for u in users]
+        want = encode_users(contexts, serving.config) | encode_texts([""] * len(users), serving.config)
+        assert got.keys() == want.keys()
+        for key in want:
+            assert got[key].dtype == want[key].dtype and got[key].tobytes() == want[key].tobytes(), key

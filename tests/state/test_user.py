@@ -1,5 +1,8 @@
 import random
 
+import numpy as np
+
+from state.catalog import DenseIds
 from state.decay import DecayedWeights
 from state.user import BOUGHT_MAX, INTERESTS_MAX, RECENT_MAX, PublishedRecommendation, UserState
 
@@ -90,6 +93,26 @@ def test_interest_shares_are_remembered_until_the_weights_change() -> None:
     assert s.interest_weights(900.0, 3600.0, 5) == [
         (c, w / sum(weights.values())) for c, w in sorted(weights.items(), key=lambda kv: -kv[1])
     ]
+
+
+def test_the_strongest_interests_and_their_arrays_are_kept_until_the_interests_change() -> None:
+    s = UserState()
+    for n in range(6):
+        s.apply_click(f"i{n}", "click", 100.0 + n, f"c{n}", 3600.0)
+    top = s.interest_weights(200.0, 3600.0, 3)
+    assert top is s.interest_weights(200.0, 3600.0, 3) and top == s.interests.shares(200.0, 3600.0)[:3]
+    assert s.interest_weights(200.0, 3600.0, 9) is s.interests.shares(200.0, 3600.0)
+    ids = DenseIds(["", "c4"])
+    cats, shares = s.interest_arrays(top, ids)
+    assert cats.dtype == np.int32 and shares.dtype == np.float64
+    assert [ids.names[i] for i in cats.tolist()] == [c for c, _ in top] and shares.tolist() == [w for _, w in top]
+    assert s.interest_arrays(top, ids)[0] is cats
+    other = s.interest_weights(300.0, 3600.0, 3)
+    assert other is not top and s.interest_arrays(other, ids)[0] is not cats
+    s.apply_click("i9", "buy", 250.0, "c9", 3600.0)
+    changed = s.interest_weights(300.0, 3600.0, 3)
+    assert changed is not other and changed[0][0] == "c9"
+    assert s.interest_arrays(changed, ids)[0].tolist()[0] == ids["c9"]
 
 
 def test_interest_shares_are_the_decayed_weights_over_their_sum_strongest_first_ties_in_order() -> None:
