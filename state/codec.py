@@ -7,6 +7,7 @@ can still read today's values.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ FORMAT = 1
 
 
 def encode(fields: list[Any]) -> bytes:
-    return bytes((FORMAT,)) + msgpack.packb(fields, use_bin_type=True)
+    return bytes((FORMAT,)) + pack(fields)
 
 
 def decode(data: bytes, kind: str) -> list[Any]:
@@ -34,8 +35,16 @@ def decode(data: bytes, kind: str) -> list[Any]:
 
 
 def pack(value: Any) -> bytes:
-    """``value`` in msgpack as :func:`encode` packs a field."""
-    return msgpack.packb(value, use_bin_type=True)
+    """``value`` in msgpack as :func:`encode` packs a field (``msgpack.packb``'s bytes, by a
+    packer kept per thread: a state's store packs several values, each ``packb`` would make one)."""
+    try:
+        packer = _local.packer
+    except AttributeError:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(value)
+
+
+_local = threading.local()
 
 
 def packed_array(elements: Sequence[bytes]) -> bytes:

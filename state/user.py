@@ -90,8 +90,8 @@ class PublishedRecommendation:
         """Seven fields, and the experiment's as an eighth only inside one: a recommendation outside
         an experiment encodes as it did before experiments."""
         fields: list[object] = [
-            [list(p) for p in self.items],
-            [list(p) for p in self.interests],
+            self.items,  # msgpack packs their tuples as it packs lists
+            self.interests,
             self.model_version,
             self.trigger_event_id,
             self.event_ts,
