@@ -70,8 +70,11 @@ def measure(settings: Settings, snapshots: int, examples: int, seed: int = 0) ->
     from model.offline.speed import synthetic_stream
     from model.training import Trainer
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)  # as the trainer process runs
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:  # as the trainer process runs
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow already ran in this process (a test run): it keeps its threads
+        pass
     rng = np.random.default_rng(seed)
     # About 7 examples per click learnt from: enough clicks for every export's examples.
     stream, catalog, _, _, _ = synthetic_stream(rng, 20_000, 100_000, 1 + snapshots * examples // 7, every=1)
