@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from model import kernels
+from model.scratch import Scratch
 from state.catalog import Catalog
 from state.user import UserState
 
@@ -92,7 +93,7 @@ def admissible_at(
         bought = np.array([i for i in map(item_ids.get, user.bought) if i is not None], np.int32)
     a = catalog.arrays  # after ``recent_arrays``, which may assign ids
     at = kernels.compiled().admit(
-        ids, scores, filtered, a.present, a.in_stock, _scratch(len(item_ids.names)), bought, touched, k, slots
+        ids, scores, filtered, a.present, a.in_stock, _FLAGS.at_least(len(item_ids.names)), bought, touched, k, slots
     )
     return at.tolist()
 
@@ -101,16 +102,8 @@ _NONE = np.zeros(0, np.int32)
 _BOUGHT, _TOUCHED, _SEEN = 1, 2, 4
 
 
-class _Scratch:
-    flags = np.zeros(0, np.uint8)
-
-
-def _scratch(items: int) -> np.ndarray:
-    """A scratch flag byte per item id, 0 on entry and to be left so (one thread: a worker's
-    event loop)."""
-    if len(_Scratch.flags) < items:
-        _Scratch.flags = np.zeros(max(items, 2 * len(_Scratch.flags), 1024), np.uint8)
-    return _Scratch.flags
+#: A flag byte per item id for :func:`_admit`, 0 on entry and on return (:mod:`model.scratch`).
+_FLAGS = Scratch(np.uint8, 0, 1024)
 
 
 def _before(scores: Any, i: int, j: int) -> bool:

@@ -28,6 +28,7 @@ from model import covisitation, kernels
 from model.candidate_features import N_CANDIDATE_FEATURES
 from model.covisitation import CovisIndex
 from model.features import id_buckets
+from model.scratch import Scratch
 from state.catalog import Catalog, DenseIds
 from state.user import UserState
 
@@ -271,7 +272,7 @@ class RetrievedPool(CandidatePool):
             return super().eligible(catalog, excluded)
         a, get = catalog.arrays, catalog.item_ids.get
         known = np.fromiter((get(item, -1) for item in excluded), np.int32, len(excluded))
-        flags = _flags(len(catalog.item_ids.names))
+        flags = _FLAGS.at_least(len(catalog.item_ids.names))
         return kernels.compiled().eligible(self._ids, a.present, a.in_stock, known, flags).tolist()
 
     def with_extra(self, more: Iterable[str]) -> CandidatePool:
@@ -280,7 +281,7 @@ class RetrievedPool(CandidatePool):
             if all((self._ids == e).any() for e in extra.tolist()):
                 return self
             return self._request.run(np.concatenate([self._ids[self.retrieved :], extra]))
-        flags = _flags(len(self._request.catalog.item_ids.names))
+        flags = _FLAGS.at_least(len(self._request.catalog.item_ids.names))
         flags[self._ids] = True
         new = []
         for e in extra.tolist():
@@ -551,30 +552,16 @@ def offsets_of(arrays: Sequence[Sized]) -> np.ndarray:
     return out
 
 
-class _Scratch:
-    """The kernel's scratch arrays (a worker's event loop is one thread): per item id -1, per
-    category id 0, on entry and on return; and :func:`_flags`'s."""
-
-    mark = np.full(0, -1, np.int32)
-    shares = np.zeros(0, np.float64)
-    recent = np.zeros(0, np.float64)
-    flags = np.zeros(0, np.bool_)
+#: The kernels' scratch arrays (:mod:`model.scratch`): per item id -1 (``mark``) or False
+#: (``_eligible``'s flags), per category id 0.
+_MARK = Scratch(np.int32, -1, 1024)
+_SHARES = Scratch(np.float64, 0.0, 256)
+_RECENT = Scratch(np.float64, 0.0, 256)
+_FLAGS = Scratch(np.bool_, False, 1024)
 
 
 def _scratch(items: int, categories: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    if len(_Scratch.mark) < items:
-        _Scratch.mark = np.full(max(items, 2 * len(_Scratch.mark), 1024), -1, np.int32)
-    if len(_Scratch.shares) < categories:
-        size = max(categories, 2 * len(_Scratch.shares), 256)
-        _Scratch.shares, _Scratch.recent = np.zeros(size, np.float64), np.zeros(size, np.float64)
-    return _Scratch.mark, _Scratch.shares, _Scratch.recent
-
-
-def _flags(items: int) -> np.ndarray:
-    """A scratch flag per item id, False on entry and to be left so (one thread, as above)."""
-    if len(_Scratch.flags) < items:
-        _Scratch.flags = np.zeros(max(items, 2 * len(_Scratch.flags), 1024), np.bool_)
-    return _Scratch.flags
+    return _MARK.at_least(items), _SHARES.at_least(categories), _RECENT.at_least(categories)
 
 
 def _eligible(ids: Any, present: Any, in_stock: Any, excluded: Any, flags: Any) -> Any:

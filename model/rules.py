@@ -32,6 +32,7 @@ import numpy as np
 
 from model import kernels
 from model.candidates import admissible
+from model.scratch import Scratch
 from state.catalog import Catalog, DenseIds
 from state.user import UserState
 
@@ -264,7 +265,7 @@ class RulePlan:
             drop = self._filter_categories
             factors = {c: 0.0 if c in drop else self._boost_categories[c] for c in self._categories}
             dense = self._dense = _Factors(self._item_factors, factors, item_ids, category_ids)
-        by_item, by_category = _ones(len(item_ids.names), len(category_ids.names))
+        by_item, by_category = _BY_ITEM.at_least(len(item_ids.names)), _BY_CATEGORY.at_least(len(category_ids.names))
         rescored: np.ndarray = kernels.compiled().factors(ids, categories, scores, *dense.arrays, by_item, by_category)
         return rescored
 
@@ -436,19 +437,10 @@ class _Factors:
         )
 
 
-class _Ones:
-    by_item = np.ones(0)
-    by_category = np.ones(0)
-
-
-def _ones(items: int, categories: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scratch factors per item id and per category id, 1.0 on entry and to be left so (one
-    thread: a worker's event loop)."""
-    if len(_Ones.by_item) < items:
-        _Ones.by_item = np.ones(max(items, 2 * len(_Ones.by_item), 1024))
-    if len(_Ones.by_category) < categories:
-        _Ones.by_category = np.ones(max(categories, 2 * len(_Ones.by_category), 256))
-    return _Ones.by_item, _Ones.by_category
+#: Factors per item id and per category id for :func:`_factors`, 1.0 on entry and on return
+#: (:mod:`model.scratch`).
+_BY_ITEM = Scratch(np.float64, 1.0, 1024)
+_BY_CATEGORY = Scratch(np.float64, 1.0, 256)
 
 
 def _factors(
