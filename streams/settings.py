@@ -89,6 +89,11 @@ class Settings:
         "The same for the catalog, snapshot and training readers and the guide's knowledge intake, which need no millisecond latency (each idle fetch costs worker and broker CPU)",
     )
     commit_interval_s: float = _opt("SHOPGUIDE_COMMIT_INTERVAL_S", 1.0, "How often consumed offsets are committed")
+    broker_wait_s: float = _opt(
+        "SHOPGUIDE_BROKER_WAIT_S",
+        30.0,
+        "How long a starting worker (or `shopguide topics create`) retries an unreachable broker before it stops, naming the last cause",
+    )
     producer_timeout_s: float = _opt(
         "SHOPGUIDE_PRODUCER_TIMEOUT_S",
         30.0,
@@ -344,6 +349,8 @@ class Settings:
             raise SettingsError("SHOPGUIDE_ROLLBACK_DROP must be between 0 and 1")
         if self.top_k < 1:
             raise SettingsError("SHOPGUIDE_TOP_K must be at least 1")
+        if not self.broker_wait_s > 0:
+            raise SettingsError("SHOPGUIDE_BROKER_WAIT_S must be above 0")
         if self.covis_checkpoint_s < 0:
             raise SettingsError("SHOPGUIDE_COVIS_CHECKPOINT_S must be >= 0")
         if not 0.0 <= self.new_share <= 1.0:

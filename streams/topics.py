@@ -114,10 +114,11 @@ class _LastFailure(logging.Handler):
             self.message = message
 
 
-def admin_client(settings: Settings, timeout_s: float = 30.0) -> KafkaAdminClient:
+def admin_client(settings: Settings) -> KafkaAdminClient:
     """An admin client, retrying while the broker is still starting; :class:`BrokerUnreachable`
     naming the last cause (refused connection, untrusted certificate, refused login) after
-    ``timeout_s``."""
+    ``settings.broker_wait_s``."""
+    timeout_s = settings.broker_wait_s
     deadline = time.monotonic() + timeout_s
     last = _LastFailure()
     kafka_log = logging.getLogger("kafka")
@@ -129,6 +130,8 @@ def admin_client(settings: Settings, timeout_s: float = 30.0) -> KafkaAdminClien
                     bootstrap_servers=settings.bootstrap_servers,
                     client_id=f"{settings.app_id}-admin",
                     request_timeout_ms=10_000,
+                    # kafka-python's own bootstrap retries for 30 s whatever the budget says.
+                    bootstrap_timeout_ms=max(1_000, int((deadline - time.monotonic()) * 1000)),
                     **settings.kafka_client_options(),
                 )
             except KafkaError as exc:
@@ -142,10 +145,10 @@ def admin_client(settings: Settings, timeout_s: float = 30.0) -> KafkaAdminClien
         kafka_log.removeHandler(last)
 
 
-def create_topics(settings: Settings, timeout_s: float = 30.0) -> tuple[list[str], list[str]]:
+def create_topics(settings: Settings) -> tuple[list[str], list[str]]:
     """Create the missing topics; return (created, already there). Safe to run concurrently."""
     specs = Topics(settings).specs()
-    admin = admin_client(settings, timeout_s)
+    admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]

@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 EMBEDDED_CLUSTER_ID = "shopguide-embedded"
 
 
-def resolve_broker_kind(settings: Settings, timeout_s: float = 30.0) -> Settings:
+def resolve_broker_kind(settings: Settings) -> Settings:
     """``settings`` with ``broker_kind`` ``embedded`` or ``kafka``; ``auto`` asks the cluster for its id."""
     if settings.broker_kind != "auto":
         return settings
-    admin = admin_client(settings, timeout_s)
+    admin = admin_client(settings)
     try:
         cluster_id = admin.describe_cluster().get("cluster_id")
     except KafkaError as exc:

@@ -137,6 +137,10 @@ def test_a_worker_over_tls_counts_answers_and_learns(tls_broker, pki, tmp_path):
         cluster.close()
 
 
+#: How long the refused workers retry (the product's default, 30 s, would only make these tests wait).
+REFUSAL_WAIT_S = 4.0
+
+
 def wait_for_refusal(worker: WorkerProcess, cause: str, timeout_s: float = 90.0) -> None:
     """Until the worker's log names ``cause``, then its exit (69, EX_UNAVAILABLE); it must never
     have been ready meanwhile."""
@@ -157,7 +161,9 @@ def wait_for_refusal(worker: WorkerProcess, cause: str, timeout_s: float = 90.0)
 
 
 def test_an_untrusted_broker_certificate_stops_the_worker_with_the_reason(tls_broker, pki, tmp_path):
-    settings = fresh_settings(tls_broker, tmp_path, security_protocol="SSL", ssl_cafile=str(pki["other_ca"]))
+    settings = fresh_settings(
+        tls_broker, tmp_path, security_protocol="SSL", ssl_cafile=str(pki["other_ca"]), broker_wait_s=REFUSAL_WAIT_S
+    )
     worker = WorkerProcess(settings).start()
     try:
         wait_for_refusal(worker, "CERTIFICATE_VERIFY_FAILED")
@@ -176,6 +182,7 @@ def test_a_refused_sasl_login_stops_the_worker_with_the_reason(pki, tmp_path):
             sasl_mechanism="SCRAM-SHA-256",
             sasl_username="shop",
             sasl_password="not-the-password",
+            broker_wait_s=REFUSAL_WAIT_S,
         )
         worker = WorkerProcess(settings).start()
         try:

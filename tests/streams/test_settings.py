@@ -39,6 +39,7 @@ def test_unprefixed_faust_variables_are_ignored():
         ({"SHOPGUIDE_SNAPSHOT_KEY": "k" * 20, "SHOPGUIDE_SNAPSHOT_KEY_FILE": "/x"}, "not both"),
         ({"SHOPGUIDE_API_TOKENS_FILE": "/nonexistent/tokens"}, "SHOPGUIDE_API_TOKENS_FILE: cannot read"),
         ({"SHOPGUIDE_API_RATE": "0"}, "SHOPGUIDE_API_RATE"),
+        ({"SHOPGUIDE_BROKER_WAIT_S": "0"}, "SHOPGUIDE_BROKER_WAIT_S must be above 0"),
         ({"SHOPGUIDE_NEW_SHARE": "1.5"}, "SHOPGUIDE_NEW_SHARE must be between 0 and 1"),
         ({"SHOPGUIDE_EXPLORE_SLOTS": "11"}, "SHOPGUIDE_EXPLORE_SLOTS must be between 0 and SHOPGUIDE_TOP_K"),
         ({"SHOPGUIDE_EXPLORE_BELOW": "-1"}, "SHOPGUIDE_EXPLORE_BELOW >= 0"),
