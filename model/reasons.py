@@ -20,7 +20,6 @@ import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -83,18 +82,28 @@ def reasons(batch: Sequence[Chosen], origins: Origins | None = None) -> list[lis
     items), ``interest:<category>``, ``popular_in:<category>`` and ``popular``, those that hold;
     ``explore`` alone for the explored ones. The pools a kernel call retrieved together are read in
     one call. Items with the same reasons share one list: do not change them."""
-    places = [c.ranking.positions(map(itemgetter(0), c.items), c.explored) for c in batch]
+    places = [c.ranking.positions([item_id for item_id, _ in c.items], c.explored) for c in batch]
     found: list[tuple[list[list[str]], list[str]]] = [([], [])] * len(batch)
-    together: dict[int, list[int]] = {}  # users by the arrays their pools are part of
+    together: dict[int, tuple[list[int], list[int]]] = {}  # users and their pools' starts, by arrays
     for u, c in enumerate(batch):
-        if isinstance(c.pool, RetrievedPool) and (origins is None or _shares_ids(c.pool, origins)):
-            together.setdefault(id(c.pool.stacked[0]), []).append(u)
+        if isinstance(c.pool, RetrievedPool):
+            ids, _, _, start = c.pool.stacked
+            users, starts = together.setdefault(id(ids), ([], []))
+            users.append(u)
+            starts.append(start)
+    for users, starts in together.values():
+        first = batch[users[0]].pool
+        assert isinstance(first, RetrievedPool)
+        if origins is None or _shares_ids(first, origins):  # the same index for all of one call
+            stacked = _stacked([batch[u] for u in users], [places[u] for u in users], starts, origins)
+            for u, lists in zip(users, stacked, strict=True):
+                found[u] = lists
         else:
+            for u in users:
+                found[u] = _by_name(batch[u], places[u], origins)
+    for u, c in enumerate(batch):
+        if not isinstance(c.pool, RetrievedPool):
             found[u] = _by_name(c, places[u], origins)
-    for users in together.values():
-        stacked = _stacked([batch[u] for u in users], [places[u] for u in users], origins)
-        for u, lists in zip(users, stacked, strict=True):
-            found[u] = lists
     for c, (whys, categories) in zip(batch, found, strict=True):
         plan = c.plan
         if plan is not None:  # its reasons first; an item not retrieved has the category ""
@@ -109,18 +118,18 @@ _NONE = np.zeros(0, np.int32)
 
 
 def _stacked(
-    batch: Sequence[Chosen], places: Sequence[list[int]], origins: Origins | None
+    batch: Sequence[Chosen], places: Sequence[list[int]], starts: list[int], origins: Origins | None
 ) -> list[tuple[list[list[str]], list[str]]]:
     """Per user, the reasons of each chosen item at ``places`` in its pool (-1: none, -2:
     explored) and, for a user with a plan, each one's category: one compiled call, for pools
-    that are parts of the same arrays (``stacked``) and retrieved over the index's ids."""
+    that are parts of the same arrays (``stacked``, each user's from ``starts``) and retrieved
+    over the index's ids."""
     first = batch[0].pool
     assert isinstance(first, RetrievedPool)
     ids, categories, features, _ = first.stacked
     catalog = first.catalog
     at: list[int] = []
     users_at = [0]  # where each user's items start in ``at``
-    starts: list[int] = []  # where each user's pool starts in the arrays
     recent: list[np.ndarray] = []
     bought: list[int] = []
     bought_at = [0]
@@ -130,7 +139,6 @@ def _stacked(
         assert isinstance(pool, RetrievedPool)
         at += where
         users_at.append(len(at))
-        starts.append(pool.stacked[3])
         user = c.user if origins is not None else None
         recent.append(pool.recent_ids if user is not None else _NONE)
         if user is not None and user.bought:
