@@ -25,7 +25,7 @@ class Kernels:
     sources_of: Any = None
     held_by: Any = None
     reasons: Any = None
-    spell: Any = None
+    codes: Any = None
     retrieve: Any = None
     retrieve_many: Any = None
     candidates: Any = None
@@ -62,7 +62,7 @@ def warm(cache_dir: Path | None = None) -> float:
     for module, names in (
         (covisitation, ("_link_last", "_unlink", "_accumulate", "_scores", "_following", "_sources_of", "_held_by")),
         (retrieval, ("_mark", "_take", "_rank_of", "_sources", "_rows", "_retrieve")),
-        (reasons, ("_spell",)),
+        (reasons, ("_codes",)),
     ):
         for name in names:
             if not isinstance(getattr(module, name), numba.core.registry.CPUDispatcher):
@@ -70,7 +70,7 @@ def warm(cache_dir: Path | None = None) -> float:
     Kernels.observe = njit(covisitation._observe)
     Kernels.scores, Kernels.following = covisitation._scores, covisitation._following
     Kernels.sources_of, Kernels.held_by = covisitation._sources_of, covisitation._held_by
-    Kernels.reasons, Kernels.spell = njit(reasons._reasons), reasons._spell
+    Kernels.reasons, Kernels.codes = njit(reasons._reasons), reasons._codes
     Kernels.retrieve = retrieval._retrieve
     Kernels.candidates, Kernels.rows = njit(retrieval._candidates), njit(retrieval._kept_rows)
     Kernels.retrieve_many = njit(retrieval._retrieve_many)

@@ -57,10 +57,10 @@ class Ranking:
         return None if place < 0 else place
 
     def positions(self, items: Iterable[str], skipped: Collection[str] = ()) -> list[int]:
-        """:meth:`position` of each of ``items``, -1 for those the pool lacks or ``skipped``."""
+        """:meth:`position` of each of ``items``, -1 for those the pool lacks, -2 for ``skipped``."""
         at, position = self._at, self.position
         return [
-            -1 if item_id in skipped else at[item_id] if item_id in at else _found(position(item_id))
+            -2 if item_id in skipped else at[item_id] if item_id in at else _found(position(item_id))
             for item_id in items
         ]
 

@@ -9,8 +9,9 @@ which recent item a co-visited one comes from, and whether the co-purchase index
 an item the user bought (:class:`Origins`).
 
 A batch's reasons are one compiled call (``_reasons``) over the pools retrieval returned together:
-it reads the chosen rows, does both lookups and spells each item's reasons as word ids
-(:func:`_spell`); each word is built once per process and id (:class:`_Words`), not per click.
+it reads the chosen rows, does both lookups and gives each item's reasons as one integer
+(:func:`_codes`: which reasons hold, the source's and the category's ids); each code's list is
+built once per process (:class:`_Lists`) and shared by every item that has it, not per click.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from itertools import pairwise, repeat
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -34,14 +35,17 @@ from state.user import UserState
 _SEEN, _COVIS, _AFTER, _INTEREST, _IN_CATEGORY, _POPULAR = (
     FEATURE_INDEX[name] for name in ("seen", "covis", "after", "interest", "category_rank", "popularity_rank")
 )
-#: The reasons that name nothing, by word id; a named one's id is ``_NAMED + 3 * dense id + kind``
-#: (kind 0: ``covisited:<item>``; 1 and 2: ``interest:`` and ``popular_in:<category>``).
-_PLAIN = ("viewed", "covisited", "bought_together", "followed", "popular")
-_VIEWED, _COVISITED, _BOUGHT, _FOLLOWED, _POPULAR_WORD = range(len(_PLAIN))
-_NAMED = 8
-_NAMED_KINDS = ("covisited:", "interest:", "popular_in:")
-#: Words a process keeps at most per id space (then it forgets them all and builds them again).
-WORDS_MAX = 1 << 16
+#: An item's code (:func:`_codes`): a bit per reason that holds, in the order they are listed, the
+#: co-visited source's dense item id + 1 from bit :data:`_SOURCE` (0: not named) and, when
+#: ``interest:`` or ``popular_in:`` holds, the category's dense id from bit :data:`_CATEGORY`.
+_VIEWED, _COVISITED, _BOUGHT, _FOLLOWED, _INTEREST_BIT, _POPULAR_IN, _POPULAR_BIT = (1 << n for n in range(7))
+_SOURCE, _CATEGORY = 7, 39
+#: Category ids a code holds (the 24 bits above ``_CATEGORY``).
+CATEGORIES_MAX = 1 << 24
+#: The codes of an item with no feature row (no reason) and of an explored one.
+_NO_ROW, _EXPLORED = 0, -1
+#: Lists a process keeps at most per id space (then it forgets them all and builds them again).
+LISTS_MAX = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,49 +81,55 @@ def reasons(batch: Sequence[Chosen], origins: Origins | None = None) -> list[lis
     co-purchase neighbour of an item the user bought), ``followed`` (comes after the user's recent
     items), ``interest:<category>``, ``popular_in:<category>`` and ``popular``, those that hold;
     ``explore`` alone for the explored ones. The pools a kernel call retrieved together are read in
-    one call."""
+    one call. Items with the same reasons share one list: do not change them."""
     places = [c.ranking.positions([item_id for item_id, _ in c.items], c.explored) for c in batch]
-    spelled: list[tuple[list[list[str]], list[str]]] = [([], [])] * len(batch)
-    together: dict[int, list[int]] = {}  # users by the arrays their pools are part of
+    found: list[tuple[list[list[str]], list[str]]] = [([], [])] * len(batch)
+    together: dict[int, tuple[list[int], list[int]]] = {}  # users and their pools' starts, by arrays
     for u, c in enumerate(batch):
-        if isinstance(c.pool, RetrievedPool) and (origins is None or _shares_ids(c.pool, origins)):
-            together.setdefault(id(c.pool.stacked[0]), []).append(u)
+        if isinstance(c.pool, RetrievedPool):
+            ids, _, _, start = c.pool.stacked
+            users, starts = together.setdefault(id(ids), ([], []))
+            users.append(u)
+            starts.append(start)
+    for users, starts in together.values():
+        first = batch[users[0]].pool
+        assert isinstance(first, RetrievedPool)
+        if origins is None or _shares_ids(first, origins):  # the same index for all of one call
+            stacked = _stacked([batch[u] for u in users], [places[u] for u in users], starts, origins)
+            for u, lists in zip(users, stacked, strict=True):
+                found[u] = lists
         else:
-            spelled[u] = _by_name(c, places[u], origins)
-    for users in together.values():
-        stacked = _stacked([batch[u] for u in users], [places[u] for u in users], origins)
-        for u, found in zip(users, stacked, strict=True):
-            spelled[u] = found
-    out = []
-    for c, (whys, categories) in zip(batch, spelled, strict=True):
-        plan, explored = c.plan, c.explored
+            for u in users:
+                found[u] = _by_name(batch[u], places[u], origins)
+    for u, c in enumerate(batch):
+        if not isinstance(c.pool, RetrievedPool):
+            found[u] = _by_name(c, places[u], origins)
+    for c, (whys, categories) in zip(batch, found, strict=True):
+        plan = c.plan
         if plan is not None:  # its reasons first; an item not retrieved has the category ""
-            for why, (item_id, _), category in zip(whys, c.items, categories, strict=True):
-                why[:0] = plan.reasons(item_id, category)
-        if explored:
-            for n, (item_id, _) in enumerate(c.items):
-                if item_id in explored:
-                    whys[n] = ["explore"]
-        out.append(whys)
-    return out
+            for n, ((item_id, _), category) in enumerate(zip(c.items, categories, strict=True)):
+                ruled = plan.reasons(item_id, category)
+                if ruled and item_id not in c.explored:
+                    whys[n] = [*ruled, *whys[n]]
+    return [whys for whys, _ in found]
 
 
 _NONE = np.zeros(0, np.int32)
 
 
 def _stacked(
-    batch: Sequence[Chosen], places: Sequence[list[int]], origins: Origins | None
+    batch: Sequence[Chosen], places: Sequence[list[int]], starts: list[int], origins: Origins | None
 ) -> list[tuple[list[list[str]], list[str]]]:
-    """Per user, the reasons' words of each chosen item at ``places`` in its pool (-1: none) and,
-    for a user with a plan, each one's category: one compiled call, for pools that are parts of
-    the same arrays (``stacked``) and retrieved over the index's ids."""
+    """Per user, the reasons of each chosen item at ``places`` in its pool (-1: none, -2:
+    explored) and, for a user with a plan, each one's category: one compiled call, for pools
+    that are parts of the same arrays (``stacked``, each user's from ``starts``) and retrieved
+    over the index's ids."""
     first = batch[0].pool
     assert isinstance(first, RetrievedPool)
     ids, categories, features, _ = first.stacked
     catalog = first.catalog
     at: list[int] = []
     users_at = [0]  # where each user's items start in ``at``
-    starts: list[int] = []  # where each user's pool starts in the arrays
     recent: list[np.ndarray] = []
     bought: list[int] = []
     bought_at = [0]
@@ -129,7 +139,6 @@ def _stacked(
         assert isinstance(pool, RetrievedPool)
         at += where
         users_at.append(len(at))
-        starts.append(pool.stacked[3])
         user = c.user if origins is not None else None
         recent.append(pool.recent_ids if user is not None else _NONE)
         if user is not None and user.bought:
@@ -152,28 +161,27 @@ def _stacked(
         origins.sources if origins is not None else 0, origins.per_source if origins is not None else 0,
         slot, row_ids, row_w, row_len, scratch, p_slot, p_row_ids, p_row_len,
     ).tolist()  # fmt: skip
-    return _split(out, users_at, batch, _Words.of(catalog.item_ids.names, catalog.category_ids.names))
+    return _split(out, users_at, batch, _Lists.of(catalog.item_ids.names, catalog.category_ids.names))
 
 
 def _split(
-    out: list[int], users_at: list[int], batch: Sequence[Chosen], words: _Words
+    out: list[int], users_at: list[int], batch: Sequence[Chosen], lists: _Lists
 ) -> list[tuple[list[list[str]], list[str]]]:
-    """:func:`_spell`'s output as each user's words per item (``users_at``: where each user's
-    items start) and, for a user with a plan, its items' category names."""
+    """:func:`_codes`' output (the codes, then the category ids) as each user's reasons per item
+    (``users_at``: where each user's items start) and, for a user with a plan, its items' category
+    names."""
     m = users_at[-1]
-    texts = list(map(words.__getitem__, out[2 * m + 1 :]))
-    bounds, categories = out[: m + 1], out[m + 1 : 2 * m + 1]
-    names = words.category_names
-    found = []
-    for c, a, b in zip(batch, users_at, users_at[1:], strict=False):
-        whys = [texts[start:end] for start, end in pairwise(bounds[a : b + 1])]
-        found.append((whys, [names[x] for x in categories[a:b]] if c.plan is not None else []))
-    return found
+    whys = list(map(lists.__getitem__, out[:m]))
+    names = lists.category_names
+    return [
+        (whys[a:b], [names[x] for x in out[m + a : m + b]] if c.plan is not None else [])
+        for c, a, b in zip(batch, users_at, users_at[1:], strict=False)
+    ]
 
 
 def _by_name(c: Chosen, where: list[int], origins: Origins | None) -> tuple[list[list[str]], list[str]]:
     """:func:`_stacked` for one user whose pool holds names or whose indexes do not share its ids (the
-    click bench's reference): the lookups by name, the words of this call only."""
+    click bench's reference): the lookups by name, the lists of this call only."""
     pool, user = c.pool, c.user
     found = [i for i in where if i >= 0]
     items = [pool.items[i] for i in found]
@@ -191,18 +199,15 @@ def _by_name(c: Chosen, where: list[int], origins: Origins | None) -> tuple[list
             held = dict(zip(found, origins.purchases.held_by(user.bought, items), strict=True))
     known = list(dict.fromkeys(s for s in sources.values() if s is not None))
     source = {s: n for n, s in enumerate(known)}
-    out = (
-        kernels.compiled()
-        .spell(
-            np.array(where, np.int64),
-            pool.features,
-            np.array([category.get(i, 0) for i in where], np.int32),
-            np.array([source.get(sources.get(i) or "", -1) for i in where], np.int32),
-            np.array([held.get(i, False) for i in where] if held else [], np.bool_),
-        )
-        .tolist()
+    cats = np.array([category.get(i, 0) for i in where], np.int32)
+    codes = kernels.compiled().codes(
+        np.array(where, np.int64),
+        pool.features,
+        cats,
+        np.array([source.get(sources.get(i) or "", -1) for i in where], np.int32),
+        np.array([held.get(i, False) for i in where] if held else [], np.bool_),
     )
-    [spelled] = _split(out, [0, len(where)], [c], _Words(known, names))
+    [spelled] = _split([*codes.tolist(), *cats.tolist()], [0, len(where)], [c], _Lists(known, names))
     return spelled
 
 
@@ -218,80 +223,92 @@ def _no_index() -> CovisIndex:
     return CovisIndex(max_items=1, max_neighbors=1)
 
 
-def forget_words() -> None:
-    """Drop the words built so far: the next reasons build theirs again, as a process's first do."""
-    _Words.all.clear()
+def forget_lists() -> None:
+    """Drop the lists built so far: the next reasons build theirs again, as a process's first do."""
+    _Lists.all.clear()
 
 
-class _Words(dict[int, str]):
-    """Each reason by its word id, built on first use: the named ones over these item and
-    category names (lists that only grow). At most :data:`WORDS_MAX` kept."""
+class _Lists(dict[int, list[str]]):
+    """Each item's reasons by its code (:func:`_codes`), built on first use: the named ones over
+    these item and category names (lists that only grow). At most :data:`LISTS_MAX` kept."""
 
-    all: dict[tuple[int, int], _Words] = {}  # by the names lists' ids (each _Words holds its lists)
+    all: dict[tuple[int, int], _Lists] = {}  # by the names lists' ids (each _Lists holds its lists)
 
     def __init__(self, items: list[str], categories: list[str]) -> None:
-        super().__init__(enumerate(_PLAIN))
+        if len(categories) > CATEGORIES_MAX:
+            raise ValueError(f"reasons: at most {CATEGORIES_MAX} categories, got {len(categories)}")
+        super().__init__(((_NO_ROW, []), (_EXPLORED, ["explore"])))
         self.item_names, self.category_names = items, categories
 
     @classmethod
-    def of(cls, items: list[str], categories: list[str]) -> _Words:
-        """The words over these names, kept for the next call."""
+    def of(cls, items: list[str], categories: list[str]) -> _Lists:
+        """The lists over these names, kept for the next call."""
         key = (id(items), id(categories))
-        words = cls.all.get(key)
-        if words is None:
+        lists = cls.all.get(key)
+        if lists is None or len(categories) > CATEGORIES_MAX:
             if len(cls.all) >= 4:  # other catalogs (tests build many): forget them
                 cls.all.clear()
-            words = cls.all[key] = cls(items, categories)
-        return words
+            lists = cls.all[key] = cls(items, categories)
+        return lists
 
-    def __missing__(self, word: int) -> str:
-        if len(self) >= WORDS_MAX:
+    def __missing__(self, code: int) -> list[str]:
+        if len(self) >= LISTS_MAX:
             self.clear()
-            self.update(enumerate(_PLAIN))
-        dense, kind = divmod(word - _NAMED, 3)
-        text = self[word] = _NAMED_KINDS[kind] + (self.item_names if kind == 0 else self.category_names)[dense]
-        return text
+            self.update(((_NO_ROW, []), (_EXPLORED, ["explore"])))
+        why = []
+        if code & _VIEWED:
+            why.append("viewed")
+        if code & _COVISITED:
+            source = (code >> _SOURCE) & 0xFFFFFFFF
+            why.append(f"covisited:{self.item_names[source - 1]}" if source else "covisited")
+        if code & _BOUGHT:
+            why.append("bought_together")
+        if code & _FOLLOWED:
+            why.append("followed")
+        if code & (_INTEREST_BIT | _POPULAR_IN):
+            category = self.category_names[code >> _CATEGORY]
+            if code & _INTEREST_BIT:
+                why.append(f"interest:{category}")
+            if code & _POPULAR_IN:
+                why.append(f"popular_in:{category}")
+        if code & _POPULAR_BIT:
+            why.append("popular")
+        self[code] = why
+        return why
 
 
-def _spell(at: Any, features: Any, categories: Any, sources: Any, bought: Any) -> Any:
-    """The word ids of the reasons of the candidates whose feature rows are ``features[at]`` (-1: no
-    row, no reason), category ids ``categories`` (0: none), co-visitation sources ``sources`` (an
-    item id, -1: none) and co-purchase flags ``bought`` (empty: none): first each one's start
-    among the words and the end of the last, then each one's category id, then the words."""
+def _codes(at: Any, features: Any, categories: Any, sources: Any, bought: Any) -> Any:
+    """The reasons' codes of the candidates whose feature rows are ``features[at]`` (-1: no row, no
+    reason; -2: explored), category ids ``categories`` (0: none), co-visitation sources
+    ``sources`` (an item id, -1: none) and co-purchase flags ``bought`` (empty: none)."""
     n = at.shape[0]
-    out = np.empty(2 * n + 1 + 7 * n, np.int64)
-    w = 2 * n + 1
+    out = np.empty(n, np.int64)
     for i in range(n):
-        out[i] = w - (2 * n + 1)
-        out[n + 1 + i] = categories[i]
         if at[i] < 0:
+            out[i] = _EXPLORED if at[i] == -2 else _NO_ROW
             continue
         row = features[at[i]]
-        category = categories[i]
+        code = 0
         if row[_SEEN] != 0.0:
-            out[w] = _VIEWED
-            w += 1
+            code |= _VIEWED
         if row[_COVIS] != 0.0:
-            out[w] = _NAMED + 3 * sources[i] if sources[i] >= 0 else _COVISITED
-            w += 1
+            code |= _COVISITED | (int(sources[i]) + 1) << _SOURCE
         if bought.shape[0] and bought[i]:
-            out[w] = _BOUGHT
-            w += 1
+            code |= _BOUGHT
         if row[_AFTER] != 0.0:
-            out[w] = _FOLLOWED
-            w += 1
+            code |= _FOLLOWED
+        category = categories[i]
         if category > 0:
             if row[_INTEREST] != 0.0:
-                out[w] = _NAMED + 3 * category + 1
-                w += 1
+                code |= _INTEREST_BIT
             if row[_IN_CATEGORY] != 0.0:
-                out[w] = _NAMED + 3 * category + 2
-                w += 1
+                code |= _POPULAR_IN
+            if code & (_INTEREST_BIT | _POPULAR_IN):
+                code |= int(category) << _CATEGORY
         if row[_POPULAR] != 0.0:
-            out[w] = _POPULAR_WORD
-            w += 1
-    out[n] = w - (2 * n + 1)
-    return out[:w]
+            code |= _POPULAR_BIT
+        out[i] = code
+    return out
 
 
 def _reasons(
@@ -299,14 +316,14 @@ def _reasons(
     bought: Any, bought_at: Any, n_sources: int, per_source: int,
     slot: Any, row_ids: Any, row_w: Any, row_len: Any, scratch: Any, p_slot: Any, p_row_ids: Any, p_row_len: Any,
 ) -> Any:  # fmt: skip
-    """:func:`_spell` of the chosen candidates of stacked pools, user after user (``users_at``: where
-    each user's places ``at`` start, -1: none; ``starts``: where each user's pool starts in
+    """:func:`_codes` of the chosen candidates of stacked pools, user after user (``users_at``: where
+    each user's places ``at`` start, -1: none, -2: explored; ``starts``: where each user's pool starts in
     ``features``, ``categories`` and ``ids``): each co-visited one's source among the user's last
     ``n_sources`` distinct recent items (``recent``, oldest first, each user's from ``recent_at``),
     and whether a co-purchase row (``p_*``) of one of the user's ``bought`` items (from
-    ``bought_at``) holds it. ``scratch`` is ``_sources_of``'s."""
+    ``bought_at``) holds it. ``scratch`` is ``_sources_of``'s. The codes, then the category ids."""
     m = at.shape[0]
-    rows = np.full(m, -1, np.int64)
+    rows = at.copy()  # where not retrieved or explored, as ``at`` says
     items = np.full(m, -1, np.int32)
     cats = np.zeros(m, np.int32)  # 0: no category (the id of "")
     named = np.full(m, -1, np.int32)
@@ -344,7 +361,10 @@ def _reasons(
                 bought[bought_at[u] : bought_at[u + 1]], items[a:b], p_slot, p_row_ids, p_row_len, scratch
             )
             held[a:b] = mine
-    return _spell(rows, features, cats, named, held)
+    out = np.empty(2 * m, np.int64)
+    out[:m] = _codes(rows, features, cats, named, held)
+    out[m:] = cats
+    return out
 
 
 def warm_up() -> None:
@@ -361,4 +381,4 @@ def warm_up() -> None:
         at, bounds, bounds[:1], features, ids, ids, ids, bounds, ids[:1], np.array([0, 1], np.int64), 1, 1,
         slot, row_ids, row_w, row_len, scratch, slot, row_ids, row_len,
     )  # fmt: skip
-    k.spell(at, features, ids, ids, np.ones(2, np.bool_))
+    k.codes(at, features, ids, ids, np.ones(2, np.bool_))

@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 from model.arms import BatchScorings, serve
 from model.experiments import rec_id
 from model.ranking import Ranking
-from model.reasons import Chosen, forget_words, reasons
+from model.reasons import Chosen, forget_lists, reasons
 from model.rules import Rule, RuleBook, Segment
 from model.scoring import NeuralServingModel
 from state.user import RECENT_MAX, PublishedRecommendation, UserState
@@ -169,7 +169,7 @@ def _measure(shop: SimulatedShop, shoppers: int, repeats: int) -> dict[str, Any]
         serving.explore_slots = slots
 
     def cold() -> None:
-        forget_words()
+        forget_lists()
         explain()
 
     variants: dict[str, Callable[[], object]] = {
