@@ -412,24 +412,21 @@ class _Request:
         config: RetrievalConfig,
     ) -> None:
         self.catalog, self.index = catalog, index
-        recent = user.recent
         category_ids = catalog.category_ids
-        m = len(recent)
         r_ids, r_w, r_ts, r_cat = user.recent_arrays(catalog.item_ids, category_ids).views()
-        last_category = recent[-1].category if recent else ""
+        m = len(r_ids)
+        last_cat = int(r_cat[-1]) if m else 0  # the newest recent item's category id ("" is 0)
         wanted = [c for c, _ in interests[: config.categories]]
-        if last_category and last_category not in wanted:
-            wanted.append(last_category)
-        per_category = [catalog.popular_ids(config.per_category, c) for c in wanted]
-        cat_items = np.concatenate(per_category) if per_category else np.zeros(0, np.int32)
-        cat_ranks = np.concatenate([np.arange(len(p), dtype=np.int32) for p in per_category] or [cat_items])
-        popular = catalog.popular_ids(config.popular)
+        if last_cat:
+            last_category = category_ids.names[last_cat]
+            if last_category not in wanted:
+                wanted.append(last_category)
+        popular, cat_items, cat_ranks = catalog.popular_lists(wanted, config.per_category, config.popular)
         share_cats, shares = user.interest_arrays(interests, category_ids)
-        bounds = (config.history, config.covis_sources, config.covis_per_source, config.covis_max, config.after_sources)
-        user_size = math.log1p(m) / 4.0
+        c = config
         self.args = (
-            r_ids, r_w, r_ts, r_cat, popular, cat_items, cat_ranks, share_cats, shares,
-            category_ids[last_category], *bounds, now, user_size,
+            r_ids, r_w, r_ts, r_cat, popular, cat_items, cat_ranks, share_cats, shares, last_cat,
+            c.history, c.covis_sources, c.covis_per_source, c.covis_max, c.after_sources, now, math.log1p(m) / 4.0,
         )  # fmt: skip
 
     def run(self, extra: np.ndarray) -> RetrievedPool:
