@@ -321,16 +321,9 @@ class Catalog:
         ``categories``, concatenated; and each of those its rank in its category. One reading of
         the clock for them all."""
         now = self._clock()
-        top, dirty, refresh = self._top, self._dirty, self._refresh_s
-        parts = []
-        for key in categories:
-            cached = top.get(key)
-            if cached is None or cached.limit < per_category or (key in dirty and now - cached.when >= refresh):
-                cached = self._rank(per_category, key, now)
-            parts.append(cached.ids[:per_category])
-        cached = top.get("")
-        if cached is None or cached.limit < overall or ("" in dirty and now - cached.when >= refresh):
-            cached = self._rank(overall, "", now)
+        current = self._current
+        parts = [current(per_category, key, now).ids[:per_category] for key in categories]
+        cached = current(overall, "", now)
         if not parts:
             return cached.ids[:overall], _NONE, _NONE
         ranks = _RANKS if per_category <= len(_RANKS) else np.arange(per_category, dtype=np.int32)
@@ -339,10 +332,13 @@ class Catalog:
     def _ranked(self, n: int, key: str) -> _Ranking:
         """At least the ``n`` most popular in-stock items of category ``key`` ("": all), as
         last ranked, or ranked now."""
-        now = self._clock()
+        return self._current(n, key, self._clock())
+
+    def _current(self, n: int, key: str, now: float) -> _Ranking:
+        """:meth:`_ranked` at ``now``: the last ranking while it holds ``n`` items and is fresh
+        enough (nothing changed, or changed less than ``refresh_s`` after it was made)."""
         cached = self._top.get(key)
-        fresh_enough = cached is not None and (key not in self._dirty or now - cached.when < self._refresh_s)
-        if cached is not None and cached.limit >= n and fresh_enough:
+        if cached is not None and cached.limit >= n and (key not in self._dirty or now - cached.when < self._refresh_s):
             return cached
         return self._rank(n, key, now)
 

@@ -246,3 +246,22 @@ def test_top_is_a_stable_descending_sort_cut_at_limit() -> None:
         limit = int(rng.integers(1, 45))
         expected = heapq.nlargest(limit, ids.tolist(), key=score.__getitem__)
         assert top(ids, score, limit).tolist() == expected
+
+
+def test_popular_lists_are_the_popular_ids_of_each_category_with_their_ranks():
+    now = [0.0]
+    c = Catalog(HL, refresh_s=1.0, clock=lambda: now[0])
+    rng = random.Random(3)
+    for n in range(300):
+        c.upsert(f"i{n}", item(f"c{n % 7}", rng.randint(0, 40), in_stock=n % 11 != 0))
+    for step in range(3):  # also after bumps, stale and refreshed
+        wanted = ["c3", "c0", "nothing-here", "c5"]
+        overall, joined, ranks = c.popular_lists(wanted, 20, 50)
+        per = [c.popular_ids(20, cat) for cat in wanted]
+        assert overall.tolist() == c.popular_ids(50).tolist()
+        assert joined.tolist() == np.concatenate(per).tolist()
+        assert ranks.tolist() == [r for p in per for r in range(len(p))]
+        for n in range(0, 300, 13):
+            c.bump(f"i{n}", f"c{n % 7}", "buy", 1000.0 + step)
+        now[0] += 0.6 * (step + 1)
+    assert c.popular_lists([], 20, 50)[1].size == 0
