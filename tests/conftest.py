@@ -3,10 +3,20 @@ the longest tiers first."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from model import kernels
 from streams.testing.harness import KERNEL_CACHE_DIR
+from streams.tools.children import die_with_parent_now
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A test process of pytest-xdist dies with the run that started it, its brokers and workers
+    with it (each started by :func:`streams.tools.children.die_with_parent`)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        die_with_parent_now()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

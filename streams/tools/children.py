@@ -31,13 +31,21 @@ def die_with_parent() -> Callable[[], None] | None:
     if _prctl is None:
         return None
     parent = os.getpid()
+    return lambda: _arm(parent)
 
-    def arm() -> None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the wish was made
-            os._exit(1)
 
-    return arm
+def die_with_parent_now() -> None:
+    """:func:`die_with_parent` from inside the child, for a process whose starter passed no such
+    ``preexec_fn`` (the test processes pytest-xdist starts: killed, it would leave them running
+    their tests, and their brokers and workers, on their own)."""
+    if _prctl is not None:
+        _arm(os.getppid())
+
+
+def _arm(parent: int) -> None:
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # type: ignore[misc]
+    if os.getppid() != parent:  # the parent died before the wish was made
+        os._exit(1)
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:
