@@ -52,6 +52,7 @@ from state.user import UserState
 
 WARM_START = "warmstart/warmstart.sgs"
 _NO_IDS = np.zeros(0, np.int32)
+_NO_VALUES = np.zeros(0)
 #: The logit of a category bucket left out of a softmax (as in ``model.network``).
 NEG_INF = -1e9
 
@@ -332,15 +333,14 @@ class NeuralServingModel:
         lengths = np.minimum(held, c.history)
         starts = np.cumsum(lengths) - lengths
         at = np.repeat(np.cumsum(held) - 1 + starts, lengths) - np.arange(int(lengths.sum()))
-        none_i, none_f = np.zeros(0, np.int32), np.zeros(0)
         rows = UserRows(
             lengths,
-            id_buckets_of(item_ids, c.item_buckets, np.concatenate([none_i, *(v[0] for v in recent)])[at]),
-            id_buckets_of(category_ids, c.category_buckets, np.concatenate([none_i, *(v[3] for v in recent)])[at]),
-            np.concatenate([none_f, *(v[1] for v in recent)])[at],
+            id_buckets_of(item_ids, c.item_buckets, np.concatenate([_NO_IDS, *(v[0] for v in recent)])[at]),
+            id_buckets_of(category_ids, c.category_buckets, np.concatenate([_NO_IDS, *(v[3] for v in recent)])[at]),
+            np.concatenate([_NO_VALUES, *(v[1] for v in recent)])[at],
             np.fromiter((len(i[0]) for i in interests), np.int64, len(users)),
-            id_buckets_of(category_ids, c.category_buckets, np.concatenate([none_i, *(i[0] for i in interests)])),
-            np.concatenate([none_f, *(i[1] for i in interests)]),
+            id_buckets_of(category_ids, c.category_buckets, np.concatenate([_NO_IDS, *(i[0] for i in interests)])),
+            np.concatenate([_NO_VALUES, *(i[1] for i in interests)]),
             [n for u in users for n in (*u.counts, u.reviews)],
         )
         return encode_rows(rows, c) | encode_texts([""] * len(users), c)
