@@ -191,7 +191,7 @@ class Metrics:
         )
         self.stalls = Counter(
             "shopguide_stalls_total",
-            "Times the worker processed nothing for SHOPGUIDE_STALL_S while its input waited",
+            "Times an input partition processed nothing for SHOPGUIDE_STALL_S while its records waited",
             registry=r,
         )
         self.delivery_holes = Counter(
@@ -203,7 +203,7 @@ class Metrics:
         )
         self.stalled_seconds = Gauge(
             "shopguide_stalled_seconds",
-            "How long the worker has processed nothing while its input waited (0: it is not stalled)",
+            "How long the longest stalled input partition has processed nothing while its records waited (0: none is stalled)",
             registry=r,
         )
         self.table_keys = Gauge(

@@ -102,12 +102,12 @@ class Settings:
     stall_s: float = _opt(
         "SHOPGUIDE_STALL_S",
         30.0,
-        "Input waiting and no event processed for this long: a warning naming what the worker waits on",
+        "An input partition whose records wait and of which no event was processed for this long: a warning naming what it waits on, and it is fetched again",
     )
     stall_restart_s: float = _opt(
         "SHOPGUIDE_STALL_RESTART_S",
         180.0,
-        "Stalled this long: /livez answers 503, so that the orchestrator restarts the worker (0: never)",
+        "An input partition stalled this long: /livez answers 503, so that the orchestrator restarts the worker (0: never)",
     )
     standby_replicas: int = _opt(
         "SHOPGUIDE_STANDBY_REPLICAS", 1, "Standby copies of each table partition on other workers"

@@ -376,54 +376,54 @@ class Engine:
         await take_record(self.keeper, self.assembler, key, value)
 
     def liveness(self) -> dict[str, Any]:
-        """``status`` ``alive``, or ``stalled`` once the worker has processed nothing for
-        ``SHOPGUIDE_STALL_RESTART_S`` while its input waited: a restart is what it needs."""
+        """``status`` ``alive``, or ``stalled`` once an input partition has processed nothing for
+        ``SHOPGUIDE_STALL_RESTART_S`` while its records waited: a restart is what it needs."""
         stalled = self.stall.stalled_for()
         limit = self.settings.stall_restart_s
         if limit > 0 and stalled >= limit:
             return {"status": "stalled", "stalled_s": round(stalled)}
         return {"status": "alive"}
 
-    async def _watch_stall(self, owed: dict[Any, int]) -> None:
-        """Say what a stalled worker waits on, once per stall, and fetch its blocked inputs again;
-        ``owed``: the next offset each lagging input partition owes the agents."""
+    async def _watch_stall(self, waiting_offsets: dict[Any, range]) -> None:
+        """Say what a stalled input partition waits on, once per stall, and fetch it again;
+        ``waiting_offsets``: the offsets waiting in each lagging input partition."""
         consumer = self.app.consumer
-        lag = sum(consumer.highwater(tp) - offset for tp, offset in owed.items())
         # Behind an unreachable broker the wait is the broker's (readyz says so): no restart helps.
-        began = self.stall.observe(lag if self.broker_watch.up else 0, self.progress.events)
+        owed = {tp: offsets.start for tp, offsets in waiting_offsets.items()} if self.broker_watch.up else {}
+        began = self.stall.observe(owed)
         self.metrics.stalled_seconds.set(self.stall.stalled_for())
         if not began:
             return
-        self.metrics.stalls.inc()
+        self.metrics.stalls.inc(len(began))
+        stalled = {tp: owed[tp] for tp in began}
+        waiting = self.delivery.waiting
+        # A delivery waiting as long as the stall holds every partition: its cause, not theirs.
+        held = waiting is not None and time.monotonic() - waiting[0] >= self.settings.stall_s
         try:
             blocked = consumer.blocked_inputs()
-            # Stalled, the agents hold nothing: a fetch position past what they owe skipped records.
-            skipped = await consumer.skipped_inputs(owed) if self.delivery.waiting is None else {}
+            # Stalled, the agents hold nothing of it: a fetch position past what it owes skipped records.
+            skipped = {} if held else await consumer.skipped_inputs(stalled)
         except Exception:  # a diagnosis must not stop the gauges
             log.exception("could not inspect the consumer's partitions")
             blocked, skipped = {}, {}
-        waiting = self.delivery.waiting
         delivery = "no delivery waiting"
         if waiting is not None:
             delivery = f"waiting {time.monotonic() - waiting[0]:.0f} s for {waiting[1]} acknowledgements"
         log.warning(
-            "no event processed for %.0f s while %d wait in the input: "
+            "no event of %s processed for %.0f s while %d wait in them: "
             "blocked inputs %s; skipped %s; %s; rebalancing %s",
+            ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in stalled.items()),
             self.stall.stalled_for(),
-            lag,
+            sum(len(waiting_offsets[tp]) for tp in stalled),
             blocked or "none",
             {f"{tp.topic}[{tp.partition}]": offset for tp, offset in skipped.items()} or "none",
             delivery,
             self.app.rebalancing,
         )
-        if self.app.rebalancing:
-            return
-        if skipped:
-            log.warning("fetching the skipped records again")
-            await consumer.refetch(skipped)
-        if blocked:
-            log.warning("fetching the blocked input partitions again from their committed offsets")
-            await consumer.unblock_inputs()
+        if self.app.rebalancing or held:
+            return  # the rebalance's recovery seeks every partition again
+        log.warning("fetching the stalled input partitions again from the offsets they owe")
+        await consumer.revive(stalled)
 
     def readiness(self) -> dict[str, Any]:
         """Caught up with the catalog and the model, the broker reachable with every topic, and no

@@ -1,5 +1,5 @@
 """Gauges that are read rather than counted: consumer lag and table sizes, refreshed on a timer;
-and the watch on a worker that stopped processing while its input waits.
+and the watch on input partitions that stopped moving while their records wait.
 
 Lag is measured from what the engine has *processed* (not merely fetched): the end offset the
 consumer knows for each assigned source partition minus the next offset to process.
@@ -13,35 +13,33 @@ first becomes active and then kept up to date by the writes that create new keys
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from streams.metrics import Metrics
 
 
 class Progress:
-    """The last offset processed per source partition, and how many events were processed."""
+    """The last offset processed per source partition."""
 
     def __init__(self) -> None:
         self.done: dict[tuple[str, int], int] = {}
-        self.events = 0
 
     def record(self, topic: str, partition: int, offset: int) -> None:
-        self.events += 1
         key = (topic, partition)
         if offset > self.done.get(key, -1):
             self.done[key] = offset
 
 
-async def refresh_lag(consumer: Any, sources: set[str], progress: Progress, metrics: Metrics) -> dict[Any, int]:
-    """Refresh the lag gauges; the next offset owed to the agents of every source partition that
-    has lag (its records from there on wait)."""
+async def refresh_lag(consumer: Any, sources: set[str], progress: Progress, metrics: Metrics) -> dict[Any, range]:
+    """Refresh the lag gauges; the offsets waiting in every source partition that has lag, from
+    the next one owed to its agents to the partition's end."""
+    tps = [tp for tp in consumer.assignment() if tp.topic in sources]
+    ends = await consumer.end_offsets(tps)
     lags: dict[tuple[str, int], int] = {}
-    owed: dict[Any, int] = {}
-    for tp in consumer.assignment():
-        if tp.topic not in sources:
-            continue
-        end = consumer.highwater(tp)
+    waiting: dict[Any, range] = {}
+    for tp in tps:
+        end = ends.get(tp)
         if end is None or end < 0:
             continue
         done = progress.done.get((tp.topic, tp.partition))
@@ -54,39 +52,46 @@ async def refresh_lag(consumer: Any, sources: set[str], progress: Progress, metr
         if next_offset is not None:
             lags[(tp.topic, tp.partition)] = max(0, end - next_offset)
             if end > next_offset:
-                owed[tp] = next_offset
+                waiting[tp] = range(next_offset, end)
     # No await from here on: a scrape never sees the gauge half rebuilt.
     metrics.consumer_lag.clear()
     for (topic, partition), lag in lags.items():
         metrics.consumer_lag.labels(topic, str(partition)).set(lag)
-    return owed
+    return waiting
 
 
 class StallWatch:
-    """A worker that stopped processing: its input waits (lag) and no event was processed for
-    ``after_s``. Nothing else tells it from a busy one: a worker behind a backlog processes."""
+    """Input partitions that stopped: records wait in them and the next offset they owe the agents
+    has not moved for ``after_s``. Watched per partition, so that one stuck partition shows while
+    the others flow; nothing else tells it from a busy one (behind a backlog, offsets move)."""
 
     def __init__(self, after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._after_s = after_s
         self._clock = clock
-        self._events = -1
-        self._since = clock()  # when the input last had no lag or an event was processed
-        self._warned = False
+        self._waiting: dict[Hashable, tuple[int, float]] = {}  # partition -> (offset owed, since)
+        self._reported: set[Hashable] = set()
 
-    def observe(self, lag: int, events: int) -> bool:
-        """One sample (total lag, events processed so far); True once per stall, when it begins."""
+    def observe(self, owed: Mapping[Hashable, int]) -> list[Hashable]:
+        """One sample: the next offset owed by each partition whose records wait (a partition
+        left out waits for nothing). The partitions whose stall begins now, each once a stall."""
         now = self._clock()
-        if lag <= 0 or events != self._events:
-            self._events, self._since, self._warned = events, now, False
-            return False
-        if self._warned or now - self._since < self._after_s:
-            return False
-        self._warned = True
-        return True
+        waiting: dict[Hashable, tuple[int, float]] = {}
+        for partition, offset in owed.items():
+            seen = self._waiting.get(partition)
+            if seen is None or seen[0] != offset:
+                seen = (offset, now)
+                self._reported.discard(partition)
+            waiting[partition] = seen
+        self._waiting = waiting
+        self._reported &= waiting.keys()
+        began = [p for p, (_, since) in waiting.items() if p not in self._reported and now - since >= self._after_s]
+        self._reported.update(began)
+        return began
 
     def stalled_for(self) -> float:
-        """Seconds since the stall began (0 when not stalled)."""
-        return self._clock() - self._since if self._warned else 0.0
+        """Seconds the longest stall under way has lasted (0 when no partition is stalled)."""
+        now = self._clock()
+        return max((now - self._waiting[p][1] for p in self._reported), default=0.0)
 
 
 class KeyCounts:

@@ -29,7 +29,8 @@ from typing import Any, cast
 
 import faust
 from aiokafka import TopicPartition
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaError
+from faust.exceptions import ConsumerNotStarted
 from faust.transport.drivers import aiokafka as driver
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ def has_position(consumer: Any, tp: Any) -> bool:
 
 #: How long after topics were created again a rebalance still reads them from their beginning.
 RESTARTED_LOG_WINDOW_S = 60.0
+#: How long the lag's refresh waits for the broker's end offsets before it uses the last fetch's.
+END_OFFSETS_WAIT_S = 1.0
 
 
 class _Consumer(driver.Consumer):
@@ -84,9 +87,10 @@ class _Consumer(driver.Consumer):
 
     def blocked_inputs(self) -> dict[str, list[str]]:
         """Assigned input partitions whose records cannot reach the agents, by why: ``paused``
-        (Faust pauses them for a rebalance and resumes them after its recovery), ``inactive``
-        (left out of the fetch without a buffer waiting to drain), ``no_position`` (aiokafka does
-        not know where to read). Empty on a healthy worker."""
+        (Faust pauses them for a rebalance and resumes them after its recovery), ``buffered``
+        (left out of the fetch until their stream's buffer drains), ``inactive`` (left out of the
+        fetch for no reason Faust keeps), ``no_position`` (aiokafka does not know where to read).
+        Empty on a healthy worker that is not behind."""
         consumer = self._thread._ensure_consumer()
         active = self._active_partitions or set()
         found: dict[str, list[str]] = {}
@@ -96,7 +100,9 @@ class _Consumer(driver.Consumer):
             name = f"{tp.topic}[{tp.partition}]"
             if tp in self._paused_partitions:
                 found.setdefault("paused", []).append(name)
-            elif tp not in active and tp not in self._buffered_partitions:
+            elif tp in self._buffered_partitions:
+                found.setdefault("buffered", []).append(name)
+            elif tp not in active:
                 found.setdefault("inactive", []).append(name)
             if not has_position(consumer, tp):
                 found.setdefault("no_position", []).append(name)
@@ -104,10 +110,23 @@ class _Consumer(driver.Consumer):
             found["flow"] = ["stopped"]
         return found
 
+    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        """Each partition's end as the broker says it now (a partition left out of the fetch
+        keeps its last fetch's, however old), or the last fetch's if the broker does not answer
+        within a second."""
+        ends = {tp: self.highwater(tp) for tp in tps}
+        try:
+            listed = await asyncio.wait_for(self._thread.highwaters(*tps), END_OFFSETS_WAIT_S)
+        except (TimeoutError, KafkaError, ConsumerNotStarted) as exc:  # refreshed again soon
+            log.debug("end offsets not listed (%r): the last fetch's are used", exc)
+            return ends
+        return {tp: max(end if end is not None else -1, listed.get(tp, -1)) for tp, end in ends.items()}
+
     async def skipped_inputs(self, owed: dict[Any, int]) -> dict[Any, int]:
         """Of ``owed`` (partition -> the next offset its agents are owed, with records waiting
         from there), the partitions whose fetch position is past that offset: records fetched and
-        never delivered, which no later fetch returns. Only meaningful while nothing is processed."""
+        never delivered, which no later fetch returns. Only meaningful for partitions of which the
+        agents hold no record (stalled ones)."""
         consumer = self._thread._ensure_consumer()
         skipped: dict[Any, int] = {}
         for tp, offset in owed.items():
@@ -127,11 +146,13 @@ class _Consumer(driver.Consumer):
         with _unless_rebalanced():
             await self._thread.seek_wait(offsets)
 
-    async def unblock_inputs(self) -> None:
-        """Fetch every assigned input partition again (for when the rebalance that paused some
-        never resumed them) from its committed offset, as a rebalance's recovery does."""
-        self.resume_partitions({tp for tp in self.assignment() if self.app.topics.acks_enabled_for(tp.topic)})
-        await self.perform_seek()
+    async def revive(self, offsets: dict[Any, int]) -> None:
+        """Fetch these stalled partitions again from these offsets (the next each owes its
+        agents), put back into the fetch whatever took them out of it: a pause a rebalance never
+        resumed, or a full stream buffer whose drain was never signalled."""
+        self.resume_partitions(set(offsets))
+        self._buffered_partitions.difference_update(offsets)
+        await self.refetch(offsets)
 
     def resumed_at(self, tp: Any) -> int | None:
         """The offset this worker took ``tp`` up from, or has committed since (None: unknown)."""

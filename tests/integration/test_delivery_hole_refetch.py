@@ -18,7 +18,7 @@ from streams.tools.cluster import get_text
 
 pytestmark = pytest.mark.integration
 
-HOOK = Path(__file__).parent / "drop_hook"
+HOOK = Path(__file__).parent / "fault_hook"
 CATEGORIES = ("shoes", "bags", "books", "tea")
 FIRST, LAST = 5, 14  # offsets of clicks partition 0 dropped on their first way to the agent
 

@@ -25,8 +25,8 @@ class FetchedAhead:
     def assignment(self) -> set[TP]:
         return set(self.ends)
 
-    def highwater(self, tp: TP) -> int:
-        return self.ends[tp]
+    async def end_offsets(self, tps: list[TP]) -> dict[TP, int]:
+        return {tp: self.ends[tp] for tp in tps}
 
     def resumed_at(self, tp: TP) -> int | None:
         return self.resumed.get(tp)
@@ -38,7 +38,7 @@ class FetchedAhead:
 def test_lag_counts_from_the_next_offset_to_process():
     metrics, progress = Metrics(), Progress()
     progress.record("clicks", 0, 9)  # processed up to 9: 10 to go
-    asyncio.run(refresh_lag(FetchedAhead(), {"clicks"}, progress, metrics))
+    waiting = asyncio.run(refresh_lag(FetchedAhead(), {"clicks"}, progress, metrics))
 
     def lag(partition: int) -> float | None:
         return metrics.registry.get_sample_value(
@@ -49,3 +49,4 @@ def test_lag_counts_from_the_next_offset_to_process():
     assert lag(1) == 15  # nothing processed: from where it resumed (5), not the fetch position (15)
     assert lag(2) == 7  # no committed offset known: the fetch position is all there is
     assert metrics.registry.get_sample_value("shopguide_consumer_lag", {"topic": "other", "partition": "0"}) is None
+    assert waiting == {TP("clicks", 0): range(10, 20), TP("clicks", 1): range(5, 20), TP("clicks", 2): range(3, 10)}
