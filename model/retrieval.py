@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from model import covisitation, kernels
-from model.candidate_features import N_CANDIDATE_FEATURES
+from model.candidate_features import FEATURE_INDEX, N_CANDIDATE_FEATURES
 from model.covisitation import CovisIndex
 from model.features import id_buckets
 from model.scratch import Scratch
@@ -50,6 +50,24 @@ class RetrievalConfig:
     categories: int = 3
     per_category: int = 20
     popular: int = 50
+
+
+#: The pool's sources, each with the candidate feature that is non-zero exactly on the candidates
+#: it offered: the user's history, the ``covis_max`` strongest co-visited items, the popular
+#: items of the user's categories, the shop's popular list.
+SOURCE_FEATURES: dict[str, str] = {
+    "history": "seen",
+    "covisitation": "covis_rank",
+    "category_popular": "category_rank",
+    "popular": "popularity_rank",
+}
+_SOURCE_COLUMNS = tuple((source, FEATURE_INDEX[feature]) for source, feature in SOURCE_FEATURES.items())
+
+
+def sources_of(row: np.ndarray) -> list[str]:
+    """The sources that offered a candidate, read off its feature row (none for an item added
+    to a pool from outside, such as a training example's positive that retrieval missed)."""
+    return [source for source, column in _SOURCE_COLUMNS if row[column] != 0.0]
 
 
 class CandidatePool:

@@ -29,7 +29,7 @@ from model.offline.baselines import (
     Repeat,
 )
 from model.offline.datasets import Interaction, LabeledReview
-from model.retrieval import CandidatePool
+from model.retrieval import SOURCE_FEATURES, CandidatePool, sources_of
 from model.scoring import NeuralServingModel
 from model.snapshot import Snapshot
 from model.training import Trainer
@@ -90,6 +90,18 @@ class ModelRecommender:
         """The items of the candidate pool the last ``recommend`` ranked (what any ranker could
         have shown), or None when ``observe`` has run since."""
         return None if self._last is None else set(self._last[2].items)
+
+    def last_sources(self, item_id: str) -> list[str]:
+        """The retrieval sources that put ``item_id`` into the last ``recommend``'s pool (none if
+        it was not there)."""
+        if self._last is None:
+            raise RuntimeError("last_sources needs a recommend first")
+        pool = self._last[2]
+        try:
+            position = pool.position(item_id)
+        except ValueError:
+            return []
+        return sources_of(pool.rows([position])[0])
 
     def observe(self, user_before: UserState, item_id: str, action: str, ts: float, category: str) -> None:
         pool = None
@@ -185,13 +197,17 @@ def ndcg_gain(rank: int | None) -> float:
 @dataclass
 class Tally:
     """Hits, summed NDCG gain and count of one segment's positives; with ``pool_*``, how many of
-    them were in the method's candidate pool (methods with a retrieval stage only)."""
+    them were in the method's candidate pool (methods with a retrieval stage only), and by which
+    retrieval source: ``by_source`` counts each source that offered the item, ``only_source``
+    the positives a single source offered."""
 
     hits: int = 0
     gain: float = 0.0
     n: int = 0
     pool_hits: int = 0
     pool_n: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    only_source: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -209,11 +225,17 @@ class MethodScore:
         return self.tallies["all"].n
 
     def add(
-        self, rank: int | None, segments: Iterable[str], ranked: Sequence[str] = (), in_pool: bool | None = None
+        self,
+        rank: int | None,
+        segments: Iterable[str],
+        ranked: Sequence[str] = (),
+        in_pool: bool | None = None,
+        sources: Sequence[str] = (),
     ) -> None:
         """Score one positive: ``rank`` of the true item in the top k (None: missed), the
-        positive's ``segments``, the ``ranked`` top k shown, and whether the true item was in the
-        candidate pool (None: the method has no pool)."""
+        positive's ``segments``, the ``ranked`` top k shown, whether the true item was in the
+        candidate pool (None: the method has no pool) and the retrieval ``sources`` that put it
+        there."""
         gain = ndcg_gain(rank)
         self._window_hits += rank is not None
         self.recommended.update(ranked)
@@ -225,6 +247,10 @@ class MethodScore:
             if in_pool is not None:
                 t.pool_n += 1
                 t.pool_hits += in_pool
+                for source in sources:
+                    t.by_source[source] = t.by_source.get(source, 0) + 1
+                if len(sources) == 1:
+                    t.only_source[sources[0]] = t.only_source.get(sources[0], 0) + 1
 
     def close_window(self, size: int) -> None:
         self.curve.append(self._window_hits / size)
@@ -233,8 +259,9 @@ class MethodScore:
     def figures(self, catalog_items: int = 0) -> dict[str, float]:
         """HR@10 and NDCG@10 overall (``hit_rate@10``) and per segment (``warm_hit_rate@10``,
         ``warm_n``...), pool recall where the method has a pool (``pool_recall``,
-        ``warm_pool_recall``...), and ``coverage``: the share of the ``catalog_items`` items it
-        ever recommended."""
+        ``warm_pool_recall``...) with each retrieval source's part: the share of the positives it
+        offered (``pool_recall_covisitation``...) and offered alone (``pool_only_covisitation``...),
+        and ``coverage``: the share of the ``catalog_items`` items it ever recommended."""
         out: dict[str, float] = {}
         for segment, t in self.tallies.items():
             prefix = "" if segment == "all" else f"{segment}_"
@@ -244,6 +271,9 @@ class MethodScore:
                 out[f"{prefix}n"] = t.n
             if t.pool_n:
                 out[f"{prefix}pool_recall"] = t.pool_hits / t.pool_n
+                for source in SOURCE_FEATURES:
+                    out[f"{prefix}pool_recall_{source}"] = t.by_source.get(source, 0) / t.pool_n
+                    out[f"{prefix}pool_only_{source}"] = t.only_source.get(source, 0) / t.pool_n
         out["coverage"] = len(self.recommended) / catalog_items if catalog_items else 0.0
         return out
 
@@ -314,9 +344,10 @@ def prequential(
                 rank = ranked.index(e.item_id) if e.item_id in ranked else None
                 pool = m.last_pool() if isinstance(m, ModelRecommender) else None
                 in_pool = None if pool is None else e.item_id in pool
-                scores[m.name].add(rank, segments, ranked, in_pool)
+                sources = m.last_sources(e.item_id) if in_pool and isinstance(m, ModelRecommender) else []
+                scores[m.name].add(rank, segments, ranked, in_pool, sources)
                 if after and n_events >= tuned_until:  # type: ignore[operator]
-                    after[m.name].add(rank, segments, ranked, in_pool)
+                    after[m.name].add(rank, segments, ranked, in_pool, sources)
             n += 1
             if n % window == 0:
                 for s in scores.values():

@@ -66,6 +66,11 @@ def test_evaluate_recommend_json(tmp_path) -> None:
         assert 0.0 < figures["coverage"] <= 1.0
     model = payload["results"]["model"]
     assert model["hit_rate@10"] <= model["pool_recall"] <= 1.0
+    # Every positive in the pool was offered by a source; the history offers only repeats.
+    sources = ("history", "covisitation", "category_popular", "popular")
+    alone = sum(model[f"pool_only_{s}"] for s in sources)
+    assert alone <= model["pool_recall"] <= sum(model[f"pool_recall_{s}"] for s in sources)
+    assert model["discovery_pool_recall_history"] == 0.0 < model["pool_recall_history"]
     # The model as published (a share of 0.3 new items) and its ranking with other shares.
     assert payload["new_share"] == 0.3
     views = [payload["results"][f"model_new_share_{s}"] for s in (0, 1)]

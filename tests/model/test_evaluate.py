@@ -71,6 +71,21 @@ def test_method_score_per_segment_pool_recall_and_coverage() -> None:
     assert f["coverage"] == 0.5  # a, b, c, d, e of 10 items
 
 
+def test_pool_recall_by_source_counts_each_source_and_those_alone() -> None:
+    score = MethodScore()
+    score.add(0, ["warm"], ["a"], in_pool=True, sources=["history", "covisitation"])
+    score.add(None, ["warm"], ["b"], in_pool=True, sources=["covisitation"])
+    score.add(None, ["cold"], ["c"], in_pool=True, sources=["popular"])
+    score.add(None, ["cold"], ["d"], in_pool=False)
+    f = score.figures(catalog_items=10)
+    assert f["pool_recall"] == 0.75
+    assert (f["pool_recall_covisitation"], f["pool_only_covisitation"]) == (0.5, 0.25)
+    assert (f["pool_recall_history"], f["pool_only_history"]) == (0.25, 0.0)
+    assert (f["pool_recall_popular"], f["pool_only_popular"]) == (0.25, 0.25)
+    assert (f["pool_recall_category_popular"], f["pool_only_category_popular"]) == (0.0, 0.0)
+    assert (f["warm_pool_recall_covisitation"], f["cold_pool_only_popular"]) == (1.0, 0.5)
+
+
 def test_a_method_without_a_pool_reports_no_pool_recall() -> None:
     score = MethodScore()
     score.add(None, ["cold"], ["a"])

@@ -6,7 +6,7 @@ import numpy as np
 
 from model.candidate_features import CANDIDATE_FEATURES, FEATURE_INDEX
 from model.covisitation import CovisIndex
-from model.retrieval import retrieve
+from model.retrieval import SOURCE_FEATURES, RetrievalConfig, retrieve, sources_of
 from state.catalog import Catalog
 from state.item import ItemState
 from state.user import UserState
@@ -98,3 +98,36 @@ def test_feature_rows_follow_the_named_layout() -> None:
     assert seen[FEATURE_INDEX["repeats"]] > 0.0 == unseen[FEATURE_INDEX["repeats"]]
     assert rows["q"][FEATURE_INDEX["recency"]] > seen[FEATURE_INDEX["recency"]] > 0.0
     assert seen[FEATURE_INDEX["category_known"]] == 1.0
+
+
+def test_the_sources_read_off_a_row_are_those_that_offered_the_candidate() -> None:
+    """Small bounds, so that each source offers only some items: every candidate's sources, read
+    off its row, are exactly the lists it is on (history, the strongest co-visited items, its
+    category's popular list, the shop's); an item added from outside has none."""
+    bumps = {"a": 3, "b": 1, "c": 4, "d": 1, "e": 1, "f": 1, "g": 6, "h": 5, "i": 2}
+    catalog = Catalog(HALF_LIFE)
+    index = CovisIndex(ids=catalog.item_ids)
+    for walk in (["a", "b", "c"], ["b", "d"], ["e", "f", "g", "h"], ["d", "i"]):
+        for t, item in enumerate(walk):
+            state = ItemState()
+            state.apply_catalog("c" if item < "e" else "k", "", None, True, 1000.0)
+            catalog.upsert(item, state)
+            for _ in range(bumps[item]):
+                catalog.bump(item, "c" if item < "e" else "k", "view", 1000.0 + t)
+        _walk(index, UserState(), walk)
+    catalog.upsert("z", ItemState())
+    config = RetrievalConfig(covis_max=2, categories=1, per_category=2, popular=2)
+    user = _user("b", "d")
+    pool = retrieve(user, 2002.0, catalog, index, [("c", 1.0)], config, extra=["z"])
+    scores = index.scores(user, sources=config.covis_sources, per_source=config.covis_per_source)
+    lists = {
+        "history": {"b", "d"},
+        "covisitation": set(sorted(scores, key=lambda i: -scores[i])[: config.covis_max]),
+        "category_popular": set(catalog.popular(config.per_category, "c")),
+        "popular": set(catalog.popular(config.popular)),
+    }
+    assert lists["popular"] == {"g", "h"} and lists["category_popular"] == {"a", "c"}
+    assert lists["covisitation"] - lists["history"]
+    for item, row in zip(pool.items, pool.features, strict=True):
+        assert sources_of(row) == [s for s in SOURCE_FEATURES if item in lists[s]], item
+    assert sources_of(pool.features[pool.items.index("z")]) == []
