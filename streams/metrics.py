@@ -203,7 +203,7 @@ class Metrics:
         )
         self.stalled_seconds = Gauge(
             "shopguide_stalled_seconds",
-            "How long the longest stalled input partition has processed nothing while its records waited (0: none is stalled)",
+            "How long the longest stall of an input partition has lasted (0: none is stalled)",
             registry=r,
         )
         self.table_keys = Gauge(

@@ -69,6 +69,7 @@ class _Consumer(driver.Consumer):
     _resume_logged: dict[str, dict[int, int | None]] | None = None
     _refetches: dict[Any, int]  # partition -> how often it was fetched again (refetch)
     _fetched_with: dict[Any, int]  # _refetches when the records being handed on were fetched
+    _listing: asyncio.Future[Any] | None = None  # the end offsets asked of the broker, until answered
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -113,10 +114,14 @@ class _Consumer(driver.Consumer):
     async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
         """Each partition's end as the broker says it now (a partition left out of the fetch
         keeps its last fetch's, however old), or the last fetch's if the broker does not answer
-        within a second."""
+        within a second. One question at a time: an unanswered one, which holds one of the
+        consumer thread's two workers, is waited for again rather than asked anew."""
         ends = {tp: self.highwater(tp) for tp in tps}
+        if self._listing is None or self._listing.done():
+            self._listing = asyncio.ensure_future(self._thread.highwaters(*tps))
+            self._listing.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
-            listed = await asyncio.wait_for(self._thread.highwaters(*tps), END_OFFSETS_WAIT_S)
+            listed = await asyncio.wait_for(asyncio.shield(self._listing), END_OFFSETS_WAIT_S)
         except (TimeoutError, KafkaError, ConsumerNotStarted) as exc:  # refreshed again soon
             log.debug("end offsets not listed (%r): the last fetch's are used", exc)
             return ends
