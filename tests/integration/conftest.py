@@ -3,12 +3,16 @@ topic names and consumer groups per test module so that modules cannot see each 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from streams.testing.harness import Cluster, fresh_settings
 from streams.tools.broker import EmbeddedBroker, free_port
+from streams.tools.cluster import WorkerProcess
+
+FAULT_HOOK = Path(__file__).parent / "fault_hook"
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +20,22 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     log = tmp_path_factory.mktemp("broker") / "broker.log"
     with EmbeddedBroker(log_path=log) as b:
         yield b
+
+
+@pytest.fixture
+def start_with_fault(monkeypatch: pytest.MonkeyPatch) -> Callable[[Cluster, str, str], WorkerProcess]:
+    """Start a worker of a cluster with one test-only fault of ``fault_hook/sitecustomize.py``,
+    given as its environment variable and value; the worker's children run without it."""
+
+    def start(cluster: Cluster, variable: str, value: str) -> WorkerProcess:
+        monkeypatch.setenv("PYTHONPATH", str(FAULT_HOOK))
+        monkeypatch.setenv(variable, value)
+        try:
+            return cluster.start_worker()
+        finally:
+            monkeypatch.delenv(variable)
+
+    return start
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -18,19 +17,15 @@ from streams.tools.cluster import get_text
 
 pytestmark = pytest.mark.integration
 
-HOOK = Path(__file__).parent / "fault_hook"
 CATEGORIES = ("shoes", "bags", "books", "tea")
 FIRST, LAST = 5, 14  # offsets of clicks partition 0 dropped on their first way to the agent
 
 
-def test_records_dropped_before_the_agent_are_fetched_again_and_counted_once(broker, tmp_path, monkeypatch):
+def test_records_dropped_before_the_agent_are_fetched_again_and_counted_once(broker, tmp_path, start_with_fault):
     settings = fresh_settings(broker, tmp_path)
     cluster = Cluster(settings)
     try:
-        monkeypatch.setenv("PYTHONPATH", str(HOOK))
-        monkeypatch.setenv("DROP_RECORDS", f"{cluster.topics.clicks}:0:{FIRST}:{LAST}")
-        worker = cluster.start_worker()
-        monkeypatch.delenv("DROP_RECORDS")
+        worker = start_with_fault(cluster, "DROP_RECORDS", f"{cluster.topics.clicks}:0:{FIRST}:{LAST}")
         cluster.add_items("hole", CATEGORIES)
         users = [f"hole-user-{n}" for n in range(40)]
         in_zero = [u for u in users if partition_for(u, settings.partitions) == 0]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
@@ -17,20 +16,16 @@ from streams.testing.harness import Cluster, fresh_settings, wait_until_exact
 
 pytestmark = pytest.mark.integration
 
-HOOK = Path(__file__).parent / "fault_hook"
 CATEGORIES = ("shoes", "bags", "books", "tea")
 AFTER = 5  # clicks partition 0 is left out of the fetch once its record at this offset passed
 STALL_S = 4.0
 
 
-def test_a_partition_stuck_while_the_others_flow_is_named_and_fetched_again(broker, tmp_path, monkeypatch):
+def test_a_partition_stuck_while_the_others_flow_is_named_and_fetched_again(broker, tmp_path, start_with_fault):
     settings = fresh_settings(broker, tmp_path, stall_s=STALL_S)
     cluster = Cluster(settings)
     try:
-        monkeypatch.setenv("PYTHONPATH", str(HOOK))
-        monkeypatch.setenv("UNFETCH_AFTER", f"{cluster.topics.clicks}:0:{AFTER}")
-        worker = cluster.start_worker()
-        monkeypatch.delenv("UNFETCH_AFTER")
+        worker = start_with_fault(cluster, "UNFETCH_AFTER", f"{cluster.topics.clicks}:0:{AFTER}")
         cluster.add_items("stuck", CATEGORIES)
         users = [f"stuck-user-{n}" for n in range(40)]
         assert {partition_for(u, settings.partitions) for u in users} == set(range(settings.partitions))
