@@ -390,7 +390,8 @@ class Engine:
         consumer = self.app.consumer
         # Behind an unreachable broker the wait is the broker's (readyz says so): no restart helps.
         owed = {tp: offsets.start for tp, offsets in waiting_offsets.items()} if self.broker_watch.up else {}
-        began = self.stall.observe(owed)
+        # A rebalance's recovery seeks every partition it assigns again: a stall is judged after it.
+        began = self.stall.observe(owed, hold=self.app.rebalancing)
         self.metrics.stalled_seconds.set(self.stall.stalled_for())
         if not began:
             return
@@ -410,18 +411,16 @@ class Engine:
         if waiting is not None:
             delivery = f"waiting {time.monotonic() - waiting[0]:.0f} s for {waiting[1]} acknowledgements"
         log.warning(
-            "no event of %s processed for %.0f s while %d wait in them: "
-            "blocked inputs %s; skipped %s; %s; rebalancing %s",
+            "no event of %s processed for %.0f s while %d wait in them: blocked inputs %s; skipped %s; %s",
             ", ".join(f"{tp.topic}[{tp.partition}]@{offset}" for tp, offset in stalled.items()),
             self.stall.stalled_for(),
             sum(len(waiting_offsets[tp]) for tp in stalled),
             blocked or "none",
             {f"{tp.topic}[{tp.partition}]": offset for tp, offset in skipped.items()} or "none",
             delivery,
-            self.app.rebalancing,
         )
-        if self.app.rebalancing or held:
-            return  # the rebalance's recovery seeks every partition again
+        if held:
+            return
         log.warning("fetching the stalled input partitions again from the offsets they owe")
         await consumer.revive(stalled)
 

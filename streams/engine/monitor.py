@@ -12,6 +12,7 @@ first becomes active and then kept up to date by the writes that create new keys
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -70,10 +71,14 @@ class StallWatch:
         self._clock = clock
         self._waiting: dict[Hashable, tuple[int, float]] = {}  # partition -> (offset owed, since)
         self._reported: set[Hashable] = set()
+        self._holding = False
+        self._free_since = -math.inf  # when the last hold ended
 
-    def observe(self, owed: Mapping[Hashable, int]) -> list[Hashable]:
+    def observe(self, owed: Mapping[Hashable, int], hold: bool = False) -> list[Hashable]:
         """One sample: the next offset owed by each partition whose records wait (a partition
-        left out waits for nothing). The partitions whose stall begins now, each once a stall."""
+        left out waits for nothing). The partitions whose stall begins now, each once a stall;
+        while ``hold`` (nothing can be done, as during a rebalance), none, and after it only those
+        still unmoved ``after_s`` later. ``stalled_for`` counts the stalls held too."""
         now = self._clock()
         waiting: dict[Hashable, tuple[int, float]] = {}
         for partition, offset in owed.items():
@@ -84,14 +89,23 @@ class StallWatch:
             waiting[partition] = seen
         self._waiting = waiting
         self._reported &= waiting.keys()
-        began = [p for p, (_, since) in waiting.items() if p not in self._reported and now - since >= self._after_s]
+        if hold:
+            self._holding = True
+            return []
+        if self._holding:
+            self._holding, self._free_since = False, now
+        began = [
+            p
+            for p, (_, since) in waiting.items()
+            if p not in self._reported and now - max(since, self._free_since) >= self._after_s
+        ]
         self._reported.update(began)
         return began
 
     def stalled_for(self) -> float:
-        """Seconds the longest stall under way has lasted (0 when no partition is stalled)."""
+        """Seconds the longest stall under way has lasted, reported or not (0: none)."""
         now = self._clock()
-        return max((now - self._waiting[p][1] for p in self._reported), default=0.0)
+        return max((now - since for _, since in self._waiting.values() if now - since >= self._after_s), default=0.0)
 
 
 class KeyCounts:

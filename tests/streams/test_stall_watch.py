@@ -67,3 +67,20 @@ def test_a_partition_that_stops_waiting_ends_its_stall():
     clock.now = 45.0
     assert watch.observe({"p1": 7}) == [] and watch.stalled_for() == 45.0, "p1 is still stuck"
     assert watch.observe({}) == [] and watch.stalled_for() == 0.0
+
+
+def test_a_stall_under_a_hold_is_reported_only_if_it_lasts_the_period_after_the_hold():
+    """During a rebalance nothing can be done: the stall counts (for liveness) but is reported
+    only once the partition stays unmoved for the whole period after the rebalance."""
+    clock = Clock()
+    watch = StallWatch(30.0, clock)
+    watch.observe({"p0": 5, "p1": 9})
+    clock.now = 40.0
+    assert watch.observe({"p0": 5, "p1": 9}, hold=True) == []
+    assert watch.stalled_for() == 40.0, "a stall held counts"
+    clock.now = 45.0
+    assert watch.observe({"p0": 5, "p1": 9}) == [], "the rebalance's seek gets its period"
+    clock.now = 60.0
+    assert watch.observe({"p0": 5, "p1": 12}) == []  # p1 moved after the rebalance
+    clock.now = 76.0
+    assert watch.observe({"p0": 5, "p1": 12}) == ["p0"]
