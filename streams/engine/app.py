@@ -207,6 +207,7 @@ class Engine:
         self.holes = HoleWatch()
         self.app = self._make_app()
         self.app.on_inputs_resumed.append(self.holes.resume)
+        self.app.on_inputs_resumed.append(self.progress.resume)
         self.app.commit_bound = self.holes.first_missing
         self.users = self._table("users")
         self.items = self._table("items")

@@ -21,10 +21,20 @@ from streams.metrics import Metrics
 
 
 class Progress:
-    """The last offset processed per source partition."""
+    """The last offset processed per source partition, since the partition was last sought."""
 
     def __init__(self) -> None:
         self.done: dict[tuple[str, int], int] = {}
+
+    def resume(self, offsets: Mapping[tuple[str, int], int | None]) -> None:
+        """A seek to these offsets (an assignment's; None: the log's beginning): what this
+        worker processed of them before, maybe before another worker had them, is no longer
+        where they stand."""
+        for (topic, partition), offset in offsets.items():
+            if offset is None:
+                self.done.pop((topic, partition), None)
+            else:
+                self.done[(topic, partition)] = offset - 1
 
     def record(self, topic: str, partition: int, offset: int) -> None:
         key = (topic, partition)

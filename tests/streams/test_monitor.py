@@ -50,3 +50,15 @@ def test_lag_counts_from_the_next_offset_to_process():
     assert lag(2) == 7  # no committed offset known: the fetch position is all there is
     assert metrics.registry.get_sample_value("shopguide_consumer_lag", {"topic": "other", "partition": "0"}) is None
     assert waiting == {TP("clicks", 0): range(10, 20), TP("clicks", 1): range(5, 20), TP("clicks", 2): range(3, 10)}
+
+
+def test_a_partition_taken_up_again_counts_from_where_it_resumed_not_from_what_was_processed_before():
+    """Processed up to 2, then given to another worker and back at its commit, 42: 42 is the
+    next offset owed, not 3 (from which a stalled partition would be fetched again)."""
+    progress = Progress()
+    progress.record("clicks", 0, 2)
+    progress.record("clicks", 1, 7)
+    progress.resume({TP("clicks", 0): 42, TP("clicks", 1): None})
+    assert progress.done == {("clicks", 0): 41}
+    progress.record("clicks", 0, 40)  # a record fetched before the seek, delivered after it
+    assert progress.done == {("clicks", 0): 41}
