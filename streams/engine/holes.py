@@ -36,22 +36,30 @@ class HoleWatch:
         self._next: dict[Hashable, int] = {}
         self._fetched_again: dict[Hashable, tuple[int, int]] = {}
         self._open: dict[Hashable, Hole] = {}  # the lowest hole named and not yet fetched again
+        self._floor: dict[Hashable, int] = {}  # the offset of the partition's last seek
 
     def resume(self, offsets: Mapping[Hashable, int | None]) -> None:
         """A seek to these offsets (an assignment's; None: the log's beginning, the first record
         delivered sets the expectation). A partition already delivered past its offset keeps
         its expectation: records fetched before the seek may still come (a rebalance seeks
-        twice), and those from the seek on are earlier ones again, which it follows."""
+        twice), and those from the seek on are earlier ones again, which it follows. A record
+        below the offset, fetched before the seek, moves no expectation: the partition was
+        taken up past it."""
         for partition, offset in offsets.items():
             self._fetched_again.pop(partition, None)
             self._open.pop(partition, None)
             if offset is None:
                 self._next.pop(partition, None)
-            elif offset > self._next.get(partition, -1):
+                self._floor.pop(partition, None)
+                continue
+            self._floor[partition] = offset
+            if offset > self._next.get(partition, -1):
                 self._next[partition] = offset
 
     def delivered(self, partition: Hashable, offset: int) -> Hole | None:
         """Record one delivery; the hole before it, once, if there is one to fetch again."""
+        if offset < self._floor.get(partition, -1):
+            return None
         expected = self._next.get(partition)
         self._next[partition] = offset + 1
         hole_open = self._open.get(partition)

@@ -50,7 +50,7 @@ def test_an_assignment_moves_expectations_forward_and_forgets_the_ranges_found_e
     assert deliver(watch, "p", [9]) == [Hole("p", 5, 9)]
     assert deliver(watch, "p", [9]) == [], "fetched again and found empty"
     assert deliver(watch, "q", range(0, 50)) == []
-    watch.resume({"p": 5, "q": 20})  # a rebalance keeps both: read again from their commits
+    watch.resume({"p": 3, "q": 20})  # a rebalance keeps both: read again from their commits
     assert deliver(watch, "q", [50, 51]) == [], "records fetched before the seek may still come"
     assert deliver(watch, "q", range(20, 30)) == [], "then the partition again from its commit"
     assert deliver(watch, "q", [31]) == [Hole("q", 30, 31)]
@@ -61,6 +61,18 @@ def test_an_assignment_moves_expectations_forward_and_forgets_the_ranges_found_e
     assert deliver(watch, "r", [300]) == [] and deliver(watch, "r", [302]) == [Hole("r", 301, 302)]
     watch.resume({"p": None})
     assert deliver(watch, "p", [1000, 1001]) == []
+
+
+def test_a_record_fetched_before_the_seek_that_took_the_partition_up_past_it_names_no_hole() -> None:
+    """A takeover (2026-12-07): the rebalance's first seek knows no commit and reads from the
+    beginning, its second resumes at the commit, 62; a record of the first fetch, 3, delivered
+    after it must not set the expectation back (a hole 4-61 fetched again, all replays)."""
+    watch = HoleWatch()
+    watch.resume({"p": None})
+    assert deliver(watch, "p", [0, 1, 2]) == []
+    watch.resume({"p": 62})
+    assert deliver(watch, "p", [3, 62, 63]) == []
+    assert deliver(watch, "p", [65]) == [Hole("p", 64, 65)]
 
 
 def test_partitions_are_watched_independently() -> None:
