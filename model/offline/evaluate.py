@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -206,8 +207,8 @@ class Tally:
     n: int = 0
     pool_hits: int = 0
     pool_n: int = 0
-    by_source: dict[str, int] = field(default_factory=dict)
-    only_source: dict[str, int] = field(default_factory=dict)
+    by_source: Counter[str] = field(default_factory=Counter)
+    only_source: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -247,10 +248,9 @@ class MethodScore:
             if in_pool is not None:
                 t.pool_n += 1
                 t.pool_hits += in_pool
-                for source in sources:
-                    t.by_source[source] = t.by_source.get(source, 0) + 1
+                t.by_source.update(sources)
                 if len(sources) == 1:
-                    t.only_source[sources[0]] = t.only_source.get(sources[0], 0) + 1
+                    t.only_source.update(sources)
 
     def close_window(self, size: int) -> None:
         self.curve.append(self._window_hits / size)
@@ -272,8 +272,8 @@ class MethodScore:
             if t.pool_n:
                 out[f"{prefix}pool_recall"] = t.pool_hits / t.pool_n
                 for source in SOURCE_FEATURES:
-                    out[f"{prefix}pool_recall_{source}"] = t.by_source.get(source, 0) / t.pool_n
-                    out[f"{prefix}pool_only_{source}"] = t.only_source.get(source, 0) / t.pool_n
+                    out[f"{prefix}pool_recall_{source}"] = t.by_source[source] / t.pool_n
+                    out[f"{prefix}pool_only_{source}"] = t.only_source[source] / t.pool_n
         out["coverage"] = len(self.recommended) / catalog_items if catalog_items else 0.0
         return out
 
