@@ -21,6 +21,9 @@ from model.errors import ConfigError
 TASKS: tuple[str, ...] = ("recommend", "interest", "sentiment", "rating")
 #: User activity counts: one per action plus the user's review count (log1p-scaled).
 N_COUNTS = 6
+#: Codes of a history item's action for the attended history: 0 pads, then one per action
+#: (``model.features``: its fixed input weight, 1 to 5).
+ACTION_CODES = 6
 #: Starting bias of every ReLU layer (experts / shared bottom, task towers, the ranker's and the
 #: sentiment head's hidden layers). Not 0: a review's shared input is exactly zero at first (empty
 #: user context, all-zero text rows), and ReLU(0) has gradient 0, so with zero biases nothing
@@ -47,6 +50,10 @@ class ModelConfig:
     tower: int = 32  # per-task tower width
     experts: int = 4  # MMoE experts; 0 = shared-bottom
     history: int = 20  # recent items pooled into the user vector
+    #: Also read the history as a sequence: each of the last ``history`` items with its position
+    #: and action, attended to by a query from the newest one (:mod:`model.network`), one more
+    #: vector of the shared input. Per user, not per candidate: ranking costs the same.
+    history_attention: bool = False
     interests: int = 8  # decayed category interests fed to the network
     text_features: int = 256  # hashed text n-grams kept per review
     negatives: int = 6  # sampled negatives per click
@@ -143,8 +150,9 @@ def _finite_number(value: object) -> bool:
 
 
 def shared_input_width(config: ModelConfig) -> int:
-    """Width of the shared feature vector: pooled history, interests, counts, review text."""
-    return 2 * config.dim + N_COUNTS + config.text_dim
+    """Width of the shared feature vector: pooled history, the attended history (with
+    ``history_attention``), interests, counts, review text."""
+    return (3 if config.history_attention else 2) * config.dim + N_COUNTS + config.text_dim
 
 
 def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -158,6 +166,13 @@ def weight_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         "category_table": (config.category_buckets, d + 1),
         "text_table": (config.text_buckets, config.text_dim + 2),  # deep | sentiment | rating
     }
+    if config.history_attention:
+        shapes |= {
+            "history/position": (config.history, d),
+            "history/action": (ACTION_CODES, d),
+            "history/query/kernel": (d, d),
+            "history/query/bias": (d,),
+        }
     if config.experts:
         shapes |= {
             "experts/kernel": (config.experts, x, h),

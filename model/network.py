@@ -1,7 +1,9 @@
 """The multi-task network (Keras 3 on TensorFlow): shared feature extraction, then four task heads.
 
-Shared part: hashed item, category and text embedding tables; the user's pooled history, decayed
-interests, activity counts and review text form one vector, which a shared-bottom layer or an MMoE
+Shared part: hashed item, category and text embedding tables; the user's pooled history (and,
+with ``config.history_attention``, the history read as a sequence: each item plus its position's
+and action's rows, weighed by a softmax of its dot product with a query made from the newest
+item), decayed interests, activity counts and review text form one vector, which a shared-bottom layer or an MMoE
 (``config.experts`` experts with one softmax gate per task, Ma et al. 2018) turns into one input per
 task tower.
 
@@ -58,6 +60,8 @@ class MultiTaskNet(keras.Model):
 
         hist = tf.gather(items, x["hist_items"])[..., :d] + tf.gather(cats, x["hist_cats"])[..., :d]
         hist_vec = tf.reduce_sum(hist * x["hist_weights"][..., None], axis=1)
+        if c.history_attention:
+            hist_vec = tf.concat([hist_vec, _attended(hist, x["hist_actions"], w)], axis=-1)
         int_vec = tf.reduce_sum(tf.gather(cats, x["interest_cats"])[..., :d] * x["interest_weights"][..., None], axis=1)
         text_pooled = tf.reduce_sum(tf.gather(text, x["text_ids"]) * x["text_weights"][..., None], axis=1)
         shared = tf.concat([hist_vec, int_vec, x["counts"], text_pooled[:, :dt]], axis=-1)
@@ -112,6 +116,19 @@ class MultiTaskNet(keras.Model):
 
     def numpy_weights(self) -> dict[str, np.ndarray]:
         return {name: v.numpy() for name, v in self.named.items()}
+
+
+def _attended(hist: tf.Tensor, actions: tf.Tensor, w: dict[str, keras.Variable]) -> tf.Tensor:
+    """The history [batch, history, dim] as one vector per user: each item's row plus its
+    position's and action's rows, averaged with softmax weights of their dot products with a
+    query made from the newest (position 0), scaled by ``1 / sqrt(dim)``; zero for an empty
+    history (action code 0 pads)."""
+    seq = hist + w["history/position"][None] + tf.gather(w["history/action"], actions)
+    query = seq[:, 0] @ w["history/query/kernel"] + w["history/query/bias"]
+    filled = actions > 0
+    logits = tf.where(filled, tf.einsum("brd,bd->br", seq, query) * hist.shape[-1] ** -0.5, NEG_INF)
+    weights = tf.nn.softmax(logits, axis=-1) * tf.cast(filled, logits.dtype)
+    return tf.einsum("br,brd->bd", weights, seq)
 
 
 def _scatter_rows(ids: tf.Tensor, weights: tf.Tensor, width: int) -> tf.Tensor:

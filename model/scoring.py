@@ -94,6 +94,8 @@ class NumpyNet:
         items, cats, text = w["item_table"], w["category_table"], w["text_table"]
         hist = items[x["hist_items"], :d] + cats[x["hist_cats"], :d]
         hist_vec = np.einsum("brd,br->bd", hist, x["hist_weights"])
+        if c.history_attention:
+            hist_vec = np.concatenate([hist_vec, self._attended(hist, x["hist_actions"])], axis=-1)
         int_vec = np.einsum("bkd,bk->bd", cats[x["interest_cats"], :d], x["interest_weights"])
         text_pooled = np.einsum("btd,bt->bd", text[x["text_ids"]], x["text_weights"])
         shared = np.concatenate([hist_vec, int_vec, x["counts"], text_pooled[:, :dt]], axis=-1)
@@ -109,6 +111,17 @@ class NumpyNet:
             task_in = dict.fromkeys(TASKS, bottom)
         z = {t: _relu(task_in[t] @ w[f"{t}/tower/kernel"] + w[f"{t}/tower/bias"]) for t in TASKS}
         return z, text_pooled
+
+    def _attended(self, hist: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """``model.network``'s attended history [batch, dim] of ``hist`` [batch, history, dim]."""
+        w = self.w
+        seq = hist + w["history/position"][None] + w["history/action"][actions]
+        query = seq[:, 0] @ w["history/query/kernel"] + w["history/query/bias"]
+        filled = actions > 0
+        logits = np.where(filled, np.einsum("brd,bd->br", seq, query) * hist.shape[-1] ** -0.5, NEG_INF)
+        weights = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        weights *= filled / weights.sum(axis=-1, keepdims=True)
+        return np.einsum("br,brd->bd", weights.astype(np.float32), seq)
 
     def item_vectors(self, item_ids: np.ndarray, cat_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each item's vector [n, dim] and bias [n]: its row plus its category's row, both views

@@ -102,6 +102,8 @@ def _config(args: argparse.Namespace) -> ModelConfig:
         config = config.with_(experts=0)
     if getattr(args, "uncertainty", False):
         config = config.with_(uncertainty_weighting=True)
+    if getattr(args, "history_attention", False):
+        config = config.with_(history_attention=True)
     if getattr(args, "no_class_weights", False):
         config = config.with_(sentiment_class_weights=False)
     floor = getattr(args, "negative_recall", None)
@@ -678,3 +680,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--shared-bottom", action="store_true", help="shared-bottom, not MMoE")
     parser.add_argument("--uncertainty", action="store_true", help="learn task weights (Kendall et al. 2018)")
+    parser.add_argument(
+        "--history-attention", action="store_true", help="also read the history as a sequence (attention)"
+    )

@@ -163,11 +163,22 @@ def test_export_versions_are_monotonic(trained) -> None:
     assert v2 == v1 + 1
 
 
-def test_numpy_scorer_matches_keras(trained, stream) -> None:
+@pytest.fixture(scope="module")
+def attending(stream) -> Trainer:
+    trainer = Trainer(TINY.with_(history_attention=True), seed=1)
+    for _ in range(2):
+        trainer.learn_many(stream.examples)
+    return trainer
+
+
+@pytest.mark.parametrize("which", ["trained", "attending"])
+def test_numpy_scorer_matches_keras(which, stream, request) -> None:
+    trainer: Trainer = request.getfixturevalue(which)
+    config = trainer.config
     examples = stream.examples[:40] + [e for e in stream.examples if e.positive is not None][:10]
-    keras_out = trained.predict(examples)
-    net = NumpyNet(trained.export())
-    x, _ = encode_examples(examples, TINY)
+    keras_out = trainer.predict(examples)
+    net = NumpyNet(trainer.export())
+    x, _ = encode_examples(examples, config)
     z, text = net.towers(x)
     rec = net.recommend(z["recommend"], np.arange(len(examples)), x["item"], x["category"], x["candidate_features"])
     np.testing.assert_allclose(rec, keras_out["recommend"], atol=1e-4)
@@ -175,10 +186,28 @@ def test_numpy_scorer_matches_keras(trained, stream) -> None:
         net.sentiment(z["sentiment"], text, x["item"], x["category"]), keras_out["sentiment"], atol=1e-4
     )
     np.testing.assert_allclose(net.rating(z["rating"], text), keras_out["rating"], atol=1e-4)
-    buckets = np.arange(1, TINY.category_buckets)
+    buckets = np.arange(1, config.category_buckets)
     np.testing.assert_allclose(
         net.interest(z["interest"], x, buckets, unlearned="mask"), keras_out["interest"][:, 1:], atol=1e-4
     )
+
+
+def test_the_attended_history_reads_order_and_actions(attending, stream) -> None:
+    """The same items in another order, or with other actions, give the user another vector
+    with ``history_attention`` (the pooled history alone weighs order and action by fixed
+    decays); an empty history attends to nothing."""
+    net = NumpyNet(attending.export())
+    user = max((e.user for e in stream.examples), key=lambda u: len(set(u.history)))
+    assert len(user.history) >= 3
+    reordered = dataclasses.replace(user, history=[*user.history[1:], user.history[0]])
+    bought = dataclasses.replace(user, history=[(i, 4, c) for i, _, c in user.history])
+    x = encode_examples([Example(u, "i1", "c") for u in (user, reordered, bought)], attending.config)[0]
+    hist = net.w["item_table"][x["hist_items"], : TINY.dim] + net.w["category_table"][x["hist_cats"], : TINY.dim]
+    attended = net._attended(hist, x["hist_actions"])
+    assert not np.allclose(attended[0], attended[1])
+    assert not np.allclose(attended[0], attended[2])
+    empty = encode_examples([Example(UserContext.empty(), "i1", "c")], attending.config)[0]
+    assert not net._attended(np.ones((1, TINY.history, TINY.dim), np.float32), empty["hist_actions"]).any()
 
 
 def test_shared_bottom_variant_trains(stream) -> None:
