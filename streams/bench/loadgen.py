@@ -50,10 +50,12 @@ def shop_catalog(shop: SimulatedShop, topics: Topics) -> Iterator[Record]:
         yield topics.items_changelog, item.item_id.encode(), state.to_bytes()
 
 
-def shop_users(shop: SimulatedShop, topics: Topics, settings: Settings, shard: int, shards: int) -> Iterator[Record]:
-    """The ``shard``-th of ``shards`` interleaved parts of the seeded users (several processes
-    seed a million users in a fraction of the time one takes)."""
-    states = shop.user_states(time.time(), settings.interest_half_life_s, settings.top_k)
+def shop_users(
+    shop: SimulatedShop, topics: Topics, settings: Settings, shard: int, shards: int, clicks: int = 3
+) -> Iterator[Record]:
+    """The ``shard``-th of ``shards`` interleaved parts of the seeded users, ``clicks`` clicks each
+    (several processes seed a million users in a fraction of the time one takes)."""
+    states = shop.user_states(time.time(), settings.interest_half_life_s, settings.top_k, clicks)
     for n, (key, value) in enumerate(states):
         if n % shards == shard:
             yield topics.users_changelog, key, value
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=0.0, help="seconds (0: no limit)")
     parser.add_argument("--count", type=int, default=0, help="events (0: no limit)")
     parser.add_argument("--shard", default="0/1", help="users: K/N, the K-th of N parts")
+    parser.add_argument("--clicks", type=int, default=3, help="users: clicks in each seeded user's state")
     parser.add_argument("--path", default=None, help="the Taobao file (default: ../shared/data)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         records = shop_catalog(shop, topics)
     elif args.what == "users":
         shard, shards = (int(x) for x in args.shard.split("/"))
-        records = shop_users(shop, topics, settings, shard, shards)
+        records = shop_users(shop, topics, settings, shard, shards, args.clicks)
     else:
         records = taobao(topics, Path(args.path) if args.path else default_path("taobao"))
     print(json.dumps(send(settings, records, args.rate, args.duration, args.count)), flush=True)

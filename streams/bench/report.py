@@ -29,6 +29,9 @@ GOALS = (
     "guide /ask p99 <= 100 ms over HTTP (10,000 items, 100,000 review sentences, beside a worker)",
     "guide: a new review answerable within 2 s (p95), at shop scale",
     "guide index <= 1.5 KB per review sentence (in memory, loaded)",
+    "one worker draining a backlog >= 0.6 x the Faust agent forwarding each event the engine's way",
+    "one worker draining returning shoppers' events (full histories) >= 2,000 events/s",
+    "click path in process >= 8 x faster than the reference path, new and returning shoppers",
 )
 
 #: Frames grouped into the few places where a worker's time can go (first match wins: what a
@@ -105,6 +108,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
     click = results.get("click", {})
     bounds[GOALS[10]] = click.get("shell_new_us_per_click")
     bounds[GOALS[11]] = click.get("shell_returning_us_per_click")
+    bounds[GOALS[16]] = 1.0 if forward else None  # forwarding itself
+    bounds[GOALS[17]] = forward
     guide = results.get("guide") or {}
     at_scale = guide.get("items", 0) >= 10_000 and guide.get("sentences", 0) >= 100_000
     guide_ask = guide.get("ask_ms", {}) if at_scale else {}
@@ -125,6 +130,9 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         (guide_ask.get("p99"), 100.0, False),
         ((guide.get("review_answerable_s") or {}).get("p95") if at_scale else None, 2.0, False),
         (guide.get("index_loaded_rss_bytes_per_sentence") if at_scale else None, 1536.0, False),
+        (tp / forward if tp is not None and forward else None, 0.6, True),
+        (results.get("returning_eps"), 2000.0, True),
+        (_faster(click), 8.0, True),
     ]
     out = []
     for goal, (value, threshold, at_least) in zip(GOALS, values, strict=True):
@@ -133,6 +141,16 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
             judged |= {"bound": bounds[goal], "reachable": _meets(bounds[goal], threshold, at_least)}
         out.append(judged)
     return out
+
+
+def _faster(click: dict[str, Any]) -> float | None:
+    """How many times faster than the reference the click path is, the lesser of new and returning shoppers."""
+    ratios = [
+        click[f"reference_{kind}_us_per_click"] / click[f"{kind}_us_per_click"]
+        for kind in ("new", "returning")
+        if click.get(f"{kind}_us_per_click") and click.get(f"reference_{kind}_us_per_click")
+    ]
+    return min(ratios) if len(ratios) == 2 else None
 
 
 def _meets(value: float | None, threshold: float, at_least: bool) -> bool | None:
@@ -376,6 +394,20 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
             f"({_f(mem['rss_mb_before_load'], 0)} MB before the load), state "
             f"{_f(mem['state_bytes_per_user'], 0)} bytes per user (keys and values; "
             f"{_f(mem['disk_bytes_per_user'], 0)} bytes per user of RocksDB files on disk).",
+        ]
+    rt = r.get("returning")
+    if rt:
+        each = ", ".join(f"{_f(d['eps'], 0)} ev/s at {_f(d['cpu_ms_per_event'], 3)} ms" for d in rt["drains"])
+        lines += [
+            "",
+            "## Returning shoppers",
+            "",
+            f"{rt['users']:,} shoppers seeded with {rt['history']} clicks each (a full history) over "
+            f"{rt['items']:,} items, then {len(rt['drains'])} backlog{'s' if len(rt['drains']) > 1 else ''} of "
+            f"{r['plan']['growth_drain_events']:,} events of the shop's mix over the same shoppers, every "
+            f"click answered: **{_f(rt['eps'], 0)} events/s** draining at {_f(rt['cpu_ms_per_event'], 3)} ms of "
+            f"worker CPU per event (the median drain, by CPU over the machine's speed; each drain: {each}). "
+            "The worker starts with an empty co-visitation index, which the drains fill.",
         ]
     if r.get("growth"):
         lines += [

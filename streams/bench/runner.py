@@ -17,6 +17,9 @@ Sections (``--only`` picks some):
   same run (the transport's share) and, before the worker starts, at the same rates with nothing
   else running (the transport alone). Freshness probes, the model snapshot age and the worker's
   memory are taken here too.
+* ``returning``: a worker drains backlogs of a shop whose every shopper already has a full
+  history (seeded into the users table's changelog): events/s and CPU per event of returning
+  shoppers, whose clicks cost the most (their pools are the largest).
 * ``growth``: per-event CPU and latency at growing user and item counts. Users are seeded into the
   users table's changelog (the worker recovers them at start, as after a restart), because a
   million users through the real pipeline would take most of an hour.
@@ -52,6 +55,7 @@ from model.config import initial_weights
 from model.offline.datasets import default_path
 from model.scoring import load_warm_start
 from model.snapshot import Snapshot, SnapshotStore
+from state.user import RECENT_MAX
 from streams.bench import clickpath, snapshot_follow
 from streams.bench.measure import (
     Metrics,
@@ -73,7 +77,18 @@ from streams.tools.cluster import WorkerProcess, child_env, get_json
 from streams.tools.producer import EventProducer
 from streams.topics import Topics, admin_client, create_topics
 
-SECTIONS = ("click", "snapshots", "ceilings", "throughput", "latency", "growth", "replay", "page", "guide")
+SECTIONS = (
+    "click",
+    "snapshots",
+    "ceilings",
+    "throughput",
+    "latency",
+    "returning",
+    "growth",
+    "replay",
+    "page",
+    "guide",
+)
 #: Sections that need no broker.
 IN_PROCESS = frozenset({"click", "snapshots"})
 #: Events per second of backlog per second of window: above the engine's goal (5,000/s) and the
@@ -94,6 +109,7 @@ class Plan:
     growth_drain_events: int = 8_000  # each backlog whose drain gives one cost per event
     growth_drains: int = 3  # backlogs per point: the point's cost is their median
     growth_s: float = 20.0  # the light load that gives each point's latency
+    returning_users: int = 10_000  # shoppers of the returning section, each seeded with a full history
     ceiling_s: float = 12.0  # longest each bare Faust ceiling runs
     replay_limit: int = 0  # Taobao events (0: all)
     replay_s: float = 600.0  # longest the replay runs
@@ -121,6 +137,7 @@ class Plan:
             growth_drain_events=1_500,
             growth_drains=1,
             growth_s=4.0,
+            returning_users=500,
             ceiling_s=3.0,
             replay_limit=5_000,
             drain_s=5.0,
@@ -750,6 +767,33 @@ class Bench:
         self.results["state_bytes_per_user"] = logical / users if users else None
 
     # ------------------------------------------------------------------ growth
+
+    def _returning(self) -> None:
+        """Drains of a shop of returning shoppers: every user seeded with ``RECENT_MAX`` clicks,
+        then backlogs of the shop's own mix over the same users, each click answered (as in the
+        growth section). The median drain's events/s and CPU per event."""
+        plan = self.plan
+        users, items = plan.returning_users, plan.items
+        task = self.progress.add_task("returning", total=plan.growth_drains, status="")
+        settings = self._settings("returning").with_(coalesce_after_ms=1e12)
+        topics = Topics(settings)
+        population = ("--users", str(users), "--items", str(items))
+        self.progress.update(task, status=f"seeding {users:,} shoppers with {RECENT_MAX} clicks each")
+        catalog = self._spawn(settings, "loadgen", "catalog", *population)
+        self._loadgen(settings, "users", *population, "--clicks", str(RECENT_MAX), processes=2)
+        catalog.result()
+        with self._worker(settings, task, ready_timeout_s=900) as worker:
+            self._wait_catalog(worker, items, task)
+            drains = []
+            for k in range(plan.growth_drains):
+                label = f"returning: drain {k + 1}/{plan.growth_drains}"
+                drains.append(self._drain_cost(worker, settings, topics, population, f"r{k}", 20 + k, task, label))
+                self.progress.advance(task)
+        drain = _median_drain(drains)
+        self.results["returning"] = {"users": users, "items": items, "history": RECENT_MAX, "drains": drains} | drain
+        self.results["returning_eps"] = drain["eps"]
+        cpu = drain["cpu_ms_per_event"] or 0.0
+        self.progress.update(task, status=f"{drain['eps']:,.0f} ev/s, {cpu:.2f} ms CPU/event")
 
     def _growth(self) -> None:
         plan = self.plan

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from state.user import UserState
-from streams.bench import clickpath, merchandising, snapshot_follow
+from state.user import RECENT_MAX, UserState
+from streams.bench import clickpath, loadgen, merchandising, snapshot_follow
 from streams.bench.command import rates
 from streams.bench.measure import SpeedProbe, per_second, percentiles
 from streams.bench.report import judge, profile_summary
@@ -21,6 +21,7 @@ from streams.bench.runner import Plan, _median_drain, _spread
 from streams.bench.shop import SimulatedShop, Zipf
 from streams.events import Click, Review, parse_click
 from streams.settings import Settings
+from streams.topics import Topics
 
 
 def test_zipf_ranks_stay_in_range_and_favour_the_head():
@@ -49,6 +50,10 @@ def test_seeded_user_states_are_real_states_for_every_user():
     assert [k for k, _ in states] == [shop.user_id(r).encode() for r in range(300)]
     state = UserState.from_bytes(states[0][1])
     assert sum(state.counts) == 3 and state.last is not None and len(state.last.items) == 10
+    settings = Settings()
+    full = list(loadgen.shop_users(shop, Topics(settings), settings, 1, 2, clicks=RECENT_MAX))
+    assert [k for _, k, _ in full] == [shop.user_id(r).encode() for r in range(1, 300, 2)]
+    assert all(len(UserState.from_bytes(v).recent) == RECENT_MAX for _, _, v in full)
 
 
 def test_percentiles_and_per_second_series():
@@ -185,6 +190,29 @@ def test_latency_rates_are_positive_whole_numbers():
     for bad in ("", "200,x", "0", "-5,100", "2.5"):
         with pytest.raises(argparse.ArgumentTypeError):
             rates(bad)
+
+
+def test_the_click_path_issue_goals_are_judged_beside_forwarding_and_the_reference():
+    results = {
+        "throughput_eps": 3_000.0,
+        "faust_forward_eps": 6_000.0,
+        "returning_eps": 2_500.0,
+        "click": {
+            "new_us_per_click": 100.0,
+            "reference_new_us_per_click": 900.0,
+            "returning_us_per_click": 150.0,
+            "reference_returning_us_per_click": 1_050.0,
+        },
+    }
+    goals = {g["goal"]: g for g in judge(results)}
+    drain = goals["one worker draining a backlog >= 0.6 x the Faust agent forwarding each event the engine's way"]
+    assert drain["value"] == 0.5 and drain["met"] is False and drain["reachable"] is True
+    returning = goals["one worker draining returning shoppers' events (full histories) >= 2,000 events/s"]
+    assert returning["met"] is True and returning["bound"] == 6_000.0
+    faster = goals["click path in process >= 8 x faster than the reference path, new and returning shoppers"]
+    assert faster["value"] == 7.0 and faster["met"] is False  # the lesser of 9x and 7x
+    unmeasured = {g["goal"]: g["met"] for g in judge({"click": {"new_us_per_click": 100.0}})}
+    assert unmeasured[faster["goal"]] is None and unmeasured[drain["goal"]] is None
 
 
 def test_the_click_section_measures_the_click_path_beside_its_shell():

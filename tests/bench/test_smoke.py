@@ -13,7 +13,7 @@ import pytest
 
 from streams.testing.harness import KERNEL_CACHE_DIR
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(250)]
 
 
 def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
@@ -30,7 +30,7 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
             "--duration",
             "1",
             "--only",
-            "ceilings,throughput,latency",
+            "ceilings,throughput,latency,returning",
             "--json",
             str(out),
             "--report",
@@ -38,7 +38,7 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
         ],
         env=env,
         check=True,
-        timeout=170,
+        timeout=240,
     )
     r = json.loads(out.read_text())
     for key in ("throughput_eps", "faust_bare_eps", "faust_forward_eps", "aiokafka_pipe_eps"):
@@ -53,6 +53,7 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
     assert 20 < r["rss_mb"] < 8_000
     assert 50 < r["state_bytes_per_user"] < 100_000
     assert r["ratios"]["throughput/faust_bare_eps"] > 0
+    assert r["returning"]["history"] == 50 and r["returning_eps"] > 0 and r["returning"]["cpu_ms_per_event"] > 0
     assert r["freshness"]["probes"] >= 1
     assert {g["goal"] for g in r["goals"]} and (report / "report.md").exists()
     assert (report / "latency.png").exists() and (report / "throughput.png").exists()
