@@ -322,12 +322,12 @@ class Catalog:
         the clock for them all."""
         now = self._clock()
         current = self._current
-        parts = [current(per_category, key, now).ids[:per_category] for key in categories]
-        cached = current(overall, "", now)
-        if not parts:
-            return cached.ids[:overall], _NONE, _NONE
-        ranks = _RANKS if per_category <= len(_RANKS) else np.arange(per_category, dtype=np.int32)
-        return cached.ids[:overall], np.concatenate(parts), np.concatenate([ranks[: len(p)] for p in parts])
+        heads = [current(per_category, key, now).head(per_category) for key in categories]
+        popular = current(overall, "", now).ids[:overall]
+        if not heads:
+            return popular, _NONE, _NONE
+        joined = np.concatenate(heads, axis=1)
+        return popular, joined[0], joined[1]
 
     def _ranked(self, n: int, key: str) -> _Ranking:
         """At least the ``n`` most popular in-stock items of category ``key`` ("": all), as
@@ -364,8 +364,6 @@ class Catalog:
 
 
 _NONE = np.zeros(0, np.int32)
-#: The ranks 0, 1, ... of a category's popular items, sliced (retrieval asks for 20).
-_RANKS = np.arange(64, dtype=np.int32)
 
 
 def top(ids: np.ndarray, score: np.ndarray, limit: int) -> np.ndarray:
@@ -405,11 +403,22 @@ class _Ranking:
     """A category's popular items as ranked at ``when`` (at least ``limit`` asked for): dense
     ids, and their names when first asked for."""
 
-    __slots__ = ("_names", "ids", "limit", "when")
+    __slots__ = ("_head", "_names", "ids", "limit", "when")
 
     def __init__(self, when: float, limit: int, ids: np.ndarray) -> None:
         self.when, self.limit, self.ids = when, limit, ids
         self._names: list[str] | None = None
+        self._head: tuple[int, np.ndarray] | None = None
+
+    def head(self, n: int) -> np.ndarray:
+        """The first ``n`` ids over their ranks 0, 1, ... (int32, two rows), kept for the last
+        ``n`` asked for: retrieval reads the same categories' heads click after click, and joins
+        a request's in one concatenation (shared: do not change it)."""
+        kept = self._head
+        if kept is None or kept[0] != n:
+            ids = self.ids[:n]
+            kept = self._head = (n, np.stack([ids, np.arange(len(ids), dtype=np.int32)]))
+        return kept[1]
 
     def names(self, item_ids: DenseIds) -> list[str]:
         if self._names is None:

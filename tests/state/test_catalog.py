@@ -256,11 +256,13 @@ def test_popular_lists_are_the_popular_ids_of_each_category_with_their_ranks():
         c.upsert(f"i{n}", item(f"c{n % 7}", rng.randint(0, 40), in_stock=n % 11 != 0))
     for step in range(3):  # also after bumps, stale and refreshed
         wanted = ["c3", "c0", "nothing-here", "c5"]
-        overall, joined, ranks = c.popular_lists(wanted, 20, 50)
-        per = [c.popular_ids(20, cat) for cat in wanted]
-        assert overall.tolist() == c.popular_ids(50).tolist()
-        assert joined.tolist() == np.concatenate(per).tolist()
-        assert ranks.tolist() == [r for p in per for r in range(len(p))]
+        for n in (20, 70, 20, 5):  # heads shorter than asked for, and other lengths asked in turn
+            overall, joined, ranks = c.popular_lists(wanted, n, 50)
+            per = [c.popular_ids(n, cat) for cat in wanted]
+            assert overall.tolist() == c.popular_ids(50).tolist()
+            assert joined.tolist() == np.concatenate(per).tolist()
+            assert ranks.tolist() == [r for p in per for r in range(len(p))]
+            assert all(a.dtype == np.int32 and a.flags.c_contiguous for a in (overall, joined, ranks))
         for n in range(0, 300, 13):
             c.bump(f"i{n}", f"c{n % 7}", "buy", 1000.0 + step)
         now[0] += 0.6 * (step + 1)

@@ -126,4 +126,11 @@ def test_interest_shares_are_the_decayed_weights_over_their_sum_strongest_first_
         decayed = weights.at(now, 3600.0)
         total = sum(decayed.values())
         ranked = [] if total <= 0.0 else sorted(decayed.items(), key=lambda kv: kv[1], reverse=True)
-        assert weights.shares(now, 3600.0) == [(c, w / total) for c, w in ranked], n
+        expected = [(c, w / total) for c, w in ranked]
+        for _ in range(4):  # the first n of them, any n asked in any order, remembered or not
+            if rng.random() < 0.3:
+                assert weights.shares(now, 3600.0) == expected, n
+            else:
+                k = rng.randrange(-2, 15)
+                assert weights.strongest(now, 3600.0, k) == expected[:k], (n, k)
+                assert weights.strongest(now, 3600.0, k) is weights.strongest(now, 3600.0, k)
