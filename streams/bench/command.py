@@ -41,7 +41,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--only", default=None, help=f"comma-separated sections among {', '.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for iterating and the smoke test")
-    p.add_argument("--profile", action="store_true", help="py-spy the worker during the throughput window")
+    p.add_argument(
+        "--profile", action="store_true", help="py-spy the worker: the throughput window, the first returning drain"
+    )
     p.set_defaults(run=run)
 
 

@@ -500,18 +500,19 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
     gd = r.get("guide")
     if gd:
         lines += ["", "## Shopping guide at shop scale", "", *_guide_lines(gd)]
-    prof = (r.get("throughput") or {}).get("profile")
-    if prof and prof.get("samples"):
-        lines += [
-            "",
-            "## Where the worker's time goes (py-spy, throughput window)",
-            "",
-            "| bucket | share of samples |",
-            "| --- | ---: |",
-        ]
-        lines += [f"| {k} | {v:.1%} |" for k, v in prof["buckets"].items()]
-        lines += ["", "| function (inclusive) | share |", "| --- | ---: |"]
-        lines += [f"| `{k}` | {v:.1%} |" for k, v in prof["inclusive"][:15]]
+    for section, window in (("throughput", "throughput window"), ("returning", "returning shoppers' first drain")):
+        prof = (r.get(section) or {}).get("profile")
+        if prof and prof.get("samples"):
+            lines += [
+                "",
+                f"## Where the worker's time goes (py-spy, {window})",
+                "",
+                "| bucket | share of samples |",
+                "| --- | ---: |",
+            ]
+            lines += [f"| {k} | {v:.1%} |" for k, v in prof["buckets"].items()]
+            lines += ["", "| function (inclusive) | share |", "| --- | ---: |"]
+            lines += [f"| `{k}` | {v:.1%} |" for k, v in prof["inclusive"][:15]]
     if r.get("errors"):
         lines += ["", "## Sections that failed", ""] + [
             f"* {section}: `{text.splitlines()[0][:300]}`" for section, text in r["errors"].items()

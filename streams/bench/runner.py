@@ -544,8 +544,8 @@ class Bench:
                 self.results.setdefault("ratios", {})[f"throughput/{ref}"] = eps / self.results[ref]
         self.progress.update(task, total=1, completed=1, status=f"{eps:,.0f} ev/s over {w1 - w0:.0f} s")
 
-    def _profile(self, pid: int, delay_s: float, seconds: float) -> _Profiler:
-        return _Profiler(pid, delay_s, max(seconds, 2.0), self.report_dir / "profile-throughput.txt")
+    def _profile(self, pid: int, delay_s: float, seconds: float, section: str = "throughput") -> _Profiler:
+        return _Profiler(pid, delay_s, max(seconds, 2.0), self.report_dir / f"profile-{section}.txt")
 
     # ------------------------------------------------------------------ latency, freshness, memory
 
@@ -783,14 +783,23 @@ class Bench:
         self._loadgen(settings, "users", *population, "--clicks", str(RECENT_MAX), processes=2)
         catalog.result()
         with self._worker(settings, task, ready_timeout_s=900) as worker:
+            assert worker.proc is not None
             self._wait_catalog(worker, items, task)
+            # The first drain's middle: its backlog is produced first (a few seconds).
+            profile = self._profile(worker.proc.pid, 5.0, 15.0, "returning") if plan.profile else None
             drains = []
             for k in range(plan.growth_drains):
                 label = f"returning: drain {k + 1}/{plan.growth_drains}"
                 drains.append(self._drain_cost(worker, settings, topics, population, f"r{k}", 20 + k, task, label))
                 self.progress.advance(task)
         drain = _median_drain(drains)
-        self.results["returning"] = {"users": users, "items": items, "history": RECENT_MAX, "drains": drains} | drain
+        self.results["returning"] = {
+            "users": users,
+            "items": items,
+            "history": RECENT_MAX,
+            "drains": drains,
+            "profile": profile.wait() if profile else None,
+        } | drain
         self.results["returning_eps"] = drain["eps"]
         cpu = drain["cpu_ms_per_event"] or 0.0
         self.progress.update(task, status=f"{drain['eps']:,.0f} ev/s, {cpu:.2f} ms CPU/event")
