@@ -404,10 +404,12 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
             "",
             f"{rt['users']:,} shoppers seeded with {rt['history']} clicks each (a full history) over "
             f"{rt['items']:,} items, then {len(rt['drains'])} backlog{'s' if len(rt['drains']) > 1 else ''} of "
-            f"{r['plan']['growth_drain_events']:,} events of the shop's mix over the same shoppers, every "
-            f"click answered: **{_f(rt['eps'], 0)} events/s** draining at {_f(rt['cpu_ms_per_event'], 3)} ms of "
-            f"worker CPU per event (the median drain, by CPU over the machine's speed; each drain: {each}). "
-            "The worker starts with an empty co-visitation index, which the drains fill.",
+            f"{r['plan']['growth_drain_events']:,} events of the shop's mix over the same shoppers, drained as "
+            f"the engine drains: **{_f(rt['eps'], 0)} events/s** at {_f(rt['cpu_ms_per_event'], 3)} ms of "
+            f"worker CPU per event (the median drain, by CPU over the machine's speed; each drain: {each}), "
+            f"{_f(rt['answers_per_event'], 2)} recommendations per event (a user's clicks of one batch that "
+            "waited in Kafka share one; reviews get none). The worker starts with an empty co-visitation "
+            "index, which the drains fill.",
         ]
     if r.get("growth"):
         lines += [

@@ -770,12 +770,13 @@ class Bench:
 
     def _returning(self) -> None:
         """Drains of a shop of returning shoppers: every user seeded with ``RECENT_MAX`` clicks,
-        then backlogs of the shop's own mix over the same users, each click answered (as in the
-        growth section). The median drain's events/s and CPU per event."""
+        then backlogs of the shop's own mix over the same users, drained as the engine drains
+        (a user's clicks of one batch that waited in Kafka share one answer, as in the throughput
+        section). The median drain's events/s and CPU per event, and the answers per event."""
         plan = self.plan
         users, items = plan.returning_users, plan.items
         task = self.progress.add_task("returning", total=plan.growth_drains, status="")
-        settings = self._settings("returning").with_(coalesce_after_ms=1e12)
+        settings = self._settings("returning")
         topics = Topics(settings)
         population = ("--users", str(users), "--items", str(items))
         self.progress.update(task, status=f"seeding {users:,} shoppers with {RECENT_MAX} clicks each")
@@ -792,12 +793,18 @@ class Bench:
                 label = f"returning: drain {k + 1}/{plan.growth_drains}"
                 drains.append(self._drain_cost(worker, settings, topics, population, f"r{k}", 20 + k, task, label))
                 self.progress.advance(task)
+            time.sleep(1.0)  # the last events' outputs
+        tags = tuple(f"r{k}-" for k in range(plan.growth_drains))  # the drains' event ids: r{k}-{n}
+        answers = read_outputs(
+            settings, topics.recommendations, lambda m: str(m.get("trigger_event_id")).startswith(tags)
+        )
         drain = _median_drain(drains)
         self.results["returning"] = {
             "users": users,
             "items": items,
             "history": RECENT_MAX,
             "drains": drains,
+            "answers_per_event": len(answers) / sum(d["sent"] for d in drains),
             "profile": profile.wait() if profile else None,
         } | drain
         self.results["returning_eps"] = drain["eps"]
@@ -947,6 +954,7 @@ class Bench:
         cpu = 1000 * (b["cpu_s"] - a["cpu_s"]) / events if events else None
         reference = probe.mean_ms(a["t"], b["t"])
         return {
+            "sent": sent,
             "events": events,
             "eps": events / (b["t"] - a["t"]) if b["t"] > a["t"] else 0.0,
             "cpu_ms_per_event": cpu,
