@@ -158,17 +158,15 @@ def encode_users(users: Sequence[UserContext], config: ModelConfig) -> dict[str,
 def encode_rows(rows: UserRows, config: ModelConfig) -> dict[str, np.ndarray]:
     """Padded arrays for the user side of the network. History weights favour strong, recent
     actions (an action's weight over the strongest one's, decayed by ``HISTORY_DECAY`` per
-    position) and sum to 1 (0 for an empty history), so the pooled vector is an average; each
-    history item's action is also given as its code (1 to 5; 0 pads) for the attended history.
+    position) and sum to 1 (0 for an empty history), so the pooled vector is an average; with
+    ``history_attention``, each history item's action is also given as its code (1 to 5; 0 pads).
     Each array is filled in one assignment of the batch's values in row order."""
     b, r, k = len(rows.history_lengths), config.history, config.interests
     filled = np.arange(r) < rows.history_lengths[:, None]
     hist_items = np.zeros((b, r), np.int32)
     hist_cats = np.zeros((b, r), np.int32)
     hist_w = np.zeros((b, r), np.float32)
-    hist_actions = np.zeros((b, r), np.int32)
     hist_items[filled] = rows.history_items
-    hist_actions[filled] = rows.history_actions
     hist_cats[filled] = rows.history_cats
     starts = np.cumsum(rows.history_lengths) - rows.history_lengths
     position = np.arange(len(rows.history_actions)) - np.repeat(starts, rows.history_lengths)
@@ -181,15 +179,18 @@ def encode_rows(rows: UserRows, config: ModelConfig) -> dict[str, np.ndarray]:
     counts = np.fromiter(map(math.log1p, rows.counts), np.float64, len(rows.counts))
     total = hist_w.sum(axis=1, keepdims=True)
     hist_w = np.divide(hist_w, total, out=np.zeros_like(hist_w), where=total > 0)
-    return {
+    out = {
         "hist_items": hist_items,
         "hist_cats": hist_cats,
         "hist_weights": hist_w,
-        "hist_actions": hist_actions,
         "interest_cats": int_cats,
         "interest_weights": int_w,
         "counts": counts.astype(np.float32).reshape(b, N_COUNTS),
     }
+    if config.history_attention:
+        out["hist_actions"] = np.zeros((b, r), np.int32)
+        out["hist_actions"][filled] = rows.history_actions
+    return out
 
 
 #: Each action's weight by action index. The weights are the integers 1 to 5, so a history's
