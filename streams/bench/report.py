@@ -131,7 +131,7 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         ((guide.get("review_answerable_s") or {}).get("p95") if at_scale else None, 2.0, False),
         (guide.get("index_loaded_rss_bytes_per_sentence") if at_scale else None, 1536.0, False),
         (tp / forward if tp is not None and forward else None, 0.6, True),
-        (results.get("returning_eps"), 2000.0, True),
+        ((results.get("returning") or {}).get("eps"), 2000.0, True),
         (_faster(click), 8.0, True),
     ]
     out = []

@@ -807,7 +807,6 @@ class Bench:
             "answers_per_event": len(answers) / sum(d["sent"] for d in drains),
             "profile": profile.wait() if profile else None,
         } | drain
-        self.results["returning_eps"] = drain["eps"]
         cpu = drain["cpu_ms_per_event"] or 0.0
         self.progress.update(task, status=f"{drain['eps']:,.0f} ev/s, {cpu:.2f} ms CPU/event")
 

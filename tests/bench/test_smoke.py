@@ -53,7 +53,7 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
     assert 20 < r["rss_mb"] < 8_000
     assert 50 < r["state_bytes_per_user"] < 100_000
     assert r["ratios"]["throughput/faust_bare_eps"] > 0
-    assert r["returning"]["history"] == 50 and r["returning_eps"] > 0 and r["returning"]["cpu_ms_per_event"] > 0
+    assert r["returning"]["history"] == 50 and r["returning"]["eps"] > 0 and r["returning"]["cpu_ms_per_event"] > 0
     assert 0 < r["returning"]["answers_per_event"] <= 1
     assert r["freshness"]["probes"] >= 1
     assert {g["goal"] for g in r["goals"]} and (report / "report.md").exists()
