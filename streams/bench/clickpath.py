@@ -49,7 +49,7 @@ OUT_OF_STOCK = 17
 BATCH = 256
 
 
-class _NoModel:
+class ShellModel:
     """A model that ranks nothing and learns nothing: the click path with it is the processing-free
     shell (parsing, effect marks, state load, update and store, messages), the floor under any
     implementation of retrieval and ranking."""
@@ -168,7 +168,7 @@ def build_replay(
         state = ItemState()
         state.apply_catalog(item.category, item.title or "", item.price, n % OUT_OF_STOCK != 0, item.ts or 0.0)
         catalog.upsert(item.item_id, state)
-    model: ServingModel = _NoModel()
+    model: ServingModel = ShellModel()
     if rank and reference:
         index = DictCovisIndex()
         model = ReferenceServingModel(load_warm_start(), catalog, interest_half_life_s=HALF_LIFE_S, index=index)

@@ -109,7 +109,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
     bounds[GOALS[10]] = click.get("shell_new_us_per_click")
     bounds[GOALS[11]] = click.get("shell_returning_us_per_click")
     bounds[GOALS[16]] = 1.0 if forward else None  # forwarding itself
-    bounds[GOALS[17]] = forward
+    # Returning shoppers: the processing-free worker's drain of the same states, else forwarding.
+    bounds[GOALS[17]] = ((results.get("returning") or {}).get("shell") or {}).get("eps") or forward
     guide = results.get("guide") or {}
     at_scale = guide.get("items", 0) >= 10_000 and guide.get("sentences", 0) >= 100_000
     guide_ask = guide.get("ask_ms", {}) if at_scale else {}
@@ -411,6 +412,15 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
             "waited in Kafka share one; reviews get none). The worker starts with an empty co-visitation "
             "index, which the drains fill.",
         ]
+        shell = rt.get("shell")
+        if shell:
+            lines[-1] += (
+                f" The same number of backlogs drained by a worker whose model neither ranks nor learns, over "
+                f"the same states (the engine's machinery alone: Faust, Kafka, the tables, parsing, the states' "
+                f"load, update and store, the messages): **{_f(shell['eps'], 0)} events/s** at "
+                f"{_f(shell['cpu_ms_per_event'], 3)} ms per event, so ranking and learning cost "
+                f"{_f((rt['cpu_ms_per_event'] or 0.0) - (shell['cpu_ms_per_event'] or 0.0), 3)} ms per event here."
+            )
     if r.get("growth"):
         lines += [
             "",

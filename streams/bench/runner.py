@@ -299,8 +299,10 @@ class Bench:
         return {"sent": sent, "seconds": seconds, "rate": sent / seconds if seconds else 0.0}
 
     @contextlib.contextmanager
-    def _worker(self, settings: Settings, task: Any, ready_timeout_s: float = 300.0) -> Iterator[WorkerProcess]:
-        worker = WorkerProcess(settings, self.work / f"{settings.app_id}.log").start()
+    def _worker(
+        self, settings: Settings, task: Any, ready_timeout_s: float = 300.0, kind: type[WorkerProcess] = WorkerProcess
+    ) -> Iterator[WorkerProcess]:
+        worker = kind(settings, self.work / f"{settings.app_id}-{kind.__name__}.log").start()
         try:
             self.progress.update(task, status="worker starting")
             worker.wait_ready(ready_timeout_s)
@@ -772,7 +774,9 @@ class Bench:
         """Drains of a shop of returning shoppers: every user seeded with ``RECENT_MAX`` clicks,
         then backlogs of the shop's own mix over the same users, drained as the engine drains
         (a user's clicks of one batch that waited in Kafka share one answer, as in the throughput
-        section). The median drain's events/s and CPU per event, and the answers per event."""
+        section). The median drain's events/s and CPU per event, and the answers per event; then
+        as many backlogs drained by the processing-free worker (:mod:`streams.bench.shell_worker`)
+        over the same states: the bound under the goal."""
         plan = self.plan
         users, items = plan.returning_users, plan.items
         task = self.progress.add_task("returning", total=plan.growth_drains, status="")
@@ -798,6 +802,12 @@ class Bench:
         answers = read_outputs(
             settings, topics.recommendations, lambda m: str(m.get("trigger_event_id")).startswith(tags)
         )
+        shell = []
+        with self._worker(settings, task, ready_timeout_s=900, kind=ShellWorkerProcess) as worker:
+            self._wait_catalog(worker, items, task)
+            for k in range(plan.growth_drains):
+                label = f"returning, processing-free: drain {k + 1}/{plan.growth_drains}"
+                shell.append(self._drain_cost(worker, settings, topics, population, f"s{k}", 30 + k, task, label))
         drain = _median_drain(drains)
         self.results["returning"] = {
             "users": users,
@@ -806,6 +816,7 @@ class Bench:
             "drains": drains,
             "answers_per_event": len(answers) / sum(d["sent"] for d in drains),
             "profile": profile.wait() if profile else None,
+            "shell": {"drains": shell} | _median_drain(shell),
         } | drain
         cpu = drain["cpu_ms_per_event"] or 0.0
         self.progress.update(task, status=f"{drain['eps']:,.0f} ev/s, {cpu:.2f} ms CPU/event")
@@ -1035,6 +1046,12 @@ class Bench:
         self.progress.update(
             task, total=1, completed=1, status=f"{eps:,.0f} ev/s, online hit rate {replay['hit_rate'] or 0:.3f}"
         )
+
+
+class ShellWorkerProcess(WorkerProcess):
+    """The processing-free worker (:mod:`streams.bench.shell_worker`)."""
+
+    module = "streams.bench.shell_worker"
 
 
 class _Child:

@@ -103,6 +103,8 @@ def get_text(url: str, timeout_s: float = 5.0) -> str:
 
 class WorkerProcess:
     command = "worker"
+    #: The module run as ``python -m`` with :attr:`command` as its argument.
+    module = "streams.tools.cli"
 
     def __init__(self, settings: Settings, log_path: Path | None = None) -> None:
         self.settings = settings
@@ -129,7 +131,7 @@ class WorkerProcess:
             _TOKENS[self.url] = self.token
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "streams.tools.cli", self.command],
+                [sys.executable, "-m", self.module, self.command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=child_env(self.settings),

@@ -13,7 +13,7 @@ import pytest
 
 from streams.testing.harness import KERNEL_CACHE_DIR
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(250)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(330)]
 
 
 def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
@@ -38,7 +38,7 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
         ],
         env=env,
         check=True,
-        timeout=240,
+        timeout=320,
     )
     r = json.loads(out.read_text())
     for key in ("throughput_eps", "faust_bare_eps", "faust_forward_eps", "aiokafka_pipe_eps"):
@@ -55,6 +55,8 @@ def test_a_tiny_bench_reports_every_figure(tmp_path: Path):
     assert r["ratios"]["throughput/faust_bare_eps"] > 0
     assert r["returning"]["history"] == 50 and r["returning"]["eps"] > 0 and r["returning"]["cpu_ms_per_event"] > 0
     assert 0 < r["returning"]["answers_per_event"] <= 1
+    shell = r["returning"]["shell"]  # the processing-free worker's drains of the same states
+    assert shell["eps"] > 0 and len(shell["drains"]) == len(r["returning"]["drains"])
     assert r["freshness"]["probes"] >= 1
     assert {g["goal"] for g in r["goals"]} and (report / "report.md").exists()
     assert (report / "latency.png").exists() and (report / "throughput.png").exists()
