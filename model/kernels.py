@@ -61,7 +61,13 @@ def warm(cache_dir: Path | None = None) -> float:
     # Callees first: a kernel calls the module globals they replace as compiled functions.
     for module, names in (
         (covisitation, ("_link_last", "_unlink", "_accumulate", "_scores", "_following", "_sources_of", "_held_by")),
-        (retrieval, ("_mark", "_take", "_rank_of", "_sources", "_rows", "_retrieve")),
+        (
+            retrieval,
+            (
+                *("_mark", "_take", "_rank_of", "_gathered", "_pooled", "_stable_rank", "_first", "_found"),
+                *("_sources", "_rows", "_retrieve"),
+            ),
+        ),
         (reasons, ("_codes",)),
     ):
         for name in names:

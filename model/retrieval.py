@@ -159,7 +159,7 @@ class RetrievedPool(CandidatePool):
     with ``lazy`` rows computes the feature rows and categories of the candidates asked for only,
     from the sources it keeps; it must be read before the index or the catalog change."""
 
-    __slots__ = ("_cat_ids", "_extra_rows", "_ids", "_in_batch", "_request", "_sources")
+    __slots__ = ("_cat_ids", "_cut", "_extra_rows", "_ids", "_in_batch", "_request", "_sources")
 
     def __init__(
         self,
@@ -171,9 +171,13 @@ class RetrievedPool(CandidatePool):
         sources: tuple[Any, ...] | None = None,
         extra_rows: np.ndarray | None = None,
         in_batch: tuple[PoolBatch, int] | None = None,
+        *,
+        cut: bool = False,
     ) -> None:
         super().__init__(None, None, features, retrieved)  # type: ignore[arg-type] # filled on demand
         self._request = request
+        #: Cut to its extras (``alone_if_missed``): it neither adds items nor tells eligible ones.
+        self._cut = cut
         #: The :func:`retrieve_many` call's arrays this pool is a slice of, and its place in them.
         self._in_batch = in_batch
         self._ids = ids
@@ -274,6 +278,10 @@ class RetrievedPool(CandidatePool):
             self._cat_ids, self._features = self._request.rows(self._sources, self._ids)
         return self._cat_ids
 
+    def _whole(self) -> None:
+        if self._cut:
+            raise ValueError("this pool was cut to its extras (alone_if_missed): only they can be read")
+
     def position(self, item_id: str) -> int:
         dense = self._request.catalog.item_ids.get(item_id, -1)
         ids, first = self._ids, self.retrieved
@@ -286,6 +294,7 @@ class RetrievedPool(CandidatePool):
         return found
 
     def eligible(self, catalog: Catalog, excluded: Collection[str]) -> list[int]:
+        self._whole()
         if catalog.item_ids is not self._request.catalog.item_ids:
             return super().eligible(catalog, excluded)
         a, get = catalog.arrays, catalog.item_ids.get
@@ -294,6 +303,7 @@ class RetrievedPool(CandidatePool):
         return kernels.compiled().eligible(self._ids, a.present, a.in_stock, known, flags).tolist()
 
     def with_extra(self, more: Iterable[str]) -> CandidatePool:
+        self._whole()
         extra = self._request.catalog.item_ids.of(more)
         if self._sources is None:
             if all((self._ids == e).any() for e in extra.tolist()):
@@ -382,6 +392,7 @@ def retrieve(
     extra: Iterable[str] = (),
     *,
     lazy: bool = False,
+    alone_if_missed: bool = False,
 ) -> RetrievedPool:
     """Gather candidates and their features. ``interests`` are the user's decayed category
     shares at ``now``; ``extra`` items (a training positive) are added if not retrieved, so that
@@ -389,12 +400,17 @@ def retrieve(
     catalog's item ids (``CovisIndex(ids=catalog.item_ids)``). With ``lazy``, rows are computed
     only for the candidates asked for (a training example reads a handful of a few hundred), and
     ``with_extra`` adds items without retrieving again; the pool must then be read before the
-    index or the catalog change."""
+    index or the catalog change. With ``alone_if_missed`` too, a pool that would hold none of
+    ``extra`` among its retrieved candidates holds the extras alone (``retrieved`` 0), and only
+    their rows can be read: all a training example reads of a click retrieval missed, found
+    without ranking or pooling the candidates."""
     if index.ids is not catalog.item_ids:
         raise ValueError("retrieval needs a co-visitation index over the catalog's item ids")
+    if alone_if_missed and not lazy:
+        raise ValueError("alone_if_missed is for lazy pools")
     request = _Request(user, now, catalog, index, interests, config)
     extra_ids = catalog.item_ids.of(extra)
-    return request.candidates(extra_ids) if lazy else request.run(extra_ids)
+    return request.candidates(extra_ids, alone_if_missed) if lazy else request.run(extra_ids)
 
 
 def retrieve_many(
@@ -457,17 +473,18 @@ class _Request:
         )
         return RetrievedPool(self, ids, int(retrieved), cats, features)
 
-    def candidates(self, extra: np.ndarray) -> RetrievedPool:
+    def candidates(self, extra: np.ndarray, alone_if_missed: bool = False) -> RetrievedPool:
         """:meth:`run` with the rows of the extra candidates only, and the sources kept (the other
-        rows on demand)."""
+        rows on demand); ``alone_if_missed``: :func:`retrieve`'s."""
         catalog, index = self.catalog, self.index
         index.settle()
         a = catalog.arrays
         scratch = _scratch(len(catalog.item_ids.names), len(catalog.category_ids.names))
-        ids, retrieved, cat_ids, rows, sources = kernels.compiled().candidates(
-            *self.args, extra.astype(np.int32, copy=False), *index.arrays(), a.present, a.pop_log, a.category, *scratch
-        )
-        return RetrievedPool(self, ids, retrieved, cat_ids, None, sources, rows)
+        ids, retrieved, cat_ids, rows, sources, whole = kernels.compiled().candidates(
+            *self.args, extra.astype(np.int32, copy=False), alone_if_missed,
+            *index.arrays(), a.present, a.pop_log, a.category, *scratch,
+        )  # fmt: skip
+        return RetrievedPool(self, ids, retrieved, cat_ids, None, sources, rows, cut=not whole)
 
     def rows(self, sources: tuple[Any, ...] | None, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The category ids and rows of ``ids`` from ``sources`` (what :meth:`candidates` kept)."""
@@ -666,9 +683,20 @@ def _sources(
     slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any, mark: Any,
 ) -> Any:  # fmt: skip
     """The candidates of :func:`_retrieve` and how many were retrieved, with what their rows are
-    computed from: the history (distinct items newest first, each at its last visit: position
-    from the newest, visits, strongest action, time, category), the co-visitation scores, the
-    ``covis_max`` strongest of them, and the followers with their ranks."""
+    computed from: :func:`_gathered`, then :func:`_pooled`."""
+    gathered = _gathered(
+        r_ids, r_w, r_ts, r_cat, covis_sources, covis_per_source, after_sources, slot, row_ids, row_w, row_len, at, mark
+    )
+    return _pooled(gathered, popular, cat_items, history, covis_max, extra, mark)
+
+
+def _gathered(
+    r_ids: Any, r_w: Any, r_ts: Any, r_cat: Any, covis_sources: int, covis_per_source: int, after_sources: int,
+    slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any, mark: Any,
+) -> Any:  # fmt: skip
+    """What a pool and its rows are computed from, before anything is ranked: the history
+    (distinct items newest first, each at its last visit: position from the newest, visits,
+    strongest action, time, category), the co-visitation scores and the followers' scores."""
     m = r_ids.shape[0]
     h_ids = np.empty(m, np.int32)
     h_pos = np.empty(m, np.float64)
@@ -692,9 +720,19 @@ def _sources(
     for j in range(n_h):
         mark[h_ids[j]] = -1
     h_ids = h_ids[:n_h]
-
     cv_ids, cv_w = covisitation._scores(h_ids[:covis_sources], covis_per_source, slot, row_ids, row_w, row_len, at)
     af_ids, af_w = covisitation._following(h_ids[:after_sources], slot, row_ids, row_w, row_len, at)
+    return h_ids, h_pos[:n_h], h_n[:n_h], h_w[:n_h], h_ts[:n_h], h_cat[:n_h], cv_ids, cv_w, af_ids, af_w
+
+
+def _pooled(gathered: Any, popular: Any, cat_items: Any, history: int, covis_max: int, extra: Any, mark: Any) -> Any:
+    """The candidates from what :func:`_gathered` found (the first ``history`` distinct recent
+    items, the ``covis_max`` strongest co-visited items, the wanted categories' popular items,
+    the popular items, each once; then ``extra``), how many were retrieved, and what their rows
+    are computed from: the history, the co-visitation scores, the ``covis_max`` strongest of
+    them, and the followers with their ranks."""
+    h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, af_ids, af_w = gathered
+    n_h = h_ids.shape[0]
     ranked = cv_ids[np.argsort(-cv_w, kind="mergesort")[:covis_max]]
     af_order = np.argsort(-af_w, kind="mergesort")
     af_rank = np.empty(af_ids.shape[0], np.int64)
@@ -711,33 +749,76 @@ def _sources(
     n = _take(extra, extra.shape[0], mark, ids, n)
     for i in range(n):
         mark[ids[i]] = -1
-    return (
-        ids[:n], retrieved, h_ids, h_pos[:n_h], h_n[:n_h], h_w[:n_h], h_ts[:n_h], h_cat[:n_h],
-        cv_ids, cv_w, ranked, af_ids, af_w, af_rank,
-    )  # fmt: skip
+    return ids[:n], retrieved, h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank
+
+
+def _stable_rank(w: Any, i: int) -> int:
+    """The place of ``w[i]`` in a stable sort of ``w`` by ``-w`` (``np.argsort(-w, kind="mergesort")``)."""
+    r = 0
+    for j in range(w.shape[0]):
+        if w[j] > w[i] or (w[j] == w[i] and j < i):
+            r += 1
+    return r
+
+
+def _first(ids: Any, item: int) -> int:
+    """The position of the first ``item`` in ``ids``, -1 if none."""
+    for j in range(ids.shape[0]):
+        if ids[j] == item:
+            return j
+    return -1
+
+
+def _found(item: int, gathered: Any, popular: Any, cat_items: Any, history: int, covis_max: int) -> bool:
+    """Whether :func:`_pooled` retrieves ``item`` (holds it before the extras), without pooling."""
+    h_ids, cv_ids, cv_w = gathered[0], gathered[6], gathered[7]
+    if 0 <= _first(h_ids, item) < history or _first(cat_items, item) >= 0 or _first(popular, item) >= 0:
+        return True
+    c = _first(cv_ids, item)
+    return c >= 0 and _stable_rank(cv_w, c) < covis_max
 
 
 def _candidates(
     r_ids: Any, r_w: Any, r_ts: Any, r_cat: Any, popular: Any, cat_items: Any, cat_ranks: Any,
     share_cats: Any, shares: Any, last_cat: int,
     history: int, covis_sources: int, covis_per_source: int, covis_max: int, after_sources: int,
-    now: float, user_size: float, extra: Any,
+    now: float, user_size: float, extra: Any, alone_if_missed: bool,
     slot: Any, row_ids: Any, row_w: Any, row_len: Any, at: Any, count: Any, pending: Any,
     present: Any, pop_log: Any, item_cat: Any,
     mark: Any, cat_share: Any, cat_recent: Any,
 ) -> Any:  # fmt: skip
     """:func:`_sources` (the candidates, how many were retrieved), their category ids (-1 but for
     the extra candidates) and the rows of the extra candidates only (a training example's
-    positive, when retrieval did not find it, is all it reads), and the sources the other rows
+    positive, when retrieval did not find it, is all it reads), the sources the other rows
     are computed from (:func:`_kept_rows`), packed in three arrays: each array a kernel returns
-    costs its caller the boxing of a numpy array."""
-    found = _sources(
-        r_ids, r_w, r_ts, r_cat, popular, cat_items,
-        history, covis_sources, covis_per_source, covis_max, after_sources, extra,
-        slot, row_ids, row_w, row_len, at, mark,
-    )  # fmt: skip
-    ids, retrieved = found[0], found[1]
-    h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank = found[2:]
+    costs its caller the boxing of a numpy array, and whether the pool is whole. With
+    ``alone_if_missed``, when retrieval finds none of ``extra``, the candidates are the extras
+    alone (none retrieved) with their rows, found without ranking or pooling anything, and the
+    pool is not whole: its sources hold no ranking."""
+    gathered = _gathered(
+        r_ids, r_w, r_ts, r_cat, covis_sources, covis_per_source, after_sources, slot, row_ids, row_w, row_len, at, mark
+    )
+    h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, af_ids, af_w = gathered
+    missed = alone_if_missed
+    for j in range(extra.shape[0]):
+        if missed and _found(extra[j], gathered, popular, cat_items, history, covis_max):
+            missed = False
+    if missed:
+        ids = np.empty(extra.shape[0], np.int32)
+        n = _take(extra, extra.shape[0], mark, ids, 0)
+        ids = ids[:n]
+        for i in range(n):
+            mark[ids[i]] = -1
+        ranked = np.empty(0, np.int32)  # none of ``ids`` ranks among the co-visited
+        af_rank = np.full(af_ids.shape[0], -1, np.int64)  # only the ranks ``ids`` read
+        for i in range(n):
+            a = _first(af_ids, ids[i])
+            if a >= 0:
+                af_rank[a] = _stable_rank(af_w, a)
+        retrieved = 0
+    else:
+        found = _pooled(gathered, popular, cat_items, history, covis_max, extra, mark)
+        ids, retrieved, ranked, af_rank = found[0], found[1], found[10], found[13]
     extra_cats, out = _rows(
         ids[retrieved:], h_ids, h_pos, h_n, h_w, h_ts, h_cat, cv_ids, cv_w, ranked, af_ids, af_w, af_rank,
         popular, cat_items, cat_ranks, share_cats, shares, r_cat, last_cat, now, user_size,
@@ -748,7 +829,7 @@ def _candidates(
     n_h, n_cv, n_r, n_af = h_ids.shape[0], cv_ids.shape[0], ranked.shape[0], af_ids.shape[0]
     ints = np.concatenate((h_ids, h_cat, cv_ids, ranked, af_ids))
     floats = np.concatenate((h_pos, h_n, h_w, h_ts, cv_w, af_w))
-    return ids, retrieved, cats, out, (ints, floats, af_rank, n_h, n_cv, n_r, n_af)
+    return ids, retrieved, cats, out, (ints, floats, af_rank, n_h, n_cv, n_r, n_af), not missed
 
 
 def _kept_rows(
@@ -927,6 +1008,7 @@ def warm_up() -> None:
     index.sources_of(user, 1, 1, ["b", "a"])
     index.held_by(["a"], ["b", "a"])
     retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"])
+    retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"], lazy=True, alone_if_missed=True).rows([0])
     lazy = retrieve(user, 2.0, catalog, index, [("c", 1.0)], extra=["z"], lazy=True)
     lazy.rows([len(lazy.items) - 1])
     lazy.with_extra(["y"]).rows([0, 1])

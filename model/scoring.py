@@ -319,13 +319,18 @@ class NeuralServingModel:
         half_life_s: float | None = None,
         *,
         lazy: bool = False,
+        alone_if_missed: bool = False,
     ) -> CandidatePool:
         """Retrieval for one user (also what training examples sample negatives from, with their
         interests' ``half_life_s``; default this model's); ``lazy``: rows only for the candidates
-        asked for (:func:`~model.retrieval.retrieve`)."""
+        asked for, ``alone_if_missed``: the extras alone if retrieval misses them all
+        (:func:`~model.retrieval.retrieve`)."""
         half_life = self.half_life if half_life_s is None else half_life_s
         interests = user.interest_weights(now, half_life, self.config.interests)
-        return retrieve(user, now, self.catalog, self.index, interests, self.retrieval, extra, lazy=lazy)
+        return retrieve(
+            user, now, self.catalog, self.index, interests, self.retrieval, extra,
+            lazy=lazy, alone_if_missed=alone_if_missed,
+        )  # fmt: skip
 
     def pools(self, users: Sequence[UserState], now: float) -> list[CandidatePool]:
         """:meth:`pool` for each of ``users`` at ``now``, in one retrieval pass."""

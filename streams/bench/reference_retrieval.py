@@ -31,6 +31,7 @@ class ReferenceServingModel(NeuralServingModel):
         half_life_s: float | None = None,
         *,
         lazy: bool = False,  # the reference computes every row
+        alone_if_missed: bool = False,  # and retrieves every candidate
     ) -> CandidatePool:
         half_life = self.half_life if half_life_s is None else half_life_s
         interests = user.interest_weights(now, half_life, self.config.interests)

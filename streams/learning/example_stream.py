@@ -90,16 +90,12 @@ class ExampleBuilder:
         """The click's examples as one record (:func:`~model.examples.click_record`)."""
         if not isinstance(model, NeuralServingModel):
             return None
+        config = self._config(model)
+        # A click retrieval missed labels only the interest task: its example reads its row alone.
+        alone = config.retrieved_positives_only
+        pool = model.pool(before, click.ts, [click.item_id], self._half_life, lazy=True, alone_if_missed=alone)
         return click_record(
-            before,
-            click.item_id,
-            click.action,
-            click.ts,
-            category,
-            self._catalog,
-            self._rng,
-            config=self._config(model),
-            pool=model.pool(before, click.ts, [click.item_id], self._half_life, lazy=True),
+            before, click.item_id, click.action, click.ts, category, self._catalog, self._rng, config=config, pool=pool
         )
 
     def review(self, model: ServingModel, before: UserState, review: Review, category: str) -> bytes | None:

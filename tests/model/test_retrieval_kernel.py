@@ -150,6 +150,51 @@ def test_lazy_rows_are_the_rows_of_the_whole_pool_byte_for_byte(seed: int) -> No
             assert got.tolist() == want.tolist()
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_pool_cut_to_missed_extras_holds_their_rows_as_the_whole_pool_does(seed: int) -> None:
+    """``alone_if_missed``: when retrieval finds none of the extras, the pool holds them alone
+    (each once, in order, none retrieved) with the rows and categories the whole pool gives them,
+    bit for bit, and refuses what it cannot tell; otherwise it is the whole lazy pool. Random
+    bounds, so that extras are missed because they rank below ``covis_max``, lie beyond
+    ``history`` or follow a source, as well as for having nothing at all."""
+    catalog, index, _, users, now, rng = _shop(seed)
+    config = RetrievalConfig(
+        history=int(rng.integers(1, 20)),
+        covis_sources=int(rng.integers(1, 10)),
+        covis_per_source=int(rng.integers(1, 30)),
+        covis_max=int(rng.integers(1, 10)),
+        after_sources=int(rng.integers(1, 5)),
+        categories=int(rng.integers(0, 3)),
+        per_category=int(rng.integers(1, 5)),
+        popular=int(rng.integers(0, 5)),
+    )
+    cut = whole = 0
+    for user in [*users, UserState()] * 3:
+        interests = user.interest_weights(now, HALF_LIFE, 5)
+        recent = [r.item_id for r in user.recent]
+        pick = [*recent, *(f"i{n}" for n in range(90))]  # often a recent item: found or beyond history
+        extra = [pick[int(rng.integers(len(pick)))] for _ in range(int(rng.integers(1, 4)))]
+        eager = retrieve(user, now, catalog, index, interests, config, extra)
+        pool = retrieve(user, now, catalog, index, interests, config, extra, lazy=True, alone_if_missed=True)
+        missed = all(eager.position(item) >= eager.retrieved for item in extra)
+        if not missed:
+            assert pool.ids.tolist() == eager.ids.tolist() and pool.retrieved == eager.retrieved
+            whole += 1
+            continue
+        cut += 1
+        distinct = list(dict.fromkeys(extra))
+        assert pool.items == distinct and pool.retrieved == 0
+        at = [eager.position(item) for item in distinct]
+        assert pool.rows(range(len(distinct))).tobytes() == eager.rows(at).tobytes()
+        assert [pool.category(i) for i in range(len(distinct))] == eager.categories_at(at)
+        assert pool.features.tobytes() == eager.rows(at).tobytes()
+        with pytest.raises(ValueError, match="cut to its extras"):
+            pool.eligible(catalog, set())
+        with pytest.raises(ValueError, match="cut to its extras"):
+            pool.with_extra(["i1"])
+    assert cut > 20 and whole > 20, (cut, whole)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_a_clicks_examples_from_lazy_rows_are_those_of_the_whole_pool(seed: int) -> None:
     """``click_examples`` over a lazy pool (as ``ExampleBuilder`` retrieves it) packs the same bytes
@@ -174,7 +219,12 @@ def test_a_clicks_examples_from_lazy_rows_are_those_of_the_whole_pool(seed: int)
         lazy = retrieve(user, now, catalog, index, interests, config.retrieval, [item], lazy=True)
         args = (user, item, action, now, category, catalog, np.random.default_rng(seed))
         packed.append(click_record(*args, config=config, pool=lazy))
-        assert packed == [packed[0]] * 4
+        alone = retrieve(
+            user, now, catalog, index, interests, config.retrieval, [item], lazy=True, alone_if_missed=True
+        )
+        args = (user, item, action, now, category, catalog, np.random.default_rng(seed))
+        packed.append(click_record(*args, config=config, pool=alone))  # as ExampleBuilder retrieves
+        assert packed == [packed[0]] * 5
         labelled += len(examples) > 1
     assert labelled > 5, "retrieved positives, with their negatives, are compared too"
 
