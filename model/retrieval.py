@@ -278,7 +278,7 @@ class RetrievedPool(CandidatePool):
             self._cat_ids, self._features = self._request.rows(self._sources, self._ids)
         return self._cat_ids
 
-    def _whole(self) -> None:
+    def _require_whole(self) -> None:
         if self._cut:
             raise ValueError("this pool was cut to its extras (alone_if_missed): only they can be read")
 
@@ -294,7 +294,7 @@ class RetrievedPool(CandidatePool):
         return found
 
     def eligible(self, catalog: Catalog, excluded: Collection[str]) -> list[int]:
-        self._whole()
+        self._require_whole()
         if catalog.item_ids is not self._request.catalog.item_ids:
             return super().eligible(catalog, excluded)
         a, get = catalog.arrays, catalog.item_ids.get
@@ -303,7 +303,7 @@ class RetrievedPool(CandidatePool):
         return kernels.compiled().eligible(self._ids, a.present, a.in_stock, known, flags).tolist()
 
     def with_extra(self, more: Iterable[str]) -> CandidatePool:
-        self._whole()
+        self._require_whole()
         extra = self._request.catalog.item_ids.of(more)
         if self._sources is None:
             if all((self._ids == e).any() for e in extra.tolist()):

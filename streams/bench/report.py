@@ -414,12 +414,14 @@ def markdown(results: dict[str, Any], command: str, plots: list[str]) -> str:
         ]
         shell = rt.get("shell")
         if shell:
+            engine_ms, shell_ms = rt["cpu_ms_per_event"], shell["cpu_ms_per_event"]
             lines[-1] += (
                 f" The same number of backlogs drained by a worker whose model neither ranks nor learns, over "
                 f"the same states (the engine's machinery alone: Faust, Kafka, the tables, parsing, the states' "
                 f"load, update and store, the messages): **{_f(shell['eps'], 0)} events/s** at "
                 f"{_f(shell['cpu_ms_per_event'], 3)} ms per event, so ranking and learning cost "
-                f"{_f((rt['cpu_ms_per_event'] or 0.0) - (shell['cpu_ms_per_event'] or 0.0), 3)} ms per event here."
+                f"{_f(engine_ms - shell_ms if engine_ms is not None and shell_ms is not None else None, 3)} ms "
+                "per event here."
             )
     if r.get("growth"):
         lines += [
